@@ -1,0 +1,113 @@
+"""`consultflow consultation`: create and read consultations."""
+
+from __future__ import annotations
+
+import click
+
+from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.output import local_time, table
+from consultflow.services import consultations
+from consultflow.services.workflows import find_spec
+
+
+@click.group("consultation")
+def consultation_group() -> None:
+    """Consultations: one per area plan (片区规划)."""
+
+
+@consultation_group.command("create")
+@click.argument("title")
+@click.option("--area", required=True, help="Planning area (片区) the consultation covers.")
+@click.option(
+    "--workflow",
+    default=consultations.DEFAULT_WORKFLOW,
+    show_default=True,
+    help="NAME or NAME@VERSION.",
+)
+@pass_state
+def consultation_create(state: CliState, title: str, area: str, workflow: str) -> None:
+    """Create a consultation called TITLE, pinned to a workflow version."""
+    view = consultations.create_consultation(
+        state.services(), acting=state.actor, title=title, area=area, workflow=workflow
+    )
+    state.emit(
+        view,
+        lambda: (
+            f"consultation {view.id} created on {view.workflow}; open its first round with 'consultflow round open {view.id}'"
+        ),
+    )
+
+
+@consultation_group.command("list")
+@json_flag
+@pass_state
+def consultation_list(state: CliState) -> None:
+    """All consultations."""
+    views = consultations.list_consultations(state.services())
+    tz = state.settings.tz
+    state.emit(
+        views,
+        lambda: table(
+            ["id", "title", "area", "workflow", "opinions", "created"],
+            [
+                (
+                    v.id,
+                    v.title,
+                    v.area,
+                    v.workflow,
+                    v.opinions,
+                    local_time(v.created_at, tz),
+                )
+                for v in views
+            ],
+        ),
+    )
+
+
+@consultation_group.command("show")
+@click.argument("consultation_id", type=int)
+@json_flag
+@pass_state
+def consultation_show(state: CliState, consultation_id: int) -> None:
+    """One consultation: rounds and opinions by state."""
+    ctx = state.services()
+    view = consultations.show_consultation(ctx, consultation_id)
+    tz = state.settings.tz
+
+    def text() -> str:
+        spec = find_spec(ctx, view.workflow)
+        out = [
+            f"{view.id}  {view.title}  ({view.area})",
+            f"workflow: {view.workflow}   opinions: {view.opinions}",
+            "",
+        ]
+        out.append(
+            table(
+                ["round", "status", "opened", "closes", "closed"],
+                [
+                    (
+                        r.number,
+                        r.status,
+                        local_time(r.opened_at, tz),
+                        local_time(r.closes_at, tz),
+                        local_time(r.closed_at, tz),
+                    )
+                    for r in view.rounds
+                ],
+            )
+        )
+        out.append("")
+        out.append(
+            table(
+                ["state", "label", "opinions"],
+                [(s, state.label(spec.states[s].label), n) for s, n in view.by_state],
+            )
+        )
+        return "\n".join(out)
+
+    state.emit(view, text)
+
+
+def register(main: click.Group) -> None:
+    """Attach the commands."""
+    main.add_command(consultation_group)

@@ -1,0 +1,93 @@
+"""`consultflow demo`: the newcomer's first run."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import click
+
+from consultflow.cli.main import CliState, pass_state
+from consultflow.cli.output import table
+from consultflow.domain.vocabulary import Outcome
+from consultflow.services import audit, consultations, demo
+from consultflow.store import migrate
+
+
+@click.command("demo")
+@click.option(
+    "--opinions",
+    "total",
+    type=click.IntRange(min=300),
+    default=809,
+    show_default=True,
+    help="How many opinions to collect.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=2023,
+    show_default=True,
+    help="Random seed (the same seed gives the same run).",
+)
+@pass_state
+def demo_command(state: CliState, total: int, seed: int) -> None:
+    """Run a consultation shaped like the county pilot: ~800 opinions, three rounds, 203 adopted."""
+    ctx = state.services(check_schema=False)
+    migrate.upgrade(ctx.engine)
+    if state.settings.log_level != "DEBUG":  # thousands of per-step lines would bury the summary
+        logging.getLogger("consultflow").setLevel(logging.WARNING)
+    started = time.perf_counter()
+    result = demo.run_demo(ctx, total=total, seed=seed)
+    elapsed = time.perf_counter() - started
+    report = audit.rounds_report(ctx, result.consultation_id)
+    shown = consultations.show_consultation(ctx, result.consultation_id)
+    if state.json:
+        state.emit(
+            {
+                "demo": result,
+                "rounds": report,
+                "by_state": dict(shown.by_state),
+                "seconds": round(elapsed, 2),
+            },
+            str,
+        )
+        return
+    most = max((max(o.histogram, default=0) for o in report.outcomes), default=0)
+    click.echo(
+        f"consultation {result.consultation_id}: {result.opinions} opinions from {result.participants} participants, "
+        f"{result.rounds} rounds (simulated dates from March 2023), {elapsed:.1f}s\n"
+    )
+    click.echo("Rounds each opinion went through before its outcome:")
+    click.echo(
+        table(
+            [
+                "outcome",
+                "opinions",
+                *[f"{n} round(s)" for n in range(1, most + 1)],
+                "mean",
+            ],
+            [
+                (
+                    state.label(Outcome(o.outcome).label),
+                    o.total,
+                    *[o.histogram.get(n, 0) for n in range(1, most + 1)],
+                    f"{o.mean:.2f}",
+                )
+                for o in report.outcomes
+            ],
+        )
+    )
+    click.echo("")
+    click.echo(table(["final state", "opinions"], [(s, n) for s, n in shown.by_state if n]))
+    db = state.settings.db_url
+    click.echo(
+        f"\nNext: consultflow --db {db} audit rounds {result.consultation_id}\n"
+        f"      consultflow --db {db} opinion list --consultation {result.consultation_id} --outcome adopted\n"
+        f"      consultflow --db {db} audit history 1"
+    )
+
+
+def register(main: click.Group) -> None:
+    """Attach the command."""
+    main.add_command(demo_command)

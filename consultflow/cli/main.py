@@ -1,0 +1,208 @@
+"""The `consultflow` command: global options, error handling, and the command groups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import structlog
+
+from consultflow import __version__
+from consultflow.bootstrap import build_context
+from consultflow.cli.output import emit_json
+from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
+from consultflow.domain.clock import Clock
+from consultflow.domain.errors import ConsultflowError
+from consultflow.domain.labels import Label
+from consultflow.logconfig import configure_logging
+from consultflow.services.context import ServiceContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """Per-invocation state shared by every command."""
+
+    settings: Settings
+    clock: Clock | None = None
+    _services: ServiceContext | None = None
+
+    def services(self, *, check_schema: bool = True) -> ServiceContext:
+        """The service context, connecting on first use."""
+        if self._services is None:
+            self._services = build_context(self.settings, clock=self.clock, check_schema=check_schema)
+        return self._services
+
+    @property
+    def json(self) -> bool:
+        """Whether output is one JSON document."""
+        return self.settings.json_output
+
+    @property
+    def actor(self) -> str | None:
+        """Who is acting (--as)."""
+        return self.settings.actor
+
+    def label(self, label: Label) -> str:
+        """A label in the chosen language."""
+        return label.get(self.settings.lang)
+
+    def emit(self, value: object, text: Callable[[], str]) -> None:
+        """JSON when asked for, else the text rendering."""
+        if self.json:
+            emit_json(value, self.settings.tz)
+        else:
+            click.echo(text())
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        state = ctx.find_object(CliState)
+        if state is not None:
+            state.settings = replace(state.settings, json_output=True)
+
+
+def json_flag(func: F) -> F:
+    """`--json` on a read command (the same as the global `consultflow --json`)."""
+    return click.option(
+        "--json",
+        "json_",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_json,
+        help="Print one JSON document.",
+    )(func)
+
+
+class ConsultflowGroup(click.Group):
+    """Turns a user's mistake into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; map `ConsultflowError` to a one-line error and exit code 1."""
+        try:
+            return super().invoke(ctx)
+        except ConsultflowError as exc:
+            state = ctx.find_object(CliState)
+            if state is not None and state.json:
+                click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False), err=True)
+                ctx.exit(exc.exit_code)
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=ConsultflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="consultflow")
+@click.option(
+    "--db",
+    envvar="CONSULTFLOW_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Database URL or SQLite file path [env CONSULTFLOW_DB].",
+)
+@click.option(
+    "--as",
+    "actor",
+    envvar="CONSULTFLOW_ACTOR",
+    help="Who is acting: a registered actor's name [env CONSULTFLOW_ACTOR].",
+)
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Print one JSON document on stdout (logs stay on stderr).",
+)
+@click.option("--log-json", is_flag=True, help="Write logs as JSON lines on stderr.")
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    envvar="CONSULTFLOW_LANG",
+    default="zh",
+    show_default=True,
+    help="Language of labels [env CONSULTFLOW_LANG].",
+)
+@click.option(
+    "--tz",
+    envvar="CONSULTFLOW_TZ",
+    default=DEFAULT_TZ,
+    show_default=True,
+    help="Time zone times are shown in [env CONSULTFLOW_TZ].",
+)
+@click.option(
+    "--workflows",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="CONSULTFLOW_WORKFLOWS",
+    help="Directory of workflow files [env CONSULTFLOW_WORKFLOWS].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail too.")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    db: str,
+    actor: str | None,
+    json_output: bool,
+    log_json: bool,
+    lang: str,
+    tz: str,
+    workflows: Path | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """consultflow: run public consultations in rounds (参与—反馈—再参与—再反馈).
+
+    Every opinion moves through a workflow state machine until it is adopted, partly adopted,
+    rejected, withdrawn or merged; every change is an audit event.
+    """
+    level = "DEBUG" if verbose else "WARNING" if quiet else "INFO"
+    configure_logging(json_lines=log_json, level=level)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(command=ctx.invoked_subcommand)
+    try:
+        load_zone(tz)
+    except ConsultflowError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    settings = Settings(
+        db_url=db,
+        actor=actor,
+        workflows_dir=workflows,
+        tz_name=tz,
+        lang="en" if lang == "en" else "zh",
+        json_output=json_output,
+        log_json=log_json,
+        log_level=level,
+    )
+    given = ctx.obj if isinstance(ctx.obj, dict) else {}
+    ctx.obj = CliState(settings=settings, clock=given.get("clock"))
+    ctx.call_on_close(lambda: _dispose(ctx.obj))
+
+
+def _dispose(state: CliState) -> None:
+    if state._services is not None:  # noqa: SLF001 - owner of the object
+        state._services.engine.dispose()  # noqa: SLF001
+
+
+def _register() -> None:
+    # Imported here: the command modules import `main` from this module.
+    from consultflow.cli import (  # noqa: PLC0415
+        audit,
+        consultation,
+        db,
+        demo,
+        opinion,
+        people,
+        rounds,
+        workflow,
+    )
+
+    for module in (db, people, workflow, consultation, opinion, rounds, audit, demo):
+        module.register(main)
+
+
+_register()

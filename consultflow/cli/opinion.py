@@ -1,0 +1,234 @@
+"""`consultflow opinion`: submit, list, show, assign, and fire workflow triggers."""
+
+from __future__ import annotations
+
+import click
+
+from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.output import local_time, shorten, table
+from consultflow.domain.vocabulary import Field
+from consultflow.services import opinions
+
+
+@click.group("opinion")
+def opinion_group() -> None:
+    """Opinions (意见建议): the unit that moves through the workflow."""
+
+
+@opinion_group.command("submit")
+@click.option(
+    "--consultation",
+    "consultation_id",
+    type=int,
+    required=True,
+    help="Consultation id.",
+)
+@click.option(
+    "--participant",
+    "participant_id",
+    type=int,
+    required=True,
+    help="Participant id (see 'participant list').",
+)
+@click.option("--category", required=True, help="Category name from the workflow (e.g. industry).")
+@click.option(
+    "--channel",
+    required=True,
+    help="Channel name from the workflow (e.g. villagers_assembly).",
+)
+@click.option("--text", required=True, help="The opinion, as the participant gave it.")
+@pass_state
+def opinion_submit(
+    state: CliState,
+    consultation_id: int,
+    participant_id: int,
+    category: str,
+    channel: str,
+    text: str,
+) -> None:
+    """Record an opinion in the consultation's open round."""
+    view = opinions.submit_opinion(
+        state.services(),
+        acting=state.actor,
+        consultation_id=consultation_id,
+        participant_id=participant_id,
+        category=category,
+        channel=channel,
+        text=text,
+    )
+    state.emit(
+        view,
+        lambda: f"opinion {view.id} submitted in round {view.current_round} ({view.state})",
+    )
+
+
+@opinion_group.command("list")
+@click.option("--consultation", "consultation_id", type=int, help="Only this consultation.")
+@click.option("--state", "state_name", help="Only opinions in this state.")
+@click.option("--assigned-to", help="Only opinions assigned to this planner (a work queue).")
+@click.option("--category", help="Only this category.")
+@click.option("--channel", help="Only this channel.")
+@click.option("--round", "round_no", type=int, help="Only opinions now in this round.")
+@click.option(
+    "--outcome",
+    help="Only this outcome (adopted, partly_adopted, rejected, withdrawn, merged).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@json_flag
+@pass_state
+def opinion_list(
+    state: CliState,
+    consultation_id: int | None,
+    state_name: str | None,
+    assigned_to: str | None,
+    category: str | None,
+    channel: str | None,
+    round_no: int | None,
+    outcome: str | None,
+    limit: int | None,
+) -> None:
+    """Opinions matching every filter given."""
+    views = opinions.list_opinions(
+        state.services(),
+        consultation_id=consultation_id,
+        state=state_name,
+        assigned_to=assigned_to,
+        category=category,
+        channel=channel,
+        round_no=round_no,
+        outcome=outcome,
+        limit=limit,
+    )
+    state.emit(
+        views,
+        lambda: table(
+            [
+                "id",
+                "state",
+                "round",
+                "rounds",
+                "category",
+                "participant",
+                "assigned",
+                "text",
+            ],
+            [
+                (
+                    v.id,
+                    v.state,
+                    v.current_round,
+                    v.rounds_count,
+                    v.category,
+                    f"{v.participant} ({v.village})",
+                    v.assigned_to,
+                    shorten(v.text),
+                )
+                for v in views
+            ],
+        ),
+    )
+
+
+@opinion_group.command("show")
+@click.argument("opinion_id", type=int)
+@json_flag
+@pass_state
+def opinion_show(state: CliState, opinion_id: int) -> None:
+    """One opinion and the feedback and replies exchanged about it."""
+    view, entries = opinions.show_opinion(state.services(), opinion_id)
+    tz = state.settings.tz
+
+    def text() -> str:
+        out = [
+            f"opinion {view.id}  consultation {view.consultation_id}  ({view.workflow})",
+            f"participant: {view.participant} ({view.village})   recorded by: {view.recorded_by}",
+            f"category: {view.category}   channel: {view.channel}   submitted: {local_time(view.submitted_at, tz)}",
+            f"state: {view.state} since {local_time(view.state_entered_at, tz)}   round: {view.current_round}   rounds so far: {view.rounds_count}",
+        ]
+        if view.assigned_to:
+            out.append(f"assigned to: {view.assigned_to}")
+        if view.outcome:
+            out.append(
+                f"outcome: {view.outcome}"
+                + (f"   plan: {view.plan_ref}" if view.plan_ref else "")
+                + (f"   merged into: {view.merged_into}" if view.merged_into else "")
+            )
+        out += ["", view.text]
+        if entries:
+            out += [
+                "",
+                table(
+                    ["round", "kind", "stance", "by", "at", "text"],
+                    [
+                        (
+                            e.round_no,
+                            e.kind,
+                            e.stance,
+                            e.actor,
+                            local_time(e.at, tz),
+                            e.text,
+                        )
+                        for e in entries
+                    ],
+                ),
+            ]
+        return "\n".join(out)
+
+    state.emit({"opinion": view, "entries": entries}, text)
+
+
+@opinion_group.command("assign")
+@click.argument("opinion_ids", nargs=-1, required=True, type=int)
+@click.option("--to", "planner", required=True, help="The planner who owes feedback.")
+@pass_state
+def opinion_assign(state: CliState, opinion_ids: tuple[int, ...], planner: str) -> None:
+    """Assign OPINION_IDS to a planner."""
+    views = opinions.assign(state.services(), acting=state.actor, opinion_ids=opinion_ids, planner=planner)
+    state.emit(views, lambda: f"{len(views)} opinion(s) assigned to {planner}")
+
+
+@opinion_group.command("fire")
+@click.argument("opinion_id", type=int)
+@click.argument("trigger")
+@click.option("--text", help="Feedback or reply text.")
+@click.option("--reason", help="Reason (rejection, withdrawal).")
+@click.option("--plan-ref", help="Where the plan reflects it, e.g. 'v2 §4.3 rural roads'.")
+@click.option("--into", "merge_target", help="Opinion id to merge into.")
+@click.option("--stance", help="Re-participation stance: agree, object or revise.")
+@pass_state
+def opinion_fire(
+    state: CliState,
+    opinion_id: int,
+    trigger: str,
+    text: str | None,
+    reason: str | None,
+    plan_ref: str | None,
+    merge_target: str | None,
+    stance: str | None,
+) -> None:
+    """Fire TRIGGER on OPINION_ID (see 'workflow show' for triggers and their fields)."""
+    fields = {
+        Field.TEXT: text,
+        Field.REASON: reason,
+        Field.PLAN_REF: plan_ref,
+        Field.MERGE_TARGET: merge_target,
+        Field.STANCE: stance,
+    }
+    result = opinions.fire(
+        state.services(),
+        acting=state.actor,
+        opinion_id=opinion_id,
+        trigger=trigger,
+        fields=fields,
+    )
+    state.emit(
+        result,
+        lambda: (
+            f"opinion {result.opinion_id}: {result.from_state} -> {result.to_state} ({result.trigger}, round {result.round_no}, rounds so far {result.rounds_count})"
+        ),
+    )
+
+
+def register(main: click.Group) -> None:
+    """Attach the commands."""
+    main.add_command(opinion_group)

@@ -1,0 +1,127 @@
+"""`consultflow actor` and `consultflow participant`: registering people."""
+
+from __future__ import annotations
+
+import click
+
+from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.output import local_time, table
+from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
+from consultflow.services import people
+
+ROLE_CHOICE = click.Choice([r.value for r in ASSIGNABLE_ROLES])
+
+
+@click.group("actor")
+def actor_group() -> None:
+    """People who act: coordinators, planners, local experts, participants, auditors."""
+
+
+@actor_group.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=ROLE_CHOICE,
+    help="A role (repeat for several).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="Language of their messages.",
+)
+@click.option("--contact", help="Email or phone for reminders (never logged or shown).")
+@pass_state
+def actor_add(state: CliState, name: str, roles: tuple[str, ...], lang: str, contact: str | None) -> None:
+    """Register NAME. The first person on a new database must be a coordinator."""
+    view = people.add_actor(
+        state.services(),
+        acting=state.actor,
+        name=name,
+        roles=roles,
+        lang=lang,
+        contact=contact,
+    )
+    state.emit(view, lambda: f"actor {view.id} {view.name}: {', '.join(view.roles)}")
+
+
+@actor_group.command("list")
+@json_flag
+@pass_state
+def actor_list(state: CliState) -> None:
+    """Everyone registered, with their roles."""
+    views = people.list_actors(state.services())
+
+    def text() -> str:
+        rows = [
+            (
+                v.id,
+                v.name,
+                ", ".join(state.label(Role(r).label) for r in v.roles),
+                v.lang,
+                "yes" if v.has_contact else "no",
+            )
+            for v in views
+        ]
+        return table(["id", "name", "roles", "lang", "contact"], rows)
+
+    state.emit(views, text)
+
+
+@click.group("participant")
+def participant_group() -> None:
+    """Villagers and groups whose opinions are recorded."""
+
+
+@participant_group.command("add")
+@click.argument("name")
+@click.option("--village", required=True, help="Village or area (村/片区).")
+@click.option("--contact", help="Phone or email, kept private.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@pass_state
+def participant_add(state: CliState, name: str, village: str, contact: str | None, lang: str) -> None:
+    """Register a participant called NAME."""
+    view = people.add_participant(
+        state.services(),
+        acting=state.actor,
+        name=name,
+        village=village,
+        contact=contact,
+        lang=lang,
+    )
+    state.emit(view, lambda: f"participant {view.id} {view.name} ({view.village})")
+
+
+@participant_group.command("list")
+@click.option("--village", help="Only this village.")
+@click.option(
+    "--with-contact",
+    is_flag=True,
+    help="Include contact details (coordinators, for outreach).",
+)
+@json_flag
+@pass_state
+def participant_list(state: CliState, village: str | None, with_contact: bool) -> None:
+    """Registered participants."""
+    views = people.list_participants(state.services(), acting=state.actor, village=village, with_contact=with_contact)
+
+    def text() -> str:
+        headers = ["id", "name", "village", "registered"] + (["contact"] if with_contact else [])
+        rows = [
+            (v.id, v.name, v.village, local_time(v.created_at, state.settings.tz))
+            + ((v.contact,) if with_contact else ())
+            for v in views
+        ]
+        return table(headers, rows)
+
+    state.emit(views, text)
+
+
+def register(main: click.Group) -> None:
+    """Attach the commands."""
+    main.add_command(actor_group)
+    main.add_command(participant_group)

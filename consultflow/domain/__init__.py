@@ -1,0 +1,4 @@
+"""Pure domain code: workflow specs, the state machine, rules and errors.
+
+Nothing here imports the database, the CLI or the scheduler.
+"""

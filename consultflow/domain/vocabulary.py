@@ -1,0 +1,89 @@
+"""Fixed vocabularies the reports depend on: outcomes, fields of a transition, stances."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from consultflow.domain.labels import Label
+
+
+class Outcome(str, Enum):
+    """What a terminal state means for the opinion; reports count by these."""
+
+    ADOPTED = "adopted"
+    PARTLY_ADOPTED = "partly_adopted"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    MERGED = "merged"
+
+    @property
+    def label(self) -> Label:
+        """The outcome's zh/en label."""
+        return OUTCOME_LABELS[self]
+
+
+OUTCOME_LABELS: dict[Outcome, Label] = {
+    Outcome.ADOPTED: Label("采纳", "Adopted"),
+    Outcome.PARTLY_ADOPTED: Label("部分采纳", "Partly adopted"),
+    Outcome.REJECTED: Label("不予采纳", "Rejected"),
+    Outcome.WITHDRAWN: Label("撤回", "Withdrawn"),
+    Outcome.MERGED: Label("合并", "Merged"),
+}
+
+#: The outcomes whose opinions were decided on their merits, as `audit rounds` reports them.
+DECIDED_OUTCOMES: tuple[Outcome, ...] = (
+    Outcome.ADOPTED,
+    Outcome.PARTLY_ADOPTED,
+    Outcome.REJECTED,
+)
+
+
+class Stance(str, Enum):
+    """A participant's answer to feedback (再参与)."""
+
+    AGREE = "agree"
+    OBJECT = "object"
+    REVISE = "revise"
+
+    @property
+    def label(self) -> Label:
+        """The stance's zh/en label."""
+        return STANCE_LABELS[self]
+
+
+STANCE_LABELS: dict[Stance, Label] = {
+    Stance.AGREE: Label("同意", "Agree"),
+    Stance.OBJECT: Label("有异议", "Object"),
+    Stance.REVISE: Label("修改补充", "Revise"),
+}
+
+
+class Field(str, Enum):
+    """Data a transition may require; each is one CLI option of `opinion fire`."""
+
+    TEXT = "text"
+    REASON = "reason"
+    PLAN_REF = "plan_ref"
+    MERGE_TARGET = "merge_target"
+    STANCE = "stance"
+
+    @property
+    def option(self) -> str:
+        """The CLI option that carries this field."""
+        return FIELD_OPTIONS[self]
+
+
+FIELD_OPTIONS: dict[Field, str] = {
+    Field.TEXT: "--text",
+    Field.REASON: "--reason",
+    Field.PLAN_REF: "--plan-ref",
+    Field.MERGE_TARGET: "--into",
+    Field.STANCE: "--stance",
+}
+
+
+class EntryKind(str, Enum):
+    """What a transition records in the opinion's per-round exchange."""
+
+    FEEDBACK = "feedback"
+    REPARTICIPATION = "reparticipation"

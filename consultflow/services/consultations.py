@@ -1,0 +1,147 @@
+"""Creating and reading consultations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import func, select
+
+from consultflow.domain.audit import GENESIS_HASH, AuditContent, EventKind
+from consultflow.domain.roles import Action, role_for_action
+from consultflow.services.context import ServiceContext, spec_for
+from consultflow.services.inputs import required_text
+from consultflow.services.workflows import pin_workflow
+from consultflow.store.models import Consultation, Opinion, Round, Workflow
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_WORKFLOW = "consultation-loop"
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """A round as shown to coordinators."""
+
+    number: int
+    status: str
+    opened_at: datetime
+    closes_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ConsultationView:
+    """A consultation with its workflow, rounds and how its opinions stand."""
+
+    id: int
+    title: str
+    area: str
+    workflow: str
+    created_at: datetime
+    opinions: int
+    rounds: tuple[RoundView, ...] = ()
+    by_state: tuple[tuple[str, int], ...] = ()
+
+
+def create_consultation(
+    ctx: ServiceContext,
+    *,
+    acting: str | None,
+    title: str,
+    area: str,
+    workflow: str = DEFAULT_WORKFLOW,
+) -> ConsultationView:
+    """Start a consultation on a pinned workflow version."""
+    title = required_text(title, "title", 200)
+    area = required_text(area, "area", 200)
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        actor, roles = uow.actors.require(acting)
+        role = role_for_action(actor.name, roles, Action.CREATE_CONSULTATION)
+        wf = pin_workflow(uow, ctx, workflow)
+        row = Consultation(
+            title=title,
+            area=area,
+            workflow_id=wf.id,
+            created_at=now,
+            created_by_id=actor.id,
+            chain_seq=0,
+            chain_head=GENESIS_HASH,
+        )
+        uow.session.add(row)
+        uow.flush()
+        payload = {
+            "title": title,
+            "area": area,
+            "workflow": f"{wf.name}@{wf.version}",
+            "digest": wf.digest,
+        }
+        uow.audit.append(
+            row,
+            [
+                AuditContent(
+                    consultation_id=row.id,
+                    chain_seq=0,
+                    kind=EventKind.CONSULTATION_CREATED,
+                    at=now,
+                    actor=actor.name,
+                    role=role.value,
+                    payload=payload,
+                )
+            ],
+        )
+        uow.commit()
+    log.info(
+        "consultation_created",
+        consultation_id=row.id,
+        workflow=payload["workflow"],
+        by=actor.name,
+    )
+    return ConsultationView(row.id, title, area, str(payload["workflow"]), now, 0)
+
+
+def list_consultations(ctx: ServiceContext) -> list[ConsultationView]:
+    """Every consultation with its opinion count."""
+    with ctx.uow() as uow:
+        counts = dict(
+            uow.session.execute(select(Opinion.consultation_id, func.count()).group_by(Opinion.consultation_id)).all()
+        )
+        rows = uow.session.execute(
+            select(Consultation, Workflow.name, Workflow.version)
+            .join(Workflow, Workflow.id == Consultation.workflow_id)
+            .order_by(Consultation.id)
+        ).all()
+        return [
+            ConsultationView(c.id, c.title, c.area, f"{n}@{v}", c.created_at, counts.get(c.id, 0)) for c, n, v in rows
+        ]
+
+
+def show_consultation(ctx: ServiceContext, consultation_id: int) -> ConsultationView:
+    """One consultation with its rounds and opinions by state (in workflow order)."""
+    with ctx.uow() as uow:
+        c = uow.consultations.get(consultation_id)
+        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        counts = dict(
+            uow.session.execute(
+                select(Opinion.state, func.count()).where(Opinion.consultation_id == c.id).group_by(Opinion.state)
+            ).all()
+        )
+        rounds = tuple(round_view(r) for r in uow.consultations.rounds(c.id))
+    by_state = tuple((s, counts.get(s, 0)) for s in spec.states)
+    return ConsultationView(
+        c.id,
+        c.title,
+        c.area,
+        spec.key,
+        c.created_at,
+        sum(counts.values()),
+        rounds,
+        by_state,
+    )
+
+
+def round_view(row: Round) -> RoundView:
+    """The view of a round row."""
+    return RoundView(row.number, row.status, row.opened_at, row.closes_at, row.closed_at)

@@ -1,0 +1,51 @@
+"""What every use case needs: a way to open a unit of work, a clock, and the workflows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from consultflow.domain.clock import Clock, SystemClock
+from consultflow.domain.machine import WorkflowEngine
+from consultflow.domain.workflow import WorkflowSpec, load_workflow_text
+from consultflow.store.models import Workflow
+from consultflow.store.uow import UnitOfWork, session_factory
+
+DEFAULT_TZ = "Asia/Shanghai"
+
+_ENGINES: dict[str, WorkflowEngine] = {}
+
+
+def engine_for(workflow: Workflow) -> WorkflowEngine:
+    """The machine for a stored workflow version, built once per process and digest."""
+    cached = _ENGINES.get(workflow.digest)
+    if cached is None:
+        spec = load_workflow_text(workflow.source, f"{workflow.name}@{workflow.version} (stored)")
+        cached = _ENGINES[workflow.digest] = WorkflowEngine(spec)
+    return cached
+
+
+def spec_for(workflow: Workflow) -> WorkflowSpec:
+    """The spec of a stored workflow version."""
+    return engine_for(workflow).spec
+
+
+@dataclass
+class ServiceContext:
+    """Wiring for the use cases; built by `consultflow.bootstrap`, never at import time."""
+
+    engine: Engine
+    workflows_dir: Path
+    clock: Clock = field(default_factory=SystemClock)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
+    _sessions: sessionmaker[Session] | None = None
+
+    def uow(self) -> UnitOfWork:
+        """A fresh unit of work."""
+        if self._sessions is None:
+            self._sessions = session_factory(self.engine)
+        return UnitOfWork(self._sessions)

@@ -1,0 +1,199 @@
+"""Registering the people who act (actors) and the people who speak (participants)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+
+from consultflow.domain.errors import PermissionDeniedError, ValidationError
+from consultflow.domain.roles import (
+    ASSIGNABLE_ROLES,
+    Action,
+    Role,
+    acting_role,
+    role_for_action,
+)
+from consultflow.services.context import ServiceContext
+from consultflow.services.inputs import language, required_text
+from consultflow.store.models import Actor, ActorRole, Participant
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ActorView:
+    """A registered person; contact details are kept out of views unless asked for."""
+
+    id: int
+    name: str
+    roles: tuple[str, ...]
+    lang: str
+    has_contact: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    """A participant as listed."""
+
+    id: int
+    name: str
+    village: str
+    lang: str
+    has_contact: bool
+    contact: str | None
+    created_at: datetime
+
+
+def add_actor(
+    ctx: ServiceContext,
+    *,
+    acting: str | None,
+    name: str,
+    roles: Sequence[str],
+    lang: str = "zh",
+    contact: str | None = None,
+) -> ActorView:
+    """Register a person who acts. The first person on a fresh database must be a coordinator.
+
+    Raises:
+        ValidationError: blank name, unknown role, name taken.
+        PermissionDeniedError: the acting person is not a coordinator.
+    """
+    name = required_text(name, "name", 120)
+    parsed: list[Role] = []
+    for raw in roles:
+        try:
+            role = Role(raw)
+        except ValueError:
+            role = None
+        if role not in ASSIGNABLE_ROLES:
+            allowed = ", ".join(r.value for r in ASSIGNABLE_ROLES)
+            msg = f"unknown role {raw!r}; allowed: {allowed}"
+            raise ValidationError(msg)
+        assert role is not None
+        if role not in parsed:
+            parsed.append(role)
+    if not parsed:
+        msg = "give at least one --role: " + ", ".join(r.value for r in ASSIGNABLE_ROLES)
+        raise ValidationError(msg)
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        if uow.actors.count_people() == 0:
+            if Role.COORDINATOR not in parsed:
+                msg = "the first person registered must be a coordinator (--role coordinator)"
+                raise PermissionDeniedError(msg)
+        else:
+            actor, my_roles = uow.actors.require(acting)
+            role_for_action(actor.name, my_roles, Action.ADD_ACTOR)
+        if uow.actors.by_name(name) is not None:
+            msg = f"an actor named {name!r} already exists; names identify people, pick another"
+            raise ValidationError(msg)
+        row = Actor(
+            name=name,
+            lang=language(lang),
+            contact=(contact or "").strip() or None,
+            created_at=now,
+        )
+        uow.session.add(row)
+        uow.flush()
+        for i, role in enumerate(parsed):
+            uow.session.add(ActorRole(actor_id=row.id, role=role.value, position=i))
+        uow.commit()
+    log.info("actor_added", actor_id=row.id, roles=[r.value for r in parsed], by=acting)
+    return ActorView(
+        row.id,
+        row.name,
+        tuple(r.value for r in parsed),
+        row.lang,
+        row.contact is not None,
+        now,
+    )
+
+
+def list_actors(ctx: ServiceContext) -> list[ActorView]:
+    """Everyone registered, with their roles."""
+    with ctx.uow() as uow:
+        actors = list(uow.session.scalars(select(Actor).order_by(Actor.id)))
+        roles: dict[int, list[str]] = {}
+        for actor_id, role in uow.session.execute(
+            select(ActorRole.actor_id, ActorRole.role).order_by(ActorRole.actor_id, ActorRole.position)
+        ):
+            roles.setdefault(actor_id, []).append(role)
+    return [
+        ActorView(
+            a.id,
+            a.name,
+            tuple(roles.get(a.id, [])),
+            a.lang,
+            a.contact is not None,
+            a.created_at,
+        )
+        for a in actors
+        if roles.get(a.id) != [Role.SYSTEM.value]
+    ]
+
+
+def add_participant(
+    ctx: ServiceContext,
+    *,
+    acting: str | None,
+    name: str,
+    village: str,
+    contact: str | None = None,
+    lang: str = "zh",
+) -> ParticipantView:
+    """Register a participant (a villager, household or group whose opinions are recorded)."""
+    name = required_text(name, "name", 120)
+    village = required_text(village, "village/area", 120)
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        actor, my_roles = uow.actors.require(acting)
+        role_for_action(actor.name, my_roles, Action.ADD_PARTICIPANT)
+        row = Participant(
+            name=name,
+            village=village,
+            contact=(contact or "").strip() or None,
+            lang=language(lang),
+            created_at=now,
+            created_by_id=actor.id,
+        )
+        uow.session.add(row)
+        uow.commit()
+    log.info("participant_added", participant_id=row.id, by=actor.name)
+    return _participant_view(row, with_contact=False)
+
+
+def list_participants(
+    ctx: ServiceContext,
+    *,
+    acting: str | None = None,
+    village: str | None = None,
+    with_contact: bool = False,
+) -> list[ParticipantView]:
+    """Participants, optionally of one village; contacts only for a coordinator who asks."""
+    with ctx.uow() as uow:
+        if with_contact:
+            actor, roles = uow.actors.require(acting)
+            acting_role(actor.name, roles, [Role.COORDINATOR], "see contact details")
+        stmt = select(Participant).order_by(Participant.id)
+        if village:
+            stmt = stmt.where(Participant.village == village)
+        rows = list(uow.session.scalars(stmt))
+    return [_participant_view(p, with_contact=with_contact) for p in rows]
+
+
+def _participant_view(row: Participant, *, with_contact: bool) -> ParticipantView:
+    return ParticipantView(
+        id=row.id,
+        name=row.name,
+        village=row.village,
+        lang=row.lang,
+        has_contact=row.contact is not None,
+        contact=row.contact if with_contact else None,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,199 @@
+"""SQLAlchemy 2 models. Migrations create the schema; a test proves the two agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from consultflow.store.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with one naming convention, so migrations can name every constraint."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Workflow(Base):
+    """A workflow version as it was when first used: opinions keep running on this text."""
+
+    __tablename__ = "workflow"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Actor(Base):
+    """A person who acts through consultflow (coordinator, planner, expert, ...)."""
+
+    __tablename__ = "actor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    lang: Mapped[str] = mapped_column(String(2), default="zh")
+    contact: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ActorRole(Base):
+    """One role of an actor; `position` keeps the order roles were given in."""
+
+    __tablename__ = "actor_role"
+
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Participant(Base):
+    """A villager or group whose opinions are recorded; not necessarily a user of the tool."""
+
+    __tablename__ = "participant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    village: Mapped[str] = mapped_column(String(120))
+    contact: Mapped[str | None] = mapped_column(String(255))
+    lang: Mapped[str] = mapped_column(String(2), default="zh")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+
+
+class Consultation(Base):
+    """One consultation (one area plan), with the head of its audit hash chain."""
+
+    __tablename__ = "consultation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    area: Mapped[str] = mapped_column(String(200))
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    chain_seq: Mapped[int] = mapped_column(Integer, default=0)
+    chain_head: Mapped[str] = mapped_column(String(64))
+
+
+class Round(Base):
+    """A numbered round of a consultation; at most one is open at a time."""
+
+    __tablename__ = "consultation_round"
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "number"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Opinion(Base):
+    """One opinion; `state` changes only through the workflow machine and with an audit event."""
+
+    __tablename__ = "opinion"
+    __table_args__ = (
+        Index(None, "consultation_id", "state"),
+        Index(None, "assigned_planner_id", "state"),
+        Index(None, "consultation_id", "outcome", "rounds_count"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"))
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    assigned_planner_id: Mapped[int | None] = mapped_column(ForeignKey("actor.id"))
+    category: Mapped[str] = mapped_column(String(60))
+    channel: Mapped[str] = mapped_column(String(60))
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(60))
+    state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    current_round: Mapped[int] = mapped_column(Integer)
+    rounds_count: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    plan_ref: Mapped[str | None] = mapped_column(String(200))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("opinion.id"))
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own API
+
+
+class OpinionEntry(Base):
+    """The text exchanged in a round: the planning team's feedback, the participant's reply."""
+
+    __tablename__ = "opinion_entry"
+    __table_args__ = (Index(None, "opinion_id", "round_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opinion_id: Mapped[int] = mapped_column(ForeignKey("opinion.id"))
+    opinion_seq: Mapped[int] = mapped_column(Integer)
+    round_no: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    stance: Mapped[str | None] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """Append-only and hash-chained per consultation; the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "chain_seq"),
+        UniqueConstraint("opinion_id", "opinion_seq"),
+        Index(None, "consultation_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    chain_seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(30))
+    opinion_id: Mapped[int | None] = mapped_column(ForeignKey("opinion.id"))
+    opinion_seq: Mapped[int | None] = mapped_column(Integer)
+    trigger: Mapped[str | None] = mapped_column(String(60))
+    from_state: Mapped[str | None] = mapped_column(String(60))
+    to_state: Mapped[str | None] = mapped_column(String(60))
+    round_no: Mapped[int | None] = mapped_column(Integer)
+    completes_cycle: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,198 @@
+"""Repositories: the queries the use cases need, and the only writer of the audit chain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from consultflow.domain.audit import AuditContent, chain_hash
+from consultflow.domain.errors import NotFoundError, RoundStateError
+from consultflow.domain.roles import Role
+from consultflow.store.models import (
+    Actor,
+    ActorRole,
+    AuditEvent,
+    Consultation,
+    Opinion,
+    Participant,
+    Round,
+    Workflow,
+)
+
+
+class ActorRepository:
+    """People who act, and their roles."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_name(self, name: str) -> Actor | None:
+        """The actor called `name`, if registered."""
+        return self.session.scalar(select(Actor).where(Actor.name == name))
+
+    def require(self, name: str | None) -> tuple[Actor, list[Role]]:
+        """The acting person and their roles; refuses an anonymous or unknown one."""
+        if not name:
+            msg = "this command changes data: say who you are with --as NAME (or CONSULTFLOW_ACTOR)"
+            raise NotFoundError(msg)
+        actor = self.by_name(name)
+        if actor is None:
+            msg = f"unknown actor {name!r}; register people with 'consultflow actor add'"
+            raise NotFoundError(msg)
+        return actor, self.roles(actor.id)
+
+    def roles(self, actor_id: int) -> list[Role]:
+        """An actor's roles in the order they were given."""
+        rows = self.session.scalars(
+            select(ActorRole.role).where(ActorRole.actor_id == actor_id).order_by(ActorRole.position)
+        )
+        return [Role(r) for r in rows]
+
+    def count_people(self) -> int:
+        """Registered people, not counting consultflow's own system actor."""
+        stmt = select(func.count()).select_from(ActorRole).where(ActorRole.role != Role.SYSTEM.value)
+        return int(self.session.scalar(stmt) or 0)
+
+    def participant(self, participant_id: int) -> Participant:
+        """A participant by id."""
+        found = self.session.get(Participant, participant_id)
+        if found is None:
+            msg = f"unknown participant {participant_id}; list them with 'consultflow participant list'"
+            raise NotFoundError(msg)
+        return found
+
+
+class ConsultationRepository:
+    """Consultations, their workflows and rounds."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._workflows: dict[int, Workflow] = {}  # strong refs: the identity map is weak
+
+    def get(self, consultation_id: int, *, lock: bool = False) -> Consultation:
+        """A consultation; `lock` serialises writers of its audit chain (PostgreSQL row lock)."""
+        found = self.session.get(Consultation, consultation_id, with_for_update=lock or None)
+        if found is None:
+            msg = f"unknown consultation {consultation_id}; list them with 'consultflow consultation list'"
+            raise NotFoundError(msg)
+        return found
+
+    def workflow(self, workflow_id: int) -> Workflow:
+        """A stored workflow version (rows never change, so pending changes need no flush)."""
+        found = self._workflows.get(workflow_id)
+        if found is None:
+            with self.session.no_autoflush:
+                found = self.session.get(Workflow, workflow_id)
+            if found is None:  # pragma: no cover - foreign keys make this impossible
+                msg = f"unknown workflow id {workflow_id}"
+                raise NotFoundError(msg)
+            self._workflows[workflow_id] = found
+        return found
+
+    def stored_workflow(self, name: str, version: int) -> Workflow | None:
+        """The stored copy of a workflow version, if any consultation used it."""
+        stmt = select(Workflow).where(Workflow.name == name, Workflow.version == version)
+        return self.session.scalar(stmt)
+
+    def rounds(self, consultation_id: int) -> list[Round]:
+        """All rounds of a consultation, oldest first."""
+        stmt = select(Round).where(Round.consultation_id == consultation_id).order_by(Round.number)
+        return list(self.session.scalars(stmt))
+
+    def open_round(self, consultation_id: int) -> Round | None:
+        """The round now open, if any."""
+        stmt = select(Round).where(Round.consultation_id == consultation_id, Round.status == "open")
+        return self.session.scalar(stmt)
+
+    def require_open_round(self, consultation_id: int) -> Round:
+        """The open round, or a refusal that says how to open one."""
+        found = self.open_round(consultation_id)
+        if found is None:
+            msg = (
+                f"consultation {consultation_id} has no open round; "
+                f"open one with 'consultflow round open {consultation_id}'"
+            )
+            raise RoundStateError(msg)
+        return found
+
+
+class OpinionRepository:
+    """Opinions and what was exchanged about them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, opinion_id: int) -> Opinion:
+        """An opinion by id."""
+        found = self.session.get(Opinion, opinion_id)
+        if found is None:
+            msg = f"unknown opinion {opinion_id}; list them with 'consultflow opinion list'"
+            raise NotFoundError(msg)
+        return found
+
+    def get_many(self, opinion_ids: Sequence[int]) -> list[Opinion]:
+        """Opinions by id, in the order asked; refuses if any id is unknown."""
+        rows = {o.id: o for o in self.session.scalars(select(Opinion).where(Opinion.id.in_(opinion_ids)))}
+        missing = [i for i in opinion_ids if i not in rows]
+        if missing:
+            msg = f"unknown opinion(s): {', '.join(map(str, missing))}"
+            raise NotFoundError(msg)
+        return [rows[i] for i in opinion_ids]
+
+
+class AuditLog:
+    """Appends hash-chained events; there is no update or delete here, nor in the database."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, consultation: Consultation, drafts: Sequence[AuditContent]) -> list[AuditContent]:
+        """Chain `drafts` after the consultation's head and insert them in one statement.
+
+        The caller holds the consultation row (locked on PostgreSQL, BEGIN IMMEDIATE on SQLite),
+        so chain sequence numbers never collide; the unique key catches it if they ever would.
+        """
+        if not drafts:
+            return []
+        self.session.flush()
+        rows: list[dict[str, object]] = []
+        chained: list[AuditContent] = []
+        seq, head = consultation.chain_seq, consultation.chain_head
+        for draft in drafts:
+            seq += 1
+            content = replace(draft, consultation_id=consultation.id, chain_seq=seq)
+            digest = chain_hash(head, content)
+            rows.append(
+                {
+                    "consultation_id": consultation.id,
+                    "chain_seq": seq,
+                    "kind": content.kind,
+                    "opinion_id": content.opinion_id,
+                    "opinion_seq": content.opinion_seq,
+                    "trigger": content.trigger,
+                    "from_state": content.from_state,
+                    "to_state": content.to_state,
+                    "round_no": content.round_no,
+                    "completes_cycle": content.completes_cycle,
+                    "actor": content.actor,
+                    "role": content.role,
+                    "at": content.at,
+                    "payload": json.dumps(content.payload or {}, ensure_ascii=False, sort_keys=True),
+                    "prev_hash": head,
+                    "hash": digest,
+                }
+            )
+            chained.append(content)
+            head = digest
+        self.session.execute(insert(AuditEvent), rows)
+        consultation.chain_seq, consultation.chain_head = seq, head
+        return chained
+
+    def for_opinion(self, opinion_id: int) -> list[AuditEvent]:
+        """An opinion's events in order."""
+        stmt = select(AuditEvent).where(AuditEvent.opinion_id == opinion_id).order_by(AuditEvent.opinion_seq)
+        return list(self.session.scalars(stmt))
