@@ -1,0 +1,116 @@
+"""Shared fixtures: fresh migrated databases (SQLite always, PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from consultflow.cli.main import main
+from consultflow.domain.clock import FixedClock
+from consultflow.services.context import ServiceContext
+from consultflow.store import migrate
+from consultflow.store.engine import make_engine, normalize_url
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "workflows"
+PG_ENV = "CONSULTFLOW_TEST_PG"
+START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
+
+
+def _pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new, empty schema, dropped afterwards."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (a URL such as postgresql://postgres@127.0.0.1/test)")
+    schema = f"cf_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(name="db_url", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def _db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'consultflow.sqlite'}"
+    else:
+        yield from _pg_schema_url()
+
+
+@pytest.fixture(name="sqlite_url")
+def _sqlite_url(tmp_path: Path) -> str:
+    """An empty SQLite database file (for tests that need only one backend)."""
+    return f"sqlite:///{tmp_path / 'consultflow.sqlite'}"
+
+
+@pytest.fixture(name="clock")
+def _clock() -> FixedClock:
+    """A clock that moves only when a test moves it."""
+    return FixedClock(START, tick=timedelta(seconds=1))
+
+
+def make_context(url: str, clock: FixedClock) -> ServiceContext:
+    """A migrated database and the services over it."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    return ServiceContext(engine=engine, workflows_dir=WORKFLOWS, clock=clock)
+
+
+@pytest.fixture(name="ctx")
+def _ctx(db_url: str, clock: FixedClock) -> Iterator[ServiceContext]:
+    """Services over a fresh migrated database, on both backends."""
+    ctx = make_context(db_url, clock)
+    yield ctx
+    ctx.engine.dispose()
+
+
+@pytest.fixture(name="sqlite_ctx")
+def _sqlite_ctx(sqlite_url: str, clock: FixedClock) -> Iterator[ServiceContext]:
+    """Services over a fresh migrated SQLite database."""
+    ctx = make_context(sqlite_url, clock)
+    yield ctx
+    ctx.engine.dispose()
+
+
+class Cli:
+    """Runs `consultflow` in-process against one database with a controllable clock."""
+
+    def __init__(self, url: str, clock: FixedClock) -> None:
+        self.url = url
+        self.clock = clock
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, actor: str | None = None) -> Result:
+        head = ["--db", self.url, "--workflows", str(WORKFLOWS), "-q"]
+        if actor:
+            head += ["--as", actor]
+        return self.runner.invoke(main, [*head, *args], obj={"clock": self.clock}, catch_exceptions=False)
+
+    def ok(self, *args: str, actor: str | None = None) -> Result:
+        """Run and insist on success."""
+        result = self(*args, actor=actor)
+        assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}"
+        return result
+
+
+@pytest.fixture(name="cli")
+def _cli(db_url: str, clock: FixedClock) -> Cli:
+    """The CLI on a fresh database (upgraded), on both backends."""
+    cli = Cli(db_url, clock)
+    cli.ok("db", "upgrade")
+    return cli

@@ -1,0 +1,151 @@
+"""A coordinator's consultation, driven through the CLI alone."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Cli
+
+COORD, PLANNER, EXPERT = "李协调", "王规划", "赵专家"
+
+
+def setup_people(cli: Cli) -> None:
+    cli.ok("actor", "add", COORD, "--role", "coordinator")
+    cli.ok("actor", "add", PLANNER, "--role", "planner", actor=COORD)
+    cli.ok("actor", "add", EXPERT, "--role", "expert", actor=COORD)
+    cli.ok("participant", "add", "张秀英", "--village", "青龙村", "--contact", "13812345678", actor=EXPERT)
+    cli.ok("consultation", "create", "三产融合片区规划", "--area", "试点片区", actor=COORD)
+
+
+def submit(cli: Cli, text: str, category: str = "industry") -> int:
+    out = cli.ok("--json", "opinion", "submit", "--consultation", "1", "--participant", "1",
+                 "--category", category, "--channel", "open_air_meeting", "--text", text, actor=EXPERT)
+    return int(json.loads(out.stdout)["id"])
+
+
+def fire(cli: Cli, oid: int, trigger: str, *opts: str, actor: str = PLANNER) -> None:
+    cli.ok("opinion", "fire", str(oid), trigger, *opts, actor=actor)
+
+
+def test_three_rounds_through_the_cli(cli: Cli) -> None:
+    """Three rounds, three outcomes, and `audit rounds` shows how many rounds each took."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", "--closes-at", "2026-03-20", actor=COORD)
+    adopted = submit(cli, "建议扩大生猪种业园区配套用地")
+    partly = submit(cli, "希望增设卫生室", "public_services")
+    rejected = submit(cli, "建议占用基本农田建厂")
+    cli.ok("opinion", "assign", str(adopted), str(partly), str(rejected), "--to", PLANNER, actor=COORD)
+    for oid in (adopted, partly, rejected):
+        fire(cli, oid, "screen", actor=EXPERT)
+    queue = json.loads(cli.ok("opinion", "list", "--assigned-to", PLANNER, "--state", "under_review", "--json").stdout)
+    assert [o["id"] for o in queue] == [adopted, partly, rejected]
+    fire(cli, rejected, "reject", "--reason", "涉及永久基本农田")
+    for oid in (adopted, partly):
+        fire(cli, oid, "give_feedback", "--text", "已研究，请确认")
+        fire(cli, oid, "reparticipate", "--stance", "object", "--text", "仍需调整", actor=EXPERT)
+    cli.ok("round", "close", "1", actor=COORD)
+    cli.ok("round", "open", "1", actor=COORD)
+    fire(cli, partly, "partly_adopt", "--text", "部分采纳", "--plan-ref", "v2 §4.1")
+    fire(cli, adopted, "give_feedback", "--text", "第二轮反馈")
+    cli.ok("round", "close", "1", actor=COORD)  # no reply: lapses back to review
+    cli.ok("round", "open", "1", actor=COORD)
+    fire(cli, adopted, "adopt", "--text", "已纳入", "--plan-ref", "v2 §3.2 产业布局")
+
+    report = json.loads(cli.ok("audit", "rounds", "1", "--json").stdout)
+    rows = {r["opinion_id"]: (r["outcome"], r["rounds"]) for r in report["opinions"]}
+    assert rows == {adopted: ("adopted", 3), partly: ("partly_adopted", 2), rejected: ("rejected", 1)}
+    text = cli.ok("--lang", "en", "audit", "rounds", "1").stdout
+    assert "Adopted" in text and "3 round(s)" in text
+
+    history = json.loads(cli.ok("audit", "history", str(adopted), "--json").stdout)
+    triggers = [e["trigger"] for e in history["events"]]
+    assert triggers == [
+        "submit", "assign", "screen", "give_feedback", "reparticipate",  # round 1
+        "carry_over", "give_feedback",  # round 1 closed while under review; round 2 feedback
+        "lapse", "adopt",  # round 2 closed with no reply; adopted in round 3
+    ]
+    assert [e["round_no"] for e in history["events"]] == [1, 1, 1, 1, 1, 1, 2, 2, 3]
+    assert [e["seq"] for e in history["events"]] == list(range(1, len(triggers) + 1))
+    assert history["events"][-1]["to_state"] == "adopted"
+    assert history["events"][0]["at"].endswith("+08:00")  # shown in Asia/Shanghai
+
+
+def test_refused_trigger_is_one_line_and_changes_nothing(cli: Cli) -> None:
+    """A wrong trigger names the state and the allowed triggers, exits 1, and writes nothing."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    oid = submit(cli, "建议硬化道路", "environment_roads")
+    before = cli.ok("audit", "history", str(oid), "--json").stdout
+    result = cli("opinion", "fire", str(oid), "adopt", "--text", "x", "--plan-ref", "v2", actor=PLANNER)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "state 'submitted'" in result.stderr and "allowed now: screen, withdraw, merge" in result.stderr
+    assert "Traceback" not in result.output
+    assert cli.ok("audit", "history", str(oid), "--json").stdout == before
+
+
+def test_user_mistakes_are_one_clear_line(cli: Cli) -> None:
+    """Unknown ids, missing fields, anonymous changes and bad roles: one line each, exit 1."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    oid = submit(cli, "意见")
+    cases = [
+        (("opinion", "show", "42"), None, "unknown opinion 42"),
+        (("opinion", "fire", str(oid), "screen"), None, "say who you are with --as"),
+        (("opinion", "fire", str(oid), "screen"), "nobody", "unknown actor 'nobody'"),
+        (("round", "close", "1"), PLANNER, "may not close rounds; allowed roles: coordinator"),
+        (("actor", "add", "x", "--role", "planner"), EXPERT, "may not add actors"),
+        (("consultation", "show", "9"), None, "unknown consultation 9"),
+        (("opinion", "submit", "--consultation", "1", "--participant", "7", "--category", "industry",
+          "--channel", "open_air_meeting", "--text", "x"), EXPERT, "unknown participant 7"),
+    ]
+    for args, actor, message in cases:
+        result = cli(*args, actor=actor)
+        assert result.exit_code == 1, args
+        assert message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    fire(cli, oid, "screen", actor=EXPERT)
+    result = cli("opinion", "fire", str(oid), "adopt", "--text", "采纳", actor=PLANNER)
+    assert result.exit_code == 1 and "missing: --plan-ref" in result.stderr
+
+
+def test_json_errors_go_to_stderr_as_json(cli: Cli) -> None:
+    """With --json, stdout stays clean and the error is a JSON object on stderr."""
+    result = cli("--json", "opinion", "show", "5")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "unknown opinion 5" in json.loads(result.stderr)["error"]
+
+
+def test_first_actor_must_be_a_coordinator(cli: Cli) -> None:
+    """A fresh database accepts its first person only as a coordinator."""
+    result = cli("actor", "add", "王规划", "--role", "planner")
+    assert result.exit_code == 1 and "first person registered must be a coordinator" in result.stderr
+    cli.ok("actor", "add", COORD, "--role", "coordinator")
+    listed = json.loads(cli.ok("actor", "list", "--json").stdout)
+    assert [a["name"] for a in listed] == [COORD]
+
+
+def test_contacts_are_private_unless_a_coordinator_asks(cli: Cli) -> None:
+    """Participant lists hide contacts; `--with-contact` needs a coordinator."""
+    setup_people(cli)
+    plain = cli.ok("participant", "list", "--json").stdout
+    assert "13812345678" not in plain
+    refused = cli("participant", "list", "--with-contact", actor=EXPERT)
+    assert refused.exit_code == 1 and "may not see contact details" in refused.stderr
+    shown = cli.ok("participant", "list", "--with-contact", "--json", actor=COORD).stdout
+    assert json.loads(shown)[0]["contact"] == "13812345678"
+
+
+def test_dry_run_close_lists_what_the_close_does(cli: Cli) -> None:
+    """`round close --dry-run` shows each opinion's fate and changes nothing."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    oid = submit(cli, "意见")
+    dry = json.loads(cli.ok("--json", "round", "close", "1", "--dry-run", actor=COORD).stdout)
+    assert dry["steps"] == [{"opinion_id": oid, "action": "carry_over", "trigger": None, "from_state": "submitted", "to_state": "submitted"}]
+    status = json.loads(cli.ok("round", "status", "1", "--json").stdout)
+    assert status["open_round"]["number"] == 1
+    real = json.loads(cli.ok("--json", "round", "close", "1", actor=COORD).stdout)
+    assert real["steps"] == dry["steps"]
+    assert json.loads(cli.ok("round", "status", "1", "--json").stdout)["open_round"] is None

@@ -1,0 +1,114 @@
+"""Workflows, the schema check, the demo, and a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from consultflow.cli.main import main
+from consultflow.domain.clock import FixedClock
+from tests.conftest import ROOT, WORKFLOWS, Cli
+
+
+def test_workflow_commands(cli: Cli, tmp_path: Path) -> None:
+    """List, show, validate and diagram read the same spec."""
+    listed = json.loads(cli.ok("workflow", "list", "--json").stdout)
+    assert {(w["name"], w["version"], w["valid"]) for w in listed} >= {("consultation-loop", 1, True)}
+    shown = json.loads(cli.ok("workflow", "show", "consultation-loop@1", "--json").stdout)
+    assert shown["round_close"]["feedback_given"] == "lapse"
+    assert "坝坝会" in cli.ok("workflow", "show").stdout
+    assert cli.ok("workflow", "diagram", "--format", "dot").stdout.startswith('digraph "consultation-loop@1"')
+    assert "stateDiagram-v2" in cli.ok("--lang", "en", "workflow", "diagram").stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((WORKFLOWS / "consultation-loop.yaml").read_text(encoding="utf-8").replace("dest: adopted", "dest: adoptd"), encoding="utf-8")
+    result = cli("workflow", "validate", str(WORKFLOWS / "consultation-loop.yaml"), str(bad))
+    assert result.exit_code == 1
+    assert "transitions[4].dest: unknown state 'adoptd'" in result.stdout
+    assert "consultation-loop.yaml: ok" in result.stdout
+
+
+def test_edited_workflow_needs_a_new_version(tmp_path: Path, sqlite_url: str, clock: FixedClock) -> None:
+    """Opinions in flight keep the stored workflow; an edit without a version bump is refused."""
+    wf_dir = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, wf_dir)
+    runner = CliRunner()
+
+    def run(*args: str, actor: str | None = "李协调") -> tuple[int, str, str]:
+        head = ["--db", sqlite_url, "--workflows", str(wf_dir), "-q"] + (["--as", actor] if actor else [])
+        r = runner.invoke(main, [*head, *args], obj={"clock": clock})
+        return r.exit_code, r.stdout, r.stderr
+
+    assert run("db", "upgrade", actor=None)[0] == 0
+    assert run("actor", "add", "李协调", "--role", "coordinator", "--role", "planner", actor=None)[0] == 0
+    assert run("consultation", "create", "一期", "--area", "A")[0] == 0
+    path = wf_dir / "consultation-loop.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("after_days: 7", "after_days: 5"), encoding="utf-8")
+    code, _, err = run("consultation", "create", "二期", "--area", "B")
+    assert code == 1 and "give the changed file a new version number" in err
+    path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: 2"), encoding="utf-8")
+    assert run("consultation", "create", "二期", "--area", "B")[0] == 0
+    listed = json.loads(run("consultation", "list", "--json")[1])
+    assert [c["workflow"] for c in listed] == ["consultation-loop@1", "consultation-loop@2"]
+
+
+def test_commands_refuse_a_database_without_schema(sqlite_url: str) -> None:
+    """Before `db upgrade`, commands say so in one line instead of failing on missing tables."""
+    result = CliRunner().invoke(main, ["--db", sqlite_url, "opinion", "list"])
+    assert result.exit_code == 1
+    assert "run 'consultflow db upgrade'" in result.stderr
+
+
+def test_demo_reproduces_the_pilots_shape(tmp_path: Path) -> None:
+    """The demo collects ~800 opinions in three rounds and adopts 203."""
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    result = runner.invoke(main, ["--db", db, "--json", "demo"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["demo"]["opinions"] == 809
+    outcomes = {o["outcome"]: o for o in doc["rounds"]["outcomes"]}
+    assert outcomes["adopted"]["total"] == 203
+    assert set(outcomes["adopted"]["histogram"]) == {"1", "2", "3"}
+    assert doc["by_state"]["submitted"] == doc["by_state"]["under_review"] == doc["by_state"]["feedback_given"] == 0
+    share = json.loads(runner.invoke(main, ["--db", db, "opinion", "list", "--json", "--category", "industry"]).stdout)
+    assert round(len(share) / 809 * 100, 1) == 57.0
+
+
+@pytest.mark.slow
+def test_real_subprocess_runs_the_loop(tmp_path: Path) -> None:
+    """The installed entry point works as a separate process, with env vars for db and actor."""
+    env = {**os.environ, "CONSULTFLOW_DB": str(tmp_path / "cf.sqlite"), "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS), "PYTHONIOENCODING": "utf-8"}
+
+    def run(*args: str, actor: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        e = {**env, **({"CONSULTFLOW_ACTOR": actor} if actor else {})}
+        proc = subprocess.run([sys.executable, "-m", "consultflow", *args], env=e, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
+        if check:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run("db", "upgrade")
+    run("actor", "add", "李协调", "--role", "coordinator", "--role", "planner")
+    run("actor", "add", "赵专家", "--role", "expert", actor="李协调")
+    run("participant", "add", "张秀英", "--village", "青龙村", actor="赵专家")
+    run("consultation", "create", "片区规划", "--area", "试点", actor="李协调")
+    run("round", "open", "1", actor="李协调")
+    run("opinion", "submit", "--consultation", "1", "--participant", "1", "--category", "industry", "--channel", "lecture_hall", "--text", "发展研学基地", actor="赵专家")
+    run("opinion", "fire", "1", "screen", actor="赵专家")
+    adopted = run("opinion", "fire", "1", "adopt", "--text", "采纳", "--plan-ref", "v2 §3.4", actor="李协调")
+    assert "under_review -> adopted" in adopted.stdout
+    assert "transition" in adopted.stderr  # the log line, on stderr
+    bad = run("opinion", "fire", "1", "screen", actor="李协调", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("Error: opinion 1 is in state 'adopted'")
+    assert "Traceback" not in bad.stderr
+    logged = run("--log-json", "opinion", "fire", "1", "withdraw", actor="李协调", check=False)
+    assert logged.returncode == 1
+    history = json.loads(run("audit", "history", "1", "--json").stdout)
+    assert [e["trigger"] for e in history["events"]] == ["submit", "screen", "adopt"]

@@ -1,0 +1,68 @@
+"""Building blocks for tests: a consultation with people, ready for opinions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from consultflow.services import consultations, opinions, people, rounds
+from consultflow.services.context import ServiceContext
+from consultflow.store.models import AuditEvent, Opinion, OpinionEntry
+
+COORD, PLANNER, EXPERT, VILLAGER, AUDITOR = "李协调", "王规划", "赵专家", "村民代表", "孙审计"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Ids of what `seed` made."""
+
+    consultation_id: int
+    participant_id: int
+
+
+def seed(ctx: ServiceContext, *, open_first_round: bool = True) -> Setup:
+    """People, a participant and a consultation (with round 1 open)."""
+    people.add_actor(ctx, acting=None, name=COORD, roles=["coordinator"])
+    people.add_actor(ctx, acting=COORD, name=PLANNER, roles=["planner"])
+    people.add_actor(ctx, acting=COORD, name=EXPERT, roles=["expert"])
+    people.add_actor(ctx, acting=COORD, name=VILLAGER, roles=["participant"])
+    people.add_actor(ctx, acting=COORD, name=AUDITOR, roles=["auditor"])
+    participant = people.add_participant(ctx, acting=EXPERT, name="张秀英", village="青龙村", contact="13812345678")
+    consultation = consultations.create_consultation(ctx, acting=COORD, title="片区规划意见征集", area="三产融合片区")
+    if open_first_round:
+        rounds.open_round(ctx, acting=COORD, consultation_id=consultation.id)
+    return Setup(consultation.id, participant.id)
+
+
+def submit(ctx: ServiceContext, setup: Setup, text: str = "建议硬化通组道路", category: str = "environment_roads") -> int:
+    """One opinion, recorded by the expert; returns its id."""
+    view = opinions.submit_opinion(
+        ctx,
+        acting=EXPERT,
+        consultation_id=setup.consultation_id,
+        participant_id=setup.participant_id,
+        category=category,
+        channel="villagers_assembly",
+        text=text,
+    )
+    return view.id
+
+
+def snapshot(ctx: ServiceContext) -> dict[str, object]:
+    """Everything a refused operation must leave unchanged."""
+    with ctx.uow() as uow:
+        s = uow.session
+        return {
+            "events": s.scalar(select(func.count()).select_from(AuditEvent)),
+            "entries": s.scalar(select(func.count()).select_from(OpinionEntry)),
+            "opinions": [
+                tuple(r)
+                for r in s.execute(
+                    select(
+                        Opinion.id, Opinion.state, Opinion.rounds_count, Opinion.current_round,
+                        Opinion.last_seq, Opinion.outcome, Opinion.version, Opinion.assigned_planner_id,
+                    ).order_by(Opinion.id)
+                )
+            ],
+        }

@@ -1,0 +1,141 @@
+"""The workflow loader: the default file is valid, and every problem is reported with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consultflow.domain.diagram import to_dot, to_mermaid
+from consultflow.domain.errors import WorkflowInvalidError
+from consultflow.domain.roles import Role
+from consultflow.domain.workflow import load_workflow_text
+from tests.conftest import WORKFLOWS
+
+DEFAULT = (WORKFLOWS / "consultation-loop.yaml").read_text(encoding="utf-8")
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(WorkflowInvalidError) as info:
+        load_workflow_text(text, "test.yaml")
+    return info.value.problems
+
+
+def test_default_workflow_is_valid_and_complete() -> None:
+    """The shipped workflow loads, with the pilot's categories and channels in zh and en."""
+    spec = load_workflow_text(DEFAULT)
+    assert spec.key == "consultation-loop@1"
+    assert spec.initial == "submitted"
+    assert set(spec.terminal_states()) == {"adopted", "partly_adopted", "rejected", "withdrawn", "merged"}
+    assert spec.categories["industry"].zh == "产业发展"
+    assert spec.channels["open_air_meeting"].zh == "坝坝会"
+    assert spec.transitions["reparticipate"].starts_round
+    assert spec.transitions["adopt"].completes_cycle
+    assert Role.PLANNER in spec.transitions["give_feedback"].roles
+    assert set(spec.round_close) == set(spec.active_states())
+
+
+def test_typo_in_destination_is_reported_with_its_path() -> None:
+    """A misspelt state names the transition entry and the unknown state."""
+    problems = problems_of(DEFAULT.replace("dest: adopted", "dest: adoptd"))
+    assert "transitions[4].dest: unknown state 'adoptd'" in problems
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """Several mistakes come back together, each with its own path."""
+    broken = DEFAULT.replace("roles: [planner]", "roles: [plannr]", 1).replace("version: 1", "version: zero")
+    broken = broken.replace("required: [text]\n    completes_cycle", "required: [txt]\n    completes_cycle", 1)
+    problems = problems_of(broken)
+    assert any(p.startswith("version:") for p in problems)
+    assert any("transitions[1].roles[0]: unknown role 'plannr'" in p for p in problems)
+    assert any("transitions[1].required[0]: unknown field 'txt'" in p for p in problems)
+
+
+def test_malformed_yaml_gives_a_line_number() -> None:
+    """Broken YAML is one problem naming the line, not a parser traceback."""
+    problems = problems_of("name: x\nstates: [\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("line ")
+
+
+def test_round_close_rule_must_cover_every_active_state() -> None:
+    """A state without a round-close rule is refused: closing must never leave an opinion in limbo."""
+    problems = problems_of(DEFAULT.replace("  submitted: carry_over          # not yet screened: waits in the next round\n", ""))
+    assert any("no rule for state 'submitted'" in p for p in problems)
+
+
+def test_round_close_trigger_must_allow_the_system_role() -> None:
+    """A rule may only fire a trigger the system may fire, from the state it covers."""
+    problems = problems_of(DEFAULT.replace("feedback_given: {fire: lapse}", "feedback_given: {fire: adopt}"))
+    assert any("round_close.feedback_given.fire" in p for p in problems)
+
+
+MINIMAL = """
+name: tiny
+version: 1
+title: {zh: 小, en: Tiny}
+initial: open
+states:
+  - {name: open, label: {zh: 开, en: Open}}
+  - {name: stuck, label: {zh: 卡住, en: Stuck}}
+  - {name: orphan, label: {zh: 孤立, en: Orphan}}
+  - {name: done, label: {zh: 完成, en: Done}, outcome: adopted}
+transitions:
+  - {trigger: finish, label: {zh: 完成, en: Finish}, source: open, dest: done, roles: [planner]}
+  - {trigger: park, label: {zh: 搁置, en: Park}, source: open, dest: stuck, roles: [planner]}
+round_close: {open: carry_over, stuck: carry_over, orphan: carry_over}
+categories: [{name: c, label: {zh: 类, en: C}}]
+channels: [{name: m, label: {zh: 会, en: Meeting}}]
+"""
+
+
+def test_minimal_workflow_loads_once_its_graph_is_sound() -> None:
+    """A small workflow of one's own loads when every state is reachable and can finish."""
+    sound = MINIMAL.replace("  - {name: orphan, label: {zh: 孤立, en: Orphan}}\n", "").replace(", orphan: carry_over", "")
+    sound = sound.replace("source: open, dest: done", "source: [open, stuck], dest: done")
+    assert load_workflow_text(sound).key == "tiny@1"
+
+
+def test_unreachable_and_dead_end_states_are_found() -> None:
+    """A state nothing leads to, and one with no way to an outcome, are both problems."""
+    problems = problems_of(MINIMAL)
+    assert "states.orphan: unreachable from the initial state" in problems
+    assert "states.stuck: no path from here to an outcome" in problems
+
+
+def test_auditors_may_not_fire_transitions() -> None:
+    """The auditor role reads only; a workflow giving it a trigger is refused."""
+    problems = problems_of(DEFAULT.replace("roles: [coordinator, planner, expert]", "roles: [auditor]", 1))
+    assert any("auditors read and never change" in p for p in problems)
+
+
+def test_unknown_top_level_key_is_reported() -> None:
+    """A misspelt section is not silently ignored."""
+    problems = problems_of(DEFAULT + "\nreminder:\n  - x\n")
+    assert any(p.startswith("reminder: unknown key") for p in problems)
+
+
+def test_digest_changes_with_the_text() -> None:
+    """An edited file is detectable even with the same name and version."""
+    a = load_workflow_text(DEFAULT)
+    b = load_workflow_text(DEFAULT + "\n# edited\n")
+    assert a.digest != b.digest
+
+
+def test_diagrams_cover_every_edge_with_labels() -> None:
+    """DOT and Mermaid carry every transition from every source, and the Chinese labels."""
+    spec = load_workflow_text(DEFAULT)
+    dot, mermaid = to_dot(spec, "zh"), to_mermaid(spec, "en")
+    edges = sum(len(t.sources) for t in spec.transitions.values())
+    assert dot.count(" -> ") == edges + 1  # plus the start arrow
+    assert mermaid.count(" --> ") == edges + 1 + len(spec.terminal_states())
+    assert "采纳" in dot
+    assert "Partly adopted" in mermaid
+
+
+def test_workflow_files_in_repo_all_validate() -> None:
+    """Every file shipped in workflows/ is valid."""
+    files = sorted(Path(WORKFLOWS).glob("*.yaml"))
+    assert files
+    for path in files:
+        load_workflow_text(path.read_text(encoding="utf-8"), str(path))
