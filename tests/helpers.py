@@ -35,7 +35,9 @@ def seed(ctx: ServiceContext, *, open_first_round: bool = True) -> Setup:
     return Setup(consultation.id, participant.id)
 
 
-def submit(ctx: ServiceContext, setup: Setup, text: str = "建议硬化通组道路", category: str = "environment_roads") -> int:
+def submit(
+    ctx: ServiceContext, setup: Setup, text: str = "建议硬化通组道路", category: str = "environment_roads"
+) -> int:
     """One opinion, recorded by the expert; returns its id."""
     view = opinions.submit_opinion(
         ctx,
@@ -60,8 +62,14 @@ def snapshot(ctx: ServiceContext) -> dict[str, object]:
                 tuple(r)
                 for r in s.execute(
                     select(
-                        Opinion.id, Opinion.state, Opinion.rounds_count, Opinion.current_round,
-                        Opinion.last_seq, Opinion.outcome, Opinion.version, Opinion.assigned_planner_id,
+                        Opinion.id,
+                        Opinion.state,
+                        Opinion.rounds_count,
+                        Opinion.current_round,
+                        Opinion.last_seq,
+                        Opinion.outcome,
+                        Opinion.version,
+                        Opinion.assigned_planner_id,
                     ).order_by(Opinion.id)
                 )
             ],

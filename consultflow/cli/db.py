@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from consultflow.cli.main import CliState, json_flag, pass_state
-from consultflow.store import migrate
+from consultflow.services import schema
 
 
 @click.group("db")
@@ -17,11 +17,9 @@ def db_group() -> None:
 @pass_state
 def upgrade(state: CliState) -> None:
     """Create the schema, or bring it up to date (safe to run again)."""
-    ctx = state.services(check_schema=False)
-    before = migrate.current_revision(ctx.engine)
-    migrate.upgrade(ctx.engine)
-    after = migrate.current_revision(ctx.engine)
-    click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    before, after = schema.upgrade(state.services(check_schema=False))
+    was = "" if before.database == after.database else f" (was {before.database or 'empty'})"
+    click.echo(f"database at revision {after.database}{was}")
 
 
 @db_group.command("current")
@@ -29,15 +27,8 @@ def upgrade(state: CliState) -> None:
 @pass_state
 def current(state: CliState) -> None:
     """Show the schema revision of the database and of this consultflow."""
-    ctx = state.services(check_schema=False)
-    info = {
-        "database": migrate.current_revision(ctx.engine),
-        "head": migrate.head_revision(),
-    }
-    state.emit(
-        info,
-        lambda: f"database: {info['database'] or 'empty'}\nhead:     {info['head']}",
-    )
+    info = schema.status(state.services(check_schema=False))
+    state.emit(info, lambda: f"database: {info.database or 'empty'}\nhead:     {info.head}")
 
 
 def register(main: click.Group) -> None:

@@ -10,8 +10,7 @@ import click
 from consultflow.cli.main import CliState, pass_state
 from consultflow.cli.output import table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import audit, consultations, demo
-from consultflow.store import migrate
+from consultflow.services import audit, consultations, demo, schema
 
 
 @click.command("demo")
@@ -34,7 +33,7 @@ from consultflow.store import migrate
 def demo_command(state: CliState, total: int, seed: int) -> None:
     """Run a consultation shaped like the county pilot: ~800 opinions, three rounds, 203 adopted."""
     ctx = state.services(check_schema=False)
-    migrate.upgrade(ctx.engine)
+    schema.upgrade(ctx)
     if state.settings.log_level != "DEBUG":  # thousands of per-step lines would bury the summary
         logging.getLogger("consultflow").setLevel(logging.WARNING)
     started = time.perf_counter()

@@ -18,8 +18,22 @@ def setup_people(cli: Cli) -> None:
 
 
 def submit(cli: Cli, text: str, category: str = "industry") -> int:
-    out = cli.ok("--json", "opinion", "submit", "--consultation", "1", "--participant", "1",
-                 "--category", category, "--channel", "open_air_meeting", "--text", text, actor=EXPERT)
+    out = cli.ok(
+        "--json",
+        "opinion",
+        "submit",
+        "--consultation",
+        "1",
+        "--participant",
+        "1",
+        "--category",
+        category,
+        "--channel",
+        "open_air_meeting",
+        "--text",
+        text,
+        actor=EXPERT,
+    )
     return int(json.loads(out.stdout)["id"])
 
 
@@ -60,9 +74,15 @@ def test_three_rounds_through_the_cli(cli: Cli) -> None:
     history = json.loads(cli.ok("audit", "history", str(adopted), "--json").stdout)
     triggers = [e["trigger"] for e in history["events"]]
     assert triggers == [
-        "submit", "assign", "screen", "give_feedback", "reparticipate",  # round 1
-        "carry_over", "give_feedback",  # round 1 closed while under review; round 2 feedback
-        "lapse", "adopt",  # round 2 closed with no reply; adopted in round 3
+        "submit",
+        "assign",
+        "screen",
+        "give_feedback",
+        "reparticipate",  # round 1
+        "carry_over",
+        "give_feedback",  # round 1 closed while under review; round 2 feedback
+        "lapse",
+        "adopt",  # round 2 closed with no reply; adopted in round 3
     ]
     assert [e["round_no"] for e in history["events"]] == [1, 1, 1, 1, 1, 1, 2, 2, 3]
     assert [e["seq"] for e in history["events"]] == list(range(1, len(triggers) + 1))
@@ -96,8 +116,24 @@ def test_user_mistakes_are_one_clear_line(cli: Cli) -> None:
         (("round", "close", "1"), PLANNER, "may not close rounds; allowed roles: coordinator"),
         (("actor", "add", "x", "--role", "planner"), EXPERT, "may not add actors"),
         (("consultation", "show", "9"), None, "unknown consultation 9"),
-        (("opinion", "submit", "--consultation", "1", "--participant", "7", "--category", "industry",
-          "--channel", "open_air_meeting", "--text", "x"), EXPERT, "unknown participant 7"),
+        (
+            (
+                "opinion",
+                "submit",
+                "--consultation",
+                "1",
+                "--participant",
+                "7",
+                "--category",
+                "industry",
+                "--channel",
+                "open_air_meeting",
+                "--text",
+                "x",
+            ),
+            EXPERT,
+            "unknown participant 7",
+        ),
     ]
     for args, actor, message in cases:
         result = cli(*args, actor=actor)
@@ -143,7 +179,9 @@ def test_dry_run_close_lists_what_the_close_does(cli: Cli) -> None:
     cli.ok("round", "open", "1", actor=COORD)
     oid = submit(cli, "意见")
     dry = json.loads(cli.ok("--json", "round", "close", "1", "--dry-run", actor=COORD).stdout)
-    assert dry["steps"] == [{"opinion_id": oid, "action": "carry_over", "trigger": None, "from_state": "submitted", "to_state": "submitted"}]
+    assert dry["steps"] == [
+        {"opinion_id": oid, "action": "carry_over", "trigger": None, "from_state": "submitted", "to_state": "submitted"}
+    ]
     status = json.loads(cli.ok("round", "status", "1", "--json").stdout)
     assert status["open_round"]["number"] == 1
     real = json.loads(cli.ok("--json", "round", "close", "1", actor=COORD).stdout)

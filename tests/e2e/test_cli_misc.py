@@ -27,7 +27,10 @@ def test_workflow_commands(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("workflow", "diagram", "--format", "dot").stdout.startswith('digraph "consultation-loop@1"')
     assert "stateDiagram-v2" in cli.ok("--lang", "en", "workflow", "diagram").stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text((WORKFLOWS / "consultation-loop.yaml").read_text(encoding="utf-8").replace("dest: adopted", "dest: adoptd"), encoding="utf-8")
+    bad.write_text(
+        (WORKFLOWS / "consultation-loop.yaml").read_text(encoding="utf-8").replace("dest: adopted", "dest: adoptd"),
+        encoding="utf-8",
+    )
     result = cli("workflow", "validate", str(WORKFLOWS / "consultation-loop.yaml"), str(bad))
     assert result.exit_code == 1
     assert "transitions[4].dest: unknown state 'adoptd'" in result.stdout
@@ -84,11 +87,24 @@ def test_demo_reproduces_the_pilots_shape(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_real_subprocess_runs_the_loop(tmp_path: Path) -> None:
     """The installed entry point works as a separate process, with env vars for db and actor."""
-    env = {**os.environ, "CONSULTFLOW_DB": str(tmp_path / "cf.sqlite"), "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS), "PYTHONIOENCODING": "utf-8"}
+    env = {
+        **os.environ,
+        "CONSULTFLOW_DB": str(tmp_path / "cf.sqlite"),
+        "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS),
+        "PYTHONIOENCODING": "utf-8",
+    }
 
     def run(*args: str, actor: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         e = {**env, **({"CONSULTFLOW_ACTOR": actor} if actor else {})}
-        proc = subprocess.run([sys.executable, "-m", "consultflow", *args], env=e, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "consultflow", *args],
+            env=e,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         if check:
             assert proc.returncode == 0, proc.stderr
         return proc
@@ -99,7 +115,21 @@ def test_real_subprocess_runs_the_loop(tmp_path: Path) -> None:
     run("participant", "add", "张秀英", "--village", "青龙村", actor="赵专家")
     run("consultation", "create", "片区规划", "--area", "试点", actor="李协调")
     run("round", "open", "1", actor="李协调")
-    run("opinion", "submit", "--consultation", "1", "--participant", "1", "--category", "industry", "--channel", "lecture_hall", "--text", "发展研学基地", actor="赵专家")
+    run(
+        "opinion",
+        "submit",
+        "--consultation",
+        "1",
+        "--participant",
+        "1",
+        "--category",
+        "industry",
+        "--channel",
+        "lecture_hall",
+        "--text",
+        "发展研学基地",
+        actor="赵专家",
+    )
     run("opinion", "fire", "1", "screen", actor="赵专家")
     adopted = run("opinion", "fire", "1", "adopt", "--text", "采纳", "--plan-ref", "v2 §3.4", actor="李协调")
     assert "under_review -> adopted" in adopted.stdout

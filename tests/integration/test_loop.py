@@ -18,7 +18,9 @@ from tests.helpers import COORD, EXPERT, PLANNER, Setup, seed, snapshot, submit
 
 
 def fire(ctx: ServiceContext, opinion_id: int, trigger: str, actor: str = PLANNER, **fields: object):
-    return opinions.fire(ctx, acting=actor, opinion_id=opinion_id, trigger=trigger, fields={Field(k): v for k, v in fields.items()})
+    return opinions.fire(
+        ctx, acting=actor, opinion_id=opinion_id, trigger=trigger, fields={Field(k): v for k, v in fields.items()}
+    )
 
 
 def feedback_cycle(ctx: ServiceContext, opinion_id: int, stance: str = "object") -> None:

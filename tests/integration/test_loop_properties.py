@@ -30,7 +30,9 @@ FIELDS = {
 ACTORS = [COORD, PLANNER, EXPERT, VILLAGER]
 
 operation = st.one_of(
-    st.tuples(st.just("fire"), st.integers(0, 3), st.sampled_from(TRIGGERS), st.sampled_from(ACTORS), st.integers(0, 3)),
+    st.tuples(
+        st.just("fire"), st.integers(0, 3), st.sampled_from(TRIGGERS), st.sampled_from(ACTORS), st.integers(0, 3)
+    ),
     st.tuples(st.just("close")),
     st.tuples(st.just("open")),
     st.tuples(st.just("submit")),
@@ -54,14 +56,18 @@ def _apply(ctx: ServiceContext, setup: Setup, ids: list[int], op: tuple[object, 
         ids.append(submit(ctx, setup))
     else:
         _, index, trigger, actor, target = op
-        assert isinstance(index, int) and isinstance(target, int) and isinstance(trigger, str) and isinstance(actor, str)
+        assert (
+            isinstance(index, int) and isinstance(target, int) and isinstance(trigger, str) and isinstance(actor, str)
+        )
         fields: dict[Field, object] = dict(FIELDS.get(trigger, {}))
         if trigger == "merge":
             fields[Field.MERGE_TARGET] = ids[target % len(ids)]
         opinions.fire(ctx, acting=actor, opinion_id=ids[index % len(ids)], trigger=trigger, fields=fields)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(ops=st.lists(operation, min_size=1, max_size=30))
 def test_random_operations_keep_the_loop_invariants(ctx: ServiceContext, ops: list[tuple[object, ...]]) -> None:
     """State, sequence numbers and rounds counts always agree with the audit events."""
@@ -77,7 +83,9 @@ def test_random_operations_keep_the_loop_invariants(ctx: ServiceContext, ops: li
     with ctx.uow() as uow:
         chain = list(
             uow.session.scalars(
-                select(AuditEvent.chain_seq).where(AuditEvent.consultation_id == setup.consultation_id).order_by(AuditEvent.chain_seq)
+                select(AuditEvent.chain_seq)
+                .where(AuditEvent.consultation_id == setup.consultation_id)
+                .order_by(AuditEvent.chain_seq)
             )
         )
         assert chain == list(range(1, len(chain) + 1))

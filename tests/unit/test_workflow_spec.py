@@ -60,7 +60,9 @@ def test_malformed_yaml_gives_a_line_number() -> None:
 
 def test_round_close_rule_must_cover_every_active_state() -> None:
     """A state without a round-close rule is refused: closing must never leave an opinion in limbo."""
-    problems = problems_of(DEFAULT.replace("  submitted: carry_over          # not yet screened: waits in the next round\n", ""))
+    problems = problems_of(
+        DEFAULT.replace("  submitted: carry_over          # not yet screened: waits in the next round\n", "")
+    )
     assert any("no rule for state 'submitted'" in p for p in problems)
 
 
@@ -91,7 +93,9 @@ channels: [{name: m, label: {zh: 会, en: Meeting}}]
 
 def test_minimal_workflow_loads_once_its_graph_is_sound() -> None:
     """A small workflow of one's own loads when every state is reachable and can finish."""
-    sound = MINIMAL.replace("  - {name: orphan, label: {zh: 孤立, en: Orphan}}\n", "").replace(", orphan: carry_over", "")
+    sound = MINIMAL.replace("  - {name: orphan, label: {zh: 孤立, en: Orphan}}\n", "").replace(
+        ", orphan: carry_over", ""
+    )
     sound = sound.replace("source: open, dest: done", "source: [open, stuck], dest: done")
     assert load_workflow_text(sound).key == "tiny@1"
 
