@@ -24,11 +24,12 @@ def consultation_group() -> None:
     show_default=True,
     help="NAME or NAME@VERSION.",
 )
+@click.option("--auto-close", is_flag=True, help="Let the worker close each round at its closing time.")
 @pass_state
-def consultation_create(state: CliState, title: str, area: str, workflow: str) -> None:
+def consultation_create(state: CliState, title: str, area: str, workflow: str, auto_close: bool) -> None:
     """Create a consultation called TITLE, pinned to a workflow version."""
     view = consultations.create_consultation(
-        state.services(), acting=state.actor, title=title, area=area, workflow=workflow
+        state.services(), acting=state.actor, title=title, area=area, workflow=workflow, auto_close=auto_close
     )
     state.emit(
         view,
@@ -106,6 +107,18 @@ def consultation_show(state: CliState, consultation_id: int) -> None:
         return "\n".join(out)
 
     state.emit(view, text)
+
+
+@consultation_group.command("auto-close")
+@click.argument("consultation_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@pass_state
+def consultation_auto_close(state: CliState, consultation_id: int, setting: str) -> None:
+    """Turn automatic round closing (by the worker, at the round's closing time) on or off."""
+    view = consultations.set_auto_close(
+        state.services(), acting=state.actor, consultation_id=consultation_id, enabled=setting == "on"
+    )
+    state.emit(view, lambda: f"consultation {view.id}: rounds close automatically: {setting}")
 
 
 def register(main: click.Group) -> None:

@@ -164,6 +164,8 @@ def main(
     configure_logging(json_lines=log_json, level=level)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(command=ctx.invoked_subcommand)
+    if actor == "system":
+        raise click.BadParameter("'system' is reserved for consultflow itself", param_hint="--as")
     try:
         load_zone(tz)
     except ConsultflowError as exc:

@@ -37,6 +37,19 @@ def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> 
     )
 
 
+@round_group.command("reschedule")
+@click.argument("consultation_id", type=int)
+@click.argument("closes_at")
+@pass_state
+def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> None:
+    """Set or move the open round's closing time (local time, ISO 8601); reminders follow it."""
+    when = parse_time(closes_at, state.settings.tz)
+    view = rounds.reschedule_round(
+        state.services(), acting=state.actor, consultation_id=consultation_id, closes_at=when
+    )
+    state.emit(view, lambda: f"round {view.number} now closes {local_time(view.closes_at, state.settings.tz)}")
+
+
 @round_group.command("close")
 @click.argument("consultation_id", type=int)
 @click.option(

@@ -22,6 +22,8 @@ class EventKind:
     CONSULTATION_CREATED = "consultation_created"
     ROUND_OPENED = "round_opened"
     ROUND_CLOSED = "round_closed"
+    ROUND_RESCHEDULED = "round_rescheduled"
+    SETTINGS_CHANGED = "settings_changed"
     SUBMITTED = "submitted"
     ASSIGNED = "assigned"
     TRANSITION = "transition"

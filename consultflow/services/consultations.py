@@ -41,6 +41,7 @@ class ConsultationView:
     workflow: str
     created_at: datetime
     opinions: int
+    auto_close: bool = False
     rounds: tuple[RoundView, ...] = ()
     by_state: tuple[tuple[str, int], ...] = ()
 
@@ -52,8 +53,12 @@ def create_consultation(
     title: str,
     area: str,
     workflow: str = DEFAULT_WORKFLOW,
+    auto_close: bool = False,
 ) -> ConsultationView:
-    """Start a consultation on a pinned workflow version."""
+    """Start a consultation on a pinned workflow version.
+
+    With `auto_close`, the worker closes each round at its closing time.
+    """
     title = required_text(title, "title", 200)
     area = required_text(area, "area", 200)
     now = ctx.clock.now()
@@ -69,6 +74,7 @@ def create_consultation(
             created_by_id=actor.id,
             chain_seq=0,
             chain_head=GENESIS_HASH,
+            auto_close=auto_close,
         )
         uow.session.add(row)
         uow.flush()
@@ -77,6 +83,7 @@ def create_consultation(
             "area": area,
             "workflow": f"{wf.name}@{wf.version}",
             "digest": wf.digest,
+            "auto_close": auto_close,
         }
         uow.audit.append(
             row,
@@ -99,7 +106,7 @@ def create_consultation(
         workflow=payload["workflow"],
         by=actor.name,
     )
-    return ConsultationView(row.id, title, area, str(payload["workflow"]), now, 0)
+    return ConsultationView(row.id, title, area, str(payload["workflow"]), now, 0, auto_close)
 
 
 def list_consultations(ctx: ServiceContext) -> list[ConsultationView]:
@@ -114,7 +121,8 @@ def list_consultations(ctx: ServiceContext) -> list[ConsultationView]:
             .order_by(Consultation.id)
         ).all()
         return [
-            ConsultationView(c.id, c.title, c.area, f"{n}@{v}", c.created_at, counts.get(c.id, 0)) for c, n, v in rows
+            ConsultationView(c.id, c.title, c.area, f"{n}@{v}", c.created_at, counts.get(c.id, 0), c.auto_close)
+            for c, n, v in rows
         ]
 
 
@@ -131,17 +139,37 @@ def show_consultation(ctx: ServiceContext, consultation_id: int) -> Consultation
         rounds = tuple(round_view(r) for r in uow.consultations.rounds(c.id))
     by_state = tuple((s, counts.get(s, 0)) for s in spec.states)
     return ConsultationView(
-        c.id,
-        c.title,
-        c.area,
-        spec.key,
-        c.created_at,
-        sum(counts.values()),
-        rounds,
-        by_state,
-    )
+        c.id, c.title, c.area, spec.key, c.created_at, sum(counts.values()), c.auto_close, rounds, by_state
+    )  # fmt: skip
 
 
 def round_view(row: Round) -> RoundView:
     """The view of a round row."""
     return RoundView(row.number, row.status, row.opened_at, row.closes_at, row.closed_at)
+
+
+def set_auto_close(ctx: ServiceContext, *, acting: str | None, consultation_id: int, enabled: bool) -> ConsultationView:
+    """Turn automatic round closing at the closing time on or off."""
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        actor, roles = uow.actors.require(acting)
+        role = role_for_action(actor.name, roles, Action.CREATE_CONSULTATION)
+        consultation = uow.consultations.get(consultation_id, lock=True)
+        consultation.auto_close = enabled
+        uow.audit.append(
+            consultation,
+            [
+                AuditContent(
+                    consultation_id=consultation.id,
+                    chain_seq=0,
+                    kind=EventKind.SETTINGS_CHANGED,
+                    at=now,
+                    actor=actor.name,
+                    role=role.value,
+                    payload={"auto_close": enabled},
+                )
+            ],
+        )
+        uow.commit()
+    log.info("consultation_settings_changed", consultation_id=consultation_id, auto_close=enabled, by=actor.name)
+    return show_consultation(ctx, consultation_id)

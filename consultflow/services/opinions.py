@@ -18,6 +18,7 @@ from consultflow.domain.vocabulary import Field
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, engine_for, spec_for
 from consultflow.services.inputs import required_text
+from consultflow.services.reminders import StateEntry, cancel_for_opinions, record_reminders
 from consultflow.store.models import (
     Actor,
     Consultation,
@@ -184,6 +185,8 @@ def submit_many(
                 for row in rows
             ],
         )
+        entries = [StateEntry(r.id, consultation.id, r.current_round, r.state, now) for r in rows]
+        record_reminders(uow, spec, entries, open_round.closes_at, now)
         uow.commit()
         views = _views(uow, rows)
     for view in views:
@@ -248,6 +251,17 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
             drafts.setdefault(consultation.id, []).append(draft)
         for consultation_id, events in drafts.items():
             uow.audit.append(rounds[consultation_id][0], events)
+        moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
+        cancel_for_opinions(uow, [o.id for o in moved], "the opinion left the state", now)
+        for consultation_id, (consultation, _) in rounds.items():
+            entries = [
+                StateEntry(o.id, o.consultation_id, o.current_round, o.state, o.state_entered_at)
+                for o in moved
+                if o.consultation_id == consultation_id
+            ]
+            open_round = uow.consultations.open_round(consultation_id)
+            spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+            record_reminders(uow, spec, entries, open_round.closes_at if open_round else None, now)
         uow.commit()
     if len(results) == 1:
         r = results[0]

@@ -13,11 +13,14 @@ from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, EventKind
 from consultflow.domain.errors import RoundStateError, ValidationError
+from consultflow.domain.reminders import round_close_states
 from consultflow.domain.roles import Action, role_for_action
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.consultations import RoundView, round_view
 from consultflow.services.context import ServiceContext, spec_for
+from consultflow.services.reminders import StateEntry, cancel_for_opinions, cancel_for_round, record_reminders
 from consultflow.store.models import Opinion, Round
+from consultflow.store.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +96,7 @@ def open_round(
             closes_at=closes_at,
         )
         uow.session.add(row)
+        _plan_round_close_reminders(uow, consultation.id, row, now)
         payload: dict[str, object] = {"number": number}
         if closes_at is not None:
             payload["closes_at"] = closes_at.isoformat()
@@ -114,6 +118,65 @@ def open_round(
         uow.commit()
     log.info("round_opened", consultation_id=consultation_id, round=number, actor=actor.name)
     return round_view(row)
+
+
+def _plan_round_close_reminders(uow: UnitOfWork, consultation_id: int, rnd: Round, now: datetime) -> None:
+    """Reminders for opinions whose deadline is this round's close, now that it has a date."""
+    if rnd.closes_at is None:
+        return
+    consultation = uow.consultations.get(consultation_id)
+    spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+    states = round_close_states(spec)
+    if not states:
+        return
+    rows = uow.session.execute(
+        select(Opinion.id, Opinion.state, Opinion.state_entered_at).where(
+            Opinion.consultation_id == consultation_id, Opinion.state.in_(states)
+        )
+    ).all()
+    entries = [StateEntry(i, consultation_id, rnd.number, s, at) for i, s, at in rows]
+    record_reminders(uow, spec, entries, rnd.closes_at, now)
+
+
+def reschedule_round(
+    ctx: ServiceContext, *, acting: str | None, consultation_id: int, closes_at: datetime
+) -> RoundView:
+    """Give the open round a (new) closing time; reminders due at the close move with it."""
+    now = ctx.clock.now()
+    if closes_at <= now:
+        msg = "the closing time must be in the future"
+        raise ValidationError(msg)
+    with ctx.uow() as uow:
+        actor, roles = uow.actors.require(acting)
+        role = role_for_action(actor.name, roles, Action.OPEN_ROUND)
+        consultation = uow.consultations.get(consultation_id, lock=True)
+        rnd = uow.consultations.require_open_round(consultation.id)
+        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        previous = rnd.closes_at
+        rnd.closes_at = closes_at
+        cancel_for_round(uow, consultation.id, round_close_states(spec), "the round's closing time changed", now)
+        _plan_round_close_reminders(uow, consultation.id, rnd, now)
+        uow.audit.append(
+            consultation,
+            [
+                AuditContent(
+                    consultation_id=consultation.id,
+                    chain_seq=0,
+                    kind=EventKind.ROUND_RESCHEDULED,
+                    at=now,
+                    actor=actor.name,
+                    role=role.value,
+                    round_no=rnd.number,
+                    payload={
+                        "closes_at": closes_at.isoformat(),
+                        "previous": previous.isoformat() if previous else None,
+                    },
+                )
+            ],
+        )
+        uow.commit()
+    log.info("round_rescheduled", consultation_id=consultation_id, round=rnd.number, actor=actor.name)
+    return round_view(rnd)
 
 
 def _plan(rows: list[tuple[int, str]], spec: WorkflowSpec) -> list[CloseStep]:
@@ -201,6 +264,11 @@ def close_round(
         )
         uow.audit.append(consultation, drafts)
         rnd.status, rnd.closed_at = "closed", now
+        fired = [s for s in steps if s.trigger is not None]
+        cancel_for_opinions(uow, [s.opinion_id for s in fired], f"round {rnd.number} closed", now)
+        cancel_for_round(uow, consultation.id, round_close_states(spec), f"round {rnd.number} closed", now)
+        entries = [StateEntry(s.opinion_id, consultation.id, plan.next_round, s.to_state, now) for s in fired]
+        record_reminders(uow, spec, entries, None, now)
         uow.commit()
     log.info(
         "round_closed",

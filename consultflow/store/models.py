@@ -100,6 +100,7 @@ class Consultation(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
     chain_seq: Mapped[int] = mapped_column(Integer, default=0)
     chain_head: Mapped[str] = mapped_column(String(64))
+    auto_close: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Round(Base):
@@ -197,3 +198,79 @@ class AuditEvent(Base):
     payload: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Reminder(Base):
+    """A reminder owed about an opinion's deadline; written with the change that causes it.
+
+    The unique key (opinion, rule, offset, round, due time) makes a duplicate impossible, so
+    planning the same reminders twice is harmless.
+    """
+
+    __tablename__ = "reminder"
+    __table_args__ = (
+        UniqueConstraint("opinion_id", "rule", "offset_minutes", "round_no", "due_at"),
+        Index(None, "status", "send_at"),
+        CheckConstraint("status IN ('pending', 'dispatched', 'cancelled')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    opinion_id: Mapped[int] = mapped_column(ForeignKey("opinion.id"))
+    round_no: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(60))
+    offset_minutes: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(60))
+    state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recipient_role: Mapped[str] = mapped_column(String(20))
+    escalation: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class Delivery(Base):
+    """One message in the outbox: to one recipient, through one channel, sent at least once.
+
+    The idempotency key travels with the message so a receiver can drop a repeat after a crash.
+    """
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'dead')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminder.id"))
+    recipient_kind: Mapped[str] = mapped_column(String(12))
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    recipient_name: Mapped[str] = mapped_column(String(120))
+    channel: Mapped[str] = mapped_column(String(12))
+    lang: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DeliveryAttempt(Base):
+    """Every try at sending a delivery, successful or not."""
+
+    __tablename__ = "delivery_attempt"
+
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -111,7 +111,7 @@ def test_random_trigger_sequences_respect_the_graph(triggers: list[str]) -> None
             trigger=trigger,
             actor_name="a",
             actor_roles=list(spec.roles),
-            fields=dict.fromkeys(spec.required, "1"),
+            fields={f: {Field.STANCE: "agree", Field.MERGE_TARGET: "2"}.get(f, "text") for f in spec.required},
         )
         ENGINE.apply(subject, prepared)
         assert subject.state == spec.dest
