@@ -199,11 +199,12 @@ def _register() -> None:
         demo,
         opinion,
         people,
+        reminders,
         rounds,
         workflow,
     )
 
-    for module in (db, people, workflow, consultation, opinion, rounds, audit, demo):
+    for module in (db, people, workflow, consultation, opinion, rounds, reminders, audit, demo):
         module.register(main)
 
 

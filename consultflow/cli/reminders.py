@@ -1,0 +1,262 @@
+"""`consultflow reminders` and `consultflow worker`: chasing what is owed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+
+from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.output import local_time, table
+from consultflow.config import load_zone
+from consultflow.domain.clock import FixedClock
+from consultflow.scheduler.channels import SmtpSettings, build_router
+from consultflow.scheduler.worker import digest_trigger, run_worker
+from consultflow.services import reminders, sweep
+from consultflow.services.context import ServiceContext
+from consultflow.services.inputs import parse_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DELIVERY_OPTIONS = [
+    click.option(
+        "--channels",
+        envvar="CONSULTFLOW_CHANNELS",
+        help="Comma-separated: log, email, webhook [default: log plus every configured one].",
+    ),
+    click.option("--smtp-host", envvar="CONSULTFLOW_SMTP_HOST", help="SMTP server for email."),
+    click.option("--smtp-port", envvar="CONSULTFLOW_SMTP_PORT", type=int, default=25, show_default=True),
+    click.option(
+        "--smtp-security",
+        envvar="CONSULTFLOW_SMTP_SECURITY",
+        type=click.Choice(["none", "starttls", "ssl"]),
+        default="none",
+        show_default=True,
+    ),
+    click.option("--smtp-user", envvar="CONSULTFLOW_SMTP_USER"),
+    click.option("--smtp-password", envvar="CONSULTFLOW_SMTP_PASSWORD", help="Better given through the environment."),
+    click.option("--smtp-from", envvar="CONSULTFLOW_SMTP_FROM", default="consultflow@localhost", show_default=True),
+    click.option(
+        "--webhook-url",
+        envvar="CONSULTFLOW_WEBHOOK_URL",
+        help="URL that receives a JSON POST per message (SMS and messaging gateways).",
+    ),
+    click.option(
+        "--max-attempts",
+        envvar="CONSULTFLOW_MAX_ATTEMPTS",
+        type=click.IntRange(min=1),
+        default=5,
+        show_default=True,
+        help="Tries before a delivery is dead-lettered.",
+    ),
+    click.option(
+        "--retry-seconds",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="First retry delay; doubles each time, at most an hour.",
+    ),
+    click.option(
+        "--lease-seconds",
+        type=click.FloatRange(min=1),
+        default=300.0,
+        show_default=True,
+        help="How long a claimed delivery stays with one worker.",
+    ),
+]
+
+
+def delivery_options(func: F) -> F:
+    """The channel and retry options shared by `worker` and `reminders run-once`."""
+    for option in reversed(DELIVERY_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _delivery(options: dict[str, Any]) -> tuple[sweep.Sender, sweep.SweepSettings]:
+    smtp = None
+    if options["smtp_host"]:
+        smtp = SmtpSettings(
+            host=options["smtp_host"],
+            port=options["smtp_port"],
+            sender=options["smtp_from"],
+            username=options["smtp_user"],
+            password=options["smtp_password"],
+            security=options["smtp_security"],
+        )
+    router = build_router(channels=options["channels"], smtp=smtp, webhook_url=options["webhook_url"])
+    retry = timedelta(seconds=options["retry_seconds"])
+    settings = sweep.SweepSettings(
+        channels=router.enabled,
+        max_attempts=options["max_attempts"],
+        backoff_base=retry,
+        backoff_max=max(retry, timedelta(hours=1)),
+        lease=timedelta(seconds=options["lease_seconds"]),
+    )
+    return router, settings
+
+
+@click.group("reminders")
+def reminders_group() -> None:
+    """Reminders owed to planners, participants and coordinators, and their deliveries."""
+
+
+@reminders_group.command("run-once")
+@click.option("--now", "now_text", help="Sweep as if it were this time (local, ISO 8601); for tests and catch-up.")
+@click.option("--digest", is_flag=True, help="Also queue today's digests.")
+@delivery_options
+@pass_state
+def run_once(state: CliState, /, now_text: str | None, digest: bool, **options: Any) -> None:
+    """Do one sweep and exit (for cron, systemd timers and tests)."""
+    ctx = state.services()
+    sender, settings = _delivery(options)
+    now = parse_time(now_text, state.settings.tz) if now_text else None
+    if digest:
+        sweep.queue_digests(ctx if now is None else _at(ctx, now), settings)
+    report = sweep.sweep(ctx, sender, settings, now=now)
+    state.emit(
+        report,
+        lambda: (
+            f"found {report.found} due reminder(s): dispatched {report.dispatched}, cancelled {report.cancelled}, "
+            f"skipped {report.skipped}; deliveries sent {report.sent}, failed {report.failed}, dead {report.dead}; "
+            f"rounds closed {report.rounds_closed}"
+        ),
+    )
+
+
+def _at(ctx: ServiceContext, now: datetime) -> ServiceContext:
+    return replace(ctx, clock=FixedClock(now))
+
+
+@reminders_group.command("list")
+@click.option("--consultation", "consultation_id", type=int, help="Only this consultation.")
+@click.option("--status", type=click.Choice(list(reminders.STATUSES)), help="Only reminders with this status.")
+@click.option("--failed", is_flag=True, help="List deliveries that failed (retrying or dead-lettered) instead.")
+@click.option("--limit", type=click.IntRange(min=1))
+@json_flag
+@pass_state
+def reminders_list(
+    state: CliState, consultation_id: int | None, status: str | None, failed: bool, limit: int | None
+) -> None:
+    """Reminders, soonest first (or the failed deliveries with --failed)."""
+    tz = state.settings.tz
+    ctx = state.services()
+    if failed:
+        deliveries = reminders.list_deliveries(ctx, failed_only=True, limit=limit)
+        state.emit(
+            deliveries,
+            lambda: table(
+                ["delivery", "reminder", "to", "channel", "status", "tries", "next try", "last error"],
+                [
+                    (
+                        d.id,
+                        d.reminder_id,
+                        d.recipient,
+                        d.channel,
+                        d.status,
+                        d.attempts,
+                        local_time(d.next_attempt_at, tz) if d.status != "dead" else "-",
+                        d.last_error,
+                    )
+                    for d in deliveries
+                ],
+            ),
+        )
+        return
+    views = reminders.list_reminders(ctx, consultation_id=consultation_id, status=status, limit=limit)
+    state.emit(
+        views,
+        lambda: table(
+            ["id", "opinion", "rule", "to", "due", "send at", "status", "note"],
+            [
+                (
+                    r.id,
+                    r.opinion_id,
+                    r.rule + (" !" if r.escalation else ""),
+                    r.recipient_role,
+                    local_time(r.due_at, tz),
+                    local_time(r.send_at, tz),
+                    r.status,
+                    r.cancel_reason,
+                )
+                for r in views
+            ],
+        ),
+    )
+
+
+@reminders_group.command("show")
+@click.argument("reminder_id", type=int)
+@json_flag
+@pass_state
+def reminders_show(state: CliState, reminder_id: int) -> None:
+    """One reminder, its deliveries and every attempt."""
+    view, deliveries = reminders.show_reminder(state.services(), reminder_id)
+    tz = state.settings.tz
+
+    def text() -> str:
+        out = [
+            f"reminder {view.id}: {view.rule} for opinion {view.opinion_id} (round {view.round_no}, state {view.state})",
+            f"to: {view.recipient_role}{'  [escalation]' if view.escalation else ''}   due: {local_time(view.due_at, tz)}   send at: {local_time(view.send_at, tz)}",
+            f"status: {view.status}" + (f" ({view.cancel_reason})" if view.cancel_reason else ""),
+        ]
+        for d in deliveries:
+            out += [
+                "",
+                f"delivery {d.id} to {d.recipient} via {d.channel}: {d.status} after {d.attempts} attempt(s)  key {d.idempotency_key}",
+                f"  {d.subject}",
+            ]
+            out += [f"  attempt {a.attempt} at {local_time(a.at, tz)}: {'ok' if a.ok else a.error}" for a in d.history]
+        return "\n".join(out)
+
+    state.emit({"reminder": view, "deliveries": deliveries}, text)
+
+
+@reminders_group.command("cancel")
+@click.argument("reminder_ids", nargs=-1, required=True, type=int)
+@click.option("--reason", help="Why (kept with the reminder).")
+@pass_state
+def reminders_cancel(state: CliState, reminder_ids: tuple[int, ...], reason: str | None) -> None:
+    """Cancel pending reminders."""
+    views = reminders.cancel_reminders(state.services(), acting=state.actor, reminder_ids=reminder_ids, reason=reason)
+    state.emit(views, lambda: f"{len(views)} reminder(s) cancelled")
+
+
+@click.command("worker")
+@click.option(
+    "--interval",
+    "interval_seconds",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    envvar="CONSULTFLOW_SWEEP_SECONDS",
+    help="Seconds between sweeps.",
+)
+@click.option(
+    "--digest-cron",
+    default="0 8 * * *",
+    show_default=True,
+    envvar="CONSULTFLOW_DIGEST_CRON",
+    help="When to send the daily digest (crontab, in --digest-tz); 'off' for none.",
+)
+@click.option("--digest-tz", envvar="CONSULTFLOW_DIGEST_TZ", help="Time zone of --digest-cron [default: --tz].")
+@delivery_options
+@pass_state
+def worker_command(
+    state: CliState, /, interval_seconds: float, digest_cron: str, digest_tz: str | None, **options: Any
+) -> None:
+    """Run the reminder worker until SIGTERM or SIGINT."""
+    tz = load_zone(digest_tz) if digest_tz else state.settings.tz
+    trigger = None if digest_cron.strip().lower() == "off" else digest_trigger(digest_cron, tz)
+    ctx = state.services()
+    sender, settings = _delivery(options)
+    run_worker(ctx, sender, settings, interval_seconds=interval_seconds, digest=trigger)
+
+
+def register(main: click.Group) -> None:
+    """Attach the commands."""
+    main.add_command(reminders_group)
+    main.add_command(worker_command)

@@ -1,0 +1,1 @@
+"""The worker: APScheduler wiring and the delivery channels (log, SMTP email, webhook)."""

@@ -1,0 +1,188 @@
+"""Delivery channels. Each sends one message or raises `DeliveryError`; none retries itself.
+
+Every message carries its idempotency key (an email header, a JSON field and an HTTP header) so a
+receiver can drop a repeat. Contact details appear in logs only masked.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import structlog
+
+from consultflow.domain.errors import ConfigurationError
+from consultflow.services.sweep import CHANNELS, DeliveryError, OutgoingMessage
+
+log = structlog.get_logger(__name__)
+
+
+class LogChannel:
+    """Writes the message to the log: the default, and the fallback for people without a contact."""
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Log the message (contact masked)."""
+        log.info(
+            "reminder_message",
+            channel="log",
+            key=message.idempotency_key,
+            to=message.recipient_name,
+            contact=message.address,
+            subject=message.subject,
+        )
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to send email."""
+
+    host: str
+    port: int = 25
+    sender: str = "consultflow@localhost"
+    username: str | None = None
+    password: str | None = None
+    security: str = "none"  # none | starttls | ssl
+    timeout: float = 20.0
+
+
+class SmtpChannel:
+    """Email over SMTP, one connection per message (reminders are few; simplicity wins)."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            if s.security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+        if s.username:
+            client.login(s.username, s.password or "")
+        return client
+
+    def check(self) -> None:
+        """Connect once at start-up so a wrong host or port is one clear error, not silent retries."""
+        try:
+            with self._connect() as client:
+                client.noop()
+        except (OSError, smtplib.SMTPException) as exc:
+            msg = f"cannot reach SMTP server {self.settings.host}:{self.settings.port}: {exc}"
+            raise ConfigurationError(msg) from None
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Send one email; the idempotency key is in the Message-ID and a header of its own."""
+        if not message.address or "@" not in message.address:
+            raise DeliveryError("no email address for the recipient")
+        email = EmailMessage()
+        email["From"] = self.settings.sender
+        email["To"] = message.address
+        email["Subject"] = message.subject
+        email["Date"] = formatdate(localtime=False)
+        email["Message-ID"] = make_msgid(idstring=message.idempotency_key, domain="consultflow")
+        email["X-Idempotency-Key"] = message.idempotency_key
+        email["Content-Language"] = "zh-CN" if message.lang == "zh" else "en"
+        email.set_content(message.body, charset="utf-8")
+        try:
+            with self._connect() as client:
+                client.send_message(email)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"smtp: {exc}") from None
+        log.info("email_sent", key=message.idempotency_key, contact=message.address)
+
+
+class WebhookChannel:
+    """HTTP POST of a JSON document, for SMS and messaging gateways."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            msg = f"webhook URL must start with http:// or https://, not {url!r}"
+            raise ConfigurationError(msg)
+        self.url = url
+        self.timeout = timeout
+
+    def send(self, message: OutgoingMessage) -> None:
+        """POST the message; any 2xx answer counts as delivered."""
+        document = {
+            "idempotency_key": message.idempotency_key,
+            "kind": message.kind,
+            "recipient": {"name": message.recipient_name, "contact": message.address},
+            "lang": message.lang,
+            "subject": message.subject,
+            "body": message.body,
+        }
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+            self.url,
+            data=json.dumps(document, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": message.idempotency_key},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise DeliveryError(f"webhook answered HTTP {exc.code}") from None
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+            raise DeliveryError(f"webhook: {exc}") from None
+        if not 200 <= status < 300:
+            raise DeliveryError(f"webhook answered HTTP {status}")
+        log.info("webhook_sent", key=message.idempotency_key, contact=message.address)
+
+
+class ChannelRouter:
+    """Sends each message through the channel it was dispatched to."""
+
+    def __init__(self, smtp: SmtpChannel | None = None, webhook: WebhookChannel | None = None) -> None:
+        self.channels: dict[str, LogChannel | SmtpChannel | WebhookChannel] = {"log": LogChannel()}
+        if smtp is not None:
+            self.channels["email"] = smtp
+        if webhook is not None:
+            self.channels["webhook"] = webhook
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        """Channel names that can send."""
+        return frozenset(self.channels)
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Route to the message's channel."""
+        channel = self.channels.get(message.channel)
+        if channel is None:
+            raise DeliveryError(f"channel {message.channel!r} is not configured on this worker")
+        channel.send(message)
+
+
+def build_router(
+    *, channels: str | None, smtp: SmtpSettings | None, webhook_url: str | None, check_smtp: bool = True
+) -> ChannelRouter:
+    """The router for the given settings; an unknown channel or unusable setting is one clear error.
+
+    `channels` is a comma-separated list (log, email, webhook); by default every channel that has
+    settings is on.
+    """
+    wanted = {"log"} | ({"email"} if smtp else set()) | ({"webhook"} if webhook_url else set())
+    if channels:
+        wanted = {c.strip() for c in channels.split(",") if c.strip()}
+        unknown = sorted(wanted - set(CHANNELS))
+        if unknown:
+            msg = f"unknown channel(s) {', '.join(unknown)}; allowed: {', '.join(CHANNELS)}"
+            raise ConfigurationError(msg)
+        if "email" in wanted and smtp is None:
+            raise ConfigurationError("channel email needs --smtp-host (or CONSULTFLOW_SMTP_HOST)")
+        if "webhook" in wanted and not webhook_url:
+            raise ConfigurationError("channel webhook needs --webhook-url (or CONSULTFLOW_WEBHOOK_URL)")
+    smtp_channel = SmtpChannel(smtp) if smtp and "email" in wanted else None
+    if smtp_channel is not None and check_smtp:
+        smtp_channel.check()
+    webhook = WebhookChannel(webhook_url) if webhook_url and "webhook" in wanted else None
+    return ChannelRouter(smtp_channel, webhook)

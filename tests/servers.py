@@ -1,0 +1,92 @@
+"""Real servers on loopback for the delivery tests: an SMTP server and a webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class SmtpInbox:
+    """Messages an aiosmtpd server received."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[SmtpInbox]:
+    """An SMTP server on a free loopback port."""
+    inbox = SmtpInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    inbox.port = controller.server.sockets[0].getsockname()[1]
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Webhook:
+    """What the webhook receiver got, and how it should behave."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    fail_first: int = 0
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return [r["idempotency_key"] for r in self.received]
+
+
+@contextmanager
+def webhook_server(*, fail_first: int = 0, delay: float = 0.0) -> Iterator[Webhook]:
+    """An HTTP server on a free loopback port that records JSON POSTs (failing the first N)."""
+    hook = Webhook(fail_first=fail_first, delay=delay)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if hook.delay:
+                time.sleep(hook.delay)
+            with hook.lock:
+                failing = hook.fail_first > 0
+                if failing:
+                    hook.fail_first -= 1
+                else:
+                    hook.received.append(json.loads(body))
+                    hook.headers.append(dict(self.headers))
+            self.send_response(503 if failing else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
