@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,13 +30,19 @@ class SmtpInbox:
         return "250 OK"
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
 def smtp_server() -> Iterator[SmtpInbox]:
     """An SMTP server on a free loopback port."""
-    inbox = SmtpInbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    inbox = SmtpInbox(port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
-    inbox.port = controller.server.sockets[0].getsockname()[1]
     try:
         yield inbox
     finally:
