@@ -9,7 +9,7 @@ import click
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import local_time, shorten, table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import audit
+from consultflow.services import audit, statistics
 
 
 @click.group("audit")
@@ -56,7 +56,7 @@ def audit_history(state: CliState, opinion_id: int) -> None:
 @pass_state
 def audit_rounds(state: CliState, consultation_id: int) -> None:
     """How many rounds each adopted, partly adopted and rejected opinion went through."""
-    report = audit.rounds_report(state.services(), consultation_id, per_opinion=state.json)
+    report = statistics.rounds_report(state.services(), consultation_id, per_opinion=state.json)
 
     def text() -> str:
         most = max((max(o.histogram, default=0) for o in report.outcomes), default=0)

@@ -10,7 +10,7 @@ import click
 from consultflow.cli.main import CliState, pass_state
 from consultflow.cli.output import table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import audit, consultations, demo, schema
+from consultflow.services import consultations, demo, schema, statistics
 
 
 @click.command("demo")
@@ -39,7 +39,7 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
     started = time.perf_counter()
     result = demo.run_demo(ctx, total=total, seed=seed)
     elapsed = time.perf_counter() - started
-    report = audit.rounds_report(ctx, result.consultation_id)
+    report = statistics.rounds_report(ctx, result.consultation_id)
     shown = consultations.show_consultation(ctx, result.consultation_id)
     if state.json:
         state.emit(

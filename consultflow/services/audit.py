@@ -1,23 +1,22 @@
-"""What auditors ask: an opinion's history, and how many rounds opinions took to an outcome."""
+"""What auditors read: an opinion's timeline, events by any filter, and every state as of a moment."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import ColumnElement, Integer, and_, cast, func, select
 
-from consultflow.domain.vocabulary import DECIDED_OUTCOMES
-from consultflow.services.context import ServiceContext
+from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.opinions import OpinionView, opinion_view
 from consultflow.store.models import AuditEvent, Opinion
 
 
 @dataclass(frozen=True)
 class HistoryEvent:
-    """One line of an opinion's timeline."""
+    """One event of the audit trail, as auditors read it."""
 
     seq: int
     at: datetime
@@ -30,166 +29,155 @@ class HistoryEvent:
     role: str
     completes_cycle: bool
     payload: dict[str, Any]
+    opinion_id: int | None = None
+    consultation_id: int | None = None
+    chain_seq: int | None = None
 
 
-@dataclass(frozen=True)
-class OutcomeRounds:
-    """For one outcome: how many opinions took 1, 2, 3 ... rounds to reach it."""
-
-    outcome: str
-    total: int
-    histogram: dict[int, int]
-
-    @property
-    def mean(self) -> float:
-        """Average rounds to this outcome (0 when none reached it)."""
-        if not self.total:
-            return 0.0
-        return sum(k * v for k, v in self.histogram.items()) / self.total
-
-
-@dataclass(frozen=True)
-class OpinionRounds:
-    """One decided opinion and the rounds it went through."""
-
-    opinion_id: int
-    outcome: str
-    rounds: int
-    category: str
-    channel: str
-
-
-@dataclass(frozen=True)
-class RoundsReport:
-    """Rounds to outcome for a consultation's decided opinions."""
-
-    consultation_id: int
-    outcomes: tuple[OutcomeRounds, ...]
-    opinions: tuple[OpinionRounds, ...] = field(default=())
+def _event(e: AuditEvent) -> HistoryEvent:
+    return HistoryEvent(
+        seq=e.opinion_seq or 0,
+        at=e.at,
+        round_no=e.round_no,
+        kind=e.kind,
+        trigger=e.trigger,
+        from_state=e.from_state,
+        to_state=e.to_state,
+        actor=e.actor,
+        role=e.role,
+        completes_cycle=e.completes_cycle,
+        payload=json.loads(e.payload),
+        opinion_id=e.opinion_id,
+        consultation_id=e.consultation_id,
+        chain_seq=e.chain_seq,
+    )
 
 
 def history(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[HistoryEvent]]:
     """An opinion's full timeline from its audit events."""
     with ctx.uow() as uow:
         opinion = uow.opinions.get(opinion_id)
-        events = [
-            HistoryEvent(
-                seq=e.opinion_seq or 0,
-                at=e.at,
-                round_no=e.round_no,
-                kind=e.kind,
-                trigger=e.trigger,
-                from_state=e.from_state,
-                to_state=e.to_state,
-                actor=e.actor,
-                role=e.role,
-                completes_cycle=e.completes_cycle,
-                payload=json.loads(e.payload),
-            )
-            for e in uow.audit.for_opinion(opinion.id)
-        ]
+        events = [_event(e) for e in uow.audit.for_opinion(opinion.id)]
         return opinion_view(uow, opinion), events
 
 
-def rounds_report(ctx: ServiceContext, consultation_id: int, *, per_opinion: bool = False) -> RoundsReport:
-    """How many rounds each adopted, partly adopted and rejected opinion went through.
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to find; every filter given must hold."""
 
-    Read from the maintained `rounds_count` column (indexed with the outcome), which
-    `check_consistency` proves equal to what the audit events say.
+    consultation_id: int | None = None
+    participant_id: int | None = None
+    category: str | None = None
+    channel: str | None = None
+    state: str | None = None
+    outcome: str | None = None
+    round_no: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+
+
+def search_events(ctx: ServiceContext, criteria: EventFilter) -> list[HistoryEvent]:
+    """Opinion events matching every filter, in the order they happened.
+
+    Participant, category, channel and outcome are the opinion's; state is where the event led
+    (the events that moved opinions into it); round and time range are the event's.
     """
-    decided = [o.value for o in DECIDED_OUTCOMES]
+    where: list[ColumnElement[bool]] = [AuditEvent.opinion_id.is_not(None)]
+    c = criteria
+    opinion_filters = [
+        (Opinion.consultation_id, c.consultation_id),
+        (Opinion.participant_id, c.participant_id),
+        (Opinion.category, c.category),
+        (Opinion.channel, c.channel),
+        (Opinion.outcome, c.outcome),
+    ]
+    where += [column == value for column, value in opinion_filters if value is not None]
+    if c.state is not None:
+        where.append(AuditEvent.to_state == c.state)
+    if c.round_no is not None:
+        where.append(AuditEvent.round_no == c.round_no)
+    if c.since is not None:
+        where.append(AuditEvent.at >= c.since)
+    if c.until is not None:
+        where.append(AuditEvent.at < c.until)
     with ctx.uow() as uow:
-        uow.consultations.get(consultation_id)
-        where = (
-            Opinion.consultation_id == consultation_id,
-            Opinion.outcome.in_(decided),
-        )
-        counts: dict[str, dict[int, int]] = {o: {} for o in decided}
-        for outcome, rounds, n in uow.session.execute(
-            select(Opinion.outcome, Opinion.rounds_count, func.count())
+        if c.consultation_id is not None:
+            uow.consultations.get(c.consultation_id)
+        if c.participant_id is not None:
+            uow.actors.participant(c.participant_id)
+        stmt = (
+            select(AuditEvent)
+            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
             .where(*where)
-            .group_by(Opinion.outcome, Opinion.rounds_count)
-        ).all():
-            counts[str(outcome)][rounds] = n
-        rows: tuple[OpinionRounds, ...] = ()
-        if per_opinion:
-            rows = tuple(
-                OpinionRounds(i, str(o), r, c, ch)
-                for i, o, r, c, ch in uow.session.execute(
-                    select(
-                        Opinion.id,
-                        Opinion.outcome,
-                        Opinion.rounds_count,
-                        Opinion.category,
-                        Opinion.channel,
-                    )
-                    .where(*where)
-                    .order_by(Opinion.id)
-                ).all()
-            )
-    outcomes = tuple(OutcomeRounds(o, sum(h.values()), dict(sorted(h.items()))) for o, h in counts.items())
-    return RoundsReport(consultation_id, outcomes, rows)
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
+        if c.limit is not None:
+            stmt = stmt.limit(c.limit)
+        return [_event(e) for e in uow.session.scalars(stmt)]
 
 
 @dataclass(frozen=True)
-class Inconsistency:
-    """An opinion whose stored columns disagree with its audit events."""
+class OpinionAsOf:
+    """An opinion as it stood at a past moment, rebuilt from its events."""
 
     opinion_id: int
-    problem: str
+    consultation_id: int
+    state: str
+    outcome: str | None
+    round_no: int
+    rounds_count: int
+    since: datetime
 
 
-def check_consistency(ctx: ServiceContext, consultation_id: int) -> list[Inconsistency]:
-    """Compare every opinion's state, rounds count and sequence with its audit events.
+def as_of(ctx: ServiceContext, moment: datetime, consultation_id: int | None = None) -> list[OpinionAsOf]:
+    """Every opinion's state at `moment`, from the audit events alone.
 
-    State must equal the last event's destination, the rounds count the number of events that
-    completed a participate-feedback cycle, and sequence numbers must run 1..last_seq unbroken.
+    Opinions submitted after `moment` did not exist yet and are left out.
     """
     with ctx.uow() as uow:
-        uow.consultations.get(consultation_id)
-        per_opinion = {
-            op_id: (n, cycles or 0, max_seq)
-            for op_id, n, cycles, max_seq in uow.session.execute(
-                select(
-                    AuditEvent.opinion_id,
-                    func.count(),
-                    func.sum(cast(AuditEvent.completes_cycle, Integer)),
-                    func.max(AuditEvent.opinion_seq),
-                )
-                .where(
-                    AuditEvent.consultation_id == consultation_id,
-                    AuditEvent.opinion_id.is_not(None),
-                )
-                .group_by(AuditEvent.opinion_id)
-            ).all()
-        }
-        last_state = dict(
-            uow.session.execute(
-                select(AuditEvent.opinion_id, AuditEvent.to_state)
-                .join(Opinion, Opinion.id == AuditEvent.opinion_id)
-                .where(
-                    Opinion.consultation_id == consultation_id,
-                    AuditEvent.opinion_seq == Opinion.last_seq,
-                )
-            ).all()
+        if consultation_id is not None:
+            uow.consultations.get(consultation_id)
+        where = [AuditEvent.opinion_id.is_not(None), AuditEvent.at <= moment]
+        if consultation_id is not None:
+            where.append(AuditEvent.consultation_id == consultation_id)
+        last = (
+            select(
+                AuditEvent.opinion_id.label("opinion_id"),
+                func.max(AuditEvent.opinion_seq).label("seq"),
+                func.sum(cast(AuditEvent.completes_cycle, Integer)).label("cycles"),
+            )
+            .where(*where)
+            .group_by(AuditEvent.opinion_id)
+            .subquery()
         )
-        problems = []
-        for op in uow.session.scalars(select(Opinion).where(Opinion.consultation_id == consultation_id)):
-            n, cycles, max_seq = per_opinion.get(op.id, (0, 0, 0))
-            if n != op.last_seq or max_seq != op.last_seq:
-                problems.append(
-                    Inconsistency(
-                        op.id,
-                        f"{n} events, sequence up to {max_seq}, expected 1..{op.last_seq}",
-                    )
+        rows = uow.session.execute(
+            select(
+                AuditEvent.opinion_id,
+                AuditEvent.consultation_id,
+                AuditEvent.to_state,
+                AuditEvent.round_no,
+                AuditEvent.at,
+                last.c.cycles,
+                Opinion.workflow_id,
+            )
+            .join(last, and_(last.c.opinion_id == AuditEvent.opinion_id, last.c.seq == AuditEvent.opinion_seq))
+            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
+            .order_by(AuditEvent.opinion_id)
+        ).all()
+        out = []
+        for opinion_id, cid, state, round_no, at, cycles, workflow_id in rows:
+            spec = spec_for(uow.consultations.workflow(workflow_id))
+            outcome = spec.states[state].outcome
+            out.append(
+                OpinionAsOf(
+                    opinion_id,
+                    cid,
+                    str(state),
+                    outcome.value if outcome else None,
+                    int(round_no or 0),
+                    int(cycles or 0),
+                    at,
                 )
-            if cycles != op.rounds_count:
-                problems.append(Inconsistency(op.id, f"rounds count {op.rounds_count}, events say {cycles}"))
-            if last_state.get(op.id) != op.state:
-                problems.append(
-                    Inconsistency(
-                        op.id,
-                        f"state {op.state!r}, last event says {last_state.get(op.id)!r}",
-                    )
-                )
-    return problems
+            )
+        return out

@@ -230,7 +230,7 @@ def close_round(
             AuditContent(
                 consultation_id=consultation.id,
                 chain_seq=0,
-                kind=EventKind.CARRIED_OVER if step.trigger is None else EventKind.TRANSITION,
+                kind=EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
                 at=now,
                 actor=actor.name,
                 role=role.value,

@@ -12,7 +12,7 @@ from consultflow.domain.errors import (
     ValidationError,
 )
 from consultflow.domain.vocabulary import Field
-from consultflow.services import audit, opinions, rounds
+from consultflow.services import opinions, rounds, statistics
 from consultflow.services.context import ServiceContext
 from tests.helpers import COORD, EXPERT, PLANNER, Setup, seed, snapshot, submit
 
@@ -51,7 +51,7 @@ def test_three_rounds_to_three_outcomes(ctx: ServiceContext) -> None:
     assert result.rounds_count == 3
     assert result.round_no == 3
 
-    report = audit.rounds_report(ctx, setup.consultation_id, per_opinion=True)
+    report = statistics.rounds_report(ctx, setup.consultation_id, per_opinion=True)
     hist = {o.outcome: o.histogram for o in report.outcomes}
     assert hist == {"adopted": {3: 1}, "partly_adopted": {2: 1}, "rejected": {1: 1}}
     assert {(r.opinion_id, r.rounds) for r in report.opinions} == {(adopted, 3), (partly, 2), (rejected, 1)}
@@ -59,7 +59,7 @@ def test_three_rounds_to_three_outcomes(ctx: ServiceContext) -> None:
     assert view.plan_ref == "v2 §5.3 农村路网"
     assert [e.kind for e in entries] == ["feedback", "reparticipation"] * 2 + ["feedback"]
     assert [e.round_no for e in entries] == [1, 1, 2, 2, 3]
-    assert audit.check_consistency(ctx, setup.consultation_id) == []
+    assert statistics.check_consistency(ctx, setup.consultation_id) == []
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_round_close_applies_the_rules_and_dry_run_equals_real_close(ctx: Servic
     assert by_id[answered].rounds_count == 1
     assert by_id[waiting].current_round == 2
     assert by_id[decided].current_round == 1
-    assert audit.check_consistency(ctx, setup.consultation_id) == []
+    assert statistics.check_consistency(ctx, setup.consultation_id) == []
 
 
 def test_merge_records_the_target_and_refuses_merged_targets(ctx: ServiceContext) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from consultflow.domain.errors import ConsultflowError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import audit, consultations, opinions, people, rounds
+from consultflow.services import consultations, opinions, people, rounds, statistics
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AuditEvent, Opinion
 from tests.helpers import COORD, EXPERT, PLANNER, VILLAGER, Setup, seed, snapshot, submit
@@ -79,7 +79,7 @@ def test_random_operations_keep_the_loop_invariants(ctx: ServiceContext, ops: li
             _apply(ctx, setup, ids, op)
         except ConsultflowError:
             assert snapshot(ctx) == before, f"refused {op} wrote something"
-    assert audit.check_consistency(ctx, setup.consultation_id) == []
+    assert statistics.check_consistency(ctx, setup.consultation_id) == []
     with ctx.uow() as uow:
         chain = list(
             uow.session.scalars(
