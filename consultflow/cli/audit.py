@@ -1,4 +1,4 @@
-"""`consultflow audit`: histories and rounds-to-outcome figures for auditors."""
+"""`consultflow audit`: histories, as-of states, round figures and chain verification for auditors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import click
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import local_time, shorten, table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import audit, statistics
+from consultflow.services import audit, statistics, verify
+from consultflow.services.inputs import parse_time
 
 
 @click.group("audit")
@@ -17,67 +18,197 @@ def audit_group() -> None:
     """Read the audit trail (auditors change nothing)."""
 
 
+def _details(payload: dict[str, object]) -> str:
+    return shorten(json.dumps(payload, ensure_ascii=False), 50) if payload else ""
+
+
 @audit_group.command("history")
-@click.argument("opinion_id", type=int)
+@click.argument("opinion_id", type=int, required=False)
+@click.option("--consultation", "consultation_id", type=int, help="Events of this consultation's opinions.")
+@click.option("--participant", "participant_id", type=int, help="Events of this participant's opinions.")
+@click.option("--category", help="Events of opinions in this category.")
+@click.option("--channel", help="Events of opinions from this channel.")
+@click.option("--state", "state_name", help="Events that moved opinions into this state.")
+@click.option("--outcome", help="Events of opinions that ended with this outcome.")
+@click.option("--round", "round_no", type=int, help="Events in this round.")
+@click.option("--since", help="Events at or after this time (local, ISO 8601).")
+@click.option("--until", help="Events before this time (local, ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=1))
 @json_flag
 @pass_state
-def audit_history(state: CliState, opinion_id: int) -> None:
-    """The full timeline of OPINION_ID from its audit events."""
-    view, events = audit.history(state.services(), opinion_id)
+def audit_history(
+    state: CliState,
+    opinion_id: int | None,
+    consultation_id: int | None,
+    participant_id: int | None,
+    category: str | None,
+    channel: str | None,
+    state_name: str | None,
+    outcome: str | None,
+    round_no: int | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+) -> None:
+    """The timeline of OPINION_ID, or the events matching the filters."""
     tz = state.settings.tz
+    ctx = state.services()
+    if opinion_id is not None:
+        view, events = audit.history(ctx, opinion_id)
+
+        def timeline() -> str:
+            out = [
+                f"opinion {view.id}: {shorten(view.text, 60)}",
+                f"now: {view.state}, {view.rounds_count} round(s)",
+                "",
+            ]
+            rows = [
+                (
+                    e.seq,
+                    local_time(e.at, tz),
+                    e.round_no,
+                    e.trigger or e.kind,
+                    f"{e.from_state or '·'} -> {e.to_state}",
+                    f"{e.actor} ({e.role})",
+                    _details(e.payload),
+                )
+                for e in events
+            ]
+            out.append(table(["#", "at", "round", "trigger", "change", "by", "details"], rows))
+            return "\n".join(out)
+
+        state.emit({"opinion": view, "events": events}, timeline)
+        return
+    criteria = audit.EventFilter(
+        consultation_id=consultation_id,
+        participant_id=participant_id,
+        category=category,
+        channel=channel,
+        state=state_name,
+        outcome=outcome,
+        round_no=round_no,
+        since=parse_time(since, tz) if since else None,
+        until=parse_time(until, tz) if until else None,
+        limit=limit,
+    )
+    found = audit.search_events(ctx, criteria)
+    state.emit(
+        found,
+        lambda: table(
+            ["opinion", "#", "at", "round", "trigger", "change", "by", "details"],
+            [
+                (
+                    e.opinion_id,
+                    e.seq,
+                    local_time(e.at, tz),
+                    e.round_no,
+                    e.trigger or e.kind,
+                    f"{e.from_state or '·'} -> {e.to_state}",
+                    f"{e.actor} ({e.role})",
+                    _details(e.payload),
+                )
+                for e in found
+            ],
+        ),
+    )
+
+
+@audit_group.command("as-of")
+@click.argument("moment")
+@click.option("--consultation", "consultation_id", type=int, help="Only this consultation.")
+@json_flag
+@pass_state
+def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> None:
+    """Every opinion's state at MOMENT (local time, ISO 8601), rebuilt from the audit events alone."""
+    when = parse_time(moment, state.settings.tz)
+    rows = audit.as_of(state.services(), when, consultation_id)
 
     def text() -> str:
-        out = [
-            f"opinion {view.id}: {shorten(view.text, 60)}",
-            f"now: {view.state}, {view.rounds_count} round(s)",
-            "",
-        ]
-        rows = [
-            (
-                e.seq,
-                local_time(e.at, tz),
-                e.round_no,
-                e.trigger or e.kind,
-                f"{e.from_state or '·'} -> {e.to_state}",
-                f"{e.actor} ({e.role})",
-                shorten(json.dumps(e.payload, ensure_ascii=False), 50) if e.payload else "",
-            )
-            for e in events
-        ]
-        out.append(table(["#", "at", "round", "trigger", "change", "by", "details"], rows))
-        return "\n".join(out)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        head = f"as of {local_time(when, state.settings.tz)}: {len(rows)} opinion(s)"
+        return head + "\n" + table(["state", "opinions"], sorted(counts.items(), key=lambda kv: -kv[1]))
 
-    state.emit({"opinion": view, "events": events}, text)
+    state.emit(rows, text)
 
 
 @audit_group.command("rounds")
 @click.argument("consultation_id", type=int)
+@click.option("--by", "by", type=click.Choice(["category", "channel"]), help="A histogram per category or channel too.")
 @json_flag
 @pass_state
-def audit_rounds(state: CliState, consultation_id: int) -> None:
+def audit_rounds(state: CliState, consultation_id: int, by: str | None) -> None:
     """How many rounds each adopted, partly adopted and rejected opinion went through."""
-    report = statistics.rounds_report(state.services(), consultation_id, per_opinion=state.json)
+    report = statistics.rounds_report(
+        state.services(),
+        consultation_id,
+        per_opinion=state.json,
+        by="category" if by == "category" else "channel" if by == "channel" else None,
+    )
 
     def text() -> str:
         most = max((max(o.histogram, default=0) for o in report.outcomes), default=0)
-        headers = [
-            "outcome",
-            "opinions",
-            *[f"{n} round(s)" for n in range(1, most + 1)],
-            "mean",
-        ]
+        headers = ([by] if by else []) + ["outcome", "opinions", *[f"{n} round(s)" for n in range(1, most + 1)], "mean"]
         rows = [
-            (
+            ([o.group] if by else [])
+            + [
                 state.label(Outcome(o.outcome).label),
                 o.total,
                 *[o.histogram.get(n, 0) for n in range(1, most + 1)],
                 f"{o.mean:.2f}",
-            )
+            ]
             for o in report.outcomes
         ]
         return f"consultation {consultation_id}: rounds to outcome\n" + table(headers, rows)
 
     state.emit(report, text)
+
+
+@audit_group.command("funnel")
+@click.argument("consultation_id", type=int)
+@json_flag
+@pass_state
+def audit_funnel(state: CliState, consultation_id: int) -> None:
+    """Per round: opinions that entered, got feedback, re-participated, were decided, carried over."""
+    rows = statistics.funnel(state.services(), consultation_id)
+    state.emit(
+        rows,
+        lambda: table(
+            ["round", "entered", "got feedback", "re-participated", "decided", "carried over"],
+            [(r.round_no, r.entered, r.feedback, r.reparticipated, r.decided, r.carried_over) for r in rows],
+        ),
+    )
+
+
+@audit_group.command("verify")
+@click.argument("consultation_id", type=int, required=False)
+@json_flag
+@pass_state
+def audit_verify(state: CliState, consultation_id: int | None) -> None:
+    """Recompute the hash chain of CONSULTATION_ID (or of all); exit 1 naming the first bad event."""
+    reports = verify.verify_all(state.services(), consultation_id)
+    tz = state.settings.tz
+
+    def text() -> str:
+        lines = []
+        for r in reports:
+            if r.intact:
+                lines.append(f"consultation {r.consultation_id}: {r.events} event(s), chain intact, head {r.head}")
+                continue
+            b = r.broken
+            assert b is not None
+            where = f"event #{b.chain_seq}"
+            if b.opinion_id is not None:
+                where += f" (opinion {b.opinion_id} #{b.opinion_seq}, {b.trigger or b.kind}, {local_time(b.at, tz)})"
+            elif b.kind is not None:
+                where += f" ({b.kind}, {local_time(b.at, tz)})"
+            lines.append(f"consultation {r.consultation_id}: TAMPERED at {where}: {b.problem}")
+        return "\n".join(lines) or "no consultations"
+
+    state.emit(reports, text)
+    if not all(r.intact for r in reports):
+        raise SystemExit(1)
 
 
 def register(main: click.Group) -> None:

@@ -200,11 +200,12 @@ def _register() -> None:
         opinion,
         people,
         reminders,
+        report,
         rounds,
         workflow,
     )
 
-    for module in (db, people, workflow, consultation, opinion, rounds, reminders, audit, demo):
+    for module in (db, people, workflow, consultation, opinion, rounds, reminders, audit, report, demo):
         module.register(main)
 
 

@@ -1,0 +1,125 @@
+"""`consultflow report`: the adoption table, the published account, plan traceability, charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from consultflow.cli.main import CliState, pass_state
+from consultflow.domain.document import Document
+from consultflow.domain.errors import ValidationError
+from consultflow.domain.privacy import NAME_MODES, NameMode
+from consultflow.export import charts, formats
+from consultflow.services import reports, statistics
+
+FORMAT = click.Choice(formats.FORMATS)
+
+
+def _names(value: str) -> NameMode:
+    return "full" if value == "full" else "none" if value == "none" else "pseudonym"
+
+
+def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None) -> None:
+    chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
+    if output is None:
+        if chosen in formats.BINARY_FORMATS:
+            msg = f"{chosen} is a binary format; give --output FILE"
+            raise ValidationError(msg)
+        content = formats.render(doc, chosen)
+        assert isinstance(content, str)
+        click.echo(content, nl=False)
+        return
+    formats.write(doc, chosen, output)
+    click.echo(f"wrote {output} ({chosen})", err=True)
+
+
+def _guess(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    known = {"md": "markdown", "markdown": "markdown", "csv": "csv", "xlsx": "xlsx", "json": "json", "txt": "table"}
+    if suffix not in known:
+        msg = f"cannot tell the format of {path.name}; give --format ({', '.join(formats.FORMATS)})"
+        raise ValidationError(msg)
+    return known[suffix]
+
+
+@click.group("report")
+def report_group() -> None:
+    """Reports for publication, in zh or en (--lang)."""
+
+
+@report_group.command("adoption")
+@click.argument("consultation_id", type=int)
+@click.option("--format", "fmt", type=FORMAT, help="table, markdown, csv, xlsx, json.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+@pass_state
+def report_adoption(state: CliState, consultation_id: int, fmt: str | None, output: Path | None) -> None:
+    """Totals, outcomes with their shares, categories, channels and the rounds distribution."""
+    doc = reports.adoption_report(state.services(), consultation_id, state.settings.lang)
+    _output(state, doc, fmt, output)
+
+
+@report_group.command("account")
+@click.argument("consultation_id", type=int)
+@click.option("--round", "round_no", type=click.IntRange(min=1), help="Only what was answered in this round.")
+@click.option(
+    "--names",
+    type=click.Choice(NAME_MODES),
+    default="pseudonym",
+    show_default=True,
+    help="How participants' names appear.",
+)
+@click.option("--format", "fmt", type=FORMAT)
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
+@pass_state
+def report_account(
+    state: CliState, consultation_id: int, round_no: int | None, names: str, fmt: str | None, output: Path | None
+) -> None:
+    """The published account of adoption (意见采纳情况说明), grouped by category."""
+    doc = reports.account_report(
+        state.services(), consultation_id, lang=state.settings.lang, round_no=round_no, names=_names(names)
+    )
+    _output(state, doc, fmt, output)
+
+
+@report_group.command("plan")
+@click.argument("consultation_id", type=int)
+@click.option("--names", type=click.Choice(NAME_MODES), default="pseudonym", show_default=True)
+@click.option("--format", "fmt", type=FORMAT)
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
+@pass_state
+def report_plan(state: CliState, consultation_id: int, names: str, fmt: str | None, output: Path | None) -> None:
+    """Per plan section, the opinions it answers."""
+    doc = reports.plan_report(state.services(), consultation_id, lang=state.settings.lang, names=_names(names))
+    _output(state, doc, fmt, output)
+
+
+@report_group.command("chart")
+@click.argument("consultation_id", type=int)
+@click.option("--kind", type=click.Choice(charts.CHARTS), default="rounds", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write."
+)
+@pass_state
+def report_chart(state: CliState, consultation_id: int, kind: str, output: Path) -> None:
+    """A PNG chart: rounds histogram, category shares, or the round funnel."""
+    ctx = state.services()
+    lang = state.settings.lang
+    if kind == "rounds":
+        drawn = charts.rounds_chart(statistics.rounds_report(ctx, consultation_id).outcomes, output, lang)
+    elif kind == "funnel":
+        drawn = charts.funnel_chart(statistics.funnel(ctx, consultation_id), output, lang)
+    else:
+        doc = reports.adoption_report(ctx, consultation_id, "zh")
+        en = reports.adoption_report(ctx, consultation_id, "en")
+        zh_rows = next(t for t in doc.tables if t.key == "by_category").rows
+        en_rows = next(t for t in en.tables if t.key == "by_category").rows
+        shares = [(str(z[0]), str(e[0]), int(str(z[1]))) for z, e in zip(zh_rows, en_rows, strict=True)]
+        drawn = charts.category_chart(shares, output, lang)
+    note = "" if drawn == lang else " (no Chinese font found: English labels; install fonts-noto-cjk)"
+    click.echo(f"wrote {output}{note}", err=True)
+
+
+def register(main: click.Group) -> None:
+    """Attach the commands."""
+    main.add_command(report_group)

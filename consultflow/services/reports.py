@@ -1,0 +1,346 @@
+"""Reports for publication: the adoption table, the published account (意见采纳情况说明), plan traceability.
+
+Each report is built as a `Document` (titled tables plus structured figures) in zh or en, so one
+renderer per format serves them all. Contact details never appear here; names can be pseudonymised.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, select
+
+from consultflow.domain.document import Cell, Document, Table
+from consultflow.domain.labels import Lang
+from consultflow.domain.privacy import NameMode, display_name
+from consultflow.domain.vocabulary import DECIDED_OUTCOMES, Outcome
+from consultflow.domain.workflow import WorkflowSpec
+from consultflow.services import statistics
+from consultflow.services.context import ServiceContext, spec_for
+from consultflow.store.models import AuditEvent, Consultation, Opinion, OpinionEntry, Participant, Round
+
+_WORDS: dict[str, tuple[str, str]] = {
+    "adoption_title": ("意见采纳情况统计", "Adoption of opinions"),
+    "account_title": ("意见采纳情况说明", "Account of how opinions were taken up"),
+    "plan_title": ("规划条款与意见对应表", "Plan sections and the opinions they answer"),
+    "summary": ("总体情况", "Summary"),
+    "outcomes": ("办理结果", "Outcomes"),
+    "by_category": ("按类别", "By category"),
+    "by_channel": ("按渠道", "By channel"),
+    "rounds": ("办理轮次分布", "Rounds to outcome"),
+    "item": ("项目", "Item"),
+    "value": ("数值", "Value"),
+    "opinions": ("意见数", "Opinions"),
+    "share": ("占比(%)", "Share (%)"),
+    "participants": ("参与人数", "Participants"),
+    "rounds_held": ("已开展轮次", "Rounds held"),
+    "decided": ("已办结", "Decided"),
+    "open": ("办理中", "Still open"),
+    "outcome": ("结果", "Outcome"),
+    "category": ("类别", "Category"),
+    "channel": ("渠道", "Channel"),
+    "adoption_rate": ("采纳率(%)", "Adopted (%)"),
+    "mean": ("平均轮次", "Mean rounds"),
+    "n_rounds": ("{n}轮", "{n} round(s)"),
+    "id": ("编号", "No."),
+    "who": ("提出人", "Raised by"),
+    "village": ("村/片区", "Village"),
+    "asked": ("意见内容", "What was asked"),
+    "feedback": ("反馈意见", "Feedback"),
+    "decision": ("办理结果", "Decision"),
+    "why": ("理由或规划落实", "Reason, or where the plan reflects it"),
+    "plan_section": ("规划条款", "Plan section"),
+    "in_progress": ("办理中", "In progress"),
+    "round": ("第{n}轮", "Round {n}"),
+    "all_rounds": ("全部轮次", "All rounds"),
+}
+
+
+def _w(key: str, lang: Lang, **kw: object) -> str:
+    zh, en = _WORDS[key]
+    return (zh if lang == "zh" else en).format(**kw)
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+@dataclass(frozen=True)
+class _Base:
+    consultation: Consultation
+    spec: WorkflowSpec
+    opinions: list[Opinion]
+
+
+def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
+    with ctx.uow() as uow:
+        c = uow.consultations.get(consultation_id)
+        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        ops = list(uow.session.scalars(select(Opinion).where(Opinion.consultation_id == c.id).order_by(Opinion.id)))
+        return _Base(c, spec, ops)
+
+
+def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
+    """The pilot's table for any consultation: totals, outcomes, categories, channels, rounds."""
+    base = _load(ctx, consultation_id)
+    c, spec, ops = base.consultation, base.spec, base.opinions
+    with ctx.uow() as uow:
+        rounds_held = (
+            uow.session.scalar(select(func.count()).select_from(Round).where(Round.consultation_id == c.id)) or 0
+        )
+    total = len(ops)
+    outcomes = Counter(o.outcome for o in ops)
+    decided = sum(n for k, n in outcomes.items() if k is not None)
+    participants = len({o.participant_id for o in ops})
+    summary = Table(
+        "summary",
+        _w("summary", lang),
+        (_w("item", lang), _w("value", lang)),
+        (
+            (_w("opinions", lang), total),
+            (_w("participants", lang), participants),
+            (_w("rounds_held", lang), int(rounds_held)),
+            (_w("decided", lang), decided),
+            (_w("open", lang), total - decided),
+        ),
+    )
+    outcome_rows = (
+        *tuple((o.label.get(lang), outcomes.get(o.value, 0), _pct(outcomes.get(o.value, 0), total)) for o in Outcome),
+        (_w("open", lang), outcomes.get(None, 0), _pct(outcomes.get(None, 0), total)),
+    )
+    outcome_table = Table(
+        "outcomes", _w("outcomes", lang), (_w("outcome", lang), _w("opinions", lang), _w("share", lang)), outcome_rows
+    )
+
+    def breakdown(key: str, attr: str, labels: dict[str, str]) -> tuple[Table, list[dict[str, object]]]:
+        groups: dict[str, Counter[str | None]] = defaultdict(Counter)
+        for o in ops:
+            groups[getattr(o, attr)][o.outcome] += 1
+        names = list(labels) + sorted(set(groups) - set(labels))
+        rows: list[tuple[Cell, ...]] = []
+        figures: list[dict[str, object]] = []
+        for name in names:
+            g = groups.get(name, Counter())
+            n = sum(g.values())
+            per = [g.get(o.value, 0) for o in DECIDED_OUTCOMES]
+            rows.append((labels.get(name, name), n, _pct(n, total), *per, _pct(per[0], n)))
+            figures.append(
+                {
+                    "name": name,
+                    "label": labels.get(name, name),
+                    "opinions": n,
+                    "share": _pct(n, total),
+                    **{o.value: v for o, v in zip(DECIDED_OUTCOMES, per, strict=True)},
+                }
+            )
+        headers = (
+            _w(key.removeprefix("by_"), lang),
+            _w("opinions", lang),
+            _w("share", lang),
+            *[o.label.get(lang) for o in DECIDED_OUTCOMES],
+            _w("adoption_rate", lang),
+        )
+        return Table(key, _w(key, lang), headers, tuple(rows)), figures
+
+    by_category, category_figures = breakdown(
+        "by_category", "category", {k: v.get(lang) for k, v in spec.categories.items()}
+    )
+    by_channel, channel_figures = breakdown("by_channel", "channel", {k: v.get(lang) for k, v in spec.channels.items()})
+    rounds = statistics.rounds_report(ctx, consultation_id)
+    most = max((max(o.histogram, default=0) for o in rounds.outcomes), default=0)
+    rounds_table = Table(
+        "rounds",
+        _w("rounds", lang),
+        (
+            _w("outcome", lang),
+            _w("opinions", lang),
+            *[_w("n_rounds", lang, n=n) for n in range(1, most + 1)],
+            _w("mean", lang),
+        ),
+        tuple(
+            (
+                Outcome(o.outcome).label.get(lang),
+                o.total,
+                *[o.histogram.get(n, 0) for n in range(1, most + 1)],
+                round(o.mean, 2),
+            )
+            for o in rounds.outcomes
+        ),
+    )
+    figures = {
+        "consultation_id": c.id,
+        "title": c.title,
+        "area": c.area,
+        "opinions": total,
+        "participants": participants,
+        "rounds_held": int(rounds_held),
+        "outcomes": {
+            o.value: {"opinions": outcomes.get(o.value, 0), "share": _pct(outcomes.get(o.value, 0), total)}
+            for o in Outcome
+        },
+        "open": outcomes.get(None, 0),
+        "by_category": category_figures,
+        "by_channel": channel_figures,
+        "rounds": {o.outcome: {str(k): v for k, v in o.histogram.items()} for o in rounds.outcomes},
+    }
+    return Document(
+        title=f"{c.title} — {_w('adoption_title', lang)}",
+        subtitle=f"{c.area} · {spec.key}",
+        tables=(summary, outcome_table, by_category, by_channel, rounds_table),
+        figures=figures,
+    )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    payload: dict[str, object]
+    round_no: int | None
+
+
+def _last_events(ctx: ServiceContext, consultation_id: int) -> dict[int, _Decision]:
+    with ctx.uow() as uow:
+        rows = uow.session.execute(
+            select(AuditEvent.opinion_id, AuditEvent.payload, AuditEvent.round_no)
+            .join(Opinion, and_(Opinion.id == AuditEvent.opinion_id, Opinion.last_seq == AuditEvent.opinion_seq))
+            .where(Opinion.consultation_id == consultation_id)
+        ).all()
+    return {int(str(i)): _Decision(json.loads(p), r) for i, p, r in rows}
+
+
+def account_report(
+    ctx: ServiceContext,
+    consultation_id: int,
+    *,
+    lang: Lang = "zh",
+    round_no: int | None = None,
+    names: NameMode = "pseudonym",
+) -> Document:
+    """The published account (意见采纳情况说明), grouped by category.
+
+    Without a round: every opinion with its latest feedback and its decision. With `round_no`:
+    the opinions answered in that round, with that round's feedback.
+    """
+    base = _load(ctx, consultation_id)
+    c, spec = base.consultation, base.spec
+    with ctx.uow() as uow:
+        people = {
+            p.id: p
+            for p in uow.session.scalars(
+                select(Participant).where(Participant.id.in_({o.participant_id for o in base.opinions}))
+            )
+        }
+        entries = list(
+            uow.session.scalars(
+                select(OpinionEntry)
+                .join(Opinion, Opinion.id == OpinionEntry.opinion_id)
+                .where(Opinion.consultation_id == c.id, OpinionEntry.kind == "feedback")
+                .order_by(OpinionEntry.opinion_id, OpinionEntry.opinion_seq)
+            )
+        )
+    feedback: dict[int, OpinionEntry] = {}
+    for e in entries:
+        if round_no is None or e.round_no == round_no:
+            feedback[e.opinion_id] = e
+    last = _last_events(ctx, consultation_id)
+    selected = [o for o in base.opinions if round_no is None or o.id in feedback]
+    tables: list[Table] = []
+    figures: dict[str, list[dict[str, object]]] = {}
+    for category, label in spec.categories.items():
+        rows: list[tuple[Cell, ...]] = []
+        items: list[dict[str, object]] = []
+        for o in (o for o in selected if o.category == category):
+            decided_now = o.outcome is not None and (round_no is None or last[o.id].round_no == round_no)
+            decision = spec.states[o.state].label.get(lang) if decided_now else _w("in_progress", lang)
+            why = ""
+            if decided_now and o.plan_ref:
+                why = o.plan_ref
+            elif decided_now:
+                why = str(last[o.id].payload.get("reason") or "")
+                if o.merged_into_id:
+                    why = ("并入意见 #" if lang == "zh" else "merged into #") + str(o.merged_into_id)
+            p = people[o.participant_id]
+            answer = feedback[o.id].text if o.id in feedback else ""
+            row = (o.id, display_name(p.name, names), p.village, o.text, answer, decision, why)
+            rows.append(row)
+            items.append(
+                dict(zip(("id", "raised_by", "village", "asked", "feedback", "decision", "why"), row, strict=True))
+                | {"outcome": o.outcome if decided_now else None}
+            )
+        headers = tuple(_w(k, lang) for k in ("id", "who", "village", "asked", "feedback", "decision", "why"))
+        if names == "none":
+            headers = headers[:1] + headers[2:]
+            rows = [r[:1] + r[2:] for r in rows]
+        tables.append(Table(category, label.get(lang), headers, tuple(rows)))
+        figures[category] = items
+    scope = _w("round", lang, n=round_no) if round_no else _w("all_rounds", lang)
+    return Document(
+        title=f"{c.title} — {_w('account_title', lang)}",
+        subtitle=f"{c.area} · {scope}",
+        tables=tuple(tables),
+        figures={"consultation_id": c.id, "round": round_no, "categories": figures},
+    )
+
+
+_SECTION = re.compile(r"^\s*v?(\d+)?\s*§?\s*([\d.]*)")
+
+
+def _section_key(ref: str) -> tuple[int, tuple[int, ...], str]:
+    m = _SECTION.match(ref)
+    version = int(m.group(1)) if m and m.group(1) else 0
+    numbers = tuple(int(x) for x in (m.group(2) if m else "").split(".") if x.isdigit())
+    return version, numbers, ref
+
+
+def plan_report(
+    ctx: ServiceContext, consultation_id: int, *, lang: Lang = "zh", names: NameMode = "pseudonym"
+) -> Document:
+    """Per plan section, the opinions it answers: from a clause back to the people who asked."""
+    base = _load(ctx, consultation_id)
+    c, spec = base.consultation, base.spec
+    with ctx.uow() as uow:
+        people = {
+            p.id: p
+            for p in uow.session.scalars(
+                select(Participant).where(Participant.id.in_({o.participant_id for o in base.opinions}))
+            )
+        }
+    sections: dict[str, list[Opinion]] = defaultdict(list)
+    for o in base.opinions:
+        if o.plan_ref and o.outcome in (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value):
+            sections[o.plan_ref].append(o)
+    tables: list[Table] = []
+    figures = []
+    for ref in sorted(sections, key=_section_key):
+        ops = sections[ref]
+        rows = tuple(
+            (
+                o.id,
+                spec.states[o.state].label.get(lang),
+                spec.categories[o.category].get(lang) if o.category in spec.categories else o.category,
+                display_name(people[o.participant_id].name, names),
+                people[o.participant_id].village,
+                o.text,
+            )
+            for o in ops
+        )
+        headers = (
+            _w("id", lang),
+            _w("outcome", lang),
+            _w("category", lang),
+            _w("who", lang),
+            _w("village", lang),
+            _w("asked", lang),
+        )
+        tables.append(Table(f"s{len(tables) + 1}", ref, headers, rows))
+        figures.append(
+            {"section": ref, "opinions": [o.id for o in ops], "adopted": sum(o.outcome == "adopted" for o in ops)}
+        )
+    return Document(
+        title=f"{c.title} — {_w('plan_title', lang)}",
+        subtitle=f"{c.area} · {spec.key}",
+        tables=tuple(tables),
+        figures={"consultation_id": c.id, "sections": figures},
+    )
