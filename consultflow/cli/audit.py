@@ -128,7 +128,8 @@ def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> No
         for r in rows:
             counts[r.state] = counts.get(r.state, 0) + 1
         head = f"as of {local_time(when, state.settings.tz)}: {len(rows)} opinion(s)"
-        return head + "\n" + table(["state", "opinions"], sorted(counts.items(), key=lambda kv: -kv[1]))
+        ordered: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+        return head + "\n" + table(["state", "opinions"], ordered)
 
     state.emit(rows, text)
 

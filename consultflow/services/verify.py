@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,39 +70,45 @@ def verify_chain(ctx: ServiceContext, consultation_id: int) -> ChainReport:
     """
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
-        prev, expected, count = GENESIS_HASH, 1, 0
         stmt = (
             select(AuditEvent)
             .where(AuditEvent.consultation_id == consultation.id)
             .order_by(AuditEvent.chain_seq)
             .execution_options(yield_per=2000)
         )
-        for event in uow.session.scalars(stmt):
-            count += 1
-            if event.chain_seq != expected:
-                problem = f"event #{expected} is missing (the next one found is #{event.chain_seq})"
-                return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
-            if event.prev_hash != prev:
-                problem = "does not link to the event before it (an event was removed or replaced)"
-                return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
+        events = uow.session.scalars(stmt)
+        try:
+            return _walk(consultation, events)
+        finally:
+            events.close()  # a server-side cursor on PostgreSQL, abandoned at the first problem
+
+
+def _walk(consultation: Consultation, events: Iterable[AuditEvent]) -> ChainReport:
+    prev, expected, count = GENESIS_HASH, 1, 0
+    for event in events:
+        count += 1
+        problem = None
+        if event.chain_seq != expected:
+            problem = f"event #{expected} is missing (the next one found is #{event.chain_seq})"
+        elif event.prev_hash != prev:
+            problem = "does not link to the event before it (an event was removed or replaced)"
+        else:
             try:
-                recomputed = chain_hash(prev, _content(event))
+                if chain_hash(prev, _content(event)) != event.hash:
+                    problem = "its content does not match its hash (the event was edited)"
             except (ValueError, TypeError) as exc:
-                return ChainReport(
-                    consultation.id, count, prev, intact=False, broken=_broken(event, f"unreadable: {exc}")
-                )
-            if recomputed != event.hash:
-                problem = "its content does not match its hash (the event was edited)"
-                return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
-            prev, expected = event.hash, expected + 1
-        if count != consultation.chain_seq or prev != consultation.chain_head:
-            problem = (
-                f"the chain ends at event #{count} but the consultation recorded #{consultation.chain_seq} "
-                "(events were removed from the end, or the head was rewritten)"
-            )
-            broken = BrokenEvent(count + 1, None, None, None, None, None, None, problem)
-            return ChainReport(consultation.id, count, prev, intact=False, broken=broken)
-        return ChainReport(consultation.id, count, prev, intact=True)
+                problem = f"unreadable: {exc}"
+        if problem is not None:
+            return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
+        prev, expected = event.hash, expected + 1
+    if count != consultation.chain_seq or prev != consultation.chain_head:
+        problem = (
+            f"the chain ends at event #{count} but the consultation recorded #{consultation.chain_seq} "
+            "(events were removed from the end, or the head was rewritten)"
+        )
+        broken = BrokenEvent(count + 1, None, None, None, None, None, None, problem)
+        return ChainReport(consultation.id, count, prev, intact=False, broken=broken)
+    return ChainReport(consultation.id, count, prev, intact=True)
 
 
 def verify_all(ctx: ServiceContext, consultation_id: int | None = None) -> list[ChainReport]:
