@@ -24,6 +24,7 @@ FORBIDDEN = {
     "services": ("click", "apscheduler", "consultflow.cli", "consultflow.scheduler"),
     "cli": ("consultflow.store", "sqlalchemy"),
     "scheduler": ("consultflow.store", "consultflow.cli"),
+    "export": ("consultflow.store", "consultflow.cli", "sqlalchemy", "click"),
 }
 
 
