@@ -19,12 +19,13 @@ def build_context(settings: Settings, *, clock: Clock | None = None, check_schem
         ConfigurationError: the database cannot be opened, or its schema is missing or old.
     """
     engine = make_engine(settings.db_url)
+    try:
+        current = migrate.current_revision(engine)
+    except OperationalError as exc:
+        reason = " ".join(str(exc.orig).split())  # drivers' messages span lines
+        msg = f"cannot open database {settings.db_url!r}: {reason}"
+        raise ConfigurationError(msg) from None
     if check_schema:
-        try:
-            current = migrate.current_revision(engine)
-        except OperationalError as exc:
-            msg = f"cannot open database {settings.db_url!r}: {exc.orig}"
-            raise ConfigurationError(msg) from None
         head = migrate.head_revision()
         if current != head:
             state = "has no consultflow schema" if current is None else f"is at revision {current}, not {head}"

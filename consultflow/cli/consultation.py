@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import local_time, table
 from consultflow.services import consultations
 from consultflow.services.workflows import find_spec
@@ -25,6 +25,7 @@ def consultation_group() -> None:
     help="NAME or NAME@VERSION.",
 )
 @click.option("--auto-close", is_flag=True, help="Let the worker close each round at its closing time.")
+@as_option
 @pass_state
 def consultation_create(state: CliState, title: str, area: str, workflow: str, auto_close: bool) -> None:
     """Create a consultation called TITLE, pinned to a workflow version."""
@@ -112,6 +113,7 @@ def consultation_show(state: CliState, consultation_id: int) -> None:
 @consultation_group.command("auto-close")
 @click.argument("consultation_id", type=int)
 @click.argument("setting", type=click.Choice(["on", "off"]))
+@as_option
 @pass_state
 def consultation_auto_close(state: CliState, consultation_id: int, setting: str) -> None:
     """Turn automatic round closing (by the worker, at the round's closing time) on or off."""

@@ -70,6 +70,27 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
             state.settings = replace(state.settings, json_output=True)
 
 
+def _set_actor(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        if value == "system":
+            raise click.BadParameter("'system' is reserved for consultflow itself", param_hint="--as")
+        state = ctx.find_object(CliState)
+        if state is not None:
+            state.settings = replace(state.settings, actor=value)
+
+
+def as_option(func: F) -> F:
+    """`--as NAME` on a command that changes data (the same as the global `consultflow --as`)."""
+    return click.option(
+        "--as",
+        "as_",
+        metavar="NAME",
+        expose_value=False,
+        callback=_set_actor,
+        help="Who is acting (a registered actor).",
+    )(func)
+
+
 def json_flag(func: F) -> F:
     """`--json` on a read command (the same as the global `consultflow --json`)."""
     return click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import local_time, shorten, table
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions
@@ -37,6 +37,7 @@ def opinion_group() -> None:
     help="Channel name from the workflow (e.g. villagers_assembly).",
 )
 @click.option("--text", required=True, help="The opinion, as the participant gave it.")
+@as_option
 @pass_state
 def opinion_submit(
     state: CliState,
@@ -180,6 +181,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
 @opinion_group.command("assign")
 @click.argument("opinion_ids", nargs=-1, required=True, type=int)
 @click.option("--to", "planner", required=True, help="The planner who owes feedback.")
+@as_option
 @pass_state
 def opinion_assign(state: CliState, opinion_ids: tuple[int, ...], planner: str) -> None:
     """Assign OPINION_IDS to a planner."""
@@ -195,6 +197,7 @@ def opinion_assign(state: CliState, opinion_ids: tuple[int, ...], planner: str) 
 @click.option("--plan-ref", help="Where the plan reflects it, e.g. 'v2 §4.3 rural roads'.")
 @click.option("--into", "merge_target", help="Opinion id to merge into.")
 @click.option("--stance", help="Re-participation stance: agree, object or revise.")
+@as_option
 @pass_state
 def opinion_fire(
     state: CliState,

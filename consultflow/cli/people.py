@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import local_time, table
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
 from consultflow.services import people
@@ -35,6 +35,7 @@ def actor_group() -> None:
     help="Language of their messages.",
 )
 @click.option("--contact", help="Email or phone for reminders (never logged or shown).")
+@as_option
 @pass_state
 def actor_add(state: CliState, name: str, roles: tuple[str, ...], lang: str, contact: str | None) -> None:
     """Register NAME. The first person on a new database must be a coordinator."""
@@ -82,6 +83,7 @@ def participant_group() -> None:
 @click.option("--village", required=True, help="Village or area (村/片区).")
 @click.option("--contact", help="Phone or email, kept private.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@as_option
 @pass_state
 def participant_add(state: CliState, name: str, village: str, contact: str | None, lang: str) -> None:
     """Register a participant called NAME."""

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import local_time, table
 from consultflow.config import load_zone
 from consultflow.domain.clock import FixedClock
@@ -218,6 +218,7 @@ def reminders_show(state: CliState, reminder_id: int) -> None:
 @reminders_group.command("cancel")
 @click.argument("reminder_ids", nargs=-1, required=True, type=int)
 @click.option("--reason", help="Why (kept with the reminder).")
+@as_option
 @pass_state
 def reminders_cancel(state: CliState, reminder_ids: tuple[int, ...], reason: str | None) -> None:
     """Cancel pending reminders."""

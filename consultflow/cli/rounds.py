@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import local_time, table
 from consultflow.services import rounds
 from consultflow.services.inputs import parse_time
@@ -18,6 +18,7 @@ def round_group() -> None:
 @round_group.command("open")
 @click.argument("consultation_id", type=int)
 @click.option("--closes-at", help="When the round is due to close (local time, ISO 8601).")
+@as_option
 @pass_state
 def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> None:
     """Open the next round of CONSULTATION_ID."""
@@ -40,6 +41,7 @@ def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> 
 @round_group.command("reschedule")
 @click.argument("consultation_id", type=int)
 @click.argument("closes_at")
+@as_option
 @pass_state
 def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> None:
     """Set or move the open round's closing time (local time, ISO 8601); reminders follow it."""
@@ -57,6 +59,7 @@ def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> N
     is_flag=True,
     help="List exactly what closing would do, and change nothing.",
 )
+@as_option
 @pass_state
 def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
     """Close the open round, applying the workflow's round-close rules."""

@@ -241,10 +241,7 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
             opinion = loaded[request.opinion_id]
             if opinion.consultation_id not in rounds:
                 consultation = uow.consultations.get(opinion.consultation_id, lock=True)
-                rounds[consultation.id] = (
-                    consultation,
-                    uow.consultations.require_open_round(consultation.id),
-                )
+                rounds[consultation.id] = (consultation, uow.consultations.open_round(consultation.id))
             consultation, open_round = rounds[opinion.consultation_id]
             result, draft = _transition(uow, opinion, open_round, actor, roles, request, now)
             results.append(result)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from tests.conftest import Cli
+from consultflow.domain.clock import FixedClock
+from tests.conftest import START, Cli
 
 COORD, PLANNER, EXPERT = "李协调", "王规划", "赵专家"
 
@@ -143,6 +145,35 @@ def test_user_mistakes_are_one_clear_line(cli: Cli) -> None:
     fire(cli, oid, "screen", actor=EXPERT)
     result = cli("opinion", "fire", str(oid), "adopt", "--text", "采纳", actor=PLANNER)
     assert result.exit_code == 1 and "missing: --plan-ref" in result.stderr
+
+
+def test_as_may_follow_the_command_and_auditors_change_nothing(cli: Cli) -> None:
+    """`--as` works after the command too; an auditor is refused every change."""
+    setup_people(cli)
+    cli.ok("actor", "add", "孙审计", "--role", "auditor", actor=COORD)
+    cli.ok("round", "open", "1", "--as", COORD)
+    oid = submit(cli, "意见")
+    for args in (
+        ("opinion", "fire", str(oid), "screen"),
+        ("round", "close", "1"),
+        ("opinion", "assign", str(oid), "--to", PLANNER),
+    ):
+        result = cli(*args, "--as", "孙审计")
+        assert result.exit_code == 1, args
+        assert "孙审计 (role: auditor) may not" in result.stderr
+    reserved = cli("round", "close", "1", "--as", "system")
+    assert reserved.exit_code == 2
+    assert "'system' is reserved" in reserved.stderr
+
+
+def test_unopenable_database_is_one_line(tmp_path: Path) -> None:
+    """A database path in a missing directory is one clear line, even for `db upgrade`."""
+    result = Cli(f"sqlite:///{tmp_path}/missing/x.sqlite", FixedClock(START))("db", "upgrade")
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip()
+        == f"Error: cannot open database 'sqlite:///{tmp_path}/missing/x.sqlite': unable to open database file"
+    )
 
 
 def test_json_errors_go_to_stderr_as_json(cli: Cli) -> None:

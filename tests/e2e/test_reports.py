@@ -59,9 +59,7 @@ def test_csv_reads_back_into_the_same_figures(demo_db: str, tmp_path: Path) -> N
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     start = next(i for i, r in enumerate(rows) if r == ["按类别"])
     categories = {r[0]: (int(r[1]), float(r[2]), int(r[3])) for r in rows[start + 2 : start + 5]}
-    assert categories == {
-        c["label"]: (c["opinions"], c["share"], c["adopted"]) for c in figures["by_category"]
-    }
+    assert categories == {c["label"]: (c["opinions"], c["share"], c["adopted"]) for c in figures["by_category"]}
 
 
 def test_xlsx_opened_by_an_independent_reader_gives_the_same_figures(demo_db: str, tmp_path: Path) -> None:
@@ -73,9 +71,9 @@ def test_xlsx_opened_by_an_independent_reader_gives_the_same_figures(demo_db: st
     assert "按类别" in book.sheet_names
     rows = book.get_sheet_by_name("按类别").to_python()
     assert rows[0][:3] == ["类别", "意见数", "占比(%)"]
-    read = {r[0]: (int(r[1]), float(r[2]), int(r[3])) for r in rows[1:]}
+    read = {r[0]: (int(str(r[1])), float(str(r[2])), int(str(r[3]))) for r in rows[1:]}
     assert read == {c["label"]: (c["opinions"], c["share"], c["adopted"]) for c in figures["by_category"]}
-    outcomes = {r[0]: int(r[1]) for r in book.get_sheet_by_name("办理结果").to_python()[1:]}
+    outcomes = {r[0]: int(str(r[1])) for r in book.get_sheet_by_name("办理结果").to_python()[1:]}
     assert outcomes["采纳"] == 203
 
 
@@ -107,7 +105,9 @@ def test_plan_report_goes_from_a_clause_to_its_opinions(demo_db: str) -> None:
     """Every adopted or partly adopted opinion appears under the plan section that reflects it."""
     doc = json.loads(run(demo_db, "report", "plan", "1", "--format", "json"))
     sections = doc["figures"]["sections"]
-    assert [s["section"] for s in sections] == sorted((s["section"] for s in sections), key=lambda r: tuple(int(x) for x in r.split("§")[1].split()[0].split(".")))
+    assert [s["section"] for s in sections] == sorted(
+        (s["section"] for s in sections), key=lambda r: tuple(int(x) for x in r.split("§")[1].split()[0].split("."))
+    )
     assert sum(s["adopted"] for s in sections) == 203
     assert sum(len(s["opinions"]) for s in sections) == 203 + 146
 

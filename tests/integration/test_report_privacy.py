@@ -18,7 +18,13 @@ def test_no_contact_in_any_report_format(sqlite_ctx: ServiceContext, fmt: str) -
     setup = seed(sqlite_ctx)
     oid = submit(sqlite_ctx, setup)
     opinions.fire(sqlite_ctx, acting=EXPERT, opinion_id=oid, trigger="screen", fields={})
-    opinions.fire(sqlite_ctx, acting=PLANNER, opinion_id=oid, trigger="adopt", fields={Field.TEXT: "采纳", Field.PLAN_REF: "v2 §5.3"})
+    opinions.fire(
+        sqlite_ctx,
+        acting=PLANNER,
+        opinion_id=oid,
+        trigger="adopt",
+        fields={Field.TEXT: "采纳", Field.PLAN_REF: "v2 §5.3"},
+    )
     for doc in (
         reports.adoption_report(sqlite_ctx, setup.consultation_id),
         reports.account_report(sqlite_ctx, setup.consultation_id, names="full"),
