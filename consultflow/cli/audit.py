@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -20,6 +21,19 @@ def audit_group() -> None:
 
 def _details(payload: dict[str, object]) -> str:
     return shorten(json.dumps(payload, ensure_ascii=False), 50) if payload else ""
+
+
+def _event_row(e: audit.HistoryEvent, tz: ZoneInfo) -> tuple[object, ...]:
+    change = f"{e.from_state or '·'} -> {e.to_state}"
+    return (
+        e.seq,
+        local_time(e.at, tz),
+        e.round_no,
+        e.trigger or e.kind,
+        change,
+        f"{e.actor} ({e.role})",
+        _details(e.payload),
+    )
 
 
 @audit_group.command("history")
@@ -62,18 +76,7 @@ def audit_history(
                 f"now: {view.state}, {view.rounds_count} round(s)",
                 "",
             ]
-            rows = [
-                (
-                    e.seq,
-                    local_time(e.at, tz),
-                    e.round_no,
-                    e.trigger or e.kind,
-                    f"{e.from_state or '·'} -> {e.to_state}",
-                    f"{e.actor} ({e.role})",
-                    _details(e.payload),
-                )
-                for e in events
-            ]
+            rows = [_event_row(e, tz) for e in events]
             out.append(table(["#", "at", "round", "trigger", "change", "by", "details"], rows))
             return "\n".join(out)
 
@@ -96,19 +99,7 @@ def audit_history(
         found,
         lambda: table(
             ["opinion", "#", "at", "round", "trigger", "change", "by", "details"],
-            [
-                (
-                    e.opinion_id,
-                    e.seq,
-                    local_time(e.at, tz),
-                    e.round_no,
-                    e.trigger or e.kind,
-                    f"{e.from_state or '·'} -> {e.to_state}",
-                    f"{e.actor} ({e.role})",
-                    _details(e.payload),
-                )
-                for e in found
-            ],
+            [(e.opinion_id, *_event_row(e, tz)) for e in found],
         ),
     )
 

@@ -34,12 +34,12 @@ class EventKind:
 class AuditContent:
     """Everything an audit event says; the hash covers exactly these fields."""
 
-    consultation_id: int
-    chain_seq: int
     kind: str
     at: datetime
     actor: str
     role: str
+    consultation_id: int = 0  # set by the chain writer
+    chain_seq: int = 0  # set by the chain writer
     opinion_id: int | None = None
     opinion_seq: int | None = None
     trigger: str | None = None

@@ -89,8 +89,6 @@ def create_consultation(
             row,
             [
                 AuditContent(
-                    consultation_id=row.id,
-                    chain_seq=0,
                     kind=EventKind.CONSULTATION_CREATED,
                     at=now,
                     actor=actor.name,
@@ -160,8 +158,6 @@ def set_auto_close(ctx: ServiceContext, *, acting: str | None, consultation_id: 
             consultation,
             [
                 AuditContent(
-                    consultation_id=consultation.id,
-                    chain_seq=0,
                     kind=EventKind.SETTINGS_CHANGED,
                     at=now,
                     actor=actor.name,

@@ -165,8 +165,6 @@ def submit_many(
             consultation,
             [
                 AuditContent(
-                    consultation_id=consultation.id,
-                    chain_seq=0,
                     kind=EventKind.SUBMITTED,
                     at=now,
                     actor=actor.name,
@@ -319,8 +317,6 @@ def _transition(
             )
         )
     draft = AuditContent(
-        consultation_id=opinion.consultation_id,
-        chain_seq=0,
         kind=EventKind.TRANSITION,
         at=now,
         actor=actor.name,
@@ -411,8 +407,6 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
             op.last_seq += 1
             drafts.setdefault(op.consultation_id, []).append(
                 AuditContent(
-                    consultation_id=op.consultation_id,
-                    chain_seq=0,
                     kind=EventKind.ASSIGNED,
                     at=now,
                     actor=actor.name,

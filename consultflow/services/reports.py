@@ -73,6 +73,7 @@ class _Base:
     consultation: Consultation
     spec: WorkflowSpec
     opinions: list[Opinion]
+    participants: dict[int, Participant]
 
 
 def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
@@ -80,7 +81,9 @@ def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
         c = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(c.workflow_id))
         ops = list(uow.session.scalars(select(Opinion).where(Opinion.consultation_id == c.id).order_by(Opinion.id)))
-        return _Base(c, spec, ops)
+        ids = {o.participant_id for o in ops}
+        people = {p.id: p for p in uow.session.scalars(select(Participant).where(Participant.id.in_(ids)))}
+        return _Base(c, spec, ops, people)
 
 
 def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
@@ -225,13 +228,8 @@ def account_report(
     """
     base = _load(ctx, consultation_id)
     c, spec = base.consultation, base.spec
+    people = base.participants
     with ctx.uow() as uow:
-        people = {
-            p.id: p
-            for p in uow.session.scalars(
-                select(Participant).where(Participant.id.in_({o.participant_id for o in base.opinions}))
-            )
-        }
         entries = list(
             uow.session.scalars(
                 select(OpinionEntry)
@@ -300,13 +298,7 @@ def plan_report(
     """Per plan section, the opinions it answers: from a clause back to the people who asked."""
     base = _load(ctx, consultation_id)
     c, spec = base.consultation, base.spec
-    with ctx.uow() as uow:
-        people = {
-            p.id: p
-            for p in uow.session.scalars(
-                select(Participant).where(Participant.id.in_({o.participant_id for o in base.opinions}))
-            )
-        }
+    people = base.participants
     sections: dict[str, list[Opinion]] = defaultdict(list)
     for o in base.opinions:
         if o.plan_ref and o.outcome in (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value):

@@ -104,8 +104,6 @@ def open_round(
             consultation,
             [
                 AuditContent(
-                    consultation_id=consultation.id,
-                    chain_seq=0,
                     kind=EventKind.ROUND_OPENED,
                     at=now,
                     actor=actor.name,
@@ -160,8 +158,6 @@ def reschedule_round(
             consultation,
             [
                 AuditContent(
-                    consultation_id=consultation.id,
-                    chain_seq=0,
                     kind=EventKind.ROUND_RESCHEDULED,
                     at=now,
                     actor=actor.name,
@@ -228,8 +224,6 @@ def close_round(
         _apply_close(uow.session, spec, affected, plan.next_round, now)
         drafts = [
             AuditContent(
-                consultation_id=consultation.id,
-                chain_seq=0,
                 kind=EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
                 at=now,
                 actor=actor.name,
@@ -248,8 +242,6 @@ def close_round(
         summary = {f"{a}:{f}->{t}": n for a, f, t, n in plan.summary()}
         drafts.append(
             AuditContent(
-                consultation_id=consultation.id,
-                chain_seq=0,
                 kind=EventKind.ROUND_CLOSED,
                 at=now,
                 actor=actor.name,

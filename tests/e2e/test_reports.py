@@ -71,9 +71,9 @@ def test_xlsx_opened_by_an_independent_reader_gives_the_same_figures(demo_db: st
     assert "按类别" in book.sheet_names
     rows = book.get_sheet_by_name("按类别").to_python()
     assert rows[0][:3] == ["类别", "意见数", "占比(%)"]
-    read = {r[0]: (int(str(r[1])), float(str(r[2])), int(str(r[3]))) for r in rows[1:]}
+    read = {r[0]: tuple(float(str(v)) for v in r[1:4]) for r in rows[1:]}
     assert read == {c["label"]: (c["opinions"], c["share"], c["adopted"]) for c in figures["by_category"]}
-    outcomes = {r[0]: int(str(r[1])) for r in book.get_sheet_by_name("办理结果").to_python()[1:]}
+    outcomes = {r[0]: float(str(r[1])) for r in book.get_sheet_by_name("办理结果").to_python()[1:]}
     assert outcomes["采纳"] == 203
 
 
