@@ -10,7 +10,7 @@ import click
 from consultflow.cli.main import CliState, pass_state
 from consultflow.cli.output import table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import consultations, demo, schema, statistics
+from consultflow.services import consultations, demo, reports, schema, statistics
 
 
 @click.command("demo")
@@ -79,11 +79,16 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
     )
     click.echo("")
     click.echo(table(["final state", "opinions"], [(s, n) for s, n in shown.by_state if n]))
+    themes = reports.adoption_report(ctx, result.consultation_id, state.settings.lang).figures["by_category"]
+    assert isinstance(themes, list)
+    click.echo("\nBy theme: " + " / ".join(f"{t['label']} {t['share']}%" for t in themes))
     db = state.settings.db_url
     click.echo(
-        f"\nNext: consultflow --db {db} audit rounds {result.consultation_id}\n"
-        f"      consultflow --db {db} opinion list --consultation {result.consultation_id} --outcome adopted\n"
-        f"      consultflow --db {db} audit history 1"
+        f"\nNext: consultflow --db {db} report adoption {result.consultation_id}\n"
+        f"      consultflow --db {db} audit rounds {result.consultation_id}\n"
+        f"      consultflow --db {db} audit history 1\n"
+        f"      consultflow --db {db} audit verify {result.consultation_id}\n"
+        f"      consultflow --db {db} report account {result.consultation_id} -o account.md"
     )
 
 

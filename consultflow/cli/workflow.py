@@ -134,6 +134,13 @@ def workflow_show(state: CliState, ref: str) -> None:
             f"  {s}: {'fire ' + r.trigger if r.trigger else 'carry over to the next round'}"
             for s, r in spec.round_close.items()
         ]
+        if spec.reminders:
+            out += ["", "Reminders (days relative to the deadline):"]
+            out += [
+                f"  {r.name}: {r.state} -> {r.recipient.value} at {', '.join(f'{d:+g}' for d in r.offsets_days)}"
+                + (" (escalation)" if r.escalation else "")
+                for r in spec.reminders
+            ]
         out += [
             "",
             "Categories: " + ", ".join(f"{k} ({lab(v)})" for k, v in spec.categories.items()),

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from consultflow.domain.errors import ConsultflowError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import consultations, opinions, people, rounds, statistics
+from consultflow.services import consultations, opinions, people, rounds, statistics, verify
 from consultflow.services.context import ServiceContext
-from consultflow.store.models import AuditEvent, Opinion
+from consultflow.store.models import AuditEvent, Opinion, Reminder
 from tests.helpers import COORD, EXPERT, PLANNER, VILLAGER, Setup, seed, snapshot, submit
 
 TRIGGERS = ["screen", "give_feedback", "reparticipate", "lapse", "adopt", "partly_adopt", "reject", "withdraw", "merge"]
@@ -89,5 +89,14 @@ def test_random_operations_keep_the_loop_invariants(ctx: ServiceContext, ops: li
             )
         )
         assert chain == list(range(1, len(chain) + 1))
+        by_id = {}
         for row in uow.session.scalars(select(Opinion).where(Opinion.consultation_id == setup.consultation_id)):
             assert (row.outcome is None) == (row.state in ("submitted", "under_review", "feedback_given"))
+            by_id[row.id] = row
+        pending = uow.session.scalars(
+            select(Reminder).where(Reminder.consultation_id == setup.consultation_id, Reminder.status == "pending")
+        )
+        for reminder in pending:  # nothing is left to chase about a state the opinion has left
+            opinion = by_id[reminder.opinion_id]
+            assert (opinion.state, opinion.state_entered_at) == (reminder.state, reminder.state_entered_at)
+    assert verify.verify_chain(ctx, setup.consultation_id).intact
