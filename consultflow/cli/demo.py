@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -83,13 +87,25 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
     assert isinstance(themes, list)
     click.echo("\nBy theme: " + " / ".join(f"{t['label']} {t['share']}%" for t in themes))
     db = state.settings.db_url
+    prog = _program()
     click.echo(
-        f"\nNext: consultflow --db {db} report adoption {result.consultation_id}\n"
-        f"      consultflow --db {db} audit rounds {result.consultation_id}\n"
-        f"      consultflow --db {db} audit history 1\n"
-        f"      consultflow --db {db} audit verify {result.consultation_id}\n"
-        f"      consultflow --db {db} report account {result.consultation_id} -o account.md"
+        f"\nNext: {prog} --db {db} report adoption {result.consultation_id}\n"
+        f"      {prog} --db {db} audit rounds {result.consultation_id}\n"
+        f"      {prog} --db {db} audit history 1\n"
+        f"      {prog} --db {db} audit verify {result.consultation_id}\n"
+        f"      {prog} --db {db} report account {result.consultation_id} -o account.md"
     )
+
+
+def _program() -> str:
+    """How the user ran us, so the suggested commands can be pasted as they are."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "__main__.py":
+        return "python -m consultflow"
+    if argv0.name == "consultflow" and argv0.parent != Path() and shutil.which("consultflow") != str(argv0):
+        relative = os.path.relpath(argv0)
+        return relative if not relative.startswith("..") else str(argv0)
+    return "consultflow"
 
 
 def register(main: click.Group) -> None:
