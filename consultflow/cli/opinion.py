@@ -7,7 +7,7 @@ import click
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import local_time, shorten, table
 from consultflow.domain.vocabulary import Field
-from consultflow.services import opinions
+from consultflow.services import opinion_views, opinions
 
 
 @click.group("opinion")
@@ -89,7 +89,7 @@ def opinion_list(
     limit: int | None,
 ) -> None:
     """Opinions matching every filter given."""
-    views = opinions.list_opinions(
+    views = opinion_views.list_opinions(
         state.services(),
         consultation_id=consultation_id,
         state=state_name,
@@ -136,7 +136,7 @@ def opinion_list(
 @pass_state
 def opinion_show(state: CliState, opinion_id: int) -> None:
     """One opinion and the feedback and replies exchanged about it."""
-    view, entries = opinions.show_opinion(state.services(), opinion_id)
+    view, entries = opinion_views.show_opinion(state.services(), opinion_id)
     tz = state.settings.tz
 
     def text() -> str:

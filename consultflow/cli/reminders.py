@@ -15,7 +15,7 @@ from consultflow.config import load_zone
 from consultflow.domain.clock import FixedClock
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.scheduler.worker import digest_trigger, run_worker
-from consultflow.services import reminders, sweep
+from consultflow.services import digest, outbox, reminders, sweep
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import parse_time
 
@@ -76,7 +76,7 @@ def delivery_options(func: F) -> F:
     return func
 
 
-def _delivery(options: dict[str, Any]) -> tuple[sweep.Sender, sweep.SweepSettings]:
+def _delivery(options: dict[str, Any]) -> tuple[outbox.Sender, outbox.SweepSettings]:
     smtp = None
     if options["smtp_host"]:
         smtp = SmtpSettings(
@@ -89,7 +89,7 @@ def _delivery(options: dict[str, Any]) -> tuple[sweep.Sender, sweep.SweepSetting
         )
     router = build_router(channels=options["channels"], smtp=smtp, webhook_url=options["webhook_url"])
     retry = timedelta(seconds=options["retry_seconds"])
-    settings = sweep.SweepSettings(
+    settings = outbox.SweepSettings(
         channels=router.enabled,
         max_attempts=options["max_attempts"],
         backoff_base=retry,
@@ -106,16 +106,16 @@ def reminders_group() -> None:
 
 @reminders_group.command("run-once")
 @click.option("--now", "now_text", help="Sweep as if it were this time (local, ISO 8601); for tests and catch-up.")
-@click.option("--digest", is_flag=True, help="Also queue today's digests.")
+@click.option("--digest", "with_digest", is_flag=True, help="Also queue today's digests.")
 @delivery_options
 @pass_state
-def run_once(state: CliState, /, now_text: str | None, digest: bool, **options: Any) -> None:
+def run_once(state: CliState, /, now_text: str | None, with_digest: bool, **options: Any) -> None:
     """Do one sweep and exit (for cron, systemd timers and tests)."""
     ctx = state.services()
     sender, settings = _delivery(options)
     now = parse_time(now_text, state.settings.tz) if now_text else None
-    if digest:
-        sweep.queue_digests(ctx if now is None else _at(ctx, now), settings)
+    if with_digest:
+        digest.queue_digests(ctx if now is None else _at(ctx, now), settings)
     report = sweep.sweep(ctx, sender, settings, now=now)
     state.emit(
         report,

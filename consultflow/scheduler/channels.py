@@ -18,7 +18,7 @@ from email.utils import formatdate, make_msgid
 import structlog
 
 from consultflow.domain.errors import ConfigurationError
-from consultflow.services.sweep import CHANNELS, DeliveryError, OutgoingMessage
+from consultflow.services.outbox import CHANNELS, DeliveryError, OutgoingMessage
 
 log = structlog.get_logger(__name__)
 

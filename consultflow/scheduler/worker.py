@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from consultflow.domain.errors import ConfigurationError
-from consultflow.services import sweep
+from consultflow.services import digest, outbox, sweep
 from consultflow.services.context import ServiceContext
 
 log = structlog.get_logger(__name__)
@@ -35,24 +35,24 @@ def digest_trigger(expression: str, tz: ZoneInfo) -> CronTrigger:
         raise ConfigurationError(msg) from None
 
 
-def _sweep_job(ctx: ServiceContext, sender: sweep.Sender, settings: sweep.SweepSettings) -> None:
+def _sweep_job(ctx: ServiceContext, sender: outbox.Sender, settings: outbox.SweepSettings) -> None:
     try:
         sweep.sweep(ctx, sender, settings)
     except Exception:  # a failed sweep must not stop the worker; the next tick tries again
         log.exception("sweep_failed")
 
 
-def _digest_job(ctx: ServiceContext, settings: sweep.SweepSettings) -> None:
+def _digest_job(ctx: ServiceContext, settings: outbox.SweepSettings) -> None:
     try:
-        sweep.queue_digests(ctx, settings)
+        digest.queue_digests(ctx, settings)
     except Exception:
         log.exception("digest_failed")
 
 
 def run_worker(
     ctx: ServiceContext,
-    sender: sweep.Sender,
-    settings: sweep.SweepSettings,
+    sender: outbox.Sender,
+    settings: outbox.SweepSettings,
     *,
     interval_seconds: float,
     digest: CronTrigger | None,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, and_, cast, func, select
 
 from consultflow.services.context import ServiceContext, spec_for
-from consultflow.services.opinions import OpinionView, opinion_view
+from consultflow.services.opinion_views import OpinionView, opinion_view
 from consultflow.store.models import AuditEvent, Opinion
 
 

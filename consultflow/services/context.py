@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.machine import WorkflowEngine
-from consultflow.domain.workflow import WorkflowSpec, load_workflow_text
+from consultflow.domain.workflow import WorkflowSpec
+from consultflow.domain.workflow_loader import load_workflow_text
 from consultflow.store.models import Workflow
 from consultflow.store.uow import UnitOfWork, session_factory
 

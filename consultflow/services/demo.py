@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.vocabulary import Field, Stance
-from consultflow.services import consultations, opinions, people, rounds
+from consultflow.services import consultations, opinion_views, opinions, people, rounds
 from consultflow.services.context import ServiceContext
 from consultflow.services.opinions import FireRequest, NewOpinion
 
@@ -229,7 +229,7 @@ def _play_round(
     fates: dict[int, _Fate],
 ) -> None:
     """One round: screening, assignment, feedback or decisions, then the participants' replies."""
-    waiting = {v.id: v for v in opinions.list_opinions(ctx, consultation_id=cid) if v.outcome is None}
+    waiting = {v.id: v for v in opinion_views.list_opinions(ctx, consultation_id=cid) if v.outcome is None}
     to_screen = [i for i, v in waiting.items() if v.state == "submitted"]
     if to_screen:
         opinions.fire_many(

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
 from consultflow.domain.audit import AuditContent, EventKind
 from consultflow.domain.errors import NotFoundError, ValidationError
@@ -18,13 +16,13 @@ from consultflow.domain.vocabulary import Field
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, engine_for, spec_for
 from consultflow.services.inputs import required_text
+from consultflow.services.opinion_views import OpinionView, opinion_views
 from consultflow.services.reminders import StateEntry, cancel_for_opinions, record_reminders
 from consultflow.store.models import (
     Actor,
     Consultation,
     Opinion,
     OpinionEntry,
-    Participant,
     Round,
 )
 from consultflow.store.uow import UnitOfWork
@@ -32,43 +30,6 @@ from consultflow.store.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 MAX_OPINION_CHARS = 5000
-
-
-@dataclass(frozen=True)
-class OpinionView:
-    """An opinion as listed and shown."""
-
-    id: int
-    consultation_id: int
-    participant_id: int
-    participant: str
-    village: str
-    category: str
-    channel: str
-    text: str
-    state: str
-    current_round: int
-    rounds_count: int
-    outcome: str | None
-    plan_ref: str | None
-    merged_into: int | None
-    assigned_to: str | None
-    recorded_by: str
-    submitted_at: datetime
-    state_entered_at: datetime
-    workflow: str
-
-
-@dataclass(frozen=True)
-class EntryView:
-    """Feedback or a reply, in the round it was given."""
-
-    round_no: int
-    kind: str
-    stance: str | None
-    text: str
-    actor: str
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -186,7 +147,7 @@ def submit_many(
         entries = [StateEntry(r.id, consultation.id, r.current_round, r.state, now) for r in rows]
         record_reminders(uow, spec, entries, open_round.closes_at, now)
         uow.commit()
-        views = _views(uow, rows)
+        views = opinion_views(uow, rows)
     for view in views:
         log.debug(
             "opinion_submitted",
@@ -423,116 +384,6 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
         for consultation_id, events in drafts.items():
             uow.audit.append(uow.consultations.get(consultation_id, lock=True), events)
         uow.commit()
-        views = _views(uow, opinions)
+        views = opinion_views(uow, opinions)
     log.info("opinions_assigned", count=len(views), planner=target.name, actor=actor.name)
     return views
-
-
-def list_opinions(
-    ctx: ServiceContext,
-    *,
-    consultation_id: int | None = None,
-    state: str | None = None,
-    assigned_to: str | None = None,
-    category: str | None = None,
-    channel: str | None = None,
-    round_no: int | None = None,
-    outcome: str | None = None,
-    limit: int | None = None,
-) -> list[OpinionView]:
-    """Opinions matching every filter given, oldest first."""
-    with ctx.uow() as uow:
-        stmt = select(Opinion).order_by(Opinion.id)
-        if consultation_id is not None:
-            uow.consultations.get(consultation_id)
-            stmt = stmt.where(Opinion.consultation_id == consultation_id)
-        if assigned_to is not None:
-            planner = uow.actors.by_name(assigned_to)
-            if planner is None:
-                msg = f"unknown actor {assigned_to!r}"
-                raise NotFoundError(msg)
-            stmt = stmt.where(Opinion.assigned_planner_id == planner.id)
-        for column, value in (
-            (Opinion.state, state),
-            (Opinion.category, category),
-            (Opinion.channel, channel),
-            (Opinion.current_round, round_no),
-            (Opinion.outcome, outcome),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        rows = list(uow.session.scalars(stmt))
-        return _views(uow, rows)
-
-
-def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[EntryView]]:
-    """An opinion and everything exchanged about it, round by round."""
-    with ctx.uow() as uow:
-        op = uow.opinions.get(opinion_id)
-        entries = uow.session.execute(
-            select(OpinionEntry, Actor.name)
-            .join(Actor, Actor.id == OpinionEntry.actor_id)
-            .where(OpinionEntry.opinion_id == op.id)
-            .order_by(OpinionEntry.opinion_seq)
-        ).all()
-        entry_views = [EntryView(e.round_no, e.kind, e.stance, e.text, name, e.created_at) for e, name in entries]
-        return opinion_view(uow, op), entry_views
-
-
-def opinion_view(uow: UnitOfWork, row: Opinion) -> OpinionView:
-    """The view of one opinion row."""
-    return _views(uow, [row])[0]
-
-
-def _views(uow: UnitOfWork, rows: Sequence[Opinion]) -> list[OpinionView]:
-    """Views for many rows with one query for the names they refer to."""
-    if not rows:
-        return []
-    planner = aliased(Actor)
-    recorder = aliased(Actor)
-    names = {
-        op_id: (p_name, village, pl, rec)
-        for op_id, p_name, village, pl, rec in uow.session.execute(
-            select(
-                Opinion.id,
-                Participant.name,
-                Participant.village,
-                planner.name,
-                recorder.name,
-            )
-            .join(Participant, Participant.id == Opinion.participant_id)
-            .join(recorder, recorder.id == Opinion.recorded_by_id)
-            .outerjoin(planner, planner.id == Opinion.assigned_planner_id)
-            .where(Opinion.id.in_([r.id for r in rows]))
-        ).all()
-    }
-    workflows = {r.workflow_id: spec_for(uow.consultations.workflow(r.workflow_id)).key for r in rows}
-    out = []
-    for r in rows:
-        p_name, village, pl, rec = names[r.id]
-        out.append(
-            OpinionView(
-                id=r.id,
-                consultation_id=r.consultation_id,
-                participant_id=r.participant_id,
-                participant=p_name,
-                village=village,
-                category=r.category,
-                channel=r.channel,
-                text=r.text,
-                state=r.state,
-                current_round=r.current_round,
-                rounds_count=r.rounds_count,
-                outcome=r.outcome,
-                plan_ref=r.plan_ref,
-                merged_into=r.merged_into_id,
-                assigned_to=pl,
-                recorded_by=rec,
-                submitted_at=r.submitted_at,
-                state_entered_at=r.state_entered_at,
-                workflow=workflows[r.workflow_id],
-            )
-        )
-    return out

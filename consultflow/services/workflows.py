@@ -13,7 +13,8 @@ from consultflow.domain.errors import (
     ValidationError,
     WorkflowInvalidError,
 )
-from consultflow.domain.workflow import WorkflowSpec, load_workflow_text
+from consultflow.domain.workflow import WorkflowSpec
+from consultflow.domain.workflow_loader import load_workflow_text
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.store.models import Workflow
 from consultflow.store.uow import UnitOfWork

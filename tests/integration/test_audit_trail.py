@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.vocabulary import Field
-from consultflow.services import audit, opinions, rounds, statistics, verify
+from consultflow.services import audit, opinion_views, opinions, rounds, statistics, verify
 from consultflow.services.context import ServiceContext
 from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 
@@ -103,7 +103,8 @@ def test_as_of_agrees_with_a_replay_at_every_step(ctx: ServiceContext, clock: Fi
 
     def snap() -> None:
         live = {
-            v.id: (v.state, v.rounds_count) for v in opinions.list_opinions(ctx, consultation_id=setup.consultation_id)
+            v.id: (v.state, v.rounds_count)
+            for v in opinion_views.list_opinions(ctx, consultation_id=setup.consultation_id)
         }
         snapshots.append((clock.now(), live))
         clock.advance(timedelta(hours=1))

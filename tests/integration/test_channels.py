@@ -12,7 +12,7 @@ from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConfigurationError
 from consultflow.domain.vocabulary import Field
 from consultflow.scheduler.channels import SmtpSettings, build_router
-from consultflow.services import opinions, people, reminders, rounds, sweep
+from consultflow.services import opinions, outbox, people, reminders, rounds, sweep
 from consultflow.services.context import ServiceContext
 from tests.conftest import WORKFLOWS
 from tests.helpers import COORD, EXPERT, seed, submit
@@ -35,7 +35,7 @@ def test_reminder_arrives_by_email_with_its_idempotency_key(sqlite_ctx: ServiceC
     overdue_opinion(sqlite_ctx)
     with smtp_server() as inbox:
         router = build_router(channels=None, smtp=SmtpSettings(host=inbox.host, port=inbox.port), webhook_url=None)
-        settings = sweep.SweepSettings(channels=router.enabled)
+        settings = outbox.SweepSettings(channels=router.enabled)
         report = sweep.sweep(sqlite_ctx, router, settings, now=clock.now() + 5 * DAY + timedelta(hours=1))
     assert report.sent == 1
     [message] = inbox.messages
@@ -56,7 +56,7 @@ def test_reminder_arrives_by_webhook_and_failures_are_retried(sqlite_ctx: Servic
     t = clock.now() + 8 * DAY + timedelta(hours=1)
     with webhook_server(fail_first=1) as hook:
         router = build_router(channels="log,webhook", smtp=None, webhook_url=hook.url)
-        settings = sweep.SweepSettings(channels=router.enabled)
+        settings = outbox.SweepSettings(channels=router.enabled)
         first = sweep.sweep(sqlite_ctx, router, settings, now=t)
         assert first.failed == 1
         second = sweep.sweep(sqlite_ctx, router, settings, now=t + timedelta(minutes=2))

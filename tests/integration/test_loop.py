@@ -12,7 +12,7 @@ from consultflow.domain.errors import (
     ValidationError,
 )
 from consultflow.domain.vocabulary import Field
-from consultflow.services import opinions, rounds, statistics
+from consultflow.services import opinion_views, opinions, rounds, statistics
 from consultflow.services.context import ServiceContext
 from tests.helpers import COORD, EXPERT, PLANNER, Setup, seed, snapshot, submit
 
@@ -55,7 +55,7 @@ def test_three_rounds_to_three_outcomes(ctx: ServiceContext) -> None:
     hist = {o.outcome: o.histogram for o in report.outcomes}
     assert hist == {"adopted": {3: 1}, "partly_adopted": {2: 1}, "rejected": {1: 1}}
     assert {(r.opinion_id, r.rounds) for r in report.opinions} == {(adopted, 3), (partly, 2), (rejected, 1)}
-    view, entries = opinions.show_opinion(ctx, adopted)
+    view, entries = opinion_views.show_opinion(ctx, adopted)
     assert view.plan_ref == "v2 §5.3 农村路网"
     assert [e.kind for e in entries] == ["feedback", "reparticipation"] * 2 + ["feedback"]
     assert [e.round_no for e in entries] == [1, 1, 2, 2, 3]
@@ -137,7 +137,7 @@ def test_round_close_applies_the_rules_and_dry_run_equals_real_close(ctx: Servic
         (reviewing, "carry_over", "under_review", "under_review"),
         (answered, "fire", "feedback_given", "under_review"),
     }
-    by_id = {v.id: v for v in opinions.list_opinions(ctx, consultation_id=setup.consultation_id)}
+    by_id = {v.id: v for v in opinion_views.list_opinions(ctx, consultation_id=setup.consultation_id)}
     assert by_id[answered].state == "under_review"
     assert by_id[answered].rounds_count == 1
     assert by_id[waiting].current_round == 2
@@ -150,7 +150,7 @@ def test_merge_records_the_target_and_refuses_merged_targets(ctx: ServiceContext
     setup = seed(ctx)
     a, b, c = submit(ctx, setup), submit(ctx, setup), submit(ctx, setup)
     fire(ctx, b, "merge", actor=COORD, merge_target=str(a))
-    view, _ = opinions.show_opinion(ctx, b)
+    view, _ = opinion_views.show_opinion(ctx, b)
     assert (view.state, view.merged_into, view.outcome) == ("merged", a, "merged")
     with pytest.raises(ValidationError, match=f"merge into {a} instead"):
         fire(ctx, c, "merge", actor=COORD, merge_target=str(b))
@@ -163,7 +163,7 @@ def test_assignment_builds_a_planners_work_queue(ctx: ServiceContext) -> None:
     fire(ctx, mine, "screen", actor=EXPERT)
     fire(ctx, other, "screen", actor=EXPERT)
     opinions.assign(ctx, acting=COORD, opinion_ids=[mine], planner=PLANNER)
-    queue = opinions.list_opinions(ctx, assigned_to=PLANNER, state="under_review")
+    queue = opinion_views.list_opinions(ctx, assigned_to=PLANNER, state="under_review")
     assert [v.id for v in queue] == [mine]
     with pytest.raises(ValidationError, match="not a registered planner"):
         opinions.assign(ctx, acting=COORD, opinion_ids=[other], planner=EXPERT)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.vocabulary import Field
-from consultflow.services import consultations, opinions, reminders, rounds, sweep
+from consultflow.services import consultations, digest, opinions, outbox, reminders, rounds, sweep
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.store.models import Delivery, DeliveryAttempt, Reminder
 from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
@@ -21,16 +21,16 @@ DAY = timedelta(days=1)
 class RecordingSender:
     """Stands in for the channels: records what would be sent, or fails on demand."""
 
-    sent: list[sweep.OutgoingMessage] = field(default_factory=list)
+    sent: list[outbox.OutgoingMessage] = field(default_factory=list)
     failing: bool = False
 
-    def send(self, message: sweep.OutgoingMessage) -> None:
+    def send(self, message: outbox.OutgoingMessage) -> None:
         if self.failing:
-            raise sweep.DeliveryError("gateway down")
+            raise outbox.DeliveryError("gateway down")
         self.sent.append(message)
 
 
-SETTINGS = sweep.SweepSettings(channels=frozenset({"log", "email", "webhook"}), max_attempts=3)
+SETTINGS = outbox.SweepSettings(channels=frozenset({"log", "email", "webhook"}), max_attempts=3)
 
 
 def under_review(ctx: ServiceContext, *, assign: bool = True) -> tuple[int, int]:
@@ -168,9 +168,9 @@ def test_crashed_sender_is_retried_after_its_lease(ctx: ServiceContext, clock: F
     under_review(ctx)
     t = clock.now() + 5 * DAY + timedelta(hours=1)
     fixed = ServiceContext(engine=ctx.engine, workflows_dir=ctx.workflows_dir, clock=FixedClock(t))
-    report = sweep.SweepReport()
+    report = outbox.SweepReport()
     sweep.dispatch_due(fixed, SETTINGS, report)
-    claimed = sweep._claim(fixed, SETTINGS, t)  # the worker dies right after claiming
+    claimed = outbox._claim(fixed, SETTINGS, t)  # the worker dies right after claiming
     assert len(claimed) == 1
     sender = RecordingSender()
     sweep.sweep(ctx, sender, SETTINGS, now=t + timedelta(minutes=1))
@@ -197,8 +197,8 @@ def test_digest_is_queued_once_a_day(ctx: ServiceContext, clock: FixedClock) -> 
     """Each planner and coordinator with open work gets one digest per local day, however often it is queued."""
     under_review(ctx)
     day = ServiceContext(engine=ctx.engine, workflows_dir=ctx.workflows_dir, clock=FixedClock(clock.now() + 8 * DAY))
-    sweep.queue_digests(day, SETTINGS)
-    sweep.queue_digests(day, SETTINGS)
+    digest.queue_digests(day, SETTINGS)
+    digest.queue_digests(day, SETTINGS)
     with ctx.uow() as uow:
         digests = list(uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
     assert sorted(d.recipient_name for d in digests) == sorted([PLANNER, COORD])

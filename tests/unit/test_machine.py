@@ -12,7 +12,7 @@ from consultflow.domain.errors import InvalidTransitionError, PermissionDeniedEr
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.roles import Role
 from consultflow.domain.vocabulary import Field
-from consultflow.domain.workflow import load_workflow_text
+from consultflow.domain.workflow_loader import load_workflow_text
 from tests.conftest import WORKFLOWS
 
 SPEC = load_workflow_text((WORKFLOWS / "consultation-loop.yaml").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import pytest
 from consultflow.domain.diagram import to_dot, to_mermaid
 from consultflow.domain.errors import WorkflowInvalidError
 from consultflow.domain.roles import Role
-from consultflow.domain.workflow import load_workflow_text
+from consultflow.domain.workflow_loader import load_workflow_text
 from tests.conftest import WORKFLOWS
 
 DEFAULT = (WORKFLOWS / "consultation-loop.yaml").read_text(encoding="utf-8")

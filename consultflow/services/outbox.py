@@ -1,0 +1,245 @@
+"""The outbox: messages to send, leased to one worker at a time, retried, dead-lettered.
+
+Database effects happen exactly once: each delivery row has a unique idempotency key and is
+claimed with a lease before it is sent. Sending is at least once: a worker killed after sending
+but before recording it sends again once the lease runs out, with the same key, so the receiver
+can drop the repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+
+from consultflow.domain.labels import Lang
+from consultflow.domain.roles import Role
+from consultflow.services.context import ServiceContext
+from consultflow.store.models import Actor, ActorRole, Delivery, DeliveryAttempt, Participant
+from consultflow.store.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+CHANNELS = ("log", "email", "webhook")
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a message; the sweep retries it later."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """What a channel needs to send one delivery."""
+
+    delivery_id: int
+    idempotency_key: str
+    kind: str
+    channel: str
+    recipient_name: str
+    address: str | None
+    lang: str
+    subject: str
+    body: str
+
+
+class Sender(Protocol):
+    """Sends a message through its channel, or raises `DeliveryError`."""
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Deliver `message` once."""
+        ...
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How the sweep dispatches and retries."""
+
+    channels: frozenset[str] = frozenset({"log"})
+    max_attempts: int = 5
+    backoff_base: timedelta = timedelta(minutes=1)
+    backoff_max: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 200
+
+
+@dataclass
+class SweepReport:
+    """What one sweep found and did."""
+
+    rounds_closed: int = 0
+    found: int = 0
+    dispatched: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def channel_for(contact: str | None, enabled: frozenset[str]) -> str:
+    """Email for an email address, the webhook (SMS, messaging gateways) for anything else, else log."""
+    if contact and "@" in contact and "email" in enabled:
+        return "email"
+    if contact and "@" not in contact and "webhook" in enabled:
+        return "webhook"
+    return "log"
+
+
+def backoff(attempts: int, settings: SweepSettings) -> timedelta:
+    """Exponential backoff after the `attempts`-th failure, capped."""
+    delay: timedelta = settings.backoff_base * (2 ** max(attempts - 1, 0))
+    return min(delay, settings.backoff_max)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone a message goes to, with what the channel needs."""
+
+    kind: str
+    id: int
+    name: str
+    contact: str | None
+    lang: Lang
+
+
+def coordinators(uow: UnitOfWork) -> list[Recipient]:
+    """Everyone with the coordinator role."""
+    rows = uow.session.execute(
+        select(Actor).join(ActorRole, ActorRole.actor_id == Actor.id).where(ActorRole.role == Role.COORDINATOR.value)
+    ).scalars()
+    return [actor_recipient(a) for a in rows]
+
+
+def actor_recipient(a: Actor) -> Recipient:
+    """An actor as a recipient."""
+    return Recipient("actor", a.id, a.name, a.contact, "en" if a.lang == "en" else "zh")
+
+
+def delivery_row(
+    *,
+    key: str,
+    kind: str,
+    reminder_id: int | None,
+    recipient: Recipient,
+    subject: str,
+    body: str,
+    settings: SweepSettings,
+    now: datetime,
+) -> dict[str, object]:
+    """A new outbox row for `recipient`, through the channel their contact calls for."""
+    return {
+        "idempotency_key": key,
+        "kind": kind,
+        "reminder_id": reminder_id,
+        "recipient_kind": recipient.kind,
+        "recipient_id": recipient.id,
+        "recipient_name": recipient.name,
+        "channel": channel_for(recipient.contact, settings.channels),
+        "lang": recipient.lang,
+        "subject": subject,
+        "body": body,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def deliver_due(ctx: ServiceContext, sender: Sender, settings: SweepSettings, report: SweepReport) -> None:
+    """Claim due deliveries under a lease, send each, and record every attempt."""
+    now = ctx.clock.now()
+    while True:
+        claimed = _claim(ctx, settings, now)
+        if not claimed:
+            return
+        for message in claimed:
+            _attempt(ctx, sender, message, settings, now, report)
+
+
+def _claim(ctx: ServiceContext, settings: SweepSettings, now: datetime) -> list[OutgoingMessage]:
+    """Take a batch of due deliveries for this worker: status 'sending' until the lease ends."""
+    with ctx.uow() as uow:
+        due = or_(
+            and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
+            and_(Delivery.status == "sending", Delivery.locked_until < now),
+        )
+        rows = list(
+            uow.session.scalars(
+                select(Delivery)
+                .where(due)
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(settings.batch)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not rows:
+            return []
+        uow.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([d.id for d in rows]), due)
+            .values(status="sending", locked_until=now + settings.lease, attempts=Delivery.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        out = [
+            OutgoingMessage(
+                d.id,
+                d.idempotency_key,
+                d.kind,
+                d.channel,
+                d.recipient_name,
+                _address(uow, d),
+                d.lang,
+                d.subject,
+                d.body,
+            )
+            for d in rows
+        ]
+        uow.commit()
+    return out
+
+
+def _address(uow: UnitOfWork, d: Delivery) -> str | None:
+    """The recipient's contact, read at send time and never stored with the message."""
+    row = uow.session.get(Actor if d.recipient_kind == "actor" else Participant, d.recipient_id)
+    return row.contact if isinstance(row, (Actor, Participant)) else None
+
+
+def _attempt(
+    ctx: ServiceContext,
+    sender: Sender,
+    message: OutgoingMessage,
+    settings: SweepSettings,
+    now: datetime,
+    report: SweepReport,
+) -> None:
+    error: str | None = None
+    try:
+        sender.send(message)
+    except DeliveryError as exc:
+        error = str(exc) or type(exc).__name__
+    with ctx.uow() as uow:
+        d = uow.session.get(Delivery, message.delivery_id)
+        assert d is not None
+        uow.session.add(
+            DeliveryAttempt(delivery_id=d.id, attempt=d.attempts, at=ctx.clock.now(), ok=error is None, error=error)
+        )
+        d.locked_until = None
+        if error is None:
+            d.status, d.sent_at = "sent", ctx.clock.now()
+            report.sent += 1
+        elif d.attempts >= settings.max_attempts:
+            d.status, d.last_error = "dead", error
+            report.dead += 1
+        else:
+            d.status, d.last_error = "pending", error
+            d.next_attempt_at = now + backoff(d.attempts, settings)
+            report.failed += 1
+        uow.commit()
+    if error is not None:
+        log.warning(
+            "delivery_failed", delivery_id=message.delivery_id, channel=message.channel, error=error, attempt=d.attempts
+        )

@@ -1,0 +1,57 @@
+"""Coordinators looking after reminders from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Cli
+from tests.e2e.test_cli_loop import COORD, EXPERT, PLANNER, setup_people, submit
+
+
+def under_review(cli: Cli) -> int:
+    setup_people(cli)
+    cli.ok("round", "open", "1", "--closes-at", "2026-03-20", actor=COORD)
+    oid = submit(cli, "建议硬化通组道路", "environment_roads")
+    cli.ok("opinion", "fire", str(oid), "screen", actor=EXPERT)
+    cli.ok("opinion", "assign", str(oid), "--to", PLANNER, actor=COORD)
+    return oid
+
+
+def test_run_once_list_show_and_cancel(cli: Cli) -> None:
+    """A sweep at a given time sends what is due; coordinators see, inspect and cancel reminders."""
+    under_review(cli)
+    pending = json.loads(cli.ok("reminders", "list", "--status", "pending", "--json").stdout)
+    assert [(r["rule"], r["recipient_role"]) for r in pending] == [
+        ("feedback_due", "planner"),
+        ("feedback_due", "planner"),
+        ("feedback_overdue", "coordinator"),
+    ]
+    report = json.loads(cli.ok("--json", "reminders", "run-once", "--digest", "--now", "2026-03-07T12:00").stdout)
+    assert (report["dispatched"], report["sent"]) == (
+        1,
+        1 + 2,
+    )  # one reminder, plus the planner's and coordinator's digests
+    shown = json.loads(cli.ok("reminders", "show", str(pending[0]["id"]), "--json").stdout)
+    [delivery] = shown["deliveries"]
+    assert (delivery["recipient"], delivery["channel"], delivery["status"]) == (PLANNER, "log", "sent")
+    assert delivery["history"][0]["ok"] is True
+    refused = cli("reminders", "cancel", str(pending[2]["id"]), actor=PLANNER)
+    assert refused.exit_code == 1 and "may not manage reminders" in refused.stderr
+    cli.ok("reminders", "cancel", str(pending[2]["id"]), "--reason", "已电话督办", actor=COORD)
+    again = cli("reminders", "cancel", str(pending[2]["id"]), actor=COORD)
+    assert again.exit_code == 1 and "only pending reminders can be cancelled" in again.stderr
+    later = json.loads(cli.ok("--json", "reminders", "run-once", "--now", "2026-03-20T12:00").stdout)
+    assert later["dispatched"] == 1  # the escalation was cancelled by hand
+    assert json.loads(cli.ok("reminders", "list", "--failed", "--json").stdout) == []
+
+
+def test_reschedule_moves_participant_reminders(cli: Cli) -> None:
+    """Changing the round's closing time moves the reminders that are due at the close."""
+    oid = under_review(cli)
+    cli.ok("opinion", "fire", str(oid), "give_feedback", "--text", "请确认", actor=PLANNER)
+    cli.ok("round", "reschedule", "1", "2026-03-25T18:00", actor=COORD)
+    reminders = json.loads(cli.ok("reminders", "list", "--json").stdout)
+    open_ones = [r for r in reminders if r["rule"] == "reparticipation_open"]
+    assert sorted(r["status"] for r in open_ones) == ["cancelled", "pending"]
+    [pending] = [r for r in open_ones if r["status"] == "pending"]
+    assert pending["due_at"] == "2026-03-25T18:00:00+08:00"
