@@ -189,8 +189,37 @@ def opinion_assign(state: CliState, opinion_ids: tuple[int, ...], planner: str) 
     state.emit(views, lambda: f"{len(views)} opinion(s) assigned to {planner}")
 
 
+def parse_ids(text: str) -> list[int] | None:
+    """`12`, `3,5,8`, `10-40` or `1-5,9` as ids in order without repeats; None if malformed."""
+    ids: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        lo, hi = int(first), int(last or first)
+        if hi < lo or hi - lo > 100_000:
+            return None
+        ids.extend(range(lo, hi + 1))
+    return list(dict.fromkeys(ids))
+
+
+class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """One opinion id, or several: `12`, `3,5,8`, `10-40`, `1-5,9`."""
+
+    name = "IDS"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
+        """Parse the list; a malformed one is a usage error naming the accepted forms."""
+        if isinstance(value, list):
+            return value
+        ids = parse_ids(str(value))
+        if ids is None:
+            self.fail(f"{value!r} is not an opinion id or a list such as 12, 3,5,8 or 10-40", param, ctx)
+        return ids
+
+
 @opinion_group.command("fire")
-@click.argument("opinion_id", type=int)
+@click.argument("opinion_ids", type=OpinionIds())
 @click.argument("trigger")
 @click.option("--text", help="Feedback or reply text.")
 @click.option("--reason", help="Reason (rejection, withdrawal).")
@@ -201,7 +230,7 @@ def opinion_assign(state: CliState, opinion_ids: tuple[int, ...], planner: str) 
 @pass_state
 def opinion_fire(
     state: CliState,
-    opinion_id: int,
+    opinion_ids: list[int],
     trigger: str,
     text: str | None,
     reason: str | None,
@@ -209,7 +238,10 @@ def opinion_fire(
     merge_target: str | None,
     stance: str | None,
 ) -> None:
-    """Fire TRIGGER on OPINION_ID (see 'workflow show' for triggers and their fields)."""
+    """Fire TRIGGER on OPINION_IDS (see 'workflow show' for triggers and their fields).
+
+    Several ids (`3,5,8` or `10-40`) fire in one transaction: all of them move, or none does.
+    """
     fields = {
         Field.TEXT: text,
         Field.REASON: reason,
@@ -217,19 +249,17 @@ def opinion_fire(
         Field.MERGE_TARGET: merge_target,
         Field.STANCE: stance,
     }
-    result = opinions.fire(
-        state.services(),
-        acting=state.actor,
-        opinion_id=opinion_id,
-        trigger=trigger,
-        fields=fields,
-    )
-    state.emit(
-        result,
-        lambda: (
-            f"opinion {result.opinion_id}: {result.from_state} -> {result.to_state} ({result.trigger}, round {result.round_no}, rounds so far {result.rounds_count})"
-        ),
-    )
+    requests = [opinions.FireRequest(i, trigger, fields) for i in opinion_ids]
+    results = opinions.fire_many(state.services(), acting=state.actor, requests=requests)
+
+    def text_output() -> str:
+        return "\n".join(
+            f"opinion {r.opinion_id}: {r.from_state} -> {r.to_state} "
+            f"({r.trigger}, round {r.round_no}, rounds so far {r.rounds_count})"
+            for r in results
+        )
+
+    state.emit(results[0] if len(results) == 1 else results, text_output)
 
 
 def register(main: click.Group) -> None:

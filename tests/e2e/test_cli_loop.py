@@ -218,3 +218,18 @@ def test_dry_run_close_lists_what_the_close_does(cli: Cli) -> None:
     real = json.loads(cli.ok("--json", "round", "close", "1", actor=COORD).stdout)
     assert real["steps"] == dry["steps"]
     assert json.loads(cli.ok("round", "status", "1", "--json").stdout)["open_round"] is None
+
+
+def test_fire_on_many_opinions_is_all_or_nothing(cli: Cli) -> None:
+    """`opinion fire 1-3 screen` moves three opinions in one go; a list with a bad id moves none."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    ids = [submit(cli, f"意见{i}") for i in range(4)]
+    refused = cli("opinion", "fire", f"{ids[0]}-{ids[3] + 1}", "screen", actor=EXPERT)
+    assert refused.exit_code == 1 and f"unknown opinion(s): {ids[3] + 1}" in refused.stderr
+    states = {o["id"]: o["state"] for o in json.loads(cli.ok("opinion", "list", "--json").stdout)}
+    assert set(states.values()) == {"submitted"}
+    moved = json.loads(cli.ok("--json", "opinion", "fire", f"{ids[0]}-{ids[2]}", "screen", actor=EXPERT).stdout)
+    assert [(m["opinion_id"], m["to_state"]) for m in moved] == [(i, "under_review") for i in ids[:3]]
+    malformed = cli("opinion", "fire", "1-x", "screen", actor=EXPERT)
+    assert malformed.exit_code == 2 and "not an opinion id or a list" in malformed.stderr
