@@ -9,14 +9,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from consultflow.config import DEFAULT_TZ
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.domain.workflow_loader import load_workflow_text
 from consultflow.store.models import Workflow
 from consultflow.store.uow import UnitOfWork, session_factory
-
-DEFAULT_TZ = "Asia/Shanghai"
 
 _ENGINES: dict[str, WorkflowEngine] = {}
 
