@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from consultflow.export.text import display_width, shorten, table
+from consultflow.export.text import shorten, table
 
-__all__ = ["display_width", "emit_json", "local_time", "shorten", "table", "to_jsonable"]
+__all__ = ["emit_json", "local_time", "shorten", "table", "to_jsonable"]
 
 
 def local_time(moment: datetime | None, tz: ZoneInfo) -> str:

@@ -109,10 +109,6 @@ class WorkflowSpec:
         """SHA-256 of the source text: detects a file edited without a version bump."""
         return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
 
-    def triggers_from(self, state: str) -> list[str]:
-        """Triggers that may fire from `state`, in file order."""
-        return [t.trigger for t in self.transitions.values() if state in t.sources]
-
     def terminal_states(self) -> list[str]:
         """States that are outcomes."""
         return [s.name for s in self.states.values() if s.terminal]

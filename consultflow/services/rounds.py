@@ -96,7 +96,8 @@ def open_round(
             closes_at=closes_at,
         )
         uow.session.add(row)
-        _plan_round_close_reminders(uow, consultation.id, row, now)
+        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        _plan_round_close_reminders(uow, spec, consultation.id, row, now)
         payload: dict[str, object] = {"number": number}
         if closes_at is not None:
             payload["closes_at"] = closes_at.isoformat()
@@ -118,12 +119,12 @@ def open_round(
     return round_view(row)
 
 
-def _plan_round_close_reminders(uow: UnitOfWork, consultation_id: int, rnd: Round, now: datetime) -> None:
+def _plan_round_close_reminders(
+    uow: UnitOfWork, spec: WorkflowSpec, consultation_id: int, rnd: Round, now: datetime
+) -> None:
     """Reminders for opinions whose deadline is this round's close, now that it has a date."""
     if rnd.closes_at is None:
         return
-    consultation = uow.consultations.get(consultation_id)
-    spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
     states = round_close_states(spec)
     if not states:
         return
@@ -153,7 +154,7 @@ def reschedule_round(
         previous = rnd.closes_at
         rnd.closes_at = closes_at
         cancel_for_round(uow, consultation.id, round_close_states(spec), "the round's closing time changed", now)
-        _plan_round_close_reminders(uow, consultation.id, rnd, now)
+        _plan_round_close_reminders(uow, spec, consultation.id, rnd, now)
         uow.audit.append(
             consultation,
             [

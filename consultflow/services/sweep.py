@@ -79,35 +79,62 @@ def auto_close_rounds(ctx: ServiceContext, report: SweepReport) -> int:
     return closed
 
 
-def _recipients(uow: UnitOfWork, role: Role, opinion: Opinion) -> list[Recipient]:
+class _Lookups:
+    """What a batch of reminders needs, each looked up once per batch rather than per reminder."""
+
+    def __init__(self, uow: UnitOfWork, due: list[Reminder]) -> None:
+        self.uow = uow
+        self.opinions = {o.id: o for o in uow.opinions.get_many(list(dict.fromkeys(r.opinion_id for r in due)))}
+        consultation_ids = {r.consultation_id for r in due}
+        self.open_rounds = set(
+            uow.session.execute(
+                select(Round.consultation_id, Round.number).where(
+                    Round.consultation_id.in_(consultation_ids), Round.status == "open"
+                )
+            ).all()
+        )
+        self._actors: dict[int, Actor | None] = {}
+        self._coordinators: list[Recipient] | None = None
+
+    def actor(self, actor_id: int | None) -> Actor | None:
+        if actor_id is None:
+            return None
+        if actor_id not in self._actors:
+            self._actors[actor_id] = self.uow.session.get(Actor, actor_id)
+        return self._actors[actor_id]
+
+    def coordinators(self) -> list[Recipient]:
+        if self._coordinators is None:
+            self._coordinators = coordinators(self.uow)
+        return self._coordinators
+
+
+def _recipients(lookups: _Lookups, role: Role, opinion: Opinion) -> list[Recipient]:
     """Who a reminder for `role` goes to, resolved now (an opinion may have been reassigned)."""
     if role is Role.PLANNER:
-        planner = uow.session.get(Actor, opinion.assigned_planner_id) if opinion.assigned_planner_id else None
-        return [actor_recipient(planner)] if planner else coordinators(uow)
+        planner = lookups.actor(opinion.assigned_planner_id)
+        return [actor_recipient(planner)] if planner else lookups.coordinators()
     if role is Role.COORDINATOR:
-        return coordinators(uow)
-    recorder = uow.session.get(Actor, opinion.recorded_by_id)
-    speaks_for = recorder is not None and Role.EXPERT in uow.actors.roles(recorder.id)
+        return lookups.coordinators()
+    recorder = lookups.actor(opinion.recorded_by_id)
+    speaks_for = recorder is not None and Role.EXPERT in lookups.uow.actors.roles(recorder.id)
     out = [actor_recipient(recorder)] if recorder is not None and (speaks_for or role is Role.EXPERT) else []
     if role is Role.PARTICIPANT:
-        p = uow.session.get(Participant, opinion.participant_id)
+        p = lookups.uow.session.get(Participant, opinion.participant_id)
         if p is not None and p.contact:
             out.insert(0, Recipient("participant", p.id, p.name, p.contact, "en" if p.lang == "en" else "zh"))
     return out
 
 
-def _still_relevant(uow: UnitOfWork, reminder: Reminder, opinion: Opinion) -> str | None:
+def _still_relevant(lookups: _Lookups, reminder: Reminder, opinion: Opinion) -> str | None:
     """Why a reminder must not be sent any more, or None when it still applies."""
     if opinion.state != reminder.state or opinion.state_entered_at != reminder.state_entered_at:
         return "the opinion left the state"
-    spec = spec_for(uow.consultations.workflow(opinion.workflow_id))
+    spec = spec_for(lookups.uow.consultations.workflow(opinion.workflow_id))
     deadline = spec.states[reminder.state].deadline
-    if deadline is not None and deadline.at_round_close:
-        rnd = uow.session.scalar(
-            select(Round).where(Round.consultation_id == reminder.consultation_id, Round.number == reminder.round_no)
-        )
-        if rnd is None or rnd.status != "open":
-            return f"round {reminder.round_no} closed"
+    at_close = deadline is not None and deadline.at_round_close
+    if at_close and (reminder.consultation_id, reminder.round_no) not in lookups.open_rounds:
+        return f"round {reminder.round_no} closed"
     return None
 
 
@@ -127,10 +154,11 @@ def dispatch_due(ctx: ServiceContext, settings: SweepSettings, report: SweepRepo
             if not due:
                 return
             report.found += len(due)
+            lookups = _Lookups(uow, due)
             rows: list[dict[str, object]] = []
             for reminder in due:
-                opinion = uow.opinions.get(reminder.opinion_id)
-                reason = _still_relevant(uow, reminder, opinion)
+                opinion = lookups.opinions[reminder.opinion_id]
+                reason = _still_relevant(lookups, reminder, opinion)
                 reminder.closed_at = now
                 if reason is not None:
                     reminder.status, reminder.cancel_reason = "cancelled", reason
@@ -138,7 +166,7 @@ def dispatch_due(ctx: ServiceContext, settings: SweepSettings, report: SweepRepo
                     continue
                 reminder.status = "dispatched"
                 report.dispatched += 1
-                recipients = _recipients(uow, Role(reminder.recipient_role), opinion)
+                recipients = _recipients(lookups, Role(reminder.recipient_role), opinion)
                 if not recipients:
                     report.skipped += 1
                     log.info(
