@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,9 +15,8 @@ DEFAULT_TZ = "Asia/Shanghai"
 
 
 def default_workflows_dir() -> Path:
-    """`workflows/` beside the package (a source checkout), else in the working directory."""
-    beside = Path(__file__).resolve().parent.parent / "workflows"
-    return beside if beside.is_dir() else Path("workflows")
+    """The workflows shipped in the package (`workflows/` in a source checkout)."""
+    return Path(str(files("consultflow.workflows")))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
@@ -10,13 +11,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+def migrations_dir() -> Path:
+    """The migrations shipped in the package (`migrations/` in a source checkout)."""
+    return Path(str(files("consultflow.migrations")))
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic config pointing at `migrations/`, sharing `engine` when given."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     if engine is not None:
         url = engine.url.render_as_string(hide_password=False)
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser escaping

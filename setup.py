@@ -1,0 +1,20 @@
+"""Ship `migrations/` and `workflows/` inside the package, found with importlib.resources.
+
+They install as `consultflow.migrations` and `consultflow.workflows`.
+
+Everything else (metadata, dependencies, tool settings) lives in setup.cfg; setup.cfg alone cannot
+add these mapped packages to the ones `find:` discovers.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    packages=[
+        *find_packages(include=["consultflow", "consultflow.*"]),
+        "consultflow.migrations",
+        "consultflow.migrations.versions",
+        "consultflow.workflows",
+    ],
+    package_dir={"consultflow.migrations": "migrations", "consultflow.workflows": "workflows"},
+    package_data={"consultflow.migrations": ["script.py.mako"], "consultflow.workflows": ["*.yaml"]},
+)

@@ -1,0 +1,1 @@
+"""The workflows bundled with consultflow (YAML files, read with importlib.resources)."""
