@@ -15,6 +15,9 @@ class ConsultflowError(Exception):
     exit_code = 1
 
 
+INTERNAL_ERROR_EXIT_CODE = 70  # EX_SOFTWARE: a bug, never something the user did
+
+
 class NotFoundError(ConsultflowError):
     """An id or name that does not exist."""
 
@@ -36,7 +39,27 @@ class RoundStateError(ConsultflowError):
 
 
 class ConflictError(ConsultflowError):
-    """Someone else changed the same thing first; the operation may be retried."""
+    """Someone else changed the same thing first; nothing was written and the same command may be run again.
+
+    Its own exit code (75, EX_TEMPFAIL) lets scripts tell "try again" from "refused".
+    """
+
+    exit_code = 75
+
+
+class RetryableConflictError(ConflictError):
+    """A conflict the use-case pipeline retries by itself (deadlock, serialization failure, busy file)."""
+
+
+class AppendOnlyError(ConsultflowError):
+    """A write that would change or remove audit events, which the database refuses."""
+
+    def __init__(self) -> None:
+        super().__init__("the audit log is append-only: events cannot be changed or deleted")
+
+
+class DatabaseUnavailableError(ConsultflowError):
+    """The database cannot be reached or written (connection lost, read-only file)."""
 
 
 class WorkflowInvalidError(ConsultflowError):

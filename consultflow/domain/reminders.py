@@ -16,6 +16,17 @@ from consultflow.domain.workflow import WorkflowSpec
 
 
 @dataclass(frozen=True)
+class StateEntry:
+    """An opinion that has just entered (or is staying in) a state with a deadline."""
+
+    opinion_id: int
+    consultation_id: int
+    round_no: int
+    state: str
+    entered_at: datetime
+
+
+@dataclass(frozen=True)
 class PlannedReminder:
     """One reminder to record for an opinion's stay in a state."""
 

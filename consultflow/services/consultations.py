@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
 from sqlalchemy import func, select
 
 from consultflow.domain.audit import GENESIS_HASH, AuditContent, EventKind
-from consultflow.domain.roles import Action, role_for_action
+from consultflow.domain.roles import Action
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.inputs import required_text
-from consultflow.services.workflows import pin_workflow
-from consultflow.store.models import Consultation, Opinion, Round, Workflow
-
-log = structlog.get_logger(__name__)
+from consultflow.services.pipeline import Change, run
+from consultflow.services.ports import RoundRow
+from consultflow.services.workflows import file_specs, pin_workflow
+from consultflow.store.models import Consultation, Opinion, Workflow
 
 DEFAULT_WORKFLOW = "consultation-loop"
 
@@ -61,50 +60,41 @@ def create_consultation(
     """
     title = required_text(title, "title", 200)
     area = required_text(area, "area", 200)
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        actor, roles = uow.actors.require(acting)
-        role = role_for_action(actor.name, roles, Action.CREATE_CONSULTATION)
-        wf = pin_workflow(uow, ctx, workflow)
-        row = Consultation(
+    available = file_specs(ctx.workflows_dir)
+
+    def body(change: Change) -> ConsultationView:
+        wf = pin_workflow(change.uow, available, ctx.workflows_dir, ref=workflow, now=change.now)
+        row = change.uow.consultations.add(
             title=title,
             area=area,
             workflow_id=wf.id,
-            created_at=now,
-            created_by_id=actor.id,
-            chain_seq=0,
-            chain_head=GENESIS_HASH,
+            created_by=change.actor.id,
             auto_close=auto_close,
+            genesis=GENESIS_HASH,
+            now=change.now,
         )
-        uow.session.add(row)
-        uow.flush()
-        payload = {
-            "title": title,
-            "area": area,
-            "workflow": f"{wf.name}@{wf.version}",
-            "digest": wf.digest,
-            "auto_close": auto_close,
-        }
-        uow.audit.append(
-            row,
-            [
-                AuditContent(
-                    kind=EventKind.CONSULTATION_CREATED,
-                    at=now,
-                    actor=actor.name,
-                    role=role.value,
-                    payload=payload,
-                )
-            ],
+        key = f"{wf.name}@{wf.version}"
+        payload = {"title": title, "area": area, "workflow": key, "digest": wf.digest, "auto_close": auto_close}
+        change.record(
+            row.id,
+            AuditContent(
+                kind=EventKind.CONSULTATION_CREATED,
+                at=change.now,
+                actor=change.actor.name,
+                role=change.acting_role.value,
+                payload=payload,
+            ),
         )
-        uow.commit()
-    log.info(
-        "consultation_created",
-        consultation_id=row.id,
-        workflow=payload["workflow"],
-        by=actor.name,
+        return ConsultationView(row.id, title, area, key, change.now, 0, auto_close)
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.CREATE_CONSULTATION,
+        event="consultation_created",
+        body=body,
+        describe=lambda view: {"consultation_id": view.id, "workflow": view.workflow},
     )
-    return ConsultationView(row.id, title, area, str(payload["workflow"]), now, 0, auto_close)
 
 
 def list_consultations(ctx: ServiceContext) -> list[ConsultationView]:
@@ -141,31 +131,34 @@ def show_consultation(ctx: ServiceContext, consultation_id: int) -> Consultation
     )  # fmt: skip
 
 
-def round_view(row: Round) -> RoundView:
+def round_view(row: RoundRow) -> RoundView:
     """The view of a round row."""
     return RoundView(row.number, row.status, row.opened_at, row.closes_at, row.closed_at)
 
 
 def set_auto_close(ctx: ServiceContext, *, acting: str | None, consultation_id: int, enabled: bool) -> ConsultationView:
     """Turn automatic round closing at the closing time on or off."""
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        actor, roles = uow.actors.require(acting)
-        role = role_for_action(actor.name, roles, Action.CREATE_CONSULTATION)
-        consultation = uow.consultations.get(consultation_id, lock=True)
+
+    def body(change: Change) -> None:
+        consultation = change.consultation(consultation_id)
         consultation.auto_close = enabled
-        uow.audit.append(
-            consultation,
-            [
-                AuditContent(
-                    kind=EventKind.SETTINGS_CHANGED,
-                    at=now,
-                    actor=actor.name,
-                    role=role.value,
-                    payload={"auto_close": enabled},
-                )
-            ],
+        change.record(
+            consultation.id,
+            AuditContent(
+                kind=EventKind.SETTINGS_CHANGED,
+                at=change.now,
+                actor=change.actor.name,
+                role=change.acting_role.value,
+                payload={"auto_close": enabled},
+            ),
         )
-        uow.commit()
-    log.info("consultation_settings_changed", consultation_id=consultation_id, auto_close=enabled, by=actor.name)
+
+    run(
+        ctx,
+        acting=acting,
+        action=Action.CREATE_CONSULTATION,
+        event="consultation_settings_changed",
+        body=body,
+        describe=lambda _none: {"consultation_id": consultation_id, "auto_close": enabled},
+    )
     return show_consultation(ctx, consultation_id)

@@ -14,13 +14,13 @@ from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.domain.workflow_loader import load_workflow_text
-from consultflow.store.models import Workflow
+from consultflow.services.ports import WorkflowRow
 from consultflow.store.uow import UnitOfWork, session_factory
 
 _ENGINES: dict[str, WorkflowEngine] = {}
 
 
-def engine_for(workflow: Workflow) -> WorkflowEngine:
+def engine_for(workflow: WorkflowRow) -> WorkflowEngine:
     """The machine for a stored workflow version, built once per process and digest."""
     cached = _ENGINES.get(workflow.digest)
     if cached is None:
@@ -29,7 +29,7 @@ def engine_for(workflow: Workflow) -> WorkflowEngine:
     return cached
 
 
-def spec_for(workflow: Workflow) -> WorkflowSpec:
+def spec_for(workflow: WorkflowRow) -> WorkflowSpec:
     """The spec of a stored workflow version."""
     return engine_for(workflow).spec
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
 from consultflow.domain.errors import NotFoundError
 from consultflow.services.context import ServiceContext, spec_for
-from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
-from consultflow.store.uow import UnitOfWork
+from consultflow.services.ports import OpinionRow
+from consultflow.services.ports import UnitOfWork as Ports
+from consultflow.store.models import Actor, Opinion, OpinionEntry
 
 
 @dataclass(frozen=True)
@@ -105,33 +105,16 @@ def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, lis
         return opinion_view(uow, op), entry_views
 
 
-def opinion_view(uow: UnitOfWork, row: Opinion) -> OpinionView:
+def opinion_view(uow: Ports, row: OpinionRow) -> OpinionView:
     """The view of one opinion row."""
     return opinion_views(uow, [row])[0]
 
 
-def opinion_views(uow: UnitOfWork, rows: Sequence[Opinion]) -> list[OpinionView]:
+def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
     """Views for many rows with one query for the names they refer to."""
     if not rows:
         return []
-    planner = aliased(Actor)
-    recorder = aliased(Actor)
-    names = {
-        op_id: (p_name, village, pl, rec)
-        for op_id, p_name, village, pl, rec in uow.session.execute(
-            select(
-                Opinion.id,
-                Participant.name,
-                Participant.village,
-                planner.name,
-                recorder.name,
-            )
-            .join(Participant, Participant.id == Opinion.participant_id)
-            .join(recorder, recorder.id == Opinion.recorded_by_id)
-            .outerjoin(planner, planner.id == Opinion.assigned_planner_id)
-            .where(Opinion.id.in_([r.id for r in rows]))
-        ).all()
-    }
+    names = uow.opinions.view_names([r.id for r in rows])
     workflows = {r.workflow_id: spec_for(uow.consultations.workflow(r.workflow_id)).key for r in rows}
     out = []
     for r in rows:

@@ -6,28 +6,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
 from consultflow.domain.audit import AuditContent, EventKind
+from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
-from consultflow.domain.machine import PreparedTransition
-from consultflow.domain.roles import Action, Role, role_for_action
+from consultflow.domain.reminders import StateEntry
+from consultflow.domain.roles import Action, Role
 from consultflow.domain.vocabulary import Field
-from consultflow.domain.workflow import WorkflowSpec
-from consultflow.services.context import ServiceContext, engine_for, spec_for
+from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
-from consultflow.services.reminders import StateEntry, cancel_for_opinions, record_reminders
-from consultflow.store.models import (
-    Actor,
-    Consultation,
-    Opinion,
-    OpinionEntry,
-    Round,
-)
-from consultflow.store.uow import UnitOfWork
-
-log = structlog.get_logger(__name__)
+from consultflow.services.pipeline import Change, run
+from consultflow.services.ports import NewOpinionRow, OpinionRow, UnitOfWork
 
 MAX_OPINION_CHARS = 5000
 
@@ -90,78 +79,60 @@ def submit_many(
     items: Sequence[NewOpinion],
 ) -> list[OpinionView]:
     """Record several opinions in the open round, in one transaction: all of them, or none."""
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        actor, roles = uow.actors.require(acting)
-        role = role_for_action(actor.name, roles, Action.SUBMIT_OPINION)
-        consultation = uow.consultations.get(consultation_id, lock=True)
-        workflow = uow.consultations.workflow(consultation.workflow_id)
-        spec = spec_for(workflow)
-        open_round = uow.consultations.require_open_round(consultation.id)
-        rows: list[Opinion] = []
+
+    def body(change: Change) -> list[OpinionView]:
+        consultation = change.consultation(consultation_id)
+        spec = change.spec(consultation.id)
+        open_round = change.uow.consultations.require_open_round(consultation.id)
+        rows = []
         for item in items:
             _check_choice(item.category, spec.categories, "category")
             _check_choice(item.channel, spec.channels, "channel")
-            participant = uow.actors.participant(item.participant_id)
-            rows.append(
-                Opinion(
-                    consultation_id=consultation.id,
-                    workflow_id=workflow.id,
-                    participant_id=participant.id,
-                    recorded_by_id=actor.id,
-                    category=item.category,
-                    channel=item.channel,
-                    text=required_text(item.text, "opinion text", MAX_OPINION_CHARS),
-                    state=spec.initial,
-                    state_entered_at=now,
-                    current_round=open_round.number,
-                    rounds_count=0,
-                    last_seq=1,
-                    submitted_at=now,
-                )
-            )
-        uow.session.add_all(rows)
-        uow.flush()
-        uow.audit.append(
+            text = required_text(item.text, "opinion text", MAX_OPINION_CHARS)
+            rows.append(NewOpinionRow(item.participant_id, item.category, item.channel, text))
+        missing = change.uow.actors.missing_participants([r.participant_id for r in rows])
+        if missing:
+            noun = "participant" if len(missing) == 1 else "participants"
+            listed = ", ".join(map(str, missing))
+            msg = f"unknown {noun} {listed}; list them with 'consultflow participant list'"
+            raise NotFoundError(msg)
+        added = change.uow.opinions.add_many(
             consultation,
-            [
+            rows,
+            recorded_by=change.actor.id,
+            state=spec.initial,
+            round_no=open_round.number,
+            now=change.now,
+        )
+        change.record(
+            consultation.id,
+            *(
                 AuditContent(
                     kind=EventKind.SUBMITTED,
-                    at=now,
-                    actor=actor.name,
-                    role=role.value,
+                    at=change.now,
+                    actor=change.actor.name,
+                    role=change.acting_role.value,
                     opinion_id=row.id,
                     opinion_seq=1,
                     trigger="submit",
                     to_state=spec.initial,
                     round_no=open_round.number,
-                    payload={
-                        "category": row.category,
-                        "channel": row.channel,
-                        "participant_id": row.participant_id,
-                    },
+                    payload={"category": row.category, "channel": row.channel, "participant_id": row.participant_id},
                 )
-                for row in rows
-            ],
+                for row in added
+            ),
         )
-        entries = [StateEntry(r.id, consultation.id, r.current_round, r.state, now) for r in rows]
-        record_reminders(uow, spec, entries, open_round.closes_at, now)
-        uow.commit()
-        views = opinion_views(uow, rows)
-    for view in views:
-        log.debug(
-            "opinion_submitted",
-            opinion_id=view.id,
-            round=open_round.number,
-            actor=actor.name,
-        )
-    log.info(
-        "opinions_submitted",
-        count=len(views),
-        round=open_round.number,
-        actor=actor.name,
+        change.entered_state(StateEntry(r.id, consultation.id, r.current_round, r.state, change.now) for r in added)
+        return opinion_views(change.uow, added)
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.SUBMIT_OPINION,
+        event="opinions_submitted",
+        body=body,
+        describe=lambda views: {"count": len(views), "consultation_id": consultation_id},
     )
-    return views
 
 
 def _check_choice(value: str, choices: Mapping[str, object], what: str) -> None:
@@ -189,144 +160,98 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
 
     Each still runs through the opinion's workflow machine, role and field checks.
     """
-    now = ctx.clock.now()
-    results: list[TransitionResult] = []
-    with ctx.uow() as uow:
-        actor, roles = uow.actors.require(acting)
-        loaded = {o.id: o for o in uow.opinions.get_many(list(dict.fromkeys(r.opinion_id for r in requests)))}
-        rounds: dict[int, tuple[Consultation, Round | None]] = {}
-        drafts: dict[int, list[AuditContent]] = {}
-        for request in requests:
-            opinion = loaded[request.opinion_id]
-            if opinion.consultation_id not in rounds:
-                consultation = uow.consultations.get(opinion.consultation_id, lock=True)
-                rounds[consultation.id] = (consultation, uow.consultations.open_round(consultation.id))
-            consultation, open_round = rounds[opinion.consultation_id]
-            result, draft = _transition(uow, opinion, open_round, actor, roles, request, now)
-            results.append(result)
-            drafts.setdefault(consultation.id, []).append(draft)
-        for consultation_id, events in drafts.items():
-            uow.audit.append(rounds[consultation_id][0], events)
+
+    def body(change: Change) -> list[TransitionResult]:
+        loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
+        results = [_transition(change, loaded[request.opinion_id], request) for request in requests]
         moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
-        cancel_for_opinions(uow, [o.id for o in moved], "the opinion left the state", now)
-        for consultation_id, (consultation, _) in rounds.items():
-            entries = [
-                StateEntry(o.id, o.consultation_id, o.current_round, o.state, o.state_entered_at)
-                for o in moved
-                if o.consultation_id == consultation_id
-            ]
-            open_round = uow.consultations.open_round(consultation_id)
-            spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-            record_reminders(uow, spec, entries, open_round.closes_at if open_round else None, now)
-        uow.commit()
-    if len(results) == 1:
-        r = results[0]
-        log.info(
-            "transition",
-            opinion_id=r.opinion_id,
-            trigger=r.trigger,
-            from_state=r.from_state,
-            to_state=r.to_state,
-            actor=r.actor,
-            round=r.round_no,
+        change.left_state((o.id for o in moved), "the opinion left the state")
+        change.entered_state(
+            StateEntry(o.id, o.consultation_id, o.current_round, o.state, o.state_entered_at) for o in moved
         )
-    else:
-        log.info("transitions", count=len(results), actor=actor.name)
-    return results
+        return results
+
+    def describe(results: list[TransitionResult]) -> dict[str, object]:
+        if len(results) != 1:
+            return {"count": len(results)}
+        r = results[0]
+        return {
+            "opinion_id": r.opinion_id,
+            "trigger": r.trigger,
+            "from_state": r.from_state,
+            "to_state": r.to_state,
+            "round": r.round_no,
+        }
+
+    return run(ctx, acting=acting, action=None, event="transitions", body=body, describe=describe)
 
 
-def _transition(
-    uow: UnitOfWork,
-    opinion: Opinion,
-    open_round: Round | None,
-    actor: Actor,
-    roles: Sequence[Role],
-    request: FireRequest,
-    now: datetime,
-) -> tuple[TransitionResult, AuditContent]:
-    """Move one opinion; returns the result and its audit event, which the caller appends."""
-    engine = engine_for(uow.consultations.workflow(opinion.workflow_id))
+def _transition(change: Change, opinion: OpinionRow, request: FireRequest) -> TransitionResult:
+    """Move one opinion and record its audit event."""
+    engine = change.workflow(opinion.consultation_id)
     prepared = engine.prepare(
         subject_name=f"opinion {opinion.id}",
         state=opinion.state,
         trigger=request.trigger,
-        actor_name=actor.name,
-        actor_roles=roles,
+        actor_name=change.actor.name,
+        actor_roles=change.roles,
         fields=request.fields,
     )
-    if open_round is None:  # checked after the trigger, so a wrong trigger is named first
-        open_round = uow.consultations.require_open_round(opinion.consultation_id)
+    # checked after the trigger, so a wrong trigger is named first
+    open_round = change.uow.consultations.require_open_round(opinion.consultation_id)
     if Field.MERGE_TARGET in prepared.fields:
-        _check_merge_target(uow, opinion, int(prepared.fields[Field.MERGE_TARGET]))
+        _check_merge_target(change.uow, opinion, int(prepared.fields[Field.MERGE_TARGET]))
     from_state = opinion.state
-    to_state = engine.apply(opinion, prepared)
-    _apply_effects(opinion, prepared, engine.spec, open_round.number, now)
-    seq = opinion.last_seq = opinion.last_seq + 1
-    if prepared.spec.entry is not None:
-        text = prepared.fields.get(Field.TEXT) or prepared.fields.get(Field.REASON) or ""
-        stance = prepared.fields.get(Field.STANCE)
-        uow.session.add(
-            OpinionEntry(
-                opinion_id=opinion.id,
-                opinion_seq=seq,
-                round_no=open_round.number,
-                kind=prepared.spec.entry.value,
-                stance=str(stance) if stance else None,
-                text=str(text),
-                actor_id=actor.id,
-                created_at=now,
-            )
-        )
-    draft = AuditContent(
-        kind=EventKind.TRANSITION,
-        at=now,
-        actor=actor.name,
-        role=prepared.role.value,
-        opinion_id=opinion.id,
-        opinion_seq=seq,
-        trigger=prepared.spec.trigger,
-        from_state=from_state,
-        to_state=to_state,
-        round_no=open_round.number,
-        completes_cycle=prepared.spec.completes_cycle,
-        payload={f.value: v for f, v in prepared.fields.items()},
-    )
-    result = TransitionResult(
-        opinion.id,
-        prepared.spec.trigger,
-        from_state,
-        to_state,
-        open_round.number,
-        opinion.rounds_count,
-        actor.name,
-        prepared.role.value,
-        seq,
-        now,
-    )
-    return result, draft
-
-
-def _apply_effects(
-    opinion: Opinion,
-    prepared: PreparedTransition,
-    spec: WorkflowSpec,
-    round_no: int,
-    now: datetime,
-) -> None:
-    """What entering the new state means for the opinion's columns."""
-    opinion.state_entered_at = now
-    opinion.current_round = round_no
-    if prepared.spec.completes_cycle:
-        opinion.rounds_count += 1
-    outcome = spec.states[opinion.state].outcome
-    opinion.outcome = outcome.value if outcome else None
+    effect = entering(engine.spec, prepared.spec.trigger, from_state)
+    engine.apply(opinion, prepared)
+    seq = apply_entering(opinion, effect, open_round.number, change.now)
     if Field.PLAN_REF in prepared.fields:
         opinion.plan_ref = str(prepared.fields[Field.PLAN_REF])
     if Field.MERGE_TARGET in prepared.fields:
         opinion.merged_into_id = int(prepared.fields[Field.MERGE_TARGET])
+    if effect.entry is not None:
+        text = prepared.fields.get(Field.TEXT) or prepared.fields.get(Field.REASON) or ""
+        stance = prepared.fields.get(Field.STANCE)
+        change.uow.opinions.add_entry(
+            opinion,
+            kind=effect.entry.value,
+            stance=str(stance) if stance else None,
+            text=str(text),
+            actor_id=change.actor.id,
+            now=change.now,
+        )
+    change.record(
+        opinion.consultation_id,
+        AuditContent(
+            kind=EventKind.TRANSITION,
+            at=change.now,
+            actor=change.actor.name,
+            role=prepared.role.value,
+            opinion_id=opinion.id,
+            opinion_seq=seq,
+            trigger=prepared.spec.trigger,
+            from_state=from_state,
+            to_state=opinion.state,
+            round_no=open_round.number,
+            completes_cycle=prepared.spec.completes_cycle,
+            payload={f.value: v for f, v in prepared.fields.items()},
+        ),
+    )
+    return TransitionResult(
+        opinion.id,
+        prepared.spec.trigger,
+        from_state,
+        opinion.state,
+        open_round.number,
+        opinion.rounds_count,
+        change.actor.name,
+        prepared.role.value,
+        seq,
+        change.now,
+    )
 
 
-def _check_merge_target(uow: UnitOfWork, opinion: Opinion, target_id: int) -> None:
+def _check_merge_target(uow: UnitOfWork, opinion: OpinionRow, target_id: int) -> None:
     if target_id == opinion.id:
         msg = f"opinion {opinion.id} cannot be merged into itself"
         raise ValidationError(msg)
@@ -350,28 +275,26 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
     if not opinion_ids:
         msg = "give at least one opinion id"
         raise ValidationError(msg)
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        actor, roles = uow.actors.require(acting)
-        role = role_for_action(actor.name, roles, Action.ASSIGN_OPINION)
-        target = uow.actors.by_name(planner)
-        if target is None or Role.PLANNER not in uow.actors.roles(target.id):
+
+    def body(change: Change) -> list[OpinionView]:
+        target = change.uow.actors.by_name(planner)
+        if target is None or Role.PLANNER not in change.uow.actors.roles(target.id):
             msg = f"{planner!r} is not a registered planner; add one with 'consultflow actor add NAME --role planner'"
             raise ValidationError(msg)
-        opinions = uow.opinions.get_many(list(dict.fromkeys(opinion_ids)))
-        drafts: dict[int, list[AuditContent]] = {}
+        opinions = change.opinions(opinion_ids)
         for op in opinions:
             if op.outcome is not None:
                 msg = f"opinion {op.id} is already decided ({op.state}); only open opinions can be assigned"
                 raise ValidationError(msg)
             op.assigned_planner_id = target.id
             op.last_seq += 1
-            drafts.setdefault(op.consultation_id, []).append(
+            change.record(
+                op.consultation_id,
                 AuditContent(
                     kind=EventKind.ASSIGNED,
-                    at=now,
-                    actor=actor.name,
-                    role=role.value,
+                    at=change.now,
+                    actor=change.actor.name,
+                    role=change.acting_role.value,
                     opinion_id=op.id,
                     opinion_seq=op.last_seq,
                     trigger="assign",
@@ -379,11 +302,15 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
                     to_state=op.state,
                     round_no=op.current_round,
                     payload={"planner": target.name},
-                )
+                ),
             )
-        for consultation_id, events in drafts.items():
-            uow.audit.append(uow.consultations.get(consultation_id, lock=True), events)
-        uow.commit()
-        views = opinion_views(uow, opinions)
-    log.info("opinions_assigned", count=len(views), planner=target.name, actor=actor.name)
-    return views
+        return opinion_views(change.uow, opinions)
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.ASSIGN_OPINION,
+        event="opinions_assigned",
+        body=body,
+        describe=lambda views: {"count": len(views), "planner": planner},
+    )

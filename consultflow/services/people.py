@@ -15,10 +15,11 @@ from consultflow.domain.roles import (
     Action,
     Role,
     acting_role,
-    role_for_action,
 )
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
+from consultflow.services.pipeline import Change, run
+from consultflow.services.ports import ParticipantRow
 from consultflow.store.models import Actor, ActorRole, Participant
 
 log = structlog.get_logger(__name__)
@@ -81,37 +82,28 @@ def add_actor(
     if not parsed:
         msg = "give at least one --role: " + ", ".join(r.value for r in ASSIGNABLE_ROLES)
         raise ValidationError(msg)
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        if uow.actors.count_people() == 0:
-            if Role.COORDINATOR not in parsed:
-                msg = "the first person registered must be a coordinator (--role coordinator)"
-                raise PermissionDeniedError(msg)
-        else:
-            actor, my_roles = uow.actors.require(acting)
-            role_for_action(actor.name, my_roles, Action.ADD_ACTOR)
-        if uow.actors.by_name(name) is not None:
+
+    def body(change: Change) -> ActorView:
+        if change.acting_role is Role.SYSTEM and Role.COORDINATOR not in parsed:  # nobody registered yet
+            msg = "the first person registered must be a coordinator (--role coordinator)"
+            raise PermissionDeniedError(msg)
+        if change.uow.actors.by_name(name) is not None:
             msg = f"an actor named {name!r} already exists; names identify people, pick another"
             raise ValidationError(msg)
-        row = Actor(
-            name=name,
-            lang=language(lang),
-            contact=(contact or "").strip() or None,
-            created_at=now,
+        contact_ = (contact or "").strip() or None
+        row = change.uow.actors.add(name=name, lang=language(lang), contact=contact_, roles=parsed, now=change.now)
+        return ActorView(
+            row.id, row.name, tuple(r.value for r in parsed), row.lang, row.contact is not None, change.now
         )
-        uow.session.add(row)
-        uow.flush()
-        for i, role in enumerate(parsed):
-            uow.session.add(ActorRole(actor_id=row.id, role=role.value, position=i))
-        uow.commit()
-    log.info("actor_added", actor_id=row.id, roles=[r.value for r in parsed], by=acting)
-    return ActorView(
-        row.id,
-        row.name,
-        tuple(r.value for r in parsed),
-        row.lang,
-        row.contact is not None,
-        now,
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.ADD_ACTOR,
+        event="actor_added",
+        body=body,
+        describe=lambda view: {"actor_id": view.id, "roles": list(view.roles)},
+        first_person=True,
     )
 
 
@@ -150,22 +142,26 @@ def add_participant(
     """Register a participant (a villager, household or group whose opinions are recorded)."""
     name = required_text(name, "name", 120)
     village = required_text(village, "village/area", 120)
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        actor, my_roles = uow.actors.require(acting)
-        role_for_action(actor.name, my_roles, Action.ADD_PARTICIPANT)
-        row = Participant(
+
+    def body(change: Change) -> ParticipantView:
+        row = change.uow.actors.add_participant(
             name=name,
             village=village,
             contact=(contact or "").strip() or None,
             lang=language(lang),
-            created_at=now,
-            created_by_id=actor.id,
+            created_by=change.actor.id,
+            now=change.now,
         )
-        uow.session.add(row)
-        uow.commit()
-    log.info("participant_added", participant_id=row.id, by=actor.name)
-    return _participant_view(row, with_contact=False)
+        return _participant_view(row, with_contact=False)
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.ADD_PARTICIPANT,
+        event="participant_added",
+        body=body,
+        describe=lambda view: {"participant_id": view.id},
+    )
 
 
 def list_participants(
@@ -187,7 +183,7 @@ def list_participants(
     return [_participant_view(p, with_contact=with_contact) for p in rows]
 
 
-def _participant_view(row: Participant, *, with_contact: bool) -> ParticipantView:
+def _participant_view(row: ParticipantRow, *, with_contact: bool) -> ParticipantView:
     return ParticipantView(
         id=row.id,
         name=row.name,

@@ -2,87 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from consultflow.domain.errors import NotFoundError, ValidationError
-from consultflow.domain.reminders import plan_reminders
-from consultflow.domain.roles import Action, role_for_action
-from consultflow.domain.workflow import WorkflowSpec
+from consultflow.domain.roles import Action
 from consultflow.services.context import ServiceContext
-from consultflow.store.bulk import insert_ignoring_duplicates
+from consultflow.services.pipeline import Change, run
+from consultflow.services.ports import ReminderRow
 from consultflow.store.models import Delivery, DeliveryAttempt, Reminder
-from consultflow.store.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class StateEntry:
-    """An opinion that has just entered (or is staying in) a state with a deadline."""
-
-    opinion_id: int
-    consultation_id: int
-    round_no: int
-    state: str
-    entered_at: datetime
-
-
-def record_reminders(
-    uow: UnitOfWork, spec: WorkflowSpec, entries: Iterable[StateEntry], round_closes_at: datetime | None, now: datetime
-) -> int:
-    """Write the reminders each entry's state calls for; existing ones are left as they are."""
-    rows = [
-        {
-            "consultation_id": e.consultation_id,
-            "opinion_id": e.opinion_id,
-            "round_no": e.round_no,
-            "rule": p.rule,
-            "offset_minutes": round(p.offset_days * 24 * 60),
-            "state": e.state,
-            "state_entered_at": e.entered_at,
-            "recipient_role": p.recipient_role.value,
-            "escalation": p.escalation,
-            "due_at": p.due_at,
-            "send_at": p.send_at,
-            "status": "pending",
-            "created_at": now,
-        }
-        for e in entries
-        for p in plan_reminders(spec, e.state, e.entered_at, round_closes_at)
-    ]
-    uow.session.flush()
-    insert_ignoring_duplicates(uow.session, Reminder, rows)
-    return len(rows)
-
-
-def cancel_for_opinions(uow: UnitOfWork, opinion_ids: Sequence[int], reason: str, now: datetime) -> None:
-    """Cancel the pending reminders of opinions that left the state they were about."""
-    if not opinion_ids:
-        return
-    uow.session.flush()
-    uow.session.execute(
-        update(Reminder)
-        .where(Reminder.opinion_id.in_(opinion_ids), Reminder.status == "pending")
-        .values(status="cancelled", closed_at=now, cancel_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def cancel_for_round(uow: UnitOfWork, consultation_id: int, states: Sequence[str], reason: str, now: datetime) -> None:
-    """Cancel pending reminders that were due at a round's close (the round closed or moved)."""
-    if not states:
-        return
-    uow.session.execute(
-        update(Reminder)
-        .where(Reminder.consultation_id == consultation_id, Reminder.state.in_(states), Reminder.status == "pending")
-        .values(status="cancelled", closed_at=now, cancel_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +67,7 @@ class DeliveryView:
     history: tuple[AttemptView, ...] = ()
 
 
-def _reminder_view(r: Reminder) -> ReminderView:
+def _reminder_view(r: ReminderRow) -> ReminderView:
     return ReminderView(
         r.id, r.consultation_id, r.opinion_id, r.round_no, r.rule, r.state, r.recipient_role,
         r.escalation, r.due_at, r.send_at, r.status, r.cancel_reason,
@@ -204,22 +138,22 @@ def cancel_reminders(
     ctx: ServiceContext, *, acting: str | None, reminder_ids: Sequence[int], reason: str | None = None
 ) -> list[ReminderView]:
     """Cancel pending reminders by hand (a coordinator's call)."""
-    now = ctx.clock.now()
-    with ctx.uow() as uow:
-        actor, roles = uow.actors.require(acting)
-        role_for_action(actor.name, roles, Action.MANAGE_REMINDERS)
-        rows = list(uow.session.scalars(select(Reminder).where(Reminder.id.in_(reminder_ids))))
-        missing = sorted(set(reminder_ids) - {r.id for r in rows})
-        if missing:
-            msg = f"unknown reminder(s): {', '.join(map(str, missing))}"
-            raise NotFoundError(msg)
+
+    def body(change: Change) -> list[ReminderView]:
+        rows = change.uow.reminders.get_many(reminder_ids)
         for r in rows:
             if r.status != "pending":
                 msg = f"reminder {r.id} is {r.status}; only pending reminders can be cancelled"
                 raise ValidationError(msg)
-            r.status, r.closed_at = "cancelled", now
-            r.cancel_reason = (reason or "").strip() or f"cancelled by {actor.name}"
-        uow.commit()
-        views = [_reminder_view(r) for r in rows]
-    log.info("reminders_cancelled", count=len(views), actor=actor.name)
-    return views
+            r.status, r.closed_at = "cancelled", change.now
+            r.cancel_reason = (reason or "").strip() or f"cancelled by {change.actor.name}"
+        return [_reminder_view(r) for r in rows]
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.MANAGE_REMINDERS,
+        event="reminders_cancelled",
+        body=body,
+        describe=lambda views: {"count": len(views)},
+    )

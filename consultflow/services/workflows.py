@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-
-from sqlalchemy import select
 
 from consultflow.domain.errors import (
     ConfigurationError,
@@ -16,8 +15,7 @@ from consultflow.domain.errors import (
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.domain.workflow_loader import load_workflow_text
 from consultflow.services.context import ServiceContext, spec_for
-from consultflow.store.models import Workflow
-from consultflow.store.uow import UnitOfWork
+from consultflow.services.ports import UnitOfWork, WorkflowRow
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def list_workflows(ctx: ServiceContext) -> list[WorkflowListing]:
             continue
         out[(spec.name, spec.version)] = WorkflowListing(spec.name, spec.version, str(path), False, True)
     with ctx.uow() as uow:
-        for row in uow.session.scalars(select(Workflow)):
+        for row in uow.consultations.stored_workflows():
             found = out.get((row.name, row.version))
             file = found.file if found else None
             out[(row.name, row.version)] = WorkflowListing(row.name, row.version, file, True, True)
@@ -100,16 +98,19 @@ def find_spec(ctx: ServiceContext, ref: str) -> WorkflowSpec:
 
     Without a version, the newest version among files and stored copies is taken.
     """
-    name, version = parse_ref(ref)
-    candidates = {s.version: s for s in file_specs(ctx.workflows_dir) if s.name == name}
+    name, _ = parse_ref(ref)
     with ctx.uow() as uow:
-        stored = {
-            row.version: spec_for(row) for row in uow.session.scalars(select(Workflow).where(Workflow.name == name))
-        }
-    candidates.update(stored)
+        stored = [spec_for(row) for row in uow.consultations.stored_workflows(name)]
+    return _choose(ref, file_specs(ctx.workflows_dir), stored, ctx.workflows_dir)
+
+
+def _choose(ref: str, from_files: list[WorkflowSpec], stored: list[WorkflowSpec], directory: Path) -> WorkflowSpec:
+    name, version = parse_ref(ref)
+    candidates = {s.version: s for s in from_files if s.name == name}
+    candidates.update({s.version: s for s in stored if s.name == name})
     if not candidates:
-        known = sorted({s.name for s in file_specs(ctx.workflows_dir)})
-        msg = f"unknown workflow {name!r}; known: {', '.join(known) or 'none'} (in {ctx.workflows_dir})"
+        known = sorted({s.name for s in from_files})
+        msg = f"unknown workflow {name!r}; known: {', '.join(known) or 'none'} (in {directory})"
         raise NotFoundError(msg)
     if version is None:
         return candidates[max(candidates)]
@@ -120,36 +121,28 @@ def find_spec(ctx: ServiceContext, ref: str) -> WorkflowSpec:
     return candidates[version]
 
 
-def pin_workflow(uow: UnitOfWork, ctx: ServiceContext, ref: str) -> Workflow:
+def pin_workflow(
+    uow: UnitOfWork, available: list[WorkflowSpec], directory: Path, *, ref: str, now: datetime
+) -> WorkflowRow:
     """The stored row for the workflow a new consultation will run on, storing it if new.
 
-    A file whose text differs from the stored copy of the same name and version is refused: the
-    opinions in flight keep running on the stored copy, and a changed workflow needs a new version.
+    `available` are the valid workflow files in `directory`. A file whose text differs from the stored copy of the
+    same name and version is refused: the opinions in flight keep running on the stored copy, and a
+    changed workflow needs a new version.
     """
     name, version = parse_ref(ref)
-    from_files = [s for s in file_specs(ctx.workflows_dir) if s.name == name]
-    if version is not None:
-        from_files = [s for s in from_files if s.version == version]
+    from_files = [s for s in available if s.name == name and version in (None, s.version)]
     if not from_files:
-        if version is not None and (row := uow.consultations.stored_workflow(name, version)):
-            return row
-        spec = find_spec(ctx, ref)  # raises with the list of what exists
+        stored = [spec_for(row) for row in uow.consultations.stored_workflows(name)]
+        spec = _choose(ref, available, stored, directory)  # raises with the list of what exists
         row = uow.consultations.stored_workflow(spec.name, spec.version)
-        assert row is not None  # find_spec found it stored, since no file has it
+        assert row is not None  # no file has it, so it was found stored
         return row
     spec = max(from_files, key=lambda s: s.version)
     row = uow.consultations.stored_workflow(spec.name, spec.version)
     if row is None:
-        row = Workflow(
-            name=spec.name,
-            version=spec.version,
-            digest=spec.digest,
-            source=spec.source,
-            registered_at=ctx.clock.now(),
-        )
-        uow.session.add(row)
-        uow.flush()
-    elif row.digest != spec.digest:
+        return uow.consultations.add_workflow(spec, now)
+    if row.digest != spec.digest:
         msg = (
             f"workflow {spec.key} was edited after consultations started using it; "
             f"they keep the stored copy: give the changed file a new version number"

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, chain_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
+from consultflow.domain.model import ConsultationRow
 from consultflow.domain.roles import Role
+from consultflow.domain.workflow import WorkflowSpec
+from consultflow.store.batches import chunked
 from consultflow.store.models import (
     Actor,
     ActorRole,
     AuditEvent,
     Consultation,
-    Opinion,
     Participant,
     Round,
     Workflow,
@@ -51,6 +54,39 @@ class ActorRepository:
             select(ActorRole.role).where(ActorRole.actor_id == actor_id).order_by(ActorRole.position)
         )
         return [Role(r) for r in rows]
+
+    def system(self) -> Actor:
+        """Consultflow's own actor (seeded by the first migration)."""
+        stmt = select(Actor).join(ActorRole, ActorRole.actor_id == Actor.id).where(ActorRole.role == Role.SYSTEM.value)
+        found = self.session.scalar(stmt.limit(1))
+        assert found is not None, "the first migration seeds the system actor"
+        return found
+
+    def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> Actor:
+        """Register an actor with roles in the order given."""
+        row = Actor(name=name, lang=lang, contact=contact, created_at=now)
+        self.session.add(row)
+        self.session.flush()
+        self.session.add_all(ActorRole(actor_id=row.id, role=r.value, position=i) for i, r in enumerate(roles))
+        return row
+
+    def add_participant(
+        self, *, name: str, village: str, contact: str | None, lang: str, created_by: int, now: datetime
+    ) -> Participant:
+        """Register a participant."""
+        row = Participant(
+            name=name, village=village, contact=contact, lang=lang, created_at=now, created_by_id=created_by
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
+        """Those of the ids (in the order given) that name no participant."""
+        found: set[int] = set()
+        for batch in chunked(sorted(set(participant_ids))):
+            found.update(self.session.scalars(select(Participant.id).where(Participant.id.in_(batch))))
+        return [i for i in dict.fromkeys(participant_ids) if i not in found]
 
     def count_people(self) -> int:
         """Registered people, not counting consultflow's own system actor."""
@@ -98,6 +134,50 @@ class ConsultationRepository:
         stmt = select(Workflow).where(Workflow.name == name, Workflow.version == version)
         return self.session.scalar(stmt)
 
+    def add(
+        self, *, title: str, area: str, workflow_id: int, created_by: int, auto_close: bool, genesis: str, now: datetime
+    ) -> Consultation:
+        """Start a consultation with an empty audit chain."""
+        row = Consultation(
+            title=title,
+            area=area,
+            workflow_id=workflow_id,
+            created_at=now,
+            created_by_id=created_by,
+            chain_seq=0,
+            chain_head=genesis,
+            auto_close=auto_close,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def stored_workflows(self, name: str | None = None) -> list[Workflow]:
+        """Stored workflow versions, of one name or all, by name and version."""
+        stmt = select(Workflow).order_by(Workflow.name, Workflow.version)
+        if name is not None:
+            stmt = stmt.where(Workflow.name == name)
+        return list(self.session.scalars(stmt))
+
+    def add_workflow(self, spec: WorkflowSpec, now: datetime) -> Workflow:
+        """Store a workflow version's text, which its consultations then run on."""
+        row = Workflow(name=spec.name, version=spec.version, digest=spec.digest, source=spec.source, registered_at=now)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def last_round_number(self, consultation_id: int) -> int:
+        """The highest round number so far (0 before the first round)."""
+        stmt = select(func.max(Round.number)).where(Round.consultation_id == consultation_id)
+        return int(self.session.scalar(stmt) or 0)
+
+    def add_round(self, consultation_id: int, number: int, closes_at: datetime | None, now: datetime) -> Round:
+        """Open a round."""
+        row = Round(consultation_id=consultation_id, number=number, status="open", opened_at=now, closes_at=closes_at)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
     def rounds(self, consultation_id: int) -> list[Round]:
         """All rounds of a consultation, oldest first."""
         stmt = select(Round).where(Round.consultation_id == consultation_id).order_by(Round.number)
@@ -120,37 +200,13 @@ class ConsultationRepository:
         return found
 
 
-class OpinionRepository:
-    """Opinions and what was exchanged about them."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def get(self, opinion_id: int) -> Opinion:
-        """An opinion by id."""
-        found = self.session.get(Opinion, opinion_id)
-        if found is None:
-            msg = f"unknown opinion {opinion_id}; list them with 'consultflow opinion list'"
-            raise NotFoundError(msg)
-        return found
-
-    def get_many(self, opinion_ids: Sequence[int]) -> list[Opinion]:
-        """Opinions by id, in the order asked; refuses if any id is unknown."""
-        rows = {o.id: o for o in self.session.scalars(select(Opinion).where(Opinion.id.in_(opinion_ids)))}
-        missing = [i for i in opinion_ids if i not in rows]
-        if missing:
-            msg = f"unknown opinion(s): {', '.join(map(str, missing))}"
-            raise NotFoundError(msg)
-        return [rows[i] for i in opinion_ids]
-
-
 class AuditLog:
     """Appends hash-chained events; there is no update or delete here, nor in the database."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def append(self, consultation: Consultation, drafts: Sequence[AuditContent]) -> list[AuditContent]:
+    def append(self, consultation: ConsultationRow, drafts: Sequence[AuditContent]) -> list[AuditContent]:
         """Chain `drafts` after the consultation's head and insert them in one statement.
 
         The caller holds the consultation row (locked on PostgreSQL, BEGIN IMMEDIATE on SQLite),

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from types import TracebackType
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
-from consultflow.domain.errors import ConflictError
-from consultflow.store.repositories import (
-    ActorRepository,
-    AuditLog,
-    ConsultationRepository,
-    OpinionRepository,
-)
+from consultflow.store.errors import translate
+from consultflow.store.opinions import OpinionRepository
+from consultflow.store.reminders import ReminderStore
+from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -35,16 +31,25 @@ class UnitOfWork:
     consultations: ConsultationRepository
     opinions: OpinionRepository
     audit: AuditLog
+    reminders: ReminderStore
+    _token: Token[bool]
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
+        if _OPEN.get():
+            # A second transaction inside the first waits for the first's lock on SQLite (and can
+            # deadlock on PostgreSQL): whatever needs the database inside a use case takes its uow.
+            msg = "a unit of work is already open in this context: pass it down instead of opening another"
+            raise RuntimeError(msg)
+        self._token = _OPEN.set(True)
         self.session = self._factory()
         self.actors = ActorRepository(self.session)
         self.consultations = ConsultationRepository(self.session)
         self.opinions = OpinionRepository(self.session)
         self.audit = AuditLog(self.session)
+        self.reminders = ReminderStore(self.session)
         return self
 
     def __exit__(
@@ -54,9 +59,11 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self.session.close()  # rolls back what was not committed; loaded rows stay readable
-        if isinstance(exc, (StaleDataError, IntegrityError)) or _is_lock_timeout(exc):
-            msg = "someone else changed the same records at the same time; nothing was written, try again"
-            raise ConflictError(msg) from exc
+        _OPEN.reset(self._token)
+        if exc is not None:
+            translated = translate(exc)
+            if translated is not None and translated is not exc:
+                raise translated from exc
 
     def commit(self) -> None:
         """Make the use case's changes permanent."""
@@ -67,5 +74,4 @@ class UnitOfWork:
         self.session.flush()
 
 
-def _is_lock_timeout(exc: BaseException | None) -> bool:
-    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+_OPEN: ContextVar[bool] = ContextVar("consultflow_uow_open", default=False)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from consultflow.domain.clock import FixedClock
+from consultflow.domain.reminders import StateEntry
 from consultflow.domain.vocabulary import Field
 from consultflow.services import consultations, digest, opinions, outbox, reminders, rounds, sweep
 from consultflow.services.context import ServiceContext, spec_for
@@ -214,8 +215,8 @@ def test_planning_twice_writes_nothing_twice(ctx: ServiceContext, clock: FixedCl
         before = uow.session.scalar(select(func.count()).select_from(Reminder))
         spec_row = uow.opinions.get(oid)
         spec = spec_for(uow.consultations.workflow(spec_row.workflow_id))
-        entry = reminders.StateEntry(oid, setup.consultation_id, 1, spec_row.state, spec_row.state_entered_at)
-        reminders.record_reminders(uow, spec, [entry, entry], None, clock.now())
+        entry = StateEntry(oid, setup.consultation_id, 1, spec_row.state, spec_row.state_entered_at)
+        uow.reminders.plan(spec, [entry, entry], None, clock.now())
         uow.commit()
     with ctx.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Reminder)) == before

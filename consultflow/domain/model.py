@@ -1,0 +1,117 @@
+"""What consultflow's records are, as the use cases see them: protocols over attributes.
+
+The store's mapped classes satisfy these structurally, and so do a fake unit of work's plain
+objects, so neither services nor tests depend on how rows are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class NewOpinionRow:
+    """The columns of an opinion being recorded."""
+
+    participant_id: int
+    category: str
+    channel: str
+    text: str
+
+
+class ActorRow(Protocol):
+    """A person who acts."""
+
+    id: int
+    name: str
+    lang: str
+    contact: str | None
+    created_at: datetime
+
+
+class ParticipantRow(Protocol):
+    """A villager or group whose opinions are recorded."""
+
+    id: int
+    name: str
+    village: str
+    contact: str | None
+    lang: str
+    created_at: datetime
+
+
+class WorkflowRow(Protocol):
+    """A stored workflow version."""
+
+    id: int
+    name: str
+    version: int
+    digest: str
+    source: str
+
+
+class ConsultationRow(Protocol):
+    """A consultation and the head of its audit chain."""
+
+    id: int
+    title: str
+    area: str
+    workflow_id: int
+    created_at: datetime
+    chain_seq: int
+    chain_head: str
+    auto_close: bool
+
+
+class RoundRow(Protocol):
+    """A numbered round."""
+
+    consultation_id: int
+    number: int
+    status: str
+    opened_at: datetime
+    closes_at: datetime | None
+    closed_at: datetime | None
+
+
+class OpinionRow(Protocol):
+    """An opinion's maintained columns."""
+
+    id: int
+    consultation_id: int
+    workflow_id: int
+    participant_id: int
+    recorded_by_id: int
+    assigned_planner_id: int | None
+    category: str
+    channel: str
+    text: str
+    state: str
+    state_entered_at: datetime
+    current_round: int
+    rounds_count: int
+    outcome: str | None
+    plan_ref: str | None
+    merged_into_id: int | None
+    last_seq: int
+    submitted_at: datetime
+
+
+class ReminderRow(Protocol):
+    """A reminder owed about an opinion's deadline."""
+
+    id: int
+    consultation_id: int
+    opinion_id: int
+    round_no: int
+    rule: str
+    state: str
+    recipient_role: str
+    escalation: bool
+    due_at: datetime
+    send_at: datetime
+    status: str
+    closed_at: datetime | None
+    cancel_reason: str | None

@@ -1,0 +1,186 @@
+"""The one path every state-changing use case takes.
+
+actor and role → locks in one global order → the change → audit events → reminders → commit → log.
+
+Locks are always taken consultations first (by id), then opinions (by id). Every writer of an
+opinion holds its consultation's row lock, so writers of one consultation queue behind each other
+instead of deadlocking; a use case touching several consultations takes them in id order. On
+SQLite, BEGIN IMMEDIATE serialises writers the same way.
+
+A deadlock, serialization failure or busy file that still happens (another tool, a manual SQL
+session) is retried a bounded number of times with jittered backoff: the whole use case runs
+again from the start in a new transaction, which is safe because nothing outside the database
+happens inside one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+import structlog
+
+from consultflow.domain.audit import AuditContent
+from consultflow.domain.errors import ConflictError, RetryableConflictError
+from consultflow.domain.machine import WorkflowEngine
+from consultflow.domain.reminders import StateEntry
+from consultflow.domain.roles import Action, Role, role_for_action
+from consultflow.domain.workflow import WorkflowSpec
+from consultflow.services.context import ServiceContext, engine_for
+from consultflow.services.ports import ActorRow, ConsultationRow, OpinionRow, RoundRow, UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+R = TypeVar("R")
+
+MAX_ATTEMPTS = 5
+_BACKOFF_BASE_S = 0.05
+_BACKOFF_CAP_S = 1.0
+
+
+class LockOrderError(RuntimeError):
+    """A use case asked for a consultation lock after opinion locks: a bug, never a user's doing."""
+
+
+@dataclass
+class Change:
+    """One use case's transaction as its body sees it: who acts, what is locked, what is recorded."""
+
+    uow: UnitOfWork
+    actor: ActorRow
+    roles: list[Role]
+    role: Role | None
+    now: datetime
+    _consultations: dict[int, ConsultationRow] = field(default_factory=dict)
+    _opinions_locked: bool = False
+    _events: dict[int, list[AuditContent]] = field(default_factory=dict)
+    _left: dict[int, str] = field(default_factory=dict)
+    _entered: dict[int, list[StateEntry]] = field(default_factory=dict)
+
+    @property
+    def acting_role(self) -> Role:
+        """The role the use case's action was allowed under."""
+        assert self.role is not None, "use cases without an action check roles themselves"
+        return self.role
+
+    def consultations(self, ids: Iterable[int]) -> dict[int, ConsultationRow]:
+        """Lock consultations in id order (before any opinion)."""
+        wanted = sorted(set(ids) - self._consultations.keys())
+        if wanted and self._opinions_locked:
+            msg = f"consultation(s) {wanted} locked after opinions: locks must go consultations first"
+            raise LockOrderError(msg)
+        for consultation_id in wanted:
+            self._consultations[consultation_id] = self.uow.consultations.get(consultation_id, lock=True)
+        return self._consultations
+
+    def consultation(self, consultation_id: int) -> ConsultationRow:
+        """Lock one consultation."""
+        return self.consultations([consultation_id])[consultation_id]
+
+    def opinions(self, ids: Sequence[int]) -> list[OpinionRow]:
+        """Lock opinions (their consultations first, then the opinions by id); in the order asked."""
+        unique = list(dict.fromkeys(ids))
+        self.consultations(self.uow.opinions.consultation_ids(unique))
+        self._opinions_locked = True
+        return list(self.uow.opinions.lock_many(unique))
+
+    def workflow(self, consultation_id: int) -> WorkflowEngine:
+        """The machine of a locked consultation's workflow version."""
+        consultation = self.consultation(consultation_id)
+        return engine_for(self.uow.consultations.workflow(consultation.workflow_id))
+
+    def spec(self, consultation_id: int) -> WorkflowSpec:
+        """The workflow spec of a locked consultation."""
+        return self.workflow(consultation_id).spec
+
+    def open_round(self, consultation_id: int) -> RoundRow | None:
+        """The consultation's open round, if any."""
+        return self.uow.consultations.open_round(consultation_id)
+
+    def record(self, consultation_id: int, *drafts: AuditContent) -> None:
+        """Audit events to append to the consultation's chain when the change is done."""
+        self.consultation(consultation_id)
+        self._events.setdefault(consultation_id, []).extend(drafts)
+
+    def left_state(self, opinion_ids: Iterable[int], reason: str) -> None:
+        """Opinions that left their state: their pending reminders are cancelled."""
+        for opinion_id in opinion_ids:
+            self._left[opinion_id] = reason
+
+    def entered_state(self, entries: Iterable[StateEntry]) -> None:
+        """Opinions in a state with a deadline: the reminders it calls for are planned."""
+        for entry in entries:
+            self._entered.setdefault(entry.consultation_id, []).append(entry)
+
+    def _finish(self) -> None:
+        """Audit events, then reminders, in consultation order; the caller commits."""
+        for consultation_id in sorted(self._events):
+            self.uow.audit.append(self._consultations[consultation_id], self._events[consultation_id])
+        by_reason: dict[str, list[int]] = {}
+        for opinion_id, reason in self._left.items():
+            by_reason.setdefault(reason, []).append(opinion_id)
+        for reason, opinion_ids in by_reason.items():
+            self.uow.reminders.cancel_for_opinions(opinion_ids, reason, self.now)
+        for consultation_id in sorted(self._entered):
+            open_round = self.open_round(consultation_id)
+            closes_at = open_round.closes_at if open_round is not None else None
+            spec = self.spec(consultation_id)
+            self.uow.reminders.plan(spec, self._entered[consultation_id], closes_at, self.now)
+
+
+def run(
+    ctx: ServiceContext,
+    *,
+    acting: str | None,
+    action: Action | None,
+    event: str,
+    body: Callable[[Change], R],
+    describe: Callable[[R], Mapping[str, object]] = lambda _r: {},
+    first_person: bool = False,
+) -> R:
+    """Run a use case's `body` in one transaction through the pipeline, retrying conflicts.
+
+    Args:
+        ctx: the wiring.
+        acting: who is acting (a registered actor's name).
+        action: the action the actor's role must allow; None when the body checks roles itself
+            (workflow triggers carry their own roles).
+        event: the log event written after commit.
+        body: the change; it may run more than once (each time in a new transaction).
+        describe: log fields for the result.
+        first_person: on a database with nobody registered yet, let consultflow's system actor
+            act (registering the first coordinator).
+
+    Raises:
+        ConflictError: the change kept colliding with others; nothing was written.
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with ctx.uow() as uow:
+                change = _begin(uow, ctx.clock.now(), acting, action, first_person=first_person)
+                result = body(change)
+                change._finish()  # noqa: SLF001 - the pipeline owns the change
+                uow.commit()
+        except RetryableConflictError as exc:
+            if attempt == MAX_ATTEMPTS:
+                msg = f"{exc}; nothing was written after {attempt} tries: run the same command again"
+                raise ConflictError(msg) from None
+            log.info("retrying", event=event, attempt=attempt, reason=str(exc))
+            time.sleep(min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
+            continue
+        log.info(event, actor=change.actor.name, **describe(result))
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _begin(uow: UnitOfWork, now: datetime, acting: str | None, action: Action | None, *, first_person: bool) -> Change:
+    if first_person and uow.actors.count_people() == 0:
+        system = uow.actors.system()
+        return Change(uow, system, [Role.SYSTEM], Role.SYSTEM, now)
+    actor, roles = uow.actors.require(acting)
+    role = role_for_action(actor.name, roles, action) if action is not None else None
+    return Change(uow, actor, roles, role, now)

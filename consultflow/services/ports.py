@@ -1,0 +1,204 @@
+"""What the use cases need from storage, as protocols: the store implements them, tests fake them.
+
+Services speak only to these. The rows they return are the protocols of `consultflow.domain.model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+__all__ = [
+    "ActorRow",
+    "ConsultationRow",
+    "NewOpinionRow",
+    "OpinionRow",
+    "ParticipantRow",
+    "ReminderRow",
+    "RoundRow",
+    "StateEntry",
+    "UnitOfWork",
+    "WorkflowRow",
+]
+
+from consultflow.domain.audit import AuditContent
+from consultflow.domain.entering import Entering
+from consultflow.domain.model import (
+    ActorRow,
+    ConsultationRow,
+    NewOpinionRow,
+    OpinionRow,
+    ParticipantRow,
+    ReminderRow,
+    RoundRow,
+    WorkflowRow,
+)
+from consultflow.domain.reminders import StateEntry
+from consultflow.domain.roles import Role
+from consultflow.domain.workflow import WorkflowSpec
+
+
+class ActorRepository(Protocol):
+    """People who act, and participants."""
+
+    def by_name(self, name: str) -> ActorRow | None:
+        """The actor called `name`."""
+
+    def require(self, name: str | None) -> tuple[ActorRow, list[Role]]:
+        """The acting person and their roles, or a refusal."""
+
+    def system(self) -> ActorRow:
+        """Consultflow's own actor."""
+
+    def roles(self, actor_id: int) -> list[Role]:
+        """An actor's roles in order."""
+
+    def count_people(self) -> int:
+        """Registered people, not counting the system actor."""
+
+    def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> ActorRow:
+        """Register an actor with roles."""
+
+    def participant(self, participant_id: int) -> ParticipantRow:
+        """A participant by id, or a refusal."""
+
+    def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
+        """Those of the ids that name no participant."""
+
+    def add_participant(
+        self, *, name: str, village: str, contact: str | None, lang: str, created_by: int, now: datetime
+    ) -> ParticipantRow:
+        """Register a participant."""
+
+
+class ConsultationRepository(Protocol):
+    """Consultations, their workflows and rounds."""
+
+    def get(self, consultation_id: int, *, lock: bool = False) -> ConsultationRow:
+        """A consultation, locked when asked."""
+
+    def add(
+        self, *, title: str, area: str, workflow_id: int, created_by: int, auto_close: bool, genesis: str, now: datetime
+    ) -> ConsultationRow:
+        """Start a consultation."""
+
+    def workflow(self, workflow_id: int) -> WorkflowRow:
+        """A stored workflow version."""
+
+    def stored_workflow(self, name: str, version: int) -> WorkflowRow | None:
+        """The stored copy of a workflow version."""
+
+    def stored_workflows(self, name: str | None = None) -> Sequence[WorkflowRow]:
+        """Stored workflow versions, of one name or all."""
+
+    def add_workflow(self, spec: WorkflowSpec, now: datetime) -> WorkflowRow:
+        """Store a workflow version's text."""
+
+    def open_round(self, consultation_id: int) -> RoundRow | None:
+        """The round now open."""
+
+    def require_open_round(self, consultation_id: int) -> RoundRow:
+        """The open round, or a refusal."""
+
+    def last_round_number(self, consultation_id: int) -> int:
+        """The highest round number so far (0 before the first)."""
+
+    def add_round(self, consultation_id: int, number: int, closes_at: datetime | None, now: datetime) -> RoundRow:
+        """Open a round."""
+
+
+class OpinionRepository(Protocol):
+    """Opinions and what was exchanged about them."""
+
+    def get(self, opinion_id: int) -> OpinionRow:
+        """An opinion, or a refusal."""
+
+    def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
+        """For each opinion: (participant, village, assigned planner, recorded by)."""
+
+    def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
+        """The consultations the opinions belong to; refuses unknown ids."""
+
+    def lock_many(self, opinion_ids: Sequence[int]) -> Sequence[OpinionRow]:
+        """Lock opinions in id order; returns them in the order asked."""
+
+    def add_many(
+        self,
+        consultation: ConsultationRow,
+        rows: Sequence[NewOpinionRow],
+        *,
+        recorded_by: int,
+        state: str,
+        round_no: int,
+        now: datetime,
+    ) -> Sequence[OpinionRow]:
+        """Record opinions (seq 1, their submission event) and return them with ids."""
+
+    def add_entry(
+        self, opinion: OpinionRow, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime
+    ) -> None:
+        """The feedback or reply an opinion's transition carries."""
+
+    def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
+        """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id."""
+
+    def close_round(
+        self, consultation_id: int, effects: Mapping[str, Entering | None], next_round: int, now: datetime
+    ) -> None:
+        """Apply a round close set-based: each state's effect (None = carry over) in one UPDATE."""
+
+
+class AuditLog(Protocol):
+    """The append-only, hash-chained audit events."""
+
+    def append(self, consultation: ConsultationRow, drafts: Sequence[AuditContent]) -> list[AuditContent]:
+        """Chain and insert events after the consultation's head."""
+
+
+class ReminderStore(Protocol):
+    """Reminder records, planned and cancelled in the transaction that causes them."""
+
+    def plan(
+        self, spec: WorkflowSpec, entries: Sequence[StateEntry], round_closes_at: datetime | None, now: datetime
+    ) -> int:
+        """Write the reminders the entries' states call for; existing ones stay."""
+
+    def cancel_for_opinions(self, opinion_ids: Sequence[int], reason: str, now: datetime) -> None:
+        """Cancel pending reminders of opinions that left their state."""
+
+    def cancel_for_round(self, consultation_id: int, states: Sequence[str], reason: str, now: datetime) -> None:
+        """Cancel pending reminders due at a round's close."""
+
+    def get_many(self, reminder_ids: Sequence[int]) -> Sequence[ReminderRow]:
+        """Reminders by id; refuses unknown ids."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction and the repositories inside it."""
+
+    @property
+    def actors(self) -> ActorRepository:
+        """People who act, and participants."""
+
+    @property
+    def consultations(self) -> ConsultationRepository:
+        """Consultations, workflows and rounds."""
+
+    @property
+    def opinions(self) -> OpinionRepository:
+        """Opinions."""
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit chain."""
+
+    @property
+    def reminders(self) -> ReminderStore:
+        """Reminder records."""
+
+    def commit(self) -> None:
+        """Make the changes permanent."""
+
+    def flush(self) -> None:
+        """Send pending changes so generated ids are known."""

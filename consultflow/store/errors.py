@@ -1,0 +1,112 @@
+"""The one place where database driver errors become consultflow errors.
+
+Drivers report the same problems differently: PostgreSQL (psycopg 3) by SQLSTATE and constraint
+name, SQLite by message text. Everything a user can cause or retry becomes a `ConsultflowError`
+that says so in words; anything else is left alone, so it surfaces as an internal error.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
+
+from consultflow.domain.errors import (
+    AppendOnlyError,
+    ConflictError,
+    ConsultflowError,
+    DatabaseUnavailableError,
+    RetryableConflictError,
+    ValidationError,
+)
+
+# SQLSTATEs (PostgreSQL appendix A) that mean "another transaction got there first; run it again".
+_RETRYABLE_SQLSTATES = {
+    "40P01": "a deadlock with another transaction",
+    "40001": "a serialization failure with another transaction",
+    "55P03": "a lock another transaction holds",
+}
+_UNIQUE_VIOLATION = "23505"
+_FOREIGN_KEY_VIOLATION = "23503"
+_CHECK_VIOLATION = "23514"
+_RAISE_EXCEPTION = "P0001"
+_CONNECTION_CLASSES = ("08", "57P0", "53")  # connection exceptions, shutdown, insufficient resources
+
+# What each unique constraint means to a user (constraint names follow models.NAMING_CONVENTION).
+_UNIQUE_IN_WORDS = {
+    "uq_actor_name": "an actor with that name is already registered",
+    "uq_workflow_name": "that workflow version is already stored",
+    "uq_round_consultation_id": "that round number already exists in the consultation",
+    "uq_audit_event_consultation_id": "another change was appended to the consultation's audit chain at the same time",
+    "uq_audit_event_opinion_id": "another change was made to the same opinion at the same time",
+    "uq_reminder_opinion_id": "that reminder is already planned",
+    "uq_delivery_idempotency_key": "that message is already in the outbox",
+    "uq_actor_login": "that database login is already bound to another actor",
+}
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
+_SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
+
+
+def translate(exc: BaseException) -> ConsultflowError | None:
+    """The consultflow error a driver error stands for, or None when it is not a user's concern.
+
+    Retryable conflicts come back as `RetryableConflictError`, which the use-case pipeline retries
+    a bounded number of times before reporting a `ConflictError`.
+    """
+    if isinstance(exc, ConsultflowError):
+        return exc
+    if isinstance(exc, StaleDataError):
+        return RetryableConflictError("someone else changed the same opinion at the same time")
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    message = " ".join(str(orig).split())
+    if isinstance(sqlstate, str):
+        return _translate_postgresql(sqlstate, orig, message)
+    return _translate_sqlite(message)
+
+
+def _translate_postgresql(sqlstate: str, orig: object, message: str) -> ConsultflowError | None:  # noqa: PLR0911 - one return per SQLSTATE class reads best
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return RetryableConflictError(_RETRYABLE_SQLSTATES[sqlstate])
+    diag = getattr(orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    if sqlstate == _UNIQUE_VIOLATION:
+        return _unique(constraint)
+    if sqlstate == _FOREIGN_KEY_VIOLATION:
+        return ValidationError(f"a referenced record does not exist or is still referenced ({constraint})")
+    if sqlstate == _CHECK_VIOLATION:
+        return ValidationError(f"a value is outside what the database allows ({constraint})")
+    if sqlstate == _RAISE_EXCEPTION and "append-only" in message:
+        return AppendOnlyError()
+    if sqlstate.startswith(_CONNECTION_CLASSES):
+        return DatabaseUnavailableError(f"the database connection failed ({sqlstate}); nothing was written")
+    return None
+
+
+def _translate_sqlite(message: str) -> ConsultflowError | None:  # noqa: PLR0911 - one return per message kind
+    if "append-only" in message:
+        return AppendOnlyError()
+    if any(busy in message for busy in _SQLITE_BUSY):
+        return RetryableConflictError("the database file is busy with another writer")
+    unique = _SQLITE_UNIQUE.search(message)
+    if unique:
+        return _unique(f"uq_{unique['table']}_{unique['column']}")
+    if "FOREIGN KEY constraint failed" in message:
+        return ValidationError("a referenced record does not exist or is still referenced")
+    if "CHECK constraint failed" in message:
+        return ValidationError(f"a value is outside what the database allows ({message.rsplit(':', 1)[-1].strip()})")
+    if "readonly database" in message or "unable to open database" in message:
+        return DatabaseUnavailableError(f"the database cannot be written: {message}")
+    return None
+
+
+def _unique(constraint: str) -> ConsultflowError:
+    words = _UNIQUE_IN_WORDS.get(constraint)
+    if words is None:
+        return ConflictError(f"a record with the same values already exists ({constraint or 'unique constraint'})")
+    if constraint.startswith("uq_audit_event"):
+        return RetryableConflictError(words)
+    return ValidationError(words)

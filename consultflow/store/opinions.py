@@ -1,0 +1,179 @@
+"""Opinions: reads, row locks in id order, recording, and the set-based round close."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import case, literal, select, update
+from sqlalchemy.orm import Session, aliased
+
+from consultflow.domain.entering import Entering
+from consultflow.domain.errors import NotFoundError
+from consultflow.domain.model import ConsultationRow, NewOpinionRow, OpinionRow
+from consultflow.store.batches import chunked
+from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
+
+
+class OpinionRepository:
+    """Opinions and what was exchanged about them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, opinion_id: int) -> Opinion:
+        """An opinion by id."""
+        found = self.session.get(Opinion, opinion_id)
+        if found is None:
+            msg = f"unknown opinion {opinion_id}; list them with 'consultflow opinion list'"
+            raise NotFoundError(msg)
+        return found
+
+    def get_many(self, opinion_ids: Sequence[int]) -> list[Opinion]:
+        """Opinions by id, in the order asked; refuses if any id is unknown."""
+        return self._many(opinion_ids, lock=False)
+
+    def lock_many(self, opinion_ids: Sequence[int]) -> list[Opinion]:
+        """Opinions by id, row-locked in id order (PostgreSQL), returned in the order asked."""
+        return self._many(opinion_ids, lock=True)
+
+    def _many(self, opinion_ids: Sequence[int], *, lock: bool) -> list[Opinion]:
+        rows: dict[int, Opinion] = {}
+        for batch in chunked(sorted(set(opinion_ids))):
+            stmt = select(Opinion).where(Opinion.id.in_(batch)).order_by(Opinion.id)
+            if lock:
+                stmt = stmt.with_for_update()
+            rows.update((o.id, o) for o in self.session.scalars(stmt))
+        _refuse_missing(opinion_ids, rows.keys())
+        return [rows[i] for i in opinion_ids]
+
+    def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
+        """For each opinion: (participant, village, assigned planner, recorded by), in one query per batch."""
+        planner, recorder = aliased(Actor), aliased(Actor)
+        out: dict[int, tuple[str, str, str | None, str]] = {}
+        for batch in chunked(sorted(set(opinion_ids))):
+            stmt = (
+                select(Opinion.id, Participant.name, Participant.village, planner.name, recorder.name)
+                .join(Participant, Participant.id == Opinion.participant_id)
+                .join(recorder, recorder.id == Opinion.recorded_by_id)
+                .outerjoin(planner, planner.id == Opinion.assigned_planner_id)
+                .where(Opinion.id.in_(batch))
+            )
+            out.update((i, (name, village, pl, rec)) for i, name, village, pl, rec in self.session.execute(stmt))
+        return out
+
+    def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
+        """The consultations the opinions belong to (read without locks: it never changes)."""
+        found: dict[int, int] = {}
+        with self.session.no_autoflush:
+            for batch in chunked(sorted(set(opinion_ids))):
+                stmt = select(Opinion.id, Opinion.consultation_id).where(Opinion.id.in_(batch))
+                found.update((i, c) for i, c in self.session.execute(stmt))
+        _refuse_missing(opinion_ids, found.keys())
+        return set(found.values())
+
+    def add_many(
+        self,
+        consultation: ConsultationRow,
+        rows: Sequence[NewOpinionRow],
+        *,
+        recorded_by: int,
+        state: str,
+        round_no: int,
+        now: datetime,
+    ) -> list[Opinion]:
+        """Record opinions at sequence 1 in `state`; returns them with their ids."""
+        added = [
+            Opinion(
+                consultation_id=consultation.id,
+                workflow_id=consultation.workflow_id,
+                participant_id=row.participant_id,
+                recorded_by_id=recorded_by,
+                category=row.category,
+                channel=row.channel,
+                text=row.text,
+                state=state,
+                state_entered_at=now,
+                current_round=round_no,
+                rounds_count=0,
+                last_seq=1,
+                submitted_at=now,
+            )
+            for row in rows
+        ]
+        self.session.add_all(added)
+        self.session.flush()
+        return added
+
+    def add_entry(
+        self, opinion: OpinionRow, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime
+    ) -> None:
+        """The feedback or reply that the opinion's latest transition carries."""
+        self.session.add(
+            OpinionEntry(
+                opinion_id=opinion.id,
+                opinion_seq=opinion.last_seq,
+                round_no=opinion.current_round,
+                kind=kind,
+                stance=stance,
+                text=text,
+                actor_id=actor_id,
+                created_at=now,
+            )
+        )
+
+    def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
+        """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id."""
+        if not states:
+            return []
+        stmt = (
+            select(Opinion.id, Opinion.state, Opinion.state_entered_at, Opinion.last_seq)
+            .where(Opinion.consultation_id == consultation_id, Opinion.state.in_(states))
+            .order_by(Opinion.id)
+        )
+        return [(i, state, at, seq) for i, state, at, seq in self.session.execute(stmt)]
+
+    def close_round(
+        self, consultation_id: int, effects: Mapping[str, Entering | None], next_round: int, now: datetime
+    ) -> None:
+        """One UPDATE compiled from the same `Entering` values a single transition applies.
+
+        Its SET clauses read the pre-update row, so an opinion moved by one rule is never caught by
+        another. States mapped to None are carried over: only their round and sequence move.
+        """
+        if not effects:
+            return
+        fired = {state: e for state, e in effects.items() if e is not None}
+        values: dict[str, object] = {
+            "current_round": next_round,
+            "last_seq": Opinion.last_seq + 1,
+            "version": Opinion.version + 1,
+        }
+        if fired:
+            values |= {
+                "state": case({s: e.dest for s, e in fired.items()}, value=Opinion.state, else_=Opinion.state),
+                "state_entered_at": case(
+                    {s: literal(now, Opinion.state_entered_at.type) for s in fired},
+                    value=Opinion.state,
+                    else_=Opinion.state_entered_at,
+                ),
+                "rounds_count": Opinion.rounds_count
+                + case({s: e.rounds_increment for s, e in fired.items()}, value=Opinion.state, else_=0),
+                "outcome": case(
+                    {s: literal(e.outcome) for s, e in fired.items()}, value=Opinion.state, else_=Opinion.outcome
+                ),
+            }
+        self.session.flush()
+        self.session.execute(
+            update(Opinion)
+            .where(Opinion.consultation_id == consultation_id, Opinion.state.in_(list(effects)))
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _refuse_missing(asked: Sequence[int], found: Collection[int]) -> None:
+    missing = [i for i in dict.fromkeys(asked) if i not in found]
+    if missing:
+        msg = f"unknown opinion(s): {', '.join(map(str, missing))}"
+        raise NotFoundError(msg)

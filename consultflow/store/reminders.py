@@ -1,0 +1,87 @@
+"""Reminder records: planned and cancelled inside the transaction of the change that causes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from consultflow.domain.errors import NotFoundError
+from consultflow.domain.reminders import StateEntry, plan_reminders
+from consultflow.domain.workflow import WorkflowSpec
+from consultflow.store.batches import chunked
+from consultflow.store.bulk import insert_ignoring_duplicates
+from consultflow.store.models import Reminder
+
+
+class ReminderStore:
+    """Writes reminder rows; the unique key makes planning the same reminder twice harmless."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def plan(
+        self, spec: WorkflowSpec, entries: Sequence[StateEntry], round_closes_at: datetime | None, now: datetime
+    ) -> int:
+        """Write the reminders each entry's state calls for; existing ones are left as they are."""
+        rows = [
+            {
+                "consultation_id": e.consultation_id,
+                "opinion_id": e.opinion_id,
+                "round_no": e.round_no,
+                "rule": p.rule,
+                "offset_minutes": round(p.offset_days * 24 * 60),
+                "state": e.state,
+                "state_entered_at": e.entered_at,
+                "recipient_role": p.recipient_role.value,
+                "escalation": p.escalation,
+                "due_at": p.due_at,
+                "send_at": p.send_at,
+                "status": "pending",
+                "created_at": now,
+            }
+            for e in entries
+            for p in plan_reminders(spec, e.state, e.entered_at, round_closes_at)
+        ]
+        self.session.flush()
+        for batch in chunked(rows):
+            insert_ignoring_duplicates(self.session, Reminder, batch)
+        return len(rows)
+
+    def cancel_for_opinions(self, opinion_ids: Sequence[int], reason: str, now: datetime) -> None:
+        """Cancel the pending reminders of opinions that left the state they were about."""
+        self.session.flush()
+        for batch in chunked(opinion_ids):
+            self.session.execute(
+                update(Reminder)
+                .where(Reminder.opinion_id.in_(batch), Reminder.status == "pending")
+                .values(status="cancelled", closed_at=now, cancel_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+
+    def cancel_for_round(self, consultation_id: int, states: Sequence[str], reason: str, now: datetime) -> None:
+        """Cancel pending reminders that were due at a round's close (the round closed or moved)."""
+        if not states:
+            return
+        self.session.flush()
+        self.session.execute(
+            update(Reminder)
+            .where(
+                Reminder.consultation_id == consultation_id, Reminder.state.in_(states), Reminder.status == "pending"
+            )
+            .values(status="cancelled", closed_at=now, cancel_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+    def get_many(self, reminder_ids: Sequence[int]) -> list[Reminder]:
+        """Reminders by id, in id order; refuses unknown ids."""
+        found: dict[int, Reminder] = {}
+        for batch in chunked(sorted(set(reminder_ids))):
+            found.update((r.id, r) for r in self.session.scalars(select(Reminder).where(Reminder.id.in_(batch))))
+        missing = sorted(set(reminder_ids) - found.keys())
+        if missing:
+            msg = f"unknown reminder(s): {', '.join(map(str, missing))}"
+            raise NotFoundError(msg)
+        return [found[i] for i in sorted(found)]
