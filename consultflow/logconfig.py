@@ -7,9 +7,13 @@ masked by a processor, whatever a caller passes, so a log file never holds them.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -84,3 +88,35 @@ def configure_logging(*, json_lines: bool = False, level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("sqlalchemy", "alembic", "apscheduler", "transitions"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def error_log_path() -> Path:
+    """Where internal errors' tracebacks go: CONSULTFLOW_ERROR_LOG, else the user's state directory."""
+    given = os.environ.get("CONSULTFLOW_ERROR_LOG")
+    if given:
+        return Path(given)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "consultflow" / "errors.log"
+
+
+def record_internal_error(exc: BaseException) -> Path | None:
+    """Append a bug's traceback to the error log and the debug log; the user sees one line.
+
+    Contact details in the traceback's text are masked like every log line. Returns the file, or
+    None when it cannot be written (then the traceback goes to the debug log only).
+    """
+    text = "".join(traceback.format_exception(exc))
+    masked = _PHONE.sub(lambda m: mask_contact(m.group(0)), _EMAIL_FULL.sub(lambda m: mask_contact(m.group(0)), text))
+    logging.getLogger("consultflow").debug("internal error\n%s", masked)
+    path = error_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as out:
+            out.write(f"--- {datetime.now(timezone.utc).isoformat()}\n{masked}\n")
+    except OSError:
+        return None
+    return path
+
+
+_EMAIL_FULL = re.compile(r"[^@\s'\"]+@[^\s'\"]+")
+_PHONE = re.compile(r"(?<!\d)1\d{10}(?!\d)")

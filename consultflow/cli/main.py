@@ -16,9 +16,9 @@ from consultflow.bootstrap import build_context
 from consultflow.cli.output import emit_json
 from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
 from consultflow.domain.clock import Clock
-from consultflow.domain.errors import ConsultflowError
+from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError
 from consultflow.domain.labels import Label
-from consultflow.logconfig import configure_logging
+from consultflow.logconfig import configure_logging, record_internal_error
 from consultflow.services.context import ServiceContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,15 +107,30 @@ class ConsultflowGroup(click.Group):
     """Turns a user's mistake into one line on stderr and a non-zero exit, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; map `ConsultflowError` to a one-line error and exit code 1."""
+        """Run the command; a user's mistake is one line and its exit code, a bug is one line and 70."""
         try:
             return super().invoke(ctx)
         except ConsultflowError as exc:
-            state = ctx.find_object(CliState)
-            if state is not None and state.json:
-                click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False), err=True)
-                ctx.exit(exc.exit_code)
-            raise click.ClickException(str(exc)) from None
+            _fail(ctx, str(exc), exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing more was written.", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into one line
+            where = record_internal_error(exc)
+            kept = f"; details are in {where}" if where else ""
+            _fail(ctx, f"internal error ({type(exc).__name__}){kept}; please report it", INTERNAL_ERROR_EXIT_CODE)
+        return None
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    state = ctx.find_object(CliState)
+    if state is not None and state.json:
+        click.echo(json.dumps({"error": message, "exit_code": code}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"Error: {message}", err=True)
+    ctx.exit(code)
 
 
 @click.group(cls=ConsultflowGroup, context_settings={"help_option_names": ["-h", "--help"]})

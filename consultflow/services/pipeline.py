@@ -169,7 +169,7 @@ def run(
             if attempt == MAX_ATTEMPTS:
                 msg = f"{exc}; nothing was written after {attempt} tries: run the same command again"
                 raise ConflictError(msg) from None
-            log.info("retrying", event=event, attempt=attempt, reason=str(exc))
+            log.info("retrying", use_case=event, attempt=attempt, reason=str(exc))
             time.sleep(min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
             continue
         log.info(event, actor=change.actor.name, **describe(result))

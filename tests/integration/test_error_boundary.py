@@ -1,0 +1,113 @@
+"""One error boundary: driver errors in words, conflicts retried then named, bugs as one line and exit 70."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from consultflow.cli.main import main
+from consultflow.domain.errors import AppendOnlyError, ConflictError, RetryableConflictError, ValidationError
+from consultflow.domain.roles import Action
+from consultflow.services import consultations, pipeline
+from consultflow.services.context import ServiceContext
+from tests.conftest import Cli
+from tests.helpers import COORD, EXPERT, seed, submit
+
+
+def test_the_audit_table_refuses_changes_in_words(ctx: ServiceContext) -> None:
+    """An UPDATE or DELETE of audit events, even through the store, says the log is append-only."""
+    setup = seed(ctx)
+    submit(ctx, setup)
+    for statement in ("UPDATE audit_event SET actor = 'x'", "DELETE FROM audit_event"):
+        with pytest.raises(AppendOnlyError, match="append-only"), ctx.uow() as uow:
+            uow.session.execute(text(statement))
+    with ctx.uow() as uow:
+        assert uow.session.scalar(text("SELECT count(*) FROM audit_event WHERE actor = 'x'")) == 0
+
+
+def test_a_unique_violation_is_named_in_words(ctx: ServiceContext) -> None:
+    """A duplicate name that slips past the service's own check is reported as what it means."""
+    seed(ctx)
+    with pytest.raises(ValidationError, match="an actor with that name is already registered"), ctx.uow() as uow:
+        uow.session.execute(
+            text("INSERT INTO actor (name, lang, created_at) VALUES (:n, 'zh', '2026-01-01 00:00:00')"), {"n": COORD}
+        )
+
+
+def test_conflicts_are_retried_then_named(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A use case that collides is run again from the start; one that keeps colliding writes nothing."""
+    setup = seed(ctx)
+    monkeypatch.setattr(pipeline, "_BACKOFF_BASE_S", 0.0)
+    tries: list[int] = []
+
+    def flaky(change: pipeline.Change) -> int:
+        tries.append(1)
+        change.consultation(setup.consultation_id).auto_close = True
+        if len(tries) < 3:
+            raise RetryableConflictError("a deadlock with another transaction")
+        return len(tries)
+
+    assert pipeline.run(ctx, acting=COORD, action=Action.CREATE_CONSULTATION, event="t", body=flaky) == 3
+    assert consultations.show_consultation(ctx, setup.consultation_id).auto_close
+
+    def always(change: pipeline.Change) -> None:
+        change.consultation(setup.consultation_id).auto_close = False
+        raise RetryableConflictError("a deadlock with another transaction")
+
+    with pytest.raises(ConflictError, match="nothing was written after 5 tries") as caught:
+        pipeline.run(ctx, acting=COORD, action=Action.CREATE_CONSULTATION, event="t", body=always)
+    assert caught.value.exit_code == 75
+    assert consultations.show_consultation(ctx, setup.consultation_id).auto_close
+
+
+def test_locks_go_consultations_first(ctx: ServiceContext) -> None:
+    """Asking for a consultation lock after opinion locks is refused as a bug, before any deadlock can happen."""
+    setup = seed(ctx)
+    opinion_id = submit(ctx, setup)
+    other = consultations.create_consultation(ctx, acting=COORD, title="另一个", area="片区二")
+
+    def wrong_order(change: pipeline.Change) -> None:
+        change.opinions([opinion_id])
+        change.consultation(other.id)
+
+    with pytest.raises(pipeline.LockOrderError):
+        pipeline.run(ctx, acting=EXPERT, action=None, event="t", body=wrong_order)
+
+
+def test_no_unit_of_work_inside_another(sqlite_ctx: ServiceContext) -> None:
+    """Opening a second transaction inside the first is refused at once (on SQLite it would wait for itself)."""
+    with sqlite_ctx.uow(), pytest.raises(RuntimeError, match="already open"), sqlite_ctx.uow():
+        pass
+
+
+def test_create_with_an_unknown_workflow_is_quick_and_clear(cli: Cli) -> None:
+    """An unknown or invalid workflow name is one line at once, not a wait for a lock."""
+    cli.ok("actor", "add", COORD, "--role", "coordinator")
+    started = time.monotonic()
+    result = cli("consultation", "create", "标题", "--area", "片区", "--workflow", "nope", actor=COORD)
+    assert result.exit_code == 1
+    assert "unknown workflow 'nope'; known: consultation-loop" in result.stderr
+    assert time.monotonic() - started < 5  # the old nested transaction waited ~11 s for its own lock
+
+
+def test_an_internal_error_is_one_line_and_exit_70(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A bug is one line naming its kind and where the traceback went; the traceback is in that file only."""
+    log = tmp_path / "errors.log"
+    monkeypatch.setenv("CONSULTFLOW_ERROR_LOG", str(log))
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        msg = "bug with 13812345678 inside"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(consultations, "list_consultations", broken)
+    result = cli.runner.invoke(main, ["--db", cli.url, "consultation", "list"], catch_exceptions=False)
+    assert result.exit_code == 70
+    assert result.stderr.strip().splitlines() == [
+        f"Error: internal error (RuntimeError); details are in {log}; please report it"
+    ]
+    written = log.read_text(encoding="utf-8")
+    assert "Traceback" in written and "RuntimeError" in written
+    assert "13812345678" not in written  # contacts are masked even in tracebacks
