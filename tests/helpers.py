@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from consultflow.services import consultations, opinions, people, rounds
+from consultflow.services import consultations, opinions, people, rounds, statistics, verify
 from consultflow.services.context import ServiceContext
-from consultflow.store.models import AuditEvent, Opinion, OpinionEntry
+from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Reminder
 
 COORD, PLANNER, EXPERT, VILLAGER, AUDITOR = "李协调", "王规划", "赵专家", "村民代表", "孙审计"
 
@@ -74,3 +74,28 @@ def snapshot(ctx: ServiceContext) -> dict[str, object]:
                 )
             ],
         }
+
+
+def assert_loop_invariants(ctx: ServiceContext, consultation_id: int) -> None:
+    """State = last event, sequences contiguous, rounds counts agree, no stale reminder, chain intact."""
+    assert statistics.check_consistency(ctx, consultation_id) == []
+    with ctx.uow() as uow:
+        chain = list(
+            uow.session.scalars(
+                select(AuditEvent.chain_seq)
+                .where(AuditEvent.consultation_id == consultation_id)
+                .order_by(AuditEvent.chain_seq)
+            )
+        )
+        assert chain == list(range(1, len(chain) + 1))
+        by_id = {}
+        for row in uow.session.scalars(select(Opinion).where(Opinion.consultation_id == consultation_id)):
+            assert (row.outcome is None) == (row.state in ("submitted", "under_review", "feedback_given"))
+            by_id[row.id] = row
+        pending = uow.session.scalars(
+            select(Reminder).where(Reminder.consultation_id == consultation_id, Reminder.status == "pending")
+        )
+        for reminder in pending:  # nothing is left to chase about a state the opinion has left
+            opinion = by_id[reminder.opinion_id]
+            assert (opinion.state, opinion.state_entered_at) == (reminder.state, reminder.state_entered_at)
+    assert verify.verify_chain(ctx, consultation_id).intact
