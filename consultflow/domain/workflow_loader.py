@@ -6,6 +6,7 @@ A coordinator editing YAML wants the whole list at once (`transitions[3].dest: u
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -17,11 +18,16 @@ from consultflow.domain.labels import Label
 from consultflow.domain.roles import Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
 from consultflow.domain.workflow import CloseRule, Deadline, ReminderRule, StateSpec, TransitionSpec, WorkflowSpec
+from consultflow.domain.workflow_schema import schema_problems
+
+MAX_FILE_CHARS = 200_000
+MAX_DEPTH = 8
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 TOP_LEVEL_KEYS = frozenset(
     {
+        "format",
         "name",
         "version",
         "title",
@@ -52,6 +58,8 @@ def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
     Raises:
         WorkflowInvalidError: listing every problem found, each with its path.
     """
+    if len(text) > MAX_FILE_CHARS:
+        raise WorkflowInvalidError(source, [f"(file): longer than {MAX_FILE_CHARS} characters"])
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -59,9 +67,47 @@ def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
         where = f"line {mark.line + 1}" if mark is not None else "file"
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise WorkflowInvalidError(source, [f"{where}: {problem}"]) from None
+    except RecursionError:
+        raise WorkflowInvalidError(source, [f"(file): nested deeper than {MAX_DEPTH} levels"]) from None
     if not isinstance(data, dict):
         raise WorkflowInvalidError(source, ["(top): expected a mapping of workflow keys"])
-    return _build(data, text, source)
+    plain = _plain_problems(data)
+    if plain:
+        raise WorkflowInvalidError(source, plain)
+    shape = schema_problems(data)
+    if not shape:
+        return _build(data, text, source)
+    # Report the sections of the wrong shape, and what the rules say of the well-shaped rest, at once.
+    broken = {problem.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0] for problem in shape}
+    try:
+        _build({k: v for k, v in data.items() if k not in broken}, text, source)
+    except WorkflowInvalidError as exc:
+        shape += [p for p in exc.problems if p.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0] not in broken]
+    raise WorkflowInvalidError(source, shape)
+
+
+def _plain_problems(data: object) -> list[str]:
+    """Anything the schema cannot judge: non-text keys, deep nesting, YAML-only types, NaN."""
+    problems: list[str] = []
+    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    while stack and len(problems) < 50:
+        value, path, depth = stack.pop()
+        where = path.lstrip(".") or "(top)"
+        if depth > MAX_DEPTH:
+            problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    problems.append(f"{where}: key {key!r} is not text; keys are names")
+                else:
+                    stack.append((item, f"{path}.{key}", depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where}: {value!r} is not a number")
+        elif not isinstance(value, (str, int, float, bool)) and value is not None:
+            problems.append(f"{where}: a {type(value).__name__} is not allowed here; write it as text")
+    return sorted(problems)
 
 
 def _build(data: dict[str, Any], text: str, source: str) -> WorkflowSpec:
@@ -377,6 +423,10 @@ def _round_close(
             )
         elif Role.SYSTEM not in spec.roles:
             problems.add(f"{path}.fire", f"trigger {trigger!r} must allow role system")
+        elif spec.entry is not None:
+            problems.add(
+                f"{path}.fire", f"trigger {trigger!r} records a {spec.entry.value}, which a round close cannot write"
+            )
         else:
             rules[state] = CloseRule(state, "fire", trigger)
     for state, state_spec in states.items():
