@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import structlog
 
 from consultflow import __version__
-from consultflow.bootstrap import build_context
 from consultflow.cli.output import emit_json
 from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError
 from consultflow.domain.labels import Label
-from consultflow.logconfig import configure_logging, record_internal_error
-from consultflow.services.context import ServiceContext
+
+if TYPE_CHECKING:
+    from consultflow.services.context import ServiceContext
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +34,8 @@ class CliState:
 
     def services(self, *, check_schema: bool = True) -> ServiceContext:
         """The service context, connecting on first use."""
+        from consultflow.bootstrap import build_context  # noqa: PLC0415 - keeps --help free of SQLAlchemy
+
         if self._services is None:
             self._services = build_context(self.settings, clock=self.clock, check_schema=check_schema)
         return self._services
@@ -103,8 +105,68 @@ def json_flag(func: F) -> F:
     )(func)
 
 
+# name: (module, attribute, short help). Command modules load only when their command runs, so
+# `consultflow --help` imports neither SQLAlchemy nor Alembic; a test keeps the help texts in step.
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "actor": (
+        "consultflow.cli.people",
+        "actor_group",
+        "People who act: coordinators, planners, local experts, participants, auditors.",
+    ),
+    "audit": ("consultflow.cli.audit", "audit_group", "Read the audit trail (auditors change nothing)."),
+    "consultation": (
+        "consultflow.cli.consultation",
+        "consultation_group",
+        "Consultations: one per area plan (片区规划).",
+    ),
+    "db": ("consultflow.cli.db", "db_group", "Create and upgrade the database schema."),
+    "demo": (
+        "consultflow.cli.demo",
+        "demo_command",
+        "Run a consultation shaped like the county pilot: ~800 opinions, three rounds, 203 adopted.",
+    ),
+    "opinion": (
+        "consultflow.cli.opinion",
+        "opinion_group",
+        "Opinions (意见建议): the unit that moves through the workflow.",
+    ),
+    "participant": ("consultflow.cli.people", "participant_group", "Villagers and groups whose opinions are recorded."),
+    "reminders": (
+        "consultflow.cli.reminders",
+        "reminders_group",
+        "Reminders owed to planners, participants and coordinators, and their deliveries.",
+    ),
+    "report": ("consultflow.cli.report", "report_group", "Reports for publication, in zh or en (--lang)."),
+    "round": ("consultflow.cli.rounds", "round_group", "Rounds (轮次): each one a pass of participate -> feedback."),
+    "worker": ("consultflow.cli.reminders", "worker_command", "Run the reminder worker until SIGTERM or SIGINT."),
+    "workflow": (
+        "consultflow.cli.workflow",
+        "workflow_group",
+        "Workflows: the state machines opinions run on (YAML files in workflows/).",
+    ),
+}
+
+
 class ConsultflowGroup(click.Group):
-    """Turns a user's mistake into one line on stderr and a non-zero exit, never a traceback."""
+    """Loads commands lazily; turns a user's mistake into one line on stderr, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's signature
+        """Every command, loaded or not."""
+        return sorted({*LAZY_COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
+        """The command, importing its module on first use."""
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute, _help = LAZY_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:  # noqa: ARG002
+        """The command list from the table above, without importing any command."""
+        rows = [(name, LAZY_COMMANDS[name][2]) for name in sorted(LAZY_COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a user's mistake is one line and its exit code, a bug is one line and 70."""
@@ -118,6 +180,8 @@ class ConsultflowGroup(click.Group):
             click.echo("Interrupted; nothing more was written.", err=True)
             ctx.exit(130)
         except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into one line
+            from consultflow.logconfig import record_internal_error  # noqa: PLC0415
+
             where = record_internal_error(exc)
             kept = f"; details are in {where}" if where else ""
             _fail(ctx, f"internal error ({type(exc).__name__}){kept}; please report it", INTERNAL_ERROR_EXIT_CODE)
@@ -196,6 +260,10 @@ def main(
     Every opinion moves through a workflow state machine until it is adopted, partly adopted,
     rejected, withdrawn or merged; every change is an audit event.
     """
+    import structlog  # noqa: PLC0415 - loaded once a command runs, not for --help
+
+    from consultflow.logconfig import configure_logging  # noqa: PLC0415
+
     level = "DEBUG" if verbose else "WARNING" if quiet else "INFO"
     configure_logging(json_lines=log_json, level=level)
     structlog.contextvars.clear_contextvars()
@@ -224,25 +292,3 @@ def main(
 def _dispose(state: CliState) -> None:
     if state._services is not None:  # noqa: SLF001 - owner of the object
         state._services.engine.dispose()  # noqa: SLF001
-
-
-def _register() -> None:
-    # Imported here: the command modules import `main` from this module.
-    from consultflow.cli import (  # noqa: PLC0415
-        audit,
-        consultation,
-        db,
-        demo,
-        opinion,
-        people,
-        reminders,
-        report,
-        rounds,
-        workflow,
-    )
-
-    for module in (db, people, workflow, consultation, opinion, rounds, reminders, audit, report, demo):
-        module.register(main)
-
-
-_register()

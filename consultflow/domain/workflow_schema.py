@@ -10,9 +10,8 @@ vocabulary by the loader, which can say what is allowed.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
-
-from jsonschema import Draft202012Validator
 
 WORKFLOW_FORMAT = 1
 MAX_DAYS = 3650  # ten years: a deadline or reminder offset beyond that is a typo
@@ -134,13 +133,19 @@ SCHEMA: dict[str, Any] = {
     },
 }  # required and unknown top-level keys are the loader's to report: it names what is allowed
 
-_VALIDATOR = Draft202012Validator(SCHEMA)
+
+@cache
+def _validator() -> Any:
+    """Built on first use: commands that read no workflow file never import jsonschema."""
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+
+    return Draft202012Validator(SCHEMA)
 
 
 def schema_problems(data: object) -> list[str]:
     """Every place `data` departs from the schema, as `path: message`, in document order."""
     problems = []
-    for error in sorted(_VALIDATOR.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+    for error in sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if not error.absolute_path:
             continue
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")

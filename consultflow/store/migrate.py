@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest revision in migrations/versions, so commands can check the schema without importing
+# Alembic (and Mako) at every start; a test proves it equals Alembic's own head.
+SCHEMA_HEAD = "0002"
 
 
 def migrations_dir() -> Path:
@@ -19,6 +23,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic config pointing at `migrations/`, sharing `engine` when given."""
+    from alembic.config import Config  # noqa: PLC0415 - Alembic loads only when migrating
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if engine is not None:
@@ -29,6 +35,8 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision` in one transaction."""
+    from alembic import command  # noqa: PLC0415
+
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -37,6 +45,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to `revision`."""
+    from alembic import command  # noqa: PLC0415
+
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -46,9 +56,18 @@ def downgrade(engine: Engine, revision: str) -> None:
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it has never been upgraded."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def head_revision() -> str | None:
-    """The newest revision in `migrations/`."""
+    """The newest revision in `migrations/` (kept as a constant; see SCHEMA_HEAD)."""
+    return SCHEMA_HEAD
+
+
+def alembic_head_revision() -> str | None:
+    """The newest revision as Alembic finds it by reading every migration script."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
