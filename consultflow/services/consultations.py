@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, EventKind
+from consultflow.domain.audit import GENESIS_HASH, EventKind
 from consultflow.domain.roles import Action
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.inputs import required_text
@@ -77,13 +77,7 @@ def create_consultation(
         payload = {"title": title, "area": area, "workflow": key, "digest": wf.digest, "auto_close": auto_close}
         change.record(
             row.id,
-            AuditContent(
-                kind=EventKind.CONSULTATION_CREATED,
-                at=change.now,
-                actor=change.actor.name,
-                role=change.acting_role.value,
-                payload=payload,
-            ),
+            change.event(EventKind.CONSULTATION_CREATED, payload=payload),
         )
         return ConsultationView(row.id, title, area, key, change.now, 0, auto_close)
 
@@ -144,13 +138,7 @@ def set_auto_close(ctx: ServiceContext, *, acting: str | None, consultation_id: 
         consultation.auto_close = enabled
         change.record(
             consultation.id,
-            AuditContent(
-                kind=EventKind.SETTINGS_CHANGED,
-                at=change.now,
-                actor=change.actor.name,
-                role=change.acting_role.value,
-                payload={"auto_close": enabled},
-            ),
+            change.event(EventKind.SETTINGS_CHANGED, payload={"auto_close": enabled}),
         )
 
     run(

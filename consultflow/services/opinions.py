@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from consultflow.domain.audit import AuditContent, EventKind
+from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.reminders import StateEntry
@@ -107,11 +107,8 @@ def submit_many(
         change.record(
             consultation.id,
             *(
-                AuditContent(
-                    kind=EventKind.SUBMITTED,
-                    at=change.now,
-                    actor=change.actor.name,
-                    role=change.acting_role.value,
+                change.event(
+                    EventKind.SUBMITTED,
                     opinion_id=row.id,
                     opinion_seq=1,
                     trigger="submit",
@@ -222,11 +219,9 @@ def _transition(change: Change, opinion: OpinionRow, request: FireRequest) -> Tr
         )
     change.record(
         opinion.consultation_id,
-        AuditContent(
-            kind=EventKind.TRANSITION,
-            at=change.now,
-            actor=change.actor.name,
-            role=prepared.role.value,
+        change.event(
+            EventKind.TRANSITION,
+            role=prepared.role,
             opinion_id=opinion.id,
             opinion_seq=seq,
             trigger=prepared.spec.trigger,
@@ -290,11 +285,8 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
             op.last_seq += 1
             change.record(
                 op.consultation_id,
-                AuditContent(
-                    kind=EventKind.ASSIGNED,
-                    at=change.now,
-                    actor=change.actor.name,
-                    role=change.acting_role.value,
+                change.event(
+                    EventKind.ASSIGNED,
                     opinion_id=op.id,
                     opinion_seq=op.last_seq,
                     trigger="assign",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -100,6 +100,11 @@ class Change:
     def open_round(self, consultation_id: int) -> RoundRow | None:
         """The consultation's open round, if any."""
         return self.uow.consultations.open_round(consultation_id)
+
+    def event(self, kind: str, *, role: Role | None = None, **content: Any) -> AuditContent:
+        """An audit event by the acting person, now, in the role the action was allowed under."""
+        acting = role or self.acting_role
+        return AuditContent(kind=kind, at=self.now, actor=self.actor.name, role=acting.value, **content)
 
     def record(self, consultation_id: int, *drafts: AuditContent) -> None:
         """Audit events to append to the consultation's chain when the change is done."""

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from consultflow.domain.audit import AuditContent, EventKind
+from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import Entering, round_close_effects
 from consultflow.domain.errors import RoundStateError, ValidationError
 from consultflow.domain.reminders import StateEntry, round_close_states
@@ -84,7 +84,7 @@ def open_round(
         payload: dict[str, object] = {"number": number}
         if closes_at is not None:
             payload["closes_at"] = closes_at.isoformat()
-        change.record(consultation.id, _round_event(change, EventKind.ROUND_OPENED, number, payload))
+        change.record(consultation.id, change.event(EventKind.ROUND_OPENED, round_no=number, payload=payload))
         return round_view(row)
 
     return run(
@@ -94,17 +94,6 @@ def open_round(
         event="round_opened",
         body=body,
         describe=lambda view: {"consultation_id": consultation_id, "round": view.number},
-    )
-
-
-def _round_event(change: Change, kind: str, number: int, payload: dict[str, object]) -> AuditContent:
-    return AuditContent(
-        kind=kind,
-        at=change.now,
-        actor=change.actor.name,
-        role=change.acting_role.value,
-        round_no=number,
-        payload=payload,
     )
 
 
@@ -135,7 +124,7 @@ def reschedule_round(
             "closes_at": closes_at.isoformat(),
             "previous": previous.isoformat() if previous else None,
         }
-        change.record(consultation.id, _round_event(change, EventKind.ROUND_RESCHEDULED, rnd.number, payload))
+        change.record(consultation.id, change.event(EventKind.ROUND_RESCHEDULED, round_no=rnd.number, payload=payload))
         return round_view(rnd)
 
     return run(
@@ -187,11 +176,8 @@ def close_round(
         change.record(
             consultation.id,
             *(
-                AuditContent(
-                    kind=EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
-                    at=change.now,
-                    actor=change.actor.name,
-                    role=change.acting_role.value,
+                change.event(
+                    EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
                     opinion_id=step.opinion_id,
                     opinion_seq=last_seq + 1,
                     trigger=step.trigger or "carry_over",
@@ -203,11 +189,10 @@ def close_round(
                 )
                 for step, (_id, _state, _at, last_seq) in zip(steps, rows, strict=True)
             ),
-            _round_event(
-                change,
+            change.event(
                 EventKind.ROUND_CLOSED,
-                rnd.number,
-                {
+                round_no=rnd.number,
+                payload={
                     "number": rnd.number,
                     "affected": len(steps),
                     "summary": {f"{a}:{f}->{t}": n for a, f, t, n in plan.summary()},
