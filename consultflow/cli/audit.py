@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from consultflow.cli.main import CliState, json_flag, pass_state
-from consultflow.cli.output import local_time, shorten, table
+from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.vocabulary import Outcome
 from consultflow.services import audit, statistics, verify
 from consultflow.services.inputs import parse_time
@@ -37,14 +37,14 @@ def _event_row(e: audit.HistoryEvent, tz: ZoneInfo) -> tuple[object, ...]:
 
 
 @audit_group.command("history")
-@click.argument("opinion_id", type=int, required=False)
-@click.option("--consultation", "consultation_id", type=int, help="Events of this consultation's opinions.")
-@click.option("--participant", "participant_id", type=int, help="Events of this participant's opinions.")
+@click.argument("opinion_id", type=ID, required=False)
+@click.option("--consultation", "consultation_id", type=ID, help="Events of this consultation's opinions.")
+@click.option("--participant", "participant_id", type=ID, help="Events of this participant's opinions.")
 @click.option("--category", help="Events of opinions in this category.")
 @click.option("--channel", help="Events of opinions from this channel.")
 @click.option("--state", "state_name", help="Events that moved opinions into this state.")
 @click.option("--outcome", help="Events of opinions that ended with this outcome.")
-@click.option("--round", "round_no", type=int, help="Events in this round.")
+@click.option("--round", "round_no", type=ID, help="Events in this round.")
 @click.option("--since", help="Events at or after this time (local, ISO 8601).")
 @click.option("--until", help="Events before this time (local, ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1))
@@ -106,7 +106,7 @@ def audit_history(
 
 @audit_group.command("as-of")
 @click.argument("moment")
-@click.option("--consultation", "consultation_id", type=int, help="Only this consultation.")
+@click.option("--consultation", "consultation_id", type=ID, help="Only this consultation.")
 @json_flag
 @pass_state
 def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> None:
@@ -126,7 +126,7 @@ def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> No
 
 
 @audit_group.command("rounds")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option("--by", "by", type=click.Choice(["category", "channel"]), help="A histogram per category or channel too.")
 @json_flag
 @pass_state
@@ -158,7 +158,7 @@ def audit_rounds(state: CliState, consultation_id: int, by: str | None) -> None:
 
 
 @audit_group.command("funnel")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @json_flag
 @pass_state
 def audit_funnel(state: CliState, consultation_id: int) -> None:
@@ -174,7 +174,7 @@ def audit_funnel(state: CliState, consultation_id: int) -> None:
 
 
 @audit_group.command("verify")
-@click.argument("consultation_id", type=int, required=False)
+@click.argument("consultation_id", type=ID, required=False)
 @json_flag
 @pass_state
 def audit_verify(state: CliState, consultation_id: int | None) -> None:

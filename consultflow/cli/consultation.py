@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import local_time, table
+from consultflow.cli.output import ID, local_time, table
 from consultflow.services import consultations
 from consultflow.services.workflows import find_spec
 
@@ -67,7 +67,7 @@ def consultation_list(state: CliState) -> None:
 
 
 @consultation_group.command("show")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @json_flag
 @pass_state
 def consultation_show(state: CliState, consultation_id: int) -> None:
@@ -111,7 +111,7 @@ def consultation_show(state: CliState, consultation_id: int) -> None:
 
 
 @consultation_group.command("auto-close")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.argument("setting", type=click.Choice(["on", "off"]))
 @as_option
 @pass_state

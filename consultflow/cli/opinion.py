@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import local_time, shorten, table
+from consultflow.cli.output import ID, local_time, shorten, table
+from consultflow.domain.model import MAX_ID
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinion_views, opinions
 
@@ -19,14 +20,14 @@ def opinion_group() -> None:
 @click.option(
     "--consultation",
     "consultation_id",
-    type=int,
+    type=ID,
     required=True,
     help="Consultation id.",
 )
 @click.option(
     "--participant",
     "participant_id",
-    type=int,
+    type=ID,
     required=True,
     help="Participant id (see 'participant list').",
 )
@@ -64,12 +65,12 @@ def opinion_submit(
 
 
 @opinion_group.command("list")
-@click.option("--consultation", "consultation_id", type=int, help="Only this consultation.")
+@click.option("--consultation", "consultation_id", type=ID, help="Only this consultation.")
 @click.option("--state", "state_name", help="Only opinions in this state.")
 @click.option("--assigned-to", help="Only opinions assigned to this planner (a work queue).")
 @click.option("--category", help="Only this category.")
 @click.option("--channel", help="Only this channel.")
-@click.option("--round", "round_no", type=int, help="Only opinions now in this round.")
+@click.option("--round", "round_no", type=ID, help="Only opinions now in this round.")
 @click.option(
     "--outcome",
     help="Only this outcome (adopted, partly_adopted, rejected, withdrawn, merged).",
@@ -131,7 +132,7 @@ def opinion_list(
 
 
 @opinion_group.command("show")
-@click.argument("opinion_id", type=int)
+@click.argument("opinion_id", type=ID)
 @json_flag
 @pass_state
 def opinion_show(state: CliState, opinion_id: int) -> None:
@@ -179,7 +180,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
 
 
 @opinion_group.command("assign")
-@click.argument("opinion_ids", nargs=-1, required=True, type=int)
+@click.argument("opinion_ids", nargs=-1, required=True, type=ID)
 @click.option("--to", "planner", required=True, help="The planner who owes feedback.")
 @as_option
 @pass_state
@@ -197,7 +198,7 @@ def parse_ids(text: str) -> list[int] | None:
         if not first.isdigit() or (last and not last.isdigit()):
             return None
         lo, hi = int(first), int(last or first)
-        if hi < lo or hi - lo > 100_000:
+        if not 1 <= lo <= hi <= MAX_ID or hi - lo > 100_000:
             return None
         ids.extend(range(lo, hi + 1))
     return list(dict.fromkeys(ids))
@@ -214,7 +215,8 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
             return value
         ids = parse_ids(str(value))
         if ids is None:
-            self.fail(f"{value!r} is not an opinion id or a list such as 12, 3,5,8 or 10-40", param, ctx)
+            msg = f"{value!r} is not an opinion id (1 to {MAX_ID}) or a list such as 12, 3,5,8 or 10-40"
+            self.fail(msg, param, ctx)
         return ids
 
 

@@ -11,7 +11,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from consultflow.domain.model import MAX_ID
 from consultflow.export.text import shorten, table
+
+# Every id and round number a command takes: a whole number the database can hold, or a usage error.
+ID = click.IntRange(1, MAX_ID)
 
 __all__ = ["emit_json", "local_time", "shorten", "table", "to_jsonable"]
 

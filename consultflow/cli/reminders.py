@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import local_time, table
+from consultflow.cli.output import ID, local_time, table
 from consultflow.config import load_zone
 from consultflow.domain.clock import FixedClock
 from consultflow.scheduler.channels import SmtpSettings, build_router
@@ -132,7 +132,7 @@ def _at(ctx: ServiceContext, now: datetime) -> ServiceContext:
 
 
 @reminders_group.command("list")
-@click.option("--consultation", "consultation_id", type=int, help="Only this consultation.")
+@click.option("--consultation", "consultation_id", type=ID, help="Only this consultation.")
 @click.option("--status", type=click.Choice(list(reminders.STATUSES)), help="Only reminders with this status.")
 @click.option("--failed", is_flag=True, help="List deliveries that failed (retrying or dead-lettered) instead.")
 @click.option("--limit", type=click.IntRange(min=1))
@@ -189,7 +189,7 @@ def reminders_list(
 
 
 @reminders_group.command("show")
-@click.argument("reminder_id", type=int)
+@click.argument("reminder_id", type=ID)
 @json_flag
 @pass_state
 def reminders_show(state: CliState, reminder_id: int) -> None:
@@ -216,7 +216,7 @@ def reminders_show(state: CliState, reminder_id: int) -> None:
 
 
 @reminders_group.command("cancel")
-@click.argument("reminder_ids", nargs=-1, required=True, type=int)
+@click.argument("reminder_ids", nargs=-1, required=True, type=ID)
 @click.option("--reason", help="Why (kept with the reminder).")
 @as_option
 @pass_state

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from consultflow.cli.main import CliState, pass_state
+from consultflow.cli.output import ID
 from consultflow.domain.document import Document
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
@@ -49,7 +50,7 @@ def report_group() -> None:
 
 
 @report_group.command("adoption")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option("--format", "fmt", type=FORMAT, help="table, markdown, csv, xlsx, json.")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
 @pass_state
@@ -60,7 +61,7 @@ def report_adoption(state: CliState, consultation_id: int, fmt: str | None, outp
 
 
 @report_group.command("account")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option("--round", "round_no", type=click.IntRange(min=1), help="Only what was answered in this round.")
 @click.option(
     "--names",
@@ -83,7 +84,7 @@ def report_account(
 
 
 @report_group.command("plan")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option("--names", type=click.Choice(NAME_MODES), default="pseudonym", show_default=True)
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
@@ -95,7 +96,7 @@ def report_plan(state: CliState, consultation_id: int, names: str, fmt: str | No
 
 
 @report_group.command("chart")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option("--kind", type=click.Choice(charts.CHARTS), default="rounds", show_default=True)
 @click.option(
     "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write."

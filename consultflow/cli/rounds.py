@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import local_time, table
+from consultflow.cli.output import ID, local_time, table
 from consultflow.services import rounds
 from consultflow.services.inputs import parse_time
 
@@ -16,7 +16,7 @@ def round_group() -> None:
 
 
 @round_group.command("open")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option("--closes-at", help="When the round is due to close (local time, ISO 8601).")
 @as_option
 @pass_state
@@ -39,7 +39,7 @@ def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> 
 
 
 @round_group.command("reschedule")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.argument("closes_at")
 @as_option
 @pass_state
@@ -53,7 +53,7 @@ def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> N
 
 
 @round_group.command("close")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -91,7 +91,7 @@ def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
 
 
 @round_group.command("status")
-@click.argument("consultation_id", type=int)
+@click.argument("consultation_id", type=ID)
 @json_flag
 @pass_state
 def round_status(state: CliState, consultation_id: int) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 from transitions import Machine, MachineError
 
 from consultflow.domain.errors import InvalidTransitionError, ValidationError
+from consultflow.domain.model import MAX_ID
 from consultflow.domain.roles import Role, acting_role
 from consultflow.domain.vocabulary import Field, Stance
 from consultflow.domain.workflow import TransitionSpec, WorkflowSpec
@@ -133,10 +134,13 @@ def clean_fields(spec: TransitionSpec, given: Mapping[Field, object]) -> dict[Fi
 def _typed(field: Field, value: object) -> FieldValue:
     if field is Field.MERGE_TARGET:
         try:
-            return int(str(value))
+            target = int(str(value))
         except ValueError:
-            msg = f"{field.option} takes an opinion id (a number), not {value!r}"
-            raise ValidationError(msg) from None
+            target = 0
+        if not 1 <= target <= MAX_ID:
+            msg = f"{field.option} takes an opinion id (a number from 1 to {MAX_ID}), not {value!r}"
+            raise ValidationError(msg)
+        return target
     text = str(value).strip()
     if field is Field.STANCE:
         try:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL; larger numbers name nothing
+
 
 @dataclass(frozen=True)
 class NewOpinionRow:

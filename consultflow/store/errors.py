@@ -31,6 +31,7 @@ _UNIQUE_VIOLATION = "23505"
 _FOREIGN_KEY_VIOLATION = "23503"
 _CHECK_VIOLATION = "23514"
 _RAISE_EXCEPTION = "P0001"
+_OUT_OF_RANGE = "22003"
 _CONNECTION_CLASSES = ("08", "57P0", "53")  # connection exceptions, shutdown, insufficient resources
 
 # What each unique constraint means to a user (constraint names follow models.NAMING_CONVENTION).
@@ -45,6 +46,7 @@ _UNIQUE_IN_WORDS = {
     "uq_actor_login": "that database login is already bound to another actor",
 }
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
+_TOO_LARGE = "a number is larger than the database can hold; ids run from 1 to 2147483647"
 _SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
 
 
@@ -56,6 +58,8 @@ def translate(exc: BaseException) -> ConsultflowError | None:
     """
     if isinstance(exc, ConsultflowError):
         return exc
+    if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):  # raised while binding, unwrapped
+        return ValidationError(_TOO_LARGE)
     if isinstance(exc, StaleDataError):
         return RetryableConflictError("someone else changed the same opinion at the same time")
     if not isinstance(exc, DBAPIError):
@@ -79,6 +83,8 @@ def _translate_postgresql(sqlstate: str, orig: object, message: str) -> Consultf
         return ValidationError(f"a referenced record does not exist or is still referenced ({constraint})")
     if sqlstate == _CHECK_VIOLATION:
         return ValidationError(f"a value is outside what the database allows ({constraint})")
+    if sqlstate == _OUT_OF_RANGE:
+        return ValidationError(_TOO_LARGE)
     if sqlstate == _RAISE_EXCEPTION and "append-only" in message:
         return AppendOnlyError()
     if sqlstate.startswith(_CONNECTION_CLASSES):

@@ -11,7 +11,8 @@ from sqlalchemy import text
 from consultflow.cli.main import main
 from consultflow.domain.errors import AppendOnlyError, ConflictError, RetryableConflictError, ValidationError
 from consultflow.domain.roles import Action
-from consultflow.services import consultations, pipeline
+from consultflow.domain.vocabulary import Field
+from consultflow.services import consultations, opinions, pipeline
 from consultflow.services.context import ServiceContext
 from tests.conftest import Cli
 from tests.helpers import COORD, EXPERT, seed, submit
@@ -111,3 +112,42 @@ def test_an_internal_error_is_one_line_and_exit_70(cli: Cli, monkeypatch: pytest
     written = log.read_text(encoding="utf-8")
     assert "Traceback" in written and "RuntimeError" in written
     assert "13812345678" not in written  # contacts are masked even in tracebacks
+
+
+def test_out_of_range_numbers_are_usage_errors_in_every_command(cli: Cli) -> None:
+    """An id no database column can hold, or zero, is one usage line (exit 2), never an internal error."""
+    cli.ok("actor", "add", COORD, "--role", "coordinator")
+    huge = "99999999999999999999"
+    commands = [
+        ("opinion", "fire", huge, "screen"),
+        ("opinion", "show", huge),
+        ("opinion", "assign", huge, "--to", COORD),
+        ("opinion", "list", "--consultation", huge),
+        ("opinion", "submit", "--consultation", "1", "--participant", huge, "--category", "x", "--channel", "y"),
+        ("round", "open", huge),
+        ("round", "close", "0"),
+        ("consultation", "show", huge),
+        ("audit", "history", huge),
+        ("audit", "verify", huge),
+        ("report", "adoption", huge),
+        ("reminders", "show", huge),
+        ("reminders", "cancel", huge),
+    ]
+    for args in commands:
+        result = cli(*args, actor=COORD)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output and "internal error" not in result.output, args
+
+
+def test_a_merge_target_out_of_range_is_refused_in_words(ctx: ServiceContext) -> None:
+    """`--into` with a number no opinion can have names the allowed range."""
+    setup = seed(ctx)
+    opinion_id = submit(ctx, setup)
+    with pytest.raises(ValidationError, match="a number from 1 to 2147483647"):
+        opinions.fire(ctx, acting=COORD, opinion_id=opinion_id, trigger="merge", fields={Field.MERGE_TARGET: 2**40})
+
+
+def test_the_store_names_a_number_too_large_for_the_database(ctx: ServiceContext) -> None:
+    """Should a huge number slip past the edge, both backends answer in words, not with a driver error."""
+    with pytest.raises(ValidationError, match="larger than the database can hold"), ctx.uow() as uow:
+        uow.opinions.get(2**40 if ctx.engine.dialect.name == "postgresql" else 2**70)
