@@ -215,7 +215,7 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
             return value
         ids = parse_ids(str(value))
         if ids is None:
-            msg = f"{value!r} is not an opinion id (1 to {MAX_ID}) or a list such as 12, 3,5,8 or 10-40"
+            msg = f"{value!r} is not an opinion id or a list such as 12, 3,5,8 or 10-40 (ids run from 1 to {MAX_ID})"
             self.fail(msg, param, ctx)
         return ids
 
