@@ -78,12 +78,18 @@ def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
     if not shape:
         return _build(data, text, source)
     # Report the sections of the wrong shape, and what the rules say of the well-shaped rest, at once.
-    broken = {problem.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0] for problem in shape}
+    broken = {section for section, _ in shape}
+    problems = [problem for _, problem in shape]
     try:
         _build({k: v for k, v in data.items() if k not in broken}, text, source)
     except WorkflowInvalidError as exc:
-        shape += [p for p in exc.problems if p.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0] not in broken]
-    raise WorkflowInvalidError(source, shape)
+        problems += [p for p in exc.problems if _section(p) not in broken]
+    raise WorkflowInvalidError(source, problems)
+
+
+def _section(problem: str) -> str:
+    """The top-level key a rule's problem (`transitions[3].dest: ...`) is about."""
+    return re.split(r"[.\[:]", problem, maxsplit=1)[0]
 
 
 def _plain_problems(data: object) -> list[str]:

@@ -142,14 +142,14 @@ def _validator() -> Any:
     return Draft202012Validator(SCHEMA)
 
 
-def schema_problems(data: object) -> list[str]:
-    """Every place `data` departs from the schema, as `path: message`, in document order."""
+def schema_problems(data: object) -> list[tuple[str, str]]:
+    """Every place `data` departs from the schema: (top-level section, `path: message`), in document order."""
     problems = []
     for error in sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if not error.absolute_path:
             continue
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        problems.append(f"{path or '(top)'}: {_message(error.validator, error.message)}")
+        problems.append((str(error.absolute_path[0]), f"{path}: {_message(error.validator, error.message)}"))
     return problems
 
 
