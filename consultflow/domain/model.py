@@ -117,3 +117,59 @@ class ReminderRow(Protocol):
     status: str
     closed_at: datetime | None
     cancel_reason: str | None
+
+
+class EntryRow(Protocol):
+    """Feedback or a reply given in a round."""
+
+    round_no: int
+    kind: str
+    stance: str | None
+    text: str
+    created_at: datetime
+
+
+class DeliveryRow(Protocol):
+    """A message in the outbox."""
+
+    id: int
+    idempotency_key: str
+    kind: str
+    reminder_id: int | None
+    recipient_kind: str
+    recipient_id: int
+    recipient_name: str
+    channel: str
+    lang: str
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    locked_until: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class AttemptRow(Protocol):
+    """One try at sending a delivery."""
+
+    delivery_id: int
+    attempt: int
+    at: datetime
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class OpinionFilter:
+    """Which opinions to list; every value given must match."""
+
+    consultation_id: int | None = None
+    state: str | None = None
+    assigned_planner_id: int | None = None
+    category: str | None = None
+    channel: str | None = None
+    round_no: int | None = None
+    outcome: str | None = None
+    limit: int | None = None

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-
 from consultflow.domain.audit import GENESIS_HASH, EventKind
 from consultflow.domain.roles import Action
 from consultflow.services.context import ServiceContext, spec_for
@@ -14,7 +12,6 @@ from consultflow.services.inputs import required_text
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import RoundRow
 from consultflow.services.workflows import file_specs, pin_workflow
-from consultflow.store.models import Consultation, Opinion, Workflow
 
 DEFAULT_WORKFLOW = "consultation-loop"
 
@@ -94,17 +91,9 @@ def create_consultation(
 def list_consultations(ctx: ServiceContext) -> list[ConsultationView]:
     """Every consultation with its opinion count."""
     with ctx.uow() as uow:
-        counts = dict(
-            uow.session.execute(select(Opinion.consultation_id, func.count()).group_by(Opinion.consultation_id)).all()
-        )
-        rows = uow.session.execute(
-            select(Consultation, Workflow.name, Workflow.version)
-            .join(Workflow, Workflow.id == Consultation.workflow_id)
-            .order_by(Consultation.id)
-        ).all()
         return [
-            ConsultationView(c.id, c.title, c.area, f"{n}@{v}", c.created_at, counts.get(c.id, 0), c.auto_close)
-            for c, n, v in rows
+            ConsultationView(c.id, c.title, c.area, f"{name}@{version}", c.created_at, count, c.auto_close)
+            for c, name, version, count in uow.consultations.listing()
         ]
 
 
@@ -113,11 +102,7 @@ def show_consultation(ctx: ServiceContext, consultation_id: int) -> Consultation
     with ctx.uow() as uow:
         c = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(c.workflow_id))
-        counts = dict(
-            uow.session.execute(
-                select(Opinion.state, func.count()).where(Opinion.consultation_id == c.id).group_by(Opinion.state)
-            ).all()
-        )
+        counts = uow.opinions.count_by_state(c.id)
         rounds = tuple(round_view(r) for r in uow.consultations.rounds(c.id))
     by_state = tuple((s, counts.get(s, 0)) for s in spec.states)
     return ConsultationView(

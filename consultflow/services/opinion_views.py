@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from consultflow.domain.errors import NotFoundError
+from consultflow.domain.model import OpinionFilter
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.ports import OpinionRow
 from consultflow.services.ports import UnitOfWork as Ports
-from consultflow.store.models import Actor, Opinion, OpinionEntry
 
 
 @dataclass(frozen=True)
@@ -66,41 +64,24 @@ def list_opinions(
 ) -> list[OpinionView]:
     """Opinions matching every filter given, oldest first."""
     with ctx.uow() as uow:
-        stmt = select(Opinion).order_by(Opinion.id)
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
-            stmt = stmt.where(Opinion.consultation_id == consultation_id)
+        planner_id = None
         if assigned_to is not None:
             planner = uow.actors.by_name(assigned_to)
             if planner is None:
                 msg = f"unknown actor {assigned_to!r}"
                 raise NotFoundError(msg)
-            stmt = stmt.where(Opinion.assigned_planner_id == planner.id)
-        for column, value in (
-            (Opinion.state, state),
-            (Opinion.category, category),
-            (Opinion.channel, channel),
-            (Opinion.current_round, round_no),
-            (Opinion.outcome, outcome),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        rows = list(uow.session.scalars(stmt))
-        return opinion_views(uow, rows)
+            planner_id = planner.id
+        criteria = OpinionFilter(consultation_id, state, planner_id, category, channel, round_no, outcome, limit)
+        return opinion_views(uow, uow.opinions.search(criteria))
 
 
 def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[EntryView]]:
     """An opinion and everything exchanged about it, round by round."""
     with ctx.uow() as uow:
         op = uow.opinions.get(opinion_id)
-        entries = uow.session.execute(
-            select(OpinionEntry, Actor.name)
-            .join(Actor, Actor.id == OpinionEntry.actor_id)
-            .where(OpinionEntry.opinion_id == op.id)
-            .order_by(OpinionEntry.opinion_seq)
-        ).all()
+        entries = uow.opinions.entries(op.id)
         entry_views = [EntryView(e.round_no, e.kind, e.stance, e.text, name, e.created_at) for e, name in entries]
         return opinion_view(uow, op), entry_views
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
 from consultflow.domain.roles import (
@@ -20,7 +19,6 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import ParticipantRow
-from consultflow.store.models import Actor, ActorRole, Participant
 
 log = structlog.get_logger(__name__)
 
@@ -110,23 +108,11 @@ def add_actor(
 def list_actors(ctx: ServiceContext) -> list[ActorView]:
     """Everyone registered, with their roles."""
     with ctx.uow() as uow:
-        actors = list(uow.session.scalars(select(Actor).order_by(Actor.id)))
-        roles: dict[int, list[str]] = {}
-        for actor_id, role in uow.session.execute(
-            select(ActorRole.actor_id, ActorRole.role).order_by(ActorRole.actor_id, ActorRole.position)
-        ):
-            roles.setdefault(actor_id, []).append(role)
+        found = uow.actors.with_roles()
     return [
-        ActorView(
-            a.id,
-            a.name,
-            tuple(roles.get(a.id, [])),
-            a.lang,
-            a.contact is not None,
-            a.created_at,
-        )
-        for a in actors
-        if roles.get(a.id) != [Role.SYSTEM.value]
+        ActorView(a.id, a.name, tuple(r.value for r in roles), a.lang, a.contact is not None, a.created_at)
+        for a, roles in found
+        if list(roles) != [Role.SYSTEM]
     ]
 
 
@@ -176,10 +162,7 @@ def list_participants(
         if with_contact:
             actor, roles = uow.actors.require(acting)
             acting_role(actor.name, roles, [Role.COORDINATOR], "see contact details")
-        stmt = select(Participant).order_by(Participant.id)
-        if village:
-            stmt = stmt.where(Participant.village == village)
-        rows = list(uow.session.scalars(stmt))
+        rows = uow.actors.participants(village)
     return [_participant_view(p, with_contact=with_contact) for p in rows]
 
 

@@ -11,8 +11,12 @@ from typing import Protocol
 
 __all__ = [
     "ActorRow",
+    "AttemptRow",
     "ConsultationRow",
+    "DeliveryRow",
+    "EntryRow",
     "NewOpinionRow",
+    "OpinionFilter",
     "OpinionRow",
     "ParticipantRow",
     "ReminderRow",
@@ -26,8 +30,12 @@ from consultflow.domain.audit import AuditContent
 from consultflow.domain.entering import Entering
 from consultflow.domain.model import (
     ActorRow,
+    AttemptRow,
     ConsultationRow,
+    DeliveryRow,
+    EntryRow,
     NewOpinionRow,
+    OpinionFilter,
     OpinionRow,
     ParticipantRow,
     ReminderRow,
@@ -57,6 +65,12 @@ class ActorRepository(Protocol):
     def count_people(self) -> int:
         """Registered people, not counting the system actor."""
 
+    def with_roles(self) -> Sequence[tuple[ActorRow, Sequence[Role]]]:
+        """Every actor with their roles, by id."""
+
+    def participants(self, village: str | None = None) -> Sequence[ParticipantRow]:
+        """Participants by id, of one village when given."""
+
     def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> ActorRow:
         """Register an actor with roles."""
 
@@ -85,6 +99,12 @@ class ConsultationRepository(Protocol):
 
     def workflow(self, workflow_id: int) -> WorkflowRow:
         """A stored workflow version."""
+
+    def listing(self) -> Sequence[tuple[ConsultationRow, str, int, int]]:
+        """Every consultation with its workflow name, version and number of opinions."""
+
+    def rounds(self, consultation_id: int) -> Sequence[RoundRow]:
+        """A consultation's rounds, oldest first."""
 
     def stored_workflow(self, name: str, version: int) -> WorkflowRow | None:
         """The stored copy of a workflow version."""
@@ -140,6 +160,18 @@ class OpinionRepository(Protocol):
     ) -> None:
         """The feedback or reply an opinion's transition carries."""
 
+    def get_many(self, opinion_ids: Sequence[int]) -> Sequence[OpinionRow]:
+        """Opinions by id, in the order asked; refuses unknown ids."""
+
+    def search(self, criteria: OpinionFilter) -> Sequence[OpinionRow]:
+        """Opinions matching every value the filter gives, oldest first."""
+
+    def entries(self, opinion_id: int) -> Sequence[tuple[EntryRow, str]]:
+        """What was exchanged about an opinion, with who wrote each."""
+
+    def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
+        """Opinions per state."""
+
     def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
         """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id."""
 
@@ -172,6 +204,18 @@ class ReminderStore(Protocol):
 
     def get_many(self, reminder_ids: Sequence[int]) -> Sequence[ReminderRow]:
         """Reminders by id; refuses unknown ids."""
+
+    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> Sequence[ReminderRow]:
+        """Reminders, soonest first."""
+
+    def deliveries(self, *, failed_only: bool = False, limit: int | None = None) -> Sequence[DeliveryRow]:
+        """The outbox by id."""
+
+    def deliveries_of(self, reminder_id: int) -> Sequence[DeliveryRow]:
+        """A reminder's deliveries."""
+
+    def attempts_of(self, delivery_ids: Sequence[int]) -> Sequence[AttemptRow]:
+        """Every attempt at these deliveries, in order."""
 
 
 class UnitOfWork(Protocol):

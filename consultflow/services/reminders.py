@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 
-from consultflow.domain.errors import NotFoundError, ValidationError
+from consultflow.domain.errors import ValidationError
 from consultflow.domain.roles import Action
 from consultflow.services.context import ServiceContext
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import ReminderRow
-from consultflow.store.models import Delivery, DeliveryAttempt, Reminder
+from consultflow.services.ports import DeliveryRow, ReminderRow
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +72,7 @@ def _reminder_view(r: ReminderRow) -> ReminderView:
     )  # fmt: skip
 
 
-def _delivery_view(d: Delivery, history: tuple[AttemptView, ...] = ()) -> DeliveryView:
+def _delivery_view(d: DeliveryRow, history: tuple[AttemptView, ...] = ()) -> DeliveryView:
     return DeliveryView(
         d.id, d.idempotency_key, d.kind, d.reminder_id, d.recipient_name, d.channel, d.lang, d.subject,
         d.status, d.attempts, d.next_attempt_at, d.last_error, d.sent_at, history,
@@ -92,44 +90,24 @@ def list_reminders(
         msg = f"unknown reminder status {status!r}; allowed: {', '.join(STATUSES)}"
         raise ValidationError(msg)
     with ctx.uow() as uow:
-        stmt = select(Reminder).order_by(Reminder.send_at, Reminder.id)
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
-            stmt = stmt.where(Reminder.consultation_id == consultation_id)
-        if status is not None:
-            stmt = stmt.where(Reminder.status == status)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return [_reminder_view(r) for r in uow.session.scalars(stmt)]
+        return [_reminder_view(r) for r in uow.reminders.search(consultation_id, status, limit)]
 
 
 def list_deliveries(ctx: ServiceContext, *, failed_only: bool = False, limit: int | None = None) -> list[DeliveryView]:
     """The outbox; `failed_only` keeps deliveries that failed at least once and are not sent."""
     with ctx.uow() as uow:
-        stmt = select(Delivery).order_by(Delivery.id)
-        if failed_only:
-            stmt = stmt.where(Delivery.status != "sent", Delivery.last_error.is_not(None))
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return [_delivery_view(d) for d in uow.session.scalars(stmt)]
+        return [_delivery_view(d) for d in uow.reminders.deliveries(failed_only=failed_only, limit=limit)]
 
 
 def show_reminder(ctx: ServiceContext, reminder_id: int) -> tuple[ReminderView, list[DeliveryView]]:
     """A reminder with its deliveries and every attempt at them."""
     with ctx.uow() as uow:
-        reminder = uow.session.get(Reminder, reminder_id)
-        if reminder is None:
-            msg = f"unknown reminder {reminder_id}; list them with 'consultflow reminders list'"
-            raise NotFoundError(msg)
-        deliveries = list(
-            uow.session.scalars(select(Delivery).where(Delivery.reminder_id == reminder.id).order_by(Delivery.id))
-        )
+        (reminder,) = uow.reminders.get_many([reminder_id])
+        deliveries = uow.reminders.deliveries_of(reminder.id)
         attempts: dict[int, list[AttemptView]] = {}
-        for a in uow.session.scalars(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
-            .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.attempt)
-        ):
+        for a in uow.reminders.attempts_of([d.id for d in deliveries]):
             attempts.setdefault(a.delivery_id, []).append(AttemptView(a.attempt, a.at, a.ok, a.error))
         return _reminder_view(reminder), [_delivery_view(d, tuple(attempts.get(d.id, []))) for d in deliveries]
 

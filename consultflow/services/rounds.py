@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import Entering, round_close_effects
 from consultflow.domain.errors import RoundStateError, ValidationError
@@ -17,7 +15,6 @@ from consultflow.domain.roles import Action
 from consultflow.services.consultations import RoundView, round_view
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.pipeline import Change, run
-from consultflow.store.models import Opinion
 
 
 @dataclass(frozen=True)
@@ -227,15 +224,6 @@ def round_status(ctx: ServiceContext, consultation_id: int) -> RoundStatus:
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
         rounds = tuple(round_view(r) for r in uow.consultations.rounds(consultation.id))
         current = uow.consultations.open_round(consultation.id)
-        counts = dict(
-            uow.session.execute(
-                select(Opinion.state, func.count())
-                .where(
-                    Opinion.consultation_id == consultation.id,
-                    Opinion.outcome.is_(None),
-                )
-                .group_by(Opinion.state)
-            ).all()
-        )
+        counts = uow.opinions.count_by_state(consultation.id, open_only=True)
     waiting = tuple((s, counts.get(s, 0)) for s in spec.active_states())
     return RoundStatus(consultation.id, round_view(current) if current else None, rounds, waiting)

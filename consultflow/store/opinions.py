@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import case, literal, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError
-from consultflow.domain.model import ConsultationRow, NewOpinionRow, OpinionRow
+from consultflow.domain.model import ConsultationRow, NewOpinionRow, OpinionFilter, OpinionRow
 from consultflow.store.batches import chunked
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
 
@@ -121,6 +121,41 @@ class OpinionRepository:
                 created_at=now,
             )
         )
+
+    def search(self, criteria: OpinionFilter) -> list[Opinion]:
+        """Opinions matching every value the filter gives, oldest first."""
+        stmt = select(Opinion).order_by(Opinion.id)
+        for column, value in (
+            (Opinion.consultation_id, criteria.consultation_id),
+            (Opinion.assigned_planner_id, criteria.assigned_planner_id),
+            (Opinion.state, criteria.state),
+            (Opinion.category, criteria.category),
+            (Opinion.channel, criteria.channel),
+            (Opinion.current_round, criteria.round_no),
+            (Opinion.outcome, criteria.outcome),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if criteria.limit is not None:
+            stmt = stmt.limit(criteria.limit)
+        return list(self.session.scalars(stmt))
+
+    def entries(self, opinion_id: int) -> list[tuple[OpinionEntry, str]]:
+        """What was exchanged about an opinion, in order, with who wrote each."""
+        stmt = (
+            select(OpinionEntry, Actor.name)
+            .join(Actor, Actor.id == OpinionEntry.actor_id)
+            .where(OpinionEntry.opinion_id == opinion_id)
+            .order_by(OpinionEntry.opinion_seq)
+        )
+        return [(entry, name) for entry, name in self.session.execute(stmt)]
+
+    def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
+        """How many of the consultation's opinions are in each state (undecided ones only, if asked)."""
+        stmt = select(Opinion.state, func.count()).where(Opinion.consultation_id == consultation_id)
+        if open_only:
+            stmt = stmt.where(Opinion.outcome.is_(None))
+        return dict(self.session.execute(stmt.group_by(Opinion.state)).all())
 
     def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
         """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id."""

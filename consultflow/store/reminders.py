@@ -13,7 +13,7 @@ from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
 from consultflow.store.bulk import insert_ignoring_duplicates
-from consultflow.store.models import Reminder
+from consultflow.store.models import Delivery, DeliveryAttempt, Reminder
 
 
 class ReminderStore:
@@ -75,6 +75,43 @@ class ReminderStore:
             .execution_options(synchronize_session=False)
         )
 
+    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> list[Reminder]:
+        """Reminders, soonest first."""
+        stmt = select(Reminder).order_by(Reminder.send_at, Reminder.id)
+        if consultation_id is not None:
+            stmt = stmt.where(Reminder.consultation_id == consultation_id)
+        if status is not None:
+            stmt = stmt.where(Reminder.status == status)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def deliveries(self, *, failed_only: bool = False, limit: int | None = None) -> list[Delivery]:
+        """The outbox by id; `failed_only` keeps those that failed at least once and are not sent."""
+        stmt = select(Delivery).order_by(Delivery.id)
+        if failed_only:
+            stmt = stmt.where(Delivery.status != "sent", Delivery.last_error.is_not(None))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def deliveries_of(self, reminder_id: int) -> list[Delivery]:
+        """A reminder's deliveries by id."""
+        stmt = select(Delivery).where(Delivery.reminder_id == reminder_id).order_by(Delivery.id)
+        return list(self.session.scalars(stmt))
+
+    def attempts_of(self, delivery_ids: Sequence[int]) -> list[DeliveryAttempt]:
+        """Every attempt at these deliveries, by delivery and attempt number."""
+        found: list[DeliveryAttempt] = []
+        for batch in chunked(sorted(set(delivery_ids))):
+            stmt = (
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.delivery_id.in_(batch))
+                .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.attempt)
+            )
+            found.extend(self.session.scalars(stmt))
+        return found
+
     def get_many(self, reminder_ids: Sequence[int]) -> list[Reminder]:
         """Reminders by id, in id order; refuses unknown ids."""
         found: dict[int, Reminder] = {}
@@ -82,6 +119,6 @@ class ReminderStore:
             found.update((r.id, r) for r in self.session.scalars(select(Reminder).where(Reminder.id.in_(batch))))
         missing = sorted(set(reminder_ids) - found.keys())
         if missing:
-            msg = f"unknown reminder(s): {', '.join(map(str, missing))}"
+            msg = f"unknown reminder(s): {', '.join(map(str, missing))}; list them with 'consultflow reminders list'"
             raise NotFoundError(msg)
         return [found[i] for i in sorted(found)]

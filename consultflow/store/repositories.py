@@ -21,6 +21,7 @@ from consultflow.store.models import (
     ActorRole,
     AuditEvent,
     Consultation,
+    Opinion,
     Participant,
     Round,
     Workflow,
@@ -88,6 +89,21 @@ class ActorRepository:
             found.update(self.session.scalars(select(Participant.id).where(Participant.id.in_(batch))))
         return [i for i in dict.fromkeys(participant_ids) if i not in found]
 
+    def with_roles(self) -> list[tuple[Actor, list[Role]]]:
+        """Every actor with their roles in the order given, by id."""
+        roles: dict[int, list[Role]] = {}
+        stmt = select(ActorRole.actor_id, ActorRole.role).order_by(ActorRole.actor_id, ActorRole.position)
+        for actor_id, role in self.session.execute(stmt):
+            roles.setdefault(actor_id, []).append(Role(role))
+        return [(a, roles.get(a.id, [])) for a in self.session.scalars(select(Actor).order_by(Actor.id))]
+
+    def participants(self, village: str | None = None) -> list[Participant]:
+        """Participants by id, of one village when given."""
+        stmt = select(Participant).order_by(Participant.id)
+        if village:
+            stmt = stmt.where(Participant.village == village)
+        return list(self.session.scalars(stmt))
+
     def count_people(self) -> int:
         """Registered people, not counting consultflow's own system actor."""
         stmt = select(func.count()).select_from(ActorRole).where(ActorRole.role != Role.SYSTEM.value)
@@ -151,6 +167,17 @@ class ConsultationRepository:
         self.session.add(row)
         self.session.flush()
         return row
+
+    def listing(self) -> list[tuple[Consultation, str, int, int]]:
+        """Every consultation with its workflow's name and version and its number of opinions."""
+        per_consultation = select(Opinion.consultation_id, func.count()).group_by(Opinion.consultation_id)
+        counts = dict(self.session.execute(per_consultation).all())
+        stmt = (
+            select(Consultation, Workflow.name, Workflow.version)
+            .join(Workflow, Workflow.id == Consultation.workflow_id)
+            .order_by(Consultation.id)
+        )
+        return [(c, name, version, counts.get(c.id, 0)) for c, name, version in self.session.execute(stmt)]
 
     def stored_workflows(self, name: str | None = None) -> list[Workflow]:
         """Stored workflow versions, of one name or all, by name and version."""
