@@ -173,3 +173,58 @@ class OpinionFilter:
     round_no: int | None = None
     outcome: str | None = None
     limit: int | None = None
+
+
+class AuditEventRow(Protocol):
+    """One stored audit event."""
+
+    id: int
+    consultation_id: int
+    chain_seq: int
+    kind: str
+    opinion_id: int | None
+    opinion_seq: int | None
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    round_no: int | None
+    completes_cycle: bool
+    actor: str
+    role: str
+    at: datetime
+    payload: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which opinion events to find; every filter given must hold.
+
+    Participant, category, channel and outcome are the opinion's; state is where the event led;
+    round and time range are the event's.
+    """
+
+    consultation_id: int | None = None
+    participant_id: int | None = None
+    category: str | None = None
+    channel: str | None = None
+    state: str | None = None
+    outcome: str | None = None
+    round_no: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class LastEvent:
+    """Where an opinion's events had taken it at some moment."""
+
+    opinion_id: int
+    consultation_id: int
+    workflow_id: int
+    state: str
+    round_no: int
+    cycles: int
+    at: datetime

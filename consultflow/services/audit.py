@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, cast, func, select
-
+from consultflow.domain.model import AuditEventRow, EventFilter
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.opinion_views import OpinionView, opinion_view
-from consultflow.store.models import AuditEvent, Opinion
+
+__all__ = ["EventFilter", "HistoryEvent", "OpinionAsOf", "as_of", "history", "search_events"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class HistoryEvent:
     chain_seq: int | None = None
 
 
-def _event(e: AuditEvent) -> HistoryEvent:
+def _event(e: AuditEventRow) -> HistoryEvent:
     return HistoryEvent(
         seq=e.opinion_seq or 0,
         at=e.at,
@@ -61,60 +61,14 @@ def history(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[His
         return opinion_view(uow, opinion), events
 
 
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events to find; every filter given must hold."""
-
-    consultation_id: int | None = None
-    participant_id: int | None = None
-    category: str | None = None
-    channel: str | None = None
-    state: str | None = None
-    outcome: str | None = None
-    round_no: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int | None = None
-
-
 def search_events(ctx: ServiceContext, criteria: EventFilter) -> list[HistoryEvent]:
-    """Opinion events matching every filter, in the order they happened.
-
-    Participant, category, channel and outcome are the opinion's; state is where the event led
-    (the events that moved opinions into it); round and time range are the event's.
-    """
-    where: list[ColumnElement[bool]] = [AuditEvent.opinion_id.is_not(None)]
-    c = criteria
-    opinion_filters = [
-        (Opinion.consultation_id, c.consultation_id),
-        (Opinion.participant_id, c.participant_id),
-        (Opinion.category, c.category),
-        (Opinion.channel, c.channel),
-        (Opinion.outcome, c.outcome),
-    ]
-    where += [column == value for column, value in opinion_filters if value is not None]
-    if c.state is not None:
-        where.append(AuditEvent.to_state == c.state)
-    if c.round_no is not None:
-        where.append(AuditEvent.round_no == c.round_no)
-    if c.since is not None:
-        where.append(AuditEvent.at >= c.since)
-    if c.until is not None:
-        where.append(AuditEvent.at < c.until)
+    """Opinion events matching every filter, in the order they happened (see `EventFilter`)."""
     with ctx.uow() as uow:
-        if c.consultation_id is not None:
-            uow.consultations.get(c.consultation_id)
-        if c.participant_id is not None:
-            uow.actors.participant(c.participant_id)
-        stmt = (
-            select(AuditEvent)
-            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
-            .where(*where)
-            .order_by(AuditEvent.at, AuditEvent.id)
-        )
-        if c.limit is not None:
-            stmt = stmt.limit(c.limit)
-        return [_event(e) for e in uow.session.scalars(stmt)]
+        if criteria.consultation_id is not None:
+            uow.consultations.get(criteria.consultation_id)
+        if criteria.participant_id is not None:
+            uow.actors.participant(criteria.participant_id)
+        return [_event(e) for e in uow.audit.search(criteria)]
 
 
 @dataclass(frozen=True)
@@ -138,46 +92,18 @@ def as_of(ctx: ServiceContext, moment: datetime, consultation_id: int | None = N
     with ctx.uow() as uow:
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
-        where = [AuditEvent.opinion_id.is_not(None), AuditEvent.at <= moment]
-        if consultation_id is not None:
-            where.append(AuditEvent.consultation_id == consultation_id)
-        last = (
-            select(
-                AuditEvent.opinion_id.label("opinion_id"),
-                func.max(AuditEvent.opinion_seq).label("seq"),
-                func.sum(cast(AuditEvent.completes_cycle, Integer)).label("cycles"),
-            )
-            .where(*where)
-            .group_by(AuditEvent.opinion_id)
-            .subquery()
-        )
-        rows = uow.session.execute(
-            select(
-                AuditEvent.opinion_id,
-                AuditEvent.consultation_id,
-                AuditEvent.to_state,
-                AuditEvent.round_no,
-                AuditEvent.at,
-                last.c.cycles,
-                Opinion.workflow_id,
-            )
-            .join(last, and_(last.c.opinion_id == AuditEvent.opinion_id, last.c.seq == AuditEvent.opinion_seq))
-            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
-            .order_by(AuditEvent.opinion_id)
-        ).all()
         out = []
-        for opinion_id, cid, state, round_no, at, cycles, workflow_id in rows:
-            spec = spec_for(uow.consultations.workflow(workflow_id))
-            outcome = spec.states[state].outcome
+        for last in uow.audit.last_events(moment, consultation_id):
+            outcome = spec_for(uow.consultations.workflow(last.workflow_id)).states[last.state].outcome
             out.append(
                 OpinionAsOf(
-                    opinion_id,
-                    cid,
-                    str(state),
+                    last.opinion_id,
+                    last.consultation_id,
+                    last.state,
                     outcome.value if outcome else None,
-                    int(round_no or 0),
-                    int(cycles or 0),
-                    at,
+                    last.round_no,
+                    last.cycles,
+                    last.at,
                 )
             )
         return out

@@ -5,16 +5,19 @@ Services speak only to these. The rows they return are the protocols of `consult
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 __all__ = [
     "ActorRow",
     "AttemptRow",
+    "AuditEventRow",
     "ConsultationRow",
     "DeliveryRow",
     "EntryRow",
+    "EventFilter",
+    "LastEvent",
     "NewOpinionRow",
     "OpinionFilter",
     "OpinionRow",
@@ -31,9 +34,12 @@ from consultflow.domain.entering import Entering
 from consultflow.domain.model import (
     ActorRow,
     AttemptRow,
+    AuditEventRow,
     ConsultationRow,
     DeliveryRow,
     EntryRow,
+    EventFilter,
+    LastEvent,
     NewOpinionRow,
     OpinionFilter,
     OpinionRow,
@@ -99,6 +105,9 @@ class ConsultationRepository(Protocol):
 
     def workflow(self, workflow_id: int) -> WorkflowRow:
         """A stored workflow version."""
+
+    def ids(self) -> list[int]:
+        """Every consultation's id."""
 
     def listing(self) -> Sequence[tuple[ConsultationRow, str, int, int]]:
         """Every consultation with its workflow name, version and number of opinions."""
@@ -186,6 +195,18 @@ class AuditLog(Protocol):
 
     def append(self, consultation: ConsultationRow, drafts: Sequence[AuditContent]) -> list[AuditContent]:
         """Chain and insert events after the consultation's head."""
+
+    def chain(self, consultation_id: int) -> Generator[AuditEventRow, None, None]:
+        """A consultation's events in chain order, streamed."""
+
+    def search(self, criteria: EventFilter) -> Sequence[AuditEventRow]:
+        """Opinion events matching every filter, in order."""
+
+    def last_events(self, moment: datetime, consultation_id: int | None = None) -> Sequence[LastEvent]:
+        """Each opinion's last event at or before `moment`."""
+
+    def for_opinion(self, opinion_id: int) -> Sequence[AuditEventRow]:
+        """An opinion's events in order."""
 
 
 class ReminderStore(Protocol):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from consultflow.domain.audit import GENESIS_HASH, AuditContent, chain_hash
+from consultflow.domain.model import AuditEventRow, ConsultationRow
 from consultflow.services.context import ServiceContext
-from consultflow.store.models import AuditEvent, Consultation
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class ChainReport:
     broken: BrokenEvent | None = None
 
 
-def _content(e: AuditEvent) -> AuditContent:
+def _content(e: AuditEventRow) -> AuditContent:
     return AuditContent(
         consultation_id=e.consultation_id,
         chain_seq=e.chain_seq,
@@ -58,7 +57,7 @@ def _content(e: AuditEvent) -> AuditContent:
     )
 
 
-def _broken(e: AuditEvent, problem: str) -> BrokenEvent:
+def _broken(e: AuditEventRow, problem: str) -> BrokenEvent:
     return BrokenEvent(e.chain_seq, e.id, e.opinion_id, e.opinion_seq, e.kind, e.trigger, e.at, problem)
 
 
@@ -70,20 +69,12 @@ def verify_chain(ctx: ServiceContext, consultation_id: int) -> ChainReport:
     """
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
-        stmt = (
-            select(AuditEvent)
-            .where(AuditEvent.consultation_id == consultation.id)
-            .order_by(AuditEvent.chain_seq)
-            .execution_options(yield_per=2000)
-        )
-        events = uow.session.scalars(stmt)
-        try:
+        # closing: a server-side cursor on PostgreSQL, abandoned at the first problem
+        with closing(uow.audit.chain(consultation.id)) as events:
             return _walk(consultation, events)
-        finally:
-            events.close()  # a server-side cursor on PostgreSQL, abandoned at the first problem
 
 
-def _walk(consultation: Consultation, events: Iterable[AuditEvent]) -> ChainReport:
+def _walk(consultation: ConsultationRow, events: Iterable[AuditEventRow]) -> ChainReport:
     prev, expected, count = GENESIS_HASH, 1, 0
     for event in events:
         count += 1
@@ -116,5 +107,5 @@ def verify_all(ctx: ServiceContext, consultation_id: int | None = None) -> list[
     if consultation_id is not None:
         return [verify_chain(ctx, consultation_id)]
     with ctx.uow() as uow:
-        ids = list(uow.session.scalars(select(Consultation.id).order_by(Consultation.id)))
+        ids = uow.consultations.ids()
     return [verify_chain(ctx, cid) for cid in ids]

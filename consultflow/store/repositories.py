@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, Integer, and_, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, chain_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
-from consultflow.domain.model import ConsultationRow
+from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
@@ -179,6 +179,10 @@ class ConsultationRepository:
         )
         return [(c, name, version, counts.get(c.id, 0)) for c, name, version in self.session.execute(stmt)]
 
+    def ids(self) -> list[int]:
+        """Every consultation's id, in order."""
+        return list(self.session.scalars(select(Consultation.id).order_by(Consultation.id)))
+
     def stored_workflows(self, name: str | None = None) -> list[Workflow]:
         """Stored workflow versions, of one name or all, by name and version."""
         stmt = select(Workflow).order_by(Workflow.name, Workflow.version)
@@ -274,6 +278,86 @@ class AuditLog:
         self.session.execute(insert(AuditEvent), rows)
         consultation.chain_seq, consultation.chain_head = seq, head
         return chained
+
+    def chain(self, consultation_id: int) -> Generator[AuditEvent, None, None]:
+        """A consultation's events in chain order, streamed in batches (a server-side cursor on PostgreSQL).
+
+        Close the iterator when stopping early (`contextlib.closing`), so the cursor is released.
+        """
+        stmt = (
+            select(AuditEvent)
+            .where(AuditEvent.consultation_id == consultation_id)
+            .order_by(AuditEvent.chain_seq)
+            .execution_options(yield_per=2000)
+        )
+        events = self.session.scalars(stmt)
+        try:
+            yield from events
+        finally:
+            events.close()
+
+    def search(self, criteria: EventFilter) -> list[AuditEvent]:
+        """Opinion events matching every filter, in the order they happened."""
+        c = criteria
+        where: list[ColumnElement[bool]] = [AuditEvent.opinion_id.is_not(None)]
+        for column, value in (
+            (Opinion.consultation_id, c.consultation_id),
+            (Opinion.participant_id, c.participant_id),
+            (Opinion.category, c.category),
+            (Opinion.channel, c.channel),
+            (Opinion.outcome, c.outcome),
+            (AuditEvent.to_state, c.state),
+            (AuditEvent.round_no, c.round_no),
+        ):
+            if value is not None:
+                where.append(column == value)
+        if c.since is not None:
+            where.append(AuditEvent.at >= c.since)
+        if c.until is not None:
+            where.append(AuditEvent.at < c.until)
+        stmt = (
+            select(AuditEvent)
+            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
+            .where(*where)
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
+        if c.limit is not None:
+            stmt = stmt.limit(c.limit)
+        return list(self.session.scalars(stmt))
+
+    def last_events(self, moment: datetime, consultation_id: int | None = None) -> list[LastEvent]:
+        """For each opinion, its last event at or before `moment` and the cycles completed by then."""
+        where = [AuditEvent.opinion_id.is_not(None), AuditEvent.at <= moment]
+        if consultation_id is not None:
+            where.append(AuditEvent.consultation_id == consultation_id)
+        last = (
+            select(
+                AuditEvent.opinion_id.label("opinion_id"),
+                func.max(AuditEvent.opinion_seq).label("seq"),
+                func.sum(cast(AuditEvent.completes_cycle, Integer)).label("cycles"),
+            )
+            .where(*where)
+            .group_by(AuditEvent.opinion_id)
+            .subquery()
+        )
+        stmt = (
+            select(
+                AuditEvent.opinion_id,
+                AuditEvent.consultation_id,
+                Opinion.workflow_id,
+                AuditEvent.to_state,
+                AuditEvent.round_no,
+                last.c.cycles,
+                AuditEvent.at,
+            )
+            .join(last, and_(last.c.opinion_id == AuditEvent.opinion_id, last.c.seq == AuditEvent.opinion_seq))
+            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
+            .order_by(AuditEvent.opinion_id)
+        )
+        return [
+            LastEvent(int(o), cid, wf, str(state), int(round_no or 0), int(cycles or 0), at)
+            for o, cid, wf, state, round_no, cycles, at in self.session.execute(stmt)
+        ]
 
     def for_opinion(self, opinion_id: int) -> list[AuditEvent]:
         """An opinion's events in order."""
