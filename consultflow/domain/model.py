@@ -122,6 +122,7 @@ class ReminderRow(Protocol):
 class EntryRow(Protocol):
     """Feedback or a reply given in a round."""
 
+    opinion_id: int
     round_no: int
     kind: str
     stance: str | None

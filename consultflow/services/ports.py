@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 __all__ = [
     "ActorRow",
@@ -82,6 +82,9 @@ class ActorRepository(Protocol):
 
     def participant(self, participant_id: int) -> ParticipantRow:
         """A participant by id, or a refusal."""
+
+    def participants_by_id(self, participant_ids: Sequence[int]) -> Sequence[ParticipantRow]:
+        """The participants with these ids."""
 
     def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
         """Those of the ids that name no participant."""
@@ -178,6 +181,9 @@ class OpinionRepository(Protocol):
     def entries(self, opinion_id: int) -> Sequence[tuple[EntryRow, str]]:
         """What was exchanged about an opinion, with who wrote each."""
 
+    def entries_of_kind(self, consultation_id: int, kind: str) -> Sequence[EntryRow]:
+        """The consultation's entries of one kind, by opinion and sequence."""
+
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         """Opinions per state."""
 
@@ -239,6 +245,30 @@ class ReminderStore(Protocol):
         """Every attempt at these deliveries, in order."""
 
 
+class Figures(Protocol):
+    """Aggregates over a consultation's opinions and events (see store.figures)."""
+
+    def outcome_rounds(
+        self, consultation_id: int, outcomes: Sequence[str], by: Literal["category", "channel"] | None
+    ) -> Sequence[tuple[str, int, str | None, int]]:
+        """(outcome, rounds count, group, opinions) for decided opinions."""
+
+    def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> Sequence[tuple[int, str, int, str, str]]:
+        """(id, outcome, rounds count, category, channel) of each decided opinion."""
+
+    def event_counts(self, consultation_id: int) -> Sequence[tuple[int, str, str | None, str | None, int]]:
+        """(round, kind, trigger, destination, distinct opinions)."""
+
+    def last_round(self, consultation_id: int) -> int:
+        """The highest round of the consultation's events."""
+
+    def event_summary(self, consultation_id: int) -> dict[int, tuple[int, int, int]]:
+        """Per opinion: (events, cycles, highest sequence)."""
+
+    def last_events(self, consultation_id: int) -> dict[int, tuple[str | None, str, int | None]]:
+        """Per opinion, its latest event: (destination, payload JSON, round)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -261,6 +291,10 @@ class UnitOfWork(Protocol):
     @property
     def reminders(self) -> ReminderStore:
         """Reminder records."""
+
+    @property
+    def figures(self) -> Figures:
+        """Aggregates for the auditors' figures."""
 
     def commit(self) -> None:
         """Make the changes permanent."""

@@ -9,18 +9,17 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import and_, func, select
 
 from consultflow.domain.document import Cell, Document, Table
 from consultflow.domain.labels import Lang
+from consultflow.domain.model import ConsultationRow, EntryRow, OpinionFilter, OpinionRow, ParticipantRow
 from consultflow.domain.privacy import NameMode, display_name
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES, Outcome
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services import statistics
 from consultflow.services.context import ServiceContext, spec_for
-from consultflow.store.models import AuditEvent, Consultation, Opinion, OpinionEntry, Participant, Round
 
 _WORDS: dict[str, tuple[str, str]] = {
     "adoption_title": ("意见采纳情况统计", "Adoption of opinions"),
@@ -70,30 +69,28 @@ def _pct(part: int, whole: int) -> float:
 
 @dataclass(frozen=True)
 class _Base:
-    consultation: Consultation
+    consultation: ConsultationRow
     spec: WorkflowSpec
-    opinions: list[Opinion]
-    participants: dict[int, Participant]
+    opinions: Sequence[OpinionRow]
+    participants: Mapping[int, ParticipantRow]
+    rounds_held: int
 
 
 def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
     with ctx.uow() as uow:
         c = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(c.workflow_id))
-        ops = list(uow.session.scalars(select(Opinion).where(Opinion.consultation_id == c.id).order_by(Opinion.id)))
-        ids = {o.participant_id for o in ops}
-        people = {p.id: p for p in uow.session.scalars(select(Participant).where(Participant.id.in_(ids)))}
-        return _Base(c, spec, ops, people)
+        ops = list(uow.opinions.search(OpinionFilter(consultation_id=c.id)))
+        people = {p.id: p for p in uow.actors.participants_by_id([o.participant_id for o in ops])}
+        rounds_held = len(uow.consultations.rounds(c.id))
+        return _Base(c, spec, ops, people, rounds_held)
 
 
 def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
     """The pilot's table for any consultation: totals, outcomes, categories, channels, rounds."""
     base = _load(ctx, consultation_id)
     c, spec, ops = base.consultation, base.spec, base.opinions
-    with ctx.uow() as uow:
-        rounds_held = (
-            uow.session.scalar(select(func.count()).select_from(Round).where(Round.consultation_id == c.id)) or 0
-        )
+    rounds_held = base.rounds_held
     total = len(ops)
     outcomes = Counter(o.outcome for o in ops)
     decided = sum(n for k, n in outcomes.items() if k is not None)
@@ -205,12 +202,8 @@ class _Decision:
 
 def _last_events(ctx: ServiceContext, consultation_id: int) -> dict[int, _Decision]:
     with ctx.uow() as uow:
-        rows = uow.session.execute(
-            select(AuditEvent.opinion_id, AuditEvent.payload, AuditEvent.round_no)
-            .join(Opinion, and_(Opinion.id == AuditEvent.opinion_id, Opinion.last_seq == AuditEvent.opinion_seq))
-            .where(Opinion.consultation_id == consultation_id)
-        ).all()
-    return {int(str(i)): _Decision(json.loads(p), r) for i, p, r in rows}
+        last = uow.figures.last_events(consultation_id)
+    return {i: _Decision(json.loads(payload), r) for i, (_state, payload, r) in last.items()}
 
 
 def account_report(
@@ -230,15 +223,8 @@ def account_report(
     c, spec = base.consultation, base.spec
     people = base.participants
     with ctx.uow() as uow:
-        entries = list(
-            uow.session.scalars(
-                select(OpinionEntry)
-                .join(Opinion, Opinion.id == OpinionEntry.opinion_id)
-                .where(Opinion.consultation_id == c.id, OpinionEntry.kind == "feedback")
-                .order_by(OpinionEntry.opinion_id, OpinionEntry.opinion_seq)
-            )
-        )
-    feedback: dict[int, OpinionEntry] = {}
+        entries = uow.opinions.entries_of_kind(c.id, "feedback")
+    feedback: dict[int, EntryRow] = {}
     for e in entries:
         if round_no is None or e.round_no == round_no:
             feedback[e.opinion_id] = e
@@ -299,7 +285,7 @@ def plan_report(
     base = _load(ctx, consultation_id)
     c, spec = base.consultation, base.spec
     people = base.participants
-    sections: dict[str, list[Opinion]] = defaultdict(list)
+    sections: dict[str, list[OpinionRow]] = defaultdict(list)
     for o in base.opinions:
         if o.plan_ref and o.outcome in (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value):
             sections[o.plan_ref].append(o)

@@ -10,13 +10,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import Integer, cast, func, select
-
 from consultflow.domain.audit import EventKind
 from consultflow.domain.errors import ValidationError
+from consultflow.domain.model import OpinionFilter
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES
 from consultflow.services.context import ServiceContext, spec_for
-from consultflow.store.models import AuditEvent, Opinion
 
 GroupBy = Literal["category", "channel"]
 
@@ -71,26 +69,15 @@ def rounds_report(
         msg = f"cannot group by {by!r}; allowed: category, channel"
         raise ValidationError(msg)
     decided = [o.value for o in DECIDED_OUTCOMES]
-    group_col = Opinion.category if by == "category" else Opinion.channel
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-        where = (Opinion.consultation_id == consultation_id, Opinion.outcome.in_(decided))
         counts: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
-        columns = [Opinion.outcome, Opinion.rounds_count] + ([group_col] if by else [])
-        for row in uow.session.execute(select(*columns, func.count()).where(*where).group_by(*columns)).all():
-            group = str(row[2]) if by else None
-            counts[(str(row[0]), group)][int(str(row[1]))] = int(str(row[-1]))
+        for outcome, rounds_count, group, n in uow.figures.outcome_rounds(consultation_id, decided, by):
+            counts[(outcome, group)][rounds_count] = n
         rows: tuple[OpinionRounds, ...] = ()
         if per_opinion:
-            rows = tuple(
-                OpinionRounds(i, str(o), r, c, ch)
-                for i, o, r, c, ch in uow.session.execute(
-                    select(Opinion.id, Opinion.outcome, Opinion.rounds_count, Opinion.category, Opinion.channel)
-                    .where(*where)
-                    .order_by(Opinion.id)
-                ).all()
-            )
+            rows = tuple(OpinionRounds(*row) for row in uow.figures.opinion_rounds(consultation_id, decided))
     groups: list[str | None] = [None]
     if by == "category":
         groups = list(spec.categories)
@@ -121,26 +108,14 @@ def funnel(ctx: ServiceContext, consultation_id: int) -> list[FunnelRow]:
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-        rows = uow.session.execute(
-            select(
-                AuditEvent.round_no,
-                AuditEvent.kind,
-                AuditEvent.trigger,
-                AuditEvent.to_state,
-                func.count(func.distinct(AuditEvent.opinion_id)),
-            )
-            .where(AuditEvent.consultation_id == consultation_id, AuditEvent.opinion_id.is_not(None))
-            .group_by(AuditEvent.round_no, AuditEvent.kind, AuditEvent.trigger, AuditEvent.to_state)
-        ).all()
-        last_round = uow.session.scalar(
-            select(func.max(AuditEvent.round_no)).where(AuditEvent.consultation_id == consultation_id)
-        )
+        rows = uow.figures.event_counts(consultation_id)
+        last_round = uow.figures.last_round(consultation_id)
     terminal = set(spec.terminal_states())
     starts = {t.trigger for t in spec.transitions.values() if t.starts_round}
     feedback = {t.trigger for t in spec.transitions.values() if t.completes_cycle and t.dest not in terminal}
     table: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for round_no, kind, trigger, to_state, n in rows:
-        r = table[int(round_no or 0)]
+        r = table[round_no]
         if kind == EventKind.SUBMITTED:
             r["submitted"] += n
         elif kind == EventKind.CARRIED_OVER:
@@ -153,7 +128,7 @@ def funnel(ctx: ServiceContext, consultation_id: int) -> list[FunnelRow]:
             if to_state in terminal:
                 r["decided"] += n
     out = []
-    for round_no in range(1, int(last_round or 0) + 1):
+    for round_no in range(1, last_round + 1):
         r = table[round_no]
         entered = r["submitted"] + table[round_no - 1]["carried_over"]
         out.append(FunnelRow(round_no, entered, r["feedback"], r["reparticipated"], r["decided"], r["carried_over"]))
@@ -176,28 +151,10 @@ def check_consistency(ctx: ServiceContext, consultation_id: int) -> list[Inconsi
     """
     with ctx.uow() as uow:
         uow.consultations.get(consultation_id)
-        per_opinion = {
-            op_id: (n, cycles or 0, max_seq)
-            for op_id, n, cycles, max_seq in uow.session.execute(
-                select(
-                    AuditEvent.opinion_id,
-                    func.count(),
-                    func.sum(cast(AuditEvent.completes_cycle, Integer)),
-                    func.max(AuditEvent.opinion_seq),
-                )
-                .where(AuditEvent.consultation_id == consultation_id, AuditEvent.opinion_id.is_not(None))
-                .group_by(AuditEvent.opinion_id)
-            ).all()
-        }
-        last_state = dict(
-            uow.session.execute(
-                select(AuditEvent.opinion_id, AuditEvent.to_state)
-                .join(Opinion, Opinion.id == AuditEvent.opinion_id)
-                .where(Opinion.consultation_id == consultation_id, AuditEvent.opinion_seq == Opinion.last_seq)
-            ).all()
-        )
+        per_opinion = uow.figures.event_summary(consultation_id)
+        last_state = {i: state for i, (state, _payload, _round) in uow.figures.last_events(consultation_id).items()}
         problems = []
-        for op in uow.session.scalars(select(Opinion).where(Opinion.consultation_id == consultation_id)):
+        for op in uow.opinions.search(OpinionFilter(consultation_id=consultation_id)):
             n, cycles, max_seq = per_opinion.get(op.id, (0, 0, 0))
             if n != op.last_seq or max_seq != op.last_seq:
                 problems.append(

@@ -150,6 +150,16 @@ class OpinionRepository:
         )
         return [(entry, name) for entry, name in self.session.execute(stmt)]
 
+    def entries_of_kind(self, consultation_id: int, kind: str) -> list[OpinionEntry]:
+        """The consultation's entries of one kind (feedback, say), by opinion and sequence."""
+        stmt = (
+            select(OpinionEntry)
+            .join(Opinion, Opinion.id == OpinionEntry.opinion_id)
+            .where(Opinion.consultation_id == consultation_id, OpinionEntry.kind == kind)
+            .order_by(OpinionEntry.opinion_id, OpinionEntry.opinion_seq)
+        )
+        return list(self.session.scalars(stmt))
+
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         """How many of the consultation's opinions are in each state (undecided ones only, if asked)."""
         stmt = select(Opinion.state, func.count()).where(Opinion.consultation_id == consultation_id)

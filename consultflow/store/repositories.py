@@ -82,6 +82,14 @@ class ActorRepository:
         self.session.flush()
         return row
 
+    def participants_by_id(self, participant_ids: Sequence[int]) -> list[Participant]:
+        """The participants with these ids (unknown ids are left out), by id."""
+        found: list[Participant] = []
+        for batch in chunked(sorted(set(participant_ids))):
+            stmt = select(Participant).where(Participant.id.in_(batch)).order_by(Participant.id)
+            found.extend(self.session.scalars(stmt))
+        return found
+
     def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
         """Those of the ids (in the order given) that name no participant."""
         found: set[int] = set()

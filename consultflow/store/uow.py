@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.store.errors import translate
+from consultflow.store.figures import Figures
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.reminders import ReminderStore
 from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository
@@ -32,6 +33,7 @@ class UnitOfWork:
     opinions: OpinionRepository
     audit: AuditLog
     reminders: ReminderStore
+    figures: Figures
     _token: Token[bool]
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
@@ -50,6 +52,7 @@ class UnitOfWork:
         self.opinions = OpinionRepository(self.session)
         self.audit = AuditLog(self.session)
         self.reminders = ReminderStore(self.session)
+        self.figures = Figures(self.session)
         return self
 
     def __exit__(
