@@ -110,6 +110,7 @@ class ReminderRow(Protocol):
     round_no: int
     rule: str
     state: str
+    state_entered_at: datetime
     recipient_role: str
     escalation: bool
     due_at: datetime

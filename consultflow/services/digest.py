@@ -6,14 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 
 from consultflow.domain.reminders import due_time
 from consultflow.domain.roles import Role
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.outbox import Recipient, SweepSettings, actor_recipient, coordinators, delivery_row
-from consultflow.store.bulk import insert_ignoring_duplicates
-from consultflow.store.models import Actor, Delivery, Opinion
+from consultflow.services.ports import OpinionRow
 
 log = structlog.get_logger(__name__)
 
@@ -24,9 +22,9 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
     day = now.astimezone(ctx.tz).date().isoformat()
     rows: list[dict[str, object]] = []
     with ctx.uow() as uow:
-        open_ops = list(uow.session.scalars(select(Opinion).where(Opinion.outcome.is_(None))))
-        overdue: dict[int | None, list[Opinion]] = {}
-        waiting: dict[int | None, list[Opinion]] = {}
+        open_ops = uow.opinions.undecided()
+        overdue: dict[int | None, list[OpinionRow]] = {}
+        waiting: dict[int | None, list[OpinionRow]] = {}
         for op in open_ops:
             spec = spec_for(uow.consultations.workflow(op.workflow_id))
             deadline = spec.states[op.state].deadline
@@ -36,7 +34,7 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
             due = due_time(spec, op.state, op.state_entered_at, None)
             if due is not None and due < now:
                 overdue.setdefault(op.assigned_planner_id, []).append(op)
-        people = {a.id: a for a in uow.session.scalars(select(Actor))}
+        people = {a.id: a for a in uow.actors.with_role(Role.PLANNER)}
         for planner_id, ops in waiting.items():
             if planner_id is None or planner_id not in people:
                 continue
@@ -47,7 +45,7 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
             late = [op for ops in overdue.values() for op in ops]
             for coordinator in coordinators(uow):
                 rows.append(_digest_row(coordinator, [*waiting.get(None, []), *late], late, day, settings, now))
-        insert_ignoring_duplicates(uow.session, Delivery, rows)
+        uow.outbox.queue(rows)
         uow.commit()
     log.info("digests_queued", day=day, recipients=len(rows))
     return len(rows)
@@ -55,8 +53,8 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
 
 def _digest_row(
     recipient: Recipient,
-    waiting: Sequence[Opinion],
-    late: Sequence[Opinion],
+    waiting: Sequence[OpinionRow],
+    late: Sequence[OpinionRow],
     day: str,
     settings: SweepSettings,
     now: datetime,

@@ -13,13 +13,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
-from sqlalchemy import and_, or_, select, update
 
 from consultflow.domain.labels import Lang
 from consultflow.domain.roles import Role
 from consultflow.services.context import ServiceContext
-from consultflow.store.models import Actor, ActorRole, Delivery, DeliveryAttempt, Participant
-from consultflow.store.uow import UnitOfWork
+from consultflow.services.ports import ActorRow, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -108,13 +106,10 @@ class Recipient:
 
 def coordinators(uow: UnitOfWork) -> list[Recipient]:
     """Everyone with the coordinator role."""
-    rows = uow.session.execute(
-        select(Actor).join(ActorRole, ActorRole.actor_id == Actor.id).where(ActorRole.role == Role.COORDINATOR.value)
-    ).scalars()
-    return [actor_recipient(a) for a in rows]
+    return [actor_recipient(a) for a in uow.actors.with_role(Role.COORDINATOR)]
 
 
-def actor_recipient(a: Actor) -> Recipient:
+def actor_recipient(a: ActorRow) -> Recipient:
     """An actor as a recipient."""
     return Recipient("actor", a.id, a.name, a.contact, "en" if a.lang == "en" else "zh")
 
@@ -163,49 +158,18 @@ def deliver_due(ctx: ServiceContext, sender: Sender, settings: SweepSettings, re
 def _claim(ctx: ServiceContext, settings: SweepSettings, now: datetime) -> list[OutgoingMessage]:
     """Take a batch of due deliveries for this worker: status 'sending' until the lease ends."""
     with ctx.uow() as uow:
-        due = or_(
-            and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-            and_(Delivery.status == "sending", Delivery.locked_until < now),
-        )
-        rows = list(
-            uow.session.scalars(
-                select(Delivery)
-                .where(due)
-                .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(settings.batch)
-                .with_for_update(skip_locked=True)
-            )
-        )
+        rows = uow.outbox.claim(now, settings.batch, settings.lease)
         if not rows:
             return []
-        uow.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([d.id for d in rows]), due)
-            .values(status="sending", locked_until=now + settings.lease, attempts=Delivery.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
+        contacts = uow.outbox.contacts(rows)
         out = [
             OutgoingMessage(
-                d.id,
-                d.idempotency_key,
-                d.kind,
-                d.channel,
-                d.recipient_name,
-                _address(uow, d),
-                d.lang,
-                d.subject,
-                d.body,
+                d.id, d.idempotency_key, d.kind, d.channel, d.recipient_name, contacts[d.id], d.lang, d.subject, d.body
             )
             for d in rows
         ]
         uow.commit()
     return out
-
-
-def _address(uow: UnitOfWork, d: Delivery) -> str | None:
-    """The recipient's contact, read at send time and never stored with the message."""
-    row = uow.session.get(Actor if d.recipient_kind == "actor" else Participant, d.recipient_id)
-    return row.contact if isinstance(row, (Actor, Participant)) else None
 
 
 def _attempt(
@@ -222,11 +186,8 @@ def _attempt(
     except DeliveryError as exc:
         error = str(exc) or type(exc).__name__
     with ctx.uow() as uow:
-        d = uow.session.get(Delivery, message.delivery_id)
-        assert d is not None
-        uow.session.add(
-            DeliveryAttempt(delivery_id=d.id, attempt=d.attempts, at=ctx.clock.now(), ok=error is None, error=error)
-        )
+        d = uow.outbox.get(message.delivery_id)
+        uow.outbox.add_attempt(d.id, d.attempts, ctx.clock.now(), error)
         d.locked_until = None
         if error is None:
             d.status, d.sent_at = "sent", ctx.clock.now()

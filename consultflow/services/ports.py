@@ -6,7 +6,7 @@ Services speak only to these. The rows they return are the protocols of `consult
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 __all__ = [
@@ -71,6 +71,12 @@ class ActorRepository(Protocol):
     def count_people(self) -> int:
         """Registered people, not counting the system actor."""
 
+    def get(self, actor_id: int) -> ActorRow | None:
+        """An actor by id, if there is one."""
+
+    def with_role(self, role: Role) -> Sequence[ActorRow]:
+        """Everyone who has `role`."""
+
     def with_roles(self) -> Sequence[tuple[ActorRow, Sequence[Role]]]:
         """Every actor with their roles, by id."""
 
@@ -111,6 +117,12 @@ class ConsultationRepository(Protocol):
 
     def ids(self) -> list[int]:
         """Every consultation's id."""
+
+    def open_rounds(self, consultation_ids: Sequence[int]) -> set[tuple[int, int]]:
+        """(consultation, number) of each one's open round."""
+
+    def due_for_auto_close(self, now: datetime) -> list[int]:
+        """Consultations whose open round should close automatically by now."""
 
     def listing(self) -> Sequence[tuple[ConsultationRow, str, int, int]]:
         """Every consultation with its workflow name, version and number of opinions."""
@@ -178,6 +190,9 @@ class OpinionRepository(Protocol):
     def search(self, criteria: OpinionFilter) -> Sequence[OpinionRow]:
         """Opinions matching every value the filter gives, oldest first."""
 
+    def undecided(self) -> Sequence[OpinionRow]:
+        """Every opinion without an outcome."""
+
     def entries(self, opinion_id: int) -> Sequence[tuple[EntryRow, str]]:
         """What was exchanged about an opinion, with who wrote each."""
 
@@ -232,6 +247,9 @@ class ReminderStore(Protocol):
     def get_many(self, reminder_ids: Sequence[int]) -> Sequence[ReminderRow]:
         """Reminders by id; refuses unknown ids."""
 
+    def due(self, now: datetime, batch: int) -> Sequence[ReminderRow]:
+        """Pending reminders due by `now`, locked for this worker."""
+
     def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> Sequence[ReminderRow]:
         """Reminders, soonest first."""
 
@@ -243,6 +261,25 @@ class ReminderStore(Protocol):
 
     def attempts_of(self, delivery_ids: Sequence[int]) -> Sequence[AttemptRow]:
         """Every attempt at these deliveries, in order."""
+
+
+class Outbox(Protocol):
+    """Deliveries and their attempts."""
+
+    def queue(self, rows: Sequence[Mapping[str, object]]) -> None:
+        """Add messages, skipping known idempotency keys."""
+
+    def claim(self, now: datetime, batch: int, lease: timedelta) -> Sequence[DeliveryRow]:
+        """Lease due deliveries to this worker."""
+
+    def contacts(self, deliveries: Sequence[DeliveryRow]) -> dict[int, str | None]:
+        """Each delivery's recipient contact, read now."""
+
+    def get(self, delivery_id: int) -> DeliveryRow:
+        """One claimed delivery."""
+
+    def add_attempt(self, delivery_id: int, attempt: int, at: datetime, error: str | None) -> None:
+        """Record one try at sending."""
 
 
 class Figures(Protocol):
@@ -295,6 +332,10 @@ class UnitOfWork(Protocol):
     @property
     def figures(self) -> Figures:
         """Aggregates for the auditors' figures."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """Messages to send."""
 
     def commit(self) -> None:
         """Make the changes permanent."""

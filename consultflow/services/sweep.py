@@ -6,11 +6,11 @@ however many workers sweep; whether it still applies (and to whom) is decided at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConsultflowError
@@ -28,9 +28,7 @@ from consultflow.services.outbox import (
     deliver_due,
     delivery_row,
 )
-from consultflow.store.bulk import insert_ignoring_duplicates
-from consultflow.store.models import Actor, Consultation, Delivery, Opinion, Participant, Reminder, Round
-from consultflow.store.uow import UnitOfWork
+from consultflow.services.ports import ActorRow, OpinionRow, ReminderRow, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -62,13 +60,7 @@ def auto_close_rounds(ctx: ServiceContext, report: SweepReport) -> int:
     """Close open rounds past their closing time, for consultations that asked for it."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
-        due = list(
-            uow.session.scalars(
-                select(Round.consultation_id)
-                .join(Consultation, Consultation.id == Round.consultation_id)
-                .where(Consultation.auto_close.is_(True), Round.status == "open", Round.closes_at <= now)
-            )
-        )
+        due = uow.consultations.due_for_auto_close(now)
     closed = 0
     for consultation_id in due:
         try:
@@ -82,25 +74,18 @@ def auto_close_rounds(ctx: ServiceContext, report: SweepReport) -> int:
 class _Lookups:
     """What a batch of reminders needs, each looked up once per batch rather than per reminder."""
 
-    def __init__(self, uow: UnitOfWork, due: list[Reminder]) -> None:
+    def __init__(self, uow: UnitOfWork, due: Sequence[ReminderRow]) -> None:
         self.uow = uow
         self.opinions = {o.id: o for o in uow.opinions.get_many(list(dict.fromkeys(r.opinion_id for r in due)))}
-        consultation_ids = {r.consultation_id for r in due}
-        self.open_rounds = set(
-            uow.session.execute(
-                select(Round.consultation_id, Round.number).where(
-                    Round.consultation_id.in_(consultation_ids), Round.status == "open"
-                )
-            ).all()
-        )
-        self._actors: dict[int, Actor | None] = {}
+        self.open_rounds = uow.consultations.open_rounds([r.consultation_id for r in due])
+        self._actors: dict[int, ActorRow | None] = {}
         self._coordinators: list[Recipient] | None = None
 
-    def actor(self, actor_id: int | None) -> Actor | None:
+    def actor(self, actor_id: int | None) -> ActorRow | None:
         if actor_id is None:
             return None
         if actor_id not in self._actors:
-            self._actors[actor_id] = self.uow.session.get(Actor, actor_id)
+            self._actors[actor_id] = self.uow.actors.get(actor_id)
         return self._actors[actor_id]
 
     def coordinators(self) -> list[Recipient]:
@@ -109,7 +94,7 @@ class _Lookups:
         return self._coordinators
 
 
-def _recipients(lookups: _Lookups, role: Role, opinion: Opinion) -> list[Recipient]:
+def _recipients(lookups: _Lookups, role: Role, opinion: OpinionRow) -> list[Recipient]:
     """Who a reminder for `role` goes to, resolved now (an opinion may have been reassigned)."""
     if role is Role.PLANNER:
         planner = lookups.actor(opinion.assigned_planner_id)
@@ -120,13 +105,14 @@ def _recipients(lookups: _Lookups, role: Role, opinion: Opinion) -> list[Recipie
     speaks_for = recorder is not None and Role.EXPERT in lookups.uow.actors.roles(recorder.id)
     out = [actor_recipient(recorder)] if recorder is not None and (speaks_for or role is Role.EXPERT) else []
     if role is Role.PARTICIPANT:
-        p = lookups.uow.session.get(Participant, opinion.participant_id)
+        found = lookups.uow.actors.participants_by_id([opinion.participant_id])
+        p = found[0] if found else None
         if p is not None and p.contact:
             out.insert(0, Recipient("participant", p.id, p.name, p.contact, "en" if p.lang == "en" else "zh"))
     return out
 
 
-def _still_relevant(lookups: _Lookups, reminder: Reminder, opinion: Opinion) -> str | None:
+def _still_relevant(lookups: _Lookups, reminder: ReminderRow, opinion: OpinionRow) -> str | None:
     """Why a reminder must not be sent any more, or None when it still applies."""
     if opinion.state != reminder.state or opinion.state_entered_at != reminder.state_entered_at:
         return "the opinion left the state"
@@ -143,14 +129,7 @@ def dispatch_due(ctx: ServiceContext, settings: SweepSettings, report: SweepRepo
     now = ctx.clock.now()
     while True:
         with ctx.uow() as uow:
-            stmt = (
-                select(Reminder)
-                .where(Reminder.status == "pending", Reminder.send_at <= now)
-                .order_by(Reminder.send_at, Reminder.id)
-                .limit(settings.batch)
-                .with_for_update(skip_locked=True)
-            )
-            due = list(uow.session.scalars(stmt))
+            due = uow.reminders.due(now, settings.batch)
             if not due:
                 return
             report.found += len(due)
@@ -173,15 +152,15 @@ def dispatch_due(ctx: ServiceContext, settings: SweepSettings, report: SweepRepo
                         "reminder_skipped", reminder_id=reminder.id, reason="no recipient with a way to reach them"
                     )
                 rows += [_reminder_row(ctx, uow, reminder, opinion, r, settings, now) for r in recipients]
-            insert_ignoring_duplicates(uow.session, Delivery, rows)
+            uow.outbox.queue(rows)
             uow.commit()
 
 
 def _reminder_row(
     ctx: ServiceContext,
     uow: UnitOfWork,
-    reminder: Reminder,
-    opinion: Opinion,
+    reminder: ReminderRow,
+    opinion: OpinionRow,
     recipient: Recipient,
     settings: SweepSettings,
     now: datetime,

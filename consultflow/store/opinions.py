@@ -140,6 +140,10 @@ class OpinionRepository:
             stmt = stmt.limit(criteria.limit)
         return list(self.session.scalars(stmt))
 
+    def undecided(self) -> list[Opinion]:
+        """Every opinion without an outcome, in every consultation, by id."""
+        return list(self.session.scalars(select(Opinion).where(Opinion.outcome.is_(None)).order_by(Opinion.id)))
+
     def entries(self, opinion_id: int) -> list[tuple[OpinionEntry, str]]:
         """What was exchanged about an opinion, in order, with who wrote each."""
         stmt = (

@@ -75,6 +75,17 @@ class ReminderStore:
             .execution_options(synchronize_session=False)
         )
 
+    def due(self, now: datetime, batch: int) -> list[Reminder]:
+        """Up to `batch` pending reminders due by `now`, locked (skipping those another worker holds)."""
+        stmt = (
+            select(Reminder)
+            .where(Reminder.status == "pending", Reminder.send_at <= now)
+            .order_by(Reminder.send_at, Reminder.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.session.scalars(stmt))
+
     def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> list[Reminder]:
         """Reminders, soonest first."""
         stmt = select(Reminder).order_by(Reminder.send_at, Reminder.id)

@@ -97,6 +97,20 @@ class ActorRepository:
             found.update(self.session.scalars(select(Participant.id).where(Participant.id.in_(batch))))
         return [i for i in dict.fromkeys(participant_ids) if i not in found]
 
+    def get(self, actor_id: int) -> Actor | None:
+        """An actor by id, if there is one."""
+        return self.session.get(Actor, actor_id)
+
+    def with_role(self, role: Role) -> list[Actor]:
+        """Everyone who has `role`, by id."""
+        stmt = (
+            select(Actor)
+            .join(ActorRole, ActorRole.actor_id == Actor.id)
+            .where(ActorRole.role == role.value)
+            .order_by(Actor.id)
+        )
+        return list(self.session.scalars(stmt))
+
     def with_roles(self) -> list[tuple[Actor, list[Role]]]:
         """Every actor with their roles in the order given, by id."""
         roles: dict[int, list[Role]] = {}
@@ -186,6 +200,26 @@ class ConsultationRepository:
             .order_by(Consultation.id)
         )
         return [(c, name, version, counts.get(c.id, 0)) for c, name, version in self.session.execute(stmt)]
+
+    def open_rounds(self, consultation_ids: Sequence[int]) -> set[tuple[int, int]]:
+        """(consultation, round number) of the open round of each of these consultations."""
+        found: set[tuple[int, int]] = set()
+        for batch in chunked(sorted(set(consultation_ids))):
+            stmt = select(Round.consultation_id, Round.number).where(
+                Round.consultation_id.in_(batch), Round.status == "open"
+            )
+            found.update((c, n) for c, n in self.session.execute(stmt))
+        return found
+
+    def due_for_auto_close(self, now: datetime) -> list[int]:
+        """Consultations with automatic closing whose open round's closing time has passed."""
+        stmt = (
+            select(Round.consultation_id)
+            .join(Consultation, Consultation.id == Round.consultation_id)
+            .where(Consultation.auto_close.is_(True), Round.status == "open", Round.closes_at <= now)
+            .order_by(Round.consultation_id)
+        )
+        return list(self.session.scalars(stmt))
 
     def ids(self) -> list[int]:
         """Every consultation's id, in order."""

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
 from consultflow.store.opinions import OpinionRepository
+from consultflow.store.outbox import Outbox
 from consultflow.store.reminders import ReminderStore
 from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository
 
@@ -34,6 +35,7 @@ class UnitOfWork:
     audit: AuditLog
     reminders: ReminderStore
     figures: Figures
+    outbox: Outbox
     _token: Token[bool]
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
@@ -53,6 +55,7 @@ class UnitOfWork:
         self.audit = AuditLog(self.session)
         self.reminders = ReminderStore(self.session)
         self.figures = Figures(self.session)
+        self.outbox = Outbox(self.session)
         return self
 
     def __exit__(
