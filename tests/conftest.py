@@ -11,13 +11,15 @@ from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from consultflow.cli.main import main
 from consultflow.domain.clock import FixedClock
 from consultflow.services.context import ServiceContext
 from consultflow.store import migrate
+from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import make_engine, normalize_url
+from consultflow.store.uow import UnitOfWork
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
@@ -68,7 +70,20 @@ def make_context(url: str, clock: FixedClock) -> ServiceContext:
     """A migrated database and the services over it."""
     engine = make_engine(url)
     migrate.upgrade(engine)
-    return ServiceContext(engine=engine, workflows_dir=WORKFLOWS, clock=clock)
+    return ServiceContext(database=SqlDatabase(engine), workflows_dir=WORKFLOWS, clock=clock)
+
+
+def sql_uow(ctx: ServiceContext) -> UnitOfWork:
+    """The store's own unit of work, with its session, for tests that check rows with SQL."""
+    uow = ctx.uow()
+    assert isinstance(uow, UnitOfWork)
+    return uow
+
+
+def engine_of(ctx: ServiceContext) -> Engine:
+    """The SQLAlchemy engine behind a context (tests that send raw SQL need it)."""
+    assert isinstance(ctx.database, SqlDatabase)
+    return ctx.database.engine
 
 
 @pytest.fixture(name="ctx")
@@ -76,7 +91,7 @@ def _ctx(db_url: str, clock: FixedClock) -> Iterator[ServiceContext]:
     """Services over a fresh migrated database, on both backends."""
     ctx = make_context(db_url, clock)
     yield ctx
-    ctx.engine.dispose()
+    ctx.database.dispose()
 
 
 @pytest.fixture(name="sqlite_ctx")
@@ -84,7 +99,7 @@ def _sqlite_ctx(sqlite_url: str, clock: FixedClock) -> Iterator[ServiceContext]:
     """Services over a fresh migrated SQLite database."""
     ctx = make_context(sqlite_url, clock)
     yield ctx
-    ctx.engine.dispose()
+    ctx.database.dispose()
 
 
 class Cli:

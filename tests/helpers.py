@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from consultflow.services import consultations, opinions, people, rounds, statistics, verify
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Reminder
+from tests.conftest import sql_uow
 
 COORD, PLANNER, EXPERT, VILLAGER, AUDITOR = "李协调", "王规划", "赵专家", "村民代表", "孙审计"
 
@@ -53,7 +54,7 @@ def submit(
 
 def snapshot(ctx: ServiceContext) -> dict[str, object]:
     """Everything a refused operation must leave unchanged."""
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         s = uow.session
         return {
             "events": s.scalar(select(func.count()).select_from(AuditEvent)),
@@ -79,7 +80,7 @@ def snapshot(ctx: ServiceContext) -> dict[str, object]:
 def assert_loop_invariants(ctx: ServiceContext, consultation_id: int) -> None:
     """State = last event, sequences contiguous, rounds counts agree, no stale reminder, chain intact."""
     assert statistics.check_consistency(ctx, consultation_id) == []
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         chain = list(
             uow.session.scalars(
                 select(AuditEvent.chain_seq)

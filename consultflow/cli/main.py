@@ -291,4 +291,4 @@ def main(
 
 def _dispose(state: CliState) -> None:
     if state._services is not None:  # noqa: SLF001 - owner of the object
-        state._services.engine.dispose()  # noqa: SLF001
+        state._services.database.dispose()  # noqa: SLF001

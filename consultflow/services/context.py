@@ -6,16 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from consultflow.config import DEFAULT_TZ
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.domain.workflow_loader import load_workflow_text
-from consultflow.services.ports import WorkflowRow
-from consultflow.store.uow import UnitOfWork, session_factory
+from consultflow.services.ports import Database, UnitOfWork, WorkflowRow
 
 _ENGINES: dict[str, WorkflowEngine] = {}
 
@@ -38,14 +34,11 @@ def spec_for(workflow: WorkflowRow) -> WorkflowSpec:
 class ServiceContext:
     """Wiring for the use cases; built by `consultflow.bootstrap`, never at import time."""
 
-    engine: Engine
+    database: Database
     workflows_dir: Path
     clock: Clock = field(default_factory=SystemClock)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
-    _sessions: sessionmaker[Session] | None = None
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work."""
-        if self._sessions is None:
-            self._sessions = session_factory(self.engine)
-        return UnitOfWork(self._sessions)
+        return self.database.unit_of_work()

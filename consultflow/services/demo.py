@@ -127,7 +127,7 @@ def run_demo(ctx: ServiceContext, *, total: int = 809, seed: int = 2023) -> Demo
         raise ValidationError(msg)
     rng = random.Random(seed)
     clock = FixedClock(datetime(2023, 3, 1, 1, 0, tzinfo=timezone.utc), tick=timedelta(seconds=7))
-    sim = replace(ctx, clock=clock, _sessions=None)
+    sim = replace(ctx, clock=clock)
     _register_people(sim)
     villagers = [
         people.add_participant(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Literal, Protocol
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "AttemptRow",
     "AuditEventRow",
     "ConsultationRow",
+    "Database",
     "DeliveryRow",
     "EntryRow",
     "EventFilter",
@@ -337,8 +339,35 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox:
         """Messages to send."""
 
+    def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
+        """Begin the transaction."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Roll back what was not committed; translate driver errors."""
+
     def commit(self) -> None:
         """Make the changes permanent."""
 
     def flush(self) -> None:
         """Send pending changes so generated ids are known."""
+
+
+class Database(Protocol):
+    """One database: units of work on it, and its schema."""
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A fresh unit of work, used as a context manager."""
+
+    def schema_revision(self) -> str | None:
+        """The revision the database is at (None: never migrated)."""
+
+    def head_revision(self) -> str | None:
+        """The newest revision consultflow ships."""
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest revision."""
+
+    def dispose(self) -> None:
+        """Close pooled connections."""

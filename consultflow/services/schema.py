@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consultflow.services.context import ServiceContext
-from consultflow.store import migrate
 
 
 @dataclass(frozen=True)
@@ -23,11 +22,11 @@ class SchemaStatus:
 
 def status(ctx: ServiceContext) -> SchemaStatus:
     """The database's revision and the newest one this consultflow knows."""
-    return SchemaStatus(migrate.current_revision(ctx.engine), migrate.head_revision())
+    return SchemaStatus(ctx.database.schema_revision(), ctx.database.head_revision())
 
 
 def upgrade(ctx: ServiceContext) -> tuple[SchemaStatus, SchemaStatus]:
     """Bring the schema to the newest revision; returns the status before and after."""
     before = status(ctx)
-    migrate.upgrade(ctx.engine)
+    ctx.database.upgrade()
     return before, status(ctx)

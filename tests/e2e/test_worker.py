@@ -19,7 +19,7 @@ from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions, people, rounds
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import Delivery, Reminder
-from tests.conftest import ROOT, make_context
+from tests.conftest import ROOT, make_context, sql_uow
 from tests.helpers import COORD, EXPERT, seed, submit
 from tests.servers import smtp_server, webhook_server
 
@@ -65,7 +65,7 @@ def wait_for(predicate: object, timeout: float = 30.0) -> None:
 
 
 def delivery_counts(ctx: ServiceContext) -> Counter[str]:
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         return Counter(dict(uow.session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()))
 
 
@@ -92,7 +92,7 @@ def test_worker_killed_mid_sweep_loses_nothing_and_records_nothing_twice(sqlite_
         finally:
             if worker.poll() is None:
                 worker.kill()
-        with ctx.uow() as uow:
+        with sql_uow(ctx) as uow:
             deliveries = list(uow.session.scalars(select(Delivery)))
             reminders = list(uow.session.scalars(select(Reminder).where(Reminder.status == "dispatched")))
         keys = [d.idempotency_key for d in deliveries]

@@ -12,6 +12,7 @@ from consultflow.domain.clock import FixedClock
 from consultflow.domain.vocabulary import Field
 from consultflow.services import audit, opinion_views, opinions, rounds, statistics, verify
 from consultflow.services.context import ServiceContext
+from tests.conftest import engine_of
 from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 
 
@@ -33,8 +34,8 @@ def small_consultation(ctx: ServiceContext) -> tuple[int, list[int]]:
 
 def forge(ctx: ServiceContext, statement: str) -> None:
     """Change the audit table the way someone with direct database access would: around the triggers."""
-    if ctx.engine.dialect.name == "sqlite":
-        path = ctx.engine.url.database
+    if engine_of(ctx).dialect.name == "sqlite":
+        path = engine_of(ctx).url.database
         assert path
         raw = sqlite3.connect(path)
         with raw:
@@ -43,7 +44,7 @@ def forge(ctx: ServiceContext, statement: str) -> None:
             raw.execute(statement)
         raw.close()
     else:
-        with ctx.engine.begin() as conn:
+        with engine_of(ctx).begin() as conn:
             conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
             conn.execute(text(statement))
             conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
@@ -60,7 +61,7 @@ def test_intact_chain_verifies(ctx: ServiceContext) -> None:
 def test_edited_event_is_found_at_that_event(ctx: ServiceContext) -> None:
     """Rewriting the reason of a rejection is caught at exactly that event."""
     cid, ids = small_consultation(ctx)
-    with ctx.engine.connect() as conn:
+    with engine_of(ctx).connect() as conn:
         seq = conn.execute(
             text("SELECT chain_seq FROM audit_event WHERE opinion_id = :o AND \"trigger\" = 'reject'"), {"o": ids[1]}
         ).scalar_one()
@@ -88,7 +89,7 @@ def test_deleted_event_and_cut_off_end_are_found(ctx: ServiceContext) -> None:
 def test_removed_tail_is_found(ctx: ServiceContext) -> None:
     """Cutting events off the end is caught against the head the consultation recorded."""
     cid, _ = small_consultation(ctx)
-    with ctx.engine.connect() as conn:
+    with engine_of(ctx).connect() as conn:
         last = conn.execute(text(f"SELECT max(chain_seq) FROM audit_event WHERE consultation_id = {cid}")).scalar_one()
     forge(ctx, f"DELETE FROM audit_event WHERE consultation_id = {cid} AND chain_seq = {last}")
     [report] = verify.verify_all(ctx, cid)

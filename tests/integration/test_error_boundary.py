@@ -14,7 +14,7 @@ from consultflow.domain.roles import Action
 from consultflow.domain.vocabulary import Field
 from consultflow.services import consultations, opinions, pipeline
 from consultflow.services.context import ServiceContext
-from tests.conftest import Cli
+from tests.conftest import Cli, engine_of, sql_uow
 from tests.helpers import COORD, EXPERT, seed, submit
 
 
@@ -23,16 +23,16 @@ def test_the_audit_table_refuses_changes_in_words(ctx: ServiceContext) -> None:
     setup = seed(ctx)
     submit(ctx, setup)
     for statement in ("UPDATE audit_event SET actor = 'x'", "DELETE FROM audit_event"):
-        with pytest.raises(AppendOnlyError, match="append-only"), ctx.uow() as uow:
+        with pytest.raises(AppendOnlyError, match="append-only"), sql_uow(ctx) as uow:
             uow.session.execute(text(statement))
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         assert uow.session.scalar(text("SELECT count(*) FROM audit_event WHERE actor = 'x'")) == 0
 
 
 def test_a_unique_violation_is_named_in_words(ctx: ServiceContext) -> None:
     """A duplicate name that slips past the service's own check is reported as what it means."""
     seed(ctx)
-    with pytest.raises(ValidationError, match="an actor with that name is already registered"), ctx.uow() as uow:
+    with pytest.raises(ValidationError, match="an actor with that name is already registered"), sql_uow(ctx) as uow:
         uow.session.execute(
             text("INSERT INTO actor (name, lang, created_at) VALUES (:n, 'zh', '2026-01-01 00:00:00')"), {"n": COORD}
         )
@@ -149,5 +149,5 @@ def test_a_merge_target_out_of_range_is_refused_in_words(ctx: ServiceContext) ->
 
 def test_the_store_names_a_number_too_large_for_the_database(ctx: ServiceContext) -> None:
     """Should a huge number slip past the edge, both backends answer in words, not with a driver error."""
-    with pytest.raises(ValidationError, match="larger than the database can hold"), ctx.uow() as uow:
-        uow.opinions.get(2**40 if ctx.engine.dialect.name == "postgresql" else 2**70)
+    with pytest.raises(ValidationError, match="larger than the database can hold"), sql_uow(ctx) as uow:
+        uow.opinions.get(2**40 if engine_of(ctx).dialect.name == "postgresql" else 2**70)

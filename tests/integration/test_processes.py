@@ -22,9 +22,9 @@ from consultflow.domain.errors import ConflictError, ConsultflowError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions, outbox, rounds, sweep
 from consultflow.services.context import ServiceContext
-from consultflow.store.engine import make_engine
+from consultflow.store.database import SqlDatabase
 from consultflow.store.models import DeliveryAttempt
-from tests.conftest import WORKFLOWS
+from tests.conftest import WORKFLOWS, sql_uow
 from tests.helpers import COORD, EXPERT, PLANNER, assert_loop_invariants, seed, submit
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
 
 def _worker(kind: str, url: str, ids: list[int], seed_: int, sent: str, start: Any, results: Any) -> None:
     """One process: OPS operations of one kind; reports successes, refusals, conflicts and tracebacks."""
-    ctx = ServiceContext(engine=make_engine(url), workflows_dir=WORKFLOWS)
+    ctx = ServiceContext(database=SqlDatabase.from_url(url), workflows_dir=WORKFLOWS)
     start.wait(timeout=120)  # every process is imported and connected: they begin together
     rng = random.Random(seed_)
     counts: dict[str, int] = {"ok": 0, "refused": 0, "conflict": 0}
@@ -99,7 +99,7 @@ def _worker(kind: str, url: str, ids: list[int], seed_: int, sent: str, start: A
             reasons[str(exc)[:90]] = reasons.get(str(exc)[:90], 0) + 1
         except BaseException:  # noqa: BLE001 - a crash is what this test looks for
             crashes.append(traceback.format_exc())
-    ctx.engine.dispose()
+    ctx.database.dispose()
     results.put((kind, counts | {"reasons": reasons}, crashes))
 
 
@@ -138,7 +138,7 @@ def test_many_processes_at_once_keep_every_invariant(ctx: ServiceContext, db_url
     assert_loop_invariants(ctx, setup.consultation_id)
     keys = sent.read_text(encoding="utf-8").split()
     assert len(keys) == len(set(keys)), "a message was sent twice"
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         twice = uow.session.scalar(
             select(func.count()).select_from(
                 select(DeliveryAttempt.delivery_id)

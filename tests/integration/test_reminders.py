@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -13,6 +13,7 @@ from consultflow.domain.vocabulary import Field
 from consultflow.services import consultations, digest, opinions, outbox, reminders, rounds, sweep
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.store.models import Delivery, DeliveryAttempt, Reminder
+from tests.conftest import sql_uow
 from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 
 DAY = timedelta(days=1)
@@ -160,7 +161,7 @@ def test_failed_deliveries_retry_with_backoff_then_dead_letter(ctx: ServiceConte
     sender.failing = False
     sweep.sweep(ctx, sender, SETTINGS, now=t + timedelta(hours=2))
     assert sender.sent == []  # dead letters stay dead
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         assert uow.session.scalar(select(func.count()).select_from(DeliveryAttempt)) == 3
 
 
@@ -168,7 +169,7 @@ def test_crashed_sender_is_retried_after_its_lease(ctx: ServiceContext, clock: F
     """A delivery claimed by a worker that died is sent by the next sweep once the lease ends, with the same key."""
     under_review(ctx)
     t = clock.now() + 5 * DAY + timedelta(hours=1)
-    fixed = ServiceContext(engine=ctx.engine, workflows_dir=ctx.workflows_dir, clock=FixedClock(t))
+    fixed = replace(ctx, clock=FixedClock(t))
     report = outbox.SweepReport()
     sweep.dispatch_due(fixed, SETTINGS, report)
     claimed = outbox._claim(fixed, SETTINGS, t)  # the worker dies right after claiming
@@ -197,10 +198,10 @@ def test_round_closes_itself_when_the_consultation_asks(ctx: ServiceContext, clo
 def test_digest_is_queued_once_a_day(ctx: ServiceContext, clock: FixedClock) -> None:
     """Each planner and coordinator with open work gets one digest per local day, however often it is queued."""
     under_review(ctx)
-    day = ServiceContext(engine=ctx.engine, workflows_dir=ctx.workflows_dir, clock=FixedClock(clock.now() + 8 * DAY))
+    day = replace(ctx, clock=FixedClock(clock.now() + 8 * DAY))
     digest.queue_digests(day, SETTINGS)
     digest.queue_digests(day, SETTINGS)
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         digests = list(uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
     assert sorted(d.recipient_name for d in digests) == sorted([PLANNER, COORD])
     assert all("逾期 1 条" in d.subject for d in digests)
@@ -211,12 +212,12 @@ def test_planning_twice_writes_nothing_twice(ctx: ServiceContext, clock: FixedCl
     setup = seed(ctx, open_first_round=False)
     rounds.open_round(ctx, acting=COORD, consultation_id=setup.consultation_id, closes_at=clock.now() + 9 * DAY)
     oid = submit(ctx, setup)
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         before = uow.session.scalar(select(func.count()).select_from(Reminder))
         spec_row = uow.opinions.get(oid)
         spec = spec_for(uow.consultations.workflow(spec_row.workflow_id))
         entry = StateEntry(oid, setup.consultation_id, 1, spec_row.state, spec_row.state_entered_at)
         uow.reminders.plan(spec, [entry, entry], None, clock.now())
         uow.commit()
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Reminder)) == before

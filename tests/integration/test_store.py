@@ -14,6 +14,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.store import migrate
 from consultflow.store.engine import make_engine
 from consultflow.store.models import AuditEvent, Base, Participant
+from tests.conftest import engine_of, sql_uow
 from tests.helpers import seed
 
 
@@ -51,9 +52,9 @@ def test_audit_table_refuses_update_and_delete(ctx: ServiceContext) -> None:
     """The database itself refuses to edit or delete audit events."""
     seed(ctx)
     for statement in ("UPDATE audit_event SET actor = 'mallory'", "DELETE FROM audit_event"):
-        with pytest.raises(DBAPIError, match="append-only"), ctx.engine.begin() as conn:
+        with pytest.raises(DBAPIError, match="append-only"), engine_of(ctx).begin() as conn:
             conn.execute(text(statement))
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         assert {e.actor for e in uow.session.scalars(select(AuditEvent))} != {"mallory"}
 
 
@@ -62,12 +63,12 @@ def test_times_come_back_in_utc_and_naive_times_are_refused(ctx: ServiceContext)
     seed(ctx)
     shanghai = timezone(timedelta(hours=8))
     moment = datetime(2026, 5, 1, 9, 30, 15, 123456, tzinfo=shanghai)
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         row = uow.session.get(Participant, 1)
         assert row is not None
         row.created_at = moment
         uow.commit()
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         row = uow.session.get(Participant, 1)
         assert row is not None
         assert row.created_at == moment
@@ -80,7 +81,7 @@ def test_times_come_back_in_utc_and_naive_times_are_refused(ctx: ServiceContext)
 def test_chinese_text_round_trips(ctx: ServiceContext) -> None:
     """Chinese names and villages are stored and read back unchanged."""
     seed(ctx)
-    with ctx.uow() as uow:
+    with sql_uow(ctx) as uow:
         row = uow.session.get(Participant, 1)
         assert row is not None
         assert (row.name, row.village) == ("张秀英", "青龙村")

@@ -1,0 +1,43 @@
+"""One database as the services see it: units of work, the schema's revision, migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from consultflow.store import migrate
+from consultflow.store.engine import make_engine
+from consultflow.store.uow import UnitOfWork, session_factory
+
+
+class SqlDatabase:
+    """A SQLAlchemy engine with the sessions, migrations and clean-up that go with it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions: sessionmaker[Session] = session_factory(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlDatabase:
+        """Connect lazily to `url` (a SQLite path or a database URL)."""
+        return cls(make_engine(url))
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A fresh unit of work (use it as a context manager)."""
+        return UnitOfWork(self._sessions)
+
+    def schema_revision(self) -> str | None:
+        """The revision the database is at, None when never migrated."""
+        return migrate.current_revision(self.engine)
+
+    def head_revision(self) -> str | None:
+        """The newest revision this consultflow ships."""
+        return migrate.head_revision()
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest revision."""
+        migrate.upgrade(self.engine)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
