@@ -1,0 +1,606 @@
+"""An in-memory unit of work for the use-case unit tests: the ports' protocols over plain objects.
+
+It keeps transaction semantics (everything is copied on enter and restored unless committed), so
+"a refused use case writes nothing" can be tested in milliseconds. The worker's outbox and the
+auditors' figures are database aggregates and are tested against real databases only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import Any, Literal, NoReturn
+
+from consultflow.domain.audit import GENESIS_HASH, AuditContent, chain_hash
+from consultflow.domain.entering import Entering
+from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
+from consultflow.domain.model import EventFilter, LastEvent, NewOpinionRow, OpinionFilter
+from consultflow.domain.reminders import StateEntry, plan_reminders
+from consultflow.domain.roles import Role
+from consultflow.domain.workflow import WorkflowSpec
+
+
+@dataclass
+class Row:
+    """A record: any attributes, like a mapped row."""
+
+    id: int = 0
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["attrs"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("id", "attrs"):
+            object.__setattr__(self, name, value)
+        else:
+            self.attrs[name] = value
+
+
+def _row(table: list[Row], **attrs: Any) -> Row:
+    row = Row(len(table) + 1, dict(attrs))
+    table.append(row)
+    return row
+
+
+@dataclass
+class Tables:
+    """Everything the fake database holds."""
+
+    actors: list[Row] = field(default_factory=list)
+    roles: dict[int, list[Role]] = field(default_factory=dict)
+    participants: list[Row] = field(default_factory=list)
+    workflows: list[Row] = field(default_factory=list)
+    consultations: list[Row] = field(default_factory=list)
+    rounds: list[Row] = field(default_factory=list)
+    opinions: list[Row] = field(default_factory=list)
+    entries: list[Row] = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
+    reminders: list[Row] = field(default_factory=list)
+
+
+def _no_aggregates(*_args: object, **_kwargs: object) -> NoReturn:
+    msg = "the fake unit of work covers the use cases; aggregates run against a real database"
+    raise NotImplementedError(msg)
+
+
+class FakeActors:
+    """People who act, and participants."""
+
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def by_name(self, name: str) -> Row | None:
+        return next((a for a in self.t.actors if a.name == name), None)
+
+    def require(self, name: str | None) -> tuple[Row, list[Role]]:
+        found = self.by_name(name) if name else None
+        if found is None:
+            raise NotFoundError(f"unknown actor {name!r}")
+        return found, self.roles(found.id)
+
+    def system(self) -> Row:
+        return self.t.actors[0]
+
+    def roles(self, actor_id: int) -> list[Role]:
+        return list(self.t.roles.get(actor_id, []))
+
+    def count_people(self) -> int:
+        return sum(1 for a in self.t.actors if self.t.roles.get(a.id) != [Role.SYSTEM])
+
+    def get(self, actor_id: int) -> Row | None:
+        return next((a for a in self.t.actors if a.id == actor_id), None)
+
+    def with_role(self, role: Role) -> list[Row]:
+        return [a for a in self.t.actors if role in self.t.roles.get(a.id, [])]
+
+    def with_roles(self) -> list[tuple[Row, list[Role]]]:
+        return [(a, self.roles(a.id)) for a in self.t.actors]
+
+    def participants(self, village: str | None = None) -> list[Row]:
+        return [p for p in self.t.participants if village in (None, p.village)]
+
+    def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> Row:
+        row = _row(self.t.actors, name=name, lang=lang, contact=contact, created_at=now)
+        self.t.roles[row.id] = list(roles)
+        return row
+
+    def participant(self, participant_id: int) -> Row:
+        found = self.participants_by_id([participant_id])
+        if not found:
+            raise NotFoundError(f"unknown participant {participant_id}")
+        return found[0]
+
+    def participants_by_id(self, participant_ids: Sequence[int]) -> list[Row]:
+        return [p for p in self.t.participants if p.id in set(participant_ids)]
+
+    def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
+        known = {p.id for p in self.t.participants}
+        return [i for i in dict.fromkeys(participant_ids) if i not in known]
+
+    def add_participant(
+        self, *, name: str, village: str, contact: str | None, lang: str, created_by: int, now: datetime
+    ) -> Row:
+        return _row(
+            self.t.participants,
+            name=name,
+            village=village,
+            contact=contact,
+            lang=lang,
+            created_by_id=created_by,
+            created_at=now,
+        )
+
+
+class FakeConsultations:
+    """Consultations, workflows and rounds; row locks are written to `locks` as asked."""
+
+    def __init__(self, t: Tables, locks: list[tuple[str, tuple[int, ...]]]) -> None:
+        self.t = t
+        self.locks = locks
+
+    def get(self, consultation_id: int, *, lock: bool = False) -> Row:
+        found = next((c for c in self.t.consultations if c.id == consultation_id), None)
+        if found is None:
+            raise NotFoundError(f"unknown consultation {consultation_id}")
+        if lock:
+            self.locks.append(("consultation", (consultation_id,)))
+        return found
+
+    def add(
+        self, *, title: str, area: str, workflow_id: int, created_by: int, auto_close: bool, genesis: str, now: datetime
+    ) -> Row:
+        return _row(
+            self.t.consultations,
+            title=title,
+            area=area,
+            workflow_id=workflow_id,
+            created_by_id=created_by,
+            auto_close=auto_close,
+            chain_seq=0,
+            chain_head=genesis,
+            created_at=now,
+        )
+
+    def workflow(self, workflow_id: int) -> Row:
+        return self.t.workflows[workflow_id - 1]
+
+    def ids(self) -> list[int]:
+        return [c.id for c in self.t.consultations]
+
+    def open_rounds(self, consultation_ids: Sequence[int]) -> set[tuple[int, int]]:
+        wanted = set(consultation_ids)
+        return {
+            (r.consultation_id, r.number) for r in self.t.rounds if r.status == "open" and r.consultation_id in wanted
+        }
+
+    def due_for_auto_close(self, now: datetime) -> list[int]:
+        return [
+            r.consultation_id
+            for r in self.t.rounds
+            if r.status == "open"
+            and r.closes_at is not None
+            and r.closes_at <= now
+            and self.get(r.consultation_id).auto_close
+        ]
+
+    def listing(self) -> list[tuple[Row, str, int, int]]:
+        out = []
+        for c in self.t.consultations:
+            wf = self.workflow(c.workflow_id)
+            out.append((c, wf.name, wf.version, sum(1 for o in self.t.opinions if o.consultation_id == c.id)))
+        return out
+
+    def rounds(self, consultation_id: int) -> list[Row]:
+        return [r for r in self.t.rounds if r.consultation_id == consultation_id]
+
+    def stored_workflow(self, name: str, version: int) -> Row | None:
+        return next((w for w in self.t.workflows if (w.name, w.version) == (name, version)), None)
+
+    def stored_workflows(self, name: str | None = None) -> list[Row]:
+        return [w for w in self.t.workflows if name in (None, w.name)]
+
+    def add_workflow(self, spec: WorkflowSpec, now: datetime) -> Row:
+        return _row(
+            self.t.workflows,
+            name=spec.name,
+            version=spec.version,
+            digest=spec.digest,
+            source=spec.source,
+            registered_at=now,
+        )
+
+    def open_round(self, consultation_id: int) -> Row | None:
+        return next((r for r in self.rounds(consultation_id) if r.status == "open"), None)
+
+    def require_open_round(self, consultation_id: int) -> Row:
+        found = self.open_round(consultation_id)
+        if found is None:
+            raise RoundStateError(f"consultation {consultation_id} has no open round")
+        return found
+
+    def last_round_number(self, consultation_id: int) -> int:
+        return max((r.number for r in self.rounds(consultation_id)), default=0)
+
+    def add_round(self, consultation_id: int, number: int, closes_at: datetime | None, now: datetime) -> Row:
+        return _row(
+            self.t.rounds,
+            consultation_id=consultation_id,
+            number=number,
+            status="open",
+            opened_at=now,
+            closes_at=closes_at,
+            closed_at=None,
+        )
+
+
+class FakeOpinions:
+    """Opinions and their entries; row locks are written to `locks` as asked."""
+
+    def __init__(self, t: Tables, locks: list[tuple[str, tuple[int, ...]]]) -> None:
+        self.t = t
+        self.locks = locks
+
+    def get(self, opinion_id: int) -> Row:
+        return self.get_many([opinion_id])[0]
+
+    def get_many(self, opinion_ids: Sequence[int]) -> list[Row]:
+        by_id = {o.id: o for o in self.t.opinions}
+        missing = [i for i in opinion_ids if i not in by_id]
+        if missing:
+            raise NotFoundError(f"unknown opinion(s): {', '.join(map(str, missing))}")
+        return [by_id[i] for i in opinion_ids]
+
+    def lock_many(self, opinion_ids: Sequence[int]) -> list[Row]:
+        self.locks.append(("opinions", tuple(opinion_ids)))
+        return self.get_many(opinion_ids)
+
+    def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
+        return {o.consultation_id for o in self.get_many(list(dict.fromkeys(opinion_ids)))}
+
+    def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
+        actors = FakeActors(self.t)
+        out = {}
+        for o in self.get_many(list(dict.fromkeys(opinion_ids))):
+            p = actors.participant(o.participant_id)
+            planner = actors.get(o.assigned_planner_id) if o.assigned_planner_id else None
+            recorder = actors.get(o.recorded_by_id)
+            assert recorder is not None
+            out[o.id] = (p.name, p.village, planner.name if planner else None, recorder.name)
+        return out
+
+    def add_many(
+        self,
+        consultation: Any,
+        rows: Sequence[NewOpinionRow],
+        *,
+        recorded_by: int,
+        state: str,
+        round_no: int,
+        now: datetime,
+    ) -> list[Row]:
+        return [
+            _row(
+                self.t.opinions,
+                consultation_id=consultation.id,
+                workflow_id=consultation.workflow_id,
+                participant_id=r.participant_id,
+                recorded_by_id=recorded_by,
+                assigned_planner_id=None,
+                category=r.category,
+                channel=r.channel,
+                text=r.text,
+                state=state,
+                state_entered_at=now,
+                current_round=round_no,
+                rounds_count=0,
+                outcome=None,
+                plan_ref=None,
+                merged_into_id=None,
+                last_seq=1,
+                submitted_at=now,
+            )
+            for r in rows
+        ]
+
+    def add_entry(
+        self, opinion: Any, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime
+    ) -> None:
+        _row(
+            self.t.entries,
+            opinion_id=opinion.id,
+            opinion_seq=opinion.last_seq,
+            round_no=opinion.current_round,
+            kind=kind,
+            stance=stance,
+            text=text,
+            actor_id=actor_id,
+            created_at=now,
+        )
+
+    def search(self, criteria: OpinionFilter) -> list[Row]:
+        c = criteria
+        wanted = {
+            "consultation_id": c.consultation_id,
+            "assigned_planner_id": c.assigned_planner_id,
+            "state": c.state,
+            "category": c.category,
+            "channel": c.channel,
+            "current_round": c.round_no,
+            "outcome": c.outcome,
+        }
+        found = [o for o in self.t.opinions if all(v is None or getattr(o, k) == v for k, v in wanted.items())]
+        return found[: c.limit] if c.limit is not None else found
+
+    def undecided(self) -> list[Row]:
+        return [o for o in self.t.opinions if o.outcome is None]
+
+    def entries(self, opinion_id: int) -> list[tuple[Row, str]]:
+        actors = FakeActors(self.t)
+        return [(e, actors.get(e.actor_id).name) for e in self.t.entries if e.opinion_id == opinion_id]  # type: ignore[union-attr]
+
+    def entries_of_kind(self, consultation_id: int, kind: str) -> list[Row]:
+        ids = {o.id for o in self.t.opinions if o.consultation_id == consultation_id}
+        return [e for e in self.t.entries if e.opinion_id in ids and e.kind == kind]
+
+    def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.t.opinions:
+            if o.consultation_id == consultation_id and not (open_only and o.outcome is not None):
+                out[o.state] = out.get(o.state, 0) + 1
+        return out
+
+    def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
+        return [
+            (o.id, o.state, o.state_entered_at, o.last_seq)
+            for o in self.t.opinions
+            if o.consultation_id == consultation_id and o.state in states
+        ]
+
+    def close_round(
+        self, consultation_id: int, effects: Mapping[str, Entering | None], next_round: int, now: datetime
+    ) -> None:
+        for o in self.t.opinions:
+            if o.consultation_id != consultation_id or o.state not in effects:
+                continue
+            effect = effects[o.state]
+            if effect is not None:
+                o.state, o.state_entered_at, o.outcome = effect.dest, now, effect.outcome
+                o.rounds_count += effect.rounds_increment
+            o.current_round, o.last_seq = next_round, o.last_seq + 1
+
+
+class FakeAudit:
+    """The hash-chained events, appended only."""
+
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def append(self, consultation: Any, drafts: Sequence[AuditContent]) -> list[AuditContent]:
+        chained = []
+        for draft in drafts:
+            content = replace(draft, consultation_id=consultation.id, chain_seq=consultation.chain_seq + 1)
+            digest = chain_hash(consultation.chain_head, content)
+            fields = {k: v for k, v in vars(content).items() if k != "payload"}
+            _row(
+                self.t.events,
+                **fields,
+                payload=json.dumps(content.payload or {}, ensure_ascii=False, sort_keys=True),
+                prev_hash=consultation.chain_head,
+                hash=digest,
+            )
+            consultation.chain_seq, consultation.chain_head = content.chain_seq, digest
+            chained.append(content)
+        return chained
+
+    def chain(self, consultation_id: int) -> Generator[Row, None, None]:
+        yield from sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)
+
+    def search(self, criteria: EventFilter) -> NoReturn:
+        _no_aggregates(criteria)
+
+    def last_events(self, moment: datetime, consultation_id: int | None = None) -> list[LastEvent]:
+        _no_aggregates(moment, consultation_id)
+
+    def for_opinion(self, opinion_id: int) -> list[Row]:
+        return sorted((e for e in self.t.events if e.opinion_id == opinion_id), key=lambda e: e.opinion_seq)
+
+
+class FakeReminders:
+    """Reminder rows, keyed like the real table so planning twice adds nothing."""
+
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def plan(
+        self, spec: WorkflowSpec, entries: Sequence[StateEntry], round_closes_at: datetime | None, now: datetime
+    ) -> int:
+        keys = {(r.opinion_id, r.rule, r.offset_minutes, r.round_no, r.due_at) for r in self.t.reminders}
+        planned = 0
+        for e in entries:
+            for p in plan_reminders(spec, e.state, e.entered_at, round_closes_at):
+                key = (e.opinion_id, p.rule, round(p.offset_days * 24 * 60), e.round_no, p.due_at)
+                planned += 1
+                if key in keys:
+                    continue
+                keys.add(key)
+                _row(
+                    self.t.reminders,
+                    consultation_id=e.consultation_id,
+                    opinion_id=e.opinion_id,
+                    round_no=e.round_no,
+                    rule=p.rule,
+                    offset_minutes=key[2],
+                    state=e.state,
+                    state_entered_at=e.entered_at,
+                    recipient_role=p.recipient_role.value,
+                    escalation=p.escalation,
+                    due_at=p.due_at,
+                    send_at=p.send_at,
+                    status="pending",
+                    created_at=now,
+                    closed_at=None,
+                    cancel_reason=None,
+                )
+        return planned
+
+    def _cancel(self, rows: Sequence[Row], reason: str, now: datetime) -> None:
+        for r in rows:
+            if r.status == "pending":
+                r.status, r.closed_at, r.cancel_reason = "cancelled", now, reason
+
+    def cancel_for_opinions(self, opinion_ids: Sequence[int], reason: str, now: datetime) -> None:
+        self._cancel([r for r in self.t.reminders if r.opinion_id in set(opinion_ids)], reason, now)
+
+    def cancel_for_round(self, consultation_id: int, states: Sequence[str], reason: str, now: datetime) -> None:
+        rows = [r for r in self.t.reminders if r.consultation_id == consultation_id and r.state in states]
+        self._cancel(rows, reason, now)
+
+    def get_many(self, reminder_ids: Sequence[int]) -> list[Row]:
+        found = [r for r in self.t.reminders if r.id in set(reminder_ids)]
+        if len(found) != len(set(reminder_ids)):
+            raise NotFoundError("unknown reminder(s)")
+        return found
+
+    def due(self, now: datetime, batch: int) -> list[Row]:
+        return [r for r in self.t.reminders if r.status == "pending" and r.send_at <= now][:batch]
+
+    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> list[Row]:
+        found = [r for r in self.t.reminders if consultation_id in (None, r.consultation_id)]
+        found = [r for r in found if status in (None, r.status)]
+        return found[:limit] if limit is not None else found
+
+    def deliveries(self, *, failed_only: bool = False, limit: int | None = None) -> NoReturn:
+        _no_aggregates(failed_only, limit)
+
+    def deliveries_of(self, reminder_id: int) -> NoReturn:
+        _no_aggregates(reminder_id)
+
+    def attempts_of(self, delivery_ids: Sequence[int]) -> NoReturn:
+        _no_aggregates(delivery_ids)
+
+
+class FakeOutbox:
+    """The outbox is the worker's and runs against real databases only."""
+
+    def queue(self, rows: Sequence[Mapping[str, object]]) -> NoReturn:
+        _no_aggregates(rows)
+
+    def claim(self, now: datetime, batch: int, lease: timedelta) -> NoReturn:
+        _no_aggregates(now, batch, lease)
+
+    def contacts(self, deliveries: Sequence[Any]) -> NoReturn:
+        _no_aggregates(deliveries)
+
+    def get(self, delivery_id: int) -> NoReturn:
+        _no_aggregates(delivery_id)
+
+    def add_attempt(self, delivery_id: int, attempt: int, at: datetime, error: str | None) -> NoReturn:
+        _no_aggregates(delivery_id, attempt, at, error)
+
+
+class FakeFigures:
+    """The figures are database aggregates and run against real databases only."""
+
+    def outcome_rounds(
+        self, consultation_id: int, outcomes: Sequence[str], by: Literal["category", "channel"] | None
+    ) -> NoReturn:
+        _no_aggregates(consultation_id, outcomes, by)
+
+    def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> NoReturn:
+        _no_aggregates(consultation_id, outcomes)
+
+    def event_counts(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+    def last_round(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+    def event_summary(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+    def last_events(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+
+class FakeUnitOfWork:
+    """One transaction over the fake tables: changes are kept only when committed."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+        self.committed = False
+
+    def __enter__(self) -> FakeUnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
+        self.tables = copy.deepcopy(self.db.tables)
+        self.actors = FakeActors(self.tables)
+        self.locks: list[tuple[str, tuple[int, ...]]] = []
+        self.consultations = FakeConsultations(self.tables, self.locks)
+        self.opinions = FakeOpinions(self.tables, self.locks)
+        self.audit = FakeAudit(self.tables)
+        self.reminders = FakeReminders(self.tables)
+        self.figures = FakeFigures()
+        self.outbox = FakeOutbox()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.db.lock_log.append(self.locks)
+
+    def commit(self) -> None:
+        if self.db.conflicts_to_raise:
+            self.db.conflicts_to_raise -= 1
+            raise RetryableConflictError("a deadlock with another transaction")
+        self.db.tables = self.tables
+        self.db.commits += 1
+
+    def flush(self) -> None:
+        """Ids are assigned at once; nothing to send."""
+
+
+class FakeDatabase:
+    """The fake's `Database`: tables, the lock order each transaction used, conflicts to inject."""
+
+    def __init__(self) -> None:
+        self.tables = Tables()
+        FakeActors(self.tables).add(
+            name="system", lang="en", contact=None, roles=[Role.SYSTEM], now=datetime.min.replace(tzinfo=timezone.utc)
+        )
+        self.commits = 0
+        self.conflicts_to_raise = 0
+        self.lock_log: list[list[tuple[str, tuple[int, ...]]]] = []
+
+    def unit_of_work(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+    def schema_revision(self) -> str | None:
+        return "fake"
+
+    def head_revision(self) -> str | None:
+        return "fake"
+
+    def upgrade(self) -> None:
+        """Nothing to migrate."""
+
+    def dispose(self) -> None:
+        """Nothing to close."""
+
+    def verify_chain(self, consultation_id: int) -> bool:
+        """Recompute the consultation's chain from the stored fields."""
+        head = GENESIS_HASH
+        for e in sorted(
+            (e for e in self.tables.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq
+        ):
+            fields = {k: v for k, v in e.attrs.items() if k not in ("prev_hash", "hash")}
+            fields["payload"] = json.loads(fields["payload"])
+            if e.prev_hash != head or chain_hash(head, AuditContent(**fields)) != e.hash:
+                return False
+            head = e.hash
+        return True
