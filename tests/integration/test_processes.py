@@ -8,7 +8,9 @@ consultflow error, and every invariant of the loop holds.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
+import signal
 import time
 import traceback
 from datetime import datetime, timezone
@@ -25,7 +27,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.store.database import SqlDatabase
 from consultflow.store.models import DeliveryAttempt
 from tests.conftest import WORKFLOWS, sql_uow
-from tests.helpers import COORD, EXPERT, PLANNER, assert_loop_invariants, seed, submit
+from tests.helpers import COORD, EXPERT, PLANNER, assert_loop_invariants, seed, snapshot, submit
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +81,9 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
         sweep.sweep(ctx, _RecordingSender(sent), outbox.SweepSettings(batch=20), now=FUTURE)
 
 
-def _worker(kind: str, url: str, ids: list[int], seed_: int, sent: str, start: Any, results: Any) -> None:
+def _worker(
+    kind: str, url: str, ids: list[int], seed_: int, sent: str, start: Any, results: Any, ops: int = OPS
+) -> None:
     """One process: OPS operations of one kind; reports successes, refusals, conflicts and tracebacks."""
     ctx = ServiceContext(database=SqlDatabase.from_url(url), workflows_dir=WORKFLOWS)
     start.wait(timeout=120)  # every process is imported and connected: they begin together
@@ -87,7 +91,7 @@ def _worker(kind: str, url: str, ids: list[int], seed_: int, sent: str, start: A
     counts: dict[str, int] = {"ok": 0, "refused": 0, "conflict": 0}
     reasons: dict[str, int] = {}
     crashes: list[str] = []
-    for _ in range(OPS):
+    for _ in range(ops):
         try:
             _one(kind, ctx, rng, ids, Path(sent))
             counts["ok"] += 1
@@ -149,3 +153,52 @@ def test_many_processes_at_once_keep_every_invariant(ctx: ServiceContext, db_url
             )
         )
     assert twice == 0
+
+
+def test_killing_writers_mid_transaction_leaves_every_invariant(
+    ctx: ServiceContext, db_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL firers, an assigner, bulk intake and the round closer mid-work: what they did is whole, what
+    they were doing is gone, and the database takes new work at once."""
+    setup = seed(ctx)
+    ids = [submit(ctx, setup, text=f"意见 {i}") for i in range(30)]
+    events_before = snapshot(ctx)["events"]
+    sent = tmp_path / "sent.txt"
+    sent.touch()
+    doomed = ["fire", "fire", "assign", "bulk", "merge", "rounds"]
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    start = spawn.Barrier(len(doomed) + 2)
+    procs = [
+        spawn.Process(target=_worker, args=(kind, db_url, ids, n, str(sent), start, results, 10_000))
+        for n, kind in enumerate(doomed)
+    ]
+    sweepers = [
+        spawn.Process(target=_worker, args=("sweep", db_url, ids, 100 + n, str(sent), start, results)) for n in range(2)
+    ]
+    for proc in [*procs, *sweepers]:
+        proc.start()
+    time.sleep(6)  # well past the barrier: every doomed process is in the middle of its work
+    for proc in procs:
+        assert proc.is_alive(), "a writer finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == -signal.SIGKILL
+    reports = [results.get(timeout=240) for _ in sweepers]
+    for proc in sweepers:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    assert [crash for _kind, _counts, found in reports for crash in found] == []
+    events_after = snapshot(ctx)["events"]
+    assert isinstance(events_before, int) and isinstance(events_after, int)
+    assert events_after > events_before + 50, "the killed writers had done little work"
+
+    # The database is not left locked: new work goes through at once, then everything still agrees.
+    if rounds.round_status(ctx, setup.consultation_id).open_round is None:
+        rounds.open_round(ctx, acting=COORD, consultation_id=setup.consultation_id)
+    new = submit(ctx, setup, text="杀掉进程之后的新意见")
+    opinions.fire(ctx, acting=EXPERT, opinion_id=new, trigger="screen", fields={})
+    assert_loop_invariants(ctx, setup.consultation_id)
+    keys = sent.read_text(encoding="utf-8").split()
+    assert len(keys) == len(set(keys)), "a message was sent twice"
