@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +15,8 @@ DEFAULT_TZ = "Asia/Shanghai"
 
 def default_workflows_dir() -> Path:
     """The workflows shipped in the package (`workflows/` in a source checkout)."""
+    from importlib.resources import files  # noqa: PLC0415 - only commands that read workflows need it
+
     return Path(str(files("consultflow.workflows")))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from consultflow import __version__
-from consultflow.cli.output import emit_json
 from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError
@@ -57,6 +55,8 @@ class CliState:
     def emit(self, value: object, text: Callable[[], str]) -> None:
         """JSON when asked for, else the text rendering."""
         if self.json:
+            from consultflow.cli.output import emit_json  # noqa: PLC0415 - json and the renderers load on use
+
             emit_json(value, self.settings.tz)
         else:
             click.echo(text())
@@ -191,6 +191,8 @@ class ConsultflowGroup(click.Group):
 def _fail(ctx: click.Context, message: str, code: int) -> None:
     state = ctx.find_object(CliState)
     if state is not None and state.json:
+        import json  # noqa: PLC0415
+
         click.echo(json.dumps({"error": message, "exit_code": code}, ensure_ascii=False), err=True)
     else:
         click.echo(f"Error: {message}", err=True)

@@ -11,8 +11,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from consultflow.domain.errors import WorkflowInvalidError
 from consultflow.domain.labels import Label
 from consultflow.domain.roles import Role
@@ -60,6 +58,8 @@ def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
     """
     if len(text) > MAX_FILE_CHARS:
         raise WorkflowInvalidError(source, [f"(file): longer than {MAX_FILE_CHARS} characters"])
+    import yaml  # noqa: PLC0415 - read commands that load no workflow text never pay for it
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
