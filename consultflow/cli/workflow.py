@@ -37,7 +37,13 @@ def workflow_list(state: CliState) -> None:
             )
             for w in items
         ]
-        return table(["name", "version", "in use", "file", "valid"], rows)
+        listed = table(["name", "version", "in use", "file", "valid"], rows)
+        invalid = [
+            f"{w.file}: {len(w.problems)} problem(s)\n" + "".join(f"  {p}\n" for p in w.problems)
+            for w in items
+            if not w.valid
+        ]
+        return listed + ("\n\n" + "".join(invalid).rstrip() if invalid else "")
 
     state.emit(items, text)
 

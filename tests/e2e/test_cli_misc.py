@@ -142,3 +142,28 @@ def test_real_subprocess_runs_the_loop(tmp_path: Path) -> None:
     assert logged.returncode == 1
     history = json.loads(run("audit", "history", "1", "--json").stdout)
     assert [e["trigger"] for e in history["events"]] == ["submit", "screen", "adopt"]
+
+
+def test_an_invalid_workflow_file_is_listed_with_its_problems_and_breaks_nothing(
+    tmp_path: Path, sqlite_url: str, clock: FixedClock
+) -> None:
+    """A broken file beside a good one: `workflow list` names it and its problems; the good one still works."""
+    wf_dir = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, wf_dir, ignore=shutil.ignore_patterns("*.py"))
+    (wf_dir / "broken.yaml").write_text("name: broken\nversion: 1\ninitial: {a: 1}\nstates: [1]\n", encoding="utf-8")
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        r = runner.invoke(main, ["--db", sqlite_url, "--workflows", str(wf_dir), "-q", *args], obj={"clock": clock})
+        return r.exit_code, r.stdout, r.stderr
+
+    assert run("db", "upgrade")[0] == 0
+    code, out, _ = run("workflow", "list")
+    assert code == 0
+    assert "consultation-loop" in out and "broken.yaml: " in out
+    assert "initial: {'a': 1} is not of type 'string'" in out
+    listed = json.loads(run("workflow", "list", "--json")[1])
+    broken = next(w for w in listed if w["file"].endswith("broken.yaml"))
+    assert broken["valid"] is False and broken["problems"]
+    assert run("actor", "add", "李协调", "--role", "coordinator")[0] == 0
+    assert run("--as", "李协调", "consultation", "create", "一期", "--area", "A")[0] == 0
