@@ -12,6 +12,7 @@ from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError
 from consultflow.domain.model import ConsultationRow, NewOpinionRow, OpinionFilter, OpinionRow
 from consultflow.store.batches import chunked
+from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
 
 
@@ -125,17 +126,19 @@ class OpinionRepository:
     def search(self, criteria: OpinionFilter) -> list[Opinion]:
         """Opinions matching every value the filter gives, oldest first."""
         stmt = select(Opinion).order_by(Opinion.id)
-        for column, value in (
-            (Opinion.consultation_id, criteria.consultation_id),
-            (Opinion.assigned_planner_id, criteria.assigned_planner_id),
-            (Opinion.state, criteria.state),
-            (Opinion.category, criteria.category),
-            (Opinion.channel, criteria.channel),
-            (Opinion.current_round, criteria.round_no),
-            (Opinion.outcome, criteria.outcome),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
+        stmt = stmt.where(
+            *equal_where_given(
+                [
+                    (Opinion.consultation_id, criteria.consultation_id),
+                    (Opinion.assigned_planner_id, criteria.assigned_planner_id),
+                    (Opinion.state, criteria.state),
+                    (Opinion.category, criteria.category),
+                    (Opinion.channel, criteria.channel),
+                    (Opinion.current_round, criteria.round_no),
+                    (Opinion.outcome, criteria.outcome),
+                ]
+            )
+        )
         if criteria.limit is not None:
             stmt = stmt.limit(criteria.limit)
         return list(self.session.scalars(stmt))

@@ -16,6 +16,7 @@ from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
+from consultflow.store.filters import equal_where_given
 from consultflow.store.models import (
     Actor,
     ActorRole,
@@ -342,17 +343,17 @@ class AuditLog:
         """Opinion events matching every filter, in the order they happened."""
         c = criteria
         where: list[ColumnElement[bool]] = [AuditEvent.opinion_id.is_not(None)]
-        for column, value in (
-            (Opinion.consultation_id, c.consultation_id),
-            (Opinion.participant_id, c.participant_id),
-            (Opinion.category, c.category),
-            (Opinion.channel, c.channel),
-            (Opinion.outcome, c.outcome),
-            (AuditEvent.to_state, c.state),
-            (AuditEvent.round_no, c.round_no),
-        ):
-            if value is not None:
-                where.append(column == value)
+        where += equal_where_given(
+            [
+                (Opinion.consultation_id, c.consultation_id),
+                (Opinion.participant_id, c.participant_id),
+                (Opinion.category, c.category),
+                (Opinion.channel, c.channel),
+                (Opinion.outcome, c.outcome),
+                (AuditEvent.to_state, c.state),
+                (AuditEvent.round_no, c.round_no),
+            ]
+        )
         if c.since is not None:
             where.append(AuditEvent.at >= c.since)
         if c.until is not None:
