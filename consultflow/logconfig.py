@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import MutableMapping
@@ -18,23 +17,24 @@ from typing import Any, TextIO
 
 import structlog
 
+from consultflow.domain.privacy import mask_contact, mask_text
+
 SENSITIVE_KEYS = frozenset({"contact", "email", "phone", "address", "recipient_address"})
-_EMAIL = re.compile(r"([^@\s]{1,2})[^@\s]*(@[^\s]+)")
-_DIGITS = re.compile(r"\d(?=\d{2})")
 
-
-def mask_contact(value: object) -> str:
-    """`zhang@example.cn` -> `zh***@example.cn`; `13812345678` -> `*********78`."""
-    text = str(value)
-    if "@" in text:
-        return _EMAIL.sub(r"\1***\2", text)
-    return _DIGITS.sub("*", text)
+__all__ = ["SENSITIVE_KEYS", "configure_logging", "mask_contact", "record_internal_error"]
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in SENSITIVE_KEYS & event.keys():
-        if event[key] is not None:
-            event[key] = mask_contact(event[key])
+    """Contacts masked in every field: whole values under contact keys, and inside any text (errors too)."""
+    for key, value in event.items():
+        if value is None:
+            continue
+        if key in SENSITIVE_KEYS:
+            event[key] = mask_contact(value)
+        elif isinstance(value, str):
+            event[key] = mask_text(value)
+        elif isinstance(value, BaseException):
+            event[key] = mask_text(f"{type(value).__name__}: {value}")
     return event
 
 
@@ -106,7 +106,7 @@ def record_internal_error(exc: BaseException) -> Path | None:
     None when it cannot be written (then the traceback goes to the debug log only).
     """
     text = "".join(traceback.format_exception(exc))
-    masked = _PHONE.sub(lambda m: mask_contact(m.group(0)), _EMAIL_FULL.sub(lambda m: mask_contact(m.group(0)), text))
+    masked = mask_text(text)
     logging.getLogger("consultflow").debug("internal error\n%s", masked)
     path = error_log_path()
     try:
@@ -116,7 +116,3 @@ def record_internal_error(exc: BaseException) -> Path | None:
     except OSError:
         return None
     return path
-
-
-_EMAIL_FULL = re.compile(r"[^@\s'\"]+@[^\s'\"]+")
-_PHONE = re.compile(r"(?<!\d)1\d{10}(?!\d)")

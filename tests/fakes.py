@@ -493,6 +493,12 @@ class FakeOutbox:
     def queue(self, rows: Sequence[Mapping[str, object]]) -> NoReturn:
         _no_aggregates(rows)
 
+    def dead_letter_abandoned(self, now: datetime, max_attempts: int) -> NoReturn:
+        _no_aggregates(now, max_attempts)
+
+    def requeue_dead(self, delivery_ids: Sequence[int] | None, now: datetime) -> NoReturn:
+        _no_aggregates(delivery_ids, now)
+
     def claim(self, now: datetime, batch: int, lease: timedelta) -> NoReturn:
         _no_aggregates(now, batch, lease)
 

@@ -99,6 +99,10 @@ def _delivery(options: dict[str, Any]) -> tuple[outbox.Sender, outbox.SweepSetti
     return router, settings
 
 
+# run-once's exit code when a sweep dead-lettered deliveries: cron and timers notice.
+DEAD_LETTERS_EXIT_CODE = 3
+
+
 @click.group("reminders")
 def reminders_group() -> None:
     """Reminders owed to planners, participants and coordinators, and their deliveries."""
@@ -125,6 +129,12 @@ def run_once(state: CliState, /, now_text: str | None, with_digest: bool, **opti
             f"rounds closed {report.rounds_closed}"
         ),
     )
+    if report.dead:
+        click.echo(
+            f"Error: {report.dead} delivery(ies) were dead-lettered; see 'consultflow reminders list --failed'",
+            err=True,
+        )
+        click.get_current_context().exit(DEAD_LETTERS_EXIT_CODE)
 
 
 def _at(ctx: ServiceContext, now: datetime) -> ServiceContext:
@@ -224,6 +234,21 @@ def reminders_cancel(state: CliState, reminder_ids: tuple[int, ...], reason: str
     """Cancel pending reminders."""
     views = reminders.cancel_reminders(state.services(), acting=state.actor, reminder_ids=reminder_ids, reason=reason)
     state.emit(views, lambda: f"{len(views)} reminder(s) cancelled")
+
+
+@reminders_group.command("requeue")
+@click.argument("delivery_ids", nargs=-1, type=ID)
+@click.option("--all-dead", is_flag=True, help="Every dead-lettered delivery.")
+@as_option
+@pass_state
+def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: bool) -> None:
+    """Give dead-lettered deliveries (DELIVERY_IDS, or --all-dead) one more try at the next sweep."""
+    if bool(delivery_ids) == all_dead:
+        raise click.UsageError("give delivery ids (see 'reminders list --failed') or --all-dead, not both")
+    ids = reminders.requeue_dead_letters(
+        state.services(), acting=state.actor, delivery_ids=None if all_dead else delivery_ids
+    )
+    state.emit({"requeued": ids}, lambda: f"{len(ids)} delivery(ies) requeued")
 
 
 @click.command("worker")

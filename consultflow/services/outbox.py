@@ -15,6 +15,7 @@ from typing import Protocol
 import structlog
 
 from consultflow.domain.labels import Lang
+from consultflow.domain.privacy import mask_text
 from consultflow.domain.roles import Role
 from consultflow.services.context import ServiceContext
 from consultflow.services.ports import ActorRow, UnitOfWork
@@ -22,6 +23,7 @@ from consultflow.services.ports import ActorRow, UnitOfWork
 log = structlog.get_logger(__name__)
 
 CHANNELS = ("log", "email", "webhook")
+MAX_ERROR_CHARS = 500
 
 
 class DeliveryError(Exception):
@@ -148,20 +150,25 @@ def deliver_due(ctx: ServiceContext, sender: Sender, settings: SweepSettings, re
     """Claim due deliveries under a lease, send each, and record every attempt."""
     now = ctx.clock.now()
     while True:
-        claimed = _claim(ctx, settings, now)
+        claimed = _claim(ctx, settings, now, report)
         if not claimed:
             return
         for message in claimed:
             _attempt(ctx, sender, message, settings, now, report)
 
 
-def _claim(ctx: ServiceContext, settings: SweepSettings, now: datetime) -> list[OutgoingMessage]:
+def _claim(
+    ctx: ServiceContext, settings: SweepSettings, now: datetime, report: SweepReport | None = None
+) -> list[OutgoingMessage]:
     """Take a batch of due deliveries for this worker: status 'sending' until the lease ends."""
     with ctx.uow() as uow:
+        abandoned = uow.outbox.dead_letter_abandoned(now, settings.max_attempts)
+        if abandoned:
+            if report is not None:
+                report.dead += abandoned
+            log.warning("deliveries_dead_lettered", count=abandoned, reason="the worker stopped while sending them")
         rows = uow.outbox.claim(now, settings.batch, settings.lease)
-        if not rows:
-            return []
-        contacts = uow.outbox.contacts(rows)
+        contacts = uow.outbox.contacts(rows) if rows else {}
         out = [
             OutgoingMessage(
                 d.id, d.idempotency_key, d.kind, d.channel, d.recipient_name, contacts[d.id], d.lang, d.subject, d.body
@@ -184,7 +191,9 @@ def _attempt(
     try:
         sender.send(message)
     except DeliveryError as exc:
-        error = str(exc) or type(exc).__name__
+        error = mask_text(str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
+    except Exception as exc:  # noqa: BLE001 - whatever one message does to a channel, it fails alone
+        error = mask_text(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
     with ctx.uow() as uow:
         d = uow.outbox.get(message.delivery_id)
         uow.outbox.add_attempt(d.id, d.attempts, ctx.clock.now(), error)

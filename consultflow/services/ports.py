@@ -271,6 +271,12 @@ class Outbox(Protocol):
     def queue(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Add messages, skipping known idempotency keys."""
 
+    def dead_letter_abandoned(self, now: datetime, max_attempts: int) -> int:
+        """Dead-letter deliveries a worker died sending `max_attempts` times."""
+
+    def requeue_dead(self, delivery_ids: Sequence[int] | None, now: datetime) -> list[int]:
+        """Give dead letters one more try."""
+
     def claim(self, now: datetime, batch: int, lease: timedelta) -> Sequence[DeliveryRow]:
         """Lease due deliveries to this worker."""
 

@@ -135,3 +135,26 @@ def cancel_reminders(
         body=body,
         describe=lambda views: {"count": len(views)},
     )
+
+
+def requeue_dead_letters(ctx: ServiceContext, *, acting: str | None, delivery_ids: Sequence[int] | None) -> list[int]:
+    """Give dead-lettered deliveries (these, or every one) one more try at the next sweep."""
+
+    def body(change: Change) -> list[int]:
+        requeued = change.uow.outbox.requeue_dead(delivery_ids, change.now)
+        if delivery_ids is not None:
+            missing = sorted(set(delivery_ids) - set(requeued))
+            if missing:
+                listed = ", ".join(map(str, missing))
+                msg = f"not dead-lettered (or unknown): {listed}; see 'consultflow reminders list --failed'"
+                raise ValidationError(msg)
+        return requeued
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.MANAGE_REMINDERS,
+        event="deliveries_requeued",
+        body=body,
+        describe=lambda ids: {"count": len(ids)},
+    )

@@ -29,6 +29,41 @@ class Outbox:
         for batch in chunked(rows):
             insert_ignoring_duplicates(self.session, Delivery, batch)
 
+    def dead_letter_abandoned(self, now: datetime, max_attempts: int) -> int:
+        """Dead-letter deliveries whose lease ran out `max_attempts` times: a worker died sending each.
+
+        Without this, a message that kills the worker would be claimed again forever.
+        """
+        result = self.session.execute(
+            update(Delivery)
+            .where(Delivery.status == "sending", Delivery.locked_until < now, Delivery.attempts >= max_attempts)
+            .values(
+                status="dead",
+                locked_until=None,
+                last_error="the worker stopped while sending it, every time it was tried",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def requeue_dead(self, delivery_ids: Sequence[int] | None, now: datetime) -> list[int]:
+        """Give dead letters (these, or all) one more try now; returns the ids requeued."""
+        stmt = select(Delivery.id).where(Delivery.status == "dead").order_by(Delivery.id)
+        ids: list[int] = []
+        if delivery_ids is None:
+            ids = list(self.session.scalars(stmt.with_for_update()))
+        else:
+            for batch in chunked(sorted(set(delivery_ids))):
+                ids += self.session.scalars(stmt.where(Delivery.id.in_(batch)).with_for_update())
+        for batch in chunked(ids):
+            self.session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(batch))
+                .values(status="pending", next_attempt_at=now, locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
     def claim(self, now: datetime, batch: int, lease: timedelta) -> list[Delivery]:
         """Lease up to `batch` due deliveries to this worker: status 'sending' until the lease ends.
 

@@ -6,6 +6,7 @@ import json
 
 from tests.conftest import Cli
 from tests.e2e.test_cli_loop import COORD, EXPERT, PLANNER, setup_people, submit
+from tests.servers import free_port
 
 
 def under_review(cli: Cli) -> int:
@@ -55,3 +56,23 @@ def test_reschedule_moves_participant_reminders(cli: Cli) -> None:
     assert sorted(r["status"] for r in open_ones) == ["cancelled", "pending"]
     [pending] = [r for r in open_ones if r["status"] == "pending"]
     assert pending["due_at"] == "2026-03-25T18:00:00+08:00"
+
+
+def test_run_once_exits_3_when_deliveries_die_and_requeue_gives_them_another_try(cli: Cli) -> None:
+    """A webhook nobody answers: the sweep dead-letters and says so with exit 3; a coordinator requeues."""
+    oid = under_review(cli)
+    port = free_port()  # nothing listens there
+    webhook = ["--channels", "log,webhook", "--webhook-url", f"http://127.0.0.1:{port}/hook", "--max-attempts", "1"]
+    cli.ok("opinion", "fire", str(oid), "give_feedback", "--text", "请确认", actor=PLANNER)
+    # the participant (a mobile number: the webhook) is reminded two days before the round closes
+    swept = cli("reminders", "run-once", "--now", "2026-03-19T09:00", *webhook)
+    assert swept.exit_code == 3, swept.output
+    assert "dead-lettered" in swept.stderr and "13812345678" not in swept.output
+    failed = json.loads(cli.ok("reminders", "list", "--failed", "--json").stdout)
+    assert [d["status"] for d in failed] == ["dead"]
+    refused = cli("reminders", "requeue", "--all-dead", actor=PLANNER)
+    assert refused.exit_code == 1 and "may not manage reminders" in refused.stderr
+    assert cli("reminders", "requeue", "--all-dead", "1", actor=COORD).exit_code == 2  # ids or --all-dead
+    requeued = json.loads(cli.ok("--json", "reminders", "requeue", "--all-dead", actor=COORD).stdout)
+    assert requeued["requeued"] == [failed[0]["id"]]
+    assert json.loads(cli.ok("reminders", "list", "--failed", "--json").stdout)[0]["status"] == "pending"
