@@ -15,13 +15,16 @@ from consultflow.export import charts, formats
 from consultflow.services import reports, statistics
 
 FORMAT = click.Choice(formats.FORMATS)
+FORCE = click.option(
+    "--force", is_flag=True, help="Replace the output file if it exists (a link there is replaced, not followed)."
+)
 
 
 def _names(value: str) -> NameMode:
     return "full" if value == "full" else "none" if value == "none" else "pseudonym"
 
 
-def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None) -> None:
+def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None, force: bool) -> None:
     chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
     if output is None:
         if chosen in formats.BINARY_FORMATS:
@@ -31,7 +34,7 @@ def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None
         assert isinstance(content, str)
         click.echo(content, nl=False)
         return
-    formats.write(doc, chosen, output)
+    formats.write(doc, chosen, output, force=force)
     click.echo(f"wrote {output} ({chosen})", err=True)
 
 
@@ -52,12 +55,13 @@ def report_group() -> None:
 @report_group.command("adoption")
 @click.argument("consultation_id", type=ID)
 @click.option("--format", "fmt", type=FORMAT, help="table, markdown, csv, xlsx, json.")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this new file.")
+@FORCE
 @pass_state
-def report_adoption(state: CliState, consultation_id: int, fmt: str | None, output: Path | None) -> None:
+def report_adoption(state: CliState, consultation_id: int, fmt: str | None, output: Path | None, force: bool) -> None:
     """Totals, outcomes with their shares, categories, channels and the rounds distribution."""
     doc = reports.adoption_report(state.services(), consultation_id, state.settings.lang)
-    _output(state, doc, fmt, output)
+    _output(state, doc, fmt, output, force)
 
 
 @report_group.command("account")
@@ -72,15 +76,22 @@ def report_adoption(state: CliState, consultation_id: int, fmt: str | None, outp
 )
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
+@FORCE
 @pass_state
 def report_account(
-    state: CliState, consultation_id: int, round_no: int | None, names: str, fmt: str | None, output: Path | None
+    state: CliState,
+    consultation_id: int,
+    round_no: int | None,
+    names: str,
+    fmt: str | None,
+    output: Path | None,
+    force: bool,
 ) -> None:
     """The published account of adoption (意见采纳情况说明), grouped by category."""
     doc = reports.account_report(
         state.services(), consultation_id, lang=state.settings.lang, round_no=round_no, names=_names(names)
     )
-    _output(state, doc, fmt, output)
+    _output(state, doc, fmt, output, force)
 
 
 @report_group.command("plan")
@@ -88,35 +99,39 @@ def report_account(
 @click.option("--names", type=click.Choice(NAME_MODES), default="pseudonym", show_default=True)
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
+@FORCE
 @pass_state
-def report_plan(state: CliState, consultation_id: int, names: str, fmt: str | None, output: Path | None) -> None:
+def report_plan(
+    state: CliState, consultation_id: int, names: str, fmt: str | None, output: Path | None, force: bool
+) -> None:
     """Per plan section, the opinions it answers."""
     doc = reports.plan_report(state.services(), consultation_id, lang=state.settings.lang, names=_names(names))
-    _output(state, doc, fmt, output)
+    _output(state, doc, fmt, output, force)
 
 
 @report_group.command("chart")
 @click.argument("consultation_id", type=ID)
 @click.option("--kind", type=click.Choice(charts.CHARTS), default="rounds", show_default=True)
 @click.option(
-    "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write."
+    "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True, help="New PNG file to write."
 )
+@FORCE
 @pass_state
-def report_chart(state: CliState, consultation_id: int, kind: str, output: Path) -> None:
+def report_chart(state: CliState, consultation_id: int, kind: str, output: Path, force: bool) -> None:
     """A PNG chart: rounds histogram, category shares, or the round funnel."""
     ctx = state.services()
     lang = state.settings.lang
     if kind == "rounds":
-        drawn = charts.rounds_chart(statistics.rounds_report(ctx, consultation_id).outcomes, output, lang)
+        drawn = charts.rounds_chart(statistics.rounds_report(ctx, consultation_id).outcomes, output, lang, force=force)
     elif kind == "funnel":
-        drawn = charts.funnel_chart(statistics.funnel(ctx, consultation_id), output, lang)
+        drawn = charts.funnel_chart(statistics.funnel(ctx, consultation_id), output, lang, force=force)
     else:
         doc = reports.adoption_report(ctx, consultation_id, "zh")
         en = reports.adoption_report(ctx, consultation_id, "en")
         zh_rows = next(t for t in doc.tables if t.key == "by_category").rows
         en_rows = next(t for t in en.tables if t.key == "by_category").rows
         shares = [(str(z[0]), str(e[0]), int(str(z[1]))) for z, e in zip(zh_rows, en_rows, strict=True)]
-        drawn = charts.category_chart(shares, output, lang)
+        drawn = charts.category_chart(shares, output, lang, force=force)
     note = "" if drawn == lang else " (no Chinese font found: English labels; install fonts-noto-cjk)"
     click.echo(f"wrote {output}{note}", err=True)
 

@@ -17,6 +17,7 @@ from transitions import Machine, MachineError
 from consultflow.domain.errors import InvalidTransitionError, ValidationError
 from consultflow.domain.model import MAX_ID
 from consultflow.domain.roles import Role, acting_role
+from consultflow.domain.text import refuse_control_characters
 from consultflow.domain.vocabulary import Field, Stance
 from consultflow.domain.workflow import TransitionSpec, WorkflowSpec
 
@@ -141,7 +142,7 @@ def _typed(field: Field, value: object) -> FieldValue:
             msg = f"{field.option} takes an opinion id (a number from 1 to {MAX_ID}), not {value!r}"
             raise ValidationError(msg)
         return target
-    text = str(value).strip()
+    text = refuse_control_characters(str(value).strip(), field.option)
     if field is Field.STANCE:
         try:
             return Stance(text).value

@@ -7,15 +7,16 @@ boxes where the characters should be.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.domain.vocabulary import Outcome
+from consultflow.export.files import write_new_file
 from consultflow.services.statistics import FunnelRow, OutcomeRounds
 
 log = structlog.get_logger(__name__)
@@ -61,17 +62,16 @@ def _pyplot(lang: Lang) -> tuple[Any, Lang]:
     return plt, lang
 
 
-def _save(plt: Any, fig: Any, path: Path) -> None:
+def _save(plt: Any, fig: Any, path: Path, force: bool) -> None:
+    buffer = io.BytesIO()
     try:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    except OSError as exc:
-        msg = f"cannot write {path}: {exc.strerror}"
-        raise ValidationError(msg) from None
+        fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
     finally:
         plt.close(fig)
+    write_new_file(path, buffer.getvalue(), force=force)
 
 
-def rounds_chart(outcomes: Sequence[OutcomeRounds], path: Path, lang: Lang = "zh") -> Lang:
+def rounds_chart(outcomes: Sequence[OutcomeRounds], path: Path, lang: Lang = "zh", *, force: bool = False) -> Lang:
     """Grouped bars: for each number of rounds, how many opinions reached each outcome."""
     plt, lang = _pyplot(lang)
     most = max((max(o.histogram, default=0) for o in outcomes), default=0)
@@ -90,22 +90,24 @@ def rounds_chart(outcomes: Sequence[OutcomeRounds], path: Path, lang: Lang = "zh
     ax.set_ylabel("意见数" if lang == "zh" else "Opinions")
     ax.set_title("各结果所经历的轮次" if lang == "zh" else "Rounds each opinion went through")
     ax.legend()
-    _save(plt, fig, path)
+    _save(plt, fig, path, force)
     return lang
 
 
-def category_chart(shares: Sequence[tuple[str, str, int]], path: Path, lang: Lang = "zh") -> Lang:
+def category_chart(
+    shares: Sequence[tuple[str, str, int]], path: Path, lang: Lang = "zh", *, force: bool = False
+) -> Lang:
     """A pie of opinions by category; `shares` holds (zh label, en label, count)."""
     plt, lang = _pyplot(lang)
     fig, ax = plt.subplots(figsize=(6, 6))
     labels = [zh if lang == "zh" else en for zh, en, _ in shares]
     ax.pie([n for _, _, n in shares], labels=labels, autopct="%1.1f%%", startangle=90, counterclock=False)
     ax.set_title("意见类别占比" if lang == "zh" else "Opinions by category")
-    _save(plt, fig, path)
+    _save(plt, fig, path, force)
     return lang
 
 
-def funnel_chart(rows: Sequence[FunnelRow], path: Path, lang: Lang = "zh") -> Lang:
+def funnel_chart(rows: Sequence[FunnelRow], path: Path, lang: Lang = "zh", *, force: bool = False) -> Lang:
     """Grouped bars per round: entered, got feedback, re-participated, decided, carried over."""
     plt, lang = _pyplot(lang)
     steps = [
@@ -126,5 +128,5 @@ def funnel_chart(rows: Sequence[FunnelRow], path: Path, lang: Lang = "zh") -> La
     ax.set_ylabel("意见数" if lang == "zh" else "Opinions")
     ax.set_title("各轮办理漏斗" if lang == "zh" else "Round funnel")
     ax.legend(fontsize="small")
-    _save(plt, fig, path)
+    _save(plt, fig, path, force)
     return lang

@@ -11,6 +11,8 @@ from typing import Any
 
 from consultflow.domain.document import Document, Table
 from consultflow.domain.errors import ValidationError
+from consultflow.domain.text import without_control_characters
+from consultflow.export.files import write_new_file
 from consultflow.export.text import display_width, table
 
 FORMATS = ("table", "markdown", "csv", "xlsx", "json")
@@ -48,17 +50,38 @@ def to_markdown(doc: Document) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+_EVALUATED_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """Text a spreadsheet shows as written: no formula (OWASP "CSV injection"), no control character.
+
+    A cell starting with = + - @ tab or CR is evaluated by Excel and LibreOffice; a leading
+    apostrophe makes it text. A lone "-" (an empty placeholder) cannot be a formula and stays.
+    """
+    value = without_control_characters(value)
+    if value.startswith(_EVALUATED_PREFIXES) and value != "-":
+        return "'" + value
+    return value
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    return spreadsheet_text(value) if isinstance(value, str) else value
+
+
 def to_csv(doc: Document) -> str:
     """For Excel: sections of title, header and rows; saved as UTF-8 with a BOM so Chinese opens right."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([doc.title])
-    writer.writerow([doc.subtitle])
+    writer.writerow([_csv_cell(doc.title)])
+    writer.writerow([_csv_cell(doc.subtitle)])
     for t in doc.tables:
         writer.writerow([])
-        writer.writerow([t.title])
-        writer.writerow(t.headers)
-        writer.writerows(["" if v is None else v for v in row] for row in t.rows)
+        writer.writerow([_csv_cell(t.title)])
+        writer.writerow([_csv_cell(h) for h in t.headers])
+        writer.writerows([_csv_cell(v) for v in row] for row in t.rows)
     return buffer.getvalue()
 
 
@@ -80,17 +103,17 @@ def to_xlsx(doc: Document) -> bytes:
     cover = book.active
     assert cover is not None
     cover.title = "说明" if any(ord(ch) > 0x2E80 for ch in doc.title) else "About"
-    cover.append([doc.title])
-    cover.append([doc.subtitle])
+    _append_text_safe(cover, [doc.title])
+    _append_text_safe(cover, [doc.subtitle])
     cover["A1"].font = Font(bold=True, size=14)
     used = {cover.title}
     for t in doc.tables:
         sheet = book.create_sheet(_sheet_title(t, used))
-        sheet.append(list(t.headers))
+        _append_text_safe(sheet, list(t.headers))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in t.rows:
-            sheet.append(list(row))
+            _append_text_safe(sheet, list(row))
         for i, header in enumerate(t.headers):
             width = max([display_width(str(header))] + [display_width(str(r[i] or "")) for r in t.rows])
             sheet.column_dimensions[sheet.cell(row=1, column=i + 1).column_letter].width = min(max(width + 2, 8), 60)
@@ -98,6 +121,14 @@ def to_xlsx(doc: Document) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _append_text_safe(sheet: Any, values: list[object]) -> None:
+    """Append a row whose texts are stored as text cells: a leading = never becomes a formula."""
+    sheet.append([without_control_characters(v) if isinstance(v, str) else v for v in values])
+    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
+        if isinstance(value, str):
+            cell.data_type = "s"
 
 
 def to_json(doc: Document) -> str:
@@ -132,14 +163,9 @@ def render(doc: Document, fmt: str) -> str | bytes:
     return RENDERERS[fmt](doc)
 
 
-def write(doc: Document, fmt: str, path: Path) -> None:
-    """Save `doc` to `path`; CSV gets the BOM Excel needs to read UTF-8."""
+def write(doc: Document, fmt: str, path: Path, *, force: bool = False) -> None:
+    """Save `doc` to a new file at `path` (or replace it, with `force`); CSV gets the BOM Excel needs."""
     content = render(doc, fmt)
-    try:
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="")
-    except OSError as exc:
-        msg = f"cannot write {path}: {exc.strerror}"
-        raise ValidationError(msg) from None
+    if isinstance(content, str):
+        content = content.encode("utf-8-sig" if fmt == "csv" else "utf-8")
+    write_new_file(path, content, force=force)

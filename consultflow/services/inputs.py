@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import LANGS
+from consultflow.domain.text import refuse_control_characters
 
 
 def required_text(value: str | None, what: str, max_len: int) -> str:
     """`value` trimmed; refuses blank or over-long text (Chinese counts per character)."""
-    cleaned = (value or "").strip()
+    cleaned = refuse_control_characters((value or "").strip(), what)
     if not cleaned:
         msg = f"{what} is required and may not be blank"
         raise ValidationError(msg)

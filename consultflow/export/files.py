@@ -1,0 +1,45 @@
+"""Writing a report or chart to the file a person named, without clobbering or following links.
+
+By default the file must not exist yet (a symlink planted there counts as existing), so a typo
+never overwrites last month's published account. With `force`, the content is written to a new
+file beside it and moved into place: a link at that name is replaced, never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from consultflow.domain.errors import ValidationError
+
+
+def write_new_file(path: Path, content: bytes, *, force: bool = False) -> None:
+    """Save `content` at `path`; refuses an existing file (or link) unless `force`.
+
+    Raises:
+        ValidationError: the file exists (and not `force`), or it cannot be written.
+    """
+    try:
+        if not force:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(path, flags, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            return
+        fd, temporary = tempfile.mkstemp(dir=path.parent or Path(), prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            Path(temporary).chmod(0o644)
+            Path(temporary).replace(path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except FileExistsError:
+        what = "a link" if path.is_symlink() else "a file"
+        msg = f"{path} is already {what}; choose another name, or give --force to replace it"
+        raise ValidationError(msg) from None
+    except OSError as exc:
+        msg = f"cannot write {path}: {exc.strerror}"
+        raise ValidationError(msg) from None
