@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -13,6 +15,7 @@ from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
 from consultflow.config import load_zone
 from consultflow.domain.clock import FixedClock
+from consultflow.domain.errors import ConfigurationError
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.scheduler.worker import digest_trigger, run_worker
 from consultflow.services import digest, outbox, reminders, sweep
@@ -37,12 +40,37 @@ DELIVERY_OPTIONS = [
         show_default=True,
     ),
     click.option("--smtp-user", envvar="CONSULTFLOW_SMTP_USER"),
-    click.option("--smtp-password", envvar="CONSULTFLOW_SMTP_PASSWORD", help="Better given through the environment."),
+    click.option(
+        "--smtp-password-file",
+        envvar="CONSULTFLOW_SMTP_PASSWORD_FILE",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="File holding the SMTP password (or set CONSULTFLOW_SMTP_PASSWORD; never a command-line flag).",
+    ),
+    click.option(
+        "--smtp-allow-plain-auth",
+        is_flag=True,
+        envvar="CONSULTFLOW_SMTP_ALLOW_PLAIN_AUTH",
+        help="Allow logging in to SMTP without TLS (the password then crosses the network readable).",
+    ),
     click.option("--smtp-from", envvar="CONSULTFLOW_SMTP_FROM", default="consultflow@localhost", show_default=True),
     click.option(
         "--webhook-url",
         envvar="CONSULTFLOW_WEBHOOK_URL",
         help="URL that receives a JSON POST per message (SMS and messaging gateways).",
+    ),
+    click.option(
+        "--webhook-timeout",
+        envvar="CONSULTFLOW_WEBHOOK_TIMEOUT",
+        type=click.FloatRange(min=0.1, max=300),
+        default=10.0,
+        show_default=True,
+        help="Seconds one webhook request may take in all.",
+    ),
+    click.option(
+        "--webhook-allow-private",
+        is_flag=True,
+        envvar="CONSULTFLOW_WEBHOOK_ALLOW_PRIVATE",
+        help="Allow a webhook on a loopback, private or link-local address (a gateway on the county's own network).",
     ),
     click.option(
         "--max-attempts",
@@ -69,6 +97,17 @@ DELIVERY_OPTIONS = [
 ]
 
 
+def _smtp_password(path: Path | None) -> str | None:
+    """The SMTP password from its file, else from CONSULTFLOW_SMTP_PASSWORD; never from a flag."""
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"cannot read the SMTP password file {path}: {exc}"
+            raise ConfigurationError(msg) from None
+    return os.environ.get("CONSULTFLOW_SMTP_PASSWORD") or None
+
+
 def delivery_options(func: F) -> F:
     """The channel and retry options shared by `worker` and `reminders run-once`."""
     for option in reversed(DELIVERY_OPTIONS):
@@ -84,10 +123,17 @@ def _delivery(options: dict[str, Any]) -> tuple[outbox.Sender, outbox.SweepSetti
             port=options["smtp_port"],
             sender=options["smtp_from"],
             username=options["smtp_user"],
-            password=options["smtp_password"],
+            password=_smtp_password(options["smtp_password_file"]),
             security=options["smtp_security"],
+            allow_plain_auth=options["smtp_allow_plain_auth"],
         )
-    router = build_router(channels=options["channels"], smtp=smtp, webhook_url=options["webhook_url"])
+    router = build_router(
+        channels=options["channels"],
+        smtp=smtp,
+        webhook_url=options["webhook_url"],
+        webhook_timeout=options["webhook_timeout"],
+        webhook_allow_private=options["webhook_allow_private"],
+    )
     retry = timedelta(seconds=options["retry_seconds"])
     settings = outbox.SweepSettings(
         channels=router.enabled,

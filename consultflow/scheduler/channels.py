@@ -6,11 +6,8 @@ receiver can drop a repeat. Contact details appear in logs only masked.
 
 from __future__ import annotations
 
-import json
 import smtplib
 import ssl
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -18,6 +15,7 @@ from email.utils import formatdate, make_msgid
 import structlog
 
 from consultflow.domain.errors import ConfigurationError
+from consultflow.scheduler.webhook import WebhookChannel
 from consultflow.services.outbox import CHANNELS, DeliveryError, OutgoingMessage
 
 log = structlog.get_logger(__name__)
@@ -49,12 +47,19 @@ class SmtpSettings:
     password: str | None = None
     security: str = "none"  # none | starttls | ssl
     timeout: float = 20.0
+    allow_plain_auth: bool = False
 
 
 class SmtpChannel:
     """Email over SMTP, one connection per message (reminders are few; simplicity wins)."""
 
     def __init__(self, settings: SmtpSettings) -> None:
+        if settings.username and settings.security == "none" and not settings.allow_plain_auth:
+            msg = (
+                "SMTP login without TLS would send the password readable; use --smtp-security starttls or ssl "
+                "(or, on a network you trust, --smtp-allow-plain-auth)"
+            )
+            raise ConfigurationError(msg)
         self.settings = settings
 
     def _connect(self) -> smtplib.SMTP:
@@ -101,44 +106,6 @@ class SmtpChannel:
         log.info("email_sent", key=message.idempotency_key, contact=message.address)
 
 
-class WebhookChannel:
-    """HTTP POST of a JSON document, for SMS and messaging gateways."""
-
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        if not url.startswith(("http://", "https://")):
-            msg = f"webhook URL must start with http:// or https://, not {url!r}"
-            raise ConfigurationError(msg)
-        self.url = url
-        self.timeout = timeout
-
-    def send(self, message: OutgoingMessage) -> None:
-        """POST the message; any 2xx answer counts as delivered."""
-        document = {
-            "idempotency_key": message.idempotency_key,
-            "kind": message.kind,
-            "recipient": {"name": message.recipient_name, "contact": message.address},
-            "lang": message.lang,
-            "subject": message.subject,
-            "body": message.body,
-        }
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
-            self.url,
-            data=json.dumps(document, ensure_ascii=False).encode("utf-8"),
-            headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": message.idempotency_key},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            raise DeliveryError(f"webhook answered HTTP {exc.code}") from None
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            raise DeliveryError(f"webhook: {exc}") from None
-        if not 200 <= status < 300:
-            raise DeliveryError(f"webhook answered HTTP {status}")
-        log.info("webhook_sent", key=message.idempotency_key, contact=message.address)
-
-
 class ChannelRouter:
     """Sends each message through the channel it was dispatched to."""
 
@@ -163,7 +130,13 @@ class ChannelRouter:
 
 
 def build_router(
-    *, channels: str | None, smtp: SmtpSettings | None, webhook_url: str | None, check_smtp: bool = True
+    *,
+    channels: str | None,
+    smtp: SmtpSettings | None,
+    webhook_url: str | None,
+    check_smtp: bool = True,
+    webhook_timeout: float = 10.0,
+    webhook_allow_private: bool = False,
 ) -> ChannelRouter:
     """The router for the given settings; an unknown channel or unusable setting is one clear error.
 
@@ -184,5 +157,8 @@ def build_router(
     smtp_channel = SmtpChannel(smtp) if smtp and "email" in wanted else None
     if smtp_channel is not None and check_smtp:
         smtp_channel.check()
-    webhook = WebhookChannel(webhook_url) if webhook_url and "webhook" in wanted else None
+    webhook = None
+    if webhook_url and "webhook" in wanted:
+        webhook = WebhookChannel(webhook_url, timeout=webhook_timeout, allow_private=webhook_allow_private)
+        webhook.check()
     return ChannelRouter(smtp_channel, webhook)

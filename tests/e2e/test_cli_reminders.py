@@ -63,6 +63,7 @@ def test_run_once_exits_3_when_deliveries_die_and_requeue_gives_them_another_try
     oid = under_review(cli)
     port = free_port()  # nothing listens there
     webhook = ["--channels", "log,webhook", "--webhook-url", f"http://127.0.0.1:{port}/hook", "--max-attempts", "1"]
+    webhook.append("--webhook-allow-private")  # the test's gateway is on loopback
     cli.ok("opinion", "fire", str(oid), "give_feedback", "--text", "请确认", actor=PLANNER)
     # the participant (a mobile number: the webhook) is reminded two days before the round closes
     swept = cli("reminders", "run-once", "--now", "2026-03-19T09:00", *webhook)

@@ -47,7 +47,7 @@ def start_worker(url: str, smtp_port: int, webhook_url: str, log: Path) -> subpr
     env = {**os.environ, "CONSULTFLOW_DB": url}
     args = [
         sys.executable, "-m", "consultflow", "--log-json", "worker", "--interval", "0.3", "--digest-cron", "off",
-        "--smtp-host", "127.0.0.1", "--smtp-port", str(smtp_port), "--webhook-url", webhook_url,
+        "--smtp-host", "127.0.0.1", "--smtp-port", str(smtp_port), "--webhook-url", webhook_url, "--webhook-allow-private",
         "--lease-seconds", "2", "--retry-seconds", "0.5",
     ]  # fmt: skip
     with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
@@ -129,6 +129,7 @@ def test_two_run_once_sweeps_at_the_same_time_send_each_message_once(sqlite_url:
             "run-once",
             "--channels",
             "log,webhook",
+            "--webhook-allow-private",
             "--webhook-url",
             hook.url,
         ]

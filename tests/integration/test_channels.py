@@ -55,7 +55,7 @@ def test_reminder_arrives_by_webhook_and_failures_are_retried(sqlite_ctx: Servic
     opinions.fire(sqlite_ctx, acting="王规划", opinion_id=oid, trigger="give_feedback", fields={Field.TEXT: "请确认"})
     t = clock.now() + 8 * DAY + timedelta(hours=1)
     with webhook_server(fail_first=1) as hook:
-        router = build_router(channels="log,webhook", smtp=None, webhook_url=hook.url)
+        router = build_router(channels="log,webhook", smtp=None, webhook_url=hook.url, webhook_allow_private=True)
         settings = outbox.SweepSettings(channels=router.enabled)
         first = sweep.sweep(sqlite_ctx, router, settings, now=t)
         assert first.failed == 1
