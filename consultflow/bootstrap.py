@@ -9,26 +9,37 @@ from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
 from consultflow.services.context import ServiceContext
 from consultflow.store.database import SqlDatabase
+from consultflow.store.engine import display_url, sqlite_file
 
 
-def build_context(settings: Settings, *, clock: Clock | None = None, check_schema: bool = True) -> ServiceContext:
+def build_context(
+    settings: Settings, *, clock: Clock | None = None, check_schema: bool = True, create: bool = False
+) -> ServiceContext:
     """Connect to the database and wire the use cases.
 
+    Only commands that build a database (`create`: db upgrade, the demo) may make a new SQLite
+    file; every other command refuses a missing one instead of leaving an empty file behind.
+
     Raises:
-        ConfigurationError: the database cannot be opened, or its schema is missing or old.
+        ConfigurationError: the database cannot be opened, is missing, or its schema is missing or old.
     """
+    shown = display_url(settings.db_url)
+    path = sqlite_file(settings.db_url)
+    if path is not None and not create and not path.exists():
+        msg = f"database file {path} does not exist; run 'consultflow db upgrade' to create it (or check --db)"
+        raise ConfigurationError(msg)
     database = SqlDatabase.from_url(settings.db_url)
     try:
         current = database.schema_revision()
     except OperationalError as exc:
         reason = " ".join(str(exc.orig).split())  # drivers' messages span lines
-        msg = f"cannot open database {settings.db_url!r}: {reason}"
+        msg = f"cannot open database {shown!r}: {reason}"
         raise ConfigurationError(msg) from None
     if check_schema:
         head = database.head_revision()
         if current != head:
             state = "has no consultflow schema" if current is None else f"is at revision {current}, not {head}"
-            msg = f"database {settings.db_url!r} {state}; run 'consultflow db upgrade'"
+            msg = f"database {shown!r} {state}; run 'consultflow db upgrade'"
             raise ConfigurationError(msg)
     return ServiceContext(
         database=database,

@@ -17,7 +17,7 @@ def db_group() -> None:
 @pass_state
 def upgrade(state: CliState) -> None:
     """Create the schema, or bring it up to date (safe to run again)."""
-    before, after = schema.upgrade(state.services(check_schema=False))
+    before, after = schema.upgrade(state.services(check_schema=False, create=True))
     was = "" if before.database == after.database else f" (was {before.database or 'empty'})"
     click.echo(f"database at revision {after.database}{was}")
 

@@ -36,7 +36,7 @@ from consultflow.services import consultations, demo, reports, schema, statistic
 @pass_state
 def demo_command(state: CliState, total: int, seed: int) -> None:
     """Run a consultation shaped like the county pilot: ~800 opinions, three rounds, 203 adopted."""
-    ctx = state.services(check_schema=False)
+    ctx = state.services(check_schema=False, create=True)
     schema.upgrade(ctx)
     if state.settings.log_level != "DEBUG":  # thousands of per-step lines would bury the summary
         logging.getLogger("consultflow").setLevel(logging.WARNING)

@@ -30,12 +30,12 @@ class CliState:
     clock: Clock | None = None
     _services: ServiceContext | None = None
 
-    def services(self, *, check_schema: bool = True) -> ServiceContext:
-        """The service context, connecting on first use."""
+    def services(self, *, check_schema: bool = True, create: bool = False) -> ServiceContext:
+        """The service context, connecting on first use (`create`: the command may make the database)."""
         from consultflow.bootstrap import build_context  # noqa: PLC0415 - keeps --help free of SQLAlchemy
 
         if self._services is None:
-            self._services = build_context(self.settings, clock=self.clock, check_schema=check_schema)
+            self._services = build_context(self.settings, clock=self.clock, check_schema=check_schema, create=create)
         return self._services
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -22,6 +23,39 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def display_url(url: str) -> str:
+    """The database as it may be shown in messages and logs: never with its password."""
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<an unreadable database URL>"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for PostgreSQL); refuses an empty or in-memory database.
+
+    Raises:
+        ConfigurationError: `url` is empty or names an in-memory database, where nothing would persist.
+    """
+    if not url.strip():
+        msg = "the database is empty (--db ''); give a SQLite file path or a postgresql:// URL"
+        raise ConfigurationError(msg)
+    try:
+        parsed = make_url(normalize_url(url))
+    except ArgumentError as exc:
+        msg = f"cannot use database URL {display_url(url)!r}: {exc}"
+        raise ConfigurationError(msg) from None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if parsed.database in (None, "", ":memory:"):
+        msg = "an in-memory SQLite database keeps nothing; give a file path such as consultflow.sqlite"
+        raise ConfigurationError(msg)
+    database = parsed.database
+    if parsed.query.get("uri") == "true" and database.startswith("file:"):  # sqlite:///file:x.sqlite?mode=ro&uri=true
+        database = database.removeprefix("file:")
+    return Path(database)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE.
 
@@ -35,7 +69,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = make_url(normalize_url(url))
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        msg = f"cannot use database URL {url!r}: {exc}"
+        msg = f"cannot use database URL {display_url(url)!r}: {exc}"
         raise ConfigurationError(msg) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
