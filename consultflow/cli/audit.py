@@ -173,13 +173,28 @@ def audit_funnel(state: CliState, consultation_id: int) -> None:
     )
 
 
-@audit_group.command("verify")
-@click.argument("consultation_id", type=ID, required=False)
+@audit_group.command("head")
+@click.argument("consultation_id", type=ID)
 @json_flag
 @pass_state
-def audit_verify(state: CliState, consultation_id: int | None) -> None:
-    """Recompute the hash chain of CONSULTATION_ID (or of all); exit 1 naming the first bad event."""
-    reports = verify.verify_all(state.services(), consultation_id)
+def audit_head(state: CliState, consultation_id: int) -> None:
+    """Print the chain head (SEQ:HASH) of CONSULTATION_ID, to publish beside its account."""
+    seq, digest = verify.head(state.services(), consultation_id)
+    state.emit({"consultation_id": consultation_id, "seq": seq, "hash": digest}, lambda: f"{seq}:{digest}")
+
+
+@audit_group.command("verify")
+@click.argument("consultation_id", type=ID, required=False)
+@click.option("--expect-head", metavar="SEQ:HASH", help="A head published earlier: prove it is still in this chain.")
+@json_flag
+@pass_state
+def audit_verify(state: CliState, consultation_id: int | None, expect_head: str | None) -> None:
+    """Recompute the hash chain of CONSULTATION_ID (or of all) and compare it with the live rows.
+
+    Exit 1 naming the first bad event or live row.
+    """
+    published = verify.parse_head(expect_head) if expect_head else None
+    reports = verify.verify_all(state.services(), consultation_id, published)
     tz = state.settings.tz
 
     def text() -> str:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, chain_hash
-from consultflow.domain.model import AuditEventRow, ConsultationRow
-from consultflow.services.context import ServiceContext
+from consultflow.domain.audit import GENESIS_HASH, AuditContent, EventKind, chain_hash
+from consultflow.domain.errors import ValidationError
+from consultflow.domain.model import AuditEventRow, ConsultationRow, OpinionFilter, OpinionRow
+from consultflow.domain.roles import Role
+from consultflow.domain.workflow import StateSpec
+from consultflow.services.context import ServiceContext, spec_for
 
 
 @dataclass(frozen=True)
@@ -61,21 +64,82 @@ def _broken(e: AuditEventRow, problem: str) -> BrokenEvent:
     return BrokenEvent(e.chain_seq, e.id, e.opinion_id, e.opinion_seq, e.kind, e.trigger, e.at, problem)
 
 
-def verify_chain(ctx: ServiceContext, consultation_id: int) -> ChainReport:
-    """Recompute one consultation's chain from the genesis hash to the recorded head.
+@dataclass
+class _Replayed:
+    """An opinion as its events alone describe it."""
 
-    Catches an edited event (its hash no longer matches), a deleted or inserted one (the sequence
-    or the links break), and events cut off the end (the chain stops short of the recorded head).
+    state: str | None = None
+    last_seq: int = 0
+    cycles: int = 0
+    planner: str | None = None
+
+
+def verify_chain(ctx: ServiceContext, consultation_id: int, expect_head: tuple[int, str] | None = None) -> ChainReport:
+    """Recompute one consultation's chain, then compare what the events say with the live tables.
+
+    The chain catches an edited event (its hash no longer matches), a deleted or inserted one (the
+    sequence or the links break), and events cut off the end (the chain stops short of the recorded
+    head). Replaying the events catches what the chain cannot see: an opinion's state, outcome,
+    rounds count, sequence or planner changed in the live rows, or a tail cut off together with a
+    rewound head. `expect_head` (sequence, hash), published earlier, proves that event is still
+    part of today's chain.
     """
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
+        replayed: dict[int, _Replayed] = {}
         # closing: a server-side cursor on PostgreSQL, abandoned at the first problem
         with closing(uow.audit.chain(consultation.id)) as events:
-            return _walk(consultation, events)
+            report = _walk(consultation, events, replayed, expect_head)
+        if not report.intact:
+            return report
+        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        live = uow.opinions.search(OpinionFilter(consultation_id=consultation.id))
+        planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
+        problem = _compare(live, replayed, spec.states, planners)
+    if problem is None:
+        return report
+    broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)
+    return replace(report, intact=False, broken=broken)
 
 
-def _walk(consultation: ConsultationRow, events: Iterable[AuditEventRow]) -> ChainReport:
+def _compare(
+    live: Sequence[OpinionRow],
+    replayed: dict[int, _Replayed],
+    states: Mapping[str, StateSpec],
+    planners: Mapping[int, str],
+) -> str | None:
+    """The first live row that disagrees with its events, in words."""
+    for op in sorted(live, key=lambda o: o.id):
+        events = replayed.pop(op.id, None)
+        if events is None:
+            return f"the live tables have opinion {op.id}, which no event records"
+        outcome = states[events.state].outcome if events.state is not None and events.state in states else None
+        planner = planners.get(op.assigned_planner_id) if op.assigned_planner_id else None
+        checks = (
+            ("state", op.state, events.state),
+            ("outcome", op.outcome, outcome.value if outcome else None),
+            ("rounds count", op.rounds_count, events.cycles),
+            ("last sequence number", op.last_seq, events.last_seq),
+            ("assigned planner", planner, events.planner),
+        )
+        for what, now, said in checks:
+            if now != said:
+                return (
+                    f"opinion {op.id}: the live {what} is {now!r} but its events say {said!r} (a live row was edited)"
+                )
+    if replayed:
+        return f"events record opinion {min(replayed)}, which the live tables no longer have"
+    return None
+
+
+def _walk(
+    consultation: ConsultationRow,
+    events: Iterable[AuditEventRow],
+    replayed: dict[int, _Replayed],
+    expect_head: tuple[int, str] | None,
+) -> ChainReport:
     prev, expected, count = GENESIS_HASH, 1, 0
+    published_seq, published_hash = expect_head or (0, "")
     for event in events:
         count += 1
         problem = None
@@ -85,12 +149,19 @@ def _walk(consultation: ConsultationRow, events: Iterable[AuditEventRow]) -> Cha
             problem = "does not link to the event before it (an event was removed or replaced)"
         else:
             try:
-                if chain_hash(prev, _content(event)) != event.hash:
+                content = _content(event)
+                if chain_hash(prev, content) != event.hash:
                     problem = "its content does not match its hash (the event was edited)"
-            except (ValueError, TypeError) as exc:
-                problem = f"unreadable: {exc}"
+            except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+                problem = f"unreadable ({type(exc).__name__}: {exc})"
+        if problem is None and event.chain_seq == published_seq and event.hash != published_hash:
+            problem = (
+                f"the published head #{published_seq} was {published_hash[:12]}…; "
+                f"this chain has {event.hash[:12]}… there"
+            )
         if problem is not None:
             return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
+        _replay(replayed, content)
         prev, expected = event.hash, expected + 1
     if count != consultation.chain_seq or prev != consultation.chain_head:
         problem = (
@@ -99,13 +170,53 @@ def _walk(consultation: ConsultationRow, events: Iterable[AuditEventRow]) -> Cha
         )
         broken = BrokenEvent(count + 1, None, None, None, None, None, None, problem)
         return ChainReport(consultation.id, count, prev, intact=False, broken=broken)
+    if published_seq > count:
+        problem = f"the published head #{published_seq} is beyond this chain's end at #{count} (events were removed)"
+        broken = BrokenEvent(count, None, None, None, None, None, None, problem)
+        return ChainReport(consultation.id, count, prev, intact=False, broken=broken)
     return ChainReport(consultation.id, count, prev, intact=True)
 
 
-def verify_all(ctx: ServiceContext, consultation_id: int | None = None) -> list[ChainReport]:
-    """Check one consultation's chain, or every consultation's."""
+def _replay(replayed: dict[int, _Replayed], content: AuditContent) -> None:
+    """Apply one event to the opinion it is about."""
+    if content.opinion_id is None:
+        return
+    op = replayed.setdefault(content.opinion_id, _Replayed())
+    op.state = content.to_state or op.state
+    op.last_seq = max(op.last_seq, content.opinion_seq or 0)
+    op.cycles += int(content.completes_cycle)
+    if content.kind == EventKind.ASSIGNED and content.payload:
+        op.planner = str(content.payload.get("planner"))
+
+
+def head(ctx: ServiceContext, consultation_id: int) -> tuple[int, str]:
+    """A consultation's chain head (sequence, hash), to publish beside its account."""
+    with ctx.uow() as uow:
+        c = uow.consultations.get(consultation_id)
+        return c.chain_seq, c.chain_head
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """`SEQ:HASH`, as `audit head` prints it."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        msg = (
+            "--expect-head takes SEQ:HASH as 'consultflow audit head' prints it "
+            f"(a number, a colon, 64 hex digits), not {text!r}"
+        )
+        raise ValidationError(msg)
+    return int(seq), digest
+
+
+def verify_all(
+    ctx: ServiceContext, consultation_id: int | None = None, expect_head: tuple[int, str] | None = None
+) -> list[ChainReport]:
+    """Check one consultation's chain and live rows, or every consultation's."""
     if consultation_id is not None:
-        return [verify_chain(ctx, consultation_id)]
+        return [verify_chain(ctx, consultation_id, expect_head)]
+    if expect_head is not None:
+        msg = "--expect-head names one consultation's head: give its id too"
+        raise ValidationError(msg)
     with ctx.uow() as uow:
         ids = uow.consultations.ids()
     return [verify_chain(ctx, cid) for cid in ids]

@@ -1,0 +1,99 @@
+"""Evidence that outlives the database: live rows checked against the events, and heads published earlier."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select, text
+
+from consultflow.domain.audit import AuditContent, chain_hash
+from consultflow.domain.errors import ValidationError
+from consultflow.domain.vocabulary import Field
+from consultflow.services import opinions, verify
+from consultflow.services.context import ServiceContext
+from consultflow.store.models import AuditEvent
+from tests.conftest import engine_of, sql_uow
+from tests.helpers import PLANNER
+from tests.integration.test_audit_trail import forge, small_consultation
+
+
+def _sql(ctx: ServiceContext, statement: str) -> None:
+    with engine_of(ctx).begin() as conn:
+        conn.execute(text(statement))
+
+
+def test_a_live_row_edited_behind_the_chain_is_caught(ctx: ServiceContext) -> None:
+    """`UPDATE opinion SET state='adopted'` changes reports, but verify names the opinion and what changed."""
+    cid, ids = small_consultation(ctx)
+    assert verify.verify_chain(ctx, cid).intact
+    _sql(ctx, f"UPDATE opinion SET state = 'adopted', outcome = 'adopted' WHERE id = {ids[1]}")
+    report = verify.verify_chain(ctx, cid)
+    assert not report.intact and report.broken is not None
+    assert f"opinion {ids[1]}: the live state is 'adopted' but its events say 'rejected'" in report.broken.problem
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("rounds_count", "7"), ("last_seq", "last_seq + 1"), ("assigned_planner_id", "NULL")]
+)
+def test_every_maintained_column_is_compared(ctx: ServiceContext, column: str, value: str) -> None:
+    """Rounds count, sequence number and the assigned planner are checked like the state."""
+    cid, ids = small_consultation(ctx)
+    opinions.assign(ctx, acting="李协调", opinion_ids=[ids[2]], planner=PLANNER)
+    _sql(ctx, f"UPDATE opinion SET {column} = {value} WHERE id = {ids[2]}")
+    report = verify.verify_chain(ctx, cid)
+    assert not report.intact and report.broken is not None and f"opinion {ids[2]}" in report.broken.problem
+
+
+def test_a_tail_cut_off_with_a_rewound_head_is_caught(ctx: ServiceContext) -> None:
+    """Deleting the last event and rewinding the consultation's head fools the chain, not the replay."""
+    cid, _ = small_consultation(ctx)
+    with engine_of(ctx).connect() as conn:
+        seq, prev = conn.execute(
+            text(f"SELECT chain_seq, prev_hash FROM audit_event WHERE consultation_id = {cid} ORDER BY chain_seq DESC")
+        ).first()  # type: ignore[misc]
+    forge(ctx, f"DELETE FROM audit_event WHERE consultation_id = {cid} AND chain_seq = {seq}")
+    _sql(ctx, f"UPDATE consultation SET chain_seq = {seq - 1}, chain_head = '{prev}' WHERE id = {cid}")
+    report = verify.verify_chain(ctx, cid)
+    assert not report.intact and report.broken is not None
+    assert "its events say" in report.broken.problem and "a live row was edited" in report.broken.problem
+
+
+def test_a_published_head_proves_the_past_and_catches_a_recomputed_chain(ctx: ServiceContext) -> None:
+    """A head published last month still verifies after new events; a chain rewritten and rehashed does not."""
+    cid, ids = small_consultation(ctx)
+    published = verify.head(ctx, cid)
+    opinions.fire(ctx, acting=PLANNER, opinion_id=ids[2], trigger="give_feedback", fields={Field.TEXT: "后来的反馈"})
+    assert verify.verify_chain(ctx, cid, expect_head=published).intact
+    # Someone with write access edits an early event and recomputes every hash after it with our function.
+    with sql_uow(ctx) as uow:
+        rows = list(
+            uow.session.scalars(
+                select(AuditEvent).where(AuditEvent.consultation_id == cid).order_by(AuditEvent.chain_seq)
+            )
+        )
+        fields = [f for f in AuditContent.__dataclass_fields__ if f != "payload"]
+        prev, statements = rows[0].prev_hash, []
+        for i, row in enumerate(rows):
+            content = AuditContent(**{f: getattr(row, f) for f in fields}, payload=json.loads(row.payload))
+            actor = "某某" if i == 2 else row.actor
+            digest = chain_hash(prev, replace(content, actor=actor))
+            statements.append(
+                f"UPDATE audit_event SET actor = '{actor}', prev_hash = '{prev}', hash = '{digest}' WHERE id = {row.id}"
+            )
+            prev = digest
+    forge(ctx, statements[0])  # on SQLite this removes the triggers; what follows then goes straight in
+    for statement in statements[1:]:
+        (_sql if engine_of(ctx).dialect.name == "sqlite" else forge)(ctx, statement)
+    _sql(ctx, f"UPDATE consultation SET chain_head = '{prev}' WHERE id = {cid}")
+    assert verify.verify_chain(ctx, cid).intact  # the chain alone cannot tell
+    caught = verify.verify_chain(ctx, cid, expect_head=published)
+    assert not caught.intact and caught.broken is not None and "published head" in caught.broken.problem
+
+
+def test_a_malformed_head_is_one_clear_line() -> None:
+    """--expect-head takes exactly what `audit head` prints."""
+    with pytest.raises(ValidationError, match="SEQ:HASH"):
+        verify.parse_head("12:nothex")
+    assert verify.parse_head("12:" + "a" * 64) == (12, "a" * 64)
