@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from consultflow.cli.main import CliState, pass_state
+from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import ID
 from consultflow.domain.document import Document
 from consultflow.domain.errors import ValidationError
@@ -35,7 +35,10 @@ def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None
         click.echo(content, nl=False)
         return
     formats.write(doc, chosen, output, force=force)
-    click.echo(f"wrote {output} ({chosen})", err=True)
+    if state.json:  # one JSON document on stdout, as with every command
+        state.emit({"wrote": str(output), "format": chosen}, lambda: "")
+    else:
+        click.echo(f"wrote {output} ({chosen})", err=True)
 
 
 def _guess(path: Path) -> str:
@@ -57,6 +60,7 @@ def report_group() -> None:
 @click.option("--format", "fmt", type=FORMAT, help="table, markdown, csv, xlsx, json.")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this new file.")
 @FORCE
+@json_flag
 @pass_state
 def report_adoption(state: CliState, consultation_id: int, fmt: str | None, output: Path | None, force: bool) -> None:
     """Totals, outcomes with their shares, categories, channels and the rounds distribution."""
@@ -77,6 +81,7 @@ def report_adoption(state: CliState, consultation_id: int, fmt: str | None, outp
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
 @FORCE
+@json_flag
 @pass_state
 def report_account(
     state: CliState,
@@ -100,6 +105,7 @@ def report_account(
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
 @FORCE
+@json_flag
 @pass_state
 def report_plan(
     state: CliState, consultation_id: int, names: str, fmt: str | None, output: Path | None, force: bool
@@ -116,6 +122,7 @@ def report_plan(
     "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True, help="New PNG file to write."
 )
 @FORCE
+@json_flag
 @pass_state
 def report_chart(state: CliState, consultation_id: int, kind: str, output: Path, force: bool) -> None:
     """A PNG chart: rounds histogram, category shares, or the round funnel."""
@@ -133,7 +140,10 @@ def report_chart(state: CliState, consultation_id: int, kind: str, output: Path,
         shares = [(str(z[0]), str(e[0]), int(str(z[1]))) for z, e in zip(zh_rows, en_rows, strict=True)]
         drawn = charts.category_chart(shares, output, lang, force=force)
     note = "" if drawn == lang else " (no Chinese font found: English labels; install fonts-noto-cjk)"
-    click.echo(f"wrote {output}{note}", err=True)
+    if state.json:
+        state.emit({"wrote": str(output), "kind": kind, "lang": drawn}, lambda: "")
+    else:
+        click.echo(f"wrote {output}{note}", err=True)
 
 
 def register(main: click.Group) -> None:

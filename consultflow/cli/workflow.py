@@ -209,12 +209,17 @@ def workflow_validate(state: CliState, files: tuple[Path, ...]) -> None:
     default="mermaid",
     show_default=True,
 )
+@json_flag
 @pass_state
 def workflow_diagram(state: CliState, ref: str, fmt: str) -> None:
     """Draw workflow REF as Mermaid text or Graphviz DOT (labels in --lang)."""
     spec = workflows.find_spec(state.services(), ref)
     render = to_dot if fmt == "dot" else to_mermaid
-    click.echo(render(spec, state.settings.lang), nl=False)
+    drawn = render(spec, state.settings.lang)
+    if state.json:
+        state.emit({"workflow": spec.key, "format": fmt, "diagram": drawn}, lambda: drawn)
+    else:
+        click.echo(drawn, nl=False)
 
 
 def register(main: click.Group) -> None:

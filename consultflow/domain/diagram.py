@@ -7,7 +7,9 @@ from consultflow.domain.workflow import WorkflowSpec
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    r"""A DOT string: backslashes and quotes escaped, line breaks as DOT's own \n escape."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped + '"'
 
 
 def to_dot(spec: WorkflowSpec, lang: Lang = "zh") -> str:
@@ -21,11 +23,11 @@ def to_dot(spec: WorkflowSpec, lang: Lang = "zh") -> str:
     ]
     for state in spec.states.values():
         shape = ", peripheries=2" if state.terminal else ""
-        label = f"{state.label.get(lang)}\\n{state.name}"
+        label = f"{state.label.get(lang)}\n{state.name}"
         lines.append(f"  {_quote(state.name)} [label={_quote(label)}{shape}];")
     for t in spec.transitions.values():
         roles = ",".join(sorted(r.value for r in t.roles))
-        label = f"{t.label.get(lang)} ({t.trigger})\\n[{roles}]"
+        label = f"{t.label.get(lang)} ({t.trigger})\n[{roles}]"
         for src in t.sources:
             lines.append(f"  {_quote(src)} -> {_quote(t.dest)} [label={_quote(label)}];")
     lines.append("}")

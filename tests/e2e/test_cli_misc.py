@@ -167,3 +167,18 @@ def test_an_invalid_workflow_file_is_listed_with_its_problems_and_breaks_nothing
     assert broken["valid"] is False and broken["problems"]
     assert run("actor", "add", "李协调", "--role", "coordinator")[0] == 0
     assert run("--as", "李协调", "consultation", "create", "一期", "--area", "A")[0] == 0
+
+
+def test_json_is_one_document_on_diagrams_and_written_reports(cli: Cli, tmp_path: Path) -> None:
+    """`--json` after the command name, on commands that draw or write files: exactly one JSON document."""
+    drawn = json.loads(cli.ok("workflow", "diagram", "--format", "dot", "--json").stdout)
+    assert drawn["workflow"] == "consultation-loop@1" and drawn["format"] == "dot"
+    assert '[label="已收集\\nsubmitted"]' in drawn["diagram"]  # DOT's own line break, not a literal backslash-n
+    assert "\\\\n" not in drawn["diagram"]
+    cli.ok("actor", "add", "李协调", "--role", "coordinator")
+    cli.ok("consultation", "create", "一期", "--area", "A", actor="李协调")
+    out = tmp_path / "adoption.md"
+    wrote = json.loads(cli.ok("report", "adoption", "1", "-o", str(out), "--json").stdout)
+    assert wrote == {"wrote": str(out), "format": "markdown"} and out.exists()
+    inline = json.loads(cli.ok("report", "adoption", "1", "--json").stdout)
+    assert inline["figures"]["opinions"] == 0
