@@ -75,21 +75,21 @@ DELIVERY_OPTIONS = [
     click.option(
         "--max-attempts",
         envvar="CONSULTFLOW_MAX_ATTEMPTS",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=100),
         default=5,
         show_default=True,
         help="Tries before a delivery is dead-lettered.",
     ),
     click.option(
         "--retry-seconds",
-        type=click.FloatRange(min=0),
+        type=click.FloatRange(min=0, max=86_400),
         default=60.0,
         show_default=True,
         help="First retry delay; doubles each time, at most an hour.",
     ),
     click.option(
         "--lease-seconds",
-        type=click.FloatRange(min=1),
+        type=click.FloatRange(min=1, max=86_400),
         default=300.0,
         show_default=True,
         help="How long a claimed delivery stays with one worker.",
@@ -301,7 +301,7 @@ def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: 
 @click.option(
     "--interval",
     "interval_seconds",
-    type=click.FloatRange(min=0.1),
+    type=click.FloatRange(min=0.1, max=86_400),
     default=60.0,
     show_default=True,
     envvar="CONSULTFLOW_SWEEP_SECONDS",

@@ -30,6 +30,11 @@ def language(lang: str) -> str:
     return lang
 
 
+# Times a person types are checked against these years: outside them, time zone arithmetic overflows
+# (year 1, year 9999) and no consultation ever ran.
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
 def parse_time(text: str, tz: ZoneInfo) -> datetime:
     """A time typed by a person: ISO 8601, local to `tz` unless it names its own offset.
 
@@ -40,6 +45,9 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
     except ValueError:
         msg = f"cannot read time {text!r}; use ISO 8601 such as 2026-12-01 or 2026-12-01T18:00"
         raise ValidationError(msg) from None
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        msg = f"time {text!r} is outside the years {FIRST_YEAR}-{LAST_YEAR} a consultation can run in"
+        raise ValidationError(msg)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return moment.astimezone(timezone.utc)
