@@ -6,6 +6,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
+from consultflow.domain.labels import Label
 from consultflow.domain.model import MAX_ID
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinion_views, opinions
@@ -117,10 +118,10 @@ def opinion_list(
             [
                 (
                     v.id,
-                    v.state,
+                    _shown(state, v.state_label, v.state),
                     v.current_round,
                     v.rounds_count,
-                    v.category,
+                    _shown(state, v.category_label, v.category),
                     f"{v.participant} ({v.village})",
                     v.assigned_to,
                     shorten(v.text),
@@ -129,6 +130,11 @@ def opinion_list(
             ],
         ),
     )
+
+
+def _shown(state: CliState, label: Label | None, key: str) -> str:
+    """A workflow name in the chosen language (the key itself if the workflow has no label for it)."""
+    return state.label(label) if label is not None else key
 
 
 @opinion_group.command("show")
@@ -144,14 +150,20 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
         out = [
             f"opinion {view.id}  consultation {view.consultation_id}  ({view.workflow})",
             f"participant: {view.participant} ({view.village})   recorded by: {view.recorded_by}",
-            f"category: {view.category}   channel: {view.channel}   submitted: {local_time(view.submitted_at, tz)}",
-            f"state: {view.state} since {local_time(view.state_entered_at, tz)}   round: {view.current_round}   rounds so far: {view.rounds_count}",
+            (
+                f"category: {_shown(state, view.category_label, view.category)}   "
+                f"channel: {_shown(state, view.channel_label, view.channel)}   submitted: {local_time(view.submitted_at, tz)}"
+            ),
+            (
+                f"state: {_shown(state, view.state_label, view.state)} since {local_time(view.state_entered_at, tz)}   "
+                f"round: {view.current_round}   rounds so far: {view.rounds_count}"
+            ),
         ]
         if view.assigned_to:
             out.append(f"assigned to: {view.assigned_to}")
         if view.outcome:
             out.append(
-                f"outcome: {view.outcome}"
+                f"outcome: {_shown(state, view.state_label, view.outcome)}"
                 + (f"   plan: {view.plan_ref}" if view.plan_ref else "")
                 + (f"   merged into: {view.merged_into}" if view.merged_into else "")
             )

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consultflow.domain.errors import NotFoundError
+from consultflow.domain.labels import Label
 from consultflow.domain.model import OpinionFilter
+from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.ports import OpinionRow
 from consultflow.services.ports import UnitOfWork as Ports
@@ -36,6 +38,9 @@ class OpinionView:
     submitted_at: datetime
     state_entered_at: datetime
     workflow: str
+    state_label: Label | None = None
+    category_label: Label | None = None
+    channel_label: Label | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,11 @@ def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, lis
         return opinion_view(uow, op), entry_views
 
 
+def _state_label(spec: WorkflowSpec, state: str) -> Label | None:
+    found = spec.states.get(state)
+    return found.label if found else None
+
+
 def opinion_view(uow: Ports, row: OpinionRow) -> OpinionView:
     """The view of one opinion row."""
     return opinion_views(uow, [row])[0]
@@ -96,7 +106,7 @@ def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
     if not rows:
         return []
     names = uow.opinions.view_names([r.id for r in rows])
-    workflows = {r.workflow_id: spec_for(uow.consultations.workflow(r.workflow_id)).key for r in rows}
+    specs = {r.workflow_id: spec_for(uow.consultations.workflow(r.workflow_id)) for r in rows}
     out = []
     for r in rows:
         p_name, village, pl, rec = names[r.id]
@@ -120,7 +130,10 @@ def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
                 recorded_by=rec,
                 submitted_at=r.submitted_at,
                 state_entered_at=r.state_entered_at,
-                workflow=workflows[r.workflow_id],
+                workflow=specs[r.workflow_id].key,
+                state_label=_state_label(specs[r.workflow_id], r.state),
+                category_label=specs[r.workflow_id].categories.get(r.category),
+                channel_label=specs[r.workflow_id].channels.get(r.channel),
             )
         )
     return out

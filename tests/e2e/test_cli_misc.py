@@ -182,3 +182,18 @@ def test_json_is_one_document_on_diagrams_and_written_reports(cli: Cli, tmp_path
     assert wrote == {"wrote": str(out), "format": "markdown"} and out.exists()
     inline = json.loads(cli.ok("report", "adoption", "1", "--json").stdout)
     assert inline["figures"]["opinions"] == 0
+
+
+def test_opinions_are_listed_in_the_chosen_language(cli: Cli) -> None:
+    """zh shows 已收集 and 产业发展 where en shows Submitted and Industry development; keys stay in JSON."""
+    from tests.e2e.test_cli_loop import COORD, setup_people, submit
+
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    oid = submit(cli, "建议发展乡村旅游", "industry")
+    zh = cli.ok("--lang", "zh", "opinion", "list").stdout
+    assert "已收集" in zh and "产业发展" in zh and "industry" not in zh
+    en = cli.ok("--lang", "en", "opinion", "show", str(oid)).stdout
+    assert "Submitted" in en and "Industry development" in en
+    [listed] = json.loads(cli.ok("opinion", "list", "--json").stdout)
+    assert listed["state"] == "submitted" and listed["state_label"] == {"zh": "已收集", "en": "Submitted"}
