@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
@@ -15,6 +18,38 @@ from consultflow.services import opinion_views, opinions
 @click.group("opinion")
 def opinion_group() -> None:
     """Opinions (意见建议): the unit that moves through the workflow."""
+
+
+# Long texts (a villagers' assembly's minutes) come from a file or standard input instead of --text.
+MAX_TEXT_FILE_BYTES = 1_000_000
+TEXT_FILE = click.option(
+    "--text-file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read the text from this UTF-8 file (- for standard input) instead of --text.",
+)
+
+
+def _text(text: str | None, text_file: Path | None) -> str | None:
+    """The text from --text or --text-file; both at once is a usage mistake."""
+    if text_file is None:
+        return text
+    if text is not None:
+        raise click.UsageError("give --text or --text-file, not both")
+    raw: bytes
+    try:
+        if str(text_file) == "-":
+            raw = sys.stdin.buffer.read(MAX_TEXT_FILE_BYTES + 1)
+        else:
+            with text_file.open("rb") as source:
+                raw = source.read(MAX_TEXT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {text_file}: {exc.strerror}", param_hint="--text-file") from None
+    if len(raw) > MAX_TEXT_FILE_BYTES:
+        raise click.BadParameter(f"{text_file} is over {MAX_TEXT_FILE_BYTES} bytes", param_hint="--text-file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{text_file} is not UTF-8 text", param_hint="--text-file") from None
 
 
 @opinion_group.command("submit")
@@ -38,7 +73,8 @@ def opinion_group() -> None:
     required=True,
     help="Channel name from the workflow (e.g. villagers_assembly).",
 )
-@click.option("--text", required=True, help="The opinion, as the participant gave it.")
+@click.option("--text", help="The opinion, as the participant gave it.")
+@TEXT_FILE
 @as_option
 @pass_state
 def opinion_submit(
@@ -47,9 +83,13 @@ def opinion_submit(
     participant_id: int,
     category: str,
     channel: str,
-    text: str,
+    text: str | None,
+    text_file: Path | None,
 ) -> None:
-    """Record an opinion in the consultation's open round."""
+    """Record an opinion in the consultation's open round (its text from --text, or a file, or stdin)."""
+    text = _text(text, text_file)
+    if text is None:
+        raise click.UsageError("give the opinion with --text or --text-file (a file, or - for standard input)")
     view = opinions.submit_opinion(
         state.services(),
         acting=state.actor,
@@ -236,6 +276,7 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
 @click.argument("opinion_ids", type=OpinionIds())
 @click.argument("trigger")
 @click.option("--text", help="Feedback or reply text.")
+@TEXT_FILE
 @click.option("--reason", help="Reason (rejection, withdrawal).")
 @click.option("--plan-ref", help="Where the plan reflects it, e.g. 'v2 §4.3 rural roads'.")
 @click.option("--into", "merge_target", help="Opinion id to merge into.")
@@ -247,6 +288,7 @@ def opinion_fire(
     opinion_ids: list[int],
     trigger: str,
     text: str | None,
+    text_file: Path | None,
     reason: str | None,
     plan_ref: str | None,
     merge_target: str | None,
@@ -257,7 +299,7 @@ def opinion_fire(
     Several ids (`3,5,8` or `10-40`) fire in one transaction: all of them move, or none does.
     """
     fields = {
-        Field.TEXT: text,
+        Field.TEXT: _text(text, text_file),
         Field.REASON: reason,
         Field.PLAN_REF: plan_ref,
         Field.MERGE_TARGET: merge_target,

@@ -25,14 +25,22 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
         open_ops = uow.opinions.undecided()
         overdue: dict[int | None, list[OpinionRow]] = {}
         waiting: dict[int | None, list[OpinionRow]] = {}
+        coordinators_owe: list[OpinionRow] = []  # e.g. opinions waiting to be screened
+        coordinators_late: list[OpinionRow] = []
         for op in open_ops:
             spec = spec_for(uow.consultations.workflow(op.workflow_id))
             deadline = spec.states[op.state].deadline
-            if deadline is None or deadline.owner is not Role.PLANNER:
+            if deadline is None or deadline.owner not in (Role.PLANNER, Role.COORDINATOR):
+                continue
+            due = due_time(spec, op.state, op.state_entered_at, None)
+            is_late = due is not None and due < now
+            if deadline.owner is Role.COORDINATOR:
+                coordinators_owe.append(op)
+                if is_late:
+                    coordinators_late.append(op)
                 continue
             waiting.setdefault(op.assigned_planner_id, []).append(op)
-            due = due_time(spec, op.state, op.state_entered_at, None)
-            if due is not None and due < now:
+            if is_late:
                 overdue.setdefault(op.assigned_planner_id, []).append(op)
         people = {a.id: a for a in uow.actors.with_role(Role.PLANNER)}
         for planner_id, ops in waiting.items():
@@ -42,9 +50,11 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
                 _digest_row(actor_recipient(people[planner_id]), ops, overdue.get(planner_id, []), day, settings, now)
             )
         if open_ops:
-            late = [op for ops in overdue.values() for op in ops]
+            late = [op for ops in overdue.values() for op in ops] + coordinators_late
+            # coordinators owe screening, unassigned work, and a chase of everything overdue (each once)
+            owed = list({op.id: op for op in [*coordinators_owe, *waiting.get(None, []), *late]}.values())
             for coordinator in coordinators(uow):
-                rows.append(_digest_row(coordinator, [*waiting.get(None, []), *late], late, day, settings, now))
+                rows.append(_digest_row(coordinator, owed, late, day, settings, now))
         uow.outbox.queue(rows)
         uow.commit()
     log.info("digests_queued", day=day, recipients=len(rows))

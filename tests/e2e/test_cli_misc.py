@@ -197,3 +197,34 @@ def test_opinions_are_listed_in_the_chosen_language(cli: Cli) -> None:
     assert "Submitted" in en and "Industry development" in en
     [listed] = json.loads(cli.ok("opinion", "list", "--json").stdout)
     assert listed["state"] == "submitted" and listed["state_label"] == {"zh": "已收集", "en": "Submitted"}
+
+
+def test_long_texts_come_from_a_file_or_standard_input(cli: Cli, tmp_path: Path) -> None:
+    """An assembly's minutes go in whole from a UTF-8 file or stdin; both at once, or neither, is a usage line."""
+    from tests.e2e.test_cli_loop import COORD, EXPERT, PLANNER, setup_people
+
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    minutes = "村民大会记录（2023年3月）：\n1. 建议硬化三组至五组的通组道路；\n2. 建议增设路灯。\n" * 40
+    source = tmp_path / "minutes.txt"
+    source.write_text(minutes, encoding="utf-8-sig")
+    head = ["opinion", "submit", "--consultation", "1", "--participant", "1", "--category", "industry"]
+    head += ["--channel", "villagers_assembly"]
+    from_file = json.loads(cli.ok("--json", *head, "--text-file", str(source), actor=EXPERT).stdout)
+    assert from_file["text"] == minutes.strip()
+    piped = cli.runner.invoke(
+        main,
+        ["--db", cli.url, "--workflows", str(WORKFLOWS), "-q", "--json", "--as", EXPERT, *head, "--text-file", "-"],
+        input="从标准输入来的意见".encode(),
+        obj={"clock": cli.clock},
+    )
+    assert piped.exit_code == 0 and json.loads(piped.stdout)["text"] == "从标准输入来的意见"
+    assert cli(*head, actor=EXPERT).exit_code == 2
+    assert cli(*head, "--text", "x", "--text-file", str(source), actor=EXPERT).exit_code == 2
+    (tmp_path / "gbk.txt").write_bytes("修路".encode("gb18030"))
+    bad = cli(*head, "--text-file", str(tmp_path / "gbk.txt"), actor=EXPERT)
+    assert bad.exit_code == 2 and "not UTF-8 text" in bad.stderr
+    cli.ok("opinion", "fire", str(from_file["id"]), "screen", actor=EXPERT)
+    reply = tmp_path / "reply.txt"
+    reply.write_text("已研究，逐条答复如下……", encoding="utf-8")
+    cli.ok("opinion", "fire", str(from_file["id"]), "give_feedback", "--text-file", str(reply), actor=PLANNER)

@@ -221,3 +221,16 @@ def test_planning_twice_writes_nothing_twice(ctx: ServiceContext, clock: FixedCl
         uow.commit()
     with sql_uow(ctx) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Reminder)) == before
+
+
+def test_coordinators_digest_counts_opinions_waiting_to_be_screened(ctx: ServiceContext, clock: FixedClock) -> None:
+    """Unscreened opinions are the coordinators' work: their digest counts them, and those overdue as late."""
+    setup = seed(ctx)
+    submit(ctx, setup)
+    submit(ctx, setup)
+    day = replace(ctx, clock=FixedClock(clock.now() + 4 * DAY))  # screening was due after 3 days
+    digest.queue_digests(day, SETTINGS)
+    with sql_uow(ctx) as uow:
+        [coordinator] = list(uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
+    assert coordinator.recipient_name == COORD
+    assert "待办意见 2 条，逾期 2 条" in coordinator.subject
