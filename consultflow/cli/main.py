@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from consultflow.services.context import ServiceContext
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE, what shells report for a reader that stopped reading
 
 
 @dataclass
@@ -179,6 +183,11 @@ class ConsultflowGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing more was written.", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`consultflow ... | head`): stop quietly, as a shell tool does on SIGPIPE.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(BROKEN_PIPE_EXIT_CODE)
         except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into one line
             from consultflow.logconfig import record_internal_error  # noqa: PLC0415
 

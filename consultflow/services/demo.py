@@ -145,7 +145,7 @@ def run_demo(ctx: ServiceContext, *, total: int = 809, seed: int = 2023) -> Demo
         area="三产融合试点片区",
     )
     cid = consultation.id
-    fates = _submit_round_one(sim, rng, cid, total, villagers)
+    fates, took_part = _submit_round_one(sim, rng, cid, total, villagers)
     for round_no in (1, 2, 3):
         if round_no > 1:
             rounds.open_round(
@@ -158,7 +158,7 @@ def run_demo(ctx: ServiceContext, *, total: int = 809, seed: int = 2023) -> Demo
         clock.advance(timedelta(days=20))
         rounds.close_round(sim, acting=COORDINATOR, consultation_id=cid)
         clock.advance(timedelta(days=10))
-    return DemoResult(cid, total, len(villagers), 3)
+    return DemoResult(cid, total, took_part, 3)  # those who gave an opinion, not everyone registered
 
 
 def _register_people(ctx: ServiceContext) -> None:
@@ -180,7 +180,8 @@ def _register_people(ctx: ServiceContext) -> None:
 
 def _submit_round_one(
     ctx: ServiceContext, rng: random.Random, cid: int, total: int, villagers: list[int]
-) -> dict[int, _Fate]:
+) -> tuple[dict[int, _Fate], int]:
+    """Round one's intake; returns each opinion's fate and how many villagers took part."""
     rounds.open_round(
         ctx,
         acting=COORDINATOR,
@@ -218,7 +219,7 @@ def _submit_round_one(
     for view, outcome in zip(submitted, outcomes, strict=True):
         mix = ROUNDS_MIX.get(outcome, (1.0, 0.0, 0.0))
         fates[view.id] = _Fate(view.id, view.category, outcome, rng.choices((1, 2, 3), weights=mix)[0])
-    return fates
+    return fates, len({view.participant_id for view in submitted})
 
 
 def _play_round(

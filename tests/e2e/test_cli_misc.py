@@ -228,3 +228,26 @@ def test_long_texts_come_from_a_file_or_standard_input(cli: Cli, tmp_path: Path)
     reply = tmp_path / "reply.txt"
     reply.write_text("已研究，逐条答复如下……", encoding="utf-8")
     cli.ok("opinion", "fire", str(from_file["id"]), "give_feedback", "--text-file", str(reply), actor=PLANNER)
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    """`consultflow demo | head`: the reader goes away; the command stops quietly with 141, never an internal error."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "consultflow",
+        "--db",
+        str(tmp_path / "demo.sqlite"),
+        "-q",
+        "demo",
+        "--opinions",
+        "300",
+    ]
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # gone before the demo, seconds of work later, writes its first line
+    err = reader.stderr.read().decode()
+    reader.stderr.close()
+    assert reader.wait(timeout=120) == 141, err
+    assert "internal error" not in err and "Traceback" not in err
