@@ -10,6 +10,8 @@ import re
 import unicodedata
 from typing import Literal
 
+from consultflow.domain.errors import ValidationError
+
 NameMode = Literal["full", "pseudonym", "none"]
 NAME_MODES: tuple[NameMode, ...] = ("full", "pseudonym", "none")
 
@@ -55,3 +57,29 @@ def mask_text(text: str) -> str:
     """Free text (an error message, a traceback) with every email address and mobile number masked."""
     text = _EMAIL_IN_TEXT.sub(lambda m: mask_contact(m.group(0)), text)
     return _PHONE_IN_TEXT.sub(lambda m: mask_contact(m.group(0)), text)
+
+
+_EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_MAINLAND_MOBILE = re.compile(r"(?:\+?86[- ]?)?1[3-9]\d{9}")
+
+
+def checked_contact(value: str | None) -> str | None:
+    """A contact as registered: an email address or a mainland mobile number, or none.
+
+    Anything else is refused before it can reach an email header or an SMS gateway (a line break
+    there would break the header, or smuggle another one in).
+
+    Raises:
+        ValidationError: the contact is neither.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    compact = text if "@" in text else re.sub(r"[ -]", "", text)  # 138-1234-5678 is 13812345678
+    if _EMAIL_ADDRESS.fullmatch(text) or _MAINLAND_MOBILE.fullmatch(compact):
+        return compact
+    msg = (
+        f"contact {mask_text(text)!r} is neither an email address nor a mainland mobile number "
+        "(11 digits starting with 1, optionally +86)"
+    )
+    raise ValidationError(msg)

@@ -9,6 +9,7 @@ from datetime import datetime
 import structlog
 
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
+from consultflow.domain.privacy import checked_contact
 from consultflow.domain.roles import (
     ASSIGNABLE_ROLES,
     Action,
@@ -88,8 +89,9 @@ def add_actor(
         if change.uow.actors.by_name(name) is not None:
             msg = f"an actor named {name!r} already exists; names identify people, pick another"
             raise ValidationError(msg)
-        contact_ = (contact or "").strip() or None
-        row = change.uow.actors.add(name=name, lang=language(lang), contact=contact_, roles=parsed, now=change.now)
+        row = change.uow.actors.add(
+            name=name, lang=language(lang), contact=checked_contact(contact), roles=parsed, now=change.now
+        )
         return ActorView(
             row.id, row.name, tuple(r.value for r in parsed), row.lang, row.contact is not None, change.now
         )
@@ -133,7 +135,7 @@ def add_participant(
         row = change.uow.actors.add_participant(
             name=name,
             village=village,
-            contact=(contact or "").strip() or None,
+            contact=checked_contact(contact),
             lang=language(lang),
             created_by=change.actor.id,
             now=change.now,

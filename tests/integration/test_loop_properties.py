@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from consultflow.domain.errors import ConsultflowError
 from consultflow.domain.vocabulary import Field
@@ -123,9 +123,10 @@ class LoopMachine(RuleBasedStateMachine):
             lambda: rounds.close_round(self.ctx, acting=COORD, consultation_id=self.setup.consultation_id),
         )
 
+    @precondition(lambda self: rounds.round_status(self.ctx, self.setup.consultation_id).open_round is None)
     @rule()
     def open_round(self) -> None:
-        """The coordinator opens the next round (refused while one is open)."""
+        """Between rounds, the coordinator opens the next one (a second open round is refused in test_loop)."""
         self._try(
             "open",
             "open",

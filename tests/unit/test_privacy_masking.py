@@ -31,3 +31,20 @@ def test_the_log_processor_masks_every_field() -> None:
     rendered = repr(out)
     assert "wang@plan.example" not in rendered and "13812345678" not in rendered
     assert out["attempt"] == 2 and out["event"] == "delivery_failed"
+
+
+def test_contacts_are_checked_when_registered() -> None:
+    """Email addresses and mainland mobiles pass (mobiles compacted); anything else, line breaks above all, is refused."""
+    import pytest
+
+    from consultflow.domain.errors import ValidationError
+    from consultflow.domain.privacy import checked_contact
+
+    assert checked_contact("wang@plan.example") == "wang@plan.example"
+    assert checked_contact("138-1234-5678") == "13812345678"
+    assert checked_contact("+86 13812345678") == "+8613812345678"
+    assert checked_contact("  ") is None
+    for bad in ("13812345678\r\nBcc: all@county.example", "wang@plan.example\nX: y", "12345", "wang@", "微信号abc"):
+        with pytest.raises(ValidationError, match="neither an email address nor a mainland mobile") as caught:
+            checked_contact(bad)
+        assert "13812345678" not in str(caught.value)  # the refusal itself masks it
