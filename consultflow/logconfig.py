@@ -1,7 +1,10 @@
 """structlog setup: readable lines by default, JSON lines on request, always on stderr.
 
-Called by entry points only (the CLI and the worker), never at import time. Contact details are
-masked by a processor, whatever a caller passes, so a log file never holds them.
+`configure_logging` is called by entry points only (the CLI and the worker), never at import
+time. Contact details are masked twice over: consultflow's own loggers (`get_logger`) mask every
+field before the event leaves them, so a program that uses consultflow as a library with its own
+structlog or logging setup never sees a contact; and the processor installed here masks whatever
+other libraries log through the standard library.
 """
 
 from __future__ import annotations
@@ -17,25 +20,49 @@ from typing import Any, TextIO
 
 import structlog
 
-from consultflow.domain.privacy import mask_contact, mask_text
+from consultflow.domain.privacy import SENSITIVE_KEYS, mask_contact, mask_text, redact_fields
 
-SENSITIVE_KEYS = frozenset({"contact", "email", "phone", "address", "recipient_address"})
-
-__all__ = ["SENSITIVE_KEYS", "configure_logging", "mask_contact", "record_internal_error"]
+__all__ = ["SENSITIVE_KEYS", "MaskedLogger", "configure_logging", "get_logger", "mask_contact", "record_internal_error"]
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Contacts masked in every field: whole values under contact keys, and inside any text (errors too)."""
-    for key, value in event.items():
-        if value is None:
-            continue
-        if key in SENSITIVE_KEYS:
-            event[key] = mask_contact(value)
-        elif isinstance(value, str):
-            event[key] = mask_text(value)
-        elif isinstance(value, BaseException):
-            event[key] = mask_text(f"{type(value).__name__}: {value}")
-    return event
+    return redact_fields(event)
+
+
+class MaskedLogger:
+    """consultflow's logger: masks every field itself, so no logging setup can let a contact through.
+
+    Tracebacks are not attached (a traceback's text is not masked by renderers); internal errors'
+    tracebacks go, masked, to the error log through `record_internal_error`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._log = structlog.get_logger(name)
+
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        getattr(self._log, level)(mask_text(event), **redact_fields(fields))
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log `event` at debug level, every field masked."""
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Log `event` at info level, every field masked."""
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log `event` at warning level, every field masked."""
+        self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """Log `event` at error level, every field masked."""
+        self._emit("error", event, fields)
+
+
+def get_logger(name: str) -> MaskedLogger:
+    """The logger every consultflow module uses (see `MaskedLogger`)."""
+    return MaskedLogger(name)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

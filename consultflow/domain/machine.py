@@ -18,7 +18,7 @@ from consultflow.domain.errors import InvalidTransitionError, ValidationError
 from consultflow.domain.model import MAX_ID
 from consultflow.domain.roles import Role, acting_role
 from consultflow.domain.text import refuse_control_characters
-from consultflow.domain.vocabulary import Field, Stance
+from consultflow.domain.vocabulary import FIELD_MAX_CHARS, Field, Stance
 from consultflow.domain.workflow import TransitionSpec, WorkflowSpec
 
 FieldValue = str | int
@@ -143,6 +143,10 @@ def _typed(field: Field, value: object) -> FieldValue:
             raise ValidationError(msg)
         return target
     text = refuse_control_characters(str(value).strip(), field.option)
+    limit = FIELD_MAX_CHARS[field]
+    if len(text) > limit:
+        msg = f"{field.option} is {len(text)} characters; at most {limit} are allowed"
+        raise ValidationError(msg)
     if field is Field.STANCE:
         try:
             return Stance(text).value

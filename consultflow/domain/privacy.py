@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Literal
+from collections.abc import MutableMapping
+from typing import Any, Literal
 
 from consultflow.domain.errors import ValidationError
 
@@ -57,6 +58,26 @@ def mask_text(text: str) -> str:
     """Free text (an error message, a traceback) with every email address and mobile number masked."""
     text = _EMAIL_IN_TEXT.sub(lambda m: mask_contact(m.group(0)), text)
     return _PHONE_IN_TEXT.sub(lambda m: mask_contact(m.group(0)), text)
+
+
+SENSITIVE_KEYS = frozenset({"contact", "email", "phone", "address", "recipient_address"})
+
+
+def redact_fields(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """`fields` with contacts masked in every value: whole values under contact keys, inside any text.
+
+    Exceptions become their masked text, since their message may carry a recipient's address.
+    """
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if key in SENSITIVE_KEYS:
+            fields[key] = mask_contact(value)
+        elif isinstance(value, str):
+            fields[key] = mask_text(value)
+        elif isinstance(value, BaseException):
+            fields[key] = mask_text(f"{type(value).__name__}: {value}")
+    return fields
 
 
 _EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")

@@ -82,6 +82,18 @@ FIELD_OPTIONS: dict[Field, str] = {
 }
 
 
+MAX_OPINION_CHARS = 5000
+
+# The longest text each field takes (characters; Chinese counts one per character). A plan
+# reference names a clause (规划第3.2条), it is not prose; the database column holds 200.
+FIELD_MAX_CHARS: dict[Field, int] = {
+    Field.TEXT: MAX_OPINION_CHARS,
+    Field.REASON: 2000,
+    Field.PLAN_REF: 200,
+    Field.STANCE: 20,
+}
+
+
 class EntryKind(str, Enum):
     """What a transition records in the opinion's per-round exchange."""
 

@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from consultflow.domain.labels import Lang
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.files import write_new_file
+from consultflow.logconfig import get_logger
 from consultflow.services.statistics import FunnelRow, OutcomeRounds
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CJK_FONT_HINTS = (
     "CJK",

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-import structlog
-
 from consultflow.domain.errors import ConfigurationError
+from consultflow.logconfig import get_logger
 from consultflow.scheduler.webhook import WebhookChannel
 from consultflow.services.outbox import CHANNELS, DeliveryError, OutgoingMessage
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class LogChannel:

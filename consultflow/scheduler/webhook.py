@@ -23,12 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
-import structlog
-
 from consultflow.domain.errors import ConfigurationError
+from consultflow.logconfig import get_logger
 from consultflow.services.outbox import DeliveryError, OutgoingMessage
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _refused_address(address: str) -> str | None:

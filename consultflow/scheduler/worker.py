@@ -12,16 +12,16 @@ from datetime import datetime, timezone
 from types import FrameType
 from zoneinfo import ZoneInfo
 
-import structlog
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from consultflow.domain.errors import ConfigurationError
+from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services import digest, outbox, sweep
 from consultflow.services.context import ServiceContext
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def digest_trigger(expression: str, tz: ZoneInfo) -> CronTrigger:
@@ -38,15 +38,19 @@ def digest_trigger(expression: str, tz: ZoneInfo) -> CronTrigger:
 def _sweep_job(ctx: ServiceContext, sender: outbox.Sender, settings: outbox.SweepSettings) -> None:
     try:
         sweep.sweep(ctx, sender, settings)
-    except Exception:  # a failed sweep must not stop the worker; the next tick tries again
-        log.exception("sweep_failed")
+    except Exception as exc:  # noqa: BLE001 - a failed sweep must not stop the worker; the next tick tries again
+        log.error(  # noqa: TRY400 - the traceback goes, masked, to the error log
+            "sweep_failed", error=exc, traceback_in=str(record_internal_error(exc))
+        )
 
 
 def _digest_job(ctx: ServiceContext, settings: outbox.SweepSettings) -> None:
     try:
         digest.queue_digests(ctx, settings)
-    except Exception:
-        log.exception("digest_failed")
+    except Exception as exc:  # noqa: BLE001 - as for the sweep
+        log.error(  # noqa: TRY400 - as for the sweep
+            "digest_failed", error=exc, traceback_in=str(record_internal_error(exc))
+        )
 
 
 def run_worker(

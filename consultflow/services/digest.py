@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import structlog
-
 from consultflow.domain.reminders import due_time
 from consultflow.domain.roles import Role
+from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.outbox import Recipient, SweepSettings, actor_recipient, coordinators, delivery_row
 from consultflow.services.ports import OpinionRow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:

@@ -11,14 +11,12 @@ from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
-from consultflow.domain.vocabulary import Field
+from consultflow.domain.vocabulary import MAX_OPINION_CHARS, Field
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import NewOpinionRow, OpinionRow, UnitOfWork
-
-MAX_OPINION_CHARS = 5000
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import structlog
-
 from consultflow.domain.labels import Lang
 from consultflow.domain.privacy import mask_text
 from consultflow.domain.roles import Role
+from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
 from consultflow.services.ports import ActorRow, UnitOfWork
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CHANNELS = ("log", "email", "webhook")
 MAX_ERROR_CHARS = 500

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
 from consultflow.domain.privacy import checked_contact
 from consultflow.domain.roles import (
@@ -16,12 +14,13 @@ from consultflow.domain.roles import (
     Role,
     acting_role,
 )
+from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import ParticipantRow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-import structlog
-
 from consultflow.domain.audit import AuditContent
 from consultflow.domain.errors import ConflictError, RetryableConflictError
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role, role_for_action
 from consultflow.domain.workflow import WorkflowSpec
+from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext, engine_for
 from consultflow.services.ports import ActorRow, ConsultationRow, OpinionRow, RoundRow, UnitOfWork
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 R = TypeVar("R")
 

@@ -6,15 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.roles import Action
+from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import DeliveryRow, ReminderRow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-import structlog
-
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConsultflowError
 from consultflow.domain.reminders import compose
 from consultflow.domain.roles import Role
+from consultflow.logconfig import get_logger
 from consultflow.services import rounds
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.outbox import (
@@ -30,7 +29,7 @@ from consultflow.services.outbox import (
 )
 from consultflow.services.ports import ActorRow, OpinionRow, ReminderRow, UnitOfWork
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def sweep(ctx: ServiceContext, sender: Sender, settings: SweepSettings, now: datetime | None = None) -> SweepReport:

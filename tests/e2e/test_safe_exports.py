@@ -108,3 +108,18 @@ def test_output_files_are_not_clobbered_and_links_not_followed(cli: Cli, tmp_pat
     assert not link.is_symlink() and "建议修路" in link.read_text(encoding="utf-8")
     cli.ok("report", "adoption", "1", "-o", str(existing), "--force")
     assert existing.read_text(encoding="utf-8") != "last month's account"
+
+
+def test_over_long_trigger_texts_are_refused_with_their_limit(cli: Cli) -> None:
+    """A 201-character plan reference or a 2001-character reason: one line with the limit; the opinion stays."""
+    _opinions(cli, ["建议修缮村道"])
+    cli.ok("opinion", "fire", "1", "reparticipate", "--stance", "agree", "--text", "同意", actor=EXPERT)
+    long_ref = cli("opinion", "fire", "1", "adopt", "--text", "已纳入", "--plan-ref", "条" * 201, actor=PLANNER)
+    assert long_ref.exit_code == 1
+    assert "--plan-ref is 201 characters; at most 200 are allowed" in long_ref.stderr
+    long_reason = cli("opinion", "fire", "1", "reject", "--reason", "因" * 2001, actor=PLANNER)
+    assert long_reason.exit_code == 1 and "--reason is 2001 characters; at most 2000" in long_reason.stderr
+    assert "Traceback" not in long_ref.stderr + long_reason.stderr
+    shown = cli.ok("opinion", "show", "1", "--json").stdout
+    assert '"state": "under_review"' in shown or '"state":"under_review"' in shown
+    cli.ok("opinion", "fire", "1", "adopt", "--text", "已纳入", "--plan-ref", "条" * 200, actor=PLANNER)

@@ -48,3 +48,29 @@ def test_contacts_are_checked_when_registered() -> None:
         with pytest.raises(ValidationError, match="neither an email address nor a mainland mobile") as caught:
             checked_contact(bad)
         assert "13812345678" not in str(caught.value)  # the refusal itself masks it
+
+
+def test_library_use_without_configure_logging_still_masks(tmp_path: object) -> None:
+    """A program embedding consultflow with structlog's defaults, or its own structlog setup, never logs a contact."""
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        """
+        import structlog
+        from consultflow.logconfig import get_logger
+
+        log = get_logger("consultflow.services.outbox")
+        log.warning("delivery_failed", contact="wang@plan.example", error=RuntimeError("550 <wang@plan.example>"))
+        log.info("sms to 13812345678 queued", recipient_address="13812345678")
+        # A host application's own setup: JSON lines, no consultflow processor anywhere.
+        structlog.configure(processors=[structlog.processors.JSONRenderer()])
+        log.error("again", note="reach me at 13812345678")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60)
+    out = done.stdout + done.stderr
+    assert "delivery_failed" in out and "again" in out  # the events were logged
+    assert "wang@plan.example" not in out and "13812345678" not in out
+    assert "wa***@plan.example" in out and "*********78" in out
