@@ -28,7 +28,23 @@ def build_context(
     if path is not None and not create and not path.exists():
         msg = f"database file {path} does not exist; run 'consultflow db upgrade' to create it (or check --db)"
         raise ConfigurationError(msg)
+    chain_key = settings.chain_key()  # a bad key is refused before any connection is opened
     database = SqlDatabase.from_url(settings.db_url)
+    try:
+        _check_schema(database, shown, check_schema=check_schema)
+    except BaseException:
+        database.dispose()
+        raise
+    return ServiceContext(
+        database=database,
+        workflows_dir=settings.workflows,
+        clock=clock or SystemClock(),
+        tz=settings.tz,
+        chain_key=chain_key,
+    )
+
+
+def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool) -> None:
     try:
         current = database.schema_revision()
     except OperationalError as exc:
@@ -41,9 +57,3 @@ def build_context(
             state = "has no consultflow schema" if current is None else f"is at revision {current}, not {head}"
             msg = f"database {shown!r} {state}; run 'consultflow db upgrade'"
             raise ConfigurationError(msg)
-    return ServiceContext(
-        database=database,
-        workflows_dir=settings.workflows,
-        clock=clock or SystemClock(),
-        tz=settings.tz,
-    )

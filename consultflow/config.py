@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from consultflow.domain.audit import ChainKey
 from consultflow.domain.errors import ConfigurationError
 from consultflow.domain.labels import Lang
 
@@ -32,6 +34,26 @@ class Settings:
     json_output: bool = False
     log_json: bool = False
     log_level: str = "INFO"
+    chain_key_file: Path | None = None
+
+    def chain_key(self) -> ChainKey | None:
+        """The audit chain key: from `chain_key_file` or CONSULTFLOW_CHAIN_KEY, never the database.
+
+        Raises:
+            ConfigurationError: both are given, the file cannot be read, or the key is too short.
+        """
+        from_env = os.environ.get("CONSULTFLOW_CHAIN_KEY", "")
+        if self.chain_key_file is not None and from_env:
+            msg = "both --chain-key-file and CONSULTFLOW_CHAIN_KEY are set; give the audit chain key one way"
+            raise ConfigurationError(msg)
+        if self.chain_key_file is not None:
+            try:
+                secret = self.chain_key_file.read_bytes().strip()
+            except OSError as exc:
+                msg = f"cannot read the chain key file {self.chain_key_file}: {exc.strerror}"
+                raise ConfigurationError(msg) from None
+            return ChainKey(secret)
+        return ChainKey(from_env.encode()) if from_env else None
 
     @property
     def tz(self) -> ZoneInfo:

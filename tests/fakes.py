@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, chain_hash
+from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, chain_hash
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
 from consultflow.domain.model import EventFilter, LastEvent, NewOpinionRow, OpinionFilter
@@ -155,7 +155,16 @@ class FakeConsultations:
         return found
 
     def add(
-        self, *, title: str, area: str, workflow_id: int, created_by: int, auto_close: bool, genesis: str, now: datetime
+        self,
+        *,
+        title: str,
+        area: str,
+        workflow_id: int,
+        created_by: int,
+        auto_close: bool,
+        genesis: str,
+        now: datetime,
+        chain_key_id: str | None = None,
     ) -> Row:
         return _row(
             self.t.consultations,
@@ -166,6 +175,7 @@ class FakeConsultations:
             auto_close=auto_close,
             chain_seq=0,
             chain_head=genesis,
+            chain_key_id=chain_key_id,
             created_at=now,
         )
 
@@ -383,11 +393,13 @@ class FakeAudit:
     def __init__(self, t: Tables) -> None:
         self.t = t
 
-    def append(self, consultation: Any, drafts: Sequence[AuditContent]) -> list[AuditContent]:
+    def append(
+        self, consultation: Any, drafts: Sequence[AuditContent], key: ChainKey | None = None
+    ) -> list[AuditContent]:
         chained = []
         for draft in drafts:
             content = replace(draft, consultation_id=consultation.id, chain_seq=consultation.chain_seq + 1)
-            digest = chain_hash(consultation.chain_head, content)
+            digest = chain_hash(consultation.chain_head, content, key)
             fields = {k: v for k, v in vars(content).items() if k != "payload"}
             _row(
                 self.t.events,

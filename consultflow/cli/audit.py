@@ -186,25 +186,34 @@ def audit_head(state: CliState, consultation_id: int) -> None:
 @audit_group.command("verify")
 @click.argument("consultation_id", type=ID, required=False)
 @click.option("--expect-head", metavar="SEQ:HASH", help="A head published earlier: prove it is still in this chain.")
+@click.option(
+    "--require-keyed", is_flag=True, help="Fail any chain that is not HMAC-keyed (see CONSULTFLOW_CHAIN_KEY_FILE)."
+)
 @json_flag
 @pass_state
-def audit_verify(state: CliState, consultation_id: int | None, expect_head: str | None) -> None:
+def audit_verify(state: CliState, consultation_id: int | None, expect_head: str | None, require_keyed: bool) -> None:
     """Recompute the hash chain of CONSULTATION_ID (or of all) and compare it with the live rows.
 
-    Exit 1 naming the first bad event or live row.
+    Says which mode each chain is in (SHA-256, or HMAC-SHA256 with a key kept outside the
+    database). Exit 1 naming the first bad event or live row.
     """
     published = verify.parse_head(expect_head) if expect_head else None
-    reports = verify.verify_all(state.services(), consultation_id, published)
+    reports = verify.verify_all(state.services(), consultation_id, published, require_keyed=require_keyed)
     tz = state.settings.tz
 
     def text() -> str:
         lines = []
         for r in reports:
             if r.intact:
-                lines.append(f"consultation {r.consultation_id}: {r.events} event(s), chain intact, head {r.head}")
+                lines.append(
+                    f"consultation {r.consultation_id}: {r.events} event(s), chain intact ({r.mode}), head {r.head}"
+                )
                 continue
             b = r.broken
             assert b is not None
+            if b.chain_seq == 0:
+                lines.append(f"consultation {r.consultation_id}: REFUSED ({r.mode}): {b.problem}")
+                continue
             where = f"event #{b.chain_seq}"
             if b.opinion_id is not None:
                 where += f" (opinion {b.opinion_id} #{b.opinion_seq}, {b.trigger or b.kind}, {local_time(b.at, tz)})"

@@ -251,6 +251,13 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
     envvar="CONSULTFLOW_WORKFLOWS",
     help="Directory of workflow files [env CONSULTFLOW_WORKFLOWS].",
 )
+@click.option(
+    "--chain-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="CONSULTFLOW_CHAIN_KEY_FILE",
+    help="File holding the secret that HMAC-keys new consultations' audit chains "
+    "[env CONSULTFLOW_CHAIN_KEY_FILE; or the key itself in CONSULTFLOW_CHAIN_KEY].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail too.")
 @click.pass_context
@@ -263,6 +270,7 @@ def main(
     lang: str,
     tz: str,
     workflows: Path | None,
+    chain_key_file: Path | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -294,6 +302,7 @@ def main(
         json_output=json_output,
         log_json=log_json,
         log_level=level,
+        chain_key_file=chain_key_file,
     )
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = CliState(settings=settings, clock=given.get("clock"))

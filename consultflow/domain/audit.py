@@ -3,15 +3,24 @@
 Each event's hash covers its content and the previous event's hash, so editing, inserting or
 deleting any stored event breaks every hash after it. The content is serialised canonically
 (sorted keys, UTC timestamps with microseconds) so any reader recomputes the same digest.
+
+A plain SHA-256 chain proves the events were not changed by someone who did not also rewrite every
+hash after the change; anyone who can write the database can do that. A consultation created while
+a chain key is configured gets an HMAC-SHA256 chain instead: without the key (kept outside the
+database, in the environment or a file) nobody can recompute it. The consultation stores only the
+key's id, so verify knows which key a chain needs and says which mode it is in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
+
+from consultflow.domain.errors import ConfigurationError
 
 GENESIS_HASH = "0" * 64
 
@@ -57,9 +66,37 @@ class AuditContent:
         return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def chain_hash(prev_hash: str, content: AuditContent) -> str:
-    """The event's hash: SHA-256 over the previous hash and the canonical content."""
-    digest = hashlib.sha256()
+MIN_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """The secret an HMAC chain is keyed with; its repr never shows the secret."""
+
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < MIN_KEY_BYTES:
+            msg = (
+                f"the chain key is {len(self.secret)} bytes; at least {MIN_KEY_BYTES} are needed "
+                "(e.g. the output of 'openssl rand -hex 32')"
+            )
+            raise ConfigurationError(msg)
+
+    @property
+    def key_id(self) -> str:
+        """A public name for the key (16 hex digits), stored with each keyed consultation."""
+        return hmac.new(self.secret, b"consultflow chain key id", hashlib.sha256).hexdigest()[:16]
+
+
+def chain_mode(key_id: str | None) -> str:
+    """How a chain with this stored key id is hashed, in words."""
+    return f"HMAC-SHA256 with key {key_id}" if key_id else "SHA-256 (unkeyed)"
+
+
+def chain_hash(prev_hash: str, content: AuditContent, key: ChainKey | None = None) -> str:
+    """The event's hash over the previous hash and the canonical content: SHA-256, or HMAC-SHA256 with a key."""
+    digest = hmac.new(key.secret, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
     digest.update(prev_hash.encode("ascii"))
     digest.update(content.canonical().encode("utf-8"))
     return digest.hexdigest()

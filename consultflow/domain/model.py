@@ -65,6 +65,7 @@ class ConsultationRow(Protocol):
     chain_seq: int
     chain_head: str
     auto_close: bool
+    chain_key_id: str | None
 
 
 class RoundRow(Protocol):

@@ -69,6 +69,7 @@ def create_consultation(
             auto_close=auto_close,
             genesis=GENESIS_HASH,
             now=change.now,
+            chain_key_id=ctx.chain_key.key_id if ctx.chain_key is not None else None,
         )
         key = f"{wf.name}@{wf.version}"
         payload = {"title": title, "area": area, "workflow": key, "digest": wf.digest, "auto_close": auto_close}

@@ -7,11 +7,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from consultflow.config import DEFAULT_TZ
+from consultflow.domain.audit import ChainKey
 from consultflow.domain.clock import Clock, SystemClock
+from consultflow.domain.errors import ConfigurationError
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.domain.workflow_loader import load_workflow_text
-from consultflow.services.ports import Database, UnitOfWork, WorkflowRow
+from consultflow.services.ports import ConsultationRow, Database, UnitOfWork, WorkflowRow
 
 _ENGINES: dict[str, WorkflowEngine] = {}
 
@@ -38,6 +40,30 @@ class ServiceContext:
     workflows_dir: Path
     clock: Clock = field(default_factory=SystemClock)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
+    chain_key: ChainKey | None = None
+
+    def key_for(self, consultation: ConsultationRow) -> ChainKey | None:
+        """The key the consultation's chain is hashed with; refuses to write or check a keyed chain without it.
+
+        Raises:
+            ConfigurationError: the chain is keyed and the configured key is missing or another one.
+        """
+        wanted = consultation.chain_key_id
+        if wanted is None:
+            return None
+        if self.chain_key is None:
+            msg = (
+                f"consultation {consultation.id}'s audit chain is keyed (key {wanted}); set CONSULTFLOW_CHAIN_KEY_FILE "
+                "or CONSULTFLOW_CHAIN_KEY to the key it was created with"
+            )
+            raise ConfigurationError(msg)
+        if self.chain_key.key_id != wanted:
+            msg = (
+                f"consultation {consultation.id}'s audit chain is keyed with key {wanted}, "
+                f"but the configured key is {self.chain_key.key_id}"
+            )
+            raise ConfigurationError(msg)
+        return self.chain_key
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work."""

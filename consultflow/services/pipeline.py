@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from consultflow.domain.audit import AuditContent
+from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.errors import ConflictError, RetryableConflictError
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.reminders import StateEntry
@@ -120,10 +120,11 @@ class Change:
         for entry in entries:
             self._entered.setdefault(entry.consultation_id, []).append(entry)
 
-    def _finish(self) -> None:
-        """Audit events, then reminders, in consultation order; the caller commits."""
+    def _finish(self, key_for: Callable[[ConsultationRow], ChainKey | None]) -> None:
+        """Audit events (hashed with each chain's key, if it has one), then reminders; the caller commits."""
         for consultation_id in sorted(self._events):
-            self.uow.audit.append(self._consultations[consultation_id], self._events[consultation_id])
+            consultation = self._consultations[consultation_id]
+            self.uow.audit.append(consultation, self._events[consultation_id], key_for(consultation))
         by_reason: dict[str, list[int]] = {}
         for opinion_id, reason in self._left.items():
             by_reason.setdefault(reason, []).append(opinion_id)
@@ -167,7 +168,7 @@ def run(
             with ctx.uow() as uow:
                 change = _begin(uow, ctx.clock.now(), acting, action, first_person=first_person)
                 result = body(change)
-                change._finish()  # noqa: SLF001 - the pipeline owns the change
+                change._finish(ctx.key_for)  # noqa: SLF001 - the pipeline owns the change
                 uow.commit()
         except RetryableConflictError as exc:
             if attempt == MAX_ATTEMPTS:

@@ -31,7 +31,7 @@ __all__ = [
     "WorkflowRow",
 ]
 
-from consultflow.domain.audit import AuditContent
+from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.entering import Entering
 from consultflow.domain.model import (
     ActorRow,
@@ -110,7 +110,16 @@ class ConsultationRepository(Protocol):
         """A consultation, locked when asked."""
 
     def add(
-        self, *, title: str, area: str, workflow_id: int, created_by: int, auto_close: bool, genesis: str, now: datetime
+        self,
+        *,
+        title: str,
+        area: str,
+        workflow_id: int,
+        created_by: int,
+        auto_close: bool,
+        genesis: str,
+        now: datetime,
+        chain_key_id: str | None = None,
     ) -> ConsultationRow:
         """Start a consultation."""
 
@@ -216,8 +225,10 @@ class OpinionRepository(Protocol):
 class AuditLog(Protocol):
     """The append-only, hash-chained audit events."""
 
-    def append(self, consultation: ConsultationRow, drafts: Sequence[AuditContent]) -> list[AuditContent]:
-        """Chain and insert events after the consultation's head."""
+    def append(
+        self, consultation: ConsultationRow, drafts: Sequence[AuditContent], key: ChainKey | None = None
+    ) -> list[AuditContent]:
+        """Chain and insert events after the consultation's head (HMAC-keyed when `key` is given)."""
 
     def chain(self, consultation_id: int) -> Generator[AuditEventRow, None, None]:
         """A consultation's events in chain order, streamed."""

@@ -8,7 +8,7 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, EventKind, chain_hash
+from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, EventKind, chain_hash, chain_mode
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.model import AuditEventRow, ConsultationRow, OpinionFilter, OpinionRow
 from consultflow.domain.roles import Role
@@ -39,6 +39,7 @@ class ChainReport:
     head: str
     intact: bool
     broken: BrokenEvent | None = None
+    mode: str = "SHA-256 (unkeyed)"
 
 
 def _content(e: AuditEventRow) -> AuditContent:
@@ -74,7 +75,13 @@ class _Replayed:
     planner: str | None = None
 
 
-def verify_chain(ctx: ServiceContext, consultation_id: int, expect_head: tuple[int, str] | None = None) -> ChainReport:
+def verify_chain(
+    ctx: ServiceContext,
+    consultation_id: int,
+    expect_head: tuple[int, str] | None = None,
+    *,
+    require_keyed: bool = False,
+) -> ChainReport:
     """Recompute one consultation's chain, then compare what the events say with the live tables.
 
     The chain catches an edited event (its hash no longer matches), a deleted or inserted one (the
@@ -82,14 +89,25 @@ def verify_chain(ctx: ServiceContext, consultation_id: int, expect_head: tuple[i
     head). Replaying the events catches what the chain cannot see: an opinion's state, outcome,
     rounds count, sequence or planner changed in the live rows, or a tail cut off together with a
     rewound head. `expect_head` (sequence, hash), published earlier, proves that event is still
-    part of today's chain.
+    part of today's chain. A keyed chain is checked with the configured key (refused without it);
+    `require_keyed` fails an unkeyed chain, which anyone who can write the database could have
+    recomputed (or turned into, by clearing the key id and rehashing).
+
+    Raises:
+        ConfigurationError: the chain is keyed and the configured key is missing or another one.
     """
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
+        key = ctx.key_for(consultation)
+        mode = chain_mode(consultation.chain_key_id)
+        if require_keyed and key is None:
+            refusal = "the chain is not keyed (plain SHA-256), and a keyed chain was required"
+            broken = BrokenEvent(0, None, None, None, None, None, None, refusal)
+            return ChainReport(consultation.id, 0, consultation.chain_head, intact=False, broken=broken, mode=mode)
         replayed: dict[int, _Replayed] = {}
         # closing: a server-side cursor on PostgreSQL, abandoned at the first problem
         with closing(uow.audit.chain(consultation.id)) as events:
-            report = _walk(consultation, events, replayed, expect_head)
+            report = replace(_walk(consultation, events, replayed, expect_head, key), mode=mode)
         if not report.intact:
             return report
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
@@ -137,6 +155,7 @@ def _walk(
     events: Iterable[AuditEventRow],
     replayed: dict[int, _Replayed],
     expect_head: tuple[int, str] | None,
+    key: ChainKey | None,
 ) -> ChainReport:
     prev, expected, count = GENESIS_HASH, 1, 0
     published_seq, published_hash = expect_head or (0, "")
@@ -150,7 +169,7 @@ def _walk(
         else:
             try:
                 content = _content(event)
-                if chain_hash(prev, content) != event.hash:
+                if chain_hash(prev, content, key) != event.hash:
                     problem = "its content does not match its hash (the event was edited)"
             except (ValueError, TypeError, AttributeError, OverflowError) as exc:
                 problem = f"unreadable ({type(exc).__name__}: {exc})"
@@ -209,14 +228,18 @@ def parse_head(text: str) -> tuple[int, str]:
 
 
 def verify_all(
-    ctx: ServiceContext, consultation_id: int | None = None, expect_head: tuple[int, str] | None = None
+    ctx: ServiceContext,
+    consultation_id: int | None = None,
+    expect_head: tuple[int, str] | None = None,
+    *,
+    require_keyed: bool = False,
 ) -> list[ChainReport]:
     """Check one consultation's chain and live rows, or every consultation's."""
     if consultation_id is not None:
-        return [verify_chain(ctx, consultation_id, expect_head)]
+        return [verify_chain(ctx, consultation_id, expect_head, require_keyed=require_keyed)]
     if expect_head is not None:
         msg = "--expect-head names one consultation's head: give its id too"
         raise ValidationError(msg)
     with ctx.uow() as uow:
         ids = uow.consultations.ids()
-    return [verify_chain(ctx, cid) for cid in ids]
+    return [verify_chain(ctx, cid, require_keyed=require_keyed) for cid in ids]

@@ -101,6 +101,8 @@ class Consultation(Base):
     chain_seq: Mapped[int] = mapped_column(Integer, default=0)
     chain_head: Mapped[str] = mapped_column(String(64))
     auto_close: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The id (not the secret) of the key its chain is HMAC-keyed with; NULL: plain SHA-256.
+    chain_key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class Round(Base):

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Integer, and_, cast, func, insert, select
 from sqlalchemy.orm import Session
 
-from consultflow.domain.audit import AuditContent, chain_hash
+from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent
 from consultflow.domain.roles import Role
@@ -174,7 +174,16 @@ class ConsultationRepository:
         return self.session.scalar(stmt)
 
     def add(
-        self, *, title: str, area: str, workflow_id: int, created_by: int, auto_close: bool, genesis: str, now: datetime
+        self,
+        *,
+        title: str,
+        area: str,
+        workflow_id: int,
+        created_by: int,
+        auto_close: bool,
+        genesis: str,
+        now: datetime,
+        chain_key_id: str | None = None,
     ) -> Consultation:
         """Start a consultation with an empty audit chain."""
         row = Consultation(
@@ -185,6 +194,7 @@ class ConsultationRepository:
             created_by_id=created_by,
             chain_seq=0,
             chain_head=genesis,
+            chain_key_id=chain_key_id,
             auto_close=auto_close,
         )
         self.session.add(row)
@@ -280,7 +290,9 @@ class AuditLog:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def append(self, consultation: ConsultationRow, drafts: Sequence[AuditContent]) -> list[AuditContent]:
+    def append(
+        self, consultation: ConsultationRow, drafts: Sequence[AuditContent], key: ChainKey | None = None
+    ) -> list[AuditContent]:
         """Chain `drafts` after the consultation's head and insert them in one statement.
 
         The caller holds the consultation row (locked on PostgreSQL, BEGIN IMMEDIATE on SQLite),
@@ -295,7 +307,7 @@ class AuditLog:
         for draft in drafts:
             seq += 1
             content = replace(draft, consultation_id=consultation.id, chain_seq=seq)
-            digest = chain_hash(head, content)
+            digest = chain_hash(head, content, key)
             rows.append(
                 {
                     "consultation_id": consultation.id,

@@ -251,3 +251,32 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
     reader.stderr.close()
     assert reader.wait(timeout=120) == 141, err
     assert "internal error" not in err and "Traceback" not in err
+
+
+def test_a_chain_key_from_a_file_keys_new_consultations(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--chain-key-file (or its env) keys the chain; verify says the mode; without the key, one clear line."""
+    from tests.e2e.test_cli_loop import COORD, setup_people
+
+    key_file = tmp_path / "chain.key"
+    key_file.write_text("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n")
+    monkeypatch.setenv("CONSULTFLOW_CHAIN_KEY_FILE", str(key_file))
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    said = cli.ok("audit", "verify", "1", "--require-keyed").stdout
+    assert "chain intact (HMAC-SHA256 with key " in said
+    monkeypatch.delenv("CONSULTFLOW_CHAIN_KEY_FILE")
+    refused = cli("audit", "verify", "1")
+    assert refused.exit_code == 1 and "audit chain is keyed" in refused.stderr and "Traceback" not in refused.stderr
+    closed = cli("round", "close", "1", actor=COORD)
+    assert closed.exit_code == 1 and "CONSULTFLOW_CHAIN_KEY_FILE" in closed.stderr
+    monkeypatch.setenv("CONSULTFLOW_CHAIN_KEY", "too short")
+    short = cli("audit", "verify", "1")
+    assert short.exit_code == 1 and "the chain key is 9 bytes; at least 32 are needed" in short.stderr
+    monkeypatch.setenv("CONSULTFLOW_CHAIN_KEY_FILE", str(tmp_path / "missing.key"))
+    both = cli("audit", "verify", "1")
+    assert both.exit_code == 1 and "give the audit chain key one way" in both.stderr
+    monkeypatch.delenv("CONSULTFLOW_CHAIN_KEY")
+    missing = cli("audit", "verify", "1")
+    assert missing.exit_code == 1 and "cannot read the chain key file" in missing.stderr

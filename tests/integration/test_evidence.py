@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, text
 
-from consultflow.domain.audit import AuditContent, chain_hash
-from consultflow.domain.errors import ValidationError
+from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
+from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions, verify
 from consultflow.services.context import ServiceContext
@@ -22,6 +22,30 @@ from tests.integration.test_audit_trail import forge, small_consultation
 def _sql(ctx: ServiceContext, statement: str) -> None:
     with engine_of(ctx).begin() as conn:
         conn.execute(text(statement))
+
+
+def rehash_chain(ctx: ServiceContext, cid: int, key: ChainKey | None = None) -> str:
+    """Edit the third event's actor and recompute every hash with consultflow's own function; the new head."""
+    with sql_uow(ctx) as uow:
+        rows = list(
+            uow.session.scalars(
+                select(AuditEvent).where(AuditEvent.consultation_id == cid).order_by(AuditEvent.chain_seq)
+            )
+        )
+        fields = [f for f in AuditContent.__dataclass_fields__ if f != "payload"]
+        prev, statements = rows[0].prev_hash, []
+        for i, row in enumerate(rows):
+            content = AuditContent(**{f: getattr(row, f) for f in fields}, payload=json.loads(row.payload))
+            actor = "某某" if i == 2 else row.actor
+            digest = chain_hash(prev, replace(content, actor=actor), key)
+            statements.append(
+                f"UPDATE audit_event SET actor = '{actor}', prev_hash = '{prev}', hash = '{digest}' WHERE id = {row.id}"
+            )
+            prev = digest
+    forge(ctx, statements[0])  # on SQLite this removes the triggers; what follows then goes straight in
+    for statement in statements[1:]:
+        (_sql if engine_of(ctx).dialect.name == "sqlite" else forge)(ctx, statement)
+    return prev
 
 
 def test_a_live_row_edited_behind_the_chain_is_caught(ctx: ServiceContext) -> None:
@@ -67,25 +91,7 @@ def test_a_published_head_proves_the_past_and_catches_a_recomputed_chain(ctx: Se
     opinions.fire(ctx, acting=PLANNER, opinion_id=ids[2], trigger="give_feedback", fields={Field.TEXT: "后来的反馈"})
     assert verify.verify_chain(ctx, cid, expect_head=published).intact
     # Someone with write access edits an early event and recomputes every hash after it with our function.
-    with sql_uow(ctx) as uow:
-        rows = list(
-            uow.session.scalars(
-                select(AuditEvent).where(AuditEvent.consultation_id == cid).order_by(AuditEvent.chain_seq)
-            )
-        )
-        fields = [f for f in AuditContent.__dataclass_fields__ if f != "payload"]
-        prev, statements = rows[0].prev_hash, []
-        for i, row in enumerate(rows):
-            content = AuditContent(**{f: getattr(row, f) for f in fields}, payload=json.loads(row.payload))
-            actor = "某某" if i == 2 else row.actor
-            digest = chain_hash(prev, replace(content, actor=actor))
-            statements.append(
-                f"UPDATE audit_event SET actor = '{actor}', prev_hash = '{prev}', hash = '{digest}' WHERE id = {row.id}"
-            )
-            prev = digest
-    forge(ctx, statements[0])  # on SQLite this removes the triggers; what follows then goes straight in
-    for statement in statements[1:]:
-        (_sql if engine_of(ctx).dialect.name == "sqlite" else forge)(ctx, statement)
+    prev = rehash_chain(ctx, cid)
     _sql(ctx, f"UPDATE consultation SET chain_head = '{prev}' WHERE id = {cid}")
     assert verify.verify_chain(ctx, cid).intact  # the chain alone cannot tell
     caught = verify.verify_chain(ctx, cid, expect_head=published)
@@ -97,3 +103,58 @@ def test_a_malformed_head_is_one_clear_line() -> None:
     with pytest.raises(ValidationError, match="SEQ:HASH"):
         verify.parse_head("12:nothex")
     assert verify.parse_head("12:" + "a" * 64) == (12, "a" * 64)
+
+
+KEY = ChainKey(b"county-secret-0123456789abcdef-0123")
+
+
+def test_a_keyed_chain_cannot_be_recomputed_without_the_key(ctx: ServiceContext) -> None:
+    """With a key outside the database, rehashing an edited chain with plain SHA-256 is caught."""
+    ctx.chain_key = KEY
+    cid, _ = small_consultation(ctx)
+    report = verify.verify_chain(ctx, cid)
+    assert report.intact and report.mode == f"HMAC-SHA256 with key {KEY.key_id}"
+    prev = rehash_chain(ctx, cid)  # the forger has the database, not the key
+    _sql(ctx, f"UPDATE consultation SET chain_head = '{prev}' WHERE id = {cid}")
+    caught = verify.verify_chain(ctx, cid)
+    assert not caught.intact and caught.broken is not None
+    assert caught.broken.chain_seq == 1 and "does not match its hash" in caught.broken.problem
+
+
+def test_clearing_the_key_id_to_pass_as_unkeyed_is_refused_when_keys_are_required(ctx: ServiceContext) -> None:
+    """A forger who also clears the stored key id gets an 'unkeyed' chain; --require-keyed refuses it."""
+    ctx.chain_key = KEY
+    cid, _ = small_consultation(ctx)
+    prev = rehash_chain(ctx, cid)
+    _sql(ctx, f"UPDATE consultation SET chain_head = '{prev}', chain_key_id = NULL WHERE id = {cid}")
+    plain = verify.verify_chain(ctx, cid)
+    assert plain.intact and plain.mode == "SHA-256 (unkeyed)"  # says so, so a reader sees the mode changed
+    required = verify.verify_chain(ctx, cid, require_keyed=True)
+    assert not required.intact and required.broken is not None and "not keyed" in required.broken.problem
+
+
+def test_a_keyed_chain_is_neither_written_nor_checked_without_its_key(ctx: ServiceContext) -> None:
+    """No key, or another key: one clear line naming the key ids, and nothing written."""
+    ctx.chain_key = KEY
+    cid, ids = small_consultation(ctx)
+    before = verify.head(ctx, cid)
+    ctx.chain_key = None
+    with pytest.raises(ConfigurationError, match=f"keyed \\(key {KEY.key_id}\\); set CONSULTFLOW_CHAIN_KEY_FILE"):
+        opinions.fire(ctx, acting=PLANNER, opinion_id=ids[2], trigger="give_feedback", fields={Field.TEXT: "反馈"})
+    with pytest.raises(ConfigurationError, match="keyed"):
+        verify.verify_chain(ctx, cid)
+    other = ChainKey(b"another-county-secret-0123456789abcdef")
+    ctx.chain_key = other
+    with pytest.raises(ConfigurationError, match=f"key {KEY.key_id}, but the configured key is {other.key_id}"):
+        opinions.fire(ctx, acting=PLANNER, opinion_id=ids[2], trigger="give_feedback", fields={Field.TEXT: "反馈"})
+    ctx.chain_key = KEY
+    assert verify.head(ctx, cid) == before
+    opinions.fire(ctx, acting=PLANNER, opinion_id=ids[2], trigger="give_feedback", fields={Field.TEXT: "反馈"})
+    assert verify.verify_chain(ctx, cid, expect_head=before).intact
+
+
+def test_a_chain_key_is_long_enough_and_never_shown() -> None:
+    """Short keys are refused with the length needed; the key's repr and id never reveal it."""
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        ChainKey(b"short")
+    assert "county-secret" not in repr(KEY) and len(KEY.key_id) == 16
