@@ -206,7 +206,7 @@ def audit_verify(state: CliState, consultation_id: int | None, expect_head: str 
         for r in reports:
             if r.intact:
                 lines.append(
-                    f"consultation {r.consultation_id}: {r.events} event(s), chain intact ({r.mode}), head {r.head}"
+                    f"consultation {r.consultation_id}: {r.events} event(s), chain intact, {r.mode}, head {r.head}"
                 )
                 continue
             b = r.broken
