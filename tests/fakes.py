@@ -107,8 +107,26 @@ class FakeActors:
     def participants(self, village: str | None = None) -> list[Row]:
         return [p for p in self.t.participants if village in (None, p.village)]
 
-    def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> Row:
-        row = _row(self.t.actors, name=name, lang=lang, contact=contact, created_at=now)
+    def add(
+        self,
+        *,
+        name: str,
+        lang: str,
+        contact: str | None,
+        roles: Sequence[Role],
+        now: datetime,
+        participant_id: int | None = None,
+        login: str | None = None,
+    ) -> Row:
+        row = _row(
+            self.t.actors,
+            name=name,
+            lang=lang,
+            contact=contact,
+            created_at=now,
+            participant_id=participant_id,
+            login=login,
+        )
         self.t.roles[row.id] = list(roles)
         return row
 
@@ -135,6 +153,7 @@ class FakeActors:
             contact=contact,
             lang=lang,
             created_by_id=created_by,
+            erased_at=None,
             created_at=now,
         )
 

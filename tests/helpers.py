@@ -27,9 +27,9 @@ def seed(ctx: ServiceContext, *, open_first_round: bool = True) -> Setup:
     people.add_actor(ctx, acting=None, name=COORD, roles=["coordinator"])
     people.add_actor(ctx, acting=COORD, name=PLANNER, roles=["planner"])
     people.add_actor(ctx, acting=COORD, name=EXPERT, roles=["expert"])
-    people.add_actor(ctx, acting=COORD, name=VILLAGER, roles=["participant"])
-    people.add_actor(ctx, acting=COORD, name=AUDITOR, roles=["auditor"])
     participant = people.add_participant(ctx, acting=EXPERT, name="张秀英", village="青龙村", contact="13812345678")
+    people.add_actor(ctx, acting=COORD, name=VILLAGER, roles=["participant"], participant_id=participant.id)
+    people.add_actor(ctx, acting=COORD, name=AUDITOR, roles=["auditor"])
     consultation = consultations.create_consultation(ctx, acting=COORD, title="片区规划意见征集", area="三产融合片区")
     if open_first_round:
         rounds.open_round(ctx, acting=COORD, consultation_id=consultation.id)
@@ -37,9 +37,14 @@ def seed(ctx: ServiceContext, *, open_first_round: bool = True) -> Setup:
 
 
 def submit(
-    ctx: ServiceContext, setup: Setup, text: str = "建议硬化通组道路", category: str = "environment_roads"
+    ctx: ServiceContext,
+    setup: Setup,
+    text: str = "建议硬化通组道路",
+    category: str = "environment_roads",
+    *,
+    assign: bool = True,
 ) -> int:
-    """One opinion, recorded by the expert; returns its id."""
+    """One opinion, recorded by the expert and (unless told not to) assigned to the planner; its id."""
     view = opinions.submit_opinion(
         ctx,
         acting=EXPERT,
@@ -49,6 +54,8 @@ def submit(
         channel="villagers_assembly",
         text=text,
     )
+    if assign:
+        opinions.assign(ctx, acting=COORD, opinion_ids=[view.id], planner=PLANNER)
     return view.id
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import local_time, table
+from consultflow.cli.output import ID, local_time, table
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
 from consultflow.services import people
 
@@ -35,9 +35,17 @@ def actor_group() -> None:
     help="Language of their messages.",
 )
 @click.option("--contact", help="Email or phone for reminders (never logged or shown).")
+@click.option(
+    "--participant",
+    "participant_id",
+    type=ID,
+    help="For --role participant: the participant record this person is (they act on its opinions only).",
+)
 @as_option
 @pass_state
-def actor_add(state: CliState, name: str, roles: tuple[str, ...], lang: str, contact: str | None) -> None:
+def actor_add(
+    state: CliState, name: str, roles: tuple[str, ...], lang: str, contact: str | None, participant_id: int | None
+) -> None:
     """Register NAME. The first person on a new database must be a coordinator."""
     view = people.add_actor(
         state.services(),
@@ -46,6 +54,7 @@ def actor_add(state: CliState, name: str, roles: tuple[str, ...], lang: str, con
         roles=roles,
         lang=lang,
         contact=contact,
+        participant_id=participant_id,
     )
     state.emit(view, lambda: f"actor {view.id} {view.name}: {', '.join(view.roles)}")
 

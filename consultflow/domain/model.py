@@ -31,6 +31,8 @@ class ActorRow(Protocol):
     lang: str
     contact: str | None
     created_at: datetime
+    login: str | None
+    participant_id: int | None
 
 
 class ParticipantRow(Protocol):
@@ -42,6 +44,8 @@ class ParticipantRow(Protocol):
     contact: str | None
     lang: str
     created_at: datetime
+    created_by_id: int
+    erased_at: datetime | None
 
 
 class WorkflowRow(Protocol):
@@ -231,3 +235,15 @@ class LastEvent:
     round_no: int
     cycles: int
     at: datetime
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One read of personal information (full names, contacts), as listed for auditors."""
+
+    id: int
+    at: datetime
+    actor: str
+    what: str
+    purpose: str
+    participants: int

@@ -233,11 +233,10 @@ def _play_round(
     waiting = {v.id: v for v in opinion_views.list_opinions(ctx, consultation_id=cid) if v.outcome is None}
     to_screen = [i for i, v in waiting.items() if v.state == "submitted"]
     if to_screen:
-        opinions.fire_many(
-            ctx,
-            acting=EXPERTS[0],
-            requests=[FireRequest(i, "screen", {}) for i in to_screen],
-        )
+        for expert in EXPERTS:  # each local expert screens the opinions they recorded
+            mine = [i for i in to_screen if waiting[i].recorded_by == expert]
+            if mine:
+                opinions.fire_many(ctx, acting=expert, requests=[FireRequest(i, "screen", {}) for i in mine])
         for n, planner in enumerate(PLANNERS):
             opinions.assign(
                 ctx,
@@ -245,15 +244,16 @@ def _play_round(
                 opinion_ids=to_screen[n :: len(PLANNERS)],
                 planner=planner,
             )
+        waiting = {v.id: v for v in opinion_views.list_opinions(ctx, consultation_id=cid) if v.outcome is None}
     review = [i for i, v in waiting.items() if v.state in ("submitted", "under_review")]
     merge_targets = {
         cat: [f.opinion_id for f in fates.values() if f.category == cat and f.outcome == "adopted"]
         for cat in PLAN_SECTIONS
     }
-    by_planner: dict[str, list[FireRequest]] = {p: [] for p in PLANNERS}
-    for n, opinion_id in enumerate(review):
+    by_planner: dict[str, list[FireRequest]] = {p: [] for p in (*PLANNERS, COORDINATOR)}
+    for opinion_id in review:
         fate = fates[opinion_id]
-        planner = PLANNERS[n % len(PLANNERS)]
+        planner = waiting[opinion_id].assigned_to or COORDINATOR
         if fate.outcome == "merged":
             target = rng.choice(merge_targets[fate.category])
             by_planner[planner].append(
@@ -284,9 +284,10 @@ def _play_round(
                     {Field.STANCE: stance.value, Field.TEXT: _reply(stance)},
                 )
             )
-    for n, expert in enumerate(EXPERTS):
-        if replies[n :: len(EXPERTS)]:
-            opinions.fire_many(ctx, acting=expert, requests=replies[n :: len(EXPERTS)])
+    for expert in EXPERTS:  # the expert who recorded an opinion brings back its participant's reply
+        theirs = [r for r in replies if waiting[r.opinion_id].recorded_by == expert]
+        if theirs:
+            opinions.fire_many(ctx, acting=expert, requests=theirs)
 
 
 def _decision(rng: random.Random, fate: _Fate) -> FireRequest:

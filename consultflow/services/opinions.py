@@ -9,6 +9,7 @@ from datetime import datetime
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
+from consultflow.domain.ownership import Holding, check_owner, check_submitter
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.vocabulary import MAX_OPINION_CHARS, Field
@@ -87,6 +88,7 @@ def submit_many(
             _check_choice(item.category, spec.categories, "category")
             _check_choice(item.channel, spec.channels, "channel")
             text = required_text(item.text, "opinion text", MAX_OPINION_CHARS)
+            check_submitter(change.acting_as(change.acting_role), item.participant_id)
             rows.append(NewOpinionRow(item.participant_id, item.category, item.channel, text))
         missing = change.uow.actors.missing_participants([r.participant_id for r in rows])
         if missing:
@@ -158,7 +160,13 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
 
     def body(change: Change) -> list[TransitionResult]:
         loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
-        results = [_transition(change, loaded[request.opinion_id], request) for request in requests]
+        registrars = change.registrars(o.participant_id for o in loaded.values())
+        results = [
+            _transition(
+                change, loaded[request.opinion_id], request, registrars[loaded[request.opinion_id].participant_id]
+            )
+            for request in requests
+        ]
         moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
         change.left_state((o.id for o in moved), "the opinion left the state")
         change.entered_state(
@@ -181,8 +189,8 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
     return run(ctx, acting=acting, action=None, event="transitions", body=body, describe=describe)
 
 
-def _transition(change: Change, opinion: OpinionRow, request: FireRequest) -> TransitionResult:
-    """Move one opinion and record its audit event."""
+def _transition(change: Change, opinion: OpinionRow, request: FireRequest, registrar: int) -> TransitionResult:
+    """Move one opinion (if it is the actor's to move) and record its audit event."""
     engine = change.workflow(opinion.consultation_id)
     prepared = engine.prepare(
         subject_name=f"opinion {opinion.id}",
@@ -192,6 +200,7 @@ def _transition(change: Change, opinion: OpinionRow, request: FireRequest) -> Tr
         actor_roles=change.roles,
         fields=request.fields,
     )
+    check_owner(change.acting_as(prepared.role), holding(opinion, registrar), f"fire {prepared.spec.trigger!r} on")
     # checked after the trigger, so a wrong trigger is named first
     open_round = change.uow.consultations.require_open_round(opinion.consultation_id)
     if Field.MERGE_TARGET in prepared.fields:
@@ -304,3 +313,8 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
         body=body,
         describe=lambda views: {"count": len(views), "planner": planner},
     )
+
+
+def holding(opinion: OpinionRow, registrar: int) -> Holding:
+    """What ties `opinion` to people, for the ownership check."""
+    return Holding(opinion.id, opinion.participant_id, opinion.recorded_by_id, opinion.assigned_planner_id, registrar)

@@ -56,11 +56,15 @@ def add_actor(
     roles: Sequence[str],
     lang: str = "zh",
     contact: str | None = None,
+    participant_id: int | None = None,
 ) -> ActorView:
-    """Register a person who acts. The first person on a fresh database must be a coordinator.
+    """Register a person who acts. The first person on a new database must be a coordinator.
+
+    A participant-role actor (a villager using the tool themselves) is tied to the participant
+    record they are: they act on that participant's opinions only.
 
     Raises:
-        ValidationError: blank name, unknown role, name taken.
+        ValidationError: blank name, unknown role, name taken, a participant link without the role.
         PermissionDeniedError: the acting person is not a coordinator.
     """
     name = required_text(name, "name", 120)
@@ -88,8 +92,18 @@ def add_actor(
         if change.uow.actors.by_name(name) is not None:
             msg = f"an actor named {name!r} already exists; names identify people, pick another"
             raise ValidationError(msg)
+        if participant_id is not None:
+            if Role.PARTICIPANT not in parsed:
+                msg = "--participant ties a participant-role actor to their record; add --role participant"
+                raise ValidationError(msg)
+            change.uow.actors.participant(participant_id)  # it exists, or one clear line
         row = change.uow.actors.add(
-            name=name, lang=language(lang), contact=checked_contact(contact), roles=parsed, now=change.now
+            name=name,
+            lang=language(lang),
+            contact=checked_contact(contact),
+            roles=parsed,
+            now=change.now,
+            participant_id=participant_id,
         )
         return ActorView(
             row.id, row.name, tuple(r.value for r in parsed), row.lang, row.contact is not None, change.now

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.errors import ConflictError, RetryableConflictError
 from consultflow.domain.machine import WorkflowEngine
+from consultflow.domain.ownership import Acting
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role, role_for_action
 from consultflow.domain.workflow import WorkflowSpec
@@ -95,6 +96,15 @@ class Change:
     def spec(self, consultation_id: int) -> WorkflowSpec:
         """The workflow spec of a locked consultation."""
         return self.workflow(consultation_id).spec
+
+    def acting_as(self, role: Role) -> Acting:
+        """The acting person in `role`, as the ownership rules see them."""
+        return Acting(self.actor.id, self.actor.name, role, self.actor.participant_id)
+
+    def registrars(self, participant_ids: Iterable[int]) -> dict[int, int]:
+        """Who registered each participant (the local expert who represents them)."""
+        found = self.uow.actors.participants_by_id(list(dict.fromkeys(participant_ids)))
+        return {p.id: p.created_by_id for p in found}
 
     def open_round(self, consultation_id: int) -> RoundRow | None:
         """The consultation's open round, if any."""

@@ -61,6 +61,12 @@ class Actor(Base):
     lang: Mapped[str] = mapped_column(String(2), default="zh")
     contact: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The PostgreSQL login that proves this person is acting (see consultflow.store.identity).
+    login: Mapped[str | None] = mapped_column(String(63), index=True, unique=True)
+    # For a participant-role actor: the participant record they are (their own opinions).
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participant.id", use_alter=True, name="fk_actor_participant_id_participant")
+    )
 
 
 class ActorRole(Base):
@@ -85,6 +91,9 @@ class Participant(Base):
     lang: Mapped[str] = mapped_column(String(2), default="zh")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    # Set when the participant's name, contact and village were erased on request (the name is then
+    # the pseudonym, the contact NULL and the village empty).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Consultation(Base):
@@ -276,3 +285,27 @@ class DeliveryAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class PersonalDataAccess(Base):
+    """A read of personal information (full names, contacts): who, when, what, why, how many."""
+
+    __tablename__ = "personal_data_access"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    what: Mapped[str] = mapped_column(String(60))
+    purpose: Mapped[str] = mapped_column(Text)
+    participants: Mapped[int] = mapped_column(Integer)
+
+
+class PersonalDataAccessItem(Base):
+    """One participant whose personal information an access read."""
+
+    __tablename__ = "personal_data_access_item"
+    __table_args__ = (Index(None, "participant_id"),)
+
+    access_id: Mapped[int] = mapped_column(BigId, ForeignKey("personal_data_access.id"), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)

@@ -64,9 +64,19 @@ class ActorRepository:
         assert found is not None, "the first migration seeds the system actor"
         return found
 
-    def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> Actor:
+    def add(
+        self,
+        *,
+        name: str,
+        lang: str,
+        contact: str | None,
+        roles: Sequence[Role],
+        now: datetime,
+        participant_id: int | None = None,
+        login: str | None = None,
+    ) -> Actor:
         """Register an actor with roles in the order given."""
-        row = Actor(name=name, lang=lang, contact=contact, created_at=now)
+        row = Actor(name=name, lang=lang, contact=contact, created_at=now, participant_id=participant_id, login=login)
         self.session.add(row)
         self.session.flush()
         self.session.add_all(ActorRole(actor_id=row.id, role=r.value, position=i) for i, r in enumerate(roles))

@@ -131,6 +131,7 @@ def test_real_subprocess_runs_the_loop(tmp_path: Path) -> None:
         actor="赵专家",
     )
     run("opinion", "fire", "1", "screen", actor="赵专家")
+    run("opinion", "assign", "1", "--to", "李协调", actor="李协调")
     adopted = run("opinion", "fire", "1", "adopt", "--text", "采纳", "--plan-ref", "v2 §3.4", actor="李协调")
     assert "under_review -> adopted" in adopted.stdout
     assert "transition" in adopted.stderr  # the log line, on stderr
@@ -141,7 +142,7 @@ def test_real_subprocess_runs_the_loop(tmp_path: Path) -> None:
     logged = run("--log-json", "opinion", "fire", "1", "withdraw", actor="李协调", check=False)
     assert logged.returncode == 1
     history = json.loads(run("audit", "history", "1", "--json").stdout)
-    assert [e["trigger"] for e in history["events"]] == ["submit", "screen", "adopt"]
+    assert [e["trigger"] or e["kind"] for e in history["events"]] == ["submit", "screen", "assign", "adopt"]
 
 
 def test_an_invalid_workflow_file_is_listed_with_its_problems_and_breaks_nothing(
@@ -225,6 +226,7 @@ def test_long_texts_come_from_a_file_or_standard_input(cli: Cli, tmp_path: Path)
     bad = cli(*head, "--text-file", str(tmp_path / "gbk.txt"), actor=EXPERT)
     assert bad.exit_code == 2 and "not UTF-8 text" in bad.stderr
     cli.ok("opinion", "fire", str(from_file["id"]), "screen", actor=EXPERT)
+    cli.ok("opinion", "assign", str(from_file["id"]), "--to", PLANNER, actor=COORD)
     reply = tmp_path / "reply.txt"
     reply.write_text("已研究，逐条答复如下……", encoding="utf-8")
     cli.ok("opinion", "fire", str(from_file["id"]), "give_feedback", "--text-file", str(reply), actor=PLANNER)

@@ -25,6 +25,8 @@ def _opinions(cli: Cli, texts: list[str]) -> None:
             "opinion", "submit", "--consultation", "1", "--participant", "1",
             "--category", "industry", "--channel", "open_air_meeting", "--text", t, actor=EXPERT,
         )  # fmt: skip
+    ids = [str(oid) for oid in range(1, len(texts) + 1)]
+    cli.ok("opinion", "assign", *ids, "--to", PLANNER, actor=COORD)
     for oid in range(1, len(texts) + 1):
         cli.ok("opinion", "fire", str(oid), "screen", actor=EXPERT)
         cli.ok("opinion", "fire", str(oid), "give_feedback", "--text", "已研究", actor=PLANNER)

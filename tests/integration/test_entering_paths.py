@@ -73,6 +73,7 @@ def test_single_transition_and_round_close_write_identical_rows(ctx: ServiceCont
     rounds.open_round(ctx, acting=COORD, consultation_id=c.id)
     items = [opinions.NewOpinion(1, "industry", "villagers_assembly", f"意见 {i}") for i in range(2)]
     by_hand, by_close = (v.id for v in opinions.submit_many(ctx, acting=EXPERT, consultation_id=c.id, items=items))
+    opinions.assign(ctx, acting=COORD, opinion_ids=[by_hand, by_close], planner=PLANNER)
     for opinion_id in (by_hand, by_close):
         opinions.fire(ctx, acting=EXPERT, opinion_id=opinion_id, trigger="screen", fields={})
         opinions.fire(ctx, acting=PLANNER, opinion_id=opinion_id, trigger="give_feedback", fields={Field.TEXT: "答复"})

@@ -12,9 +12,9 @@ from consultflow.domain.errors import (
     ValidationError,
 )
 from consultflow.domain.vocabulary import Field
-from consultflow.services import opinion_views, opinions, rounds, statistics
+from consultflow.services import opinion_views, opinions, people, rounds, statistics
 from consultflow.services.context import ServiceContext
-from tests.helpers import COORD, EXPERT, PLANNER, Setup, seed, snapshot, submit
+from tests.helpers import COORD, EXPERT, PLANNER, VILLAGER, Setup, assert_loop_invariants, seed, snapshot, submit
 
 
 def fire(ctx: ServiceContext, opinion_id: int, trigger: str, actor: str = PLANNER, **fields: object):
@@ -159,7 +159,7 @@ def test_merge_records_the_target_and_refuses_merged_targets(ctx: ServiceContext
 def test_assignment_builds_a_planners_work_queue(ctx: ServiceContext) -> None:
     """`--assigned-to` with `--state` lists exactly what the planner owes."""
     setup = seed(ctx)
-    mine, other = submit(ctx, setup), submit(ctx, setup)
+    mine, other = submit(ctx, setup, assign=False), submit(ctx, setup, assign=False)
     fire(ctx, mine, "screen", actor=EXPERT)
     fire(ctx, other, "screen", actor=EXPERT)
     opinions.assign(ctx, acting=COORD, opinion_ids=[mine], planner=PLANNER)
@@ -176,3 +176,43 @@ def test_unknown_category_lists_the_allowed_ones(ctx: ServiceContext) -> None:
     setup = seed(ctx)
     with pytest.raises(ValidationError, match="allowed: industry, public_services, environment_roads"):
         submit(ctx, setup, category="roads")
+
+
+def test_ownership_participants_experts_and_planners(ctx: ServiceContext) -> None:
+    """Each acts on their own: the villager on their opinion, experts on theirs, planners on the assigned."""
+    setup = seed(ctx)
+    people.add_actor(ctx, acting=COORD, name="周专家", roles=["expert"])
+    people.add_actor(ctx, acting=COORD, name="陈规划", roles=["planner"])
+    other = people.add_participant(ctx, acting="周专家", name="李四", village="白马村").id
+    people.add_actor(ctx, acting=COORD, name="无记录村民", roles=["participant"])
+    with pytest.raises(ValidationError, match="add --role participant"):
+        people.add_actor(ctx, acting=COORD, name="错配", roles=["expert"], participant_id=other)
+
+    def submit_as(actor: str, participant_id: int) -> int:
+        return opinions.submit_opinion(
+            ctx, acting=actor, consultation_id=setup.consultation_id, participant_id=participant_id,
+            category="industry", channel="online_survey", text="意见",
+        ).id  # fmt: skip
+
+    own = submit_as(VILLAGER, setup.participant_id)  # the villager, as themselves
+    with pytest.raises(PermissionDeniedError, match="only as their own participant record"):
+        submit_as(VILLAGER, other)
+    for_other = submit_as(EXPERT, other)  # 赵专家 records for 周专家's participant
+    with pytest.raises(PermissionDeniedError, match="another participant's opinion"):
+        fire(ctx, for_other, "withdraw", actor=VILLAGER)
+    with pytest.raises(PermissionDeniedError, match="not tied to a participant record"):
+        fire(ctx, own, "withdraw", actor="无记录村民")
+    fire(ctx, for_other, "screen", actor="周专家")  # represents the participant, though 赵专家 recorded it
+    with pytest.raises(PermissionDeniedError, match="recorded by another local expert"):
+        fire(ctx, own, "screen", actor="周专家")
+    fire(ctx, own, "screen", actor=EXPERT)
+    with pytest.raises(PermissionDeniedError, match="not assigned to a planner yet"):
+        fire(ctx, own, "give_feedback", actor=PLANNER, text="反馈")
+    opinions.assign(ctx, acting=COORD, opinion_ids=[own], planner="陈规划")
+    with pytest.raises(PermissionDeniedError, match="assigned to another planner; a coordinator may reassign") as no:
+        fire(ctx, own, "give_feedback", actor=PLANNER, text="反馈")
+    assert "陈规划" not in str(no.value)
+    opinions.assign(ctx, acting=COORD, opinion_ids=[own], planner=PLANNER)
+    fire(ctx, own, "give_feedback", actor=PLANNER, text="反馈")
+    fire(ctx, own, "withdraw", actor=VILLAGER, reason="已解决")
+    assert_loop_invariants(ctx, setup.consultation_id)

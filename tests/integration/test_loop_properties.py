@@ -3,7 +3,9 @@
 Whatever sequence of triggers, assignments, submissions and round closes people throw at a
 consultation: an opinion's state is its last audit event's destination, its event sequence numbers
 run 1..n unbroken, its rounds count equals the cycles its events record, a refused operation writes
-nothing, and the chain verifies. The machine counts what succeeded: a test run in which some kind
+nothing, and the chain verifies. Ownership holds too: a planner acts only on the opinions assigned
+to them, a local expert only on those they recorded or whose participant they registered; anyone
+else doing the same is refused and writes nothing. The machine counts what succeeded: a test run in which some kind
 of operation was always refused proves nothing about it, and fails.
 """
 
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from consultflow.domain.errors import ConsultflowError
+from consultflow.domain.errors import ConsultflowError, PermissionDeniedError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import consultations, opinion_views, opinions, people, rounds, statistics
 from consultflow.services.context import ServiceContext
@@ -31,7 +33,9 @@ FIELDS: dict[str, dict[Field, object]] = {
     "withdraw": {},
 }
 WHO = {"screen": EXPERT, "give_feedback": PLANNER, "reparticipate": EXPERT, "adopt": PLANNER, "reject": PLANNER}
-ACTORS = [COORD, PLANNER, EXPERT, VILLAGER]
+PLANNER2, EXPERT2 = "陈规划", "周专家"
+ACTORS = [COORD, PLANNER, EXPERT, VILLAGER, PLANNER2, EXPERT2]
+PLANNER_TRIGGERS = {"give_feedback", "adopt", "reject"}
 NEXT = {
     "submitted": ["screen"],
     "under_review": ["give_feedback", "adopt", "reject"],
@@ -50,11 +54,22 @@ class LoopMachine(RuleBasedStateMachine):
         ctx = self.ctx
         if not people.list_actors(ctx):
             self.setup = seed(ctx)
+            people.add_actor(ctx, acting=COORD, name=PLANNER2, roles=["planner"])
+            people.add_actor(ctx, acting=COORD, name=EXPERT2, roles=["expert"])
         else:
             c = consultations.create_consultation(ctx, acting=COORD, title="随机", area="片区")
             rounds.open_round(ctx, acting=COORD, consultation_id=c.id)
             self.setup = Setup(c.id, 1)
         self.ids = [submit(ctx, self.setup), submit(ctx, self.setup)]
+        self.planner_of = dict.fromkeys(self.ids, PLANNER)
+
+    def _owner(self, trigger: str, opinion_id: int) -> str:
+        return self.planner_of[opinion_id] if trigger in PLANNER_TRIGGERS else WHO[trigger]
+
+    def _stranger(self, trigger: str, opinion_id: int) -> str:
+        if trigger in PLANNER_TRIGGERS:
+            return PLANNER2 if self.planner_of[opinion_id] == PLANNER else PLANNER
+        return EXPERT2  # recorded nothing, registered nobody
 
     def _try(self, kind: str, action: str, operation: object) -> None:
         """Run one operation; a refusal must be a consultflow error that wrote nothing."""
@@ -95,17 +110,50 @@ class LoopMachine(RuleBasedStateMachine):
             return  # decided: nothing is anyone's turn
         trigger = choices[choice % len(choices)]
         action = lambda: opinions.fire(  # noqa: E731 - one call, named for the report
-            self.ctx, acting=WHO[trigger], opinion_id=opinion_id, trigger=trigger, fields=FIELDS.get(trigger, {})
+            self.ctx,
+            acting=self._owner(trigger, opinion_id),
+            opinion_id=opinion_id,
+            trigger=trigger,
+            fields=FIELDS.get(trigger, {}),
         )
         self._try("fire_as_the_right_person", trigger, action)
 
-    @rule(indexes=st.lists(st.integers(0, 50), min_size=1, max_size=4))
-    def assign(self, indexes: list[int]) -> None:
-        """A coordinator hands opinions to the planner (refused if any is decided)."""
+    @rule(index=st.integers(0, 50), choice=st.integers(0, 2))
+    def fire_on_someone_elses_opinion(self, index: int, choice: int) -> None:
+        """The same role, but not the opinion's holder: always refused, naming the holder's role, writing nothing."""
+        opinion_id = self.ids[index % len(self.ids)]
+        state = opinion_views.show_opinion(self.ctx, opinion_id)[0].state
+        choices = NEXT.get(state)
+        if not choices:
+            return
+        trigger = choices[choice % len(choices)]
+        before = snapshot(self.ctx)
+        stranger = self._stranger(trigger, opinion_id)
+        refusal: ConsultflowError | None = None
+        try:
+            opinions.fire(
+                self.ctx, acting=stranger, opinion_id=opinion_id, trigger=trigger, fields=FIELDS.get(trigger, {})
+            )
+        except ConsultflowError as exc:
+            refusal = exc
+        assert refusal is not None, f"{stranger} fired {trigger} on opinion {opinion_id}, which is not theirs"
+        assert snapshot(self.ctx) == before
+        if isinstance(refusal, PermissionDeniedError):  # otherwise refused earlier, e.g. between rounds
+            said = str(refusal)
+            assert "another planner" in said or "another local expert" in said, said
+            assert self.planner_of[opinion_id] not in said.split(":", 1)[1]  # the holder is not named
+            self.succeeded_by_kind["refused_stranger"] = self.succeeded_by_kind.get("refused_stranger", 0) + 1
+
+    @rule(indexes=st.lists(st.integers(0, 50), min_size=1, max_size=4), planner=st.sampled_from([PLANNER, PLANNER2]))
+    def assign(self, indexes: list[int], planner: str) -> None:
+        """A coordinator hands opinions to a planner, or reassigns them (refused if any is decided)."""
         chosen = [self.ids[i % len(self.ids)] for i in indexes]
+        before = self.succeeded_by_kind.get("assign", 0)
         self._try(
-            "assign", "assign", lambda: opinions.assign(self.ctx, acting=COORD, opinion_ids=chosen, planner=PLANNER)
+            "assign", "assign", lambda: opinions.assign(self.ctx, acting=COORD, opinion_ids=chosen, planner=planner)
         )
+        if self.succeeded_by_kind.get("assign", 0) > before:
+            self.planner_of.update(dict.fromkeys(chosen, planner))
 
     @rule()
     def submit_one(self) -> None:
@@ -113,6 +161,7 @@ class LoopMachine(RuleBasedStateMachine):
         before = len(self.ids)
         self._try("submit", "submit", lambda: self.ids.append(submit(self.ctx, self.setup)))
         assert len(self.ids) in (before, before + 1)
+        self.planner_of.setdefault(self.ids[-1], PLANNER)
 
     @rule()
     def close_round(self) -> None:
@@ -158,6 +207,6 @@ def test_the_loop_keeps_its_invariants_under_any_sequence_of_operations(ctx: Ser
     )
     # Refusals prove nothing on their own: every deliberate kind of operation must also have succeeded.
     # (fire_anything is the chaos rule: anyone, any trigger; it is there to be refused harmlessly.)
-    kinds = {"fire_as_the_right_person", "assign", "submit", "close", "open"}
+    kinds = {"fire_as_the_right_person", "assign", "submit", "close", "open", "refused_stranger"}
     never = kinds - LoopMachine.succeeded_by_kind.keys()
     assert not never, f"never succeeded: {sorted(never)}; succeeded: {LoopMachine.succeeded_by_kind}"

@@ -37,7 +37,7 @@ SETTINGS = outbox.SweepSettings(channels=frozenset({"log", "email", "webhook"}),
 
 def under_review(ctx: ServiceContext, *, assign: bool = True) -> tuple[int, int]:
     setup = seed(ctx)
-    oid = submit(ctx, setup)
+    oid = submit(ctx, setup, assign=False)
     opinions.fire(ctx, acting=EXPERT, opinion_id=oid, trigger="screen", fields={})
     if assign:
         opinions.assign(ctx, acting=COORD, opinion_ids=[oid], planner=PLANNER)

@@ -34,7 +34,9 @@ def _ctx(fake: FakeDatabase) -> ServiceContext:
 
 def _submit(ctx: ServiceContext, n: int = 1) -> list[int]:
     items = [opinions.NewOpinion(1, "industry", "villagers_assembly", f"意见 {i}") for i in range(n)]
-    return [v.id for v in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+    ids = [v.id for v in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+    opinions.assign(ctx, acting=COORD, opinion_ids=ids, planner=PLANNER)
+    return ids
 
 
 def test_the_loop_runs_on_the_fake_and_the_chain_verifies(ctx: ServiceContext, fake: FakeDatabase) -> None:
@@ -48,8 +50,8 @@ def test_the_loop_runs_on_the_fake_and_the_chain_verifies(ctx: ServiceContext, f
     done = opinions.fire(
         ctx, acting=PLANNER, opinion_id=oid, trigger="adopt", fields={Field.TEXT: "采纳", Field.PLAN_REF: "§1"}
     )
-    # submitted, screened, feedback, lapsed at the close, adopted: five events, two completed cycles
-    assert (done.to_state, done.rounds_count, done.round_no, done.seq) == ("adopted", 2, 2, 5)
+    # submitted, assigned, screened, feedback, lapsed at the close, adopted: six events, two completed cycles
+    assert (done.to_state, done.rounds_count, done.round_no, done.seq) == ("adopted", 2, 2, 6)
     assert [(e.kind, e.round_no) for e in fake.tables.entries] == [("feedback", 1), ("feedback", 2)]
     assert fake.verify_chain(1)
 
@@ -102,8 +104,8 @@ def test_conflicts_are_retried_from_the_start_then_reported(
     (oid,) = _submit(ctx)
     fake.conflicts_to_raise = 2
     result = opinions.fire(ctx, acting=EXPERT, opinion_id=oid, trigger="screen", fields={})
-    assert result.seq == 2  # run again from the start: the event was written once
-    assert sum(1 for e in fake.tables.events if e.opinion_id == oid) == 2
+    assert result.seq == 3  # submitted, assigned, then this: run again from the start, the event was written once
+    assert sum(1 for e in fake.tables.events if e.opinion_id == oid) == 3
     fake.conflicts_to_raise = pipeline.MAX_ATTEMPTS
     before = repr(fake.tables)
     with pytest.raises(ConflictError, match="run the same command again"):
