@@ -18,7 +18,7 @@ from typing import Any, Literal, NoReturn
 from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, chain_hash
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
-from consultflow.domain.model import EventFilter, LastEvent, NewOpinionRow, OpinionFilter
+from consultflow.domain.model import AccessRecord, EventFilter, LastEvent, NewOpinionRow, OpinionFilter
 from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
@@ -64,6 +64,7 @@ class Tables:
     entries: list[Row] = field(default_factory=list)
     events: list[Row] = field(default_factory=list)
     reminders: list[Row] = field(default_factory=list)
+    accesses: list[Row] = field(default_factory=list)
 
 
 def _no_aggregates(*_args: object, **_kwargs: object) -> NoReturn:
@@ -364,6 +365,7 @@ class FakeOpinions:
             "channel": c.channel,
             "current_round": c.round_no,
             "outcome": c.outcome,
+            "participant_id": c.participant_id,
         }
         found = [o for o in self.t.opinions if all(v is None or getattr(o, k) == v for k, v in wanted.items())]
         return found[: c.limit] if c.limit is not None else found
@@ -567,6 +569,34 @@ class FakeFigures:
         _no_aggregates(consultation_id)
 
 
+class FakePersonalData:
+    """Access records as rows; erasure overwrites the participant row."""
+
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def record_access(
+        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Sequence[int]
+    ) -> int:
+        row = _row(self.t.accesses, actor_id=actor_id, at=at, what=what, purpose=purpose, ids=sorted(participant_ids))
+        return row.id
+
+    def accesses(
+        self, *, participant_id: int | None = None, actor: str | None = None, limit: int = 1000
+    ) -> Sequence[AccessRecord]:
+        names = {a.id: a.name for a in self.t.actors}
+        found = [
+            AccessRecord(r.id, r.at, names[r.actor_id], r.what, r.purpose, len(r.ids))
+            for r in reversed(self.t.accesses)
+            if participant_id in (None, *r.ids) and actor in (None, names[r.actor_id])
+        ]
+        return found[:limit]
+
+    def erase_participant(self, participant_id: int, *, pseudonym: str, now: datetime) -> None:
+        row = self.t.participants[participant_id - 1]
+        row.name, row.contact, row.village, row.erased_at = pseudonym, None, "", now
+
+
 class FakeUnitOfWork:
     """One transaction over the fake tables: changes are kept only when committed."""
 
@@ -584,6 +614,7 @@ class FakeUnitOfWork:
         self.reminders = FakeReminders(self.tables)
         self.figures = FakeFigures()
         self.outbox = FakeOutbox()
+        self.personal_data = FakePersonalData(self.tables)
         return self
 
     def __exit__(

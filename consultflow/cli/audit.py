@@ -10,7 +10,7 @@ import click
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import audit, statistics, verify
+from consultflow.services import audit, personal_data, statistics, verify
 from consultflow.services.inputs import parse_time
 
 
@@ -171,6 +171,24 @@ def audit_funnel(state: CliState, consultation_id: int) -> None:
             [(r.round_no, r.entered, r.feedback, r.reparticipated, r.decided, r.carried_over) for r in rows],
         ),
     )
+
+
+@audit_group.command("access")
+@click.option("--participant", "participant_id", type=ID, help="Only reads that showed this participant.")
+@click.option("--actor", help="Only reads by this person.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@json_flag
+@pass_state
+def audit_access(state: CliState, participant_id: int | None, actor: str | None, limit: int) -> None:
+    """Who read personal information (full names, contacts), when, what and why: newest first."""
+    records = personal_data.access_records(state.services(), participant_id=participant_id, actor=actor, limit=limit)
+    tz = state.settings.tz
+
+    def text() -> str:
+        rows = [(r.id, local_time(r.at, tz), r.actor, r.what, r.participants, r.purpose) for r in records]
+        return table(["id", "when", "who", "what", "participants", "purpose"], rows) if rows else "no reads on record"
+
+    state.emit(records, text)
 
 
 @audit_group.command("head")

@@ -7,7 +7,7 @@ import click
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
-from consultflow.services import people
+from consultflow.services import people, personal_data
 
 ROLE_CHOICE = click.Choice([r.value for r in ASSIGNABLE_ROLES])
 
@@ -110,26 +110,59 @@ def participant_add(state: CliState, name: str, village: str, contact: str | Non
 @participant_group.command("list")
 @click.option("--village", help="Only this village.")
 @click.option(
+    "--names",
+    type=click.Choice(["pseudonym", "full"]),
+    default="pseudonym",
+    show_default=True,
+    help="Full names are for coordinators, with --purpose; the read is kept on record.",
+)
+@click.option(
     "--with-contact",
     is_flag=True,
-    help="Include contact details (coordinators, for outreach).",
+    help="Include full names and contact details (coordinators, with --purpose; kept on record).",
 )
+@click.option("--purpose", help="Why personal information is read (required with --names full / --with-contact).")
+@as_option
 @json_flag
 @pass_state
-def participant_list(state: CliState, village: str | None, with_contact: bool) -> None:
-    """Registered participants."""
-    views = people.list_participants(state.services(), acting=state.actor, village=village, with_contact=with_contact)
+def participant_list(state: CliState, village: str | None, names: str, with_contact: bool, purpose: str | None) -> None:
+    """Registered participants, under pseudonyms (张某某) unless a coordinator asks for more."""
+    views = people.list_participants(
+        state.services(),
+        acting=state.actor,
+        village=village,
+        with_contact=with_contact,
+        full_names=names == "full",
+        purpose=purpose,
+    )
 
     def text() -> str:
         headers = ["id", "name", "village", "registered"] + (["contact"] if with_contact else [])
         rows = [
-            (v.id, v.name, v.village, local_time(v.created_at, state.settings.tz))
+            (v.id, v.name + (" (erased)" if v.erased else ""), v.village, local_time(v.created_at, state.settings.tz))
             + ((v.contact,) if with_contact else ())
             for v in views
         ]
         return table(headers, rows)
 
     state.emit(views, text)
+
+
+@participant_group.command("erase")
+@click.argument("participant_id", type=ID)
+@click.option("--reason", required=True, help="Why (e.g. the request's reference); kept in the audit trail.")
+@as_option
+@json_flag
+@pass_state
+def participant_erase(state: CliState, participant_id: int, reason: str) -> None:
+    """Erase a participant's name, contact and village on request; their opinions stay under a pseudonym."""
+    pseudonym = personal_data.erase_participant(
+        state.services(), acting=state.actor, participant_id=participant_id, reason=reason
+    )
+    state.emit(
+        {"participant_id": participant_id, "pseudonym": pseudonym},
+        lambda: f"participant {participant_id} erased; their opinions remain under {pseudonym}",
+    )
 
 
 def register(main: click.Group) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID
 from consultflow.domain.document import Document
 from consultflow.domain.errors import ValidationError
@@ -15,6 +15,7 @@ from consultflow.export import charts, formats
 from consultflow.services import reports, statistics
 
 FORMAT = click.Choice(formats.FORMATS)
+PURPOSE = click.option("--purpose", help="Why full names are read (required with --names full; kept on record).")
 FORCE = click.option(
     "--force", is_flag=True, help="Replace the output file if it exists (a link there is replaced, not followed)."
 )
@@ -76,8 +77,10 @@ def report_adoption(state: CliState, consultation_id: int, fmt: str | None, outp
     type=click.Choice(NAME_MODES),
     default="pseudonym",
     show_default=True,
-    help="How participants' names appear.",
+    help="How participants' names appear (full: coordinators, with --purpose; kept on record).",
 )
+@PURPOSE
+@as_option
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
 @FORCE
@@ -88,30 +91,58 @@ def report_account(
     consultation_id: int,
     round_no: int | None,
     names: str,
+    purpose: str | None,
     fmt: str | None,
     output: Path | None,
     force: bool,
 ) -> None:
     """The published account of adoption (意见采纳情况说明), grouped by category."""
     doc = reports.account_report(
-        state.services(), consultation_id, lang=state.settings.lang, round_no=round_no, names=_names(names)
+        state.services(),
+        consultation_id,
+        lang=state.settings.lang,
+        round_no=round_no,
+        names=_names(names),
+        acting=state.actor,
+        purpose=purpose,
     )
     _output(state, doc, fmt, output, force)
 
 
 @report_group.command("plan")
 @click.argument("consultation_id", type=ID)
-@click.option("--names", type=click.Choice(NAME_MODES), default="pseudonym", show_default=True)
+@click.option(
+    "--names",
+    type=click.Choice(NAME_MODES),
+    default="pseudonym",
+    show_default=True,
+    help="How participants' names appear (full: coordinators, with --purpose; kept on record).",
+)
+@PURPOSE
+@as_option
 @click.option("--format", "fmt", type=FORMAT)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
 @FORCE
 @json_flag
 @pass_state
 def report_plan(
-    state: CliState, consultation_id: int, names: str, fmt: str | None, output: Path | None, force: bool
+    state: CliState,
+    consultation_id: int,
+    names: str,
+    purpose: str | None,
+    fmt: str | None,
+    output: Path | None,
+    force: bool,
 ) -> None:
     """Per plan section, the opinions it answers."""
-    doc = reports.plan_report(state.services(), consultation_id, lang=state.settings.lang, names=_names(names))
+    doc = reports.plan_report(
+        state.services(),
+        consultation_id,
+        lang=state.settings.lang,
+        names=_names(names),
+        acting=state.actor,
+        purpose=purpose,
+    )
     _output(state, doc, fmt, output, force)
 
 

@@ -37,6 +37,7 @@ class EventKind:
     ASSIGNED = "assigned"
     TRANSITION = "transition"
     CARRIED_OVER = "carried_over"
+    PARTICIPANT_ERASED = "participant_erased"
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,7 @@ class OpinionFilter:
     channel: str | None = None
     round_no: int | None = None
     outcome: str | None = None
+    participant_id: int | None = None
     limit: int | None = None
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from consultflow.domain.errors import NotFoundError
 from consultflow.domain.labels import Label
 from consultflow.domain.model import OpinionFilter
+from consultflow.domain.privacy import pseudonymise
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.ports import OpinionRow
@@ -115,7 +116,7 @@ def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
                 id=r.id,
                 consultation_id=r.consultation_id,
                 participant_id=r.participant_id,
-                participant=p_name,
+                participant=pseudonymise(p_name),  # full names only through participant list --names full
                 village=village,
                 category=r.category,
                 channel=r.channel,

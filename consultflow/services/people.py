@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
-from consultflow.domain.privacy import checked_contact
+from consultflow.domain.privacy import checked_contact, pseudonymise
 from consultflow.domain.roles import (
     ASSIGNABLE_ROLES,
     Action,
     Role,
-    acting_role,
 )
 from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
+from consultflow.services.personal_data import read_on_record
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import ParticipantRow
 
@@ -46,6 +46,7 @@ class ParticipantView:
     has_contact: bool
     contact: str | None
     created_at: datetime
+    erased: bool = False
 
 
 def add_actor(
@@ -153,7 +154,7 @@ def add_participant(
             created_by=change.actor.id,
             now=change.now,
         )
-        return _participant_view(row, with_contact=False)
+        return _participant_view(row, with_contact=False, full_name=True)  # the registrar typed it
 
     return run(
         ctx,
@@ -171,23 +172,38 @@ def list_participants(
     acting: str | None = None,
     village: str | None = None,
     with_contact: bool = False,
+    full_names: bool = False,
+    purpose: str | None = None,
 ) -> list[ParticipantView]:
-    """Participants, optionally of one village; contacts only for a coordinator who asks."""
-    with ctx.uow() as uow:
-        if with_contact:
-            actor, roles = uow.actors.require(acting)
-            acting_role(actor.name, roles, [Role.COORDINATOR], "see contact details")
-        rows = uow.actors.participants(village)
-    return [_participant_view(p, with_contact=with_contact) for p in rows]
+    """Participants, optionally of one village, under pseudonyms (张某某).
+
+    Full names and contacts are for a coordinator who states why; the read is then on record.
+    """
+    if not (with_contact or full_names):
+        with ctx.uow() as uow:
+            rows = uow.actors.participants(village)
+            return [_participant_view(p, with_contact=False, full_name=False) for p in rows]
+    what = "participant list" + (" with contacts" if with_contact else " with full names")
+    return read_on_record(
+        ctx,
+        acting=acting,
+        what=what,
+        purpose=purpose,
+        read=lambda uow: [
+            _participant_view(p, with_contact=with_contact, full_name=True) for p in uow.actors.participants(village)
+        ],
+        shown=lambda views: (v.id for v in views),
+    )
 
 
-def _participant_view(row: ParticipantRow, *, with_contact: bool) -> ParticipantView:
+def _participant_view(row: ParticipantRow, *, with_contact: bool, full_name: bool) -> ParticipantView:
     return ParticipantView(
         id=row.id,
-        name=row.name,
+        name=row.name if full_name or row.erased_at is not None else pseudonymise(row.name),
         village=row.village,
         lang=row.lang,
         has_contact=row.contact is not None,
         contact=row.contact if with_contact else None,
         created_at=row.created_at,
+        erased=row.erased_at is not None,
     )

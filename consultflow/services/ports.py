@@ -34,6 +34,7 @@ __all__ = [
 from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.entering import Entering
 from consultflow.domain.model import (
+    AccessRecord,
     ActorRow,
     AttemptRow,
     AuditEventRow,
@@ -85,7 +86,17 @@ class ActorRepository(Protocol):
     def participants(self, village: str | None = None) -> Sequence[ParticipantRow]:
         """Participants by id, of one village when given."""
 
-    def add(self, *, name: str, lang: str, contact: str | None, roles: Sequence[Role], now: datetime) -> ActorRow:
+    def add(
+        self,
+        *,
+        name: str,
+        lang: str,
+        contact: str | None,
+        roles: Sequence[Role],
+        now: datetime,
+        participant_id: int | None = None,
+        login: str | None = None,
+    ) -> ActorRow:
         """Register an actor with roles."""
 
     def participant(self, participant_id: int) -> ParticipantRow:
@@ -325,6 +336,23 @@ class Figures(Protocol):
         """Per opinion, its latest event: (destination, payload JSON, round)."""
 
 
+class PersonalData(Protocol):
+    """Records of reads of personal information, and erasure."""
+
+    def record_access(
+        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Sequence[int]
+    ) -> int:
+        """Record one read and the participants it showed."""
+
+    def accesses(
+        self, *, participant_id: int | None = None, actor: str | None = None, limit: int = 1000
+    ) -> Sequence[AccessRecord]:
+        """Access records, newest first."""
+
+    def erase_participant(self, participant_id: int, *, pseudonym: str, now: datetime) -> None:
+        """Overwrite a participant's name, contact and village wherever they are kept."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -355,6 +383,10 @@ class UnitOfWork(Protocol):
     @property
     def outbox(self) -> Outbox:
         """Messages to send."""
+
+    @property
+    def personal_data(self) -> PersonalData:
+        """Access records and erasure."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

@@ -20,6 +20,8 @@ from consultflow.domain.vocabulary import DECIDED_OUTCOMES, Outcome
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services import statistics
 from consultflow.services.context import ServiceContext, spec_for
+from consultflow.services.personal_data import read_on_record
+from consultflow.services.ports import UnitOfWork
 
 _WORDS: dict[str, tuple[str, str]] = {
     "adoption_title": ("意见采纳情况统计", "Adoption of opinions"),
@@ -78,12 +80,32 @@ class _Base:
 
 def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
     with ctx.uow() as uow:
-        c = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(c.workflow_id))
-        ops = list(uow.opinions.search(OpinionFilter(consultation_id=c.id)))
-        people = {p.id: p for p in uow.actors.participants_by_id([o.participant_id for o in ops])}
-        rounds_held = len(uow.consultations.rounds(c.id))
-        return _Base(c, spec, ops, people, rounds_held)
+        return _load_in(uow, consultation_id)
+
+
+def _load_in(uow: UnitOfWork, consultation_id: int) -> _Base:
+    c = uow.consultations.get(consultation_id)
+    spec = spec_for(uow.consultations.workflow(c.workflow_id))
+    ops = list(uow.opinions.search(OpinionFilter(consultation_id=c.id)))
+    people = {p.id: p for p in uow.actors.participants_by_id([o.participant_id for o in ops])}
+    rounds_held = len(uow.consultations.rounds(c.id))
+    return _Base(c, spec, ops, people, rounds_held)
+
+
+def _load_for_names(
+    ctx: ServiceContext, consultation_id: int, names: NameMode, what: str, acting: str | None, purpose: str | None
+) -> _Base:
+    """The report's rows; with full names only for a coordinator who states why, and on record."""
+    if names != "full":
+        return _load(ctx, consultation_id)
+    return read_on_record(
+        ctx,
+        acting=acting,
+        what=f"{what} of consultation {consultation_id} with full names",
+        purpose=purpose,
+        read=lambda uow: _load_in(uow, consultation_id),
+        shown=lambda base: {o.participant_id for o in base.opinions},
+    )
 
 
 def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
@@ -213,13 +235,16 @@ def account_report(
     lang: Lang = "zh",
     round_no: int | None = None,
     names: NameMode = "pseudonym",
+    acting: str | None = None,
+    purpose: str | None = None,
 ) -> Document:
     """The published account (意见采纳情况说明), grouped by category.
 
     Without a round: every opinion with its latest feedback and its decision. With `round_no`:
-    the opinions answered in that round, with that round's feedback.
+    the opinions answered in that round, with that round's feedback. Full names need a
+    coordinator and a purpose, and the read is on record.
     """
-    base = _load(ctx, consultation_id)
+    base = _load_for_names(ctx, consultation_id, names, "account", acting, purpose)
     c, spec = base.consultation, base.spec
     people = base.participants
     with ctx.uow() as uow:
@@ -279,10 +304,16 @@ def _section_key(ref: str) -> tuple[int, tuple[int, ...], str]:
 
 
 def plan_report(
-    ctx: ServiceContext, consultation_id: int, *, lang: Lang = "zh", names: NameMode = "pseudonym"
+    ctx: ServiceContext,
+    consultation_id: int,
+    *,
+    lang: Lang = "zh",
+    names: NameMode = "pseudonym",
+    acting: str | None = None,
+    purpose: str | None = None,
 ) -> Document:
     """Per plan section, the opinions it answers: from a clause back to the people who asked."""
-    base = _load(ctx, consultation_id)
+    base = _load_for_names(ctx, consultation_id, names, "plan report", acting, purpose)
     c, spec = base.consultation, base.spec
     people = base.participants
     sections: dict[str, list[OpinionRow]] = defaultdict(list)

@@ -136,6 +136,7 @@ class OpinionRepository:
                     (Opinion.channel, criteria.channel),
                     (Opinion.current_round, criteria.round_no),
                     (Opinion.outcome, criteria.outcome),
+                    (Opinion.participant_id, criteria.participant_id),
                 ]
             )
         )

@@ -12,6 +12,7 @@ from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
+from consultflow.store.personal_data import PersonalDataStore
 from consultflow.store.reminders import ReminderStore
 from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository
 
@@ -56,6 +57,7 @@ class UnitOfWork:
         self.reminders = ReminderStore(self.session)
         self.figures = Figures(self.session)
         self.outbox = Outbox(self.session)
+        self.personal_data = PersonalDataStore(self.session)
         return self
 
     def __exit__(

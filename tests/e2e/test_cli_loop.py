@@ -193,15 +193,30 @@ def test_first_actor_must_be_a_coordinator(cli: Cli) -> None:
     assert [a["name"] for a in listed] == [COORD]
 
 
-def test_contacts_are_private_unless_a_coordinator_asks(cli: Cli) -> None:
-    """Participant lists hide contacts; `--with-contact` needs a coordinator."""
+def test_names_and_contacts_are_for_coordinators_with_a_purpose_and_on_record(cli: Cli) -> None:
+    """Lists show pseudonyms; full names and contacts need a coordinator and --purpose, and each read is listed."""
     setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    submit(cli, "建议修路")
     plain = cli.ok("participant", "list", "--json").stdout
-    assert "13812345678" not in plain
-    refused = cli("participant", "list", "--with-contact", actor=EXPERT)
-    assert refused.exit_code == 1 and "may not see contact details" in refused.stderr
-    shown = cli.ok("participant", "list", "--with-contact", "--json", actor=COORD).stdout
-    assert json.loads(shown)[0]["contact"] == "13812345678"
+    assert "13812345678" not in plain and "张秀英" not in plain and "张某某" in plain
+    assert "张秀英" not in cli.ok("opinion", "list").stdout + cli.ok("report", "account", "1").stdout
+    refused = cli("participant", "list", "--with-contact", "--purpose", "回访", actor=EXPERT)
+    assert refused.exit_code == 1 and "may not see participants' full names or contacts" in refused.stderr
+    no_purpose = cli("participant", "list", "--with-contact", actor=COORD)
+    assert no_purpose.exit_code == 1 and "give --purpose WHY" in no_purpose.stderr
+    refused_report = cli("report", "account", "1", "--names", "full", "--purpose", "核对", actor=PLANNER)
+    assert refused_report.exit_code == 1
+    assert json.loads(cli.ok("audit", "access", "--json").stdout) == []  # refusals read nothing
+    shown = cli.ok("participant", "list", "--with-contact", "--purpose", "第二轮电话回访", "--json", actor=COORD)
+    assert json.loads(shown.stdout)[0]["contact"] == "13812345678"
+    named = cli.ok("report", "account", "1", "--names", "full", "--purpose", "核对提出人", actor=COORD).stdout
+    assert "张秀英" in named
+    records = json.loads(cli.ok("audit", "access", "--participant", "1", "--json").stdout)
+    assert [(r["actor"], r["what"], r["purpose"], r["participants"]) for r in records] == [
+        (COORD, "account of consultation 1 with full names", "核对提出人", 1),
+        (COORD, "participant list with contacts", "第二轮电话回访", 1),
+    ]
 
 
 def test_dry_run_close_lists_what_the_close_does(cli: Cli) -> None:

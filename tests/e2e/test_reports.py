@@ -85,7 +85,8 @@ def test_published_account_in_chinese_markdown_hides_names_and_contacts(demo_db:
     assert text.startswith("# 三产融合片区国土空间规划意见征集 — 意见采纳情况说明")
     assert "## 产业发展" in text and "## 公共服务配套" in text
     assert "某" in text
-    doc = json.loads(run(demo_db, "report", "account", "1", "--names", "full", "--format", "json"))
+    full = ["--names", "full", "--purpose", "核对", "--as", "李协调"]
+    doc = json.loads(run(demo_db, "report", "account", "1", *full, "--format", "json"))
     adopted = [i for items in doc["figures"]["categories"].values() for i in items if i["outcome"] == "adopted"]
     assert len(adopted) == 203
     assert all(i["why"].startswith("v2 §") for i in adopted)

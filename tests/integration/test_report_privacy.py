@@ -9,7 +9,7 @@ from consultflow.domain.vocabulary import Field
 from consultflow.export import formats
 from consultflow.services import opinions, reports
 from consultflow.services.context import ServiceContext
-from tests.helpers import EXPERT, PLANNER, seed, submit
+from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json", "xlsx"])
@@ -27,8 +27,8 @@ def test_no_contact_in_any_report_format(sqlite_ctx: ServiceContext, fmt: str) -
     )
     for doc in (
         reports.adoption_report(sqlite_ctx, setup.consultation_id),
-        reports.account_report(sqlite_ctx, setup.consultation_id, names="full"),
-        reports.plan_report(sqlite_ctx, setup.consultation_id, names="full"),
+        reports.account_report(sqlite_ctx, setup.consultation_id, names="full", acting=COORD, purpose="核对"),
+        reports.plan_report(sqlite_ctx, setup.consultation_id, names="full", acting=COORD, purpose="核对"),
     ):
         content = formats.render(doc, fmt)
         data = content if isinstance(content, bytes) else content.encode("utf-8")

@@ -124,3 +124,35 @@ def test_reminders_follow_the_state(ctx: ServiceContext, fake: FakeDatabase) -> 
     assert {r.cancel_reason for r in fake.tables.reminders if r.rule == "screening_due"} == {
         "the opinion left the state"
     }
+
+
+def test_a_refused_read_of_personal_data_reads_and_records_nothing(ctx: ServiceContext, fake: FakeDatabase) -> None:
+    """A planner asking for contacts is refused before anything is read; a coordinator's read is on record."""
+    from consultflow.services import personal_data
+
+    before = repr(fake.tables)
+    with pytest.raises(PermissionDeniedError, match="may not see participants' full names or contacts"):
+        people.list_participants(ctx, acting=PLANNER, with_contact=True, purpose="回访")
+    assert repr(fake.tables) == before
+    shown = people.list_participants(ctx, acting=COORD, full_names=True, purpose="核对名单")
+    assert [p.name for p in shown] == ["张秀英"]
+    (record,) = personal_data.access_records(ctx)
+    assert (record.actor, record.purpose, record.participants) == (COORD, "核对名单", 1)
+
+
+def test_erasure_is_recorded_in_every_consultation_the_participant_took_part_in(
+    ctx: ServiceContext, fake: FakeDatabase
+) -> None:
+    """Opinions in two consultations: one erasure event in each chain, both chains still verify."""
+    from consultflow.services import personal_data
+
+    _submit(ctx)
+    consultations.create_consultation(ctx, acting=COORD, title="第二片区", area="片区二")
+    rounds.open_round(ctx, acting=COORD, consultation_id=2)
+    item = opinions.NewOpinion(1, "industry", "villagers_assembly", "第二片区的意见")
+    opinions.submit_many(ctx, acting=EXPERT, consultation_id=2, items=[item])
+    personal_data.erase_participant(ctx, acting=COORD, participant_id=1, reason="本人申请")
+    erased = [e.consultation_id for e in fake.tables.events if e.kind == "participant_erased"]
+    assert erased == [1, 2]
+    assert fake.verify_chain(1) and fake.verify_chain(2)
+    assert fake.tables.participants[0].name == "张某某" and fake.tables.participants[0].contact is None
