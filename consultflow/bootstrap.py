@@ -7,6 +7,7 @@ from sqlalchemy.exc import OperationalError
 from consultflow.config import Settings
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
+from consultflow.services import identity
 from consultflow.services.context import ServiceContext
 from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import display_url, sqlite_file
@@ -28,20 +29,25 @@ def build_context(
     if path is not None and not create and not path.exists():
         msg = f"database file {path} does not exist; run 'consultflow db upgrade' to create it (or check --db)"
         raise ConfigurationError(msg)
-    chain_key = settings.chain_key()  # a bad key is refused before any connection is opened
+    chain_key = settings.chain_key()  # bad settings are refused before any connection is opened
+    unbound_logins = settings.unbound_logins
     database = SqlDatabase.from_url(settings.db_url)
-    try:
-        _check_schema(database, shown, check_schema=check_schema)
-    except BaseException:
-        database.dispose()
-        raise
-    return ServiceContext(
+    ctx = ServiceContext(
         database=database,
         workflows_dir=settings.workflows,
         clock=clock or SystemClock(),
         tz=settings.tz,
         chain_key=chain_key,
+        unbound_logins=unbound_logins,
     )
+    try:
+        _check_schema(database, shown, check_schema=check_schema)
+        if check_schema:
+            identity.check_reader(ctx)
+    except BaseException:
+        database.dispose()
+        raise
+    return ctx
 
 
 def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool) -> None:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consultflow.domain.audit import ChainKey
 from consultflow.domain.errors import ConfigurationError
+from consultflow.domain.identity import UNBOUND_MODES, UnboundLogins
 from consultflow.domain.labels import Lang
 
 DEFAULT_DB = "sqlite:///consultflow.sqlite"
@@ -35,6 +36,21 @@ class Settings:
     log_json: bool = False
     log_level: str = "INFO"
     chain_key_file: Path | None = None
+
+    @property
+    def unbound_logins(self) -> UnboundLogins:
+        """What a PostgreSQL login bound to no actor may do once logins are bound: read, or nothing.
+
+        Raises:
+            ConfigurationError: CONSULTFLOW_UNBOUND_LOGINS is neither.
+        """
+        given = os.environ.get("CONSULTFLOW_UNBOUND_LOGINS", "read").strip().lower()
+        if given == "none":
+            return "none"
+        if given != "read":
+            msg = f"CONSULTFLOW_UNBOUND_LOGINS is {given!r}; allowed: {', '.join(UNBOUND_MODES)}"
+            raise ConfigurationError(msg)
+        return "read"
 
     def chain_key(self) -> ChainKey | None:
         """The audit chain key: from `chain_key_file` or CONSULTFLOW_CHAIN_KEY, never the database.

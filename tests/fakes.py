@@ -597,6 +597,28 @@ class FakePersonalData:
         row.name, row.contact, row.village, row.erased_at = pseudonym, None, "", now
 
 
+class FakeLogins:
+    """SQLite-like: no database logins, so `--as` names the actor."""
+
+    def session_login(self) -> None:
+        return None
+
+    def binding(self, login: str) -> NoReturn:
+        _no_aggregates(login)
+
+    def bind(self, actor_id: int, login: str) -> NoReturn:
+        _no_aggregates(actor_id, login)
+
+    def exists(self, login: str) -> NoReturn:
+        _no_aggregates(login)
+
+    def is_member(self, login: str, group: str) -> NoReturn:
+        _no_aggregates(login, group)
+
+    def grant(self, group: str, login: str) -> NoReturn:
+        _no_aggregates(group, login)
+
+
 class FakeUnitOfWork:
     """One transaction over the fake tables: changes are kept only when committed."""
 
@@ -615,6 +637,7 @@ class FakeUnitOfWork:
         self.figures = FakeFigures()
         self.outbox = FakeOutbox()
         self.personal_data = FakePersonalData(self.tables)
+        self.logins = FakeLogins()
         return self
 
     def __exit__(

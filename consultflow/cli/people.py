@@ -41,10 +41,17 @@ def actor_group() -> None:
     type=ID,
     help="For --role participant: the participant record this person is (they act on its opinions only).",
 )
+@click.option("--login", help="PostgreSQL login that proves this person (granted the group role that fits).")
 @as_option
 @pass_state
 def actor_add(
-    state: CliState, name: str, roles: tuple[str, ...], lang: str, contact: str | None, participant_id: int | None
+    state: CliState,
+    name: str,
+    roles: tuple[str, ...],
+    lang: str,
+    contact: str | None,
+    participant_id: int | None,
+    login: str | None,
 ) -> None:
     """Register NAME. The first person on a new database must be a coordinator."""
     view = people.add_actor(
@@ -55,8 +62,24 @@ def actor_add(
         lang=lang,
         contact=contact,
         participant_id=participant_id,
+        login=login,
     )
     state.emit(view, lambda: f"actor {view.id} {view.name}: {', '.join(view.roles)}")
+
+
+@actor_group.command("bind")
+@click.argument("name")
+@click.option("--login", required=True, help="The PostgreSQL login that proves NAME from now on.")
+@as_option
+@json_flag
+@pass_state
+def actor_bind(state: CliState, name: str, login: str) -> None:
+    """Bind NAME to a PostgreSQL login: that login acts as NAME, and only as NAME (coordinators)."""
+    group = people.bind_login(state.services(), acting=state.actor, name=name, login=login)
+    state.emit(
+        {"actor": name, "login": login, "group": group},
+        lambda: f"{name} is now proven by login {login} (member of {group})",
+    )
 
 
 @actor_group.command("list")

@@ -10,6 +10,7 @@ from consultflow.config import DEFAULT_TZ
 from consultflow.domain.audit import ChainKey
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
+from consultflow.domain.identity import UnboundLogins
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.domain.workflow_loader import load_workflow_text
@@ -41,6 +42,7 @@ class ServiceContext:
     clock: Clock = field(default_factory=SystemClock)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
     chain_key: ChainKey | None = None
+    unbound_logins: UnboundLogins = "read"
 
     def key_for(self, consultation: ConsultationRow) -> ChainKey | None:
         """The key the consultation's chain is hashed with; refuses to write or check a keyed chain without it.

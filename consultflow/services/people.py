@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from consultflow.domain.errors import PermissionDeniedError, ValidationError
+from consultflow.domain.errors import NotFoundError, PermissionDeniedError, ValidationError
+from consultflow.domain.identity import checked_login, group_for
 from consultflow.domain.privacy import checked_contact, pseudonymise
 from consultflow.domain.roles import (
     ASSIGNABLE_ROLES,
@@ -18,7 +19,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
 from consultflow.services.personal_data import read_on_record
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import ParticipantRow
+from consultflow.services.ports import ParticipantRow, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -58,6 +59,7 @@ def add_actor(
     lang: str = "zh",
     contact: str | None = None,
     participant_id: int | None = None,
+    login: str | None = None,
 ) -> ActorView:
     """Register a person who acts. The first person on a new database must be a coordinator.
 
@@ -106,6 +108,8 @@ def add_actor(
             now=change.now,
             participant_id=participant_id,
         )
+        if login is not None:
+            _bind(change.uow, row.id, parsed, checked_login(login))
         return ActorView(
             row.id, row.name, tuple(r.value for r in parsed), row.lang, row.contact is not None, change.now
         )
@@ -207,3 +211,49 @@ def _participant_view(row: ParticipantRow, *, with_contact: bool, full_name: boo
         created_at=row.created_at,
         erased=row.erased_at is not None,
     )
+
+
+def bind_login(ctx: ServiceContext, *, acting: str | None, name: str, login: str) -> str:
+    """Bind an actor to a PostgreSQL login and grant the login the group role that fits their roles.
+
+    Returns the group granted.
+
+    Raises:
+        ValidationError: SQLite, a malformed login, or a login the server does not have.
+        NotFoundError: no such actor.
+        PermissionDeniedError: the acting person is not a coordinator, or their login may not grant.
+    """
+    checked_login(login)
+
+    def body(change: Change) -> str:
+        actor = change.uow.actors.by_name(name)
+        if actor is None:
+            msg = f"unknown actor {name!r}; register people with 'consultflow actor add'"
+            raise NotFoundError(msg)
+        return _bind(change.uow, actor.id, change.uow.actors.roles(actor.id), login)
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.ADD_ACTOR,
+        event="login_bound",
+        body=body,
+        describe=lambda group: {"bound_actor": name, "group": group},
+    )
+
+
+def _bind(uow: UnitOfWork, actor_id: int, roles: Sequence[Role], login: str) -> str:
+    """Bind and grant in the caller's transaction; the group granted."""
+    if uow.logins.session_login() is None:
+        msg = "logins exist only on PostgreSQL; on SQLite, --as names who is acting"
+        raise ValidationError(msg)
+    if not uow.logins.exists(login):
+        msg = (
+            f"the database has no login {login!r}; create it first (consultflow keeps no passwords), "
+            f"e.g. CREATE ROLE {login} LOGIN PASSWORD '…'"
+        )
+        raise ValidationError(msg)
+    group = group_for(roles)
+    uow.logins.bind(actor_id, login)
+    uow.logins.grant(group, login)
+    return group

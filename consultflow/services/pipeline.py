@@ -30,6 +30,7 @@ from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role, role_for_action
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.logconfig import get_logger
+from consultflow.services import identity
 from consultflow.services.context import ServiceContext, engine_for
 from consultflow.services.ports import ActorRow, ConsultationRow, OpinionRow, RoundRow, UnitOfWork
 
@@ -196,6 +197,6 @@ def _begin(uow: UnitOfWork, now: datetime, acting: str | None, action: Action | 
     if first_person and uow.actors.count_people() == 0:
         system = uow.actors.system()
         return Change(uow, system, [Role.SYSTEM], Role.SYSTEM, now)
-    actor, roles = uow.actors.require(acting)
+    actor, roles = identity.acting_actor(uow, acting, uow.logins.session_login())
     role = role_for_action(actor.name, roles, action) if action is not None else None
     return Change(uow, actor, roles, role, now)

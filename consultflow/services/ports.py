@@ -353,6 +353,28 @@ class PersonalData(Protocol):
         """Overwrite a participant's name, contact and village wherever they are kept."""
 
 
+class Logins(Protocol):
+    """Database logins (PostgreSQL): the connected one, bindings to actors, group roles."""
+
+    def session_login(self) -> str | None:
+        """The login this connection authenticated as (None on SQLite)."""
+
+    def binding(self, login: str) -> tuple[bool, ActorRow | None]:
+        """(whether any actor is bound to a login, the actor bound to `login`)."""
+
+    def bind(self, actor_id: int, login: str) -> None:
+        """Record that `login` proves this actor."""
+
+    def exists(self, login: str) -> bool:
+        """Whether the cluster has a login of this name."""
+
+    def is_member(self, login: str, group: str) -> bool:
+        """Whether `login` belongs to `group`."""
+
+    def grant(self, group: str, login: str) -> None:
+        """Make `login` a member of `group`."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -387,6 +409,10 @@ class UnitOfWork(Protocol):
     @property
     def personal_data(self) -> PersonalData:
         """Access records and erasure."""
+
+    @property
+    def logins(self) -> Logins:
+        """Database logins and their bindings."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

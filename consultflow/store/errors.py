@@ -17,6 +17,7 @@ from consultflow.domain.errors import (
     ConflictError,
     ConsultflowError,
     DatabaseUnavailableError,
+    PermissionDeniedError,
     RetryableConflictError,
     ValidationError,
 )
@@ -32,6 +33,8 @@ _FOREIGN_KEY_VIOLATION = "23503"
 _CHECK_VIOLATION = "23514"
 _RAISE_EXCEPTION = "P0001"
 _OUT_OF_RANGE = "22003"
+_INSUFFICIENT_PRIVILEGE = "42501"
+_UNDEFINED_TABLE = "42P01"
 _CONNECTION_CLASSES = ("08", "57P0", "53")  # connection exceptions, shutdown, insufficient resources
 
 # What each unique constraint means to a user (constraint names follow models.NAMING_CONVENTION).
@@ -44,6 +47,7 @@ _UNIQUE_IN_WORDS = {
     "uq_reminder_opinion_id": "that reminder is already planned",
     "uq_delivery_idempotency_key": "that message is already in the outbox",
     "uq_actor_login": "that database login is already bound to another actor",
+    "ix_actor_login": "that database login is already bound to another actor",
 }
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
 _TOO_LARGE = "a number is larger than the database can hold; ids run from 1 to 2147483647"
@@ -85,6 +89,13 @@ def _translate_postgresql(sqlstate: str, orig: object, message: str) -> Consultf
         return ValidationError(f"a value is outside what the database allows ({constraint})")
     if sqlstate == _OUT_OF_RANGE:
         return ValidationError(_TOO_LARGE)
+    if sqlstate == _INSUFFICIENT_PRIVILEGE:
+        return PermissionDeniedError(f"the database refused this to your login ({message}); nothing was written")
+    if sqlstate == _UNDEFINED_TABLE:
+        return PermissionDeniedError(
+            f"this login sees no consultflow tables ({message}): is the schema migrated, on the search_path, "
+            "and is the login granted a consultflow group role?"
+        )
     if sqlstate == _RAISE_EXCEPTION and "append-only" in message:
         return AppendOnlyError()
     if sqlstate.startswith(_CONNECTION_CLASSES):

@@ -87,7 +87,7 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     village: Mapped[str] = mapped_column(String(120))
-    contact: Mapped[str | None] = mapped_column(String(255))
+    contact: Mapped[str | None] = mapped_column(String(255), deferred=True)  # readable by few logins
     lang: Mapped[str] = mapped_column(String(2), default="zh")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))

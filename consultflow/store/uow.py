@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
+from consultflow.store.logins import Logins
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
 from consultflow.store.personal_data import PersonalDataStore
@@ -58,6 +59,7 @@ class UnitOfWork:
         self.figures = Figures(self.session)
         self.outbox = Outbox(self.session)
         self.personal_data = PersonalDataStore(self.session)
+        self.logins = Logins(self.session)
         return self
 
     def __exit__(

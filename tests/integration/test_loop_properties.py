@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from consultflow.domain.errors import ConsultflowError, PermissionDeniedError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import consultations, opinion_views, opinions, people, rounds, statistics
+from consultflow.services import consultations, opinion_views, opinions, people, personal_data, rounds, statistics
 from consultflow.services.context import ServiceContext
 from tests.helpers import COORD, EXPERT, PLANNER, VILLAGER, Setup, assert_loop_invariants, seed, snapshot, submit
 
@@ -163,6 +163,23 @@ class LoopMachine(RuleBasedStateMachine):
         assert len(self.ids) in (before, before + 1)
         self.planner_of.setdefault(self.ids[-1], PLANNER)
 
+    @rule(reader=st.sampled_from([COORD, PLANNER, EXPERT]), contacts=st.booleans())
+    def read_personal_data(self, reader: str, contacts: bool) -> None:
+        """Someone asks for full names or contacts: a coordinator's read is on record, anyone else's is refused."""
+        before = len(personal_data.access_records(self.ctx))
+        kind = "read_personal_data"
+        self._try(
+            kind,
+            kind,
+            lambda: people.list_participants(
+                self.ctx, acting=reader, with_contact=contacts, full_names=not contacts, purpose="核对"
+            ),
+        )
+        after = personal_data.access_records(self.ctx)
+        assert len(after) == before + (reader == COORD)
+        if reader == COORD:
+            assert (after[0].actor, after[0].purpose) == (COORD, "核对")
+
     @rule()
     def close_round(self) -> None:
         """The coordinator closes the round (refused when none is open)."""
@@ -207,6 +224,6 @@ def test_the_loop_keeps_its_invariants_under_any_sequence_of_operations(ctx: Ser
     )
     # Refusals prove nothing on their own: every deliberate kind of operation must also have succeeded.
     # (fire_anything is the chaos rule: anyone, any trigger; it is there to be refused harmlessly.)
-    kinds = {"fire_as_the_right_person", "assign", "submit", "close", "open", "refused_stranger"}
+    kinds = {"fire_as_the_right_person", "assign", "submit", "close", "open", "refused_stranger", "read_personal_data"}
     never = kinds - LoopMachine.succeeded_by_kind.keys()
     assert not never, f"never succeeded: {sorted(never)}; succeeded: {LoopMachine.succeeded_by_kind}"

@@ -178,7 +178,10 @@ def test_killing_writers_mid_transaction_leaves_every_invariant(
     ]
     for proc in [*procs, *sweepers]:
         proc.start()
-    time.sleep(6)  # well past the barrier: every doomed process is in the middle of its work
+    # Kill once they are well into their work (on a loaded machine that takes longer to reach).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and snapshot(ctx)["events"] < events_before + 60:  # type: ignore[operator]
+        time.sleep(0.5)
     for proc in procs:
         assert proc.is_alive(), "a writer finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
