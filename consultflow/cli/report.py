@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -14,8 +16,32 @@ from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import charts, formats
 from consultflow.services import reports, statistics
 
+F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.Choice(formats.FORMATS)
 PURPOSE = click.option("--purpose", help="Why full names are read (required with --names full; kept on record).")
+
+
+def NAMED_OUTPUT(command: F) -> F:  # noqa: N802 - reads as the decorator it is
+    """The options of a report that names people: --names, --purpose, --as, --format, -o."""
+    for option in reversed(
+        [
+            click.option(
+                "--names",
+                type=click.Choice(NAME_MODES),
+                default="pseudonym",
+                show_default=True,
+                help="How participants' names appear (full: coordinators, with --purpose; kept on record).",
+            ),
+            PURPOSE,
+            as_option,
+            click.option("--format", "fmt", type=FORMAT),
+            click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False)),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 FORCE = click.option(
     "--force", is_flag=True, help="Replace the output file if it exists (a link there is replaced, not followed)."
 )
@@ -72,17 +98,7 @@ def report_adoption(state: CliState, consultation_id: int, fmt: str | None, outp
 @report_group.command("account")
 @click.argument("consultation_id", type=ID)
 @click.option("--round", "round_no", type=click.IntRange(min=1), help="Only what was answered in this round.")
-@click.option(
-    "--names",
-    type=click.Choice(NAME_MODES),
-    default="pseudonym",
-    show_default=True,
-    help="How participants' names appear (full: coordinators, with --purpose; kept on record).",
-)
-@PURPOSE
-@as_option
-@click.option("--format", "fmt", type=FORMAT)
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
+@NAMED_OUTPUT
 @FORCE
 @json_flag
 @pass_state
@@ -111,17 +127,7 @@ def report_account(
 
 @report_group.command("plan")
 @click.argument("consultation_id", type=ID)
-@click.option(
-    "--names",
-    type=click.Choice(NAME_MODES),
-    default="pseudonym",
-    show_default=True,
-    help="How participants' names appear (full: coordinators, with --purpose; kept on record).",
-)
-@PURPOSE
-@as_option
-@click.option("--format", "fmt", type=FORMAT)
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
+@NAMED_OUTPUT
 @FORCE
 @json_flag
 @pass_state
