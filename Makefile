@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# `make bench`: CLI start-up beside its raw limit (see benchmarks/).
+# `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits (see benchmarks/).
 .PHONY: demo test lint bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/intake.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -355,6 +355,14 @@ class FakeOpinions:
             created_at=now,
         )
 
+    def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
+        for o in self.t.opinions:
+            if o.consultation_id == consultation_id and o.outcome is None:
+                yield o.id, o.category, o.text
+
+    def merged_into(self, target_id: int) -> list[int]:
+        return [o.id for o in self.t.opinions if o.merged_into_id == target_id]
+
     def search(self, criteria: OpinionFilter) -> list[Row]:
         c = criteria
         wanted = {
@@ -619,6 +627,19 @@ class FakeLogins:
         _no_aggregates(group, login)
 
 
+class FakeIntake:
+    """Bulk intake runs against a real database (set-based SQL is the point)."""
+
+    def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> NoReturn:
+        _no_aggregates(consultation_id, keys)
+
+    def participants(self, rows: Sequence[Any], *, created_by: int, now: datetime) -> NoReturn:
+        _no_aggregates(rows, created_by, now)
+
+    def add_opinions(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _no_aggregates(*args, **kwargs)
+
+
 class FakeUnitOfWork:
     """One transaction over the fake tables: changes are kept only when committed."""
 
@@ -638,6 +659,7 @@ class FakeUnitOfWork:
         self.outbox = FakeOutbox()
         self.personal_data = FakePersonalData(self.tables)
         self.logins = FakeLogins()
+        self.intake = FakeIntake()
         return self
 
     def __exit__(

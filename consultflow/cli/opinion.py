@@ -201,6 +201,8 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
         ]
         if view.assigned_to:
             out.append(f"assigned to: {view.assigned_to}")
+        if view.merged_from:
+            out.append(f"merged from: {', '.join(map(str, view.merged_from))} (answered together with this one)")
         if view.outcome:
             out.append(
                 f"outcome: {_shown(state, view.state_label, view.outcome)}"
@@ -321,3 +323,34 @@ def opinion_fire(
 def register(main: click.Group) -> None:
     """Attach the commands."""
     main.add_command(opinion_group)
+
+
+@opinion_group.command("correct")
+@click.argument("opinion_id", type=ID)
+@click.option("--text", help="The corrected text.")
+@TEXT_FILE
+@click.option("--reason", required=True, help="Why (e.g. a typing error at the assembly); kept in the audit trail.")
+@as_option
+@json_flag
+@pass_state
+def opinion_correct(state: CliState, opinion_id: int, text: str | None, text_file: Path | None, reason: str) -> None:
+    """Correct a recorded opinion's text; the original stays readable in 'audit history'."""
+    corrected = _text(text, text_file)
+    if corrected is None:
+        raise click.UsageError("give the corrected text with --text or --text-file (a file, or - for standard input)")
+    view = opinions.correct(state.services(), acting=state.actor, opinion_id=opinion_id, text=corrected, reason=reason)
+    state.emit(view, lambda: f"opinion {view.id} corrected; the original is kept in its history")
+
+
+def _register_import() -> None:
+    from consultflow.cli.intake import (  # noqa: PLC0415 - keeps `opinion` light to load
+        opinion_duplicates,
+        opinion_import,
+        opinion_merge,
+    )
+
+    for command in (opinion_import, opinion_duplicates, opinion_merge):
+        opinion_group.add_command(command)
+
+
+_register_import()

@@ -38,6 +38,7 @@ class EventKind:
     TRANSITION = "transition"
     CARRIED_OVER = "carried_over"
     PARTICIPANT_ERASED = "participant_erased"
+    CORRECTED = "corrected"
 
 
 @dataclass(frozen=True)

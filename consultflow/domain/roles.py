@@ -53,6 +53,7 @@ class Action(str, Enum):
     OPEN_ROUND = "open rounds"
     CLOSE_ROUND = "close rounds"
     MANAGE_REMINDERS = "manage reminders"
+    CORRECT_OPINION = "correct recorded opinions"
     READ_PERSONAL_DATA = "see participants' full names or contacts"
     ERASE_PERSONAL_DATA = "erase participants' personal information"
 
@@ -66,6 +67,7 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.OPEN_ROUND: frozenset({Role.COORDINATOR, Role.SYSTEM}),
     Action.CLOSE_ROUND: frozenset({Role.COORDINATOR, Role.SYSTEM}),
     Action.MANAGE_REMINDERS: frozenset({Role.COORDINATOR}),
+    Action.CORRECT_OPINION: frozenset({Role.COORDINATOR, Role.EXPERT}),
     Action.READ_PERSONAL_DATA: frozenset({Role.COORDINATOR}),
     Action.ERASE_PERSONAL_DATA: frozenset({Role.COORDINATOR}),
 }

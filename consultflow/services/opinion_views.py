@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from consultflow.domain.errors import NotFoundError
@@ -42,6 +42,7 @@ class OpinionView:
     state_label: Label | None = None
     category_label: Label | None = None
     channel_label: Label | None = None
+    merged_from: tuple[int, ...] = ()  # its lineage: opinions merged into this one (shown by show_opinion)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, lis
         op = uow.opinions.get(opinion_id)
         entries = uow.opinions.entries(op.id)
         entry_views = [EntryView(e.round_no, e.kind, e.stance, e.text, name, e.created_at) for e, name in entries]
-        return opinion_view(uow, op), entry_views
+        lineage = tuple(uow.opinions.merged_into(op.id))
+        return replace(opinion_view(uow, op), merged_from=lineage), entry_views
 
 
 def _state_label(spec: WorkflowSpec, state: str) -> Label | None:

@@ -12,7 +12,7 @@ from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.ownership import Holding, check_owner, check_submitter
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
-from consultflow.domain.vocabulary import MAX_OPINION_CHARS, Field
+from consultflow.domain.vocabulary import FIELD_MAX_CHARS, MAX_OPINION_CHARS, Field
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
@@ -318,3 +318,46 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
 def holding(opinion: OpinionRow, registrar: int) -> Holding:
     """What ties `opinion` to people, for the ownership check."""
     return Holding(opinion.id, opinion.participant_id, opinion.recorded_by_id, opinion.assigned_planner_id, registrar)
+
+
+def correct(ctx: ServiceContext, *, acting: str | None, opinion_id: int, text: str, reason: str) -> OpinionView:
+    """Fix a typo in a recorded opinion: the correction is an audit event holding both texts and why.
+
+    Reports use the corrected text; the original stays readable in the opinion's history. Local
+    experts correct what they recorded (or their participants'); coordinators anything.
+    """
+    corrected = required_text(text, "opinion text", MAX_OPINION_CHARS)
+    why = required_text(reason, "--reason", FIELD_MAX_CHARS[Field.REASON])
+
+    def body(change: Change) -> OpinionView:
+        (op,) = change.opinions([opinion_id])
+        registrars = change.registrars([op.participant_id])
+        check_owner(change.acting_as(change.acting_role), holding(op, registrars[op.participant_id]), "correct")
+        if corrected == op.text:
+            msg = f"opinion {op.id} already reads that way; nothing to correct"
+            raise ValidationError(msg)
+        previous, op.text = op.text, corrected
+        op.last_seq += 1
+        change.record(
+            op.consultation_id,
+            change.event(
+                EventKind.CORRECTED,
+                opinion_id=op.id,
+                opinion_seq=op.last_seq,
+                trigger="correct",
+                from_state=op.state,
+                to_state=op.state,
+                round_no=op.current_round,
+                payload={"previous": previous, "text": corrected, "reason": why},
+            ),
+        )
+        return opinion_views(change.uow, [op])[0]
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.CORRECT_OPINION,
+        event="opinion_corrected",
+        body=body,
+        describe=lambda view: {"opinion_id": view.id},
+    )

@@ -61,6 +61,7 @@ class Change:
     _events: dict[int, list[AuditContent]] = field(default_factory=dict)
     _left: dict[int, str] = field(default_factory=dict)
     _entered: dict[int, list[StateEntry]] = field(default_factory=dict)
+    key_for: Callable[[ConsultationRow], ChainKey | None] = lambda _c: None
 
     @property
     def acting_role(self) -> Role:
@@ -131,11 +132,16 @@ class Change:
         for entry in entries:
             self._entered.setdefault(entry.consultation_id, []).append(entry)
 
-    def _finish(self, key_for: Callable[[ConsultationRow], ChainKey | None]) -> None:
-        """Audit events (hashed with each chain's key, if it has one), then reminders; the caller commits."""
+    def append_events(self) -> None:
+        """Chain the events recorded so far now, in consultation order (bulk work keeps memory bounded)."""
         for consultation_id in sorted(self._events):
             consultation = self._consultations[consultation_id]
-            self.uow.audit.append(consultation, self._events[consultation_id], key_for(consultation))
+            self.uow.audit.append(consultation, self._events[consultation_id], self.key_for(consultation))
+        self._events.clear()
+
+    def _finish(self) -> None:
+        """Audit events (hashed with each chain's key, if it has one), then reminders; the caller commits."""
+        self.append_events()
         by_reason: dict[str, list[int]] = {}
         for opinion_id, reason in self._left.items():
             by_reason.setdefault(reason, []).append(opinion_id)
@@ -178,8 +184,9 @@ def run(
         try:
             with ctx.uow() as uow:
                 change = _begin(uow, ctx.clock.now(), acting, action, first_person=first_person)
+                change.key_for = ctx.key_for
                 result = body(change)
-                change._finish(ctx.key_for)  # noqa: SLF001 - the pipeline owns the change
+                change._finish()  # noqa: SLF001 - the pipeline owns the change
                 uow.commit()
         except RetryableConflictError as exc:
             if attempt == MAX_ATTEMPTS:

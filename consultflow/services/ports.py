@@ -5,7 +5,7 @@ Services speak only to these. The rows they return are the protocols of `consult
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal, Protocol
@@ -33,6 +33,7 @@ __all__ = [
 
 from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.entering import Entering
+from consultflow.domain.intake import IntakeRow
 from consultflow.domain.model import (
     AccessRecord,
     ActorRow,
@@ -176,6 +177,12 @@ class ConsultationRepository(Protocol):
 
 class OpinionRepository(Protocol):
     """Opinions and what was exchanged about them."""
+
+    def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
+        """(id, category, text) of the undecided opinions, streamed."""
+
+    def merged_into(self, target_id: int) -> list[int]:
+        """The opinions merged into `target_id`."""
 
     def get(self, opinion_id: int) -> OpinionRow:
         """An opinion, or a refusal."""
@@ -375,6 +382,29 @@ class Logins(Protocol):
         """Make `login` a member of `group`."""
 
 
+class Intake(Protocol):
+    """Bulk intake in set-based batches."""
+
+    def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` already imported into the consultation."""
+
+    def participants(self, rows: Sequence[IntakeRow], *, created_by: int, now: datetime) -> dict[str, int]:
+        """Participant ids by key, creating the ones not registered yet."""
+
+    def add_opinions(
+        self,
+        consultation: ConsultationRow,
+        rows: Sequence[IntakeRow],
+        participant_ids: dict[str, int],
+        *,
+        recorded_by: int,
+        state: str,
+        round_no: int,
+        now: datetime,
+    ) -> list[int]:
+        """Insert a batch of opinions; their ids in order."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -413,6 +443,10 @@ class UnitOfWork(Protocol):
     @property
     def logins(self) -> Logins:
         """Database logins and their bindings."""
+
+    @property
+    def intake(self) -> Intake:
+        """Bulk intake."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

@@ -104,10 +104,16 @@ def _recipients(lookups: _Lookups, role: Role, opinion: OpinionRow) -> list[Reci
     speaks_for = recorder is not None and Role.EXPERT in lookups.uow.actors.roles(recorder.id)
     out = [actor_recipient(recorder)] if recorder is not None and (speaks_for or role is Role.EXPERT) else []
     if role is Role.PARTICIPANT:
-        found = lookups.uow.actors.participants_by_id([opinion.participant_id])
-        p = found[0] if found else None
-        if p is not None and p.contact:
-            out.insert(0, Recipient("participant", p.id, p.name, p.contact, "en" if p.lang == "en" else "zh"))
+        # Whoever raised an opinion merged into this one is answered with it, so is told with it.
+        merged = [lookups.uow.opinions.get(i).participant_id for i in lookups.uow.opinions.merged_into(opinion.id)]
+        speakers = list(dict.fromkeys([opinion.participant_id, *merged]))
+        found = {p.id: p for p in lookups.uow.actors.participants_by_id(speakers)}
+        told = [
+            Recipient("participant", p.id, p.name, p.contact, "en" if p.lang == "en" else "zh")
+            for p in (found.get(i) for i in speakers)
+            if p is not None and p.contact
+        ]
+        out[:0] = told
     return out
 
 

@@ -94,6 +94,8 @@ class Participant(Base):
     # Set when the participant's name, contact and village were erased on request (the name is then
     # the pseudonym, the contact NULL and the village empty).
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # consultflow.domain.intake.participant_key: how bulk intake recognises the same person.
+    match_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Consultation(Base):
@@ -140,6 +142,7 @@ class Opinion(Base):
         Index(None, "consultation_id", "state"),
         Index(None, "assigned_planner_id", "state"),
         Index(None, "consultation_id", "outcome", "rounds_count"),
+        Index(None, "consultation_id", "intake_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -161,6 +164,8 @@ class Opinion(Base):
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The file row it came from (consultflow.domain.intake): a re-import adds nothing twice.
+    intake_key: Mapped[str | None] = mapped_column(String(64))
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own API
 

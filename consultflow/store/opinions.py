@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import case, func, literal, select, update
@@ -62,6 +62,22 @@ class OpinionRepository:
             )
             out.update((i, (name, village, pl, rec)) for i, name, village, pl, rec in self.session.execute(stmt))
         return out
+
+    def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
+        """(id, category, text) of the consultation's undecided opinions, streamed in batches."""
+        stmt = (
+            select(Opinion.id, Opinion.category, Opinion.text)
+            .where(Opinion.consultation_id == consultation_id, Opinion.outcome.is_(None))
+            .order_by(Opinion.id)
+            .execution_options(yield_per=1000)
+        )
+        for oid, category, text in self.session.execute(stmt):
+            yield int(oid), str(category), str(text)
+
+    def merged_into(self, target_id: int) -> list[int]:
+        """The opinions merged into `target_id` (its lineage), by id."""
+        stmt = select(Opinion.id).where(Opinion.merged_into_id == target_id).order_by(Opinion.id)
+        return [int(i) for i in self.session.scalars(stmt)]
 
     def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
         """The consultations the opinions belong to (read without locks: it never changes)."""

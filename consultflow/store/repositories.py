@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
+from consultflow.domain.intake import participant_key
 from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
@@ -87,7 +88,13 @@ class ActorRepository:
     ) -> Participant:
         """Register a participant."""
         row = Participant(
-            name=name, village=village, contact=contact, lang=lang, created_at=now, created_by_id=created_by
+            name=name,
+            village=village,
+            contact=contact,
+            lang=lang,
+            created_at=now,
+            created_by_id=created_by,
+            match_key=participant_key(name, village, contact),
         )
         self.session.add(row)
         self.session.flush()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
+from consultflow.store.intake import IntakeStore
 from consultflow.store.logins import Logins
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
@@ -60,6 +61,7 @@ class UnitOfWork:
         self.outbox = Outbox(self.session)
         self.personal_data = PersonalDataStore(self.session)
         self.logins = Logins(self.session)
+        self.intake = IntakeStore(self.session)
         return self
 
     def __exit__(

@@ -59,9 +59,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("access_id", "participant_id", name="pk_personal_data_access_item"),
     )
-    op.create_index(
-        "ix_personal_data_access_item_participant_id", "personal_data_access_item", ["participant_id"]
-    )
+    op.create_index("ix_personal_data_access_item_participant_id", "personal_data_access_item", ["participant_id"])
 
 
 def downgrade() -> None:

@@ -46,6 +46,7 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     opinions.fire(
         ctx, acting=PLANNER, opinion_id=answered, trigger="adopt", fields={Field.TEXT: "采纳", Field.PLAN_REF: "§2"}
     )
+    opinions.correct(ctx, acting=EXPERT, opinion_id=carried, text=f"{VILLAGE}的道路", reason="录入笔误")
     personal_data.erase_participant(
         ctx, acting=COORD, participant_id=setup.participant_id, reason="本人申请，编号2026-17"
     )
@@ -83,7 +84,7 @@ def test_erasure_removes_name_contact_and_village_and_the_chain_still_verifies(
     assert [(p.name, p.contact, p.village, p.erased) for p in listed] == [("张某某", None, "", True)]
     account = reports.account_report(ctx, cid, names="full", acting=COORD, purpose="核对")
     assert NAME not in repr(account) and "张某某" in repr(account)
-    assert opinion_views.show_opinion(ctx, carried)[0].text == f"{VILLAGE}的路"  # content is kept
+    assert opinion_views.show_opinion(ctx, carried)[0].text == f"{VILLAGE}的道路"  # content is kept
     erasures = [r for r in personal_data.access_records(ctx) if r.what == "erasure"]
     assert [(r.actor, r.purpose) for r in erasures] == [(COORD, "本人申请，编号2026-17")]
     with pytest.raises(ValidationError, match="already erased"):

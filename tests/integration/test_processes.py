@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from consultflow.domain.errors import ConflictError, ConsultflowError
+from consultflow.domain.errors import ConflictError, ConsultflowError, RoundStateError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions, outbox, rounds, sweep
 from consultflow.services.context import ServiceContext
@@ -63,7 +63,14 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
         opinions.assign(ctx, acting=COORD, opinion_ids=[rng.choice(ids)], planner=PLANNER)
     elif kind == "bulk":  # a meeting's notes come in, then are screened together with older ones
         items = [opinions.NewOpinion(1, "industry", "villagers_assembly", f"会上意见 {n}") for n in range(3)]
-        new = [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+        for attempt in range(20):  # as an expert would: between rounds, wait for the next one to open
+            try:
+                new = [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+                break
+            except RoundStateError:
+                if attempt == 19:
+                    raise
+                time.sleep(rng.uniform(0.02, 0.08))
         requests = [opinions.FireRequest(i, "screen", {}) for i in [*new, rng.choice(ids)]]
         try:
             opinions.fire_many(ctx, acting=EXPERT, requests=requests)

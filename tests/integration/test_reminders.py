@@ -234,3 +234,26 @@ def test_coordinators_digest_counts_opinions_waiting_to_be_screened(ctx: Service
         [coordinator] = list(uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
     assert coordinator.recipient_name == COORD
     assert "待办意见 2 条，逾期 2 条" in coordinator.subject
+
+
+def test_those_whose_opinions_were_merged_are_told_with_the_target(ctx: ServiceContext, clock: FixedClock) -> None:
+    """A merged opinion's participant is answered with the target: the re-participation call reaches them too."""
+    from consultflow.services import people
+
+    setup = seed(ctx, open_first_round=False)
+    closes = clock.now() + 14 * DAY
+    rounds.open_round(ctx, acting=COORD, consultation_id=setup.consultation_id, closes_at=closes)
+    other = people.add_participant(ctx, acting=EXPERT, name="李建国", village="白马村", contact="li@village.example")
+    target = submit(ctx, setup, "建议硬化通组道路")
+    copy = opinions.submit_opinion(
+        ctx, acting=EXPERT, consultation_id=setup.consultation_id, participant_id=other.id,
+        category="environment_roads", channel="villagers_assembly", text="建议硬化通组道路。",
+    ).id  # fmt: skip
+    fields = {Field.MERGE_TARGET: target, Field.TEXT: "合并办理"}
+    opinions.fire(ctx, acting=COORD, opinion_id=copy, trigger="merge", fields=fields)
+    opinions.fire(ctx, acting=EXPERT, opinion_id=target, trigger="screen", fields={})
+    opinions.fire(ctx, acting=PLANNER, opinion_id=target, trigger="give_feedback", fields={Field.TEXT: "请确认"})
+    sender = RecordingSender()
+    sweep.sweep(ctx, sender, SETTINGS, now=closes - DAY)
+    told = sorted((m.recipient_name, m.channel) for m in sender.sent)
+    assert told == [("张秀英", "webhook"), ("李建国", "email"), (EXPERT, "log")]

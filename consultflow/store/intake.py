@@ -1,0 +1,99 @@
+"""Bulk intake in set-based batches: one INSERT for a batch's participants, one for its opinions.
+
+Lookups go by key in chunks (never an IN list that grows with the file), and no ORM object is
+made per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from consultflow.domain.intake import IntakeRow
+from consultflow.domain.model import ConsultationRow
+from consultflow.store.batches import chunked
+from consultflow.store.models import Opinion, Participant
+
+
+class IntakeStore:
+    """The rows of an import: which are already in, the participants they name, and the opinions."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` already imported into the consultation."""
+        found: set[str] = set()
+        for batch in chunked(sorted(set(keys))):
+            stmt = select(Opinion.intake_key).where(
+                Opinion.consultation_id == consultation_id, Opinion.intake_key.in_(batch)
+            )
+            found.update(k for k in self.session.scalars(stmt) if k is not None)
+        return found
+
+    def participants(self, rows: Sequence[IntakeRow], *, created_by: int, now: datetime) -> dict[str, int]:
+        """Participant ids by key: the ones already registered (and not erased), the rest created now."""
+        keys = sorted({r.participant_key for r in rows})
+        found: dict[str, int] = {}
+        for batch in chunked(keys):
+            stmt = select(Participant.match_key, Participant.id).where(
+                Participant.match_key.in_(batch), Participant.erased_at.is_(None)
+            )
+            for key, pid in self.session.execute(stmt):
+                found.setdefault(str(key), int(pid))
+        first = {r.participant_key: r for r in rows if r.participant_key not in found}
+        if first:
+            values = [
+                {
+                    "name": r.name,
+                    "village": r.village,
+                    "contact": r.contact,
+                    "lang": "zh",
+                    "created_at": now,
+                    "created_by_id": created_by,
+                    "match_key": key,
+                }
+                for key, r in first.items()
+            ]
+            adding = insert(Participant).returning(Participant.id, Participant.match_key, sort_by_parameter_order=True)
+            for created, created_key in self.session.execute(adding, values):
+                found[str(created_key)] = int(created)
+        return found
+
+    def add_opinions(
+        self,
+        consultation: ConsultationRow,
+        rows: Sequence[IntakeRow],
+        participant_ids: dict[str, int],
+        *,
+        recorded_by: int,
+        state: str,
+        round_no: int,
+        now: datetime,
+    ) -> list[int]:
+        """Insert a batch of opinions at sequence 1; their ids, in the order of `rows`."""
+        values = [
+            {
+                "consultation_id": consultation.id,
+                "workflow_id": consultation.workflow_id,
+                "participant_id": participant_ids[r.participant_key],
+                "recorded_by_id": recorded_by,
+                "category": r.category,
+                "channel": r.channel,
+                "text": r.text,
+                "state": state,
+                "state_entered_at": now,
+                "current_round": round_no,
+                "rounds_count": 0,
+                "last_seq": 1,
+                "submitted_at": now,
+                "version": 1,
+                "intake_key": r.key,
+            }
+            for r in rows
+        ]
+        stmt = insert(Opinion).returning(Opinion.id, sort_by_parameter_order=True)
+        return [int(i) for i in self.session.scalars(stmt, values)]
