@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Label
@@ -138,12 +139,18 @@ class RowProblem:
         return f"row {self.line}, column {self.column}: {self.reason}"
 
 
+@cache
+def _names_of(choices: tuple[tuple[str, Label], ...]) -> dict[str, str]:
+    """Each way of writing a choice (its key, either label), normalised, to the key."""
+    names: dict[str, str] = {}
+    for key, label in choices:
+        for written in (key, label.zh, label.en):
+            names.setdefault(normalise_header(written), key)
+    return names
+
+
 def _choice(value: str, choices: Mapping[str, Label]) -> str | None:
-    wanted = normalise_header(value)
-    for key, label in choices.items():
-        if wanted in (key.lower(), normalise_header(label.zh), normalise_header(label.en)):
-            return key
-    return None
+    return _names_of(tuple(choices.items())).get(normalise_header(value))
 
 
 def _allowed(choices: Mapping[str, Label]) -> str:

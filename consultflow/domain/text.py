@@ -8,25 +8,27 @@ removed from older rows when exported.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from consultflow.domain.errors import ValidationError
 
-_ALLOWED_CONTROLS = "\n\t"
 # What spreadsheets cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE): the C0 controls but tab and newlines.
 _ILLEGAL_IN_CELLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+# Unicode's control characters (category Cc: U+0000-001F, U+007F-009F) but tab and line feed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def refuse_control_characters(text: str, what: str) -> str:
     """`text` with CR LF as LF; refuses any other control character, naming it and where it is."""
     text = text.replace("\r\n", "\n")
-    for position, ch in enumerate(text, start=1):
-        if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) == "Cc":
-            msg = (
-                f"{what} contains a control character (U+{ord(ch):04X}) at character {position}; "
-                "only printable text, line breaks and tabs are allowed"
-            )
-            raise ValidationError(msg)
+    found = _CONTROL.search(text)
+    if found is not None:
+        msg = (
+            f"{what} contains a control character (U+{ord(found.group()):04X}) at character {found.start() + 1}; "
+            "only printable text, line breaks and tabs are allowed"
+        )
+        raise ValidationError(msg)
     return text
 
 
