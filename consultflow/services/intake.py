@@ -38,7 +38,6 @@ class ImportReport:
     columns: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     rows_shown: int = 0
-    opinion_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -163,24 +162,23 @@ def import_opinions(
                     for oid, r in zip(ids, fresh, strict=True)
                 ),
             )
-            change.append_events()
             change.entered_state(
                 StateEntry(oid, consultation.id, open_round.number, spec.initial, change.now) for oid in ids
             )
+            change.flush()  # events and reminders of this batch, so memory stays flat
             report.imported += len(ids)
-            report.opinion_ids.extend(ids)
 
         for _cells, row in _checked(request, spec, columns):
             if isinstance(row, list):
                 continue
-            if row.key in seen:  # the same row twice in one file
+            if row.key in seen:  # the same row twice in this batch (earlier batches are in the table)
                 report.already += 1
                 continue
             seen.add(row.key)
             batch.append(row)
             if len(batch) == BATCH:
                 write(batch)
-                batch = []
+                batch, seen = [], set()
                 if progress is not None:
                     progress(BATCH)
         if batch:

@@ -139,19 +139,29 @@ class Change:
             self.uow.audit.append(consultation, self._events[consultation_id], self.key_for(consultation))
         self._events.clear()
 
-    def _finish(self) -> None:
-        """Audit events (hashed with each chain's key, if it has one), then reminders; the caller commits."""
+    def flush(self) -> None:
+        """Audit events (hashed with each chain's key, if it has one), then reminders, written now.
+
+        The pipeline does this once before commit; bulk work calls it after each batch, so what a
+        long change holds in memory stays bounded.
+        """
         self.append_events()
         by_reason: dict[str, list[int]] = {}
         for opinion_id, reason in self._left.items():
             by_reason.setdefault(reason, []).append(opinion_id)
         for reason, opinion_ids in by_reason.items():
             self.uow.reminders.cancel_for_opinions(opinion_ids, reason, self.now)
+        self._left.clear()
         for consultation_id in sorted(self._entered):
             open_round = self.open_round(consultation_id)
             closes_at = open_round.closes_at if open_round is not None else None
             spec = self.spec(consultation_id)
             self.uow.reminders.plan(spec, self._entered[consultation_id], closes_at, self.now)
+        self._entered.clear()
+
+    def _finish(self) -> None:
+        """What the change recorded, written before commit."""
+        self.flush()
 
 
 def run(

@@ -203,3 +203,23 @@ def test_the_planning_team_sees_duplicates_and_merges_them_on_record(cli: Cli, t
     cycle = cli("opinion", "merge", "1", "--into", "2", actor=COORD)
     assert cycle.exit_code == 1 and "that opinion is merged; merge into 1 instead" in cycle.stderr
     assert json.loads(cli.ok("opinion", "duplicates", "--consultation", "1", "--json").stdout) == []
+
+
+def test_a_row_repeated_later_in_the_file_goes_in_once(cli: Cli, tmp_path: Path, monkeypatch: object) -> None:
+    """Repeats within a batch and across batches (batches of two here) are each recorded once."""
+    import pytest
+
+    from consultflow.services import intake
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(intake, "BATCH", 2)
+    _ready(cli)
+    rows = [ASSEMBLY[0], ASSEMBLY[1], ASSEMBLY[2], ASSEMBLY[0], ASSEMBLY[3], ASSEMBLY[2], ASSEMBLY[2]]
+    path = _csv(tmp_path / "repeats.csv", ASSEMBLY_HEADERS, rows, "utf-8")
+    done = json.loads(
+        cli.ok(
+            "--json", "opinion", "import", str(path), "--consultation", "1", "--channel", "online_survey", actor=EXPERT
+        ).stdout
+    )
+    assert (done["imported"], done["already"], done["rows"]) == (4, 3, 7)
+    assert _count(cli) == 4
