@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from consultflow.domain.audit import EventKind
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
 from consultflow.domain.intake import Column, IntakeRow, RowProblem, check_row, map_columns
-from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
+from consultflow.services.opinions import record_submitted
 from consultflow.services.pipeline import Change, run
 
 # Re-openable: each call yields (line number, cells) from the start of the file.
@@ -142,17 +141,15 @@ def import_opinions(
                 round_no=open_round.number,
                 now=change.now,
             )
-            change.record(
+            record_submitted(
+                change,
                 consultation.id,
-                *(
-                    change.event(
-                        EventKind.SUBMITTED,
-                        opinion_id=oid,
-                        opinion_seq=1,
-                        trigger="submit",
-                        to_state=spec.initial,
-                        round_no=open_round.number,
-                        payload={
+                spec.initial,
+                open_round.number,
+                (
+                    (
+                        oid,
+                        {
                             "category": r.category,
                             "channel": r.channel,
                             "participant_id": people[r.participant_key],
@@ -161,9 +158,6 @@ def import_opinions(
                     )
                     for oid, r in zip(ids, fresh, strict=True)
                 ),
-            )
-            change.entered_state(
-                StateEntry(oid, consultation.id, open_round.number, spec.initial, change.now) for oid in ids
             )
             change.flush()  # events and reminders of this batch, so memory stays flat
             report.imported += len(ids)

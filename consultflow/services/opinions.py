@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,22 +104,13 @@ def submit_many(
             round_no=open_round.number,
             now=change.now,
         )
-        change.record(
+        record_submitted(
+            change,
             consultation.id,
-            *(
-                change.event(
-                    EventKind.SUBMITTED,
-                    opinion_id=row.id,
-                    opinion_seq=1,
-                    trigger="submit",
-                    to_state=spec.initial,
-                    round_no=open_round.number,
-                    payload={"category": row.category, "channel": row.channel, "participant_id": row.participant_id},
-                )
-                for row in added
-            ),
+            spec.initial,
+            open_round.number,
+            ((r.id, {"category": r.category, "channel": r.channel, "participant_id": r.participant_id}) for r in added),
         )
-        change.entered_state(StateEntry(r.id, consultation.id, r.current_round, r.state, change.now) for r in added)
         return opinion_views(change.uow, added)
 
     return run(
@@ -361,3 +352,29 @@ def correct(ctx: ServiceContext, *, acting: str | None, opinion_id: int, text: s
         body=body,
         describe=lambda view: {"opinion_id": view.id},
     )
+
+
+def record_submitted(
+    change: Change,
+    consultation_id: int,
+    initial: str,
+    round_no: int,
+    submitted: Iterable[tuple[int, dict[str, object]]],
+) -> None:
+    """The `submitted` event of each new opinion (id, payload), and the reminders its first state calls for."""
+    ids: list[int] = []
+    for opinion_id, payload in submitted:
+        ids.append(opinion_id)
+        change.record(
+            consultation_id,
+            change.event(
+                EventKind.SUBMITTED,
+                opinion_id=opinion_id,
+                opinion_seq=1,
+                trigger="submit",
+                to_state=initial,
+                round_no=round_no,
+                payload=payload,
+            ),
+        )
+    change.entered_state(StateEntry(i, consultation_id, round_no, initial, change.now) for i in ids)
