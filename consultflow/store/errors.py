@@ -48,7 +48,11 @@ _UNIQUE_IN_WORDS = {
     "uq_delivery_idempotency_key": "that message is already in the outbox",
     "uq_actor_login": "that database login is already bound to another actor",
     "ix_actor_login": "that database login is already bound to another actor",
+    "ix_opinion_consultation_id_intake_key": "another import recorded the same rows at the same time",
+    "uq_opinion_consultation_id": "another import recorded the same rows at the same time",
 }
+# Collisions that mean "someone else got there first": the pipeline runs the change again.
+_RETRY_ON = ("uq_audit_event", "ix_opinion_consultation_id_intake_key", "uq_opinion_consultation_id")
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<table>\w+)\.(?P<column>\w+)")
 _TOO_LARGE = "a number is larger than the database can hold; ids run from 1 to 2147483647"
 _SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
@@ -124,6 +128,6 @@ def _unique(constraint: str) -> ConsultflowError:
     words = _UNIQUE_IN_WORDS.get(constraint)
     if words is None:
         return ConflictError(f"a record with the same values already exists ({constraint or 'unique constraint'})")
-    if constraint.startswith("uq_audit_event"):
+    if constraint.startswith(_RETRY_ON):
         return RetryableConflictError(words)
     return ValidationError(words)

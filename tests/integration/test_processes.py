@@ -212,3 +212,34 @@ def test_killing_writers_mid_transaction_leaves_every_invariant(
     assert_loop_invariants(ctx, setup.consultation_id)
     keys = sent.read_text(encoding="utf-8").split()
     assert len(keys) == len(set(keys)), "a message was sent twice"
+
+
+def test_two_imports_of_one_file_at_once_record_each_row_once(ctx: ServiceContext, db_url: str, tmp_path: Path) -> None:
+    """Two local experts import the same questionnaire export at the same moment: every row once, no error."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from consultflow.services import opinion_views
+
+    setup = seed(ctx)
+    path = tmp_path / "问卷.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["序号", "村", "类别", "意见内容"])
+        writer.writerows([i, "青龙村", "产业发展", f"意见{i}"] for i in range(1, 3001))
+    command = [
+        sys.executable, "-m", "consultflow", "--db", db_url, "--workflows", str(WORKFLOWS), "-q", "--as", EXPERT,
+        "--json", "opinion", "import", str(path), "--consultation", str(setup.consultation_id),
+        "--channel", "online_survey",
+    ]  # fmt: skip
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [proc.communicate(timeout=240) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err for _out, err in outcomes]
+    reports = [json.loads(out) for out, _err in outcomes]
+    # each process saw every row: imported by it, or already there from the other
+    assert sum(r["imported"] for r in reports) == 3000
+    assert all(r["imported"] + r["already"] == 3000 for r in reports)
+    assert len(opinion_views.list_opinions(ctx, consultation_id=setup.consultation_id)) == 3000
+    assert_loop_invariants(ctx, setup.consultation_id)
