@@ -561,6 +561,12 @@ class FakeFigures:
     ) -> NoReturn:
         _no_aggregates(consultation_id, outcomes, by)
 
+    def outcome_counts(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+    def participant_count(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
     def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> NoReturn:
         _no_aggregates(consultation_id, outcomes)
 

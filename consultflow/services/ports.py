@@ -322,6 +322,12 @@ class Outbox(Protocol):
 class Figures(Protocol):
     """Aggregates over a consultation's opinions and events (see store.figures)."""
 
+    def outcome_counts(self, consultation_id: int) -> Sequence[tuple[str, str, str | None, int]]:
+        """(category, channel, outcome or None, opinions), grouped by the database."""
+
+    def participant_count(self, consultation_id: int) -> int:
+        """How many participants gave the consultation's opinions."""
+
     def outcome_rounds(
         self, consultation_id: int, outcomes: Sequence[str], by: Literal["category", "channel"] | None
     ) -> Sequence[tuple[str, int, str | None, int]]:

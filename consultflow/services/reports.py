@@ -110,13 +110,17 @@ def _load_for_names(
 
 def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
     """The pilot's table for any consultation: totals, outcomes, categories, channels, rounds."""
-    base = _load(ctx, consultation_id)
-    c, spec, ops = base.consultation, base.spec, base.opinions
-    rounds_held = base.rounds_held
-    total = len(ops)
-    outcomes = Counter(o.outcome for o in ops)
+    with ctx.uow() as uow:  # counted by the database: no opinion is loaded
+        c = uow.consultations.get(consultation_id)
+        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        counts = uow.figures.outcome_counts(c.id)
+        participants = uow.figures.participant_count(c.id)
+        rounds_held = len(uow.consultations.rounds(c.id))
+    outcomes: Counter[str | None] = Counter()
+    for _category, _channel, outcome, n in counts:
+        outcomes[outcome] += n
+    total = sum(outcomes.values())
     decided = sum(n for k, n in outcomes.items() if k is not None)
-    participants = len({o.participant_id for o in ops})
     summary = Table(
         "summary",
         _w("summary", lang),
@@ -137,10 +141,10 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
         "outcomes", _w("outcomes", lang), (_w("outcome", lang), _w("opinions", lang), _w("share", lang)), outcome_rows
     )
 
-    def breakdown(key: str, attr: str, labels: dict[str, str]) -> tuple[Table, list[dict[str, object]]]:
+    def breakdown(key: str, column: int, labels: dict[str, str]) -> tuple[Table, list[dict[str, object]]]:
         groups: dict[str, Counter[str | None]] = defaultdict(Counter)
-        for o in ops:
-            groups[getattr(o, attr)][o.outcome] += 1
+        for row in counts:
+            groups[str(row[column])][row[2]] += row[3]
         names = list(labels) + sorted(set(groups) - set(labels))
         rows: list[tuple[Cell, ...]] = []
         figures: list[dict[str, object]] = []
@@ -167,10 +171,8 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
         )
         return Table(key, _w(key, lang), headers, tuple(rows)), figures
 
-    by_category, category_figures = breakdown(
-        "by_category", "category", {k: v.get(lang) for k, v in spec.categories.items()}
-    )
-    by_channel, channel_figures = breakdown("by_channel", "channel", {k: v.get(lang) for k, v in spec.channels.items()})
+    by_category, category_figures = breakdown("by_category", 0, {k: v.get(lang) for k, v in spec.categories.items()})
+    by_channel, channel_figures = breakdown("by_channel", 1, {k: v.get(lang) for k, v in spec.channels.items()})
     rounds = statistics.rounds_report(ctx, consultation_id)
     most = max((max(o.histogram, default=0) for o in rounds.outcomes), default=0)
     rounds_table = Table(

@@ -35,6 +35,22 @@ class Figures:
         rows: list[tuple[Any, ...]] = [tuple(row) for row in self.session.execute(stmt)]
         return [(str(row[0]), int(row[1]), str(row[2]) if by else None, int(row[-1])) for row in rows]
 
+    def outcome_counts(self, consultation_id: int) -> list[tuple[str, str, str | None, int]]:
+        """(category, channel, outcome or None while open, opinions): the adoption table, grouped by the database."""
+        stmt = (
+            select(Opinion.category, Opinion.channel, Opinion.outcome, func.count())
+            .where(Opinion.consultation_id == consultation_id)
+            .group_by(Opinion.category, Opinion.channel, Opinion.outcome)
+        )
+        return [(str(c), str(ch), None if o is None else str(o), int(n)) for c, ch, o, n in self.session.execute(stmt)]
+
+    def participant_count(self, consultation_id: int) -> int:
+        """How many participants gave the consultation's opinions."""
+        stmt = select(func.count(func.distinct(Opinion.participant_id))).where(
+            Opinion.consultation_id == consultation_id
+        )
+        return int(self.session.scalar(stmt) or 0)
+
     def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> list[tuple[int, str, int, str, str]]:
         """(id, outcome, rounds count, category, channel) of each decided opinion, by id."""
         stmt = (

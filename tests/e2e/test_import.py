@@ -223,3 +223,27 @@ def test_a_row_repeated_later_in_the_file_goes_in_once(cli: Cli, tmp_path: Path,
     )
     assert (done["imported"], done["already"], done["rows"]) == (4, 3, 7)
     assert _count(cli) == 4
+
+
+def test_the_adoption_table_counted_by_the_database_agrees_with_the_opinions(cli: Cli, tmp_path: Path) -> None:
+    """On both backends: totals, outcomes and per-category/channel counts equal counting the opinions one by one."""
+    _ready(cli)
+    path = _csv(tmp_path / "q.csv", QUESTIONNAIRE_HEADERS, _questionnaire(12), "utf-8")
+    cli.ok("opinion", "import", str(path), "--consultation", "1", "--channel", "online_survey", actor=EXPERT)
+    cli.ok("opinion", "assign", *[str(i) for i in range(1, 13)], "--to", "王规划", actor=COORD)
+    for oid in range(1, 7):
+        cli.ok("opinion", "fire", str(oid), "screen", actor=EXPERT)
+    for oid in (1, 2):
+        cli.ok("opinion", "fire", str(oid), "reject", "--reason", "不可行", actor="王规划")
+    cli.ok("opinion", "merge", "3", "--into", "4", actor=COORD)
+    listed = json.loads(cli.ok("opinion", "list", "--json").stdout)
+    figures = json.loads(cli.ok("report", "adoption", "1", "--format", "json").stdout)["figures"]
+    assert figures["opinions"] == len(listed) == 12
+    assert figures["open"] == sum(o["outcome"] is None for o in listed) == 9
+    assert figures["outcomes"]["rejected"]["opinions"] == 2 and figures["outcomes"]["merged"]["opinions"] == 1
+    for key in ("category", "channel"):
+        counted = {f["name"]: f["opinions"] for f in figures[f"by_{key}"] if f["opinions"]}
+        by_hand: dict[str, int] = {}
+        for o in listed:
+            by_hand[o[key]] = by_hand.get(o[key], 0) + 1
+        assert counted == by_hand
