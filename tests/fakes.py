@@ -360,8 +360,8 @@ class FakeOpinions:
             if o.consultation_id == consultation_id and o.outcome is None:
                 yield o.id, o.category, o.text
 
-    def merged_into(self, target_id: int) -> list[int]:
-        return [o.id for o in self.t.opinions if o.merged_into_id == target_id]
+    def merged_into(self, target_id: int) -> list[tuple[int, int]]:
+        return [(o.id, o.participant_id) for o in self.t.opinions if o.merged_into_id == target_id]
 
     def search(self, criteria: OpinionFilter) -> list[Row]:
         c = criteria

@@ -95,8 +95,8 @@ def opinion_import(
     if dry_run:
         state.emit(checked, lambda: _summary(checked, dry_run=True))
         return
-    if checked.invalid and not skip_invalid:
-        intake.import_opinions(ctx, acting=state.actor, request=request, checked=checked)  # raises, listing them
+    if not skip_invalid:
+        intake.refuse_invalid(checked)
     if state.json or not sys.stderr.isatty():  # scripts and logs get no bar
         report = intake.import_opinions(ctx, acting=state.actor, request=request, checked=checked)
     else:

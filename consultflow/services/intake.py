@@ -86,6 +86,24 @@ def check_file(
     return report
 
 
+def refuse_invalid(checked: ImportReport) -> None:
+    """Refuse an import with bad rows, listing every problem (by row and column) in one error.
+
+    Raises:
+        ValidationError: any row is invalid.
+    """
+    if not checked.invalid:
+        return
+    shown = "\n".join(checked.problems)
+    more = checked.invalid - checked.rows_shown
+    tail = f"\n(and {more} more rows)" if more > 0 else ""
+    msg = (
+        f"{checked.invalid} of {checked.rows} rows are invalid; nothing was written "
+        f"(--skip-invalid imports the {checked.rows - checked.invalid} good rows):\n{shown}{tail}"
+    )
+    raise ValidationError(msg)
+
+
 def import_opinions(
     ctx: ServiceContext,
     *,
@@ -101,15 +119,8 @@ def import_opinions(
         PermissionDeniedError: the acting person may not submit, or is a participant.
     """
     checked = checked or check_file(ctx, request)
-    if checked.invalid and not request.skip_invalid:
-        shown = "\n".join(checked.problems)
-        more = checked.invalid - checked.rows_shown
-        tail = f"\n(and {more} more rows)" if more > 0 else ""
-        msg = (
-            f"{checked.invalid} of {checked.rows} rows are invalid; nothing was written "
-            f"(--skip-invalid imports the {checked.rows - checked.invalid} good rows):\n{shown}{tail}"
-        )
-        raise ValidationError(msg)
+    if not request.skip_invalid:
+        refuse_invalid(checked)
 
     def body(change: Change) -> ImportReport:
         if change.acting_role is Role.PARTICIPANT:

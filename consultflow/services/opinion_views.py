@@ -90,7 +90,7 @@ def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, lis
         op = uow.opinions.get(opinion_id)
         entries = uow.opinions.entries(op.id)
         entry_views = [EntryView(e.round_no, e.kind, e.stance, e.text, name, e.created_at) for e, name in entries]
-        lineage = tuple(uow.opinions.merged_into(op.id))
+        lineage = tuple(merged for merged, _participant in uow.opinions.merged_into(op.id))
         return replace(opinion_view(uow, op), merged_from=lineage), entry_views
 
 

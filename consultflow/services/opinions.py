@@ -154,7 +154,10 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
         registrars = change.registrars(o.participant_id for o in loaded.values())
         results = [
             _transition(
-                change, loaded[request.opinion_id], request, registrars[loaded[request.opinion_id].participant_id]
+                change,
+                loaded[request.opinion_id],
+                request,
+                registrars.get(loaded[request.opinion_id].participant_id, 0),
             )
             for request in requests
         ]
@@ -307,7 +310,7 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
 
 
 def holding(opinion: OpinionRow, registrar: int) -> Holding:
-    """What ties `opinion` to people, for the ownership check."""
+    """What ties `opinion` to people, for the ownership check (`registrar` 0: not read, it matters to no one)."""
     return Holding(opinion.id, opinion.participant_id, opinion.recorded_by_id, opinion.assigned_planner_id, registrar)
 
 
@@ -323,7 +326,7 @@ def correct(ctx: ServiceContext, *, acting: str | None, opinion_id: int, text: s
     def body(change: Change) -> OpinionView:
         (op,) = change.opinions([opinion_id])
         registrars = change.registrars([op.participant_id])
-        check_owner(change.acting_as(change.acting_role), holding(op, registrars[op.participant_id]), "correct")
+        check_owner(change.acting_as(change.acting_role), holding(op, registrars.get(op.participant_id, 0)), "correct")
         if corrected == op.text:
             msg = f"opinion {op.id} already reads that way; nothing to correct"
             raise ValidationError(msg)

@@ -104,7 +104,12 @@ class Change:
         return Acting(self.actor.id, self.actor.name, role, self.actor.participant_id)
 
     def registrars(self, participant_ids: Iterable[int]) -> dict[int, int]:
-        """Who registered each participant (the local expert who represents them)."""
+        """Who registered each participant (the local expert who represents them).
+
+        Only a local expert's ownership depends on it, so for anyone else nothing is read.
+        """
+        if Role.EXPERT not in self.roles:
+            return {}
         found = self.uow.actors.participants_by_id(list(dict.fromkeys(participant_ids)))
         return {p.id: p.created_by_id for p in found}
 

@@ -181,8 +181,8 @@ class OpinionRepository(Protocol):
     def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
         """(id, category, text) of the undecided opinions, streamed."""
 
-    def merged_into(self, target_id: int) -> list[int]:
-        """The opinions merged into `target_id`."""
+    def merged_into(self, target_id: int) -> list[tuple[int, int]]:
+        """(opinion, its participant) of each opinion merged into `target_id`."""
 
     def get(self, opinion_id: int) -> OpinionRow:
         """An opinion, or a refusal."""

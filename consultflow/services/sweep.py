@@ -105,7 +105,7 @@ def _recipients(lookups: _Lookups, role: Role, opinion: OpinionRow) -> list[Reci
     out = [actor_recipient(recorder)] if recorder is not None and (speaks_for or role is Role.EXPERT) else []
     if role is Role.PARTICIPANT:
         # Whoever raised an opinion merged into this one is answered with it, so is told with it.
-        merged = [lookups.uow.opinions.get(i).participant_id for i in lookups.uow.opinions.merged_into(opinion.id)]
+        merged = [participant for _merged, participant in lookups.uow.opinions.merged_into(opinion.id)]
         speakers = list(dict.fromkeys([opinion.participant_id, *merged]))
         found = {p.id: p for p in lookups.uow.actors.participants_by_id(speakers)}
         told = [

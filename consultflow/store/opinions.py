@@ -74,10 +74,12 @@ class OpinionRepository:
         for oid, category, text in self.session.execute(stmt):
             yield int(oid), str(category), str(text)
 
-    def merged_into(self, target_id: int) -> list[int]:
-        """The opinions merged into `target_id` (its lineage), by id."""
-        stmt = select(Opinion.id).where(Opinion.merged_into_id == target_id).order_by(Opinion.id)
-        return [int(i) for i in self.session.scalars(stmt)]
+    def merged_into(self, target_id: int) -> list[tuple[int, int]]:
+        """(opinion, its participant) of each opinion merged into `target_id` (its lineage), by id."""
+        stmt = (
+            select(Opinion.id, Opinion.participant_id).where(Opinion.merged_into_id == target_id).order_by(Opinion.id)
+        )
+        return [(int(i), int(p)) for i, p in self.session.execute(stmt)]
 
     def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
         """The consultations the opinions belong to (read without locks: it never changes)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from consultflow.domain.model import AccessRecord
@@ -83,7 +83,3 @@ class PersonalDataStore:
         )
         self.session.execute(update(Delivery).where(to_them).values(recipient_name=pseudonym, subject="", body=""))
         self.session.execute(update(Actor).where(Actor.participant_id == participant_id).values(contact=None))
-
-    def erased_count(self) -> int:
-        """How many participants have been erased."""
-        return int(self.session.scalar(select(func.count()).where(Participant.erased_at.is_not(None))) or 0)

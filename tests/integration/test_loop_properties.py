@@ -100,15 +100,19 @@ class LoopMachine(RuleBasedStateMachine):
             lambda: opinions.fire(self.ctx, acting=actor, opinion_id=opinion_id, trigger=trigger, fields=fields),
         )
 
+    def _turn(self, index: int, choice: int) -> tuple[int, str] | None:
+        """An opinion and a trigger its state allows next, or None when it is decided (nobody's turn)."""
+        opinion_id = self.ids[index % len(self.ids)]
+        choices = NEXT.get(opinion_views.show_opinion(self.ctx, opinion_id)[0].state)
+        return (opinion_id, choices[choice % len(choices)]) if choices else None
+
     @rule(index=st.integers(0, 50), choice=st.integers(0, 2))
     def fire_as_the_right_person(self, index: int, choice: int) -> None:
         """The person whose turn it is fires a trigger the opinion's state allows (refused only between rounds)."""
-        opinion_id = self.ids[index % len(self.ids)]
-        state = opinion_views.show_opinion(self.ctx, opinion_id)[0].state
-        choices = NEXT.get(state)
-        if not choices:
-            return  # decided: nothing is anyone's turn
-        trigger = choices[choice % len(choices)]
+        turn = self._turn(index, choice)
+        if turn is None:
+            return
+        opinion_id, trigger = turn
         action = lambda: opinions.fire(  # noqa: E731 - one call, named for the report
             self.ctx,
             acting=self._owner(trigger, opinion_id),
@@ -121,12 +125,10 @@ class LoopMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50), choice=st.integers(0, 2))
     def fire_on_someone_elses_opinion(self, index: int, choice: int) -> None:
         """The same role, but not the opinion's holder: always refused, naming the holder's role, writing nothing."""
-        opinion_id = self.ids[index % len(self.ids)]
-        state = opinion_views.show_opinion(self.ctx, opinion_id)[0].state
-        choices = NEXT.get(state)
-        if not choices:
+        turn = self._turn(index, choice)
+        if turn is None:
             return
-        trigger = choices[choice % len(choices)]
+        opinion_id, trigger = turn
         before = snapshot(self.ctx)
         stranger = self._stranger(trigger, opinion_id)
         refusal: ConsultflowError | None = None
