@@ -336,9 +336,18 @@ class FakeOpinions:
                 merged_into_id=None,
                 last_seq=1,
                 submitted_at=now,
+                intake_key=r.intake_key,
+                receipt_hash=r.receipt_hash,
             )
             for r in rows
         ]
+
+    def by_receipt(self, receipt_hash: str) -> int | None:
+        return next((o.id for o in self.t.opinions if o.receipt_hash == receipt_hash), None)
+
+    def by_intake_key(self, consultation_id: int, intake_key: str) -> int | None:
+        found = (o.id for o in self.t.opinions if o.consultation_id == consultation_id and o.intake_key == intake_key)
+        return next(found, None)
 
     def add_entry(
         self, opinion: Any, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime

@@ -342,6 +342,26 @@ def opinion_correct(state: CliState, opinion_id: int, text: str | None, text_fil
     state.emit(view, lambda: f"opinion {view.id} corrected; the original is kept in its history")
 
 
+@opinion_group.command("receipt")
+@click.argument("opinion_id", type=ID)
+@as_option
+@json_flag
+@pass_state
+def opinion_receipt(state: CliState, opinion_id: int) -> None:
+    """Issue a receipt code for an opinion, to hand to the villager (回执码).
+
+    With the code, the villager follows the opinion on the web portal, reads the feedback and
+    replies. Only a hash is kept: issuing a new code makes the previous one worthless.
+    """
+    from consultflow.services import receipts  # noqa: PLC0415 - loaded when the command runs
+
+    code = receipts.issue_receipt(state.services(), acting=state.actor, opinion_id=opinion_id)
+    state.emit(
+        {"opinion_id": opinion_id, "receipt_code": code},
+        lambda: f"opinion {opinion_id}: receipt code {code}\n(hand it to the villager now; it cannot be shown again)",
+    )
+
+
 def _register_import() -> None:
     from consultflow.cli.intake import (  # noqa: PLC0415 - keeps `opinion` light to load
         opinion_duplicates,

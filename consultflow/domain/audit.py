@@ -39,6 +39,7 @@ class EventKind:
     CARRIED_OVER = "carried_over"
     PARTICIPANT_ERASED = "participant_erased"
     CORRECTED = "corrected"
+    RECEIPT_ISSUED = "receipt_issued"
 
 
 @dataclass(frozen=True)

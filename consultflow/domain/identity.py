@@ -20,6 +20,10 @@ STAFF_GROUP = "consultflow_staff"
 AUDITOR_GROUP = "consultflow_auditor"
 WORKER_GROUP = "consultflow_worker"
 
+#: The actor the web portal acts as (seeded by migration 0007, role participant). Each request ties it to
+#: the one participant whose receipt code was shown, so it acts on nobody else's opinions.
+PORTAL_ACTOR = "web"
+
 UnboundLogins = Literal["read", "none"]
 UNBOUND_MODES: tuple[UnboundLogins, ...] = ("read", "none")
 

@@ -60,6 +60,12 @@ class WorkflowEngine:
         """Triggers the machine accepts from `state`."""
         return [t for t in self._machine.get_triggers(state) if t in self.spec.transitions]
 
+    def triggers_for(self, state: str, role: Role) -> list[TransitionSpec]:
+        """The transitions someone in `role` may fire from `state` (what a villager's page offers)."""
+        return [
+            self.spec.transitions[t] for t in self.allowed_triggers(state) if role in self.spec.transitions[t].roles
+        ]
+
     def prepare(
         self,
         *,

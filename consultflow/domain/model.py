@@ -21,6 +21,8 @@ class NewOpinionRow:
     category: str
     channel: str
     text: str
+    intake_key: str | None = None  # what makes a repeated submission (a form posted twice) the same one
+    receipt_hash: str | None = None  # consultflow.domain.receipts
 
 
 class ActorRow(Protocol):
@@ -104,6 +106,7 @@ class OpinionRow(Protocol):
     merged_into_id: int | None
     last_seq: int
     submitted_at: datetime
+    receipt_hash: str | None
 
 
 class ReminderRow(Protocol):

@@ -54,6 +54,7 @@ class Action(str, Enum):
     CLOSE_ROUND = "close rounds"
     MANAGE_REMINDERS = "manage reminders"
     CORRECT_OPINION = "correct recorded opinions"
+    ISSUE_RECEIPT = "issue receipt codes"
     READ_PERSONAL_DATA = "see participants' full names or contacts"
     ERASE_PERSONAL_DATA = "erase participants' personal information"
 
@@ -68,6 +69,7 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.CLOSE_ROUND: frozenset({Role.COORDINATOR, Role.SYSTEM}),
     Action.MANAGE_REMINDERS: frozenset({Role.COORDINATOR}),
     Action.CORRECT_OPINION: frozenset({Role.COORDINATOR, Role.EXPERT}),
+    Action.ISSUE_RECEIPT: frozenset({Role.COORDINATOR, Role.EXPERT}),
     Action.READ_PERSONAL_DATA: frozenset({Role.COORDINATOR}),
     Action.ERASE_PERSONAL_DATA: frozenset({Role.COORDINATOR}),
 }

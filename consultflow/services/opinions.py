@@ -53,6 +53,8 @@ class NewOpinion:
     category: str
     channel: str
     text: str
+    intake_key: str | None = None  # the same key twice is the same submission (a web form posted again)
+    receipt_hash: str | None = None
 
 
 def submit_opinion(
@@ -80,38 +82,7 @@ def submit_many(
     """Record several opinions in the open round, in one transaction: all of them, or none."""
 
     def body(change: Change) -> list[OpinionView]:
-        consultation = change.consultation(consultation_id)
-        spec = change.spec(consultation.id)
-        open_round = change.uow.consultations.require_open_round(consultation.id)
-        rows = []
-        for item in items:
-            _check_choice(item.category, spec.categories, "category")
-            _check_choice(item.channel, spec.channels, "channel")
-            text = required_text(item.text, "opinion text", MAX_OPINION_CHARS)
-            check_submitter(change.acting_as(change.acting_role), item.participant_id)
-            rows.append(NewOpinionRow(item.participant_id, item.category, item.channel, text))
-        missing = change.uow.actors.missing_participants([r.participant_id for r in rows])
-        if missing:
-            noun = "participant" if len(missing) == 1 else "participants"
-            listed = ", ".join(map(str, missing))
-            msg = f"unknown {noun} {listed}; list them with 'consultflow participant list'"
-            raise NotFoundError(msg)
-        added = change.uow.opinions.add_many(
-            consultation,
-            rows,
-            recorded_by=change.actor.id,
-            state=spec.initial,
-            round_no=open_round.number,
-            now=change.now,
-        )
-        record_submitted(
-            change,
-            consultation.id,
-            spec.initial,
-            open_round.number,
-            ((r.id, {"category": r.category, "channel": r.channel, "participant_id": r.participant_id}) for r in added),
-        )
-        return opinion_views(change.uow, added)
+        return record_opinions(change, consultation_id, items)
 
     return run(
         ctx,
@@ -121,6 +92,44 @@ def submit_many(
         body=body,
         describe=lambda views: {"count": len(views), "consultation_id": consultation_id},
     )
+
+
+def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpinion]) -> list[OpinionView]:
+    """Record opinions in the consultation's open round, within a change (checked, evented, reminded)."""
+    consultation = change.consultation(consultation_id)
+    spec = change.spec(consultation.id)
+    open_round = change.uow.consultations.require_open_round(consultation.id)
+    rows = []
+    for item in items:
+        _check_choice(item.category, spec.categories, "category")
+        _check_choice(item.channel, spec.channels, "channel")
+        text = required_text(item.text, "opinion text", MAX_OPINION_CHARS)
+        check_submitter(change.acting_as(change.acting_role), item.participant_id)
+        rows.append(
+            NewOpinionRow(item.participant_id, item.category, item.channel, text, item.intake_key, item.receipt_hash)
+        )
+    missing = change.uow.actors.missing_participants([r.participant_id for r in rows])
+    if missing:
+        noun = "participant" if len(missing) == 1 else "participants"
+        listed = ", ".join(map(str, missing))
+        msg = f"unknown {noun} {listed}; list them with 'consultflow participant list'"
+        raise NotFoundError(msg)
+    added = change.uow.opinions.add_many(
+        consultation,
+        rows,
+        recorded_by=change.actor.id,
+        state=spec.initial,
+        round_no=open_round.number,
+        now=change.now,
+    )
+    record_submitted(
+        change,
+        consultation.id,
+        spec.initial,
+        open_round.number,
+        ((r.id, {"category": r.category, "channel": r.channel, "participant_id": r.participant_id}) for r in added),
+    )
+    return opinion_views(change.uow, added)
 
 
 def _check_choice(value: str, choices: Mapping[str, object], what: str) -> None:
@@ -150,23 +159,7 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
     """
 
     def body(change: Change) -> list[TransitionResult]:
-        loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
-        registrars = change.registrars(o.participant_id for o in loaded.values())
-        results = [
-            _transition(
-                change,
-                loaded[request.opinion_id],
-                request,
-                registrars.get(loaded[request.opinion_id].participant_id, 0),
-            )
-            for request in requests
-        ]
-        moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
-        change.left_state((o.id for o in moved), "the opinion left the state")
-        change.entered_state(
-            StateEntry(o.id, o.consultation_id, o.current_round, o.state, o.state_entered_at) for o in moved
-        )
-        return results
+        return fire_in(change, requests)
 
     def describe(results: list[TransitionResult]) -> dict[str, object]:
         if len(results) != 1:
@@ -181,6 +174,27 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
         }
 
     return run(ctx, acting=acting, action=None, event="transitions", body=body, describe=describe)
+
+
+def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
+    """Fire triggers within a change: each through its workflow machine, role, ownership and field checks."""
+    loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
+    registrars = change.registrars(o.participant_id for o in loaded.values())
+    results = [
+        _transition(
+            change,
+            loaded[request.opinion_id],
+            request,
+            registrars.get(loaded[request.opinion_id].participant_id, 0),
+        )
+        for request in requests
+    ]
+    moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
+    change.left_state((o.id for o in moved), "the opinion left the state")
+    change.entered_state(
+        StateEntry(o.id, o.consultation_id, o.current_round, o.state, o.state_entered_at) for o in moved
+    )
+    return results
 
 
 def _transition(change: Change, opinion: OpinionRow, request: FireRequest, registrar: int) -> TransitionResult:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consultflow.domain.errors import NotFoundError, PermissionDeniedError, ValidationError
-from consultflow.domain.identity import checked_login, group_for
+from consultflow.domain.identity import PORTAL_ACTOR, checked_login, group_for
 from consultflow.domain.privacy import checked_contact, pseudonymise
 from consultflow.domain.roles import (
     ASSIGNABLE_ROLES,
@@ -126,13 +126,13 @@ def add_actor(
 
 
 def list_actors(ctx: ServiceContext) -> list[ActorView]:
-    """Everyone registered, with their roles."""
+    """Everyone registered, with their roles (not consultflow's own system actor and web portal)."""
     with ctx.uow() as uow:
         found = uow.actors.with_roles()
     return [
         ActorView(a.id, a.name, tuple(r.value for r in roles), a.lang, a.contact is not None, a.created_at)
         for a, roles in found
-        if list(roles) != [Role.SYSTEM]
+        if list(roles) != [Role.SYSTEM] and a.name != PORTAL_ACTOR
     ]
 
 

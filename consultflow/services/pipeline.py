@@ -62,6 +62,10 @@ class Change:
     _left: dict[int, str] = field(default_factory=dict)
     _entered: dict[int, list[StateEntry]] = field(default_factory=dict)
     key_for: Callable[[ConsultationRow], ChainKey | None] = lambda _c: None
+    # Set by use cases of the web portal: the channel a change came through (in each event's
+    # payload as "via"), and the participant whose receipt code was shown (whom the portal acts for).
+    via: str | None = None
+    vouched_participant: int | None = None
 
     @property
     def acting_role(self) -> Role:
@@ -100,8 +104,15 @@ class Change:
         return self.workflow(consultation_id).spec
 
     def acting_as(self, role: Role) -> Acting:
-        """The acting person in `role`, as the ownership rules see them."""
-        return Acting(self.actor.id, self.actor.name, role, self.actor.participant_id)
+        """The acting person in `role`, as the ownership rules see them.
+
+        An actor tied to no participant record (the web portal) is, within one change, the
+        participant a receipt code vouched for.
+        """
+        participant = self.actor.participant_id
+        return Acting(
+            self.actor.id, self.actor.name, role, self.vouched_participant if participant is None else participant
+        )
 
     def registrars(self, participant_ids: Iterable[int]) -> dict[int, int]:
         """Who registered each participant (the local expert who represents them).
@@ -120,6 +131,8 @@ class Change:
     def event(self, kind: str, *, role: Role | None = None, **content: Any) -> AuditContent:
         """An audit event by the acting person, now, in the role the action was allowed under."""
         acting = role or self.acting_role
+        if self.via is not None:
+            content["payload"] = {**(content.get("payload") or {}), "via": self.via}
         return AuditContent(kind=kind, at=self.now, actor=self.actor.name, role=acting.value, **content)
 
     def record(self, consultation_id: int, *drafts: AuditContent) -> None:

@@ -187,6 +187,12 @@ class OpinionRepository(Protocol):
     def get(self, opinion_id: int) -> OpinionRow:
         """An opinion, or a refusal."""
 
+    def by_receipt(self, receipt_hash: str) -> int | None:
+        """The opinion whose receipt code hashes to `receipt_hash`."""
+
+    def by_intake_key(self, consultation_id: int, intake_key: str) -> int | None:
+        """The opinion recorded under `intake_key` in the consultation, if any."""
+
     def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
         """For each opinion: (participant, village, assigned planner, recorded by)."""
 

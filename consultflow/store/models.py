@@ -166,6 +166,8 @@ class Opinion(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     # The file row it came from (consultflow.domain.intake): a re-import adds nothing twice.
     intake_key: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of its receipt code (consultflow.domain.receipts); the code itself is never stored.
+    receipt_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own API
 

@@ -81,6 +81,17 @@ class OpinionRepository:
         )
         return [(int(i), int(p)) for i, p in self.session.execute(stmt)]
 
+    def by_receipt(self, receipt_hash: str) -> int | None:
+        """The opinion whose receipt code hashes to `receipt_hash` (unique index)."""
+        found = self.session.scalar(select(Opinion.id).where(Opinion.receipt_hash == receipt_hash))
+        return int(found) if found is not None else None
+
+    def by_intake_key(self, consultation_id: int, intake_key: str) -> int | None:
+        """The opinion recorded under `intake_key` in the consultation, if any (unique index)."""
+        stmt = select(Opinion.id).where(Opinion.consultation_id == consultation_id, Opinion.intake_key == intake_key)
+        found = self.session.scalar(stmt)
+        return int(found) if found is not None else None
+
     def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
         """The consultations the opinions belong to (read without locks: it never changes)."""
         found: dict[int, int] = {}
@@ -117,6 +128,8 @@ class OpinionRepository:
                 rounds_count=0,
                 last_seq=1,
                 submitted_at=now,
+                intake_key=row.intake_key,
+                receipt_hash=row.receipt_hash,
             )
             for row in rows
         ]

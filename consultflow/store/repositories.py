@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
+from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
 from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent
 from consultflow.domain.roles import Role
@@ -145,8 +146,13 @@ class ActorRepository:
         return list(self.session.scalars(stmt))
 
     def count_people(self) -> int:
-        """Registered people, not counting consultflow's own system actor."""
-        stmt = select(func.count()).select_from(ActorRole).where(ActorRole.role != Role.SYSTEM.value)
+        """Registered people, not counting consultflow's own system actor and web portal."""
+        stmt = (
+            select(func.count())
+            .select_from(ActorRole)
+            .join(Actor, Actor.id == ActorRole.actor_id)
+            .where(ActorRole.role != Role.SYSTEM.value, Actor.name != PORTAL_ACTOR)
+        )
         return int(self.session.scalar(stmt) or 0)
 
     def participant(self, participant_id: int) -> Participant:

@@ -40,7 +40,8 @@ def test_reminder_arrives_by_email_with_its_idempotency_key(sqlite_ctx: ServiceC
     assert report.sent == 1
     [message] = inbox.messages
     assert message["To"] == "liu@plan.example"
-    assert message["X-Idempotency-Key"] == "reminder-2-actor-7"
+    liu = next(a.id for a in people.list_actors(sqlite_ctx) if a.name == "刘规划")
+    assert message["X-Idempotency-Key"] == f"reminder-2-actor-{liu}"
     body = message.get_payload(decode=True)
     assert isinstance(body, bytes)
     assert "请对意见给出反馈" in body.decode("utf-8")

@@ -17,6 +17,7 @@ from consultflow.services import (
     opinions,
     people,
     personal_data,
+    receipts,
     reports,
     rounds,
     sweep,
@@ -47,9 +48,11 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
         ctx, acting=PLANNER, opinion_id=answered, trigger="adopt", fields={Field.TEXT: "采纳", Field.PLAN_REF: "§2"}
     )
     opinions.correct(ctx, acting=EXPERT, opinion_id=carried, text=f"{VILLAGE}的道路", reason="录入笔误")
-    personal_data.erase_participant(
-        ctx, acting=COORD, participant_id=setup.participant_id, reason="本人申请，编号2026-17"
-    )
+    receipts.issue_receipt(ctx, acting=EXPERT, opinion_id=carried)
+    online = receipts.OnlineOpinion(cid, "industry", "建议修桥", VILLAGE, NAME, CONTACT, contact_consent=True)
+    web = receipts.submit_online(ctx, online)  # the portal registers the submitter: their name and contact stay out too
+    for participant in (setup.participant_id, web.opinion.participant_id):
+        personal_data.erase_participant(ctx, acting=COORD, participant_id=participant, reason="本人申请，编号2026-17")
     return cid, carried
 
 
@@ -81,12 +84,12 @@ def test_erasure_removes_name_contact_and_village_and_the_chain_still_verifies(
             dump = "\n".join(str(tuple(r)) for r in conn.execute(text(f"SELECT * FROM {table}")))
             assert NAME not in dump and CONTACT not in dump, table
     listed = people.list_participants(ctx, acting=COORD, with_contact=True, purpose="核对")
-    assert [(p.name, p.contact, p.village, p.erased) for p in listed] == [("张某某", None, "", True)]
+    assert [(p.name, p.contact, p.village, p.erased) for p in listed] == [("张某某", None, "", True)] * 2
     account = reports.account_report(ctx, cid, names="full", acting=COORD, purpose="核对")
     assert NAME not in repr(account) and "张某某" in repr(account)
     assert opinion_views.show_opinion(ctx, carried)[0].text == f"{VILLAGE}的道路"  # content is kept
     erasures = [r for r in personal_data.access_records(ctx) if r.what == "erasure"]
-    assert [(r.actor, r.purpose) for r in erasures] == [(COORD, "本人申请，编号2026-17")]
+    assert [(r.actor, r.purpose) for r in erasures] == [(COORD, "本人申请，编号2026-17")] * 2
     with pytest.raises(ValidationError, match="already erased"):
         personal_data.erase_participant(ctx, acting=COORD, participant_id=1, reason="again")
 

@@ -1,0 +1,306 @@
+"""The villager's side of the loop, proven by a receipt code: submit online, follow, reply, withdraw.
+
+The web portal acts as one actor (`web`, role participant). It is tied, within each change, to the
+one participant whose receipt code was shown, so ownership is checked exactly as for a participant
+acting in person; every event it writes carries the channel it came through (`via`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from consultflow.domain.audit import EventKind
+from consultflow.domain.errors import InvalidTransitionError, NotFoundError, ValidationError
+from consultflow.domain.identity import PORTAL_ACTOR
+from consultflow.domain.labels import Label
+from consultflow.domain.ownership import check_owner
+from consultflow.domain.privacy import checked_contact
+from consultflow.domain.receipts import new_receipt_code, receipt_hash
+from consultflow.domain.roles import Action, Role
+from consultflow.domain.vocabulary import EntryKind, Field, Outcome
+from consultflow.domain.workflow import TransitionSpec
+from consultflow.services.context import ServiceContext, engine_for
+from consultflow.services.inputs import language, required_text
+from consultflow.services.opinion_views import EntryView, OpinionView, opinion_views
+from consultflow.services.opinions import FireRequest, NewOpinion, TransitionResult, fire_in, holding, record_opinions
+from consultflow.services.pipeline import Change, run
+from consultflow.services.ports import UnitOfWork
+
+#: The workflow channel online submissions are recorded under (电子调查问卷 / Online questionnaire).
+ONLINE_CHANNEL = "online_survey"
+
+_NAME_MAX = 120
+_VILLAGE_MAX = 120
+
+
+class ReceiptNotFoundError(NotFoundError):
+    """No opinion has the code shown: a typo, a replaced code, or a guess."""
+
+    def __init__(self) -> None:
+        super().__init__("no opinion has this receipt code; check the digits, or ask a feedback point for a new code")
+
+
+@dataclass(frozen=True)
+class OnlineOpinion:
+    """What a villager fills in on the online questionnaire."""
+
+    consultation_id: int
+    category: str
+    text: str
+    village: str
+    name: str = ""
+    contact: str = ""
+    contact_consent: bool = False
+    form_key: str = ""  # the form's one-time token: posting the same form twice records one opinion
+    lang: str = "zh"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A recorded online opinion and its code (empty when the same form had been posted before)."""
+
+    code: str
+    opinion: OpinionView
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class RoundStep:
+    """One round of an opinion's timeline: what was exchanged in it."""
+
+    number: int
+    opened_at: datetime | None
+    closes_at: datetime | None
+    closed_at: datetime | None
+    entries: tuple[EntryView, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Everything a receipt code shows: the opinion, each round's exchange, and what the holder may do now."""
+
+    opinion: OpinionView
+    consultation_title: str
+    rounds: tuple[RoundStep, ...]
+    reply: TransitionSpec | None  # re-participation, while feedback awaits an answer
+    withdraw: TransitionSpec | None
+    reply_by: datetime | None  # when the round closes (the answer is due)
+    state_label: Label | None
+    outcome: Outcome | None
+
+
+def issue_receipt(ctx: ServiceContext, *, acting: str | None, opinion_id: int) -> str:
+    """A new receipt code for an opinion recorded at an assembly or feedback point, to hand to the villager.
+
+    Only the code's hash is kept, so a lost code cannot be shown again: issuing a new one makes the
+    old one worthless. The event says a code was issued, never the code.
+    """
+
+    def body(change: Change) -> str:
+        (op,) = change.opinions([opinion_id])
+        registrars = change.registrars([op.participant_id])
+        check_owner(
+            change.acting_as(change.acting_role),
+            holding(op, registrars.get(op.participant_id, 0)),
+            "issue a receipt for",
+        )
+        code = new_receipt_code()
+        replaced = op.receipt_hash is not None
+        op.receipt_hash = receipt_hash(code)
+        op.last_seq += 1
+        change.record(
+            op.consultation_id,
+            change.event(
+                EventKind.RECEIPT_ISSUED,
+                opinion_id=op.id,
+                opinion_seq=op.last_seq,
+                trigger="issue_receipt",
+                from_state=op.state,
+                to_state=op.state,
+                round_no=op.current_round,
+                payload={"replaces_earlier_code": replaced},
+            ),
+        )
+        return code
+
+    return run(
+        ctx,
+        acting=acting,
+        action=Action.ISSUE_RECEIPT,
+        event="receipt_issued",
+        body=body,
+        describe=lambda _code: {"opinion_id": opinion_id},
+    )
+
+
+def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
+    """Record an opinion from the online questionnaire, with its submitter, and give its receipt code.
+
+    The submitter registers themselves here (name optional; a contact only with consent). The same
+    form posted twice records one opinion: the second answer says so and shows no new code.
+    """
+    village = required_text(form.village, "village", _VILLAGE_MAX)
+    name = required_text(form.name, "name", _NAME_MAX) if form.name.strip() else ""
+    contact = checked_contact(form.contact) if form.contact.strip() else None
+    if contact is not None and not form.contact_consent:
+        msg = "a contact is kept only with consent: tick the consent box, or leave the contact empty"
+        raise ValidationError(msg)
+    intake_key = "web:" + hashlib.sha256(form.form_key.encode("utf-8")).hexdigest()[:48] if form.form_key else None
+
+    def body(change: Change) -> Receipt:
+        change.via = ONLINE_CHANNEL
+        change.consultation(form.consultation_id)
+        if intake_key is not None:
+            earlier = change.uow.opinions.by_intake_key(form.consultation_id, intake_key)
+            if earlier is not None:
+                return Receipt("", opinion_views(change.uow, [change.uow.opinions.get(earlier)])[0], repeated=True)
+        change.uow.consultations.require_open_round(form.consultation_id)
+        person = change.uow.actors.add_participant(
+            name=name,
+            village=village,
+            contact=contact,
+            lang=language(form.lang),
+            created_by=change.actor.id,
+            now=change.now,
+        )
+        change.vouched_participant = person.id
+        code = new_receipt_code()
+        item = NewOpinion(person.id, form.category, ONLINE_CHANNEL, form.text, intake_key, receipt_hash(code))
+        (view,) = record_opinions(change, form.consultation_id, [item])
+        return Receipt(code, view)
+
+    return run(
+        ctx,
+        acting=PORTAL_ACTOR,
+        action=Action.SUBMIT_OPINION,
+        event="opinion_submitted_online",
+        body=body,
+        describe=lambda r: {"opinion_id": r.opinion.id, "repeated": r.repeated},
+    )
+
+
+def _find(uow: UnitOfWork, code: str) -> int:
+    found = uow.opinions.by_receipt(receipt_hash(code))
+    if found is None:
+        raise ReceiptNotFoundError
+    return found
+
+
+def timeline(ctx: ServiceContext, code: str) -> Timeline:
+    """What a receipt code shows: the opinion, each round's feedback and replies, the outcome and plan clause."""
+    with ctx.uow() as uow:
+        op = uow.opinions.get(_find(uow, code))
+        c = uow.consultations.get(op.consultation_id)
+        engine = engine_for(uow.consultations.workflow(op.workflow_id))
+        (view,) = opinion_views(uow, [op])
+        entries = [
+            EntryView(e.round_no, e.kind, e.stance, e.text, "", e.created_at)
+            for e, _name in uow.opinions.entries(op.id)
+        ]
+        rounds = {r.number: r for r in uow.consultations.rounds(c.id)}
+    submitted_in = [n for n, r in rounds.items() if r.opened_at <= view.submitted_at]
+    first = min([max(submitted_in, default=view.current_round), view.current_round, *(e.round_no for e in entries)])
+    last = max([view.current_round, *(e.round_no for e in entries)])
+    steps = tuple(
+        RoundStep(
+            n,
+            rounds[n].opened_at if n in rounds else None,
+            rounds[n].closes_at if n in rounds else None,
+            rounds[n].closed_at if n in rounds else None,
+            tuple(e for e in entries if e.round_no == n),
+        )
+        for n in range(first, last + 1)
+    )
+    offered = engine.triggers_for(op.state, Role.PARTICIPANT)
+    reply = next((t for t in offered if t.entry is EntryKind.REPARTICIPATION), None)
+    withdraw = next((t for t in offered if engine.spec.states[t.dest].outcome is Outcome.WITHDRAWN), None)
+    current = rounds.get(op.current_round)
+    state = engine.spec.states.get(op.state)
+    return Timeline(
+        opinion=view,
+        consultation_title=c.title,
+        rounds=steps,
+        reply=reply,
+        withdraw=withdraw,
+        reply_by=current.closes_at if reply is not None and current is not None and current.closed_at is None else None,
+        state_label=state.label if state else None,
+        outcome=state.outcome if state else None,
+    )
+
+
+def reply(ctx: ServiceContext, *, code: str, stance: str, text: str) -> TransitionResult:
+    """Answer the planners' feedback (再参与): agree, object or revise, with text."""
+    return _act(ctx, code, EntryKind.REPARTICIPATION, {Field.STANCE: stance, Field.TEXT: text})
+
+
+def withdraw(ctx: ServiceContext, *, code: str, reason: str) -> TransitionResult:
+    """Withdraw the opinion."""
+    return _act(ctx, code, Outcome.WITHDRAWN, {Field.REASON: reason} if reason.strip() else {})
+
+
+def _act(ctx: ServiceContext, code: str, what: EntryKind | Outcome, fields: dict[Field, object]) -> TransitionResult:
+    """Fire, for the receipt's holder, the transition the workflow offers a participant for `what`."""
+    wanted = receipt_hash(code)  # a malformed code is refused before any transaction
+
+    def body(change: Change) -> TransitionResult:
+        change.via = ONLINE_CHANNEL
+        opinion_id = change.uow.opinions.by_receipt(wanted)
+        if opinion_id is None:
+            raise ReceiptNotFoundError
+        (op,) = change.opinions([opinion_id])
+        change.vouched_participant = op.participant_id
+        engine = change.workflow(op.consultation_id)
+        offered = engine.triggers_for(op.state, Role.PARTICIPANT)
+        if isinstance(what, EntryKind):
+            spec = next((t for t in offered if t.entry is what), None)
+            doing = "reply to feedback"
+        else:
+            spec = next((t for t in offered if engine.spec.states[t.dest].outcome is what), None)
+            doing = "withdraw"
+        if spec is None:
+            state = engine.spec.states[op.state].label.en
+            msg = f"this opinion is {state.lower()}: you cannot {doing} now"
+            raise InvalidTransitionError(msg)
+        (result,) = fire_in(change, [FireRequest(op.id, spec.trigger, fields)])
+        return result
+
+    return run(
+        ctx,
+        acting=PORTAL_ACTOR,
+        action=None,
+        event="opinion_answered_online",
+        body=body,
+        describe=lambda r: {"opinion_id": r.opinion_id, "trigger": r.trigger},
+    )
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    """What the online questionnaire offers: the consultation, its categories, and whether a round is open."""
+
+    consultation_id: int
+    title: str
+    area: str
+    categories: tuple[tuple[str, Label], ...]
+    open_round: int | None
+    closes_at: datetime | None
+    takes_online: bool  # the workflow has the online channel
+
+
+def questionnaire(ctx: ServiceContext, consultation_id: int) -> Questionnaire:
+    """The questionnaire of a consultation, read from its workflow version."""
+    with ctx.uow() as uow:
+        c = uow.consultations.get(consultation_id)
+        spec = engine_for(uow.consultations.workflow(c.workflow_id)).spec
+        current = uow.consultations.open_round(c.id)
+    return Questionnaire(
+        c.id,
+        c.title,
+        c.area,
+        tuple(spec.categories.items()),
+        current.number if current is not None else None,
+        current.closes_at if current is not None else None,
+        ONLINE_CHANNEL in spec.channels,
+    )
