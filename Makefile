@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits (see benchmarks/).
+# `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits, and a web load run (see benchmarks/).
 .PHONY: demo test lint bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/intake.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
+	$(BIN)/python benchmarks/web_load.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

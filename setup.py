@@ -16,5 +16,9 @@ setup(
         "consultflow.workflows",
     ],
     package_dir={"consultflow.migrations": "migrations", "consultflow.workflows": "workflows"},
-    package_data={"consultflow.migrations": ["script.py.mako"], "consultflow.workflows": ["*.yaml"]},
+    package_data={
+        "consultflow.migrations": ["script.py.mako"],
+        "consultflow.workflows": ["*.yaml"],
+        "consultflow.web": ["templates/*.html", "static/*.css"],
+    },
 )

@@ -16,6 +16,7 @@ from consultflow import __version__
 from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError
+from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.labels import Label
 
 if TYPE_CHECKING:
@@ -142,6 +143,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "report": ("consultflow.cli.report", "report_group", "Reports for publication, in zh or en (--lang)."),
     "round": ("consultflow.cli.rounds", "round_group", "Rounds (轮次): each one a pass of participate -> feedback."),
+    "web": (
+        "consultflow.cli.web",
+        "web_command",
+        "Serve the web portal: villagers submit, follow and answer; everyone reads the published account.",
+    ),
     "worker": ("consultflow.cli.reminders", "worker_command", "Run the reminder worker until SIGTERM or SIGINT."),
     "workflow": (
         "consultflow.cli.workflow",
@@ -289,6 +295,10 @@ def main(
     structlog.contextvars.bind_contextvars(command=ctx.invoked_subcommand)
     if actor == "system":
         raise click.BadParameter("'system' is reserved for consultflow itself", param_hint="--as")
+    if actor == PORTAL_ACTOR:
+        raise click.BadParameter(
+            f"{PORTAL_ACTOR!r} is the web portal's actor; it acts only through the portal", param_hint="--as"
+        )
     try:
         load_zone(tz)
     except ConsultflowError as exc:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from datetime import datetime
-from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,33 +10,12 @@ import click
 
 from consultflow.domain.model import MAX_ID
 from consultflow.export.text import shorten, table
+from consultflow.export.values import local_time, to_jsonable
 
 # Every id and round number a command takes: a whole number the database can hold, or a usage error.
 ID = click.IntRange(1, MAX_ID)
 
 __all__ = ["emit_json", "local_time", "shorten", "table", "to_jsonable"]
-
-
-def local_time(moment: datetime | None, tz: ZoneInfo) -> str:
-    """A stored UTC moment as local wall time with its offset, for people."""
-    if moment is None:
-        return "-"
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def to_jsonable(value: Any, tz: ZoneInfo) -> Any:
-    """Dataclasses, enums and datetimes as JSON values; times in local ISO 8601 with offset."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name), tz) for f in dataclasses.fields(value)}
-    if isinstance(value, datetime):
-        return value.astimezone(tz).isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v, tz) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v, tz) for v in value]
-    return value
 
 
 def emit_json(value: Any, tz: ZoneInfo) -> None:

@@ -1,0 +1,1 @@
+"""The web portal: villagers submit, follow and answer; everyone reads the published account."""

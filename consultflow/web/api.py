@@ -1,0 +1,262 @@
+"""The JSON API (for messaging mini-programs and kiosks): the same services, messages and exit codes as the CLI.
+
+Request fields are loosely typed on purpose: the services check them, so an empty text or an
+unknown category gets the CLI's own message. Errors are `{"error", "exit_code", "kind"}` with an
+HTTP status that fits. Receipt codes travel in request bodies, never in URLs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from consultflow.domain.document import Document
+from consultflow.domain.errors import ConsultflowError
+from consultflow.domain.labels import Lang
+from consultflow.export.formats import to_json
+from consultflow.export.values import to_jsonable
+from consultflow.logconfig import get_logger
+from consultflow.services import consultations, receipts, reports
+from consultflow.services.context import ServiceContext
+from consultflow.web.app import WebSettings, client_of, error_body
+from consultflow.web.security import RateLimiter
+
+log = get_logger(__name__)
+router = APIRouter(tags=["consultflow"])
+
+
+class Error(BaseModel):
+    """Every refusal: the CLI's one line, its exit code, and a stable kind."""
+
+    error: str
+    exit_code: int
+    kind: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": what, "model": Error}
+    for status, what in (
+        (403, "not allowed"),
+        (404, "no such consultation, or no opinion has this receipt code"),
+        (409, "not possible in the opinion's or consultation's current state"),
+        (422, "invalid input (the CLI's message and exit code)"),
+        (429, "too many attempts from this client or for this receipt code"),
+        (503, "busy: nothing was written; try again"),
+    )
+}
+
+
+class OpinionIn(BaseModel):
+    """The online questionnaire."""
+
+    category: str = Field("", description="a category name of the consultation's workflow, e.g. industry")
+    text: str = Field("", description="the opinion (at most 5000 characters)")
+    village: str = Field("", description="village or area (required)")
+    name: str = Field("", description="optional; never published")
+    contact: str = Field("", description="optional phone or e-mail; kept only with contact_consent")
+    contact_consent: bool = False
+    lang: str = Field("zh", description="zh or en: the language messages to the submitter use")
+
+
+class Submitted(BaseModel):
+    """A recorded opinion and its receipt code (empty when the Idempotency-Key was used before)."""
+
+    opinion_id: int
+    receipt_code: str
+    repeated: bool
+    state: str
+
+
+class CodeIn(BaseModel):
+    """A receipt code: 25 digits, spaces and dashes allowed."""
+
+    code: str = ""
+
+
+class ReplyIn(CodeIn):
+    """Re-participation: agree, object or revise, with text."""
+
+    stance: str = Field("", description="agree, object or revise")
+    text: str = ""
+
+
+class WithdrawIn(CodeIn):
+    """Withdrawal, with an optional reason."""
+
+    reason: str = ""
+
+
+class Answered(BaseModel):
+    """What an answer did to the opinion."""
+
+    opinion_id: int
+    trigger: str
+    from_state: str
+    to_state: str
+    round: int
+
+
+def _ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def _plain(request: Request, value: object) -> Any:
+    return to_jsonable(value, _ctx(request).tz)
+
+
+def _document(doc: Document) -> Any:
+    return json.loads(to_json(doc))
+
+
+def _refused(status: int, message: str, exit_code: int, kind: str) -> JSONResponse:
+    return JSONResponse(error_body(message, exit_code, kind), status)
+
+
+def _limit(request: Request, bucket: str, key: str) -> JSONResponse | None:
+    limiter: RateLimiter = request.app.state.limiter
+    settings: WebSettings = request.app.state.web
+    if limiter.allow(f"{bucket}:{key}", settings.limits[bucket]):
+        return None
+    log.warning("rate_limited", what=bucket, client=client_of(request))
+    return _refused(429, "too many attempts; wait a while and try again", 1, "rate_limited")
+
+
+@router.get("/consultations")
+def list_consultations(request: Request) -> list[dict[str, Any]]:
+    """Every consultation with its opinion count."""
+    return list(_plain(request, consultations.list_consultations(_ctx(request))))
+
+
+@router.get("/consultations/{consultation_id}", responses=_ERRORS)
+def consultation(request: Request, consultation_id: int, lang: Lang = "zh") -> dict[str, Any]:
+    """A consultation's rounds and deadlines, opinions by state, and the adoption figures."""
+    ctx = _ctx(request)
+    shown = consultations.show_consultation(ctx, consultation_id)
+    adoption = reports.adoption_report(ctx, consultation_id, lang)
+    return {**_plain(request, shown), "adoption": _document(adoption)}
+
+
+@router.get("/consultations/{consultation_id}/account", responses=_ERRORS)
+def account(
+    request: Request,
+    consultation_id: int,
+    lang: Lang = "zh",
+    round: Annotated[int | None, Query(ge=1, le=10_000)] = None,  # noqa: A002
+) -> Any:
+    """The published account (意见采纳情况说明), for all rounds or one; surnames only, never a contact."""
+    return _document(reports.account_report(_ctx(request), consultation_id, lang=lang, round_no=round))
+
+
+@router.get("/consultations/{consultation_id}/plan", responses=_ERRORS)
+def plan(request: Request, consultation_id: int, lang: Lang = "zh") -> Any:
+    """Plan traceability: each plan section and the opinions it answers."""
+    return _document(reports.plan_report(_ctx(request), consultation_id, lang=lang))
+
+
+@router.post("/consultations/{consultation_id}/opinions", status_code=201, responses=_ERRORS, response_model=Submitted)
+def submit(
+    request: Request,
+    consultation_id: int,
+    body: OpinionIn,
+    idempotency_key: Annotated[str, Header(max_length=100)] = "",
+) -> Any:
+    """Submit an opinion in the open round; the answer holds its receipt code.
+
+    Send an `Idempotency-Key` header to make retries safe: the same key records one opinion.
+    """
+    refused = _limit(request, "submits", client_of(request))
+    if refused is not None:
+        return refused
+    form = receipts.OnlineOpinion(
+        consultation_id,
+        body.category,
+        body.text,
+        body.village,
+        body.name,
+        body.contact,
+        body.contact_consent,
+        idempotency_key,
+        body.lang,
+    )
+    receipt = receipts.submit_online(_ctx(request), form)
+    result = Submitted(
+        opinion_id=receipt.opinion.id, receipt_code=receipt.code, repeated=receipt.repeated, state=receipt.opinion.state
+    )
+    return JSONResponse(result.model_dump(), 200 if receipt.repeated else 201)
+
+
+def _checked_code(request: Request, code: str) -> JSONResponse | None:
+    """Refuse a client past its wrong-code limit, or a code past its own limit."""
+    from consultflow.web.pages import receipt_bucket  # noqa: PLC0415
+
+    limiter: RateLimiter = request.app.state.limiter
+    settings: WebSettings = request.app.state.web
+    client = client_of(request)
+    if limiter.count(f"lookups:{client}", settings.limits["lookups"]) >= settings.limits["lookups"].count:
+        log.warning("rate_limited", what="receipt lookup", client=client)
+        return _refused(
+            429, "too many wrong receipt codes from this client; wait a while and try again", 1, "rate_limited"
+        )
+    try:
+        bucket = receipt_bucket(code)
+    except ConsultflowError:
+        return None  # malformed: the service refuses it with the CLI's message
+    return _limit(request, "code", bucket)
+
+
+def _wrong_code(request: Request, exc: receipts.ReceiptNotFoundError) -> JSONResponse:
+    limiter: RateLimiter = request.app.state.limiter
+    settings: WebSettings = request.app.state.web
+    client = client_of(request)
+    limiter.allow(f"lookups:{client}", settings.limits["lookups"])
+    log.warning("receipt_refused", client=client)
+    return _refused(404, str(exc), exc.exit_code, "receipt_not_found")
+
+
+@router.post("/receipts/timeline", responses=_ERRORS)
+def timeline(request: Request, body: CodeIn) -> Any:
+    """An opinion's timeline by its receipt code: each round's feedback and replies, outcome, plan clause."""
+    refused = _checked_code(request, body.code)
+    if refused is not None:
+        return refused
+    try:
+        line = receipts.timeline(_ctx(request), body.code)
+    except receipts.ReceiptNotFoundError as exc:
+        return _wrong_code(request, exc)
+    plain = _plain(request, line)
+    plain["opinion"].pop("participant_id", None)
+    plain["reply"] = line.reply.trigger if line.reply else None
+    plain["withdraw"] = line.withdraw.trigger if line.withdraw else None
+    return plain
+
+
+@router.post("/receipts/reply", responses=_ERRORS, response_model=Answered)
+def reply(request: Request, body: ReplyIn) -> Any:
+    """Re-participate: answer the planners' feedback while it awaits an answer."""
+    return _answer(
+        request, body.code, lambda ctx: receipts.reply(ctx, code=body.code, stance=body.stance, text=body.text)
+    )
+
+
+@router.post("/receipts/withdraw", responses=_ERRORS, response_model=Answered)
+def withdraw(request: Request, body: WithdrawIn) -> Any:
+    """Withdraw the opinion."""
+    return _answer(request, body.code, lambda ctx: receipts.withdraw(ctx, code=body.code, reason=body.reason))
+
+
+def _answer(request: Request, code: str, act: Any) -> Any:
+    refused = _checked_code(request, code)
+    if refused is not None:
+        return refused
+    try:
+        r = act(_ctx(request))
+    except receipts.ReceiptNotFoundError as exc:
+        return _wrong_code(request, exc)
+    return Answered(
+        opinion_id=r.opinion_id, trigger=r.trigger, from_state=r.from_state, to_state=r.to_state, round=r.round_no
+    )

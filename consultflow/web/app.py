@@ -1,0 +1,231 @@
+"""The web application: wiring, settings from the environment, and how errors become answers.
+
+Pages and the JSON API are thin: each calls one service, the same the CLI calls, so the rules,
+validation messages and exit codes are the CLI's. Views are plain `def`s: FastAPI runs them in its
+thread pool, each with its own unit of work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from consultflow import __version__
+from consultflow.domain.errors import (
+    INTERNAL_ERROR_EXIT_CODE,
+    ConfigurationError,
+    ConflictError,
+    ConsultflowError,
+    DatabaseUnavailableError,
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    RoundStateError,
+    ValidationError,
+)
+from consultflow.logconfig import get_logger, record_internal_error
+from consultflow.services.context import ServiceContext
+from consultflow.web.security import Limit, RateLimiter, SecurityHeaders, client_key
+
+log = get_logger(__name__)
+
+HERE = Path(__file__).parent
+USAGE_EXIT_CODE = 2  # the CLI's exit code for a malformed call
+
+# Default limits: generous for a person, tight for a script.
+DEFAULT_LIMITS = {
+    "submits": Limit(20, 3600),  # opinions per client per hour
+    "lookups": Limit(10, 900),  # wrong receipt codes per client per 15 minutes
+    "code": Limit(30, 3600),  # lookups and answers per receipt code per hour
+}
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The portal's own settings (the database and the rest come from consultflow's Settings)."""
+
+    secret: bytes
+    limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    secure_cookies: bool = False
+
+    @classmethod
+    def from_env(cls) -> WebSettings:
+        """CONSULTFLOW_WEB_SECRET (or _FILE), CONSULTFLOW_WEB_LIMITS, CONSULTFLOW_WEB_SECURE_COOKIES.
+
+        Raises:
+            ConfigurationError: a secret under 32 characters, or limits that do not parse.
+        """
+        secret = os.environ.get("CONSULTFLOW_WEB_SECRET", "")
+        secret_file = os.environ.get("CONSULTFLOW_WEB_SECRET_FILE", "")
+        if secret_file:
+            try:
+                secret = Path(secret_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                msg = f"CONSULTFLOW_WEB_SECRET_FILE {secret_file!r} cannot be read: {exc.strerror}"
+                raise ConfigurationError(msg) from None
+        if not secret:
+            secret = os.urandom(32).hex()  # one process: fine; `consultflow web` shares one among workers
+        if len(secret) < 32:
+            msg = "CONSULTFLOW_WEB_SECRET must be at least 32 characters (e.g. from 'openssl rand -hex 32')"
+            raise ConfigurationError(msg)
+        secure = os.environ.get("CONSULTFLOW_WEB_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes")
+        return cls(secret.encode("utf-8"), parse_limits(os.environ.get("CONSULTFLOW_WEB_LIMITS", "")), secure)
+
+
+def parse_limits(text: str) -> dict[str, Limit]:
+    """`submits=20/3600,lookups=10/900,code=30/3600` (count per seconds); unnamed limits keep their defaults.
+
+    Raises:
+        ConfigurationError: an unknown name or a malformed count.
+    """
+    limits = dict(DEFAULT_LIMITS)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        count, _, seconds = value.partition("/")
+        if name not in limits or not count.isdigit() or not seconds.isdigit() or int(seconds) == 0:
+            allowed = ", ".join(limits)
+            msg = f"CONSULTFLOW_WEB_LIMITS: {part!r} is not NAME=COUNT/SECONDS with NAME one of {allowed}"
+            raise ConfigurationError(msg)
+        limits[name] = Limit(int(count), float(seconds))
+    return limits
+
+
+def http_status(exc: ConsultflowError) -> int:
+    """The HTTP status of a refusal; the body also carries the CLI's exit code."""
+    for kind, status in (
+        (NotFoundError, 404),
+        (PermissionDeniedError, 403),
+        (InvalidTransitionError, 409),
+        (RoundStateError, 409),
+        (ConflictError, 503),
+        (DatabaseUnavailableError, 503),
+        (ValidationError, 422),
+    ):
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def error_kind(exc: BaseException) -> str:
+    """A stable name for the error's kind: `not_found`, `validation`, ..."""
+    name = type(exc).__name__.removesuffix("Error")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_") or "error"
+
+
+def client_of(request: Request) -> str:
+    """The client's keyed hash (its address behind a trusted proxy, as uvicorn's proxy headers give it)."""
+    address = request.client.host if request.client is not None else "unknown"
+    settings: WebSettings = request.app.state.web
+    return client_key(settings.secret, address)
+
+
+def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
+    """The portal over a wired service context."""
+    from consultflow.web import api, pages  # noqa: PLC0415 - they import this module's helpers
+
+    app = FastAPI(
+        title="consultflow",
+        version=__version__,
+        summary="Submit opinions, follow them with a receipt code, read the published account.",
+        docs_url=None,  # the interactive docs load scripts from a CDN; county intranets are offline
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.ctx = ctx
+    app.state.web = settings
+    app.state.limiter = RateLimiter()
+    app.include_router(pages.router)
+    app.include_router(api.router, prefix="/api/v1")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(ConsultflowError, _refused)
+    app.add_exception_handler(RequestValidationError, _malformed)
+    app.add_exception_handler(Exception, _internal)
+    app.middleware("http")(_log_request)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app as `uvicorn --factory` builds it in each worker process, from CONSULTFLOW_* variables."""
+    from consultflow.bootstrap import build_context  # noqa: PLC0415
+    from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings  # noqa: PLC0415
+    from consultflow.logconfig import configure_logging  # noqa: PLC0415
+
+    json_lines = os.environ.get("CONSULTFLOW_LOG_JSON", "") == "1"
+    configure_logging(json_lines=json_lines, level=os.environ.get("CONSULTFLOW_LOG_LEVEL", "INFO"))
+    env = os.environ
+    settings = Settings(
+        db_url=env.get("CONSULTFLOW_DB", DEFAULT_DB),
+        workflows_dir=Path(env["CONSULTFLOW_WORKFLOWS"]) if env.get("CONSULTFLOW_WORKFLOWS") else None,
+        tz_name=env.get("CONSULTFLOW_TZ", DEFAULT_TZ),
+        log_json=json_lines,
+        chain_key_file=Path(env["CONSULTFLOW_CHAIN_KEY_FILE"]) if env.get("CONSULTFLOW_CHAIN_KEY_FILE") else None,
+    )
+    return create_app(build_context(settings), WebSettings.from_env())
+
+
+def wants_json(request: Request) -> bool:
+    """Whether the request came to the API (JSON errors) rather than a page (HTML errors)."""
+    return request.url.path.startswith("/api/")
+
+
+def error_body(message: str, exit_code: int, kind: str) -> dict[str, Any]:
+    """The API's error document: the CLI's one line and exit code."""
+    return {"error": message, "exit_code": exit_code, "kind": kind}
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsultflowError)
+    status = http_status(exc)
+    headers = {"Retry-After": "2"} if status == 503 else None
+    if wants_json(request):
+        return JSONResponse(error_body(str(exc), exc.exit_code, error_kind(exc)), status, headers=headers)
+    from consultflow.web.pages import error_page  # noqa: PLC0415
+
+    return error_page(request, str(exc), status)
+
+
+async def _malformed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+    message = f"{where}: {first.get('msg', 'malformed')}".replace("\n", " ")
+    if wants_json(request):
+        return JSONResponse(error_body(message, USAGE_EXIT_CODE, "usage"), 422)
+    from consultflow.web.pages import error_page  # noqa: PLC0415
+
+    return error_page(request, message, 422)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    record_internal_error(exc)  # the traceback goes to the error log only
+    message = f"internal error ({type(exc).__name__}); it was logged, please report it"
+    log.error("internal_error", kind=type(exc).__name__, path=request.url.path)
+    if wants_json(request):
+        return JSONResponse(error_body(message, INTERNAL_ERROR_EXIT_CODE, "internal"), 500)
+    from consultflow.web.pages import error_page  # noqa: PLC0415
+
+    return error_page(request, message, 500)
+
+
+async def _log_request(request: Request, call_next: Any) -> Response:
+    """One log line per request: method, path (never personal: codes travel in bodies), status, time, client key."""
+    started = time.perf_counter()
+    response: Response = await call_next(request)
+    log.info(
+        "request",
+        method=request.method,
+        path=request.url.path,
+        status=response.status_code,
+        ms=round(1000 * (time.perf_counter() - started), 1),
+        client=client_of(request),
+    )
+    return response

@@ -1,0 +1,321 @@
+"""The portal's pages: server-rendered, no script, Chinese by default (`?lang=en` switches).
+
+A receipt code never appears in a URL: it travels in a form's body, then in an HttpOnly,
+SameSite=Strict cookie for the holder's session. Every form carries a CSRF token matched against
+a cookie; every write goes through the same services as the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+
+from consultflow.domain.document import Document
+from consultflow.domain.errors import ConsultflowError, ValidationError
+from consultflow.domain.labels import Lang
+from consultflow.domain.receipts import grouped, normalised
+from consultflow.domain.vocabulary import STANCE_LABELS, Outcome
+from consultflow.export.values import local_time
+from consultflow.logconfig import get_logger
+from consultflow.services import consultations, receipts, reports
+from consultflow.services.context import ServiceContext
+from consultflow.web.app import HERE, WebSettings, client_of, http_status
+from consultflow.web.security import RateLimiter, new_token, same_token
+from consultflow.web.words import word
+
+log = get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True))
+
+CSRF_COOKIE = "cf_csrf"
+LANG_COOKIE = "cf_lang"
+RECEIPT_COOKIE = "cf_receipt"
+FLASH_COOKIE = "cf_flash"
+RECEIPT_MINUTES = 30
+
+_OUTCOME_ORDER = (Outcome.ADOPTED, Outcome.PARTLY_ADOPTED, Outcome.REJECTED, Outcome.WITHDRAWN, Outcome.MERGED)
+
+
+def _ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def page_lang(request: Request) -> Lang:
+    """`?lang=` if given, else the cookie, else Chinese."""
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "zh"
+    return "en" if asked == "en" else "zh"
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page in the visitor's language, with a CSRF token for its forms (set as a cookie on first visit)."""
+    lang = page_lang(request)
+    settings: WebSettings = request.app.state.web
+    token = request.cookies.get(CSRF_COOKIE) or new_token()
+    tz = _ctx(request).tz
+
+    def t(key: str, **kw: object) -> str:
+        return word(key, lang, **kw)
+
+    values = {
+        "lang": lang,
+        "t": t,
+        "csrf": token,
+        "when": lambda moment: local_time(moment, tz),
+        "path": request.url.path,
+        **context,
+    }
+    response: HTMLResponse = templates.TemplateResponse(request, name, values, status_code=status)
+    if request.cookies.get(CSRF_COOKIE) != token:
+        _cookie(response, settings, CSRF_COOKIE, token, max_age=None)
+    if request.query_params.get("lang") in ("zh", "en"):
+        _cookie(response, settings, LANG_COOKIE, lang, max_age=365 * 86400)
+    return response
+
+
+def _cookie(response: Response, settings: WebSettings, name: str, value: str, *, max_age: int | None) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/"
+    )
+
+
+def error_page(request: Request, message: str, status: int) -> HTMLResponse:
+    """A refusal as a page: the service's one line, in English, under a heading in the visitor's language."""
+    return render(request, "error.html", status, message=message)
+
+
+def _check_csrf(request: Request, token: str) -> None:
+    if not same_token(token, request.cookies.get(CSRF_COOKIE)):
+        raise _FormExpiredError
+
+
+class _FormExpiredError(ValidationError):
+    def __init__(self) -> None:
+        super().__init__("the form expired or came from another site (CSRF token missing or wrong); reload the page")
+
+
+def _limited(request: Request, bucket: str, key: str) -> bool:
+    limiter: RateLimiter = request.app.state.limiter
+    settings: WebSettings = request.app.state.web
+    return not limiter.allow(f"{bucket}:{key}", settings.limits[bucket])
+
+
+def _too_many(request: Request, what: str) -> HTMLResponse:
+    log.warning("rate_limited", what=what, client=client_of(request))
+    return render(request, "error.html", 429, message=word("too_many", page_lang(request)))
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    """Every consultation."""
+    return render(request, "home.html", items=consultations.list_consultations(_ctx(request)))
+
+
+@router.get("/healthz")
+def health() -> Mapping[str, str]:
+    """For the reverse proxy and systemd: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/c/{consultation_id}", response_class=HTMLResponse)
+def consultation_page(request: Request, consultation_id: int) -> HTMLResponse:
+    """A consultation's rounds and deadlines, its adoption table and chart, links to the account and plan."""
+    ctx, lang = _ctx(request), page_lang(request)
+    shown = consultations.show_consultation(ctx, consultation_id)
+    adoption = reports.adoption_report(ctx, consultation_id, lang)
+    return render(
+        request,
+        "consultation.html",
+        c=shown,
+        doc=adoption,
+        chart=outcome_chart(adoption, lang),
+        form=receipts.questionnaire(ctx, consultation_id),
+    )
+
+
+def outcome_chart(doc: Document, lang: Lang) -> list[dict[str, Any]]:
+    """Per category, its opinions split by outcome (widths in percent of the largest category), for SVG bars."""
+    rows = list(doc.figures.get("by_category", []))  # type: ignore[call-overload]
+    largest = max((int(r["opinions"]) for r in rows), default=0) or 1
+    chart = []
+    for r in rows:
+        x = 0.0
+        segments = []
+        for outcome in _OUTCOME_ORDER:
+            n = int(r.get(outcome.value, 0))
+            width = 100.0 * n / largest
+            segments.append({"class": outcome.value, "x": x, "width": width, "n": n, "label": outcome.label.get(lang)})
+            x += width
+        decided = sum(int(str(s["n"])) for s in segments)
+        rest = int(r["opinions"]) - decided
+        segments.append(
+            {"class": "open", "x": x, "width": 100.0 * rest / largest, "n": rest, "label": word("open_now", lang)}
+        )
+        chart.append({"label": r["label"], "opinions": r["opinions"], "segments": segments})
+    return chart
+
+
+@router.get("/c/{consultation_id}/account", response_class=HTMLResponse)
+def account_page(request: Request, consultation_id: int, round: int | None = None) -> HTMLResponse:  # noqa: A002
+    """The published account (意见采纳情况说明), for all rounds or one; names as surnames only."""
+    ctx, lang = _ctx(request), page_lang(request)
+    doc = reports.account_report(ctx, consultation_id, lang=lang, round_no=round)
+    shown = consultations.show_consultation(ctx, consultation_id)
+    return render(request, "document.html", doc=doc, c=shown, round=round, kind="account")
+
+
+@router.get("/c/{consultation_id}/plan", response_class=HTMLResponse)
+def plan_page(request: Request, consultation_id: int) -> HTMLResponse:
+    """Plan traceability: each plan section and the opinions it answers."""
+    ctx, lang = _ctx(request), page_lang(request)
+    doc = reports.plan_report(ctx, consultation_id, lang=lang)
+    shown = consultations.show_consultation(ctx, consultation_id)
+    return render(request, "document.html", doc=doc, c=shown, round=None, kind="plan")
+
+
+@router.get("/c/{consultation_id}/submit", response_class=HTMLResponse)
+def questionnaire_page(request: Request, consultation_id: int) -> HTMLResponse:
+    """The online questionnaire, while a round is open."""
+    form = receipts.questionnaire(_ctx(request), consultation_id)
+    return render(request, "submit.html", form=form, form_key=new_token(), values={}, error=None)
+
+
+@router.post("/c/{consultation_id}/submit", response_model=None)
+def submit(
+    request: Request,
+    consultation_id: int,
+    csrf: Annotated[str, Form()] = "",
+    form_key: Annotated[str, Form()] = "",
+    category: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+    village: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    contact: Annotated[str, Form()] = "",
+    consent: Annotated[str, Form()] = "",
+) -> Response:
+    """Record the opinion; the receipt code is shown on the next page (and kept in the holder's cookie)."""
+    _check_csrf(request, csrf)
+    if _limited(request, "submits", client_of(request)):
+        return _too_many(request, "submit")
+    ctx, lang = _ctx(request), page_lang(request)
+    sent = receipts.OnlineOpinion(
+        consultation_id, category, text, village, name, contact, bool(consent), form_key[:100], lang
+    )
+    try:
+        receipt = receipts.submit_online(ctx, sent)
+    except ConsultflowError as exc:
+        form = receipts.questionnaire(ctx, consultation_id)
+        values = {"category": category, "text": text, "village": village, "name": name, "contact": contact}
+        return render(
+            request, "submit.html", http_status(exc), form=form, form_key=form_key, values=values, error=str(exc)
+        )
+    response = RedirectResponse("/my", status_code=303)
+    settings: WebSettings = request.app.state.web
+    if receipt.repeated:
+        _cookie(response, settings, FLASH_COOKIE, "repeat", max_age=60)
+    else:
+        _cookie(response, settings, RECEIPT_COOKIE, normalised(receipt.code), max_age=RECEIPT_MINUTES * 60)
+        _cookie(response, settings, FLASH_COOKIE, "new", max_age=60)
+    return response
+
+
+@router.get("/my", response_class=HTMLResponse)
+def my_opinion(request: Request) -> HTMLResponse:
+    """With a receipt code in the session: the opinion's timeline and what may be done now; else the code form."""
+    code = request.cookies.get(RECEIPT_COOKIE)
+    flash = request.cookies.get(FLASH_COOKIE)
+    if not code:
+        response = render(request, "lookup.html", flash=flash, error=None)
+    else:
+        try:
+            line = receipts.timeline(_ctx(request), code)
+        except ConsultflowError as exc:  # a code replaced since: back to the form
+            response = render(request, "lookup.html", http_status(exc), flash=None, error=str(exc))
+            response.delete_cookie(RECEIPT_COOKIE, path="/")
+            return response
+        response = render(
+            request, "timeline.html", line=line, code=grouped(code), flash=flash, stances=STANCE_LABELS, error=None
+        )
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+@router.post("/my", response_model=None)
+def look_up(request: Request, csrf: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "") -> Response:
+    """Check a receipt code; wrong codes are counted per client, and past the limit refused unchecked."""
+    _check_csrf(request, csrf)
+    limiter: RateLimiter = request.app.state.limiter
+    settings: WebSettings = request.app.state.web
+    client = client_of(request)
+    if limiter.count(f"lookups:{client}", settings.limits["lookups"]) >= settings.limits["lookups"].count:
+        return _too_many(request, "receipt lookup")
+    try:
+        receipts.timeline(_ctx(request), code)
+    except ConsultflowError as exc:
+        limiter.allow(f"lookups:{client}", settings.limits["lookups"])
+        log.warning("receipt_refused", client=client, reason=type(exc).__name__)
+        return render(request, "lookup.html", http_status(exc), flash=None, error=str(exc))
+    if _limited(request, "code", receipt_bucket(code)):
+        return _too_many(request, "receipt code")
+    response = RedirectResponse("/my", status_code=303)
+    _cookie(response, settings, RECEIPT_COOKIE, normalised(code), max_age=RECEIPT_MINUTES * 60)
+    return response
+
+
+def receipt_bucket(code: str) -> str:
+    """The rate-limit key of a receipt code (its hash, so the limiter holds no codes)."""
+    from consultflow.domain.receipts import receipt_hash  # noqa: PLC0415
+
+    return receipt_hash(code)[:24]
+
+
+@router.post("/my/reply", response_model=None)
+def reply(
+    request: Request,
+    csrf: Annotated[str, Form()] = "",
+    stance: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+) -> Response:
+    """Re-participate: answer the feedback."""
+    return _answer(request, csrf, lambda ctx, code: receipts.reply(ctx, code=code, stance=stance, text=text), "replied")
+
+
+@router.post("/my/withdraw", response_model=None)
+def withdraw(request: Request, csrf: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    """Withdraw the opinion."""
+    return _answer(request, csrf, lambda ctx, code: receipts.withdraw(ctx, code=code, reason=reason), "withdrawn")
+
+
+def _answer(request: Request, csrf: str, act: Any, done: str) -> Response:
+    _check_csrf(request, csrf)
+    code = request.cookies.get(RECEIPT_COOKIE)
+    if not code:
+        return RedirectResponse("/my", status_code=303)
+    if _limited(request, "code", receipt_bucket(code)):
+        return _too_many(request, "receipt code")
+    ctx = _ctx(request)
+    try:
+        act(ctx, code)
+    except ConsultflowError as exc:
+        line = receipts.timeline(ctx, code)
+        status = http_status(exc)
+        shown = {"line": line, "code": grouped(code), "flash": None, "stances": STANCE_LABELS, "error": str(exc)}
+        return render(request, "timeline.html", status, **shown)
+    response = RedirectResponse("/my", status_code=303)
+    _cookie(response, request.app.state.web, FLASH_COOKIE, done, max_age=60)
+    return response
+
+
+@router.post("/my/leave", response_model=None)
+def leave(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    """Forget the receipt code in this browser."""
+    _check_csrf(request, csrf)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(RECEIPT_COOKIE, path="/")
+    return response

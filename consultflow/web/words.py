@@ -1,0 +1,93 @@
+"""The portal's words in Chinese and English (Chinese by default; `?lang=en` switches)."""
+
+from __future__ import annotations
+
+from consultflow.domain.labels import Lang
+
+WORDS: dict[str, tuple[str, str]] = {
+    "site": ("意见征集与反馈平台", "Consultation and feedback"),
+    "home": ("首页", "Home"),
+    "consultations": ("正在征求意见的规划", "Consultations"),
+    "no_consultations": ("暂无征求意见的规划。", "No consultations yet."),
+    "opinions_n": ("{n} 条意见", "{n} opinion(s)"),
+    "rounds": ("征求意见轮次", "Rounds"),
+    "round_n": ("第{n}轮", "Round {n}"),
+    "opened": ("开始", "Opened"),
+    "closes": ("截止", "Closes"),
+    "closed": ("已结束", "Closed"),
+    "open_now": ("进行中", "Open now"),
+    "no_round": ("目前没有正在进行的征求意见轮次。", "No round is open at the moment."),
+    "give_opinion": ("提交意见", "Give your opinion"),
+    "my_opinion": ("查询我的意见", "My opinion"),
+    "adoption": ("意见采纳情况", "How opinions were taken up"),
+    "account": ("意见采纳情况说明", "Published account"),
+    "plan": ("规划条款对应表", "Plan traceability"),
+    "all_rounds": ("全部轮次", "All rounds"),
+    "category": ("意见类别", "Category"),
+    "text": ("意见内容", "Your opinion"),
+    "village": ("所在村/片区", "Village"),
+    "name": ("姓名（可不填）", "Name (optional)"),
+    "contact": ("联系方式（可不填）", "Contact (optional)"),
+    "consent": (
+        "我同意规划编制单位保存我的联系方式，仅用于就本意见与我联系。",
+        "I agree that the planning team keeps my contact, only to reach me about this opinion.",
+    ),
+    "privacy_note": (
+        "姓名和联系方式不会公开；公开的说明中只显示姓氏（如“张某某”）。",
+        "Your name and contact are never published; public accounts show a surname only.",
+    ),
+    "submit": ("提交", "Submit"),
+    "receipt": ("回执码", "Receipt code"),
+    "receipt_new": (
+        "意见已收到。请现在记下回执码，凭它查询反馈、回应或撤回意见；遗失后只能到意见反馈点补发新码。",
+        (
+            "Your opinion is recorded. Note the receipt code now: with it you read the feedback, reply or "
+            "withdraw. A lost code can only be replaced at a feedback point."
+        ),
+    ),
+    "receipt_repeat": (
+        "这份表单已经提交过，意见只记录一次。回执码在第一次提交时已显示。",
+        "This form was already submitted; the opinion is recorded once. Its receipt code was shown then.",
+    ),
+    "enter_code": ("请输入回执码（25位数字）", "Enter your receipt code (25 digits)"),
+    "look_up": ("查询", "Look up"),
+    "leave": ("退出查询", "Done"),
+    "opinion_no": ("意见编号", "Opinion no."),
+    "status": ("办理状态", "Status"),
+    "submitted_at": ("提交时间", "Submitted"),
+    "timeline": ("办理过程", "What happened"),
+    "feedback": ("规划编制人员反馈", "Planners' feedback"),
+    "reparticipation": ("您的回应", "Your reply"),
+    "nothing_yet": ("本轮暂无反馈。", "No feedback in this round yet."),
+    "outcome": ("办理结果", "Outcome"),
+    "plan_clause": ("规划中的落实条款", "Where the plan reflects it"),
+    "reply_title": ("回应反馈（再参与）", "Reply to the feedback"),
+    "reply_by": ("请在 {at} 前回应", "Please reply before {at}"),
+    "stance": ("您的态度", "Your answer"),
+    "reply_text": ("补充说明", "What you would add"),
+    "send_reply": ("提交回应", "Send reply"),
+    "withdraw_title": ("撤回意见", "Withdraw the opinion"),
+    "reason": ("原因（可不填）", "Reason (optional)"),
+    "send_withdraw": ("撤回", "Withdraw"),
+    "replied": ("您的回应已记录。", "Your reply is recorded."),
+    "withdrawn": ("意见已撤回。", "The opinion is withdrawn."),
+    "error": ("无法完成", "Could not do that"),
+    "back": ("返回", "Back"),
+    "not_found": ("页面不存在。", "There is no such page."),
+    "too_many": ("操作过于频繁，请稍后再试。", "Too many attempts; please wait a while and try again."),
+    "form_expired": ("表单已过期，请重新填写。", "The form expired; please fill it in again."),
+    "raw_error": ("错误说明（英文）", "Details"),
+    "adopted_chart": ("各类别办理结果", "Outcomes by category"),
+    "pseudonym_note": (
+        "提出人以化名显示，不公开联系方式。",
+        "People are shown by surname only; contacts are never published.",
+    ),
+    "lang_switch": ("English", "中文"),
+    "opinions": ("意见数", "Opinions"),
+}
+
+
+def word(key: str, lang: Lang, **kw: object) -> str:
+    """`key` in `lang`, with `{placeholders}` filled."""
+    zh, en = WORDS[key]
+    return (zh if lang == "zh" else en).format(**kw)
