@@ -297,20 +297,7 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
                 msg = f"opinion {op.id} is already decided ({op.state}); only open opinions can be assigned"
                 raise ValidationError(msg)
             op.assigned_planner_id = target.id
-            op.last_seq += 1
-            change.record(
-                op.consultation_id,
-                change.event(
-                    EventKind.ASSIGNED,
-                    opinion_id=op.id,
-                    opinion_seq=op.last_seq,
-                    trigger="assign",
-                    from_state=op.state,
-                    to_state=op.state,
-                    round_no=op.current_round,
-                    payload={"planner": target.name},
-                ),
-            )
+            note_on(change, op, EventKind.ASSIGNED, "assign", {"planner": target.name})
         return opinion_views(change.uow, opinions)
 
     return run(
@@ -320,6 +307,24 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
         event="opinions_assigned",
         body=body,
         describe=lambda views: {"count": len(views), "planner": planner},
+    )
+
+
+def note_on(change: Change, op: OpinionRow, kind: str, trigger: str, payload: dict[str, object]) -> None:
+    """An event about an opinion that does not move it (assigned, corrected, a receipt issued): next in its sequence."""
+    op.last_seq += 1
+    change.record(
+        op.consultation_id,
+        change.event(
+            kind,
+            opinion_id=op.id,
+            opinion_seq=op.last_seq,
+            trigger=trigger,
+            from_state=op.state,
+            to_state=op.state,
+            round_no=op.current_round,
+            payload=payload,
+        ),
     )
 
 
@@ -345,20 +350,7 @@ def correct(ctx: ServiceContext, *, acting: str | None, opinion_id: int, text: s
             msg = f"opinion {op.id} already reads that way; nothing to correct"
             raise ValidationError(msg)
         previous, op.text = op.text, corrected
-        op.last_seq += 1
-        change.record(
-            op.consultation_id,
-            change.event(
-                EventKind.CORRECTED,
-                opinion_id=op.id,
-                opinion_seq=op.last_seq,
-                trigger="correct",
-                from_state=op.state,
-                to_state=op.state,
-                round_no=op.current_round,
-                payload={"previous": previous, "text": corrected, "reason": why},
-            ),
-        )
+        note_on(change, op, EventKind.CORRECTED, "correct", {"previous": previous, "text": corrected, "reason": why})
         return opinion_views(change.uow, [op])[0]
 
     return run(

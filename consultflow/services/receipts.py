@@ -24,7 +24,15 @@ from consultflow.domain.workflow import TransitionSpec
 from consultflow.services.context import ServiceContext, engine_for
 from consultflow.services.inputs import language, required_text
 from consultflow.services.opinion_views import EntryView, OpinionView, opinion_views
-from consultflow.services.opinions import FireRequest, NewOpinion, TransitionResult, fire_in, holding, record_opinions
+from consultflow.services.opinions import (
+    FireRequest,
+    NewOpinion,
+    TransitionResult,
+    fire_in,
+    holding,
+    note_on,
+    record_opinions,
+)
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import UnitOfWork
 
@@ -109,20 +117,7 @@ def issue_receipt(ctx: ServiceContext, *, acting: str | None, opinion_id: int) -
         code = new_receipt_code()
         replaced = op.receipt_hash is not None
         op.receipt_hash = receipt_hash(code)
-        op.last_seq += 1
-        change.record(
-            op.consultation_id,
-            change.event(
-                EventKind.RECEIPT_ISSUED,
-                opinion_id=op.id,
-                opinion_seq=op.last_seq,
-                trigger="issue_receipt",
-                from_state=op.state,
-                to_state=op.state,
-                round_no=op.current_round,
-                payload={"replaces_earlier_code": replaced},
-            ),
-        )
+        note_on(change, op, EventKind.RECEIPT_ISSUED, "issue_receipt", {"replaces_earlier_code": replaced})
         return code
 
     return run(
