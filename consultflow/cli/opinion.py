@@ -233,17 +233,6 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
     state.emit({"opinion": view, "entries": entries}, text)
 
 
-@opinion_group.command("assign")
-@click.argument("opinion_ids", nargs=-1, required=True, type=ID)
-@click.option("--to", "planner", required=True, help="The planner who owes feedback.")
-@as_option
-@pass_state
-def opinion_assign(state: CliState, opinion_ids: tuple[int, ...], planner: str) -> None:
-    """Assign OPINION_IDS to a planner."""
-    views = opinions.assign(state.services(), acting=state.actor, opinion_ids=opinion_ids, planner=planner)
-    state.emit(views, lambda: f"{len(views)} opinion(s) assigned to {planner}")
-
-
 def parse_ids(text: str) -> list[int] | None:
     """`12`, `3,5,8`, `10-40` or `1-5,9` as ids in order without repeats; None if malformed."""
     ids: list[int] = []
@@ -272,6 +261,18 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
             msg = f"{value!r} is not an opinion id or a list such as 12, 3,5,8 or 10-40 (ids run from 1 to {MAX_ID})"
             self.fail(msg, param, ctx)
         return ids
+
+
+@opinion_group.command("assign")
+@click.argument("opinion_ids", nargs=-1, required=True, type=OpinionIds())
+@click.option("--to", "planner", required=True, help="The planner who owes feedback.")
+@as_option
+@pass_state
+def opinion_assign(state: CliState, opinion_ids: tuple[list[int], ...], planner: str) -> None:
+    """Assign OPINION_IDS (12 13, 3,5,8 or 10-40) to a planner, in one transaction."""
+    ids = list(dict.fromkeys(i for group in opinion_ids for i in group))
+    views = opinions.assign(state.services(), acting=state.actor, opinion_ids=ids, planner=planner)
+    state.emit(views, lambda: f"{len(views)} opinion(s) assigned to {planner}")
 
 
 @opinion_group.command("fire")

@@ -17,7 +17,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import NewOpinionRow, OpinionRow, UnitOfWork
+from consultflow.services.ports import NewOpinionRow, OpinionRow, RoundRow, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -180,12 +180,14 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
     """Fire triggers within a change: each through its workflow machine, role, ownership and field checks."""
     loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
     registrars = change.registrars(o.participant_id for o in loaded.values())
+    open_rounds: dict[int, RoundRow] = {}  # read once per consultation: a query per opinion would flush each
     results = [
         _transition(
             change,
             loaded[request.opinion_id],
             request,
             registrars.get(loaded[request.opinion_id].participant_id, 0),
+            open_rounds,
         )
         for request in requests
     ]
@@ -197,7 +199,9 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
     return results
 
 
-def _transition(change: Change, opinion: OpinionRow, request: FireRequest, registrar: int) -> TransitionResult:
+def _transition(
+    change: Change, opinion: OpinionRow, request: FireRequest, registrar: int, open_rounds: dict[int, RoundRow]
+) -> TransitionResult:
     """Move one opinion (if it is the actor's to move) and record its audit event."""
     engine = change.workflow(opinion.consultation_id)
     prepared = engine.prepare(
@@ -210,7 +214,9 @@ def _transition(change: Change, opinion: OpinionRow, request: FireRequest, regis
     )
     check_owner(change.acting_as(prepared.role), holding(opinion, registrar), f"fire {prepared.spec.trigger!r} on")
     # checked after the trigger, so a wrong trigger is named first
-    open_round = change.uow.consultations.require_open_round(opinion.consultation_id)
+    if opinion.consultation_id not in open_rounds:
+        open_rounds[opinion.consultation_id] = change.uow.consultations.require_open_round(opinion.consultation_id)
+    open_round = open_rounds[opinion.consultation_id]
     if Field.MERGE_TARGET in prepared.fields:
         _check_merge_target(change.uow, opinion, int(prepared.fields[Field.MERGE_TARGET]))
     from_state = opinion.state
