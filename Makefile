@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/intake.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
+	$(BIN)/python benchmarks/engines.py --sizes 1000,10000 $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 	$(BIN)/python benchmarks/web_load.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 
 lint: $(STAMP)

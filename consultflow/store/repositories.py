@@ -7,7 +7,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Integer, and_, cast, func, insert, select
+from sqlalchemy import ColumnElement, Integer, Table, and_, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
@@ -353,7 +353,9 @@ class AuditLog:
             )
             chained.append(content)
             head = digest
-        self.session.execute(insert(AuditEvent), rows)
+        table = AuditEvent.__table__
+        assert isinstance(table, Table)
+        self.session.execute(insert(table), rows)  # Core: no ORM bulk bookkeeping per row
         consultation.chain_seq, consultation.chain_head = seq, head
         return chained
 
