@@ -14,7 +14,7 @@ from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
-from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent
+from consultflow.domain.model import AuditEventRow, ConsultationRow, EventFilter, LastEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
@@ -359,20 +359,22 @@ class AuditLog:
         consultation.chain_seq, consultation.chain_head = seq, head
         return chained
 
-    def chain(self, consultation_id: int) -> Generator[AuditEvent, None, None]:
+    def chain(self, consultation_id: int) -> Generator[AuditEventRow, None, None]:
         """A consultation's events in chain order, streamed in batches (a server-side cursor on PostgreSQL).
 
         Close the iterator when stopping early (`contextlib.closing`), so the cursor is released.
         """
-        stmt = (
-            select(AuditEvent)
-            .where(AuditEvent.consultation_id == consultation_id)
-            .order_by(AuditEvent.chain_seq)
+        table = AuditEvent.__table__
+        assert isinstance(table, Table)
+        stmt = (  # plain rows, not ORM objects: verify reads each event once and keeps none
+            select(*table.columns)
+            .where(table.c.consultation_id == consultation_id)
+            .order_by(table.c.chain_seq)
             .execution_options(yield_per=2000)
         )
-        events = self.session.scalars(stmt)
+        events = self.session.execute(stmt)
         try:
-            yield from events
+            yield from events  # each Row has the event's columns as attributes
         finally:
             events.close()
 
