@@ -243,7 +243,7 @@ def bench(run: Run, csv_path: Path, raw_load: list[str]) -> None:
     run.record("report adoption", ours, "GROUP BY", raw_s)
     rounds = "SELECT outcome, rounds_count, count(*) FROM opinion WHERE consultation_id = 1 GROUP BY 1, 2"
     raw_s = min(run.raw(rounds) for _ in range(3))
-    ours = run.cli("audit", "rounds", "1", "--json")
+    ours = run.cli("audit", "rounds", "1")
     run.record("audit rounds", ours, "GROUP BY", raw_s)
     ours = run.cli("report", "account", "1", "--format", "json", "-o", str(run.folder / "account.json"))
     run.record("report account", ours, "", None)

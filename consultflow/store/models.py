@@ -229,6 +229,8 @@ class Reminder(Base):
     __table_args__ = (
         UniqueConstraint("opinion_id", "rule", "offset_minutes", "round_no", "due_at"),
         Index(None, "status", "send_at"),
+        Index(None, "opinion_id", "status"),  # an opinion's pending reminders, cancelled when it moves
+        Index(None, "consultation_id", "status"),  # a round's, cancelled when it closes
         CheckConstraint("status IN ('pending', 'dispatched', 'cancelled')", name="status"),
     )
 
