@@ -17,6 +17,9 @@ from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.pipeline import Change, run
 
 
+EVENT_BATCH = 2000
+
+
 @dataclass(frozen=True)
 class CloseStep:
     """What closing the round does to one opinion."""
@@ -170,22 +173,30 @@ def close_round(
         if dry_run:
             return plan
         change.uow.opinions.close_round(consultation.id, effects, plan.next_round, change.now)
+        payload = {"round_close": rnd.number, "next_round": plan.next_round}
+        for start in range(0, len(steps), EVENT_BATCH):  # hashed and written a batch at a time: memory stays flat
+            change.record(
+                consultation.id,
+                *(
+                    change.event(
+                        EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
+                        opinion_id=step.opinion_id,
+                        opinion_seq=last_seq + 1,
+                        trigger=step.trigger or "carry_over",
+                        from_state=step.from_state,
+                        to_state=step.to_state,
+                        round_no=rnd.number,
+                        completes_cycle=bool(step.trigger and spec.transitions[step.trigger].completes_cycle),
+                        payload=payload,
+                    )
+                    for step, (_id, _state, _at, last_seq) in zip(
+                        steps[start : start + EVENT_BATCH], rows[start : start + EVENT_BATCH], strict=True
+                    )
+                ),
+            )
+            change.append_events()
         change.record(
             consultation.id,
-            *(
-                change.event(
-                    EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
-                    opinion_id=step.opinion_id,
-                    opinion_seq=last_seq + 1,
-                    trigger=step.trigger or "carry_over",
-                    from_state=step.from_state,
-                    to_state=step.to_state,
-                    round_no=rnd.number,
-                    completes_cycle=bool(step.trigger and spec.transitions[step.trigger].completes_cycle),
-                    payload={"round_close": rnd.number, "next_round": plan.next_round},
-                )
-                for step, (_id, _state, _at, last_seq) in zip(steps, rows, strict=True)
-            ),
             change.event(
                 EventKind.ROUND_CLOSED,
                 round_no=rnd.number,
