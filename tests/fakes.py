@@ -342,6 +342,13 @@ class FakeOpinions:
             for r in rows
         ]
 
+    def live_columns(
+        self, consultation_id: int
+    ) -> Generator[tuple[int, str, str | None, int, int, int | None], None, None]:
+        for o in sorted(self.t.opinions, key=lambda o: o.id):
+            if o.consultation_id == consultation_id:
+                yield o.id, o.state, o.outcome, o.rounds_count, o.last_seq, o.assigned_planner_id
+
     def by_receipt(self, receipt_hash: str) -> int | None:
         return next((o.id for o in self.t.opinions if o.receipt_hash == receipt_hash), None)
 

@@ -181,6 +181,11 @@ class OpinionRepository(Protocol):
     def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
         """(id, category, text) of the undecided opinions, streamed."""
 
+    def live_columns(
+        self, consultation_id: int
+    ) -> Generator[tuple[int, str, str | None, int, int, int | None], None, None]:
+        """(id, state, outcome, rounds count, last sequence, planner) of each opinion by id, streamed."""
+
     def merged_into(self, target_id: int) -> list[tuple[int, int]]:
         """(opinion, its participant) of each opinion merged into `target_id`."""
 

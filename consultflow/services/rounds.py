@@ -16,7 +16,6 @@ from consultflow.services.consultations import RoundView, round_view
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.pipeline import Change, run
 
-
 EVENT_BATCH = 2000
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, EventKind, chain_hash, chain_mode
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.model import AuditEventRow, ConsultationRow, OpinionFilter, OpinionRow
+from consultflow.domain.model import AuditEventRow, ConsultationRow
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import StateSpec
 from consultflow.services.context import ServiceContext, spec_for
@@ -111,9 +111,9 @@ def verify_chain(
         if not report.intact:
             return report
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-        live = uow.opinions.search(OpinionFilter(consultation_id=consultation.id))
         planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
-        problem = _compare(live, replayed, spec.states, planners)
+        with closing(uow.opinions.live_columns(consultation.id)) as live:
+            problem = _compare(live, replayed, spec.states, planners)
     if problem is None:
         return report
     broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)
@@ -121,29 +121,30 @@ def verify_chain(
 
 
 def _compare(
-    live: Sequence[OpinionRow],
+    live: Iterable[tuple[int, str, str | None, int, int, int | None]],
     replayed: dict[int, _Replayed],
     states: Mapping[str, StateSpec],
     planners: Mapping[int, str],
 ) -> str | None:
-    """The first live row that disagrees with its events, in words."""
-    for op in sorted(live, key=lambda o: o.id):
-        events = replayed.pop(op.id, None)
+    """The first live row (they come by id) that disagrees with its events, in words."""
+    for opinion_id, state, live_outcome, rounds_count, last_seq, planner_id in live:
+        events = replayed.pop(opinion_id, None)
         if events is None:
-            return f"the live tables have opinion {op.id}, which no event records"
+            return f"the live tables have opinion {opinion_id}, which no event records"
         outcome = states[events.state].outcome if events.state is not None and events.state in states else None
-        planner = planners.get(op.assigned_planner_id) if op.assigned_planner_id else None
+        planner = planners.get(planner_id) if planner_id else None
         checks = (
-            ("state", op.state, events.state),
-            ("outcome", op.outcome, outcome.value if outcome else None),
-            ("rounds count", op.rounds_count, events.cycles),
-            ("last sequence number", op.last_seq, events.last_seq),
+            ("state", state, events.state),
+            ("outcome", live_outcome, outcome.value if outcome else None),
+            ("rounds count", rounds_count, events.cycles),
+            ("last sequence number", last_seq, events.last_seq),
             ("assigned planner", planner, events.planner),
         )
         for what, now, said in checks:
             if now != said:
                 return (
-                    f"opinion {op.id}: the live {what} is {now!r} but its events say {said!r} (a live row was edited)"
+                    f"opinion {opinion_id}: the live {what} is {now!r} but its events say {said!r} "
+                    "(a live row was edited)"
                 )
     if replayed:
         return f"events record opinion {min(replayed)}, which the live tables no longer have"

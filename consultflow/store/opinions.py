@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import case, func, literal, select, update
@@ -73,6 +73,30 @@ class OpinionRepository:
         )
         for oid, category, text in self.session.execute(stmt):
             yield int(oid), str(category), str(text)
+
+    def live_columns(
+        self, consultation_id: int
+    ) -> Generator[tuple[int, str, str | None, int, int, int | None], None, None]:
+        """(id, state, outcome, rounds count, last sequence, planner) of each opinion by id, streamed (for verify)."""
+        stmt = (
+            select(
+                Opinion.id,
+                Opinion.state,
+                Opinion.outcome,
+                Opinion.rounds_count,
+                Opinion.last_seq,
+                Opinion.assigned_planner_id,
+            )
+            .where(Opinion.consultation_id == consultation_id)
+            .order_by(Opinion.id)
+            .execution_options(yield_per=2000)
+        )
+        rows = self.session.execute(stmt)
+        try:
+            for row in rows:
+                yield int(row[0]), str(row[1]), row[2], int(row[3]), int(row[4]), row[5]
+        finally:
+            rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
 
     def merged_into(self, target_id: int) -> list[tuple[int, int]]:
         """(opinion, its participant) of each opinion merged into `target_id` (its lineage), by id."""
