@@ -699,6 +699,9 @@ class FakeUnitOfWork:
     def flush(self) -> None:
         """Ids are assigned at once; nothing to send."""
 
+    def release(self) -> None:
+        """Rows live in the fake tables; nothing to forget."""
+
 
 class FakeDatabase:
     """The fake's `Database`: tables, the lock order each transaction used, conflicts to inject."""

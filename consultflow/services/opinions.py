@@ -176,8 +176,31 @@ def fire_many(ctx: ServiceContext, *, acting: str | None, requests: Sequence[Fir
     return run(ctx, acting=acting, action=None, event="transitions", body=body, describe=describe)
 
 
+FIRE_BATCH = 2000
+
+
 def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
-    """Fire triggers within a change: each through its workflow machine, role, ownership and field checks."""
+    """Fire triggers within a change: each through its workflow machine, role, ownership and field checks.
+
+    Many opinions are taken a batch at a time in id order (the global lock order): each batch is
+    moved, evented and reminded, then let go of, so memory stays flat however many are fired. An
+    opinion named twice keeps the requests' order in one batch.
+    """
+    ids = [r.opinion_id for r in requests]
+    if len(requests) <= FIRE_BATCH or len(set(ids)) != len(ids):
+        return _fire_batch(change, requests)
+    change.consultations(change.uow.opinions.consultation_ids(ids))  # every consultation lock before any opinion
+    order = sorted(range(len(requests)), key=lambda i: ids[i])
+    results: dict[int, TransitionResult] = {}
+    for start in range(0, len(order), FIRE_BATCH):
+        batch = order[start : start + FIRE_BATCH]
+        results.update(zip(batch, _fire_batch(change, [requests[i] for i in batch]), strict=True))
+        change.flush()
+        change.uow.release()
+    return [results[i] for i in range(len(requests))]
+
+
+def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
     loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
     registrars = change.registrars(o.participant_id for o in loaded.values())
     open_rounds: dict[int, RoundRow] = {}  # read once per consultation: a query per opinion would flush each

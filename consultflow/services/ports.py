@@ -479,6 +479,12 @@ class UnitOfWork(Protocol):
     def flush(self) -> None:
         """Send pending changes so generated ids are known."""
 
+    def release(self) -> None:
+        """Send pending changes, then forget the opinions loaded so far (bulk work keeps memory flat).
+
+        Their row locks stay held until the transaction ends.
+        """
+
 
 class Database(Protocol):
     """One database: units of work on it, and its schema."""

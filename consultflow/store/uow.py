@@ -12,6 +12,7 @@ from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
 from consultflow.store.intake import IntakeStore
 from consultflow.store.logins import Logins
+from consultflow.store.models import Opinion, OpinionEntry
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
 from consultflow.store.personal_data import PersonalDataStore
@@ -84,6 +85,13 @@ class UnitOfWork:
     def flush(self) -> None:
         """Send pending changes so generated ids are known, without committing."""
         self.session.flush()
+
+    def release(self) -> None:
+        """Send pending changes, then drop the loaded opinions and entries from the session (locks stay held)."""
+        self.session.flush()
+        for obj in list(self.session.identity_map.values()):
+            if isinstance(obj, (Opinion, OpinionEntry)):
+                self.session.expunge(obj)
 
 
 _OPEN: ContextVar[bool] = ContextVar("consultflow_uow_open", default=False)

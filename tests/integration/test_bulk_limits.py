@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from consultflow.domain.errors import InvalidTransitionError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions, rounds, verify
 from consultflow.services.context import ServiceContext
@@ -21,7 +22,7 @@ from consultflow.services.opinions import NewOpinion
 from consultflow.store.models import AuditEvent, Opinion
 from consultflow.store.uow import UnitOfWork
 from tests.conftest import engine_of, sql_uow
-from tests.helpers import COORD, EXPERT, PLANNER, seed, snapshot, submit
+from tests.helpers import COORD, EXPERT, PLANNER, assert_loop_invariants, seed, snapshot, submit
 
 MANY = 70_000  # more than PostgreSQL's 65,535 parameters in one statement
 
@@ -148,3 +149,32 @@ def test_calls_with_70000_ids_work_on_postgresql(ctx: ServiceContext) -> None:
         moved = uow.session.scalar(select(func.count()).select_from(Opinion).where(Opinion.current_round == 2))
         events = uow.session.scalar(select(func.count()).select_from(AuditEvent))
     assert moved == MANY and (events or 0) >= 2 * MANY
+
+
+def test_bulk_fire_in_batches_matches_one_at_a_time_and_is_all_or_nothing(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fired a few at a time (batch size 3 here) in id order, results still come in the order asked."""
+    setup = seed(ctx)
+    ids = [submit(ctx, setup, f"意见{i}") for i in range(10)]
+    monkeypatch.setattr(opinions, "FIRE_BATCH", 3)
+    asked = ids[::-1]  # not id order
+    broken = [
+        *(opinions.FireRequest(i, "screen", {}) for i in asked[:-1]),
+        opinions.FireRequest(asked[-1], "adopt", {}),
+    ]
+    before = _state(ctx)
+    with pytest.raises(InvalidTransitionError):
+        opinions.fire_many(ctx, acting=EXPERT, requests=broken)  # the last batch fails: earlier ones are undone
+    assert _state(ctx) == before
+    results = opinions.fire_many(ctx, acting=EXPERT, requests=[opinions.FireRequest(i, "screen", {}) for i in asked])
+    assert [r.opinion_id for r in results] == asked and {r.to_state for r in results} == {"under_review"}
+    single = submit(ctx, setup, "单独")
+    one = opinions.fire(ctx, acting=EXPERT, opinion_id=single, trigger="screen", fields={})
+    with sql_uow(ctx) as uow:
+        rows = {
+            o.id: (o.state, o.last_seq, o.current_round, o.rounds_count, o.version)
+            for o in uow.session.scalars(select(Opinion))
+        }
+    assert {rows[i] for i in ids} == {rows[single]} and one.seq == rows[single][1]
+    assert_loop_invariants(ctx, setup.consultation_id)
