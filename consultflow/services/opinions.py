@@ -320,14 +320,21 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
         if target is None or Role.PLANNER not in change.uow.actors.roles(target.id):
             msg = f"{planner!r} is not a registered planner; add one with 'consultflow actor add NAME --role planner'"
             raise ValidationError(msg)
-        opinions = change.opinions(opinion_ids)
-        for op in opinions:
-            if op.outcome is not None:
-                msg = f"opinion {op.id} is already decided ({op.state}); only open opinions can be assigned"
-                raise ValidationError(msg)
-            op.assigned_planner_id = target.id
-            note_on(change, op, EventKind.ASSIGNED, "assign", {"planner": target.name})
-        return opinion_views(change.uow, opinions)
+        ids = sorted(set(opinion_ids))  # in batches, in the global lock order; memory stays flat
+        change.consultations(change.uow.opinions.consultation_ids(ids))
+        views: dict[int, OpinionView] = {}
+        for start in range(0, len(ids), FIRE_BATCH):
+            batch = change.opinions(ids[start : start + FIRE_BATCH])
+            for op in batch:
+                if op.outcome is not None:
+                    msg = f"opinion {op.id} is already decided ({op.state}); only open opinions can be assigned"
+                    raise ValidationError(msg)
+                op.assigned_planner_id = target.id
+                note_on(change, op, EventKind.ASSIGNED, "assign", {"planner": target.name})
+            views.update((v.id, v) for v in opinion_views(change.uow, batch))
+            change.flush()
+            change.uow.release()
+        return [views[i] for i in dict.fromkeys(opinion_ids)]
 
     return run(
         ctx,
