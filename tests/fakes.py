@@ -580,6 +580,9 @@ class FakeFigures:
     def outcome_counts(self, consultation_id: int) -> NoReturn:
         _no_aggregates(consultation_id)
 
+    def report_rows(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
     def participant_count(self, consultation_id: int) -> NoReturn:
         _no_aggregates(consultation_id)
 

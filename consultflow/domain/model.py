@@ -25,6 +25,22 @@ class NewOpinionRow:
     receipt_hash: str | None = None  # consultflow.domain.receipts
 
 
+@dataclass(frozen=True)
+class ReportRow:
+    """What the published account and the plan table show of one opinion (read as plain rows, not objects)."""
+
+    id: int
+    participant_id: int
+    category: str
+    text: str
+    state: str
+    outcome: str | None
+    plan_ref: str | None
+    merged_into_id: int | None
+    name: str  # the participant's, for display_name; never a contact
+    village: str
+
+
 class ActorRow(Protocol):
     """A person who acts."""
 

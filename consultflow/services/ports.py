@@ -49,6 +49,7 @@ from consultflow.domain.model import (
     OpinionRow,
     ParticipantRow,
     ReminderRow,
+    ReportRow,
     RoundRow,
     WorkflowRow,
 )
@@ -335,6 +336,9 @@ class Figures(Protocol):
 
     def outcome_counts(self, consultation_id: int) -> Sequence[tuple[str, str, str | None, int]]:
         """(category, channel, outcome or None, opinions), grouped by the database."""
+
+    def report_rows(self, consultation_id: int) -> Sequence[ReportRow]:
+        """Each opinion with its participant's name and village, by id."""
 
     def participant_count(self, consultation_id: int) -> int:
         """How many participants gave the consultation's opinions."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consultflow.domain.document import Cell, Document, Table
 from consultflow.domain.labels import Lang
-from consultflow.domain.model import ConsultationRow, EntryRow, OpinionFilter, OpinionRow, ParticipantRow
+from consultflow.domain.model import ConsultationRow, EntryRow, ReportRow
 from consultflow.domain.privacy import NameMode, display_name
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES, Outcome
 from consultflow.domain.workflow import WorkflowSpec
@@ -73,8 +73,7 @@ def _pct(part: int, whole: int) -> float:
 class _Base:
     consultation: ConsultationRow
     spec: WorkflowSpec
-    opinions: Sequence[OpinionRow]
-    participants: Mapping[int, ParticipantRow]
+    opinions: Sequence[ReportRow]
     rounds_held: int
 
 
@@ -86,10 +85,9 @@ def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
 def _load_in(uow: UnitOfWork, consultation_id: int) -> _Base:
     c = uow.consultations.get(consultation_id)
     spec = spec_for(uow.consultations.workflow(c.workflow_id))
-    ops = list(uow.opinions.search(OpinionFilter(consultation_id=c.id)))
-    people = {p.id: p for p in uow.actors.participants_by_id([o.participant_id for o in ops])}
+    rows = uow.figures.report_rows(c.id)
     rounds_held = len(uow.consultations.rounds(c.id))
-    return _Base(c, spec, ops, people, rounds_held)
+    return _Base(c, spec, rows, rounds_held)
 
 
 def _load_for_names(
@@ -248,7 +246,6 @@ def account_report(
     """
     base = _load_for_names(ctx, consultation_id, names, "account", acting, purpose)
     c, spec = base.consultation, base.spec
-    people = base.participants
     with ctx.uow() as uow:
         entries = uow.opinions.entries_of_kind(c.id, "feedback")
     feedback: dict[int, EntryRow] = {}
@@ -272,9 +269,8 @@ def account_report(
                 why = str(last[o.id].payload.get("reason") or "")
                 if o.merged_into_id:
                     why = ("并入意见 #" if lang == "zh" else "merged into #") + str(o.merged_into_id)
-            p = people[o.participant_id]
             answer = feedback[o.id].text if o.id in feedback else ""
-            row = (o.id, display_name(p.name, names), p.village, o.text, answer, decision, why)
+            row = (o.id, display_name(o.name, names), o.village, o.text, answer, decision, why)
             rows.append(row)
             items.append(
                 dict(zip(("id", "raised_by", "village", "asked", "feedback", "decision", "why"), row, strict=True))
@@ -317,8 +313,7 @@ def plan_report(
     """Per plan section, the opinions it answers: from a clause back to the people who asked."""
     base = _load_for_names(ctx, consultation_id, names, "plan report", acting, purpose)
     c, spec = base.consultation, base.spec
-    people = base.participants
-    sections: dict[str, list[OpinionRow]] = defaultdict(list)
+    sections: dict[str, list[ReportRow]] = defaultdict(list)
     for o in base.opinions:
         if o.plan_ref and o.outcome in (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value):
             sections[o.plan_ref].append(o)
@@ -331,8 +326,8 @@ def plan_report(
                 o.id,
                 spec.states[o.state].label.get(lang),
                 spec.categories[o.category].get(lang) if o.category in spec.categories else o.category,
-                display_name(people[o.participant_id].name, names),
-                people[o.participant_id].village,
+                display_name(o.name, names),
+                o.village,
                 o.text,
             )
             for o in ops

@@ -12,7 +12,8 @@ from typing import Any, Literal
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
-from consultflow.store.models import AuditEvent, Opinion
+from consultflow.domain.model import ReportRow
+from consultflow.store.models import AuditEvent, Opinion, Participant
 
 
 class Figures:
@@ -34,6 +35,28 @@ class Figures:
         )
         rows: list[tuple[Any, ...]] = [tuple(row) for row in self.session.execute(stmt)]
         return [(str(row[0]), int(row[1]), str(row[2]) if by else None, int(row[-1])) for row in rows]
+
+    def report_rows(self, consultation_id: int) -> list[ReportRow]:
+        """Each opinion with its participant's name and village, by id, in one query (no ORM objects)."""
+        stmt = (
+            select(
+                Opinion.id,
+                Opinion.participant_id,
+                Opinion.category,
+                Opinion.text,
+                Opinion.state,
+                Opinion.outcome,
+                Opinion.plan_ref,
+                Opinion.merged_into_id,
+                Participant.name,
+                Participant.village,
+            )
+            .join(Participant, Participant.id == Opinion.participant_id)
+            .where(Opinion.consultation_id == consultation_id)
+            .order_by(Opinion.id)
+            .execution_options(yield_per=5000)
+        )
+        return [ReportRow(*tuple(row)) for row in self.session.execute(stmt)]
 
     def outcome_counts(self, consultation_id: int) -> list[tuple[str, str, str | None, int]]:
         """(category, channel, outcome or None while open, opinions): the adoption table, grouped by the database."""
