@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from consultflow.domain.intake import IntakeRow
 from consultflow.domain.model import ConsultationRow
-from consultflow.store.batches import chunked
+from consultflow.store.batches import chunked, matching
 from consultflow.store.models import Opinion, Participant
 
 
@@ -28,8 +28,11 @@ class IntakeStore:
         """Those of `keys` already imported into the consultation."""
         found: set[str] = set()
         for batch in chunked(sorted(set(keys))):
-            stmt = select(Opinion.intake_key).where(
-                Opinion.consultation_id == consultation_id, Opinion.intake_key.in_(batch)
+            stmt = matching(
+                self.session,
+                select(Opinion.intake_key).where(Opinion.consultation_id == consultation_id),
+                Opinion.intake_key,
+                batch,
             )
             found.update(k for k in self.session.scalars(stmt) if k is not None)
         return found
@@ -39,8 +42,11 @@ class IntakeStore:
         keys = sorted({r.participant_key for r in rows})
         found: dict[str, int] = {}
         for batch in chunked(keys):
-            stmt = select(Participant.match_key, Participant.id).where(
-                Participant.match_key.in_(batch), Participant.erased_at.is_(None)
+            stmt = matching(
+                self.session,
+                select(Participant.match_key, Participant.id).where(Participant.erased_at.is_(None)),
+                Participant.match_key,
+                batch,
             )
             for key, pid in self.session.execute(stmt):
                 found.setdefault(str(key), int(pid))
