@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError
-from consultflow.domain.model import ConsultationRow, NewOpinionRow, OpinionFilter, OpinionRow
+from consultflow.domain.model import ConsultationRow, EntryRow, NewOpinionRow, OpinionFilter, OpinionRow
 from consultflow.store.batches import chunked
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
@@ -213,15 +214,22 @@ class OpinionRepository:
         )
         return [(entry, name) for entry, name in self.session.execute(stmt)]
 
-    def entries_of_kind(self, consultation_id: int, kind: str) -> list[OpinionEntry]:
-        """The consultation's entries of one kind (feedback, say), by opinion and sequence."""
+    def entries_of_kind(self, consultation_id: int, kind: str) -> list[EntryRow]:
+        """The consultation's entries of one kind (feedback, say), by opinion and sequence, as plain rows."""
         stmt = (
-            select(OpinionEntry)
+            select(
+                OpinionEntry.opinion_id,
+                OpinionEntry.round_no,
+                OpinionEntry.kind,
+                OpinionEntry.stance,
+                OpinionEntry.text,
+                OpinionEntry.created_at,
+            )
             .join(Opinion, Opinion.id == OpinionEntry.opinion_id)
             .where(Opinion.consultation_id == consultation_id, OpinionEntry.kind == kind)
             .order_by(OpinionEntry.opinion_id, OpinionEntry.opinion_seq)
         )
-        return list(self.session.scalars(stmt))
+        return cast("list[EntryRow]", list(self.session.execute(stmt)))  # each Row has the entry's fields
 
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         """How many of the consultation's opinions are in each state (undecided ones only, if asked)."""
