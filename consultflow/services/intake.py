@@ -129,7 +129,7 @@ def import_opinions(
         report = ImportReport(rows=checked.rows, invalid=checked.invalid, columns=checked.columns)
         consultation = change.consultation(request.consultation_id)
         spec = change.spec(consultation.id)
-        open_round = change.uow.consultations.require_open_round(consultation.id)
+        open_round = change.current_round(consultation.id)
         columns = map_columns(request.headers, request.mapping)
         seen: set[str] = set()
         batch: list[IntakeRow] = []

@@ -17,7 +17,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import NewOpinionRow, OpinionRow, RoundRow, UnitOfWork
+from consultflow.services.ports import NewOpinionRow, OpinionRow, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
     """Record opinions in the consultation's open round, within a change (checked, evented, reminded)."""
     consultation = change.consultation(consultation_id)
     spec = change.spec(consultation.id)
-    open_round = change.uow.consultations.require_open_round(consultation.id)
+    open_round = change.current_round(consultation.id)
     rows = []
     for item in items:
         _check_choice(item.category, spec.categories, "category")
@@ -203,14 +203,12 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
 def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
     loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
     registrars = change.registrars(o.participant_id for o in loaded.values())
-    open_rounds: dict[int, RoundRow] = {}  # read once per consultation: a query per opinion would flush each
     results = [
         _transition(
             change,
             loaded[request.opinion_id],
             request,
             registrars.get(loaded[request.opinion_id].participant_id, 0),
-            open_rounds,
         )
         for request in requests
     ]
@@ -222,9 +220,7 @@ def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[Transit
     return results
 
 
-def _transition(
-    change: Change, opinion: OpinionRow, request: FireRequest, registrar: int, open_rounds: dict[int, RoundRow]
-) -> TransitionResult:
+def _transition(change: Change, opinion: OpinionRow, request: FireRequest, registrar: int) -> TransitionResult:
     """Move one opinion (if it is the actor's to move) and record its audit event."""
     engine = change.workflow(opinion.consultation_id)
     prepared = engine.prepare(
@@ -237,9 +233,7 @@ def _transition(
     )
     check_owner(change.acting_as(prepared.role), holding(opinion, registrar), f"fire {prepared.spec.trigger!r} on")
     # checked after the trigger, so a wrong trigger is named first
-    if opinion.consultation_id not in open_rounds:
-        open_rounds[opinion.consultation_id] = change.uow.consultations.require_open_round(opinion.consultation_id)
-    open_round = open_rounds[opinion.consultation_id]
+    open_round = change.current_round(opinion.consultation_id)  # once per change: a query per opinion flushed each
     if Field.MERGE_TARGET in prepared.fields:
         _check_merge_target(change.uow, opinion, int(prepared.fields[Field.MERGE_TARGET]))
     from_state = opinion.state

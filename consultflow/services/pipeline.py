@@ -66,6 +66,7 @@ class Change:
     # payload as "via"), and the participant whose receipt code was shown (whom the portal acts for).
     via: str | None = None
     vouched_participant: int | None = None
+    _current_rounds: dict[int, RoundRow] = field(default_factory=dict)
 
     @property
     def acting_role(self) -> Role:
@@ -125,8 +126,18 @@ class Change:
         return {p.id: p.created_by_id for p in found}
 
     def open_round(self, consultation_id: int) -> RoundRow | None:
-        """The consultation's open round, if any."""
+        """The consultation's open round, if any (read each time: round use cases open and close them)."""
         return self.uow.consultations.open_round(consultation_id)
+
+    def current_round(self, consultation_id: int) -> RoundRow:
+        """The open round that opinions are recorded and moved in, or a refusal; read once per change.
+
+        For use cases that move opinions, never for those that open or close rounds. The reminders
+        planned at the end reuse it, so a transition reads its round once.
+        """
+        if consultation_id not in self._current_rounds:
+            self._current_rounds[consultation_id] = self.uow.consultations.require_open_round(consultation_id)
+        return self._current_rounds[consultation_id]
 
     def event(self, kind: str, *, role: Role | None = None, **content: Any) -> AuditContent:
         """An audit event by the acting person, now, in the role the action was allowed under."""
@@ -171,7 +182,8 @@ class Change:
             self.uow.reminders.cancel_for_opinions(opinion_ids, reason, self.now)
         self._left.clear()
         for consultation_id in sorted(self._entered):
-            open_round = self.open_round(consultation_id)
+            known = self._current_rounds.get(consultation_id)
+            open_round = known if known is not None else self.open_round(consultation_id)
             closes_at = open_round.closes_at if open_round is not None else None
             spec = self.spec(consultation_id)
             self.uow.reminders.plan(spec, self._entered[consultation_id], closes_at, self.now)

@@ -151,7 +151,7 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
             earlier = change.uow.opinions.by_intake_key(form.consultation_id, intake_key)
             if earlier is not None:
                 return Receipt("", opinion_views(change.uow, [change.uow.opinions.get(earlier)])[0], repeated=True)
-        change.uow.consultations.require_open_round(form.consultation_id)
+        change.current_round(form.consultation_id)
         person = change.uow.actors.add_participant(
             name=name,
             village=village,
