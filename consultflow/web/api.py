@@ -15,15 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from consultflow.domain.document import Document
-from consultflow.domain.errors import ConsultflowError
 from consultflow.domain.labels import Lang
 from consultflow.export.formats import to_json
 from consultflow.export.values import to_jsonable
 from consultflow.logconfig import get_logger
 from consultflow.services import consultations, receipts, reports
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import WebSettings, client_of, error_body
-from consultflow.web.security import RateLimiter
+from consultflow.web.app import client_of, error_body, guard_of
 
 log = get_logger(__name__)
 router = APIRouter(tags=["consultflow"])
@@ -117,13 +115,11 @@ def _refused(status: int, message: str, exit_code: int, kind: str) -> JSONRespon
     return JSONResponse(error_body(message, exit_code, kind), status)
 
 
-def _limit(request: Request, bucket: str, key: str) -> JSONResponse | None:
-    limiter: RateLimiter = request.app.state.limiter
-    settings: WebSettings = request.app.state.web
-    if limiter.allow(f"{bucket}:{key}", settings.limits[bucket]):
-        return None
-    log.warning("rate_limited", what=bucket, client=client_of(request))
-    return _refused(429, "too many attempts; wait a while and try again", 1, "rate_limited")
+def _too_many(
+    request: Request, what: str, message: str = "too many attempts; wait a while and try again"
+) -> JSONResponse:
+    log.warning("rate_limited", what=what, client=client_of(request))
+    return _refused(429, message, 1, "rate_limited")
 
 
 @router.get("/consultations")
@@ -169,9 +165,8 @@ def submit(
 
     Send an `Idempotency-Key` header to make retries safe: the same key records one opinion.
     """
-    refused = _limit(request, "submits", client_of(request))
-    if refused is not None:
-        return refused
+    if not guard_of(request).spend("submits", client_of(request)):
+        return _too_many(request, "submits")
     form = receipts.OnlineOpinion(
         consultation_id,
         body.category,
@@ -192,29 +187,16 @@ def submit(
 
 def _checked_code(request: Request, code: str) -> JSONResponse | None:
     """Refuse a client past its wrong-code limit, or a code past its own limit."""
-    from consultflow.web.pages import receipt_bucket  # noqa: PLC0415
-
-    limiter: RateLimiter = request.app.state.limiter
-    settings: WebSettings = request.app.state.web
-    client = client_of(request)
-    if limiter.count(f"lookups:{client}", settings.limits["lookups"]) >= settings.limits["lookups"].count:
-        log.warning("rate_limited", what="receipt lookup", client=client)
-        return _refused(
-            429, "too many wrong receipt codes from this client; wait a while and try again", 1, "rate_limited"
-        )
-    try:
-        bucket = receipt_bucket(code)
-    except ConsultflowError:
-        return None  # malformed: the service refuses it with the CLI's message
-    return _limit(request, "code", bucket)
+    guard = guard_of(request)
+    if guard.guessing(client_of(request)):
+        return _too_many(request, "receipt lookup", "too many wrong receipt codes from this client; wait a while")
+    if not guard.spend_code(code):
+        return _too_many(request, "code")
+    return None
 
 
 def _wrong_code(request: Request, exc: receipts.ReceiptNotFoundError) -> JSONResponse:
-    limiter: RateLimiter = request.app.state.limiter
-    settings: WebSettings = request.app.state.web
-    client = client_of(request)
-    limiter.allow(f"lookups:{client}", settings.limits["lookups"])
-    log.warning("receipt_refused", client=client)
+    guard_of(request).wrong_code(client_of(request))
     return _refused(404, str(exc), exc.exit_code, "receipt_not_found")
 
 

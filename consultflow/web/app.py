@@ -33,7 +33,7 @@ from consultflow.domain.errors import (
 )
 from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services.context import ServiceContext
-from consultflow.web.security import Limit, RateLimiter, SecurityHeaders, client_key
+from consultflow.web.security import Guard, Limit, SecurityHeaders, client_key
 
 log = get_logger(__name__)
 
@@ -141,7 +141,7 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.web = settings
-    app.state.limiter = RateLimiter()
+    app.state.guard = Guard(settings.limits)
     app.include_router(pages.router)
     app.include_router(api.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -170,6 +170,12 @@ def app_from_env() -> FastAPI:
         chain_key_file=Path(env["CONSULTFLOW_CHAIN_KEY_FILE"]) if env.get("CONSULTFLOW_CHAIN_KEY_FILE") else None,
     )
     return create_app(build_context(settings), WebSettings.from_env())
+
+
+def guard_of(request: Request) -> Guard:
+    """The app's rate limits."""
+    guard: Guard = request.app.state.guard
+    return guard
 
 
 def wants_json(request: Request) -> bool:

@@ -24,8 +24,8 @@ from consultflow.export.values import local_time
 from consultflow.logconfig import get_logger
 from consultflow.services import consultations, receipts, reports
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import HERE, WebSettings, client_of, http_status
-from consultflow.web.security import RateLimiter, new_token, same_token
+from consultflow.web.app import HERE, WebSettings, client_of, guard_of, http_status
+from consultflow.web.security import new_token, same_token
 from consultflow.web.words import word
 
 log = get_logger(__name__)
@@ -99,12 +99,6 @@ class _FormExpiredError(ValidationError):
         super().__init__("the form expired or came from another site (CSRF token missing or wrong); reload the page")
 
 
-def _limited(request: Request, bucket: str, key: str) -> bool:
-    limiter: RateLimiter = request.app.state.limiter
-    settings: WebSettings = request.app.state.web
-    return not limiter.allow(f"{bucket}:{key}", settings.limits[bucket])
-
-
 def _too_many(request: Request, what: str) -> HTMLResponse:
     log.warning("rate_limited", what=what, client=client_of(request))
     return render(request, "error.html", 429, message=word("too_many", page_lang(request)))
@@ -140,22 +134,17 @@ def consultation_page(request: Request, consultation_id: int) -> HTMLResponse:
 
 def outcome_chart(doc: Document, lang: Lang) -> list[dict[str, Any]]:
     """Per category, its opinions split by outcome (widths in percent of the largest category), for SVG bars."""
-    rows = list(doc.figures.get("by_category", []))  # type: ignore[call-overload]
+    rows: list[dict[str, Any]] = list(doc.figures.get("by_category", ()))  # type: ignore[call-overload]
     largest = max((int(r["opinions"]) for r in rows), default=0) or 1
     chart = []
     for r in rows:
-        x = 0.0
-        segments = []
-        for outcome in _OUTCOME_ORDER:
-            n = int(r.get(outcome.value, 0))
+        counts = [(o.value, o.label.get(lang), int(r.get(o.value, 0))) for o in _OUTCOME_ORDER]
+        counts.append(("open", word("open_now", lang), int(r["opinions"]) - sum(n for _c, _l, n in counts)))
+        x, segments = 0.0, []
+        for css, label, n in counts:
             width = 100.0 * n / largest
-            segments.append({"class": outcome.value, "x": x, "width": width, "n": n, "label": outcome.label.get(lang)})
+            segments.append({"class": css, "x": x, "width": width, "n": n, "label": label})
             x += width
-        decided = sum(int(str(s["n"])) for s in segments)
-        rest = int(r["opinions"]) - decided
-        segments.append(
-            {"class": "open", "x": x, "width": 100.0 * rest / largest, "n": rest, "label": word("open_now", lang)}
-        )
         chart.append({"label": r["label"], "opinions": r["opinions"], "segments": segments})
     return chart
 
@@ -200,7 +189,7 @@ def submit(
 ) -> Response:
     """Record the opinion; the receipt code is shown on the next page (and kept in the holder's cookie)."""
     _check_csrf(request, csrf)
-    if _limited(request, "submits", client_of(request)):
+    if not guard_of(request).spend("submits", client_of(request)):
         return _too_many(request, "submit")
     ctx, lang = _ctx(request), page_lang(request)
     sent = receipts.OnlineOpinion(
@@ -250,29 +239,20 @@ def my_opinion(request: Request) -> HTMLResponse:
 def look_up(request: Request, csrf: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "") -> Response:
     """Check a receipt code; wrong codes are counted per client, and past the limit refused unchecked."""
     _check_csrf(request, csrf)
-    limiter: RateLimiter = request.app.state.limiter
-    settings: WebSettings = request.app.state.web
-    client = client_of(request)
-    if limiter.count(f"lookups:{client}", settings.limits["lookups"]) >= settings.limits["lookups"].count:
+    guard, client = guard_of(request), client_of(request)
+    if guard.guessing(client):
         return _too_many(request, "receipt lookup")
     try:
         receipts.timeline(_ctx(request), code)
     except ConsultflowError as exc:
-        limiter.allow(f"lookups:{client}", settings.limits["lookups"])
-        log.warning("receipt_refused", client=client, reason=type(exc).__name__)
+        if isinstance(exc, receipts.ReceiptNotFoundError):
+            guard.wrong_code(client)
         return render(request, "lookup.html", http_status(exc), flash=None, error=str(exc))
-    if _limited(request, "code", receipt_bucket(code)):
+    if not guard.spend_code(code):
         return _too_many(request, "receipt code")
     response = RedirectResponse("/my", status_code=303)
-    _cookie(response, settings, RECEIPT_COOKIE, normalised(code), max_age=RECEIPT_MINUTES * 60)
+    _cookie(response, request.app.state.web, RECEIPT_COOKIE, normalised(code), max_age=RECEIPT_MINUTES * 60)
     return response
-
-
-def receipt_bucket(code: str) -> str:
-    """The rate-limit key of a receipt code (its hash, so the limiter holds no codes)."""
-    from consultflow.domain.receipts import receipt_hash  # noqa: PLC0415
-
-    return receipt_hash(code)[:24]
 
 
 @router.post("/my/reply", response_model=None)
@@ -297,7 +277,7 @@ def _answer(request: Request, csrf: str, act: Any, done: str) -> Response:
     code = request.cookies.get(RECEIPT_COOKIE)
     if not code:
         return RedirectResponse("/my", status_code=303)
-    if _limited(request, "code", receipt_bucket(code)):
+    if not guard_of(request).spend_code(code):
         return _too_many(request, "receipt code")
     ctx = _ctx(request)
     try:

@@ -13,9 +13,15 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+from consultflow.domain.errors import ConsultflowError
+from consultflow.domain.receipts import receipt_hash
+from consultflow.logconfig import get_logger
+
+log = get_logger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -111,3 +117,37 @@ class RateLimiter:
         at = time.monotonic() if now is None else now
         with self._lock:
             return sum(1 for t in self._hits.get(key, ()) if t > at - limit.seconds)
+
+
+class Guard:
+    """The portal's rate limits as pages and the API apply them, in one place.
+
+    `submits` counts a client's submissions; `lookups` counts a client's wrong receipt codes (past
+    the limit, even a right code is refused unchecked, so guessing stops); `code` counts the
+    lookups and answers made with one receipt code. Codes are known here only by their hash.
+    """
+
+    def __init__(self, limits: Mapping[str, Limit]) -> None:
+        self.limits = dict(limits)
+        self.limiter = RateLimiter()
+
+    def spend(self, bucket: str, key: str) -> bool:
+        """Count one event for `key` in `bucket`; False when its limit was already reached."""
+        return self.limiter.allow(f"{bucket}:{key}", self.limits[bucket])
+
+    def spend_code(self, code: str) -> bool:
+        """Count one use of a receipt code; a malformed code is left to the service to refuse."""
+        try:
+            digest = receipt_hash(code)
+        except ConsultflowError:
+            return True
+        return self.spend("code", digest[:24])
+
+    def guessing(self, client: str) -> bool:
+        """Whether `client` has given too many wrong codes lately."""
+        return self.limiter.count(f"lookups:{client}", self.limits["lookups"]) >= self.limits["lookups"].count
+
+    def wrong_code(self, client: str) -> None:
+        """A code that matched no opinion: counted against the client, and logged (by the client's hash)."""
+        self.limiter.allow(f"lookups:{client}", self.limits["lookups"])
+        log.warning("receipt_refused", client=client)
