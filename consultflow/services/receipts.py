@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.errors import InvalidTransitionError, NotFoundError, ValidationError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.labels import Label
+from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.ownership import check_owner
 from consultflow.domain.privacy import checked_contact
 from consultflow.domain.receipts import new_receipt_code, receipt_hash
@@ -208,9 +210,7 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
         )
         for n in range(first, last + 1)
     )
-    offered = engine.triggers_for(op.state, Role.PARTICIPANT)
-    reply = next((t for t in offered if t.entry is EntryKind.REPARTICIPATION), None)
-    withdraw = next((t for t in offered if engine.spec.states[t.dest].outcome is Outcome.WITHDRAWN), None)
+    reply, withdraw = _offered(engine, op.state)
     current = rounds.get(op.current_round)
     state = engine.spec.states.get(op.state)
     return Timeline(
@@ -227,15 +227,25 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
 
 def reply(ctx: ServiceContext, *, code: str, stance: str, text: str) -> TransitionResult:
     """Answer the planners' feedback (再参与): agree, object or revise, with text."""
-    return _act(ctx, code, EntryKind.REPARTICIPATION, {Field.STANCE: stance, Field.TEXT: text})
+    return _act(ctx, code, "reply", {Field.STANCE: stance, Field.TEXT: text})
 
 
 def withdraw(ctx: ServiceContext, *, code: str, reason: str) -> TransitionResult:
     """Withdraw the opinion."""
-    return _act(ctx, code, Outcome.WITHDRAWN, {Field.REASON: reason} if reason.strip() else {})
+    return _act(ctx, code, "withdraw", {Field.REASON: reason} if reason.strip() else {})
 
 
-def _act(ctx: ServiceContext, code: str, what: EntryKind | Outcome, fields: dict[Field, object]) -> TransitionResult:
+def _offered(engine: WorkflowEngine, state: str) -> tuple[TransitionSpec | None, TransitionSpec | None]:
+    """What the workflow lets a participant do from `state`: re-participate, and withdraw (each, if at all)."""
+    offered = engine.triggers_for(state, Role.PARTICIPANT)
+    reply = next((t for t in offered if t.entry is EntryKind.REPARTICIPATION), None)
+    withdraw = next((t for t in offered if engine.spec.states[t.dest].outcome is Outcome.WITHDRAWN), None)
+    return reply, withdraw
+
+
+def _act(
+    ctx: ServiceContext, code: str, what: Literal["reply", "withdraw"], fields: dict[Field, object]
+) -> TransitionResult:
     """Fire, for the receipt's holder, the transition the workflow offers a participant for `what`."""
     wanted = receipt_hash(code)  # a malformed code is refused before any transaction
 
@@ -247,13 +257,8 @@ def _act(ctx: ServiceContext, code: str, what: EntryKind | Outcome, fields: dict
         (op,) = change.opinions([opinion_id])
         change.vouched_participant = op.participant_id
         engine = change.workflow(op.consultation_id)
-        offered = engine.triggers_for(op.state, Role.PARTICIPANT)
-        if isinstance(what, EntryKind):
-            spec = next((t for t in offered if t.entry is what), None)
-            doing = "reply to feedback"
-        else:
-            spec = next((t for t in offered if engine.spec.states[t.dest].outcome is what), None)
-            doing = "withdraw"
+        reply_spec, withdraw_spec = _offered(engine, op.state)
+        spec, doing = (reply_spec, "reply to feedback") if what == "reply" else (withdraw_spec, "withdraw")
         if spec is None:
             state = engine.spec.states[op.state].label.en
             msg = f"this opinion is {state.lower()}: you cannot {doing} now"
