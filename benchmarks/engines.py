@@ -316,11 +316,13 @@ def main() -> None:
     )
     parser.add_argument("--pg", help="PostgreSQL URL to measure too (a fresh schema per size, dropped after)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--keep", type=Path, help="keep each size's SQLite database and files under this folder")
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
+            folder = Path(tmp) if args.keep is None else args.keep / str(n)
+            folder.mkdir(parents=True, exist_ok=True)
             csv_path = folder / "rows.csv"
             make_csv(csv_path, n)
             db = str(folder / "bench.sqlite")

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, chain_hash
+from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, chain_hash, payload_text, utc_iso
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
-from consultflow.domain.model import AccessRecord, EventFilter, LastEvent, NewOpinionRow, OpinionFilter
+from consultflow.domain.model import AccessRecord, EventFilter, LastEvent, NewOpinionRow, OpinionFilter, StoredEvent
 from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
@@ -449,7 +449,7 @@ class FakeAudit:
             _row(
                 self.t.events,
                 **fields,
-                payload=json.dumps(content.payload or {}, ensure_ascii=False, sort_keys=True),
+                payload=payload_text(content.payload),
                 prev_hash=consultation.chain_head,
                 hash=digest,
             )
@@ -457,8 +457,10 @@ class FakeAudit:
             chained.append(content)
         return chained
 
-    def chain(self, consultation_id: int) -> Generator[Row, None, None]:
-        yield from sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)
+    def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
+        events = sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)
+        for e in events:
+            yield StoredEvent._make(utc_iso(e.at) if name == "at" else getattr(e, name) for name in StoredEvent._fields)
 
     def search(self, criteria: EventFilter) -> NoReturn:
         _no_aggregates(criteria)

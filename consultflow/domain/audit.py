@@ -18,6 +18,8 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
+from json.encoder import encode_basestring  # C-accelerated, as json.dumps uses
 from typing import Any
 
 from consultflow.domain.errors import ConfigurationError
@@ -61,12 +63,88 @@ class AuditContent:
     completes_cycle: bool = False
     payload: dict[str, Any] | None = None
 
-    def canonical(self) -> str:
-        """The text the hash is taken over (every field; `vars` copies them without walking `fields()` per event)."""
-        data = dict(vars(self))
-        data["at"] = utc_iso(self.at)
-        data["payload"] = self.payload or {}
-        return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    def canonical(self, payload: str | None = None) -> str:
+        """The text the hash is taken over: every field (`payload`: its `payload_text`, if already made)."""
+        return canonical_text(
+            actor=self.actor,
+            at=utc_iso(self.at),
+            chain_seq=self.chain_seq,
+            completes_cycle=self.completes_cycle,
+            consultation_id=self.consultation_id,
+            from_state=self.from_state,
+            kind=self.kind,
+            opinion_id=self.opinion_id,
+            opinion_seq=self.opinion_seq,
+            payload=payload_text(self.payload) if payload is None else payload,
+            role=self.role,
+            round_no=self.round_no,
+            to_state=self.to_state,
+            trigger=self.trigger,
+        )
+
+
+# The canonical form is JSON with sorted keys, no spaces and non-ASCII kept: what this gives.
+_dumps = partial(json.dumps, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def payload_text(payload: dict[str, Any] | None) -> str:
+    """An event's payload as canonical JSON: how it is stored, and how the hash sees it."""
+    return _dumps(payload) if payload else "{}"
+
+
+def _json(value: object) -> str:
+    """Any other value as canonical JSON."""
+    return _dumps(value)
+
+
+def _text(value: str) -> str:
+    return str(encode_basestring(value))  # exactly how json.dumps writes a string
+
+
+def _maybe_text(value: str | None) -> str:
+    return "null" if value is None else str(encode_basestring(value))
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)  # as json.dumps writes ints (and int enums)
+
+
+def _flag(value: bool) -> str:
+    if value is True:
+        return "true"
+    return "false" if value is False else _json(value)
+
+
+def canonical_text(
+    *,
+    actor: str,
+    at: str,
+    chain_seq: int,
+    completes_cycle: bool,
+    consultation_id: int,
+    from_state: str | None,
+    kind: str,
+    opinion_id: int | None,
+    opinion_seq: int | None,
+    payload: str,
+    role: str,
+    round_no: int | None,
+    to_state: str | None,
+    trigger: str | None,
+) -> str:
+    """The canonical JSON of an event's fields, written out in sorted key order.
+
+    This equals `json.dumps` of the fields as a dict with sorted keys and no spaces (a property
+    test holds it to that), at a fraction of the cost: it runs once per event when writing,
+    importing and verifying. `at` is `utc_iso` text and `payload` is `payload_text`.
+    """
+    return (
+        f'{{"actor":{_text(actor)},"at":"{at}","chain_seq":{_number(chain_seq)},'
+        f'"completes_cycle":{_flag(completes_cycle)},"consultation_id":{_number(consultation_id)},'
+        f'"from_state":{_maybe_text(from_state)},"kind":{_text(kind)},"opinion_id":{_number(opinion_id)},'
+        f'"opinion_seq":{_number(opinion_seq)},"payload":{payload},"role":{_text(role)},'
+        f'"round_no":{_number(round_no)},"to_state":{_maybe_text(to_state)},"trigger":{_maybe_text(trigger)}}}'
+    )
 
 
 MIN_KEY_BYTES = 32
@@ -99,10 +177,14 @@ def chain_mode(key_id: str | None) -> str:
 
 def chain_hash(prev_hash: str, content: AuditContent, key: ChainKey | None = None) -> str:
     """The event's hash over the previous hash and the canonical content: SHA-256, or HMAC-SHA256 with a key."""
-    digest = hmac.new(key.secret, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
-    digest.update(prev_hash.encode("ascii"))
-    digest.update(content.canonical().encode("utf-8"))
-    return digest.hexdigest()
+    return text_hash(prev_hash, content.canonical(), key)
+
+
+def text_hash(prev_hash: str, canonical: str, key: ChainKey | None = None) -> str:
+    """The hash over the previous hash and an event's canonical text (made once by the caller)."""
+    if key is None:
+        return hashlib.sha256(f"{prev_hash}{canonical}".encode()).hexdigest()
+    return hmac.new(key.secret, f"{prev_hash}{canonical}".encode(), hashlib.sha256).hexdigest()
 
 
 def utc_iso(moment: datetime) -> str:
@@ -110,4 +192,7 @@ def utc_iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         msg = "naive datetime in the audit trail; store times in UTC"
         raise ValueError(msg)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+    if utc.year < 1000:  # strftime does not pad such years, and the chain hashed them that way
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{utc.isoformat(timespec='microseconds')[:-6]}Z"  # the same text, at a third of strftime's cost

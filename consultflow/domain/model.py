@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL; larger numbers name nothing
 
@@ -200,6 +200,28 @@ class OpinionFilter:
     outcome: str | None = None
     participant_id: int | None = None
     limit: int | None = None
+
+
+class StoredEvent(NamedTuple):
+    """One stored audit event as a plain tuple, as verify streams them (fields read at C speed)."""
+
+    id: int
+    consultation_id: int
+    chain_seq: int
+    kind: str
+    opinion_id: int | None
+    opinion_seq: int | None
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    round_no: int | None
+    completes_cycle: bool
+    actor: str
+    role: str
+    at: str  # as the chain hashes it (`utc_iso`)
+    payload: str
+    prev_hash: str
+    hash: str
 
 
 class AuditEventRow(Protocol):

@@ -27,6 +27,7 @@ __all__ = [
     "ReminderRow",
     "RoundRow",
     "StateEntry",
+    "StoredEvent",
     "UnitOfWork",
     "WorkflowRow",
 ]
@@ -51,6 +52,7 @@ from consultflow.domain.model import (
     ReminderRow,
     ReportRow,
     RoundRow,
+    StoredEvent,
     WorkflowRow,
 )
 from consultflow.domain.reminders import StateEntry
@@ -260,7 +262,7 @@ class AuditLog(Protocol):
     ) -> list[AuditContent]:
         """Chain and insert events after the consultation's head (HMAC-keyed when `key` is given)."""
 
-    def chain(self, consultation_id: int) -> Generator[AuditEventRow, None, None]:
+    def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
         """A consultation's events in chain order, streamed."""
 
     def search(self, criteria: EventFilter) -> Sequence[AuditEventRow]:

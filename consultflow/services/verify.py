@@ -8,9 +8,17 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, EventKind, chain_hash, chain_mode
+from consultflow.domain.audit import (
+    GENESIS_HASH,
+    ChainKey,
+    EventKind,
+    canonical_text,
+    chain_mode,
+    payload_text,
+    text_hash,
+)
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.model import AuditEventRow, ConsultationRow
+from consultflow.domain.model import ConsultationRow, StoredEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import StateSpec
 from consultflow.services.context import ServiceContext, spec_for
@@ -42,27 +50,43 @@ class ChainReport:
     mode: str = "SHA-256 (unkeyed)"
 
 
-def _content(e: AuditEventRow) -> AuditContent:
-    return AuditContent(
-        consultation_id=e.consultation_id,
-        chain_seq=e.chain_seq,
-        kind=e.kind,
-        at=e.at,
-        actor=e.actor,
-        role=e.role,
-        opinion_id=e.opinion_id,
-        opinion_seq=e.opinion_seq,
-        trigger=e.trigger,
-        from_state=e.from_state,
-        to_state=e.to_state,
-        round_no=e.round_no,
-        completes_cycle=bool(e.completes_cycle),
-        payload=json.loads(e.payload),
-    )
+def _recomputed(e: StoredEvent, prev: str, key: ChainKey | None) -> bool:
+    """Whether the stored event hashes to its stored hash, its fields read straight off the row.
+
+    Payloads are stored as the hash sees them, so the stored text goes into the canonical form as
+    it is. Events written before that (with spaces after separators) match once the payload is
+    put in canonical form; an edit matches neither.
+    """
+
+    def canonical(payload: str) -> str:
+        return canonical_text(
+            actor=e.actor,
+            at=e.at,
+            chain_seq=e.chain_seq,
+            completes_cycle=bool(e.completes_cycle),
+            consultation_id=e.consultation_id,
+            from_state=e.from_state,
+            kind=e.kind,
+            opinion_id=e.opinion_id,
+            opinion_seq=e.opinion_seq,
+            payload=payload,
+            role=e.role,
+            round_no=e.round_no,
+            to_state=e.to_state,
+            trigger=e.trigger,
+        )
+
+    if text_hash(prev, canonical(e.payload), key) == e.hash:
+        return True
+    return text_hash(prev, canonical(payload_text(json.loads(e.payload))), key) == e.hash
 
 
-def _broken(e: AuditEventRow, problem: str) -> BrokenEvent:
-    return BrokenEvent(e.chain_seq, e.id, e.opinion_id, e.opinion_seq, e.kind, e.trigger, e.at, problem)
+def _broken(e: StoredEvent, problem: str) -> BrokenEvent:
+    try:
+        at: datetime | None = datetime.fromisoformat(e.at.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    return BrokenEvent(e.chain_seq, e.id, e.opinion_id, e.opinion_seq, e.kind, e.trigger, at, problem)
 
 
 @dataclass
@@ -153,7 +177,7 @@ def _compare(
 
 def _walk(
     consultation: ConsultationRow,
-    events: Iterable[AuditEventRow],
+    events: Iterable[StoredEvent],
     replayed: dict[int, _Replayed],
     expect_head: tuple[int, str] | None,
     key: ChainKey | None,
@@ -169,8 +193,7 @@ def _walk(
             problem = "does not link to the event before it (an event was removed or replaced)"
         else:
             try:
-                content = _content(event)
-                if chain_hash(prev, content, key) != event.hash:
+                if not _recomputed(event, prev, key):
                     problem = "its content does not match its hash (the event was edited)"
             except (ValueError, TypeError, AttributeError, OverflowError) as exc:
                 problem = f"unreadable ({type(exc).__name__}: {exc})"
@@ -181,7 +204,7 @@ def _walk(
             )
         if problem is not None:
             return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
-        _replay(replayed, content)
+        _replay(replayed, event)
         prev, expected = event.hash, expected + 1
     if count != consultation.chain_seq or prev != consultation.chain_head:
         problem = (
@@ -197,16 +220,20 @@ def _walk(
     return ChainReport(consultation.id, count, prev, intact=True)
 
 
-def _replay(replayed: dict[int, _Replayed], content: AuditContent) -> None:
-    """Apply one event to the opinion it is about."""
-    if content.opinion_id is None:
+def _replay(replayed: dict[int, _Replayed], event: StoredEvent) -> None:
+    """Apply one (verified) event to the opinion it is about."""
+    if event.opinion_id is None:
         return
-    op = replayed.setdefault(content.opinion_id, _Replayed())
-    op.state = content.to_state or op.state
-    op.last_seq = max(op.last_seq, content.opinion_seq or 0)
-    op.cycles += int(content.completes_cycle)
-    if content.kind == EventKind.ASSIGNED and content.payload:
-        op.planner = str(content.payload.get("planner"))
+    op = replayed.get(event.opinion_id)
+    if op is None:
+        op = replayed[event.opinion_id] = _Replayed()
+    op.state = event.to_state or op.state
+    op.last_seq = max(op.last_seq, event.opinion_seq or 0)
+    op.cycles += bool(event.completes_cycle)
+    if event.kind == EventKind.ASSIGNED:
+        payload = json.loads(event.payload)
+        if isinstance(payload, dict) and payload:
+            op.planner = str(payload.get("planner"))
 
 
 def head(ctx: ServiceContext, consultation_id: int) -> tuple[int, str]:

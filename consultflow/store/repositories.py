@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Integer, Table, and_, cast, func, insert, select
+from sqlalchemy import ColumnElement, Integer, String, Table, and_, cast, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
-from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
+from consultflow.domain.audit import AuditContent, ChainKey, payload_text, text_hash
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
-from consultflow.domain.model import AuditEventRow, ConsultationRow, EventFilter, LastEvent
+from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent, StoredEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
@@ -307,6 +306,18 @@ class ConsultationRepository:
         return found
 
 
+def utc_text(session: Session, column: ColumnElement[datetime]) -> ColumnElement[str]:
+    """A stored time as the chain's canonical text (`utc_iso`), formatted by the database.
+
+    Formatting in SQL spares verify a datetime per event. SQLite holds UTC as text with six
+    fractional digits (SQLAlchemy's storage format), PostgreSQL a timestamptz. A value stored in
+    another form by hand no longer matches its hash, as any other edit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"').label("at")
+    return (func.replace(type_coerce(column, String), " ", "T") + "Z").label("at")
+
+
 class AuditLog:
     """Appends hash-chained events; there is no update or delete here, nor in the database."""
 
@@ -330,7 +341,8 @@ class AuditLog:
         for draft in drafts:
             seq += 1
             content = replace(draft, consultation_id=consultation.id, chain_seq=seq)
-            digest = chain_hash(head, content, key)
+            payload = payload_text(content.payload)  # stored as the hash sees it: verify reuses the text
+            digest = text_hash(head, content.canonical(payload), key)
             rows.append(
                 {
                     "consultation_id": consultation.id,
@@ -346,7 +358,7 @@ class AuditLog:
                     "actor": content.actor,
                     "role": content.role,
                     "at": content.at,
-                    "payload": json.dumps(content.payload or {}, ensure_ascii=False, sort_keys=True),
+                    "payload": payload,
                     "prev_hash": head,
                     "hash": digest,
                 }
@@ -359,22 +371,25 @@ class AuditLog:
         consultation.chain_seq, consultation.chain_head = seq, head
         return chained
 
-    def chain(self, consultation_id: int) -> Generator[AuditEventRow, None, None]:
+    def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
         """A consultation's events in chain order, streamed in batches (a server-side cursor on PostgreSQL).
 
         Close the iterator when stopping early (`contextlib.closing`), so the cursor is released.
         """
         table = AuditEvent.__table__
         assert isinstance(table, Table)
-        stmt = (  # plain rows, not ORM objects: verify reads each event once and keeps none
-            select(*table.columns)
+        columns = [
+            utc_text(self.session, table.c.at) if name == "at" else table.c[name] for name in StoredEvent._fields
+        ]
+        stmt = (  # plain tuples, not ORM objects nor Rows: verify reads each event once and keeps none
+            select(*columns)
             .where(table.c.consultation_id == consultation_id)
             .order_by(table.c.chain_seq)
             .execution_options(yield_per=2000)
         )
         events = self.session.execute(stmt)
         try:
-            yield from events  # each Row has the event's columns as attributes
+            yield from map(StoredEvent._make, events)
         finally:
             events.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timedelta
 
@@ -39,8 +40,8 @@ def forge(ctx: ServiceContext, statement: str) -> None:
         assert path
         raw = sqlite3.connect(path)
         with raw:
-            raw.execute("DROP TRIGGER audit_event_no_update")
-            raw.execute("DROP TRIGGER audit_event_no_delete")
+            raw.execute("DROP TRIGGER IF EXISTS audit_event_no_update")
+            raw.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
             raw.execute(statement)
         raw.close()
     else:
@@ -74,6 +75,28 @@ def test_edited_event_is_found_at_that_event(ctx: ServiceContext) -> None:
     assert report.broken is not None
     assert (report.broken.chain_seq, report.broken.opinion_id, report.broken.trigger) == (seq, ids[1], "reject")
     assert "edited" in report.broken.problem
+
+
+def test_payloads_stored_with_spaces_still_verify_and_edits_still_show(ctx: ServiceContext) -> None:
+    """Events written before payloads were stored compactly verify; an edit in that form is still caught."""
+    cid, _ids = small_consultation(ctx)
+    with engine_of(ctx).connect() as conn:
+        rows = conn.execute(text("SELECT id, chain_seq, payload FROM audit_event WHERE payload <> '{}'")).all()
+    assert rows, "the consultation should have events with payloads"
+    cases = []
+    for event_id, _seq, payload in rows:
+        assert payload == json.dumps(json.loads(payload), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        spaced = json.dumps(json.loads(payload), ensure_ascii=False, sort_keys=True).replace("'", "''")
+        assert spaced != payload
+        cases.append(f"WHEN {event_id} THEN '{spaced}'")
+    forge(ctx, f"UPDATE audit_event SET payload = CASE id {' '.join(cases)} END WHERE payload <> '{{}}'")
+    [report] = verify.verify_all(ctx, cid)
+    assert report.intact, report.broken
+    seq = next(s for _i, s, p in rows if "不可行" in p)
+    forge(ctx, f'UPDATE audit_event SET payload = \'{{"reason": "可行"}}\' WHERE chain_seq = {seq}')
+    [report] = verify.verify_all(ctx, cid)
+    assert report.broken is not None
+    assert report.broken.chain_seq == seq
 
 
 def test_deleted_event_and_cut_off_end_are_found(ctx: ServiceContext) -> None:
