@@ -18,7 +18,17 @@ from typing import Any, Literal, NoReturn
 from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, chain_hash, payload_text, utc_iso
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
-from consultflow.domain.model import AccessRecord, EventFilter, LastEvent, NewOpinionRow, OpinionFilter, StoredEvent
+from consultflow.domain.model import (
+    MOVING_COLUMNS,
+    AccessRecord,
+    EventFilter,
+    LastEvent,
+    MovingOpinion,
+    NewEntry,
+    NewOpinionRow,
+    OpinionFilter,
+    StoredEvent,
+)
 from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
@@ -356,20 +366,18 @@ class FakeOpinions:
         found = (o.id for o in self.t.opinions if o.consultation_id == consultation_id and o.intake_key == intake_key)
         return next(found, None)
 
-    def add_entry(
-        self, opinion: Any, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime
-    ) -> None:
-        _row(
-            self.t.entries,
-            opinion_id=opinion.id,
-            opinion_seq=opinion.last_seq,
-            round_no=opinion.current_round,
-            kind=kind,
-            stance=stance,
-            text=text,
-            actor_id=actor_id,
-            created_at=now,
-        )
+    def add_entries(self, entries: Sequence[NewEntry]) -> None:
+        for e in entries:
+            _row(self.t.entries, **e._asdict())
+
+    def lock_moving(self, opinion_ids: Sequence[int]) -> list[MovingOpinion]:
+        return [MovingOpinion(*(getattr(o, name) for name in MOVING_COLUMNS)) for o in self.lock_many(opinion_ids)]
+
+    def write_moves(self, moved: Sequence[MovingOpinion]) -> None:
+        for m in moved:
+            row = self.get(m.id)
+            for name in MOVING_COLUMNS:
+                setattr(row, name, getattr(m, name))
 
     def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
         for o in self.t.opinions:
@@ -438,10 +446,7 @@ class FakeAudit:
     def __init__(self, t: Tables) -> None:
         self.t = t
 
-    def append(
-        self, consultation: Any, drafts: Sequence[AuditContent], key: ChainKey | None = None
-    ) -> list[AuditContent]:
-        chained = []
+    def append(self, consultation: Any, drafts: Sequence[AuditContent], key: ChainKey | None = None) -> None:
         for draft in drafts:
             content = replace(draft, consultation_id=consultation.id, chain_seq=consultation.chain_seq + 1)
             digest = chain_hash(consultation.chain_head, content, key)
@@ -454,8 +459,6 @@ class FakeAudit:
                 hash=digest,
             )
             consultation.chain_seq, consultation.chain_head = content.chain_seq, digest
-            chained.append(content)
-        return chained
 
     def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
         events = sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)

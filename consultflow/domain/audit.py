@@ -63,14 +63,26 @@ class AuditContent:
     completes_cycle: bool = False
     payload: dict[str, Any] | None = None
 
-    def canonical(self, payload: str | None = None) -> str:
-        """The text the hash is taken over: every field (`payload`: its `payload_text`, if already made)."""
+    def canonical(
+        self,
+        payload: str | None = None,
+        *,
+        at: str | None = None,
+        consultation_id: int | None = None,
+        chain_seq: int | None = None,
+    ) -> str:
+        """The text the hash is taken over: every field.
+
+        `payload` and `at` are its `payload_text` and `utc_iso`, if already made (the events of
+        one change share them). The chain writer gives the consultation and sequence number the
+        event gets, rather than copying the frozen draft to set them.
+        """
         return canonical_text(
             actor=self.actor,
-            at=utc_iso(self.at),
-            chain_seq=self.chain_seq,
+            at=utc_iso(self.at) if at is None else at,
+            chain_seq=self.chain_seq if chain_seq is None else chain_seq,
             completes_cycle=self.completes_cycle,
-            consultation_id=self.consultation_id,
+            consultation_id=self.consultation_id if consultation_id is None else consultation_id,
             from_state=self.from_state,
             kind=self.kind,
             opinion_id=self.opinion_id,

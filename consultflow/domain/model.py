@@ -125,6 +125,52 @@ class OpinionRow(Protocol):
     receipt_hash: str | None
 
 
+@dataclass(slots=True)
+class MovingOpinion:
+    """An opinion as a transition sees it: a plain locked row, not an ORM object.
+
+    Transitions change it in memory (the machine sets `state`, entering a state the rest); the
+    store then writes a batch of them as a set, relative to the sequence and rounds count it read
+    (`loaded_seq`, `loaded_rounds`), so bulk work costs statements per batch, not per opinion.
+    """
+
+    id: int
+    consultation_id: int
+    participant_id: int
+    recorded_by_id: int
+    assigned_planner_id: int | None
+    state: str
+    state_entered_at: datetime
+    current_round: int
+    rounds_count: int
+    outcome: str | None
+    plan_ref: str | None
+    merged_into_id: int | None
+    last_seq: int
+    loaded_seq: int = 0
+    loaded_rounds: int = 0
+
+    def __post_init__(self) -> None:
+        self.loaded_seq, self.loaded_rounds = self.last_seq, self.rounds_count
+
+
+# The opinion columns a MovingOpinion holds, in its constructor's order.
+MOVING_COLUMNS = tuple(f for f in MovingOpinion.__dataclass_fields__ if not f.startswith("loaded_"))
+
+
+class NewEntry(NamedTuple):
+    """Feedback or a reply that a transition carries, to be written with its batch."""
+
+    opinion_id: int
+    opinion_seq: int
+    round_no: int
+    kind: str
+    stance: str | None
+    text: str
+    actor_id: int
+    created_at: datetime
+
+
 class ReminderRow(Protocol):
     """A reminder owed about an opinion's deadline."""
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
+from consultflow.domain.machine import PreparedTransition
 from consultflow.domain.ownership import Holding, check_owner, check_submitter
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
@@ -17,7 +18,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import NewOpinionRow, OpinionRow, UnitOfWork
+from consultflow.services.ports import MovingOpinion, NewEntry, NewOpinionRow, OpinionRow, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -201,17 +202,22 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
 
 
 def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
-    loaded = {o.id: o for o in change.opinions([r.opinion_id for r in requests])}
+    """Move a batch in memory through the machine, then write it as a set: rows, entries, events."""
+    loaded = {o.id: o for o in change.moving([r.opinion_id for r in requests])}
     registrars = change.registrars(o.participant_id for o in loaded.values())
+    batch = _Batch()
     results = [
         _transition(
             change,
             loaded[request.opinion_id],
             request,
             registrars.get(loaded[request.opinion_id].participant_id, 0),
+            batch,
         )
         for request in requests
     ]
+    change.uow.opinions.write_moves(list(loaded.values()))
+    change.uow.opinions.add_entries(batch.entries)
     moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
     change.left_state((o.id for o in moved), "the opinion left the state")
     change.entered_state(
@@ -220,17 +226,43 @@ def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[Transit
     return results
 
 
-def _transition(change: Change, opinion: OpinionRow, request: FireRequest, registrar: int) -> TransitionResult:
-    """Move one opinion (if it is the actor's to move) and record its audit event."""
+@dataclass
+class _Batch:
+    """What a batch of transitions collects: the entries to write, and the checks already made.
+
+    A bulk fire sends one trigger with one set of fields to thousands of opinions in a few
+    states, so the trigger, role and field checks are made once per (workflow, state, trigger,
+    fields) rather than once per opinion.
+    """
+
+    entries: list[NewEntry] = field(default_factory=list)
+    prepared: dict[tuple[int, str, str, int], PreparedTransition] = field(default_factory=dict)
+    payloads: dict[int, dict[str, object]] = field(default_factory=dict)  # by prepared transition: shared
+
+    def payload(self, prepared: PreparedTransition) -> dict[str, object]:
+        """The event payload of a prepared transition, one dict for all its events (written out once)."""
+        found = self.payloads.get(id(prepared))
+        if found is None:
+            found = self.payloads[id(prepared)] = {f.value: v for f, v in prepared.fields.items()}
+        return found
+
+
+def _transition(
+    change: Change, opinion: MovingOpinion, request: FireRequest, registrar: int, batch: _Batch
+) -> TransitionResult:
+    """Move one opinion in memory (if it is the actor's to move), note its entry, record its audit event."""
     engine = change.workflow(opinion.consultation_id)
-    prepared = engine.prepare(
-        subject_name=f"opinion {opinion.id}",
-        state=opinion.state,
-        trigger=request.trigger,
-        actor_name=change.actor.name,
-        actor_roles=change.roles,
-        fields=request.fields,
-    )
+    checked = (id(engine), opinion.state, request.trigger, id(request.fields))  # the requests hold the fields
+    prepared = batch.prepared.get(checked)
+    if prepared is None:
+        prepared = batch.prepared[checked] = engine.prepare(
+            subject_name=f"opinion {opinion.id}",
+            state=opinion.state,
+            trigger=request.trigger,
+            actor_name=change.actor.name,
+            actor_roles=change.roles,
+            fields=request.fields,
+        )
     check_owner(change.acting_as(prepared.role), holding(opinion, registrar), f"fire {prepared.spec.trigger!r} on")
     # checked after the trigger, so a wrong trigger is named first
     open_round = change.current_round(opinion.consultation_id)  # once per change: a query per opinion flushed each
@@ -247,13 +279,17 @@ def _transition(change: Change, opinion: OpinionRow, request: FireRequest, regis
     if effect.entry is not None:
         text = prepared.fields.get(Field.TEXT) or prepared.fields.get(Field.REASON) or ""
         stance = prepared.fields.get(Field.STANCE)
-        change.uow.opinions.add_entry(
-            opinion,
-            kind=effect.entry.value,
-            stance=str(stance) if stance else None,
-            text=str(text),
-            actor_id=change.actor.id,
-            now=change.now,
+        batch.entries.append(
+            NewEntry(
+                opinion.id,
+                opinion.last_seq,
+                opinion.current_round,
+                effect.entry.value,
+                str(stance) if stance else None,
+                str(text),
+                change.actor.id,
+                change.now,
+            )
         )
     change.record(
         opinion.consultation_id,
@@ -267,7 +303,7 @@ def _transition(change: Change, opinion: OpinionRow, request: FireRequest, regis
             to_state=opinion.state,
             round_no=open_round.number,
             completes_cycle=prepared.spec.completes_cycle,
-            payload={f.value: v for f, v in prepared.fields.items()},
+            payload=batch.payload(prepared),
         ),
     )
     return TransitionResult(
@@ -284,7 +320,7 @@ def _transition(change: Change, opinion: OpinionRow, request: FireRequest, regis
     )
 
 
-def _check_merge_target(uow: UnitOfWork, opinion: OpinionRow, target_id: int) -> None:
+def _check_merge_target(uow: UnitOfWork, opinion: MovingOpinion, target_id: int) -> None:
     if target_id == opinion.id:
         msg = f"opinion {opinion.id} cannot be merged into itself"
         raise ValidationError(msg)
@@ -318,14 +354,16 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
         change.consultations(change.uow.opinions.consultation_ids(ids))
         views: dict[int, OpinionView] = {}
         for start in range(0, len(ids), FIRE_BATCH):
-            batch = change.opinions(ids[start : start + FIRE_BATCH])
+            batch = change.moving(ids[start : start + FIRE_BATCH])
             for op in batch:
                 if op.outcome is not None:
                     msg = f"opinion {op.id} is already decided ({op.state}); only open opinions can be assigned"
                     raise ValidationError(msg)
                 op.assigned_planner_id = target.id
                 note_on(change, op, EventKind.ASSIGNED, "assign", {"planner": target.name})
-            views.update((v.id, v) for v in opinion_views(change.uow, batch))
+            change.uow.opinions.write_moves(batch)  # one UPDATE for the batch
+            written = change.uow.opinions.get_many([op.id for op in batch])
+            views.update((v.id, v) for v in opinion_views(change.uow, written))
             change.flush()
             change.uow.release()
         return [views[i] for i in dict.fromkeys(opinion_ids)]
@@ -340,7 +378,9 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
     )
 
 
-def note_on(change: Change, op: OpinionRow, kind: str, trigger: str, payload: dict[str, object]) -> None:
+def note_on(
+    change: Change, op: OpinionRow | MovingOpinion, kind: str, trigger: str, payload: dict[str, object]
+) -> None:
     """An event about an opinion that does not move it (assigned, corrected, a receipt issued): next in its sequence."""
     op.last_seq += 1
     change.record(
@@ -358,7 +398,7 @@ def note_on(change: Change, op: OpinionRow, kind: str, trigger: str, payload: di
     )
 
 
-def holding(opinion: OpinionRow, registrar: int) -> Holding:
+def holding(opinion: OpinionRow | MovingOpinion, registrar: int) -> Holding:
     """What ties `opinion` to people, for the ownership check (`registrar` 0: not read, it matters to no one)."""
     return Holding(opinion.id, opinion.participant_id, opinion.recorded_by_id, opinion.assigned_planner_id, registrar)
 

@@ -32,7 +32,7 @@ from consultflow.domain.workflow import WorkflowSpec
 from consultflow.logconfig import get_logger
 from consultflow.services import identity
 from consultflow.services.context import ServiceContext, engine_for
-from consultflow.services.ports import ActorRow, ConsultationRow, OpinionRow, RoundRow, UnitOfWork
+from consultflow.services.ports import ActorRow, ConsultationRow, MovingOpinion, OpinionRow, RoundRow, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -67,6 +67,7 @@ class Change:
     via: str | None = None
     vouched_participant: int | None = None
     _current_rounds: dict[int, RoundRow] = field(default_factory=dict)
+    _engines: dict[int, WorkflowEngine] = field(default_factory=dict)
 
     @property
     def acting_role(self) -> Role:
@@ -85,8 +86,9 @@ class Change:
         return self._consultations
 
     def consultation(self, consultation_id: int) -> ConsultationRow:
-        """Lock one consultation."""
-        return self.consultations([consultation_id])[consultation_id]
+        """Lock one consultation (asked once per opinion in bulk work, so a held one is returned at once)."""
+        held = self._consultations.get(consultation_id)
+        return held if held is not None else self.consultations([consultation_id])[consultation_id]
 
     def opinions(self, ids: Sequence[int]) -> list[OpinionRow]:
         """Lock opinions (their consultations first, then the opinions by id); in the order asked."""
@@ -95,10 +97,21 @@ class Change:
         self._opinions_locked = True
         return list(self.uow.opinions.lock_many(unique))
 
+    def moving(self, ids: Sequence[int]) -> list[MovingOpinion]:
+        """Lock opinions as `opinions` does, as plain rows for transitions (written back as a set)."""
+        unique = list(dict.fromkeys(ids))
+        self.consultations(self.uow.opinions.consultation_ids(unique))
+        self._opinions_locked = True
+        return list(self.uow.opinions.lock_moving(unique))
+
     def workflow(self, consultation_id: int) -> WorkflowEngine:
-        """The machine of a locked consultation's workflow version."""
-        consultation = self.consultation(consultation_id)
-        return engine_for(self.uow.consultations.workflow(consultation.workflow_id))
+        """The machine of a locked consultation's workflow version (looked up once per change)."""
+        engine = self._engines.get(consultation_id)
+        if engine is None:
+            consultation = self.consultation(consultation_id)
+            engine = engine_for(self.uow.consultations.workflow(consultation.workflow_id))
+            self._engines[consultation_id] = engine
+        return engine
 
     def spec(self, consultation_id: int) -> WorkflowSpec:
         """The workflow spec of a locked consultation."""

@@ -20,6 +20,8 @@ __all__ = [
     "EntryRow",
     "EventFilter",
     "LastEvent",
+    "MovingOpinion",
+    "NewEntry",
     "NewOpinionRow",
     "OpinionFilter",
     "OpinionRow",
@@ -45,6 +47,8 @@ from consultflow.domain.model import (
     EntryRow,
     EventFilter,
     LastEvent,
+    MovingOpinion,
+    NewEntry,
     NewOpinionRow,
     OpinionFilter,
     OpinionRow,
@@ -222,10 +226,14 @@ class OpinionRepository(Protocol):
     ) -> Sequence[OpinionRow]:
         """Record opinions (seq 1, their submission event) and return them with ids."""
 
-    def add_entry(
-        self, opinion: OpinionRow, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime
-    ) -> None:
-        """The feedback or reply an opinion's transition carries."""
+    def add_entries(self, entries: Sequence[NewEntry]) -> None:
+        """The feedback and replies a batch of transitions carries."""
+
+    def lock_moving(self, opinion_ids: Sequence[int]) -> Sequence[MovingOpinion]:
+        """Opinions as plain rows for transitions, row-locked in id order, in the order asked."""
+
+    def write_moves(self, moved: Sequence[MovingOpinion]) -> None:
+        """Write what transitions changed in the rows `lock_moving` gave."""
 
     def get_many(self, opinion_ids: Sequence[int]) -> Sequence[OpinionRow]:
         """Opinions by id, in the order asked; refuses unknown ids."""
@@ -259,7 +267,7 @@ class AuditLog(Protocol):
 
     def append(
         self, consultation: ConsultationRow, drafts: Sequence[AuditContent], key: ChainKey | None = None
-    ) -> list[AuditContent]:
+    ) -> None:
         """Chain and insert events after the consultation's head (HMAC-keyed when `key` is given)."""
 
     def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:

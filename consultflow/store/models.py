@@ -142,6 +142,8 @@ class Opinion(Base):
         Index(None, "consultation_id", "state"),
         Index(None, "assigned_planner_id", "state"),
         Index(None, "consultation_id", "outcome", "rounds_count"),
+        Index(None, "consultation_id", "category", "channel", "outcome"),  # report adoption, index only
+        Index(None, "consultation_id", "participant_id"),  # its participant count
         Index(None, "consultation_id", "intake_key", unique=True),
     )
 

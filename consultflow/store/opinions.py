@@ -6,12 +6,20 @@ from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import Table, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consultflow.domain.entering import Entering
-from consultflow.domain.errors import NotFoundError
-from consultflow.domain.model import ConsultationRow, EntryRow, NewOpinionRow, OpinionFilter, OpinionRow
+from consultflow.domain.errors import NotFoundError, RetryableConflictError
+from consultflow.domain.model import (
+    MOVING_COLUMNS,
+    ConsultationRow,
+    EntryRow,
+    MovingOpinion,
+    NewEntry,
+    NewOpinionRow,
+    OpinionFilter,
+)
 from consultflow.store.batches import chunked
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
@@ -48,6 +56,87 @@ class OpinionRepository:
             rows.update((o.id, o) for o in self.session.scalars(stmt))
         _refuse_missing(opinion_ids, rows.keys())
         return [rows[i] for i in opinion_ids]
+
+    def lock_moving(self, opinion_ids: Sequence[int]) -> list[MovingOpinion]:
+        """Opinions by id as plain rows, row-locked in id order (PostgreSQL), in the order asked."""
+        self.session.flush()
+        table = _table()
+        columns = [table.c[name] for name in MOVING_COLUMNS]
+        rows: dict[int, MovingOpinion] = {}
+        for batch in chunked(sorted(set(opinion_ids))):
+            stmt = select(*columns).where(table.c.id.in_(batch)).order_by(table.c.id).with_for_update()
+            rows.update((row[0], MovingOpinion(*row)) for row in self.session.execute(stmt))
+        _refuse_missing(opinion_ids, rows.keys())
+        return [rows[i] for i in opinion_ids]
+
+    def write_moves(self, moved: Sequence[MovingOpinion]) -> None:
+        """Write what transitions (or an assignment) changed: one UPDATE per group of opinions changed alike.
+
+        Opinions moved by the same trigger from the same state get the same new values, and their
+        sequence and rounds count the same steps, so a bulk fire is a few set-based statements a
+        batch. The caller holds the rows' locks; a count that does not match means someone wrote
+        them outside consultflow, and the change is retried.
+        """
+        table = _table()
+        groups: dict[_Change, list[int]] = {}
+        for o in moved:
+            change = (
+                o.state,
+                o.state_entered_at,
+                o.current_round,
+                o.outcome,
+                o.plan_ref,
+                o.merged_into_id,
+                o.assigned_planner_id,
+                o.last_seq - o.loaded_seq,
+                o.rounds_count - o.loaded_rounds,
+            )
+            groups.setdefault(change, []).append(o.id)
+        for (
+            state,
+            entered_at,
+            round_no,
+            outcome,
+            plan_ref,
+            merged_into,
+            planner,
+            seq_step,
+            rounds_step,
+        ), ids in groups.items():
+            for batch in chunked(ids):
+                stmt = (
+                    update(table)
+                    .where(table.c.id.in_(batch))
+                    .values(
+                        state=state,
+                        state_entered_at=entered_at,
+                        current_round=round_no,
+                        outcome=outcome,
+                        plan_ref=plan_ref,
+                        merged_into_id=merged_into,
+                        assigned_planner_id=planner,
+                        last_seq=table.c.last_seq + seq_step,
+                        rounds_count=table.c.rounds_count + rounds_step,
+                        version=table.c.version + 1,
+                    )
+                )
+                written = self.session.execute(stmt).rowcount  # type: ignore[attr-defined]
+                if written != len(batch):
+                    msg = f"{len(batch) - written} locked opinion(s) changed under a transition"
+                    raise RetryableConflictError(msg)
+        for o in moved:
+            o.loaded_seq, o.loaded_rounds = o.last_seq, o.rounds_count
+            held = self.session.identity_map.get(Session.identity_key(Opinion, o.id))
+            if held is not None:  # an ORM copy read earlier in the change is now stale
+                self.session.expire(held)
+
+    def add_entries(self, entries: Sequence[NewEntry]) -> None:
+        """The feedback and replies that a batch of transitions carry, in one executemany."""
+        if not entries:
+            return
+        table = OpinionEntry.__table__
+        assert isinstance(table, Table)
+        self.session.execute(insert(table), [e._asdict() for e in entries])
 
     def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
         """For each opinion: (participant, village, assigned planner, recorded by), in one query per batch."""
@@ -162,23 +251,6 @@ class OpinionRepository:
         self.session.flush()
         return added
 
-    def add_entry(
-        self, opinion: OpinionRow, *, kind: str, stance: str | None, text: str, actor_id: int, now: datetime
-    ) -> None:
-        """The feedback or reply that the opinion's latest transition carries."""
-        self.session.add(
-            OpinionEntry(
-                opinion_id=opinion.id,
-                opinion_seq=opinion.last_seq,
-                round_no=opinion.current_round,
-                kind=kind,
-                stance=stance,
-                text=text,
-                actor_id=actor_id,
-                created_at=now,
-            )
-        )
-
     def search(self, criteria: OpinionFilter) -> list[Opinion]:
         """Opinions matching every value the filter gives, oldest first."""
         stmt = select(Opinion).order_by(Opinion.id)
@@ -286,6 +358,16 @@ class OpinionRepository:
             .values(values)
             .execution_options(synchronize_session=False)
         )
+
+
+# What an UPDATE of write_moves sets: the new values, then the steps of the sequence and rounds count.
+_Change = tuple[str, datetime, int, str | None, str | None, int | None, int | None, int, int]
+
+
+def _table() -> Table:
+    table = Opinion.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _refuse_missing(asked: Sequence[int], found: Collection[int]) -> None:

@@ -12,8 +12,11 @@ from consultflow.domain.errors import NotFoundError
 from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
-from consultflow.store.bulk import insert_ignoring_duplicates
-from consultflow.store.models import Delivery, DeliveryAttempt, Reminder
+from consultflow.store.bulk import insert_ignoring_duplicates, insert_selected_ignoring_duplicates
+from consultflow.store.models import Delivery, DeliveryAttempt, Opinion, Reminder
+
+# A group of entries this large is planned with one INSERT…SELECT per reminder, not as rows.
+SET_BASED_FROM = 16
 
 
 class ReminderStore:
@@ -25,30 +28,47 @@ class ReminderStore:
     def plan(
         self, spec: WorkflowSpec, entries: Sequence[StateEntry], round_closes_at: datetime | None, now: datetime
     ) -> int:
-        """Write the reminders each entry's state calls for; existing ones are left as they are."""
-        rows = [
-            {
-                "consultation_id": e.consultation_id,
-                "opinion_id": e.opinion_id,
-                "round_no": e.round_no,
-                "rule": p.rule,
-                "offset_minutes": round(p.offset_days * 24 * 60),
-                "state": e.state,
-                "state_entered_at": e.entered_at,
-                "recipient_role": p.recipient_role.value,
-                "escalation": p.escalation,
-                "due_at": p.due_at,
-                "send_at": p.send_at,
-                "status": "pending",
-                "created_at": now,
-            }
-            for e in entries
-            for p in plan_reminders(spec, e.state, e.entered_at, round_closes_at)
-        ]
+        """Write the reminders each entry's state calls for; existing ones are left as they are.
+
+        Entries that entered the same state at the same moment (a bulk fire, an import, a round
+        close) get the same reminders, so each planned reminder is one INSERT…SELECT over a batch
+        of their ids; what is left (a few entries each) goes as rows in one executemany.
+        """
         self.session.flush()
+        groups: dict[tuple[int, int, str, datetime], list[int]] = {}
+        for e in entries:
+            groups.setdefault((e.consultation_id, e.round_no, e.state, e.entered_at), []).append(e.opinion_id)
+        rows: list[dict[str, object]] = []
+        planned = 0
+        for (consultation_id, round_no, state, entered_at), opinion_ids in groups.items():
+            reminders = plan_reminders(spec, state, entered_at, round_closes_at)
+            planned += len(reminders) * len(opinion_ids)
+            fixed = [
+                {
+                    "consultation_id": consultation_id,
+                    "round_no": round_no,
+                    "rule": p.rule,
+                    "offset_minutes": round(p.offset_days * 24 * 60),
+                    "state": state,
+                    "state_entered_at": entered_at,
+                    "recipient_role": p.recipient_role.value,
+                    "escalation": p.escalation,
+                    "due_at": p.due_at,
+                    "send_at": p.send_at,
+                    "status": "pending",
+                    "created_at": now,
+                }
+                for p in reminders
+            ]
+            if len(opinion_ids) < SET_BASED_FROM:
+                rows += [{**values, "opinion_id": i} for values in fixed for i in opinion_ids]
+                continue
+            for values in fixed:
+                for ids in chunked(opinion_ids):
+                    insert_selected_ignoring_duplicates(self.session, Reminder, values, "opinion_id", Opinion.id, ids)
         for batch in chunked(rows):
             insert_ignoring_duplicates(self.session, Reminder, batch)
-        return len(rows)
+        return planned
 
     def cancel_for_opinions(self, opinion_ids: Sequence[int], reason: str, now: datetime) -> None:
         """Cancel the pending reminders of opinions that left the state they were about."""

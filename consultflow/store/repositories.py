@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Integer, String, Table, and_, cast, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
-from consultflow.domain.audit import AuditContent, ChainKey, payload_text, text_hash
+from consultflow.domain.audit import AuditContent, ChainKey, payload_text, text_hash, utc_iso
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
@@ -326,50 +325,56 @@ class AuditLog:
 
     def append(
         self, consultation: ConsultationRow, drafts: Sequence[AuditContent], key: ChainKey | None = None
-    ) -> list[AuditContent]:
+    ) -> None:
         """Chain `drafts` after the consultation's head and insert them in one statement.
 
         The caller holds the consultation row (locked on PostgreSQL, BEGIN IMMEDIATE on SQLite),
         so chain sequence numbers never collide; the unique key catches it if they ever would.
         """
         if not drafts:
-            return []
+            return
         self.session.flush()
         rows: list[dict[str, object]] = []
-        chained: list[AuditContent] = []
-        seq, head = consultation.chain_seq, consultation.chain_head
+        consultation_id, seq, head = consultation.id, consultation.chain_seq, consultation.chain_head
+        # The events of one change share their moment, and bulk work their payload: each is written
+        # out once. Keyed by identity, which the drafts keep alive until the end of this call.
+        payloads: dict[int, str] = {}
+        moments: dict[int, str] = {}
         for draft in drafts:
             seq += 1
-            content = replace(draft, consultation_id=consultation.id, chain_seq=seq)
-            payload = payload_text(content.payload)  # stored as the hash sees it: verify reuses the text
-            digest = text_hash(head, content.canonical(payload), key)
+            payload = payloads.get(id(draft.payload))
+            if payload is None:  # stored as the hash sees it: verify reuses the text
+                payload = payloads[id(draft.payload)] = payload_text(draft.payload)
+            at = moments.get(id(draft.at))
+            if at is None:
+                at = moments[id(draft.at)] = utc_iso(draft.at)
+            canonical = draft.canonical(payload, at=at, consultation_id=consultation_id, chain_seq=seq)
+            digest = text_hash(head, canonical, key)
             rows.append(
                 {
-                    "consultation_id": consultation.id,
+                    "consultation_id": consultation_id,
                     "chain_seq": seq,
-                    "kind": content.kind,
-                    "opinion_id": content.opinion_id,
-                    "opinion_seq": content.opinion_seq,
-                    "trigger": content.trigger,
-                    "from_state": content.from_state,
-                    "to_state": content.to_state,
-                    "round_no": content.round_no,
-                    "completes_cycle": content.completes_cycle,
-                    "actor": content.actor,
-                    "role": content.role,
-                    "at": content.at,
+                    "kind": draft.kind,
+                    "opinion_id": draft.opinion_id,
+                    "opinion_seq": draft.opinion_seq,
+                    "trigger": draft.trigger,
+                    "from_state": draft.from_state,
+                    "to_state": draft.to_state,
+                    "round_no": draft.round_no,
+                    "completes_cycle": draft.completes_cycle,
+                    "actor": draft.actor,
+                    "role": draft.role,
+                    "at": draft.at,
                     "payload": payload,
                     "prev_hash": head,
                     "hash": digest,
                 }
             )
-            chained.append(content)
             head = digest
         table = AuditEvent.__table__
         assert isinstance(table, Table)
         self.session.execute(insert(table), rows)  # Core: no ORM bulk bookkeeping per row
         consultation.chain_seq, consultation.chain_head = seq, head
-        return chained
 
     def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
         """A consultation's events in chain order, streamed in batches (a server-side cursor on PostgreSQL).
