@@ -59,6 +59,7 @@ CONTAINS: dict[Column, tuple[str, ...]] = {
     Column.TEXT: ("意见", "建议"),
 }
 REQUIRED = (Column.TEXT, Column.CATEGORY, Column.VILLAGE)
+_COLUMNS = tuple(Column)  # iterating the enum itself costs a generator per row
 ANONYMOUS = "匿名"
 MAX_NAME_CHARS = 120
 
@@ -149,8 +150,18 @@ def _names_of(choices: tuple[tuple[str, Label], ...]) -> dict[str, str]:
     return names
 
 
+_known: dict[int, tuple[Mapping[str, Label], dict[str, str]]] = {}
+_KNOWN_AT_MOST = 64
+
+
 def _choice(value: str, choices: Mapping[str, Label]) -> str | None:
-    return _names_of(tuple(choices.items())).get(normalise_header(value))
+    """The key `value` names, if any (the names of a mapping are worked out once, not once per row)."""
+    held = _known.get(id(choices))
+    if held is None or held[0] is not choices:
+        if len(_known) > _KNOWN_AT_MOST:  # a caller making a new mapping per row must not grow this
+            _known.clear()
+        held = _known[id(choices)] = (choices, _names_of(tuple(choices.items())))
+    return held[1].get(normalise_header(value))
 
 
 def _allowed(choices: Mapping[str, Label]) -> str:
@@ -183,8 +194,8 @@ def check_row(
         return headers[i] if i is not None else f"--{field.value}"
 
     problems: list[RowProblem] = []
-    values: dict[Column, str] = {}
-    for field in Column:
+    values: dict[Column, str] = dict.fromkeys(_COLUMNS, "")  # a field without a column is empty
+    for field in columns:
         try:
             values[field] = refuse_control_characters(cell(field), "the cell")
         except ValidationError as exc:

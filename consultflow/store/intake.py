@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from consultflow.domain.intake import IntakeRow
@@ -40,16 +40,7 @@ class IntakeStore:
     def participants(self, rows: Sequence[IntakeRow], *, created_by: int, now: datetime) -> dict[str, int]:
         """Participant ids by key: the ones already registered (and not erased), the rest created now."""
         keys = sorted({r.participant_key for r in rows})
-        found: dict[str, int] = {}
-        for batch in chunked(keys):
-            stmt = matching(
-                self.session,
-                select(Participant.match_key, Participant.id).where(Participant.erased_at.is_(None)),
-                Participant.match_key,
-                batch,
-            )
-            for key, pid in self.session.execute(stmt):
-                found.setdefault(str(key), int(pid))
+        found = self._participant_ids(keys)
         first = {r.participant_key: r for r in rows if r.participant_key not in found}
         if first:
             values = [
@@ -64,9 +55,21 @@ class IntakeStore:
                 }
                 for key, r in first.items()
             ]
-            adding = insert(Participant).returning(Participant.id, Participant.match_key, sort_by_parameter_order=True)
-            for created, created_key in self.session.execute(adding, values):
-                found[str(created_key)] = int(created)
+            self.session.execute(insert(_table(Participant)), values)  # no RETURNING: see add_opinions
+            found |= self._participant_ids(sorted(first))
+        return found
+
+    def _participant_ids(self, keys: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for batch in chunked(keys):
+            stmt = matching(
+                self.session,
+                select(Participant.match_key, Participant.id).where(Participant.erased_at.is_(None)),
+                Participant.match_key,
+                batch,
+            )
+            for key, pid in self.session.execute(stmt):
+                found.setdefault(str(key), int(pid))
         return found
 
     def add_opinions(
@@ -80,7 +83,13 @@ class IntakeStore:
         round_no: int,
         now: datetime,
     ) -> list[int]:
-        """Insert a batch of opinions at sequence 1; their ids, in the order of `rows`."""
+        """Insert a batch of opinions at sequence 1; their ids, in the order of `rows`.
+
+        The rows go in as one executemany, and their ids are read back by intake key (unique in a
+        consultation). An INSERT … RETURNING in parameter order would be one statement per row on
+        SQLite, which cannot promise the order of a multi-row RETURNING: 100,000 statements for
+        100,000 rows.
+        """
         values = [
             {
                 "consultation_id": consultation.id,
@@ -101,5 +110,20 @@ class IntakeStore:
             }
             for r in rows
         ]
-        stmt = insert(Opinion).returning(Opinion.id, sort_by_parameter_order=True)
-        return [int(i) for i in self.session.scalars(stmt, values)]
+        self.session.execute(insert(_table(Opinion)), values)
+        ids: dict[str, int] = {}
+        for batch in chunked([r.key for r in rows]):
+            stmt = matching(
+                self.session,
+                select(Opinion.intake_key, Opinion.id).where(Opinion.consultation_id == consultation.id),
+                Opinion.intake_key,
+                batch,
+            )
+            ids.update((str(key), int(i)) for key, i in self.session.execute(stmt))
+        return [ids[r.key] for r in rows]
+
+
+def _table(model: type[Opinion | Participant]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
