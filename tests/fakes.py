@@ -176,6 +176,10 @@ class FakeConsultations:
         self.t = t
         self.locks = locks
 
+    def lock_of_opinions(self, opinion_ids: Sequence[int]) -> list[Row]:
+        owners = sorted({o.consultation_id for o in self.t.opinions if o.id in set(opinion_ids)})
+        return [self.get(c, lock=True) for c in owners]
+
     def get(self, consultation_id: int, *, lock: bool = False) -> Row:
         found = next((c for c in self.t.consultations if c.id == consultation_id), None)
         if found is None:

@@ -125,6 +125,9 @@ class ActorRepository(Protocol):
 class ConsultationRepository(Protocol):
     """Consultations, their workflows and rounds."""
 
+    def lock_of_opinions(self, opinion_ids: Sequence[int]) -> Sequence[ConsultationRow]:
+        """The consultations of at most 1,000 opinions, locked in id order."""
+
     def get(self, consultation_id: int, *, lock: bool = False) -> ConsultationRow:
         """A consultation, locked when asked."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Integer, String, Table, and_, cast, func, insert, select, type_coerce
@@ -15,7 +16,7 @@ from consultflow.domain.intake import participant_key
 from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent, StoredEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
-from consultflow.store.batches import chunked
+from consultflow.store.batches import BATCH_SIZE, chunked
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import (
     Actor,
@@ -44,11 +45,17 @@ class ActorRepository:
         if not name:
             msg = "this command changes data: say who you are with --as NAME (or CONSULTFLOW_ACTOR)"
             raise NotFoundError(msg)
-        actor = self.by_name(name)
-        if actor is None:
+        stmt = (  # the actor and their roles in one statement: every change starts here
+            select(Actor, ActorRole.role)
+            .outerjoin(ActorRole, ActorRole.actor_id == Actor.id)
+            .where(Actor.name == name)
+            .order_by(ActorRole.position)
+        )
+        found = self.session.execute(stmt).all()
+        if not found:
             msg = f"unknown actor {name!r}; register people with 'consultflow actor add'"
             raise NotFoundError(msg)
-        return actor, self.roles(actor.id)
+        return found[0][0], [Role(role) for _actor, role in found if role is not None]
 
     def roles(self, actor_id: int) -> list[Role]:
         """An actor's roles in the order they were given."""
@@ -162,12 +169,24 @@ class ActorRepository:
         return found
 
 
+@dataclass(slots=True)
+class StoredWorkflow:
+    """A workflow version's row, kept in memory: such rows are never changed."""
+
+    id: int
+    name: str
+    version: int
+    digest: str
+    source: str
+
+
 class ConsultationRepository:
     """Consultations, their workflows and rounds."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, known_workflows: dict[int, StoredWorkflow] | None = None) -> None:
         self.session = session
-        self._workflows: dict[int, Workflow] = {}  # strong refs: the identity map is weak
+        self.read_workflows: dict[int, StoredWorkflow] = {}  # read in this transaction
+        self._known = known_workflows if known_workflows is not None else {}  # committed, shared
 
     def get(self, consultation_id: int, *, lock: bool = False) -> Consultation:
         """A consultation; `lock` serialises writers of its audit chain (PostgreSQL row lock)."""
@@ -177,16 +196,28 @@ class ConsultationRepository:
             raise NotFoundError(msg)
         return found
 
-    def workflow(self, workflow_id: int) -> Workflow:
-        """A stored workflow version (rows never change, so pending changes need no flush)."""
-        found = self._workflows.get(workflow_id)
+    def lock_of_opinions(self, opinion_ids: Sequence[int]) -> list[Consultation]:
+        """The consultations of a few opinions, locked in id order, in one statement (ids must be few)."""
+        assert len(opinion_ids) <= BATCH_SIZE, "chunk the ids and use get(lock=True)"
+        owners = select(Opinion.consultation_id).where(Opinion.id.in_(list(opinion_ids)))
+        stmt = select(Consultation).where(Consultation.id.in_(owners)).order_by(Consultation.id).with_for_update()
+        return list(self.session.scalars(stmt))
+
+    def workflow(self, workflow_id: int) -> StoredWorkflow:
+        """A stored workflow version.
+
+        Its row never changes, so once a transaction that read it has committed, every later one
+        of the same database takes it from memory: one statement fewer in each transition.
+        """
+        found = self._known.get(workflow_id) or self.read_workflows.get(workflow_id)
         if found is None:
             with self.session.no_autoflush:
-                found = self.session.get(Workflow, workflow_id)
-            if found is None:  # pragma: no cover - foreign keys make this impossible
+                row = self.session.get(Workflow, workflow_id)
+            if row is None:  # pragma: no cover - foreign keys make this impossible
                 msg = f"unknown workflow id {workflow_id}"
                 raise NotFoundError(msg)
-            self._workflows[workflow_id] = found
+            found = StoredWorkflow(row.id, row.name, row.version, row.digest, row.source)
+            self.read_workflows[workflow_id] = found
         return found
 
     def stored_workflow(self, name: str, version: int) -> Workflow | None:

@@ -17,7 +17,7 @@ from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
 from consultflow.store.personal_data import PersonalDataStore
 from consultflow.store.reminders import ReminderStore
-from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository
+from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository, StoredWorkflow
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -42,8 +42,11 @@ class UnitOfWork:
     outbox: Outbox
     _token: Token[bool]
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, factory: sessionmaker[Session], known_workflows: dict[int, StoredWorkflow] | None = None
+    ) -> None:
         self._factory = factory
+        self._known_workflows = known_workflows if known_workflows is not None else {}
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         if _OPEN.get():
@@ -54,7 +57,7 @@ class UnitOfWork:
         self._token = _OPEN.set(True)
         self.session = self._factory()
         self.actors = ActorRepository(self.session)
-        self.consultations = ConsultationRepository(self.session)
+        self.consultations = ConsultationRepository(self.session, self._known_workflows)
         self.opinions = OpinionRepository(self.session)
         self.audit = AuditLog(self.session)
         self.reminders = ReminderStore(self.session)
@@ -79,8 +82,9 @@ class UnitOfWork:
                 raise translated from exc
 
     def commit(self) -> None:
-        """Make the use case's changes permanent."""
+        """Make the use case's changes permanent (and the workflow rows read, known to later ones)."""
         self.session.commit()
+        self._known_workflows.update(self.consultations.read_workflows)
 
     def flush(self) -> None:
         """Send pending changes so generated ids are known, without committing."""
