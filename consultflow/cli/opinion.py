@@ -271,8 +271,8 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
 def opinion_assign(state: CliState, opinion_ids: tuple[list[int], ...], planner: str) -> None:
     """Assign OPINION_IDS (12 13, 3,5,8 or 10-40) to a planner, in one transaction."""
     ids = list(dict.fromkeys(i for group in opinion_ids for i in group))
-    views = opinions.assign(state.services(), acting=state.actor, opinion_ids=ids, planner=planner)
-    state.emit(views, lambda: f"{len(views)} opinion(s) assigned to {planner}")
+    done = opinions.assign(state.services(), acting=state.actor, opinion_ids=ids, planner=planner)
+    state.emit(done, lambda: f"{len(done)} opinion(s) assigned to {planner}")
 
 
 @opinion_group.command("fire")

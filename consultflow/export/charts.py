@@ -8,10 +8,12 @@ boxes where the characters should be.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.files import write_new_file
@@ -61,12 +63,19 @@ def _pyplot(lang: Lang) -> tuple[Any, Lang]:
     return plt, lang
 
 
-def _save(plt: Any, fig: Any, path: Path, force: bool) -> None:
-    buffer = io.BytesIO()
+@contextmanager
+def _figure(plt: Any, size: tuple[float, float]) -> Iterator[tuple[Any, Any]]:
+    """A figure and its axes, closed however drawing ends (pyplot keeps open figures for good)."""
+    fig, ax = plt.subplots(figsize=size)
     try:
-        fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+        yield fig, ax
     finally:
         plt.close(fig)
+
+
+def _save(fig: Any, path: Path, force: bool) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
     write_new_file(path, buffer.getvalue(), force=force)
 
 
@@ -75,34 +84,41 @@ def rounds_chart(outcomes: Sequence[OutcomeRounds], path: Path, lang: Lang = "zh
     plt, lang = _pyplot(lang)
     most = max((max(o.histogram, default=0) for o in outcomes), default=0)
     xs = list(range(1, most + 1))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.8 / max(len(outcomes), 1)
-    for i, o in enumerate(outcomes):
-        ax.bar(
-            [x + (i - (len(outcomes) - 1) / 2) * width for x in xs],
-            [o.histogram.get(x, 0) for x in xs],
-            width,
-            label=Outcome(o.outcome).label.get(lang),
-        )
-    ax.set_xticks(xs, [f"{x}轮" if lang == "zh" else str(x) for x in xs])
-    ax.set_xlabel("办理轮次" if lang == "zh" else "Rounds to outcome")
-    ax.set_ylabel("意见数" if lang == "zh" else "Opinions")
-    ax.set_title("各结果所经历的轮次" if lang == "zh" else "Rounds each opinion went through")
-    ax.legend()
-    _save(plt, fig, path, force)
+    with _figure(plt, (7, 4)) as (fig, ax):
+        width = 0.8 / max(len(outcomes), 1)
+        for i, o in enumerate(outcomes):
+            ax.bar(
+                [x + (i - (len(outcomes) - 1) / 2) * width for x in xs],
+                [o.histogram.get(x, 0) for x in xs],
+                width,
+                label=Outcome(o.outcome).label.get(lang),
+            )
+        ax.set_xticks(xs, [f"{x}轮" if lang == "zh" else str(x) for x in xs])
+        ax.set_xlabel("办理轮次" if lang == "zh" else "Rounds to outcome")
+        ax.set_ylabel("意见数" if lang == "zh" else "Opinions")
+        ax.set_title("各结果所经历的轮次" if lang == "zh" else "Rounds each opinion went through")
+        ax.legend()
+        _save(fig, path, force)
     return lang
 
 
 def category_chart(
     shares: Sequence[tuple[str, str, int]], path: Path, lang: Lang = "zh", *, force: bool = False
 ) -> Lang:
-    """A pie of opinions by category; `shares` holds (zh label, en label, count)."""
+    """A pie of opinions by category; `shares` holds (zh label, en label, count).
+
+    Raises:
+        ValidationError: there is nothing to draw (no opinions yet).
+    """
+    if not any(n for _zh, _en, n in shares):
+        msg = "the consultation has no opinions yet, so there are no category shares to draw"
+        raise ValidationError(msg)
     plt, lang = _pyplot(lang)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    labels = [zh if lang == "zh" else en for zh, en, _ in shares]
-    ax.pie([n for _, _, n in shares], labels=labels, autopct="%1.1f%%", startangle=90, counterclock=False)
-    ax.set_title("意见类别占比" if lang == "zh" else "Opinions by category")
-    _save(plt, fig, path, force)
+    with _figure(plt, (6, 6)) as (fig, ax):
+        labels = [zh if lang == "zh" else en for zh, en, _ in shares]
+        ax.pie([n for _, _, n in shares], labels=labels, autopct="%1.1f%%", startangle=90, counterclock=False)
+        ax.set_title("意见类别占比" if lang == "zh" else "Opinions by category")
+        _save(fig, path, force)
     return lang
 
 
@@ -116,16 +132,19 @@ def funnel_chart(rows: Sequence[FunnelRow], path: Path, lang: Lang = "zh", *, fo
         ("decided", "办结", "Decided"),
         ("carried_over", "转入下一轮", "Carried over"),
     ]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / len(steps)
-    xs = [r.round_no for r in rows]
-    for i, (attr, zh, en) in enumerate(steps):
-        ax.bar(
-            [x + (i - 2) * width for x in xs], [getattr(r, attr) for r in rows], width, label=zh if lang == "zh" else en
-        )
-    ax.set_xticks(xs, [f"第{x}轮" if lang == "zh" else f"Round {x}" for x in xs])
-    ax.set_ylabel("意见数" if lang == "zh" else "Opinions")
-    ax.set_title("各轮办理漏斗" if lang == "zh" else "Round funnel")
-    ax.legend(fontsize="small")
-    _save(plt, fig, path, force)
+    with _figure(plt, (8, 4)) as (fig, ax):
+        width = 0.8 / len(steps)
+        xs = [r.round_no for r in rows]
+        for i, (attr, zh, en) in enumerate(steps):
+            ax.bar(
+                [x + (i - 2) * width for x in xs],
+                [getattr(r, attr) for r in rows],
+                width,
+                label=zh if lang == "zh" else en,
+            )
+        ax.set_xticks(xs, [f"第{x}轮" if lang == "zh" else f"Round {x}" for x in xs])
+        ax.set_ylabel("意见数" if lang == "zh" else "Opinions")
+        ax.set_title("各轮办理漏斗" if lang == "zh" else "Round funnel")
+        ax.legend(fontsize="small")
+        _save(fig, path, force)
     return lang

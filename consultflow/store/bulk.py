@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Table, literal, select
+from sqlalchemy import Boolean, Table, literal, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
+
+from consultflow.store.types import UTCDateTime
 
 
 def insert_ignoring_duplicates(
@@ -60,3 +64,56 @@ def _insert(session: Session, model: type[DeclarativeBase]) -> Any:
         msg = f"unsupported database dialect {dialect}"
         raise NotImplementedError(msg)
     return stmt
+
+
+def insert_plain(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows through the driver: one executemany on SQLite, COPY on PostgreSQL.
+
+    SQLAlchemy's executemany binds each value of each row through its column type; for the tens
+    of thousands of audit events a bulk change writes, that cost more than the INSERT itself. Here
+    the driver takes the rows as they are, with times in the form the store keeps them (naive UTC
+    text on SQLite, as SQLAlchemy writes it; `timestamptz` on PostgreSQL), each distinct time
+    formatted once. Driver errors come out as SQLAlchemy's, so `store.errors` reads them as usual.
+    """
+    if not rows:
+        return
+    names = [table.c[name].name for name in rows[0]]  # the table's own columns (a KeyError otherwise)
+    connection = session.connection()
+    quoted = ", ".join(f'"{name}"' for name in names)
+    if connection.dialect.name == "postgresql":
+        copy_sql = f"COPY {table.name} ({quoted}) FROM STDIN"
+        driver: Any = connection.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in names])
+        except driver.Error as exc:  # psycopg's own: made SQLAlchemy's, as executing a statement would
+            raise DBAPIError(copy_sql, None, exc) from exc
+        return
+    times = [i for i, name in enumerate(names) if isinstance(table.c[name].type, UTCDateTime)]
+    flags = [i for i, name in enumerate(names) if isinstance(table.c[name].type, Boolean)]
+    stored: dict[datetime, str] = {}
+
+    def as_stored(moment: datetime | None) -> str | None:
+        if moment is None:
+            return None
+        text = stored.get(moment)
+        if text is None:
+            if moment.tzinfo is None:
+                msg = "naive datetime given to the database; use timezone-aware UTC"
+                raise ValueError(msg)
+            utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+            text = stored[moment] = utc.isoformat(" ", "microseconds")  # SQLAlchemy's SQLite form
+        return text
+
+    values = []
+    for row in rows:
+        value = [row[name] for name in names]
+        for i in times:
+            value[i] = as_stored(value[i])
+        for i in flags:
+            value[i] = None if value[i] is None else int(value[i])
+        values.append(tuple(value))
+    placeholders = ", ".join("?" for _ in names)
+    insert_sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({placeholders})"  # noqa: S608 - known columns
+    connection.exec_driver_sql(insert_sql, values)

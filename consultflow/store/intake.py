@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from consultflow.domain.intake import IntakeRow
 from consultflow.domain.model import ConsultationRow
 from consultflow.store.batches import chunked, matching
+from consultflow.store.bulk import insert_plain
 from consultflow.store.models import Opinion, Participant
 
 
@@ -110,7 +111,7 @@ class IntakeStore:
             }
             for r in rows
         ]
-        self.session.execute(insert(_table(Opinion)), values)
+        insert_plain(self.session, _table(Opinion), values)  # the driver's executemany or COPY
         ids: dict[str, int] = {}
         for batch in chunked([r.key for r in rows]):
             stmt = matching(

@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Integer, String, Table, and_, cast, func, insert, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, String, Table, and_, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, ChainKey, payload_text, text_hash, utc_iso
@@ -17,6 +17,7 @@ from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent, St
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import BATCH_SIZE, chunked
+from consultflow.store.bulk import insert_plain
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import (
     Actor,
@@ -404,7 +405,7 @@ class AuditLog:
             head = digest
         table = AuditEvent.__table__
         assert isinstance(table, Table)
-        self.session.execute(insert(table), rows)  # Core: no ORM bulk bookkeeping per row
+        insert_plain(self.session, table, rows)  # the driver's executemany or COPY: no binding per value
         consultation.chain_seq, consultation.chain_head = seq, head
 
     def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:

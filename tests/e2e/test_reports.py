@@ -127,6 +127,23 @@ def test_charts_are_png_files(demo_db: str, tmp_path: Path, kind: str) -> None:
         assert "English labels" not in result.stderr
 
 
+def test_category_chart_of_an_empty_consultation_is_refused_in_one_line(tmp_path: Path) -> None:
+    """No opinions, no shares: one line and a usage exit, no file and no open figure left behind."""
+    db = str(tmp_path / "empty.sqlite")
+    path = tmp_path / "categories.png"
+    runner = CliRunner()
+    for args in (
+        ["db", "upgrade"],
+        ["actor", "add", "李协调", "--role", "coordinator"],
+        ["--as", "李协调", "consultation", "create", "空的", "--area", "片区"],
+    ):
+        assert runner.invoke(main, ["--db", db, *args]).exit_code == 0
+    result = runner.invoke(main, ["--db", db, "report", "chart", "1", "--kind", "categories", "-o", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "no opinions yet" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not path.exists()
+
+
 def test_binary_format_needs_a_file(demo_db: str) -> None:
     """XLSX to the terminal is refused with one line."""
     result = CliRunner().invoke(main, ["--db", demo_db, "report", "adoption", "1", "--format", "xlsx"])

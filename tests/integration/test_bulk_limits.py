@@ -141,8 +141,8 @@ def test_calls_with_70000_ids_work_on_postgresql(ctx: ServiceContext) -> None:
             {"c": setup.consultation_id, "p": setup.participant_id, "n": MANY},
         )
         ids = [int(i) for i in con.execute(text("SELECT id FROM opinion ORDER BY id")).scalars()]
-    views = opinions.assign(ctx, acting=COORD, opinion_ids=ids, planner=PLANNER)
-    assert len(views) == MANY and {v.assigned_to for v in views} == {PLANNER}
+    done = opinions.assign(ctx, acting=COORD, opinion_ids=ids, planner=PLANNER)
+    assert len(done) == MANY and {a.assigned_to for a in done} == {PLANNER} and {a.seq for a in done} == {2}
     plan = rounds.close_round(ctx, acting=COORD, consultation_id=setup.consultation_id)
     assert len(plan.steps) == MANY
     with sql_uow(ctx) as uow:
