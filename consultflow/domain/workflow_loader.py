@@ -6,6 +6,7 @@ A coordinator editing YAML wants the whole list at once (`transitions[3].dest: u
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -50,8 +51,13 @@ class _Problems:
         self.items.append(f"{path}: {message}")
 
 
-def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
+def load_workflow_text(text: str, source: str = "<text>", *, stored_digest: str | None = None) -> WorkflowSpec:
     """Parse and validate a workflow from YAML text.
+
+    `stored_digest` is the digest a stored copy was registered under. When the text still has that
+    digest, it is the very text that passed validation when it was stored, so it is parsed with
+    libyaml (when PyYAML has it) and the JSON-schema pass is skipped: importing jsonschema and
+    walking the schema cost every command about 0.1 s. The rules that build the spec still run.
 
     Raises:
         WorkflowInvalidError: listing every problem found, each with its path.
@@ -60,8 +66,10 @@ def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
         raise WorkflowInvalidError(source, [f"(file): longer than {MAX_FILE_CHARS} characters"])
     import yaml  # noqa: PLC0415 - read commands that load no workflow text never pay for it
 
+    checked = stored_digest is not None and hashlib.sha256(text.encode("utf-8")).hexdigest() == stored_digest
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if checked else yaml.SafeLoader
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader either way
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "file"
@@ -74,7 +82,7 @@ def load_workflow_text(text: str, source: str = "<text>") -> WorkflowSpec:
     plain = _plain_problems(data)
     if plain:
         raise WorkflowInvalidError(source, plain)
-    shape = schema_problems(data)
+    shape = [] if checked else schema_problems(data)
     if not shape:
         return _build(data, text, source)
     # Report the sections of the wrong shape, and what the rules say of the well-shaped rest, at once.

@@ -23,7 +23,8 @@ def engine_for(workflow: WorkflowRow) -> WorkflowEngine:
     """The machine for a stored workflow version, built once per process and digest."""
     cached = _ENGINES.get(workflow.digest)
     if cached is None:
-        spec = load_workflow_text(workflow.source, f"{workflow.name}@{workflow.version} (stored)")
+        where = f"{workflow.name}@{workflow.version} (stored)"
+        spec = load_workflow_text(workflow.source, where, stored_digest=workflow.digest)
         cached = _ENGINES[workflow.digest] = WorkflowEngine(spec)
     return cached
 

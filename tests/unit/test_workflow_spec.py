@@ -126,6 +126,18 @@ def test_digest_changes_with_the_text() -> None:
     assert a.digest != b.digest
 
 
+def test_a_stored_copy_with_its_digest_loads_the_same_and_an_edited_one_is_checked_in_full() -> None:
+    """The stored text, digest matching, gives the same spec; a copy edited in the database is validated again."""
+    fresh = load_workflow_text(DEFAULT)
+    stored = load_workflow_text(DEFAULT, "stored", stored_digest=fresh.digest)
+    assert stored == fresh
+    assert stored.transitions == fresh.transitions and stored.reminders == fresh.reminders
+    broken = DEFAULT.replace("dest: under_review", "dest: [under_review]", 1)
+    with pytest.raises(WorkflowInvalidError) as info:
+        load_workflow_text(broken, "stored", stored_digest=fresh.digest)  # the digest no longer matches
+    assert any("transitions" in p for p in info.value.problems)
+
+
 def test_diagrams_cover_every_edge_with_labels() -> None:
     """DOT and Mermaid carry every transition from every source, and the Chinese labels."""
     spec = load_workflow_text(DEFAULT)
