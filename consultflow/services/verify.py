@@ -57,28 +57,28 @@ def _recomputed(e: StoredEvent, prev: str, key: ChainKey | None) -> bool:
     it is. Events written before that (with spaces after separators) match once the payload is
     put in canonical form; an edit matches neither.
     """
-
-    def canonical(payload: str) -> str:
-        return canonical_text(
-            actor=e.actor,
-            at=e.at,
-            chain_seq=e.chain_seq,
-            completes_cycle=bool(e.completes_cycle),
-            consultation_id=e.consultation_id,
-            from_state=e.from_state,
-            kind=e.kind,
-            opinion_id=e.opinion_id,
-            opinion_seq=e.opinion_seq,
-            payload=payload,
-            role=e.role,
-            round_no=e.round_no,
-            to_state=e.to_state,
-            trigger=e.trigger,
-        )
-
-    if text_hash(prev, canonical(e.payload), key) == e.hash:
+    if text_hash(prev, _canonical(e, e.payload), key) == e.hash:
         return True
-    return text_hash(prev, canonical(payload_text(json.loads(e.payload))), key) == e.hash
+    return text_hash(prev, _canonical(e, payload_text(json.loads(e.payload))), key) == e.hash
+
+
+def _canonical(e: StoredEvent, payload: str) -> str:
+    return canonical_text(
+        actor=e.actor,
+        at=e.at,
+        chain_seq=e.chain_seq,
+        completes_cycle=bool(e.completes_cycle),
+        consultation_id=e.consultation_id,
+        from_state=e.from_state,
+        kind=e.kind,
+        opinion_id=e.opinion_id,
+        opinion_seq=e.opinion_seq,
+        payload=payload,
+        role=e.role,
+        round_no=e.round_no,
+        to_state=e.to_state,
+        trigger=e.trigger,
+    )
 
 
 def _broken(e: StoredEvent, problem: str) -> BrokenEvent:
