@@ -233,15 +233,19 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
     state.emit({"opinion": view, "entries": entries}, text)
 
 
+# The most ids one argument may name (a province's whole consultation); ids are held in memory.
+MAX_IDS = 2_000_000
+
+
 def parse_ids(text: str) -> list[int] | None:
-    """`12`, `3,5,8`, `10-40` or `1-5,9` as ids in order without repeats; None if malformed."""
+    """`12`, `3,5,8`, `10-40` or `1-5,9` as ids in order without repeats; None if malformed or too many."""
     ids: list[int] = []
     for part in text.split(","):
         first, _, last = part.strip().partition("-")
         if not first.isdigit() or (last and not last.isdigit()):
             return None
         lo, hi = int(first), int(last or first)
-        if not 1 <= lo <= hi <= MAX_ID or hi - lo > 100_000:
+        if not 1 <= lo <= hi <= MAX_ID or len(ids) + hi - lo + 1 > MAX_IDS:
             return None
         ids.extend(range(lo, hi + 1))
     return list(dict.fromkeys(ids))
@@ -258,7 +262,10 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
             return value
         ids = parse_ids(str(value))
         if ids is None:
-            msg = f"{value!r} is not an opinion id or a list such as 12, 3,5,8 or 10-40 (ids run from 1 to {MAX_ID})"
+            msg = (
+                f"{value!r} is not an opinion id or a list such as 12, 3,5,8 or 10-40 "
+                f"(ids run from 1 to {MAX_ID}; at most {MAX_IDS:,} ids in one argument)"
+            )
             self.fail(msg, param, ctx)
         return ids
 

@@ -13,3 +13,7 @@ def test_opinion_id_lists() -> None:
     assert parse_ids("5-3") is None
     assert parse_ids("a") is None
     assert parse_ids("") is None
+    assert parse_ids("1-1000000") == list(range(1, 1_000_001))  # a province's consultation in one range
+    assert parse_ids("1-2147483647") is None  # more ids than one argument may hold in memory
+    assert len(parse_ids("1-1000000,1000001-2000000") or []) == 2_000_000
+    assert parse_ids("1-1000000,1000001-2000001") is None
