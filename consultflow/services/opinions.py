@@ -21,7 +21,7 @@ from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import MovingOpinion, NewEntry, NewOpinionRow, OpinionRow, UnitOfWork
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a bulk fire keeps one per opinion until it prints them
 class TransitionResult:
     """What one fired trigger did."""
 
@@ -37,7 +37,7 @@ class TransitionResult:
     at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FireRequest:
     """One trigger to fire, for bulk use (`fire_many`)."""
 
@@ -192,13 +192,16 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
         return _fire_batch(change, requests)
     change.consultations(change.uow.opinions.consultation_ids(ids))  # every consultation lock before any opinion
     order = sorted(range(len(requests)), key=lambda i: ids[i])
-    results: dict[int, TransitionResult] = {}
+    results: list[TransitionResult | None] = [None] * len(requests)  # in the order asked
     for start in range(0, len(order), FIRE_BATCH):
         batch = order[start : start + FIRE_BATCH]
-        results.update(zip(batch, _fire_batch(change, [requests[i] for i in batch]), strict=True))
+        for i, result in zip(batch, _fire_batch(change, [requests[i] for i in batch]), strict=True):
+            results[i] = result
         change.flush()
         change.uow.release()
-    return [results[i] for i in range(len(requests))]
+    done = [r for r in results if r is not None]
+    assert len(done) == len(requests), "every request was in a batch"
+    return done
 
 
 def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
@@ -339,7 +342,7 @@ def _check_merge_target(uow: UnitOfWork, opinion: MovingOpinion, target_id: int)
         raise ValidationError(msg)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assignment:
     """What assigning one opinion did: small, so assigning 100,000 opinions keeps memory flat."""
 
