@@ -306,9 +306,6 @@ class FakeOpinions:
         self.locks.append(("opinions", tuple(opinion_ids)))
         return self.get_many(opinion_ids)
 
-    def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
-        return {o.consultation_id for o in self.get_many(list(dict.fromkeys(opinion_ids)))}
-
     def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
         actors = FakeActors(self.t)
         out = {}

@@ -190,12 +190,12 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
     ids = [r.opinion_id for r in requests]
     if len(requests) <= FIRE_BATCH or len(set(ids)) != len(ids):
         return _fire_batch(change, requests)
-    change.consultations(change.uow.opinions.consultation_ids(ids))  # every consultation lock before any opinion
+    change.lock_owners(ids)  # every consultation lock before any opinion
     order = sorted(range(len(requests)), key=lambda i: ids[i])
     results: list[TransitionResult | None] = [None] * len(requests)  # in the order asked
     for start in range(0, len(order), FIRE_BATCH):
         batch = order[start : start + FIRE_BATCH]
-        for i, result in zip(batch, _fire_batch(change, [requests[i] for i in batch]), strict=True):
+        for i, result in zip(batch, _fire_batch(change, [requests[i] for i in batch], owners_locked=True), strict=True):
             results[i] = result
         change.flush()
         change.uow.release()
@@ -204,9 +204,11 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
     return done
 
 
-def _fire_batch(change: Change, requests: Sequence[FireRequest]) -> list[TransitionResult]:
+def _fire_batch(
+    change: Change, requests: Sequence[FireRequest], *, owners_locked: bool = False
+) -> list[TransitionResult]:
     """Move a batch in memory through the machine, then write it as a set: rows, entries, events."""
-    loaded = {o.id: o for o in change.moving([r.opinion_id for r in requests])}
+    loaded = {o.id: o for o in change.moving([r.opinion_id for r in requests], owners_locked=owners_locked)}
     registrars = change.registrars(o.participant_id for o in loaded.values())
     batch = _Batch()
     results = [
@@ -364,10 +366,10 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
             msg = f"{planner!r} is not a registered planner; add one with 'consultflow actor add NAME --role planner'"
             raise ValidationError(msg)
         ids = sorted(set(opinion_ids))  # in batches, in the global lock order; memory stays flat
-        change.consultations(change.uow.opinions.consultation_ids(ids))
+        change.lock_owners(ids)
         done: dict[int, Assignment] = {}
         for start in range(0, len(ids), FIRE_BATCH):
-            batch = change.moving(ids[start : start + FIRE_BATCH])
+            batch = change.moving(ids[start : start + FIRE_BATCH], owners_locked=True)
             for op in batch:
                 if op.outcome is not None:
                     msg = f"opinion {op.id} is already decided ({op.state}); only open opinions can be assigned"

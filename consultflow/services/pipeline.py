@@ -39,7 +39,6 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 MAX_ATTEMPTS = 5
-FEW_OPINIONS = 1000  # up to this many, their consultations are found and locked in one statement
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_CAP_S = 1.0
 
@@ -91,11 +90,8 @@ class Change:
         held = self._consultations.get(consultation_id)
         return held if held is not None else self.consultations([consultation_id])[consultation_id]
 
-    def _owners(self, opinion_ids: Sequence[int]) -> None:
-        """Lock the consultations of opinions about to be locked: one statement for a few opinions."""
-        if len(opinion_ids) > FEW_OPINIONS:
-            self.consultations(self.uow.opinions.consultation_ids(opinion_ids))
-            return
+    def lock_owners(self, opinion_ids: Sequence[int]) -> None:
+        """Lock the consultations of opinions about to be locked (bulk work does it once for all batches)."""
         locked = self.uow.consultations.lock_of_opinions(opinion_ids)
         new = [c.id for c in locked if c.id not in self._consultations]
         if new and self._opinions_locked:
@@ -106,14 +102,18 @@ class Change:
     def opinions(self, ids: Sequence[int]) -> list[OpinionRow]:
         """Lock opinions (their consultations first, then the opinions by id); in the order asked."""
         unique = list(dict.fromkeys(ids))
-        self._owners(unique)
+        self.lock_owners(unique)
         self._opinions_locked = True
         return list(self.uow.opinions.lock_many(unique))
 
-    def moving(self, ids: Sequence[int]) -> list[MovingOpinion]:
-        """Lock opinions as `opinions` does, as plain rows for transitions (written back as a set)."""
+    def moving(self, ids: Sequence[int], *, owners_locked: bool = False) -> list[MovingOpinion]:
+        """Lock opinions as `opinions` does, as plain rows for transitions (written back as a set).
+
+        `owners_locked`: the caller took their consultations' locks already (`lock_owners`).
+        """
         unique = list(dict.fromkeys(ids))
-        self._owners(unique)
+        if not owners_locked:
+            self.lock_owners(unique)
         self._opinions_locked = True
         return list(self.uow.opinions.lock_moving(unique))
 

@@ -126,7 +126,7 @@ class ConsultationRepository(Protocol):
     """Consultations, their workflows and rounds."""
 
     def lock_of_opinions(self, opinion_ids: Sequence[int]) -> Sequence[ConsultationRow]:
-        """The consultations of at most 1,000 opinions, locked in id order."""
+        """The consultations of opinions, locked in id order."""
 
     def get(self, consultation_id: int, *, lock: bool = False) -> ConsultationRow:
         """A consultation, locked when asked."""
@@ -210,9 +210,6 @@ class OpinionRepository(Protocol):
 
     def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
         """For each opinion: (participant, village, assigned planner, recorded by)."""
-
-    def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
-        """The consultations the opinions belong to; refuses unknown ids."""
 
     def lock_many(self, opinion_ids: Sequence[int]) -> Sequence[OpinionRow]:
         """Lock opinions in id order; returns them in the order asked."""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Table, literal, select
+from sqlalchemy import Table, literal, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
-
-from consultflow.store.types import UTCDateTime
 
 
 def insert_ignoring_duplicates(
@@ -35,21 +32,22 @@ def insert_selected_ignoring_duplicates(
     The constants are bound once for the statement, not once per row as an executemany binds
     them. Rows whose unique key exists are skipped.
     """
-    table = _table(model)
+    table = table_of(model)
     constants = [literal(v, table.c[name].type) for name, v in values.items()]
     selected = select(*constants, source).where(source.in_(list(keys)))
     into = [*(table.c[name] for name in values), table.c[target]]
     session.execute(_insert(session, model).from_select(into, selected))
 
 
-def _table(model: type[DeclarativeBase]) -> Table:
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """A mapped class's Core table, for the statements that skip the ORM."""
     table = model.__table__
     assert isinstance(table, Table)
     return table
 
 
 def _insert(session: Session, model: type[DeclarativeBase]) -> Any:
-    table = _table(model)
+    table = table_of(model)
     dialect = session.get_bind().dialect.name
     # Each dialect's module loads only on its own backend (PostgreSQL's costs ~20 ms to import).
     if dialect == "postgresql":
@@ -71,9 +69,9 @@ def insert_plain(session: Session, table: Table, rows: Sequence[Mapping[str, Any
 
     SQLAlchemy's executemany binds each value of each row through its column type; for the tens
     of thousands of audit events a bulk change writes, that cost more than the INSERT itself. Here
-    the driver takes the rows as they are, with times in the form the store keeps them (naive UTC
-    text on SQLite, as SQLAlchemy writes it; `timestamptz` on PostgreSQL), each distinct time
-    formatted once. Driver errors come out as SQLAlchemy's, so `store.errors` reads them as usual.
+    the driver takes the rows with each distinct value bound once, through its column's own type on
+    SQLite (UTCDateTime to the UTC text SQLAlchemy writes), and as they are for COPY on PostgreSQL.
+    Driver errors come out as SQLAlchemy's, so `store.errors` reads them as usual.
     """
     if not rows:
         return
@@ -90,29 +88,23 @@ def insert_plain(session: Session, table: Table, rows: Sequence[Mapping[str, Any
         except driver.Error as exc:  # psycopg's own: made SQLAlchemy's, as executing a statement would
             raise DBAPIError(copy_sql, None, exc) from exc
         return
-    times = [i for i, name in enumerate(names) if isinstance(table.c[name].type, UTCDateTime)]
-    flags = [i for i, name in enumerate(names) if isinstance(table.c[name].type, Boolean)]
-    stored: dict[datetime, str] = {}
-
-    def as_stored(moment: datetime | None) -> str | None:
-        if moment is None:
-            return None
-        text = stored.get(moment)
-        if text is None:
-            if moment.tzinfo is None:
-                msg = "naive datetime given to the database; use timezone-aware UTC"
-                raise ValueError(msg)
-            utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
-            text = stored[moment] = utc.isoformat(" ", "microseconds")  # SQLAlchemy's SQLite form
-        return text
-
+    # Each column's own bind processing (UTCDateTime to SQLAlchemy's UTC text, booleans to 0/1),
+    # applied once per distinct value: the events of one change share their moment.
+    processors: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = [
+        (i, processor, {})
+        for i, name in enumerate(names)
+        if (processor := table.c[name].type.dialect_impl(connection.dialect).bind_processor(connection.dialect))
+        is not None
+    ]
     values = []
     for row in rows:
         value = [row[name] for name in names]
-        for i in times:
-            value[i] = as_stored(value[i])
-        for i in flags:
-            value[i] = None if value[i] is None else int(value[i])
+        for i, bind, seen in processors:
+            raw = value[i]
+            if raw is not None:
+                if raw not in seen:
+                    seen[raw] = bind(raw)
+                value[i] = seen[raw]
         values.append(tuple(value))
     placeholders = ", ".join("?" for _ in names)
     insert_sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({placeholders})"  # noqa: S608 - known columns

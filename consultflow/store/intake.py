@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from consultflow.domain.intake import IntakeRow
 from consultflow.domain.model import ConsultationRow
 from consultflow.store.batches import chunked, matching
-from consultflow.store.bulk import insert_plain
+from consultflow.store.bulk import insert_plain, table_of
 from consultflow.store.models import Opinion, Participant
 
 
@@ -56,7 +56,7 @@ class IntakeStore:
                 }
                 for key, r in first.items()
             ]
-            self.session.execute(insert(_table(Participant)), values)  # no RETURNING: see add_opinions
+            self.session.execute(insert(table_of(Participant)), values)  # no RETURNING: see add_opinions
             found |= self._participant_ids(sorted(first))
         return found
 
@@ -111,7 +111,7 @@ class IntakeStore:
             }
             for r in rows
         ]
-        insert_plain(self.session, _table(Opinion), values)  # the driver's executemany or COPY
+        insert_plain(self.session, table_of(Opinion), values)  # the driver's executemany or COPY
         ids: dict[str, int] = {}
         for batch in chunked([r.key for r in rows]):
             stmt = matching(
@@ -122,9 +122,3 @@ class IntakeStore:
             )
             ids.update((str(key), int(i)) for key, i in self.session.execute(stmt))
         return [ids[r.key] for r in rows]
-
-
-def _table(model: type[Opinion | Participant]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table

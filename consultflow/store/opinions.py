@@ -6,7 +6,7 @@ from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, case, func, insert, literal, select, update
+from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consultflow.domain.entering import Entering
@@ -21,6 +21,7 @@ from consultflow.domain.model import (
     OpinionFilter,
 )
 from consultflow.store.batches import chunked
+from consultflow.store.bulk import table_of
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
 
@@ -60,7 +61,7 @@ class OpinionRepository:
     def lock_moving(self, opinion_ids: Sequence[int]) -> list[MovingOpinion]:
         """Opinions by id as plain rows, row-locked in id order (PostgreSQL), in the order asked."""
         self.session.flush()
-        table = _table()
+        table = table_of(Opinion)
         columns = [table.c[name] for name in MOVING_COLUMNS]
         rows: dict[int, MovingOpinion] = {}
         for batch in chunked(sorted(set(opinion_ids))):
@@ -77,7 +78,7 @@ class OpinionRepository:
         batch. The caller holds the rows' locks; a count that does not match means someone wrote
         them outside consultflow, and the change is retried.
         """
-        table = _table()
+        table = table_of(Opinion)
         groups: dict[_Change, list[int]] = {}
         for o in moved:
             change = (
@@ -134,9 +135,7 @@ class OpinionRepository:
         """The feedback and replies that a batch of transitions carry, in one executemany."""
         if not entries:
             return
-        table = OpinionEntry.__table__
-        assert isinstance(table, Table)
-        self.session.execute(insert(table), [e._asdict() for e in entries])
+        self.session.execute(insert(table_of(OpinionEntry)), [e._asdict() for e in entries])
 
     def view_names(self, opinion_ids: Sequence[int]) -> dict[int, tuple[str, str, str | None, str]]:
         """For each opinion: (participant, village, assigned planner, recorded by), in one query per batch."""
@@ -205,16 +204,6 @@ class OpinionRepository:
         stmt = select(Opinion.id).where(Opinion.consultation_id == consultation_id, Opinion.intake_key == intake_key)
         found = self.session.scalar(stmt)
         return int(found) if found is not None else None
-
-    def consultation_ids(self, opinion_ids: Sequence[int]) -> set[int]:
-        """The consultations the opinions belong to (read without locks: it never changes)."""
-        found: dict[int, int] = {}
-        with self.session.no_autoflush:
-            for batch in chunked(sorted(set(opinion_ids))):
-                stmt = select(Opinion.id, Opinion.consultation_id).where(Opinion.id.in_(batch))
-                found.update((i, c) for i, c in self.session.execute(stmt))
-        _refuse_missing(opinion_ids, found.keys())
-        return set(found.values())
 
     def add_many(
         self,
@@ -362,12 +351,6 @@ class OpinionRepository:
 
 # What an UPDATE of write_moves sets: the new values, then the steps of the sequence and rounds count.
 _Change = tuple[str, datetime, int, str | None, str | None, int | None, int | None, int, int]
-
-
-def _table() -> Table:
-    table = Opinion.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 def _refuse_missing(asked: Sequence[int], found: Collection[int]) -> None:

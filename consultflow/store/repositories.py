@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, Table, and_, cast, func, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, String, and_, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, ChainKey, payload_text, text_hash, utc_iso
@@ -17,7 +18,7 @@ from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent, St
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import BATCH_SIZE, chunked
-from consultflow.store.bulk import insert_plain
+from consultflow.store.bulk import insert_plain, table_of
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import (
     Actor,
@@ -198,9 +199,14 @@ class ConsultationRepository:
         return found
 
     def lock_of_opinions(self, opinion_ids: Sequence[int]) -> list[Consultation]:
-        """The consultations of a few opinions, locked in id order, in one statement (ids must be few)."""
-        assert len(opinion_ids) <= BATCH_SIZE, "chunk the ids and use get(lock=True)"
-        owners = select(Opinion.consultation_id).where(Opinion.id.in_(list(opinion_ids)))
+        """The consultations of opinions, locked in id order: one statement for up to 1,000 opinions."""
+        if len(opinion_ids) <= BATCH_SIZE:
+            owners: Any = select(Opinion.consultation_id).where(Opinion.id.in_(list(opinion_ids)))
+        else:
+            found: set[int] = set()
+            for batch in chunked(sorted(set(opinion_ids))):
+                found.update(self.session.scalars(select(Opinion.consultation_id).where(Opinion.id.in_(batch))))
+            owners = sorted(found)  # a consultation per county at most: a short list
         stmt = select(Consultation).where(Consultation.id.in_(owners)).order_by(Consultation.id).with_for_update()
         return list(self.session.scalars(stmt))
 
@@ -403,9 +409,7 @@ class AuditLog:
                 }
             )
             head = digest
-        table = AuditEvent.__table__
-        assert isinstance(table, Table)
-        insert_plain(self.session, table, rows)  # the driver's executemany or COPY: no binding per value
+        insert_plain(self.session, table_of(AuditEvent), rows)  # the driver's executemany or COPY: no binding per value
         consultation.chain_seq, consultation.chain_head = seq, head
 
     def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
@@ -413,8 +417,7 @@ class AuditLog:
 
         Close the iterator when stopping early (`contextlib.closing`), so the cursor is released.
         """
-        table = AuditEvent.__table__
-        assert isinstance(table, Table)
+        table = table_of(AuditEvent)
         columns = [
             utc_text(self.session, table.c.at) if name == "at" else table.c[name] for name in StoredEvent._fields
         ]
