@@ -59,6 +59,12 @@ def _checked(
     if channel is not None and channel not in spec.channels:
         msg = f"--channel {channel!r}: allowed: {', '.join(spec.channels)}"
         raise ValidationError(msg)
+    if channel is None and Column.CHANNEL not in columns:  # the whole file's problem: said once, not per row
+        msg = (
+            "the file has no channel column, so give the channel with --channel "
+            f"(allowed: {', '.join(spec.channels)}) or name its column with --map channel=HEADER"
+        )
+        raise ValidationError(msg)
     for line, cells in request.rows():
         yield cells, check_row(line, cells, columns, request.headers, spec.categories, spec.channels, channel)
 

@@ -156,6 +156,10 @@ def test_files_that_cannot_be_read_get_one_clear_line(cli: Cli, tmp_path: Path) 
         result = cli("opinion", "import", *args, "--consultation", "1", "--channel", "villagers_assembly", actor=EXPERT)
         assert result.exit_code in (1, 2), (args, result.output)
         assert said in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    no_channel = cli("opinion", "import", str(wrong), "--encoding", "gb18030", "--consultation", "1", actor=EXPERT)
+    assert no_channel.exit_code == 1
+    assert no_channel.stderr.strip().count("\n") == 0, no_channel.stderr  # one line, not one per row
+    assert "no channel column, so give the channel with --channel" in no_channel.stderr
     assert _count(cli) == 0
 
 
