@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -586,8 +586,20 @@ class FakeFigures:
     def outcome_counts(self, consultation_id: int) -> NoReturn:
         _no_aggregates(consultation_id)
 
-    def report_rows(self, consultation_id: int) -> NoReturn:
-        _no_aggregates(consultation_id)
+    def account_rows(self, consultation_id: int, category: str, round_no: int | None) -> NoReturn:
+        _no_aggregates(consultation_id, category, round_no)
+
+    def account_participants(self, consultation_id: int, categories: Sequence[str], round_no: int | None) -> NoReturn:
+        _no_aggregates(consultation_id, categories, round_no)
+
+    def plan_sections(self, consultation_id: int, outcomes: Sequence[str]) -> NoReturn:
+        _no_aggregates(consultation_id, outcomes)
+
+    def plan_rows(self, consultation_id: int, plan_ref: str, outcomes: Sequence[str]) -> NoReturn:
+        _no_aggregates(consultation_id, plan_ref, outcomes)
+
+    def plan_participants(self, consultation_id: int, outcomes: Sequence[str]) -> NoReturn:
+        _no_aggregates(consultation_id, outcomes)
 
     def participant_count(self, consultation_id: int) -> NoReturn:
         _no_aggregates(consultation_id)
@@ -615,7 +627,7 @@ class FakePersonalData:
         self.t = t
 
     def record_access(
-        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Sequence[int]
+        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Iterable[int]
     ) -> int:
         row = _row(self.t.accesses, actor_id=actor_id, at=at, what=what, purpose=purpose, ids=sorted(participant_ids))
         return row.id

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TextIO, TypeVar, cast
 
 import click
 
@@ -51,21 +52,70 @@ def _names(value: str) -> NameMode:
     return "full" if value == "full" else "none" if value == "none" else "pseudonym"
 
 
-def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None, force: bool) -> None:
+class _Echo:
+    """A text stream onto click.echo in chunks: a long report reaches the terminal as it is written."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= 1 << 16:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        click.echo("".join(self.parts), nl=False)
+        self.parts.clear()
+        self.size = 0
+
+
+def _writer(
+    state: CliState, fmt: str | None, output: Path | None, force: bool, *, hold: bool = False
+) -> Callable[[Document], IO[str] | None]:
+    """What writes a report where asked; the format is checked before anything is read.
+
+    With `hold` (full names), terminal output goes to a spool file and is shown only after the
+    transaction that records the read has committed (`_show_held`): nothing is shown off the record.
+    """
     chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
-    if output is None:
-        if chosen in formats.BINARY_FORMATS:
-            msg = f"{chosen} is a binary format; give --output FILE"
-            raise ValidationError(msg)
-        content = formats.render(doc, chosen)
-        assert isinstance(content, str)
-        click.echo(content, nl=False)
+    if output is None and chosen in formats.BINARY_FORMATS:
+        msg = f"{chosen} is a binary format; give --output FILE"
+        raise ValidationError(msg)
+
+    def write(doc: Document) -> IO[str] | None:
+        if output is None and hold:
+            spool = tempfile.SpooledTemporaryFile(max_size=1 << 23, mode="w+", encoding="utf-8")  # noqa: SIM115
+            formats.write_out(doc, chosen, cast("TextIO", spool))
+            return spool
+        if output is None:
+            out = _Echo()
+            formats.write_out(doc, chosen, cast("TextIO", out))
+            out.flush()
+            return None
+        formats.write(doc, chosen, output, force=force)
+        if state.json:  # one JSON document on stdout, as with every command
+            state.emit({"wrote": str(output), "format": chosen}, lambda: "")
+        else:
+            click.echo(f"wrote {output} ({chosen})", err=True)
+        return None
+
+    return write
+
+
+def _show_held(spool: IO[str] | None) -> None:
+    if spool is None:
         return
-    formats.write(doc, chosen, output, force=force)
-    if state.json:  # one JSON document on stdout, as with every command
-        state.emit({"wrote": str(output), "format": chosen}, lambda: "")
-    else:
-        click.echo(f"wrote {output} ({chosen})", err=True)
+    with spool:
+        spool.seek(0)
+        while chunk := spool.read(1 << 16):
+            click.echo(chunk, nl=False)
+
+
+def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None, force: bool) -> None:
+    _writer(state, fmt, output, force)(doc)
 
 
 def _guess(path: Path) -> str:
@@ -113,16 +163,17 @@ def report_account(
     force: bool,
 ) -> None:
     """The published account of adoption (意见采纳情况说明), grouped by category."""
-    doc = reports.account_report(
+    held = reports.use_account_report(
         state.services(),
         consultation_id,
+        _writer(state, fmt, output, force, hold=names == "full"),
         lang=state.settings.lang,
         round_no=round_no,
         names=_names(names),
         acting=state.actor,
         purpose=purpose,
     )
-    _output(state, doc, fmt, output, force)
+    _show_held(held)
 
 
 @report_group.command("plan")
@@ -141,15 +192,16 @@ def report_plan(
     force: bool,
 ) -> None:
     """Per plan section, the opinions it answers."""
-    doc = reports.plan_report(
+    held = reports.use_plan_report(
         state.services(),
         consultation_id,
+        _writer(state, fmt, output, force, hold=names == "full"),
         lang=state.settings.lang,
         names=_names(names),
         acting=state.actor,
         purpose=purpose,
     )
-    _output(state, doc, fmt, output, force)
+    _show_held(held)
 
 
 @report_group.command("chart")

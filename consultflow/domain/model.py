@@ -25,9 +25,8 @@ class NewOpinionRow:
     receipt_hash: str | None = None  # consultflow.domain.receipts
 
 
-@dataclass(frozen=True)
-class ReportRow:
-    """What the published account and the plan table show of one opinion (read as plain rows, not objects)."""
+class ReportRow(NamedTuple):
+    """What the plan table shows of one opinion (read as plain rows, not objects)."""
 
     id: int
     participant_id: int
@@ -39,6 +38,23 @@ class ReportRow:
     merged_into_id: int | None
     name: str  # the participant's, for display_name; never a contact
     village: str
+
+
+class AccountRow(NamedTuple):
+    """What the published account shows of one opinion, with its latest feedback and its last event."""
+
+    id: int
+    participant_id: int
+    text: str
+    state: str
+    outcome: str | None
+    plan_ref: str | None
+    merged_into_id: int | None
+    name: str  # the participant's, for display_name; never a contact
+    village: str
+    feedback: str | None  # the latest feedback (of the round asked for), if any
+    last_payload: str | None  # the last event's payload JSON
+    last_round: int | None  # the round of the last event
 
 
 class ActorRow(Protocol):

@@ -2,14 +2,17 @@
 
 By default the file must not exist yet (a symlink planted there counts as existing), so a typo
 never overwrites last month's published account. With `force`, the content is written to a new
-file beside it and moved into place: a link at that name is replaced, never followed.
+file beside it and moved into place: a link at that name is replaced, never followed. A report
+is streamed into the new file, so a failure half-way leaves nothing at the name.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from consultflow.domain.errors import ValidationError
 
@@ -20,17 +23,28 @@ def write_new_file(path: Path, content: bytes, *, force: bool = False) -> None:
     Raises:
         ValidationError: the file exists (and not `force`), or it cannot be written.
     """
+    write_new_file_from(path, lambda out: out.write(content), force=force)
+
+
+def write_new_file_from(path: Path, fill: Callable[[BinaryIO], object], *, force: bool = False) -> None:
+    """Save what `fill` writes at `path`, streamed: nothing is left there if `fill` fails half-way.
+
+    Without `force` the name is claimed first (so an existing file is refused before any work),
+    the content goes to a new file beside it, and that file is moved over the claimed name.
+
+    Raises:
+        ValidationError: the file exists (and not `force`), or it cannot be written.
+    """
+    claimed = False
     try:
         if not force:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-            fd = os.open(path, flags, 0o644)
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
-            return
+            os.close(os.open(path, flags, 0o644))
+            claimed = True
         fd, temporary = tempfile.mkstemp(dir=path.parent or Path(), prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(content)
+                fill(out)
             Path(temporary).chmod(0o644)
             Path(temporary).replace(path)
         except BaseException:
@@ -41,5 +55,11 @@ def write_new_file(path: Path, content: bytes, *, force: bool = False) -> None:
         msg = f"{path} is already {what}; choose another name, or give --force to replace it"
         raise ValidationError(msg) from None
     except OSError as exc:
+        if claimed:
+            path.unlink(missing_ok=True)
         msg = f"cannot write {path}: {exc.strerror}"
         raise ValidationError(msg) from None
+    except BaseException:
+        if claimed:
+            path.unlink(missing_ok=True)
+        raise

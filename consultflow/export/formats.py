@@ -2,30 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
-from consultflow.domain.document import Document, Table
+from consultflow.domain.document import Cell, Document, Reread, Row, Table
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.text import without_control_characters
-from consultflow.export.files import write_new_file
-from consultflow.export.text import display_width, table
+from consultflow.export.files import write_new_file_from
+from consultflow.export.text import display_width, table_lines
 
 FORMATS = ("table", "markdown", "csv", "xlsx", "json")
 BINARY_FORMATS = frozenset({"xlsx"})
 
 
-def to_text(doc: Document) -> str:
+def write_text(doc: Document, out: TextIO) -> None:
     """For the terminal."""
-    parts = [doc.title, doc.subtitle]
+    lines = _Lines(out, strip_end=False)
+    lines.add(doc.title, doc.subtitle)
     for t in doc.tables:
-        parts += ["", f"{t.title}", table(t.headers, t.rows)]
-    parts += [f"* {n}" for n in doc.notes]
-    return "\n".join(parts) + "\n"
+        lines.add("", f"{t.title}")
+        lines.extend(table_lines(t.headers, t.rows))
+    lines.extend(f"* {n}" for n in doc.notes)
+    lines.close()
+
+
+class _Lines:
+    """Lines joined by newlines as they are written, ending in one newline.
+
+    With `strip_end`, trailing blank lines and the last line's trailing spaces are dropped, as
+    joining them all and calling `rstrip()` would, without holding the lines: one is held back.
+    """
+
+    def __init__(self, out: TextIO, *, strip_end: bool) -> None:
+        self.out, self.strip_end = out, strip_end
+        self.blank: list[str] = []
+        self.last: str | None = None
+
+    def add(self, *lines: str) -> None:
+        self.extend(lines)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        """Each of `lines`, as it comes (a generator is not held)."""
+        for line in lines:
+            if self.strip_end and not line.strip():
+                self.blank.append(line)
+                continue
+            if self.last is not None:
+                self.out.write(self.last + "\n")
+            self.out.write("".join(b + "\n" for b in self.blank))
+            self.blank.clear()
+            self.last = line
+
+    def close(self) -> None:
+        if self.last is not None:
+            self.out.write((self.last.rstrip() if self.strip_end else self.last) + "\n")
+        elif not self.strip_end:
+            self.out.write("\n")
 
 
 def _md_cell(value: object) -> str:
@@ -34,20 +71,24 @@ def _md_cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", "<br>")
 
 
-def to_markdown(doc: Document) -> str:
+def write_markdown(doc: Document, out: TextIO) -> None:
     """For publishing: a heading per table and pipe tables."""
-    out = [f"# {doc.title}", "", doc.subtitle, ""]
+    lines = _Lines(out, strip_end=True)
+    lines.add(f"# {doc.title}", "", doc.subtitle, "")
     for t in doc.tables:
-        out += [f"## {t.title}", ""]
-        if not t.rows:
-            out += ["—", ""]
+        lines.add(f"## {t.title}", "")
+        rows = iter(t.rows)
+        first = next(rows, None)
+        if first is None:
+            lines.add("—", "")
             continue
-        out.append("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
-        out.append("|" + "|".join("---" for _ in t.headers) + "|")
-        out += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in t.rows]
-        out.append("")
-    out += [f"> {n}" for n in doc.notes]
-    return "\n".join(out).rstrip() + "\n"
+        lines.add("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
+        lines.add("|" + "|".join("---" for _ in t.headers) + "|")
+        lines.add("| " + " | ".join(_md_cell(v) for v in first) + " |")
+        lines.extend("| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows)
+        lines.add("")
+    lines.extend(f"> {n}" for n in doc.notes)
+    lines.close()
 
 
 _EVALUATED_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -71,10 +112,9 @@ def _csv_cell(value: object) -> object:
     return spreadsheet_text(value) if isinstance(value, str) else value
 
 
-def to_csv(doc: Document) -> str:
-    """For Excel: sections of title, header and rows; saved as UTF-8 with a BOM so Chinese opens right."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+def write_csv(doc: Document, out: TextIO) -> None:
+    """For Excel: sections of title, header and rows (saved as UTF-8 with a BOM so Chinese opens right)."""
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([_csv_cell(doc.title)])
     writer.writerow([_csv_cell(doc.subtitle)])
     for t in doc.tables:
@@ -82,7 +122,6 @@ def to_csv(doc: Document) -> str:
         writer.writerow([_csv_cell(t.title)])
         writer.writerow([_csv_cell(h) for h in t.headers])
         writer.writerows([_csv_cell(v) for v in row] for row in t.rows)
-    return buffer.getvalue()
 
 
 def _sheet_title(t: Table, used: set[str]) -> str:
@@ -94,78 +133,177 @@ def _sheet_title(t: Table, used: set[str]) -> str:
     return title
 
 
-def to_xlsx(doc: Document) -> bytes:
-    """One sheet per table, numbers as numbers, bold headers, widths that fit Chinese text."""
+def write_xlsx(doc: Document, out: BinaryIO) -> None:
+    """One sheet per table, numbers as numbers, bold headers, widths that fit Chinese text.
+
+    Written in openpyxl's write-only mode, so rows stream to the file: a pass over each table
+    finds the column widths (which must precede the rows), a second writes them.
+    """
     from openpyxl import Workbook  # noqa: PLC0415 - loaded only when an XLSX is asked for
+    from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
     from openpyxl.styles import Font  # noqa: PLC0415
+    from openpyxl.utils import get_column_letter  # noqa: PLC0415
 
-    book = Workbook()
-    cover = book.active
-    assert cover is not None
-    cover.title = "说明" if any(ord(ch) > 0x2E80 for ch in doc.title) else "About"
-    _append_text_safe(cover, [doc.title])
-    _append_text_safe(cover, [doc.subtitle])
-    cover["A1"].font = Font(bold=True, size=14)
-    used = {cover.title}
-    for t in doc.tables:
-        sheet = book.create_sheet(_sheet_title(t, used))
-        _append_text_safe(sheet, list(t.headers))
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in t.rows:
-            _append_text_safe(sheet, list(row))
-        for i, header in enumerate(t.headers):
-            width = max([display_width(str(header))] + [display_width(str(r[i] or "")) for r in t.rows])
-            sheet.column_dimensions[sheet.cell(row=1, column=i + 1).column_letter].width = min(max(width + 2, 8), 60)
-        sheet.freeze_panes = "A2"
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    book = Workbook(write_only=True)
+    cover = book.create_sheet("说明" if any(ord(ch) > 0x2E80 for ch in doc.title) else "About")
+
+    def cells(sheet: Any, values: Iterable[Cell], font: Any = None) -> list[object]:
+        """Texts stored as text cells: a leading = never becomes a formula, nor # an error value."""
+        row: list[object] = []
+        for value in values:
+            shown = without_control_characters(value) if isinstance(value, str) else value
+            if font is not None or (isinstance(shown, str) and shown[:1] in ("=", "#")):
+                cell = WriteOnlyCell(sheet, value=shown)
+                if isinstance(shown, str):
+                    cell.data_type = "s"
+                if font is not None:
+                    cell.font = font
+                row.append(cell)
+            else:
+                row.append(shown)
+        return row
+
+    try:
+        cover.append(cells(cover, [doc.title], Font(bold=True, size=14)))
+        cover.append(cells(cover, [doc.subtitle]))
+        used = {cover.title}
+        for t in doc.tables:
+            sheet = book.create_sheet(_sheet_title(t, used))
+            widths = [display_width(str(h)) for h in t.headers]
+            for row in t.rows:
+                for i, value in enumerate(row):
+                    widths[i] = max(widths[i], display_width(str(value or "")))
+            for i, width in enumerate(widths):
+                sheet.column_dimensions[get_column_letter(i + 1)].width = min(max(width + 2, 8), 60)
+            sheet.freeze_panes = "A2"
+            sheet.append(cells(sheet, t.headers, Font(bold=True)))
+            for row in t.rows:
+                sheet.append(cells(sheet, row))
+    except BaseException:
+        for unfinished in book.worksheets:  # end each sheet's stream; openpyxl removes its files at exit
+            with contextlib.suppress(Exception):
+                unfinished.close()
+        raise
+    book.save(out)
 
 
-def _append_text_safe(sheet: Any, values: list[object]) -> None:
-    """Append a row whose texts are stored as text cells: a leading = never becomes a formula."""
-    sheet.append([without_control_characters(v) if isinstance(v, str) else v for v in values])
-    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
-        if isinstance(value, str):
-            cell.data_type = "s"
-
-
-def to_json(doc: Document) -> str:
-    """The figures as data, and the tables as shown."""
-    document: dict[str, Any] = {
+def write_json(doc: Document, out: TextIO) -> None:
+    """The figures as data, and the tables as shown: as `json.dumps(..., indent=2)` would, streamed."""
+    document: dict[str, object] = {
         "title": doc.title,
         "subtitle": doc.subtitle,
         "figures": doc.figures,
         "tables": [
-            {"key": t.key, "title": t.title, "headers": list(t.headers), "rows": [list(r) for r in t.rows]}
-            for t in doc.tables
+            {"key": t.key, "title": t.title, "headers": list(t.headers), "rows": _Listed(t.rows)} for t in doc.tables
         ],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2)
+    _dump(document, out, "")
 
 
-RENDERERS: dict[str, Callable[[Document], str]] = {
-    "table": to_text,
-    "markdown": to_markdown,
-    "csv": to_csv,
-    "json": to_json,
+class _Listed:
+    """Rows written as JSON arrays of arrays, as they come."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.rows = rows
+
+
+def _dump(value: object, out: TextIO, indent: str) -> None:
+    """`value` as indented JSON; held parts in one `json.dumps` call, streamed parts item by item."""
+    if isinstance(value, (Reread, _Listed)):
+        items: Iterator[object] = iter(value.rows if isinstance(value, _Listed) else value)
+        first = next(items, _NOTHING)
+        if first is _NOTHING:
+            out.write("[]")
+            return
+        inner = indent + "  "
+        out.write("[\n" + inner)
+        _dump(first, out, inner)
+        for item in items:
+            out.write(",\n" + inner)
+            _dump(item, out, inner)
+        out.write("\n" + indent + "]")
+    elif isinstance(value, Mapping) and value and any(_streams(v) for v in value.values()):
+        inner = indent + "  "
+        out.write("{")
+        for n, (key, member) in enumerate(value.items()):
+            out.write(("," if n else "") + "\n" + inner + json.dumps(str(key), ensure_ascii=False) + ": ")
+            _dump(member, out, inner)
+        out.write("\n" + indent + "}")
+    elif isinstance(value, list) and any(_streams(v) for v in value):
+        inner = indent + "  "
+        out.write("[")
+        for n, member in enumerate(value):
+            out.write(("," if n else "") + "\n" + inner)
+            _dump(member, out, inner)
+        out.write("\n" + indent + "]")
+    else:
+        text = json.dumps(value, ensure_ascii=False, indent=2)
+        out.write(text.replace("\n", "\n" + indent) if indent else text)
+
+
+_NOTHING = object()
+
+
+def _streams(value: object) -> bool:
+    if isinstance(value, (Reread, _Listed)):
+        return True
+    if isinstance(value, Mapping):
+        return any(_streams(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_streams(v) for v in value)
+    return False
+
+
+TEXT_WRITERS: dict[str, Callable[[Document, TextIO], None]] = {
+    "table": write_text,
+    "markdown": write_markdown,
+    "csv": write_csv,
+    "json": write_json,
 }
 
 
-def render(doc: Document, fmt: str) -> str | bytes:
-    """`doc` in `fmt` (text formats as str, XLSX as bytes)."""
-    if fmt == "xlsx":
-        return to_xlsx(doc)
-    if fmt not in RENDERERS:
+def _checked(fmt: str) -> None:
+    if fmt != "xlsx" and fmt not in TEXT_WRITERS:
         msg = f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}"
         raise ValidationError(msg)
-    return RENDERERS[fmt](doc)
+
+
+def render(doc: Document, fmt: str) -> str | bytes:
+    """`doc` in `fmt`, held whole (text formats as str, XLSX as bytes): for small documents and the web."""
+    _checked(fmt)
+    if fmt == "xlsx":
+        binary = io.BytesIO()
+        write_xlsx(doc, binary)
+        return binary.getvalue()
+    text = io.StringIO()
+    TEXT_WRITERS[fmt](doc, text)
+    return text.getvalue()
+
+
+def to_json(doc: Document) -> str:
+    """The document as JSON text."""
+    return str(render(doc, "json"))
+
+
+def write_out(doc: Document, fmt: str, out: TextIO) -> None:
+    """`doc` in a text format, streamed to `out` (the terminal)."""
+    _checked(fmt)
+    TEXT_WRITERS[fmt](doc, out)
 
 
 def write(doc: Document, fmt: str, path: Path, *, force: bool = False) -> None:
-    """Save `doc` to a new file at `path` (or replace it, with `force`); CSV gets the BOM Excel needs."""
-    content = render(doc, fmt)
-    if isinstance(content, str):
-        content = content.encode("utf-8-sig" if fmt == "csv" else "utf-8")
-    write_new_file(path, content, force=force)
+    """Stream `doc` to a new file at `path` (or replace it, with `force`); CSV gets the BOM Excel needs."""
+    _checked(fmt)
+
+    def fill(out: BinaryIO) -> None:
+        if fmt == "xlsx":
+            write_xlsx(doc, out)
+            return
+        text = io.TextIOWrapper(out, encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="")
+        TEXT_WRITERS[fmt](doc, text)
+        text.flush()
+        text.detach()
+
+    write_new_file_from(path, fill, force=force)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 
 def display_width(text: str) -> int:
@@ -23,15 +23,20 @@ def _cell(value: object) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A plain aligned table."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    return "\n".join(table_lines(headers, rows))
+
+
+def table_lines(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """The aligned table line by line: one pass over `rows` for the widths, one to write (rows re-readable)."""
     widths = [display_width(h) for h in headers]
-    for row in cells:
+    for row in rows:
         for i, value in enumerate(row):
-            widths[i] = max(widths[i], display_width(value))
-    lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells)
-    return "\n".join(lines)
+            width = display_width(_cell(value))
+            widths[i] = max(widths[i], width)
+    yield "  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    yield "  ".join("-" * w for w in widths)
+    for row in rows:
+        yield "  ".join(_pad(_cell(v), w) for v, w in zip(row, widths, strict=True)).rstrip()
 
 
 def shorten(text: str, width: int = 40) -> str:

@@ -193,10 +193,10 @@ def list_participants(
         acting=acting,
         what=what,
         purpose=purpose,
+        shown=lambda uow: (p.id for p in uow.actors.participants(village)),
         read=lambda uow: [
             _participant_view(p, with_contact=with_contact, full_name=True) for p in uow.actors.participants(village)
         ],
-        shown=lambda views: (v.id for v in views),
     )
 
 

@@ -45,10 +45,14 @@ def read_on_record(
     acting: str | None,
     what: str,
     purpose: str | None,
+    shown: Callable[[UnitOfWork], Iterable[int]],
     read: Callable[[UnitOfWork], T],
-    shown: Callable[[T], Iterable[int]],
 ) -> T:
     """Read personal information as a coordinator, recording the read in the same transaction.
+
+    `shown` names the participants whose information `read` will show; the record is written
+    first, so a read that streams its rows out (a report to the terminal) is on record before
+    anything is shown, and a read that fails takes its record back with it.
 
     Raises:
         ValidationError: no purpose given.
@@ -57,11 +61,10 @@ def read_on_record(
     stated = checked_purpose(purpose, what)
 
     def body(change: Change) -> T:
-        result = read(change.uow)
         change.uow.personal_data.record_access(
-            actor_id=change.actor.id, at=change.now, what=what, purpose=stated, participant_ids=list(shown(result))
+            actor_id=change.actor.id, at=change.now, what=what, purpose=stated, participant_ids=shown(change.uow)
         )
-        return result
+        return read(change.uow)
 
     return run(
         ctx,

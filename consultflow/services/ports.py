@@ -5,7 +5,7 @@ Services speak only to these. The rows they return are the protocols of `consult
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal, Protocol
@@ -39,6 +39,7 @@ from consultflow.domain.entering import Entering
 from consultflow.domain.intake import IntakeRow
 from consultflow.domain.model import (
     AccessRecord,
+    AccountRow,
     ActorRow,
     AttemptRow,
     AuditEventRow,
@@ -347,8 +348,22 @@ class Figures(Protocol):
     def outcome_counts(self, consultation_id: int) -> Sequence[tuple[str, str, str | None, int]]:
         """(category, channel, outcome or None, opinions), grouped by the database."""
 
-    def report_rows(self, consultation_id: int) -> Sequence[ReportRow]:
-        """Each opinion with its participant's name and village, by id."""
+    def account_rows(self, consultation_id: int, category: str, round_no: int | None) -> Iterator[AccountRow]:
+        """The published account's rows of one category (of one round's answers, if given), by id, streamed."""
+
+    def account_participants(
+        self, consultation_id: int, categories: Sequence[str], round_no: int | None
+    ) -> Iterator[int]:
+        """The participants whose opinions the published account shows, streamed."""
+
+    def plan_sections(self, consultation_id: int, outcomes: Sequence[str]) -> Sequence[tuple[str, int, int]]:
+        """(plan section, opinions, adopted outright) for the sections that decided opinions name."""
+
+    def plan_rows(self, consultation_id: int, plan_ref: str, outcomes: Sequence[str]) -> Iterator[ReportRow]:
+        """The opinions of one plan section, by id, streamed."""
+
+    def plan_participants(self, consultation_id: int, outcomes: Sequence[str]) -> Iterator[int]:
+        """The participants whose opinions the plan table shows, streamed."""
 
     def participant_count(self, consultation_id: int) -> int:
         """How many participants gave the consultation's opinions."""
@@ -378,7 +393,7 @@ class PersonalData(Protocol):
     """Records of reads of personal information, and erasure."""
 
     def record_access(
-        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Sequence[int]
+        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Iterable[int]
     ) -> int:
         """Record one read and the participants it showed."""
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import TypeVar
 
-from consultflow.domain.document import Cell, Document, Table
+from consultflow.domain.document import Cell, Document, Reread, Row, Table, held
 from consultflow.domain.labels import Lang
-from consultflow.domain.model import ConsultationRow, EntryRow, ReportRow
+from consultflow.domain.model import AccountRow, ConsultationRow
 from consultflow.domain.privacy import NameMode, display_name
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES, Outcome
 from consultflow.domain.workflow import WorkflowSpec
@@ -22,6 +23,8 @@ from consultflow.services import statistics
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.personal_data import read_on_record
 from consultflow.services.ports import UnitOfWork
+
+T = TypeVar("T")
 
 _WORDS: dict[str, tuple[str, str]] = {
     "adoption_title": ("意见采纳情况统计", "Adoption of opinions"),
@@ -67,43 +70,6 @@ def _w(key: str, lang: Lang, **kw: object) -> str:
 
 def _pct(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 0.0
-
-
-@dataclass(frozen=True)
-class _Base:
-    consultation: ConsultationRow
-    spec: WorkflowSpec
-    opinions: Sequence[ReportRow]
-    rounds_held: int
-
-
-def _load(ctx: ServiceContext, consultation_id: int) -> _Base:
-    with ctx.uow() as uow:
-        return _load_in(uow, consultation_id)
-
-
-def _load_in(uow: UnitOfWork, consultation_id: int) -> _Base:
-    c = uow.consultations.get(consultation_id)
-    spec = spec_for(uow.consultations.workflow(c.workflow_id))
-    rows = uow.figures.report_rows(c.id)
-    rounds_held = len(uow.consultations.rounds(c.id))
-    return _Base(c, spec, rows, rounds_held)
-
-
-def _load_for_names(
-    ctx: ServiceContext, consultation_id: int, names: NameMode, what: str, acting: str | None, purpose: str | None
-) -> _Base:
-    """The report's rows; with full names only for a coordinator who states why, and on record."""
-    if names != "full":
-        return _load(ctx, consultation_id)
-    return read_on_record(
-        ctx,
-        acting=acting,
-        what=f"{what} of consultation {consultation_id} with full names",
-        purpose=purpose,
-        read=lambda uow: _load_in(uow, consultation_id),
-        shown=lambda base: {o.participant_id for o in base.opinions},
-    )
 
 
 def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
@@ -216,18 +182,6 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
     )
 
 
-@dataclass(frozen=True)
-class _Decision:
-    payload: dict[str, object]
-    round_no: int | None
-
-
-def _last_events(ctx: ServiceContext, consultation_id: int) -> dict[int, _Decision]:
-    with ctx.uow() as uow:
-        last = uow.figures.last_events(consultation_id)
-    return {i: _Decision(json.loads(payload), r) for i, (_state, payload, r) in last.items()}
-
-
 def account_report(
     ctx: ServiceContext,
     consultation_id: int,
@@ -238,56 +192,103 @@ def account_report(
     acting: str | None = None,
     purpose: str | None = None,
 ) -> Document:
-    """The published account (意见采纳情况说明), grouped by category.
+    """The published account, held whole: for a web page or a test (see `use_account_report`)."""
+    return use_account_report(
+        ctx, consultation_id, held, lang=lang, round_no=round_no, names=names, acting=acting, purpose=purpose
+    )
+
+
+def use_account_report(
+    ctx: ServiceContext,
+    consultation_id: int,
+    use: Callable[[Document], T],
+    *,
+    lang: Lang = "zh",
+    round_no: int | None = None,
+    names: NameMode = "pseudonym",
+    acting: str | None = None,
+    purpose: str | None = None,
+) -> T:
+    """The published account (意见采纳情况说明), grouped by category, given to `use` while it can be read.
 
     Without a round: every opinion with its latest feedback and its decision. With `round_no`:
-    the opinions answered in that round, with that round's feedback. Full names need a
-    coordinator and a purpose, and the read is on record.
+    the opinions answered in that round, with that round's feedback. The tables stream from the
+    database on each pass, so `use` (writing a file, say) holds one row at a time, whatever the
+    size. Full names need a coordinator and a purpose, and the read is on record.
     """
-    base = _load_for_names(ctx, consultation_id, names, "account", acting, purpose)
-    c, spec = base.consultation, base.spec
-    with ctx.uow() as uow:
-        entries = uow.opinions.entries_of_kind(c.id, "feedback")
-    feedback: dict[int, EntryRow] = {}
-    for e in entries:
-        if round_no is None or e.round_no == round_no:
-            feedback[e.opinion_id] = e
-    last = _last_events(ctx, consultation_id)
-    selected = [o for o in base.opinions if round_no is None or o.id in feedback]
-    tables: list[Table] = []
-    figures: dict[str, list[dict[str, object]]] = {}
-    for category, label in spec.categories.items():
-        rows: list[tuple[Cell, ...]] = []
-        items: list[dict[str, object]] = []
-        for o in (o for o in selected if o.category == category):
-            decided_now = o.outcome is not None and (round_no is None or last[o.id].round_no == round_no)
-            decision = spec.states[o.state].label.get(lang) if decided_now else _w("in_progress", lang)
-            why = ""
-            if decided_now and o.plan_ref:
-                why = o.plan_ref
-            elif decided_now:
-                why = str(last[o.id].payload.get("reason") or "")
-                if o.merged_into_id:
-                    why = ("并入意见 #" if lang == "zh" else "merged into #") + str(o.merged_into_id)
-            answer = feedback[o.id].text if o.id in feedback else ""
-            row = (o.id, display_name(o.name, names), o.village, o.text, answer, decision, why)
-            rows.append(row)
-            items.append(
-                dict(zip(("id", "raised_by", "village", "asked", "feedback", "decision", "why"), row, strict=True))
-                | {"outcome": o.outcome if decided_now else None}
-            )
-        headers = tuple(_w(k, lang) for k in ("id", "who", "village", "asked", "feedback", "decision", "why"))
-        if names == "none":
-            headers = headers[:1] + headers[2:]
-            rows = [r[:1] + r[2:] for r in rows]
-        tables.append(Table(category, label.get(lang), headers, tuple(rows)))
-        figures[category] = items
+
+    def read(uow: UnitOfWork) -> T:
+        c = uow.consultations.get(consultation_id)
+        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        return use(_account(uow, c, spec, lang, round_no, names))
+
+    if names != "full":
+        with ctx.uow() as uow:
+            return read(uow)
+
+    def shown(uow: UnitOfWork) -> Iterable[int]:
+        spec = spec_for(uow.consultations.workflow(uow.consultations.get(consultation_id).workflow_id))
+        return uow.figures.account_participants(consultation_id, list(spec.categories), round_no)
+
+    return read_on_record(
+        ctx,
+        acting=acting,
+        what=f"account of consultation {consultation_id} with full names",
+        purpose=purpose,
+        shown=shown,
+        read=read,
+    )
+
+
+_ACCOUNT_KEYS = ("id", "raised_by", "village", "asked", "feedback", "decision", "why")
+
+
+def _account(
+    uow: UnitOfWork, c: ConsultationRow, spec: WorkflowSpec, lang: Lang, round_no: int | None, names: NameMode
+) -> Document:
+    def decided(o: AccountRow) -> bool:
+        return o.outcome is not None and (round_no is None or o.last_round == round_no)
+
+    def row_of(o: AccountRow) -> Row:
+        decided_now = decided(o)
+        decision = spec.states[o.state].label.get(lang) if decided_now else in_progress
+        why = ""
+        if decided_now and o.plan_ref:
+            why = o.plan_ref
+        elif decided_now:
+            why = str(json.loads(o.last_payload or "{}").get("reason") or "")
+            if o.merged_into_id:
+                why = merged + str(o.merged_into_id)
+        return (o.id, display_name(o.name, names), o.village, o.text, o.feedback or "", decision, why)
+
+    def rows(category: str) -> Iterator[Row]:
+        for o in uow.figures.account_rows(c.id, category, round_no):
+            row = row_of(o)
+            yield row[:1] + row[2:] if names == "none" else row
+
+    def items(category: str) -> Iterator[Mapping[str, object]]:
+        for o in uow.figures.account_rows(c.id, category, round_no):
+            yield dict(zip(_ACCOUNT_KEYS, row_of(o), strict=True)) | {"outcome": o.outcome if decided(o) else None}
+
+    in_progress = _w("in_progress", lang)
+    merged = "并入意见 #" if lang == "zh" else "merged into #"
+    headers = tuple(_w(k, lang) for k in ("id", "who", "village", "asked", "feedback", "decision", "why"))
+    if names == "none":
+        headers = headers[:1] + headers[2:]
+    tables = tuple(
+        Table(category, label.get(lang), headers, Reread(partial(rows, category)))
+        for category, label in spec.categories.items()
+    )
     scope = _w("round", lang, n=round_no) if round_no else _w("all_rounds", lang)
     return Document(
         title=f"{c.title} — {_w('account_title', lang)}",
         subtitle=f"{c.area} · {scope}",
-        tables=tuple(tables),
-        figures={"consultation_id": c.id, "round": round_no, "categories": figures},
+        tables=tables,
+        figures={
+            "consultation_id": c.id,
+            "round": round_no,
+            "categories": {category: Reread(partial(items, category)) for category in spec.categories},
+        },
     )
 
 
@@ -310,43 +311,69 @@ def plan_report(
     acting: str | None = None,
     purpose: str | None = None,
 ) -> Document:
-    """Per plan section, the opinions it answers: from a clause back to the people who asked."""
-    base = _load_for_names(ctx, consultation_id, names, "plan report", acting, purpose)
-    c, spec = base.consultation, base.spec
-    sections: dict[str, list[ReportRow]] = defaultdict(list)
-    for o in base.opinions:
-        if o.plan_ref and o.outcome in (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value):
-            sections[o.plan_ref].append(o)
-    tables: list[Table] = []
-    figures = []
-    for ref in sorted(sections, key=_section_key):
-        ops = sections[ref]
-        rows = tuple(
-            (
-                o.id,
-                spec.states[o.state].label.get(lang),
-                spec.categories[o.category].get(lang) if o.category in spec.categories else o.category,
-                display_name(o.name, names),
-                o.village,
-                o.text,
-            )
-            for o in ops
-        )
-        headers = (
-            _w("id", lang),
-            _w("outcome", lang),
-            _w("category", lang),
-            _w("who", lang),
-            _w("village", lang),
-            _w("asked", lang),
-        )
-        tables.append(Table(f"s{len(tables) + 1}", ref, headers, rows))
-        figures.append(
-            {"section": ref, "opinions": [o.id for o in ops], "adopted": sum(o.outcome == "adopted" for o in ops)}
-        )
+    """The plan table, held whole: for a web page or a test (see `use_plan_report`)."""
+    return use_plan_report(ctx, consultation_id, held, lang=lang, names=names, acting=acting, purpose=purpose)
+
+
+_IN_PLAN = (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value)
+
+
+def use_plan_report(
+    ctx: ServiceContext,
+    consultation_id: int,
+    use: Callable[[Document], T],
+    *,
+    lang: Lang = "zh",
+    names: NameMode = "pseudonym",
+    acting: str | None = None,
+    purpose: str | None = None,
+) -> T:
+    """Per plan section, the opinions it answers: from a clause back to the people who asked.
+
+    Given to `use` while it can be read; each section's rows stream from the database.
+    """
+
+    def read(uow: UnitOfWork) -> T:
+        c = uow.consultations.get(consultation_id)
+        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        return use(_plan(uow, c, spec, lang, names))
+
+    if names != "full":
+        with ctx.uow() as uow:
+            return read(uow)
+    return read_on_record(
+        ctx,
+        acting=acting,
+        what=f"plan report of consultation {consultation_id} with full names",
+        purpose=purpose,
+        shown=lambda uow: uow.figures.plan_participants(consultation_id, _IN_PLAN),
+        read=read,
+    )
+
+
+def _plan(uow: UnitOfWork, c: ConsultationRow, spec: WorkflowSpec, lang: Lang, names: NameMode) -> Document:
+    def rows(ref: str) -> Iterator[Row]:
+        for o in uow.figures.plan_rows(c.id, ref, _IN_PLAN):
+            category = spec.categories[o.category].get(lang) if o.category in spec.categories else o.category
+            state = spec.states[o.state].label.get(lang)
+            yield (o.id, state, category, display_name(o.name, names), o.village, o.text)
+
+    def ids(ref: str) -> Iterator[int]:
+        return (o.id for o in uow.figures.plan_rows(c.id, ref, _IN_PLAN))
+
+    sections = sorted(uow.figures.plan_sections(c.id, _IN_PLAN), key=lambda s: _section_key(s[0]))
+    headers = tuple(_w(k, lang) for k in ("id", "outcome", "category", "who", "village", "asked"))
     return Document(
         title=f"{c.title} — {_w('plan_title', lang)}",
         subtitle=f"{c.area} · {spec.key}",
-        tables=tuple(tables),
-        figures={"consultation_id": c.id, "sections": figures},
+        tables=tuple(
+            Table(f"s{n}", ref, headers, Reread(partial(rows, ref))) for n, (ref, _, _) in enumerate(sections, 1)
+        ),
+        figures={
+            "consultation_id": c.id,
+            "sections": [
+                {"section": ref, "opinions": Reread(partial(ids, ref)), "adopted": adopted}
+                for ref, _n, adopted in sections
+            ],
+        },
     )

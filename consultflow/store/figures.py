@@ -6,14 +6,16 @@ the funnel and the consistency check from the audit events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from consultflow.domain.model import ReportRow
-from consultflow.store.models import AuditEvent, Opinion, Participant
+from consultflow.domain.model import AccountRow, ReportRow
+from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Participant
+
+STREAM_ROWS = 2000  # rows fetched at a time by the streamed reports
 
 
 class Figures:
@@ -36,8 +38,71 @@ class Figures:
         rows: list[tuple[Any, ...]] = [tuple(row) for row in self.session.execute(stmt)]
         return [(str(row[0]), int(row[1]), str(row[2]) if by else None, int(row[-1])) for row in rows]
 
-    def report_rows(self, consultation_id: int) -> list[ReportRow]:
-        """Each opinion with its participant's name and village, by id, in one query (no ORM objects)."""
+    def account_rows(self, consultation_id: int, category: str, round_no: int | None) -> Iterator[AccountRow]:
+        """The published account's rows of one category, by id, streamed.
+
+        Each opinion with its participant's name and village, its latest feedback (of `round_no`
+        when given, and then only opinions answered in that round) and its last event.
+        """
+        feedback = self._feedback(round_no)
+        stmt = (
+            select(
+                Opinion.id,
+                Opinion.participant_id,
+                Opinion.text,
+                Opinion.state,
+                Opinion.outcome,
+                Opinion.plan_ref,
+                Opinion.merged_into_id,
+                Participant.name,
+                Participant.village,
+                feedback.limit(1).scalar_subquery(),
+                AuditEvent.payload,
+                AuditEvent.round_no,
+            )
+            .join(Participant, Participant.id == Opinion.participant_id)
+            .outerjoin(
+                AuditEvent, and_(AuditEvent.opinion_id == Opinion.id, AuditEvent.opinion_seq == Opinion.last_seq)
+            )
+            .where(*self._account_scope(consultation_id, [category], round_no))
+            .order_by(Opinion.id)
+        )
+        for row in self.session.execute(stmt.execution_options(yield_per=STREAM_ROWS)):
+            yield AccountRow._make(row)
+
+    def account_participants(
+        self, consultation_id: int, categories: Sequence[str], round_no: int | None
+    ) -> Iterator[int]:
+        """The participants whose opinions the published account shows, streamed."""
+        stmt = select(Opinion.participant_id).where(*self._account_scope(consultation_id, categories, round_no))
+        yield from self.session.scalars(stmt.distinct().execution_options(yield_per=STREAM_ROWS))
+
+    def _feedback(self, round_no: int | None) -> Select[Any]:
+        stmt = select(OpinionEntry.text).where(OpinionEntry.opinion_id == Opinion.id, OpinionEntry.kind == "feedback")
+        if round_no is not None:
+            stmt = stmt.where(OpinionEntry.round_no == round_no)
+        return stmt.order_by(OpinionEntry.opinion_seq.desc(), OpinionEntry.id.desc()).correlate(Opinion)
+
+    def _account_scope(
+        self, consultation_id: int, categories: Sequence[str], round_no: int | None
+    ) -> list[ColumnElement[bool]]:
+        scope = [Opinion.consultation_id == consultation_id, Opinion.category.in_(list(categories))]
+        if round_no is not None:
+            scope.append(self._feedback(round_no).exists())
+        return scope
+
+    def plan_sections(self, consultation_id: int, outcomes: Sequence[str]) -> list[tuple[str, int, int]]:
+        """(plan section, opinions, adopted outright) for the sections that decided opinions name."""
+        adopted = func.sum(case((Opinion.outcome == "adopted", 1), else_=0))
+        stmt = (
+            select(Opinion.plan_ref, func.count(), adopted)
+            .where(*self._plan_scope(consultation_id, outcomes))
+            .group_by(Opinion.plan_ref)
+        )
+        return [(str(ref), int(n), int(a or 0)) for ref, n, a in self.session.execute(stmt)]
+
+    def plan_rows(self, consultation_id: int, plan_ref: str, outcomes: Sequence[str]) -> Iterator[ReportRow]:
+        """The opinions of one plan section, with their participant's name and village, by id, streamed."""
         stmt = (
             select(
                 Opinion.id,
@@ -52,11 +117,24 @@ class Figures:
                 Participant.village,
             )
             .join(Participant, Participant.id == Opinion.participant_id)
-            .where(Opinion.consultation_id == consultation_id)
+            .where(*self._plan_scope(consultation_id, outcomes), Opinion.plan_ref == plan_ref)
             .order_by(Opinion.id)
-            .execution_options(yield_per=5000)
         )
-        return [ReportRow(*tuple(row)) for row in self.session.execute(stmt)]
+        for row in self.session.execute(stmt.execution_options(yield_per=STREAM_ROWS)):
+            yield ReportRow._make(row)
+
+    def plan_participants(self, consultation_id: int, outcomes: Sequence[str]) -> Iterator[int]:
+        """The participants whose opinions the plan table shows, streamed."""
+        stmt = select(Opinion.participant_id).where(*self._plan_scope(consultation_id, outcomes))
+        yield from self.session.scalars(stmt.distinct().execution_options(yield_per=STREAM_ROWS))
+
+    def _plan_scope(self, consultation_id: int, outcomes: Sequence[str]) -> list[ColumnElement[bool]]:
+        return [
+            Opinion.consultation_id == consultation_id,
+            Opinion.outcome.in_(list(outcomes)),
+            Opinion.plan_ref.is_not(None),
+            Opinion.plan_ref != "",
+        ]
 
     def outcome_counts(self, consultation_id: int) -> list[tuple[str, str, str | None, int]]:
         """(category, channel, outcome or None while open, opinions): the adoption table, grouped by the database."""

@@ -144,6 +144,7 @@ class Opinion(Base):
         Index(None, "consultation_id", "outcome", "rounds_count"),
         Index(None, "consultation_id", "category", "channel", "outcome"),  # report adoption, index only
         Index(None, "consultation_id", "participant_id"),  # its participant count
+        Index(None, "consultation_id", "plan_ref"),  # report plan, a section at a time
         Index(None, "consultation_id", "intake_key", unique=True),
     )
 

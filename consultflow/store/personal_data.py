@@ -7,7 +7,7 @@ contact and village where they are kept outside the audit chain (which never hol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -25,7 +25,7 @@ class PersonalDataStore:
         self.session = session
 
     def record_access(
-        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Sequence[int]
+        self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Iterable[int]
     ) -> int:
         """Record one read and the participants it showed; returns the record's id."""
         unique = sorted(set(participant_ids))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from consultflow.domain.document import Document, Row
 from consultflow.domain.privacy import pseudonymise
 from consultflow.domain.vocabulary import Field
 from consultflow.export import formats
-from consultflow.services import opinions, reports
+from consultflow.services import opinions, people, personal_data, reports
 from consultflow.services.context import ServiceContext
-from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
+from tests.helpers import COORD, EXPERT, PLANNER, Setup, seed, submit
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json", "xlsx"])
@@ -53,3 +54,48 @@ def test_pseudonymise_forms() -> None:
     assert pseudonymise("张秀英") == "张某某"
     assert pseudonymise("李明") == "李某"
     assert pseudonymise("Wang Fang") == "W."
+
+
+def test_a_full_name_report_records_whom_it_shows_before_it_shows_them(sqlite_ctx: ServiceContext) -> None:
+    """The plan table names only the people whose opinions a plan section answers, and that read is on record.
+
+    The record is written in the transaction that streams the rows out, before the first: a report
+    that fails half-way is taken back with its record (a file appears only whole, and the CLI holds
+    full-name output to the terminal until the record has committed).
+    """
+    setup = seed(sqlite_ctx)
+    other = people.add_participant(sqlite_ctx, acting=EXPERT, name="李明", village="金田村")
+    adopted = submit(sqlite_ctx, setup)
+    submit(sqlite_ctx, Setup(setup.consultation_id, other.id), "另一条意见")
+    opinions.fire(sqlite_ctx, acting=EXPERT, opinion_id=adopted, trigger="screen", fields={})
+    opinions.fire(
+        sqlite_ctx,
+        acting=PLANNER,
+        opinion_id=adopted,
+        trigger="adopt",
+        fields={Field.TEXT: "采纳", Field.PLAN_REF: "§2"},
+    )
+
+    def show(doc: Document) -> list[Row]:
+        return [r for t in doc.tables for r in t.rows]
+
+    rows = reports.use_plan_report(sqlite_ctx, setup.consultation_id, show, names="full", acting=COORD, purpose="核对")
+    assert [r[3] for r in rows] == ["张秀英"]
+    record = personal_data.access_records(sqlite_ctx)[0]
+    assert (record.what, record.participants) == (
+        f"plan report of consultation {setup.consultation_id} with full names",
+        1,
+    )
+    account = reports.use_account_report(
+        sqlite_ctx, setup.consultation_id, show, names="full", acting=COORD, purpose="核对"
+    )
+    assert sorted(str(r[1]) for r in account) == ["张秀英", "李明"]
+    assert personal_data.access_records(sqlite_ctx)[0].participants == 2
+
+    def fail(_doc: Document) -> None:
+        msg = "the terminal went away"
+        raise OSError(msg)
+
+    with pytest.raises(OSError, match="terminal"):
+        reports.use_account_report(sqlite_ctx, setup.consultation_id, fail, names="full", acting=COORD, purpose="核对")
+    assert len(personal_data.access_records(sqlite_ctx)) == 2
