@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,6 +65,15 @@ class CliState:
             emit_json(value, self.settings.tz)
         else:
             click.echo(text())
+
+    def emit_lines(self, value: object, lines: Callable[[], Iterable[str]]) -> None:
+        """As `emit`, for output of a line per item: the lines go out as they come."""
+        if self.json:
+            self.emit(value, lambda: "")
+        else:
+            from consultflow.cli.output import echo_lines  # noqa: PLC0415 - as in emit
+
+            echo_lines(lines())
 
 
 pass_state = click.make_pass_decorator(CliState)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -318,14 +319,14 @@ def opinion_fire(
     requests = [opinions.FireRequest(i, trigger, fields) for i in opinion_ids]
     results = opinions.fire_many(state.services(), acting=state.actor, requests=requests)
 
-    def text_output() -> str:
-        return "\n".join(
+    def lines() -> Iterator[str]:
+        return (
             f"opinion {r.opinion_id}: {r.from_state} -> {r.to_state} "
             f"({r.trigger}, round {r.round_no}, rounds so far {r.rounds_count})"
             for r in results
         )
 
-    state.emit(results[0] if len(results) == 1 else results, text_output)
+    state.emit_lines(results[0] if len(results) == 1 else results, lines)
 
 
 def register(main: click.Group) -> None:

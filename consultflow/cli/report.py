@@ -10,7 +10,7 @@ from typing import IO, Any, TextIO, TypeVar, cast
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import ID
+from consultflow.cli.output import ID, ChunkedEcho
 from consultflow.domain.document import Document
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
@@ -52,26 +52,6 @@ def _names(value: str) -> NameMode:
     return "full" if value == "full" else "none" if value == "none" else "pseudonym"
 
 
-class _Echo:
-    """A text stream onto click.echo in chunks: a long report reaches the terminal as it is written."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.size = 0
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        self.size += len(text)
-        if self.size >= 1 << 16:
-            self.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        click.echo("".join(self.parts), nl=False)
-        self.parts.clear()
-        self.size = 0
-
-
 def _writer(
     state: CliState, fmt: str | None, output: Path | None, force: bool, *, hold: bool = False
 ) -> Callable[[Document], IO[str] | None]:
@@ -91,7 +71,7 @@ def _writer(
             formats.write_out(doc, chosen, cast("TextIO", spool))
             return spool
         if output is None:
-            out = _Echo()
+            out = ChunkedEcho()
             formats.write_out(doc, chosen, cast("TextIO", out))
             out.flush()
             return None

@@ -73,9 +73,9 @@ def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
     def text() -> str:
         head = "would close" if plan.dry_run else "closed"
         out = [
-            f"{head} round {plan.round_no} of consultation {plan.consultation_id}: {len(plan.steps)} opinion(s) affected"
+            f"{head} round {plan.round_no} of consultation {plan.consultation_id}: {plan.affected} opinion(s) affected"
         ]
-        if plan.steps:
+        if plan.moves:
             out.append(table(["action", "from", "to", "opinions"], plan.summary()))
         if plan.dry_run:
             out += [

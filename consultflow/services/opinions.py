@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
@@ -365,9 +366,11 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
         if target is None or Role.PLANNER not in change.uow.actors.roles(target.id):
             msg = f"{planner!r} is not a registered planner; add one with 'consultflow actor add NAME --role planner'"
             raise ValidationError(msg)
-        ids = sorted(set(opinion_ids))  # in batches, in the global lock order; memory stays flat
+        # In batches, in the global lock order (ids as a range gives them need no sorted copy).
+        in_order = all(a < b for a, b in pairwise(opinion_ids))
+        ids = opinion_ids if in_order else sorted(set(opinion_ids))
         change.lock_owners(ids)
-        done: dict[int, Assignment] = {}
+        done: list[Assignment] = []
         for start in range(0, len(ids), FIRE_BATCH):
             batch = change.moving(ids[start : start + FIRE_BATCH], owners_locked=True)
             for op in batch:
@@ -376,11 +379,14 @@ def assign(ctx: ServiceContext, *, acting: str | None, opinion_ids: Sequence[int
                     raise ValidationError(msg)
                 op.assigned_planner_id = target.id
                 note_on(change, op, EventKind.ASSIGNED, "assign", {"planner": target.name})
-                done[op.id] = Assignment(op.id, target.name, op.state, op.last_seq)
+                done.append(Assignment(op.id, target.name, op.state, op.last_seq))
             change.uow.opinions.write_moves(batch)  # one UPDATE for the batch
             change.flush()
             change.uow.release()
-        return [done[i] for i in dict.fromkeys(opinion_ids)]
+        if in_order:
+            return done
+        by_id = {a.opinion_id: a for a in done}
+        return [by_id[i] for i in dict.fromkeys(opinion_ids)]  # in the order asked
 
     return run(
         ctx,

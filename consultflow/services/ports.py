@@ -254,8 +254,8 @@ class OpinionRepository(Protocol):
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         """Opinions per state."""
 
-    def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
-        """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id."""
+    def in_states(self, consultation_id: int, states: Sequence[str]) -> Iterable[tuple[int, str, datetime, int]]:
+        """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id, streamed."""
 
     def close_round(
         self, consultation_id: int, effects: Mapping[str, Entering | None], next_round: int, now: datetime

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
+from typing import TypeVar
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import Entering, round_close_effects
@@ -17,11 +19,12 @@ from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.pipeline import Change, run
 
 EVENT_BATCH = 2000
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CloseStep:
-    """What closing the round does to one opinion."""
+    """What closing the round does to one opinion (listed by a dry run)."""
 
     opinion_id: int
     action: str
@@ -30,20 +33,35 @@ class CloseStep:
     to_state: str
 
 
+@dataclass(frozen=True, slots=True)
+class CloseMove:
+    """How many opinions a round close moves (or carries over) from one state to another."""
+
+    action: str  # the trigger fired, or carry_over
+    from_state: str
+    to_state: str
+    opinions: int
+
+
 @dataclass(frozen=True)
 class ClosePlan:
-    """Everything a round close does; `--dry-run` shows this without doing it."""
+    """Everything a round close does, in totals; a dry run also lists each opinion's step.
+
+    A real close does not hold a step per opinion (a province's close moves a million): each
+    opinion's step is its audit event.
+    """
 
     consultation_id: int
     round_no: int
     next_round: int
     dry_run: bool
-    steps: tuple[CloseStep, ...]
+    affected: int
+    moves: tuple[CloseMove, ...]
+    steps: tuple[CloseStep, ...] = ()
 
     def summary(self) -> list[tuple[str, str, str, int]]:
         """(action, from, to, count) rows, largest first."""
-        counts = Counter((s.action if s.trigger is None else s.trigger, s.from_state, s.to_state) for s in self.steps)
-        return [(a, f, t, n) for (a, f, t), n in counts.most_common()]
+        return [(m.action, m.from_state, m.to_state, m.opinions) for m in self.moves]
 
 
 @dataclass(frozen=True)
@@ -99,8 +117,16 @@ def open_round(
 def _stay_until_close(change: Change, consultation_id: int, round_no: int) -> None:
     """Opinions whose deadline is the round's close: their reminders, now that it has a date."""
     states = round_close_states(change.spec(consultation_id))
-    rows = change.uow.opinions.in_states(consultation_id, states)
-    change.entered_state(StateEntry(i, consultation_id, round_no, s, at) for i, s, at, _seq in rows)
+    for batch in _batched(change.uow.opinions.in_states(consultation_id, states), EVENT_BATCH):
+        change.entered_state(StateEntry(i, consultation_id, round_no, s, at) for i, s, at, _seq in batch)
+        change.flush()
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size`, as they come (a streamed query is never held whole)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def reschedule_round(
@@ -136,17 +162,6 @@ def reschedule_round(
     )
 
 
-def _plan(rows: Sequence[tuple[int, str, datetime, int]], effects: Mapping[str, Entering | None]) -> list[CloseStep]:
-    steps = []
-    for opinion_id, state, _at, _seq in rows:
-        effect = effects[state]
-        if effect is None:
-            steps.append(CloseStep(opinion_id, "carry_over", None, state, state))
-        else:
-            steps.append(CloseStep(opinion_id, "fire", effect.trigger, state, effect.dest))
-    return steps
-
-
 def close_round(
     ctx: ServiceContext,
     *,
@@ -156,9 +171,10 @@ def close_round(
 ) -> ClosePlan:
     """Close the open round, applying the round-close rule to every opinion still waiting.
 
-    One UPDATE moves every affected opinion, compiled from the same definition of entering a state
-    that single transitions apply; then one multi-row INSERT writes their audit events. A dry run
-    computes the same plan from the same query and writes nothing.
+    The waiting opinions stream from one query, 2,000 at a time: each batch's audit events are
+    hashed and written and its reminders cancelled and planned. Then one UPDATE moves them all,
+    compiled from the same definition of entering a state that single transitions apply. Memory
+    stays flat whatever the count. A dry run reads the same query, lists each step, writes nothing.
     """
 
     def body(change: Change) -> ClosePlan:
@@ -166,34 +182,47 @@ def close_round(
         rnd = change.uow.consultations.require_open_round(consultation.id)
         spec = change.spec(consultation.id)
         effects = round_close_effects(spec)
-        rows = change.uow.opinions.in_states(consultation.id, list(effects))
-        steps = _plan(rows, effects)
-        plan = ClosePlan(consultation.id, rnd.number, rnd.number + 1, dry_run, tuple(steps))
+        waiting = change.uow.opinions.in_states(consultation.id, list(effects))
+        moves: Counter[tuple[str, str, str]] = Counter()
         if dry_run:
-            return plan
-        change.uow.opinions.close_round(consultation.id, effects, plan.next_round, change.now)
-        payload = {"round_close": rnd.number, "next_round": plan.next_round}
-        for start in range(0, len(steps), EVENT_BATCH):  # hashed and written a batch at a time: memory stays flat
-            change.record(
-                consultation.id,
-                *(
+            steps = tuple(_step(i, state, effects[state]) for i, state, _at, _seq in waiting)
+            moves.update((s.trigger or s.action, s.from_state, s.to_state) for s in steps)
+            return _close_plan(consultation.id, rnd.number, moves, dry_run=True, steps=steps)
+        next_round = rnd.number + 1
+        rnd.status, rnd.closed_at = "closed", change.now
+        # Before any reminder is planned below, so those are not cancelled with the round's.
+        change.uow.reminders.cancel_for_round(
+            consultation.id, round_close_states(spec), f"round {rnd.number} closed", change.now
+        )
+        payload = {"round_close": rnd.number, "next_round": next_round}
+        for batch in _batched(waiting, EVENT_BATCH):  # read before the UPDATE: each row as it was
+            fired = []
+            for opinion_id, state, _at, last_seq in batch:
+                effect = effects[state]
+                trigger = effect.trigger if effect else None
+                to_state = effect.dest if effect else state
+                moves[(trigger or "carry_over", state, to_state)] += 1
+                if effect is not None:
+                    fired.append(StateEntry(opinion_id, consultation.id, next_round, to_state, change.now))
+                change.record(
+                    consultation.id,
                     change.event(
                         EventKind.CARRIED_OVER,  # the trigger column says whether it also moved
-                        opinion_id=step.opinion_id,
+                        opinion_id=opinion_id,
                         opinion_seq=last_seq + 1,
-                        trigger=step.trigger or "carry_over",
-                        from_state=step.from_state,
-                        to_state=step.to_state,
+                        trigger=trigger or "carry_over",
+                        from_state=state,
+                        to_state=to_state,
                         round_no=rnd.number,
-                        completes_cycle=bool(step.trigger and spec.transitions[step.trigger].completes_cycle),
+                        completes_cycle=bool(trigger and spec.transitions[trigger].completes_cycle),
                         payload=payload,
-                    )
-                    for step, (_id, _state, _at, last_seq) in zip(
-                        steps[start : start + EVENT_BATCH], rows[start : start + EVENT_BATCH], strict=True
-                    )
-                ),
-            )
-            change.append_events()
+                    ),
+                )
+            change.left_state((e.opinion_id for e in fired), f"round {rnd.number} closed")
+            change.entered_state(fired)
+            change.flush()  # events, cancelled and planned reminders: a batch at a time
+        change.uow.opinions.close_round(consultation.id, effects, next_round, change.now)
+        plan = _close_plan(consultation.id, rnd.number, moves, dry_run=False)
         change.record(
             consultation.id,
             change.event(
@@ -201,19 +230,10 @@ def close_round(
                 round_no=rnd.number,
                 payload={
                     "number": rnd.number,
-                    "affected": len(steps),
+                    "affected": plan.affected,
                     "summary": {f"{a}:{f}->{t}": n for a, f, t, n in plan.summary()},
                 },
             ),
-        )
-        rnd.status, rnd.closed_at = "closed", change.now
-        fired = [s for s in steps if s.trigger is not None]
-        change.left_state((s.opinion_id for s in fired), f"round {rnd.number} closed")
-        change.uow.reminders.cancel_for_round(
-            consultation.id, round_close_states(spec), f"round {rnd.number} closed", change.now
-        )
-        change.entered_state(
-            StateEntry(s.opinion_id, consultation.id, plan.next_round, s.to_state, change.now) for s in fired
         )
         return plan
 
@@ -223,7 +243,32 @@ def close_round(
         action=Action.CLOSE_ROUND,
         event="round_close_planned" if dry_run else "round_closed",
         body=body,
-        describe=lambda plan: {"consultation_id": consultation_id, "round": plan.round_no, "affected": len(plan.steps)},
+        describe=lambda plan: {"consultation_id": consultation_id, "round": plan.round_no, "affected": plan.affected},
+    )
+
+
+def _step(opinion_id: int, state: str, effect: Entering | None) -> CloseStep:
+    if effect is None:
+        return CloseStep(opinion_id, "carry_over", None, state, state)
+    return CloseStep(opinion_id, "fire", effect.trigger, state, effect.dest)
+
+
+def _close_plan(
+    consultation_id: int,
+    round_no: int,
+    moves: Counter[tuple[str, str, str]],
+    *,
+    dry_run: bool,
+    steps: tuple[CloseStep, ...] = (),
+) -> ClosePlan:
+    return ClosePlan(
+        consultation_id,
+        round_no,
+        round_no + 1,
+        dry_run=dry_run,
+        affected=moves.total(),
+        moves=tuple(CloseMove(a, f, t, n) for (a, f, t), n in moves.most_common()),
+        steps=steps,
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 T = TypeVar("T")
 
 BATCH_SIZE = 1000
+STREAM_ROWS = 2000  # rows fetched at a time from a streamed read (yield_per)
 
 
 def chunked(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]:

@@ -13,9 +13,8 @@ from sqlalchemy import ColumnElement, Integer, Select, and_, case, cast, func, s
 from sqlalchemy.orm import Session
 
 from consultflow.domain.model import AccountRow, ReportRow
+from consultflow.store.batches import STREAM_ROWS
 from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Participant
-
-STREAM_ROWS = 2000  # rows fetched at a time by the streamed reports
 
 
 class Figures:

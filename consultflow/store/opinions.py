@@ -20,7 +20,7 @@ from consultflow.domain.model import (
     NewOpinionRow,
     OpinionFilter,
 )
-from consultflow.store.batches import chunked
+from consultflow.store.batches import STREAM_ROWS, chunked
 from consultflow.store.bulk import table_of
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
@@ -299,16 +299,20 @@ class OpinionRepository:
             stmt = stmt.where(Opinion.outcome.is_(None))
         return dict(self.session.execute(stmt.group_by(Opinion.state)).all())
 
-    def in_states(self, consultation_id: int, states: Sequence[str]) -> list[tuple[int, str, datetime, int]]:
-        """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id."""
+    def in_states(self, consultation_id: int, states: Sequence[str]) -> Iterator[tuple[int, str, datetime, int]]:
+        """(id, state, state_entered_at, last_seq) of the consultation's opinions in `states`, by id, streamed.
+
+        Read it through before changing those opinions: the rows come from an open cursor.
+        """
         if not states:
-            return []
+            return
         stmt = (
             select(Opinion.id, Opinion.state, Opinion.state_entered_at, Opinion.last_seq)
             .where(Opinion.consultation_id == consultation_id, Opinion.state.in_(states))
             .order_by(Opinion.id)
+            .execution_options(yield_per=STREAM_ROWS)
         )
-        return [(i, state, at, seq) for i, state, at, seq in self.session.execute(stmt)]
+        yield from self.session.execute(stmt)
 
     def close_round(
         self, consultation_id: int, effects: Mapping[str, Entering | None], next_round: int, now: datetime

@@ -231,7 +231,13 @@ def test_dry_run_close_lists_what_the_close_does(cli: Cli) -> None:
     status = json.loads(cli.ok("round", "status", "1", "--json").stdout)
     assert status["open_round"]["number"] == 1
     real = json.loads(cli.ok("--json", "round", "close", "1", actor=COORD).stdout)
-    assert real["steps"] == dry["steps"]
+    assert real["steps"] == []  # a real close gives totals; each opinion's step is its audit event
+    assert real["affected"] == dry["affected"] == 1
+    assert (
+        real["moves"]
+        == dry["moves"]
+        == [{"action": "carry_over", "from_state": "submitted", "to_state": "submitted", "opinions": 1}]
+    )
     assert json.loads(cli.ok("round", "status", "1", "--json").stdout)["open_round"] is None
 
 

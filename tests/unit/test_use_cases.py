@@ -45,7 +45,7 @@ def test_the_loop_runs_on_the_fake_and_the_chain_verifies(ctx: ServiceContext, f
     opinions.fire(ctx, acting=EXPERT, opinion_id=oid, trigger="screen", fields={})
     opinions.fire(ctx, acting=PLANNER, opinion_id=oid, trigger="give_feedback", fields={Field.TEXT: "已研究"})
     plan = rounds.close_round(ctx, acting=COORD, consultation_id=1)
-    assert [(s.trigger, s.to_state) for s in plan.steps] == [("lapse", "under_review")]
+    assert [(m.action, m.to_state, m.opinions) for m in plan.moves] == [("lapse", "under_review", 1)]
     rounds.open_round(ctx, acting=COORD, consultation_id=1)
     done = opinions.fire(
         ctx, acting=PLANNER, opinion_id=oid, trigger="adopt", fields={Field.TEXT: "采纳", Field.PLAN_REF: "§1"}
