@@ -316,7 +316,7 @@ def opinion_fire(
         Field.MERGE_TARGET: merge_target,
         Field.STANCE: stance,
     }
-    requests = [opinions.FireRequest(i, trigger, fields) for i in opinion_ids]
+    requests = opinions.SameTrigger(opinion_ids, trigger, fields)
     results = opinions.fire_many(state.services(), acting=state.actor, requests=requests)
 
     def lines() -> Iterator[str]:

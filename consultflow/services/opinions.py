@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
+from typing import overload
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
@@ -45,6 +47,30 @@ class FireRequest:
     opinion_id: int
     trigger: str
     fields: Mapping[Field, object]
+
+
+class SameTrigger(Sequence[FireRequest]):
+    """One trigger with one set of fields for many opinions (`opinion fire 1-800000 screen`).
+
+    A request is made when asked for, so 800,000 ids cost their list, not an object each.
+    """
+
+    def __init__(self, opinion_ids: Sequence[int], trigger: str, fields: Mapping[Field, object]) -> None:
+        self.opinion_ids, self.trigger, self.fields = opinion_ids, trigger, fields
+
+    def __len__(self) -> int:
+        return len(self.opinion_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> FireRequest: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FireRequest]: ...
+
+    def __getitem__(self, index: int | slice) -> FireRequest | list[FireRequest]:
+        if isinstance(index, slice):
+            return [FireRequest(i, self.trigger, self.fields) for i in self.opinion_ids[index]]
+        return FireRequest(self.opinion_ids[index], self.trigger, self.fields)
 
 
 @dataclass(frozen=True)
@@ -188,8 +214,18 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
     moved, evented and reminded, then let go of, so memory stays flat however many are fired. An
     opinion named twice keeps the requests' order in one batch.
     """
-    ids = [r.opinion_id for r in requests]
-    if len(requests) <= FIRE_BATCH or len(set(ids)) != len(ids):
+    ids = requests.opinion_ids if isinstance(requests, SameTrigger) else [r.opinion_id for r in requests]
+    if len(requests) <= FIRE_BATCH:
+        return _fire_batch(change, requests)
+    if all(a < b for a, b in pairwise(ids)):  # a range, say: already in lock order, each id once
+        change.lock_owners(ids)
+        done: list[TransitionResult] = []
+        for start in range(0, len(ids), FIRE_BATCH):
+            done += _fire_batch(change, requests[start : start + FIRE_BATCH], owners_locked=True)
+            change.flush()
+            change.uow.release()
+        return done
+    if len(set(ids)) != len(ids):
         return _fire_batch(change, requests)
     change.lock_owners(ids)  # every consultation lock before any opinion
     order = sorted(range(len(requests)), key=lambda i: ids[i])
@@ -274,7 +310,7 @@ def _transition(
     open_round = change.current_round(opinion.consultation_id)  # once per change: a query per opinion flushed each
     if Field.MERGE_TARGET in prepared.fields:
         _check_merge_target(change.uow, opinion, int(prepared.fields[Field.MERGE_TARGET]))
-    from_state = opinion.state
+    from_state = sys.intern(opinion.state)  # one copy of the name, however many results hold it
     effect = entering(engine.spec, prepared.spec.trigger, from_state)
     engine.apply(opinion, prepared)
     seq = apply_entering(opinion, effect, open_round.number, change.now)
@@ -313,7 +349,7 @@ def _transition(
         ),
     )
     return TransitionResult(
-        opinion.id,
+        request.opinion_id,  # the caller's number: the loaded row's copy can go
         prepared.spec.trigger,
         from_state,
         opinion.state,

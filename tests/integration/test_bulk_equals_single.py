@@ -7,6 +7,7 @@ rows). Here the clock stands still, so the two paths' rows must agree in every c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -47,17 +48,41 @@ def _profile(ctx: ServiceContext, opinion_id: int) -> tuple[Any, ...]:
         )
 
 
+STEPS: list[tuple[str, str, Mapping[Field, object]]] = [
+    ("screen", EXPERT, {}),
+    ("give_feedback", PLANNER, {Field.TEXT: "已研究，拟采纳"}),
+    ("reparticipate", EXPERT, {Field.TEXT: "补充：东侧也要硬化", Field.STANCE: "revise"}),
+]
+
+
 def test_bulk_and_single_transitions_write_the_same_rows(ctx: ServiceContext) -> None:
+    _bulk_equals_single(ctx, lambda ids, trigger, fields: [opinions.FireRequest(i, trigger, fields) for i in ids])
+
+
+@pytest.mark.parametrize("asked", ["in id order", "in another order"])
+def test_a_fire_over_several_batches_writes_what_single_transitions_write(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, asked: str
+) -> None:
+    """Batches of 6 here (2,000 in use): ids in order go batch by batch as given, others sorted first."""
+    monkeypatch.setattr(opinions, "FIRE_BATCH", 6)
+
+    def requests(ids: list[int], trigger: str, fields: Mapping[Field, object]) -> opinions.SameTrigger:
+        return opinions.SameTrigger(ids if asked == "in id order" else ids[::-1], trigger, fields)
+
+    _bulk_equals_single(ctx, requests)
+
+
+def _bulk_equals_single(
+    ctx: ServiceContext,
+    requests: Callable[[list[int], str, Mapping[Field, object]], Sequence[opinions.FireRequest]],
+) -> None:
     setup = seed(ctx)
     bulk = [submit(ctx, setup, f"批量意见{i}") for i in range(PER_PATH)]
     single = [submit(ctx, setup, f"单个意见{i}") for i in range(PER_PATH)]
-    steps = [
-        ("screen", EXPERT, {}),
-        ("give_feedback", PLANNER, {Field.TEXT: "已研究，拟采纳"}),
-        ("reparticipate", EXPERT, {Field.TEXT: "补充：东侧也要硬化", Field.STANCE: "revise"}),
-    ]
-    for trigger, who, fields in steps:
-        opinions.fire_many(ctx, acting=who, requests=[opinions.FireRequest(i, trigger, fields) for i in bulk])
+    for trigger, who, fields in STEPS:
+        asked = requests(bulk, trigger, fields)
+        done = opinions.fire_many(ctx, acting=who, requests=asked)
+        assert [r.opinion_id for r in done] == [r.opinion_id for r in asked], "results come in the order asked"
         for i in single:
             opinions.fire(ctx, acting=who, opinion_id=i, trigger=trigger, fields=fields)
     bulk_profiles = {_profile(ctx, i) for i in bulk}
@@ -65,9 +90,9 @@ def test_bulk_and_single_transitions_write_the_same_rows(ctx: ServiceContext) ->
     assert len(bulk_profiles) == 1, "opinions moved alike in bulk should have identical rows"
     assert bulk_profiles == single_profiles
     ((opinion,), reminders, entries, events) = bulk_profiles.pop()
-    assert len(events) == len(steps)
+    assert len(events) == len(STEPS)
     state, _at, round_no, rounds_count, outcome, last_seq, version, _ref = opinion
     assert (state, round_no, rounds_count, outcome) == ("under_review", 1, 1, None)
-    assert last_seq == version == 2 + len(steps), "each change (submit, assign, each step) is one sequence and version"
+    assert last_seq == version == 2 + len(STEPS), "each change (submit, assign, each step) is one sequence and version"
     assert reminders and entries, "the steps should plan reminders and carry feedback and a reply"
     assert_loop_invariants(ctx, setup.consultation_id)
