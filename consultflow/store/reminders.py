@@ -12,7 +12,7 @@ from consultflow.domain.errors import NotFoundError
 from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import chunked
-from consultflow.store.bulk import insert_ignoring_duplicates, insert_selected_ignoring_duplicates
+from consultflow.store.bulk import insert_ignoring_duplicates, insert_selected_ignoring_duplicates, table_of
 from consultflow.store.models import Delivery, DeliveryAttempt, Opinion, Reminder
 
 # A group of entries this large is planned with one INSERT…SELECT per reminder, not as rows.
@@ -73,12 +73,12 @@ class ReminderStore:
     def cancel_for_opinions(self, opinion_ids: Sequence[int], reason: str, now: datetime) -> None:
         """Cancel the pending reminders of opinions that left the state they were about."""
         self.session.flush()
+        table = table_of(Reminder)  # Core, not the ORM's bulk UPDATE: a transition runs this every time
         for batch in chunked(opinion_ids):
             self.session.execute(
-                update(Reminder)
-                .where(Reminder.opinion_id.in_(batch), Reminder.status == "pending")
+                update(table)
+                .where(table.c.opinion_id.in_(batch), table.c.status == "pending")
                 .values(status="cancelled", closed_at=now, cancel_reason=reason)
-                .execution_options(synchronize_session=False)
             )
 
     def cancel_for_round(self, consultation_id: int, states: Sequence[str], reason: str, now: datetime) -> None:
