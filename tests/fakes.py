@@ -15,13 +15,22 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
-from consultflow.domain.audit import GENESIS_HASH, AuditContent, ChainKey, chain_hash, payload_text, utc_iso
+from consultflow.domain.audit import (
+    GENESIS_HASH,
+    AuditContent,
+    ChainKey,
+    EventKind,
+    chain_hash,
+    payload_text,
+    utc_iso,
+)
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
 from consultflow.domain.model import (
     MOVING_COLUMNS,
     AccessRecord,
     EventFilter,
+    EventSummary,
     LastEvent,
     MovingOpinion,
     NewEntry,
@@ -465,6 +474,19 @@ class FakeAudit:
         events = sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)
         for e in events:
             yield StoredEvent._make(utc_iso(e.at) if name == "at" else getattr(e, name) for name in StoredEvent._fields)
+
+    def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
+        """The events folded in chain order, one opinion at a time (what the store's GROUP BY gives)."""
+        events = sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)
+        for opinion_id in sorted({e.opinion_id for e in events if e.opinion_id is not None}):
+            state, last_seq, cycles, assigned = None, 0, 0, None
+            for e in (e for e in events if e.opinion_id == opinion_id):
+                state = e.to_state or state
+                last_seq = max(last_seq, e.opinion_seq or 0)
+                cycles += bool(e.completes_cycle)
+                if e.kind == EventKind.ASSIGNED and e.payload != "{}":
+                    assigned = e.payload
+            yield EventSummary(opinion_id, last_seq, cycles, state, assigned)
 
     def search(self, criteria: EventFilter) -> NoReturn:
         _no_aggregates(criteria)

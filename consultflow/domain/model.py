@@ -286,6 +286,16 @@ class StoredEvent(NamedTuple):
     hash: str
 
 
+class EventSummary(NamedTuple):
+    """What an opinion's events say of it, aggregated by the database for verify's replay check."""
+
+    opinion_id: int
+    last_seq: int  # the highest sequence number
+    cycles: int  # events that complete a cycle
+    state: str | None  # the destination of the latest event that has one
+    assigned: str | None  # the payload of the latest assignment, naming the planner
+
+
 class AuditEventRow(Protocol):
     """One stored audit event."""
 

@@ -47,6 +47,7 @@ from consultflow.domain.model import (
     DeliveryRow,
     EntryRow,
     EventFilter,
+    EventSummary,
     LastEvent,
     MovingOpinion,
     NewEntry,
@@ -273,6 +274,9 @@ class AuditLog(Protocol):
 
     def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
         """A consultation's events in chain order, streamed."""
+
+    def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
+        """Per opinion with events, by id: what they say of it (aggregated, streamed)."""
 
     def search(self, criteria: EventFilter) -> Sequence[AuditEventRow]:
         """Opinion events matching every filter, in order."""

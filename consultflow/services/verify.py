@@ -11,14 +11,13 @@ from datetime import datetime
 from consultflow.domain.audit import (
     GENESIS_HASH,
     ChainKey,
-    EventKind,
     canonical_text,
     chain_mode,
     payload_text,
     text_hash,
 )
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.model import ConsultationRow, StoredEvent
+from consultflow.domain.model import ConsultationRow, EventSummary, StoredEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import StateSpec
 from consultflow.services.context import ServiceContext, spec_for
@@ -89,16 +88,6 @@ def _broken(e: StoredEvent, problem: str) -> BrokenEvent:
     return BrokenEvent(e.chain_seq, e.id, e.opinion_id, e.opinion_seq, e.kind, e.trigger, at, problem)
 
 
-@dataclass(slots=True)  # one per opinion is kept until the live rows are compared: small at a million
-class _Replayed:
-    """An opinion as its events alone describe it."""
-
-    state: str | None = None
-    last_seq: int = 0
-    cycles: int = 0
-    planner: str | None = None
-
-
 def verify_chain(
     ctx: ServiceContext,
     consultation_id: int,
@@ -128,16 +117,18 @@ def verify_chain(
             refusal = "the chain is not keyed (plain SHA-256), and a keyed chain was required"
             broken = BrokenEvent(0, None, None, None, None, None, None, refusal)
             return ChainReport(consultation.id, 0, consultation.chain_head, intact=False, broken=broken, mode=mode)
-        replayed: dict[int, _Replayed] = {}
         # closing: a server-side cursor on PostgreSQL, abandoned at the first problem
         with closing(uow.audit.chain(consultation.id)) as events:
-            report = replace(_walk(consultation, events, replayed, expect_head, key), mode=mode)
+            report = replace(_walk(consultation, events, expect_head, key), mode=mode)
         if not report.intact:
             return report
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
         planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
-        with closing(uow.opinions.live_columns(consultation.id)) as live:
-            problem = _compare(live, replayed, spec.states, planners)
+        with (
+            closing(uow.opinions.live_columns(consultation.id)) as live,
+            closing(uow.audit.summaries(consultation.id)) as said,
+        ):
+            problem = _compare(live, said, spec.states, planners)
     if problem is None:
         return report
     broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)
@@ -146,39 +137,56 @@ def verify_chain(
 
 def _compare(
     live: Iterable[tuple[int, str, str | None, int, int, int | None]],
-    replayed: dict[int, _Replayed],
+    said: Iterable[EventSummary],
     states: Mapping[str, StateSpec],
     planners: Mapping[int, str],
 ) -> str | None:
-    """The first live row (they come by id) that disagrees with its events, in words."""
+    """The first live row that disagrees with its events, in words; both come by id and are merged.
+
+    An opinion that only the events record is named after every live row has agreed.
+    """
+    summaries = iter(said)
+    events = next(summaries, None)
+    only_in_events: int | None = None
     for opinion_id, state, live_outcome, rounds_count, last_seq, planner_id in live:
-        events = replayed.pop(opinion_id, None)
-        if events is None:
+        while events is not None and events.opinion_id < opinion_id:
+            only_in_events = events.opinion_id if only_in_events is None else only_in_events
+            events = next(summaries, None)
+        if events is None or events.opinion_id != opinion_id:
             return f"the live tables have opinion {opinion_id}, which no event records"
         outcome = states[events.state].outcome if events.state is not None and events.state in states else None
-        planner = planners.get(planner_id) if planner_id else None
         checks = (
             ("state", state, events.state),
             ("outcome", live_outcome, outcome.value if outcome else None),
             ("rounds count", rounds_count, events.cycles),
             ("last sequence number", last_seq, events.last_seq),
-            ("assigned planner", planner, events.planner),
+            ("assigned planner", planners.get(planner_id) if planner_id else None, _planner(events.assigned)),
         )
-        for what, now, said in checks:
-            if now != said:
+        for what, now, recorded in checks:
+            if now != recorded:
                 return (
-                    f"opinion {opinion_id}: the live {what} is {now!r} but its events say {said!r} "
+                    f"opinion {opinion_id}: the live {what} is {now!r} but its events say {recorded!r} "
                     "(a live row was edited)"
                 )
-    if replayed:
-        return f"events record opinion {min(replayed)}, which the live tables no longer have"
+        events = next(summaries, None)
+    if only_in_events is None and events is not None:
+        only_in_events = events.opinion_id
+    if only_in_events is not None:
+        return f"events record opinion {only_in_events}, which the live tables no longer have"
     return None
+
+
+def _planner(assigned: str | None) -> str | None:
+    """The planner an assignment event names."""
+    if assigned is None:
+        return None
+    payload = json.loads(assigned)
+    return str(payload.get("planner")) if isinstance(payload, dict) and payload else None
 
 
 def _walk(
     consultation: ConsultationRow,
     events: Iterable[StoredEvent],
-    replayed: dict[int, _Replayed],
     expect_head: tuple[int, str] | None,
     key: ChainKey | None,
 ) -> ChainReport:
@@ -204,7 +212,6 @@ def _walk(
             )
         if problem is not None:
             return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
-        _replay(replayed, event)
         prev, expected = event.hash, expected + 1
     if count != consultation.chain_seq or prev != consultation.chain_head:
         problem = (
@@ -218,22 +225,6 @@ def _walk(
         broken = BrokenEvent(count, None, None, None, None, None, None, problem)
         return ChainReport(consultation.id, count, prev, intact=False, broken=broken)
     return ChainReport(consultation.id, count, prev, intact=True)
-
-
-def _replay(replayed: dict[int, _Replayed], event: StoredEvent) -> None:
-    """Apply one (verified) event to the opinion it is about."""
-    if event.opinion_id is None:
-        return
-    op = replayed.get(event.opinion_id)
-    if op is None:
-        op = replayed[event.opinion_id] = _Replayed()
-    op.state = event.to_state or op.state
-    op.last_seq = max(op.last_seq, event.opinion_seq or 0)
-    op.cycles += bool(event.completes_cycle)
-    if event.kind == EventKind.ASSIGNED:
-        payload = json.loads(event.payload)
-        if isinstance(payload, dict) and payload:
-            op.planner = str(payload.get("planner"))
 
 
 def head(ctx: ServiceContext, consultation_id: int) -> tuple[int, str]:

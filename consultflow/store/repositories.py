@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, and_, cast, func, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from consultflow.domain.audit import AuditContent, ChainKey, payload_text, text_hash, utc_iso
+from consultflow.domain.audit import AuditContent, ChainKey, EventKind, payload_text, text_hash, utc_iso
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
-from consultflow.domain.model import ConsultationRow, EventFilter, LastEvent, StoredEvent
+from consultflow.domain.model import ConsultationRow, EventFilter, EventSummary, LastEvent, StoredEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
-from consultflow.store.batches import BATCH_SIZE, chunked
+from consultflow.store.batches import BATCH_SIZE, STREAM_ROWS, chunked
 from consultflow.store.bulk import insert_plain, table_of
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import (
@@ -432,6 +432,44 @@ class AuditLog:
             yield from map(StoredEvent._make, events)
         finally:
             events.close()
+
+    def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
+        """Per opinion with events, by id: what they say of it, grouped by the database and streamed.
+
+        Verify compares these with the live rows after the chain has proved the events intact, so
+        nothing is kept per opinion in memory. Within an opinion, the chain order and the sequence
+        order agree (the chain proves both).
+        """
+        e, later = table_of(AuditEvent), table_of(AuditEvent).alias("later")
+
+        def latest(column: Any, *where: ColumnElement[bool]) -> Any:
+            return (
+                select(column)
+                .where(later.c.opinion_id == e.c.opinion_id, *where)
+                .order_by(later.c.opinion_seq.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        stmt = (
+            select(
+                e.c.opinion_id,
+                func.coalesce(func.max(e.c.opinion_seq), 0),
+                func.sum(case((e.c.completes_cycle, 1), else_=0)),
+                latest(later.c.to_state, later.c.to_state.is_not(None), later.c.to_state != ""),
+                latest(later.c.payload, later.c.kind == EventKind.ASSIGNED, later.c.payload != "{}"),
+            )
+            .where(e.c.consultation_id == consultation_id, e.c.opinion_id.is_not(None))
+            .group_by(e.c.opinion_id)
+            .order_by(e.c.opinion_id)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        rows = self.session.execute(stmt)
+        try:
+            for opinion_id, last_seq, cycles, state, assigned in rows:
+                yield EventSummary(int(opinion_id), int(last_seq), int(cycles or 0), state, assigned)
+        finally:
+            rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
 
     def search(self, criteria: EventFilter) -> list[AuditEvent]:
         """Opinion events matching every filter, in the order they happened."""

@@ -11,11 +11,11 @@ from sqlalchemy import select, text
 from consultflow.domain.audit import AuditContent, ChainKey, chain_hash
 from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import opinions, verify
+from consultflow.services import consultations, opinions, verify
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AuditEvent
 from tests.conftest import engine_of, sql_uow
-from tests.helpers import PLANNER
+from tests.helpers import COORD, PLANNER
 from tests.integration.test_audit_trail import forge, small_consultation
 
 
@@ -68,6 +68,32 @@ def test_every_maintained_column_is_compared(ctx: ServiceContext, column: str, v
     _sql(ctx, f"UPDATE opinion SET {column} = {value} WHERE id = {ids[2]}")
     report = verify.verify_chain(ctx, cid)
     assert not report.intact and report.broken is not None and f"opinion {ids[2]}" in report.broken.problem
+
+
+def test_opinions_only_the_live_rows_or_only_the_events_have_are_named(ctx: ServiceContext) -> None:
+    """The live rows and the events' summaries are merged by id: a row without events, or events
+    without a row, is named; a live row that disagrees with its events is named first."""
+    cid, ids = small_consultation(ctx)
+    other = consultations.create_consultation(ctx, acting=COORD, title="另一个征集", area="别处")
+    _sql(ctx, f"UPDATE opinion SET consultation_id = {other.id} WHERE id = {ids[0]}")  # its events stay behind
+    _sql(ctx, f"UPDATE opinion SET rounds_count = rounds_count + 9 WHERE id = {ids[2]}")
+    first = verify.verify_chain(ctx, cid).broken
+    assert first is not None and f"opinion {ids[2]}: the live rounds count is 9" in first.problem
+    _sql(ctx, f"UPDATE opinion SET rounds_count = rounds_count - 9 WHERE id = {ids[2]}")
+    moved = verify.verify_chain(ctx, cid).broken
+    assert moved is not None
+    assert moved.problem == f"events record opinion {ids[0]}, which the live tables no longer have"
+    _sql(ctx, f"UPDATE opinion SET consultation_id = {cid} WHERE id = {ids[0]}")
+    assert verify.verify_chain(ctx, cid).intact
+    columns = (
+        "consultation_id, workflow_id, participant_id, recorded_by_id, category, channel, text, state, "
+        "state_entered_at, current_round, rounds_count, outcome, last_seq, submitted_at, version"
+    )
+    _sql(ctx, f"INSERT INTO opinion ({columns}) SELECT {columns} FROM opinion WHERE id = {ids[1]}")
+    with engine_of(ctx).connect() as conn:
+        planted = conn.execute(text("SELECT max(id) FROM opinion")).scalar_one()
+    added = verify.verify_chain(ctx, cid).broken
+    assert added is not None and added.problem == f"the live tables have opinion {planted}, which no event records"
 
 
 def test_a_tail_cut_off_with_a_rewound_head_is_caught(ctx: ServiceContext) -> None:
