@@ -26,7 +26,7 @@ class NewOpinionRow:
 
 
 class ReportRow(NamedTuple):
-    """What the plan table shows of one opinion (read as plain rows, not objects)."""
+    """What the plan table shows of one opinion (read as plain rows, not objects); an AccountRow begins alike."""
 
     id: int
     participant_id: int
@@ -41,10 +41,11 @@ class ReportRow(NamedTuple):
 
 
 class AccountRow(NamedTuple):
-    """What the published account shows of one opinion, with its latest feedback and its last event."""
+    """What the published account shows of one opinion: a ReportRow's fields, then its feedback and last event."""
 
     id: int
     participant_id: int
+    category: str
     text: str
     state: str
     outcome: str | None

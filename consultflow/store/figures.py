@@ -16,6 +16,20 @@ from consultflow.domain.model import AccountRow, ReportRow
 from consultflow.store.batches import STREAM_ROWS
 from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Participant
 
+# What a report shows of an opinion and of the person who gave it (a ReportRow; an AccountRow begins so).
+_REPORT_COLUMNS = (
+    Opinion.id,
+    Opinion.participant_id,
+    Opinion.category,
+    Opinion.text,
+    Opinion.state,
+    Opinion.outcome,
+    Opinion.plan_ref,
+    Opinion.merged_into_id,
+    Participant.name,
+    Participant.village,
+)
+
 
 class Figures:
     """Counts over a consultation's opinions and events."""
@@ -46,15 +60,7 @@ class Figures:
         feedback = self._feedback(round_no)
         stmt = (
             select(
-                Opinion.id,
-                Opinion.participant_id,
-                Opinion.text,
-                Opinion.state,
-                Opinion.outcome,
-                Opinion.plan_ref,
-                Opinion.merged_into_id,
-                Participant.name,
-                Participant.village,
+                *_REPORT_COLUMNS,
                 feedback.limit(1).scalar_subquery(),
                 AuditEvent.payload,
                 AuditEvent.round_no,
@@ -103,18 +109,7 @@ class Figures:
     def plan_rows(self, consultation_id: int, plan_ref: str, outcomes: Sequence[str]) -> Iterator[ReportRow]:
         """The opinions of one plan section, with their participant's name and village, by id, streamed."""
         stmt = (
-            select(
-                Opinion.id,
-                Opinion.participant_id,
-                Opinion.category,
-                Opinion.text,
-                Opinion.state,
-                Opinion.outcome,
-                Opinion.plan_ref,
-                Opinion.merged_into_id,
-                Participant.name,
-                Participant.village,
-            )
+            select(*_REPORT_COLUMNS)
             .join(Participant, Participant.id == Opinion.participant_id)
             .where(*self._plan_scope(consultation_id, outcomes), Opinion.plan_ref == plan_ref)
             .order_by(Opinion.id)
