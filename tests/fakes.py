@@ -419,10 +419,6 @@ class FakeOpinions:
         actors = FakeActors(self.t)
         return [(e, actors.get(e.actor_id).name) for e in self.t.entries if e.opinion_id == opinion_id]  # type: ignore[union-attr]
 
-    def entries_of_kind(self, consultation_id: int, kind: str) -> list[Row]:
-        ids = {o.id for o in self.t.opinions if o.consultation_id == consultation_id}
-        return [e for e in self.t.entries if e.opinion_id in ids and e.kind == kind]
-
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         out: dict[str, int] = {}
         for o in self.t.opinions:

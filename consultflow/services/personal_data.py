@@ -50,9 +50,10 @@ def read_on_record(
 ) -> T:
     """Read personal information as a coordinator, recording the read in the same transaction.
 
-    `shown` names the participants whose information `read` will show; the record is written
-    first, so a read that streams its rows out (a report to the terminal) is on record before
-    anything is shown, and a read that fails takes its record back with it.
+    `shown` names the participants whose information `read` will show (streamed: a report of a
+    million opinions is not held). The record is written first, in the same transaction as the
+    read, so a read that fails takes its record back with it; output shown as it is read (a
+    report to the terminal) is held by the CLI until the record has committed.
 
     Raises:
         ValidationError: no purpose given.

@@ -249,9 +249,6 @@ class OpinionRepository(Protocol):
     def entries(self, opinion_id: int) -> Sequence[tuple[EntryRow, str]]:
         """What was exchanged about an opinion, with who wrote each."""
 
-    def entries_of_kind(self, consultation_id: int, kind: str) -> Sequence[EntryRow]:
-        """The consultation's entries of one kind, by opinion and sequence."""
-
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         """Opinions per state."""
 

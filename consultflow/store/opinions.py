@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import cast
 
 from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
@@ -14,7 +13,6 @@ from consultflow.domain.errors import NotFoundError, RetryableConflictError
 from consultflow.domain.model import (
     MOVING_COLUMNS,
     ConsultationRow,
-    EntryRow,
     MovingOpinion,
     NewEntry,
     NewOpinionRow,
@@ -274,23 +272,6 @@ class OpinionRepository:
             .order_by(OpinionEntry.opinion_seq)
         )
         return [(entry, name) for entry, name in self.session.execute(stmt)]
-
-    def entries_of_kind(self, consultation_id: int, kind: str) -> list[EntryRow]:
-        """The consultation's entries of one kind (feedback, say), by opinion and sequence, as plain rows."""
-        stmt = (
-            select(
-                OpinionEntry.opinion_id,
-                OpinionEntry.round_no,
-                OpinionEntry.kind,
-                OpinionEntry.stance,
-                OpinionEntry.text,
-                OpinionEntry.created_at,
-            )
-            .join(Opinion, Opinion.id == OpinionEntry.opinion_id)
-            .where(Opinion.consultation_id == consultation_id, OpinionEntry.kind == kind)
-            .order_by(OpinionEntry.opinion_id, OpinionEntry.opinion_seq)
-        )
-        return cast("list[EntryRow]", list(self.session.execute(stmt)))  # each Row has the entry's fields
 
     def count_by_state(self, consultation_id: int, *, open_only: bool = False) -> dict[str, int]:
         """How many of the consultation's opinions are in each state (undecided ones only, if asked)."""
