@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Generic, TypeVar
 
 Cell = str | int | float | None
@@ -36,6 +37,7 @@ class Table:
     title: str
     headers: tuple[str, ...]
     rows: Iterable[Row]  # a tuple, or a Reread; never a one-shot iterator
+    cut: bool = False  # more rows exist than are held (a web page shows the first ones)
 
 
 @dataclass(frozen=True)
@@ -49,20 +51,31 @@ class Document:
     notes: tuple[str, ...] = ()
 
 
-def held(doc: Document) -> Document:
-    """`doc` with every streamed part read once and kept: for a web page, which renders all at once."""
+def held(doc: Document, *, at_most: int | None = None) -> Document:
+    """`doc` with every streamed part read once and kept: for a web page, which renders all at once.
+
+    With `at_most`, each table and each streamed list keeps its first rows only, and a cut table
+    says so: a public page of a province's account stays small whatever the consultation's size.
+    """
     return replace(
         doc,
-        tables=tuple(replace(t, rows=tuple(t.rows)) for t in doc.tables),
-        figures={k: _held(v) for k, v in doc.figures.items()},
+        tables=tuple(_held_table(t, at_most) for t in doc.tables),
+        figures={k: _held(v, at_most) for k, v in doc.figures.items()},
     )
 
 
-def _held(value: object) -> object:
+def _held_table(table: Table, at_most: int | None) -> Table:
+    rows = tuple(table.rows if at_most is None else islice(table.rows, at_most + 1))
+    if at_most is not None and len(rows) > at_most:
+        return replace(table, rows=rows[:at_most], cut=True)
+    return replace(table, rows=rows)
+
+
+def _held(value: object, at_most: int | None) -> object:
     if isinstance(value, Reread):
-        return [_held(v) for v in value]
+        return [_held(v, at_most) for v in (value if at_most is None else islice(value, at_most))]
     if isinstance(value, Mapping):
-        return {k: _held(v) for k, v in value.items()}
+        return {k: _held(v, at_most) for k, v in value.items()}
     if isinstance(value, list):
-        return [_held(v) for v in value]
+        return [_held(v, at_most) for v in value]
     return value

@@ -194,7 +194,9 @@ def write_json(doc: Document, out: TextIO) -> None:
         "subtitle": doc.subtitle,
         "figures": doc.figures,
         "tables": [
-            {"key": t.key, "title": t.title, "headers": list(t.headers), "rows": _Listed(t.rows)} for t in doc.tables
+            {"key": t.key, "title": t.title, "headers": list(t.headers), "rows": _Listed(t.rows)}
+            | ({"cut": True} if t.cut else {})
+            for t in doc.tables
         ],
     }
     _dump(document, out, "")

@@ -191,10 +191,21 @@ def account_report(
     names: NameMode = "pseudonym",
     acting: str | None = None,
     purpose: str | None = None,
+    at_most: int | None = None,
 ) -> Document:
-    """The published account, held whole: for a web page or a test (see `use_account_report`)."""
+    """The published account, held: for a web page or a test (see `use_account_report`).
+
+    With `at_most`, each category keeps its first rows, and a table cut short says so.
+    """
     return use_account_report(
-        ctx, consultation_id, held, lang=lang, round_no=round_no, names=names, acting=acting, purpose=purpose
+        ctx,
+        consultation_id,
+        partial(held, at_most=at_most),
+        lang=lang,
+        round_no=round_no,
+        names=names,
+        acting=acting,
+        purpose=purpose,
     )
 
 
@@ -310,9 +321,12 @@ def plan_report(
     names: NameMode = "pseudonym",
     acting: str | None = None,
     purpose: str | None = None,
+    at_most: int | None = None,
 ) -> Document:
-    """The plan table, held whole: for a web page or a test (see `use_plan_report`)."""
-    return use_plan_report(ctx, consultation_id, held, lang=lang, names=names, acting=acting, purpose=purpose)
+    """The plan table, held: for a web page or a test (see `use_plan_report`); `at_most` as for the account."""
+    return use_plan_report(
+        ctx, consultation_id, partial(held, at_most=at_most), lang=lang, names=names, acting=acting, purpose=purpose
+    )
 
 
 _IN_PLAN = (Outcome.ADOPTED.value, Outcome.PARTLY_ADOPTED.value)

@@ -22,6 +22,7 @@ from consultflow.logconfig import get_logger
 from consultflow.services import consultations, receipts, reports
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import client_of, error_body, guard_of
+from consultflow.web.security import PUBLIC_REPORT_ROWS
 
 log = get_logger(__name__)
 router = APIRouter(tags=["consultflow"])
@@ -145,13 +146,15 @@ def account(
     round: Annotated[int | None, Query(ge=1, le=10_000)] = None,  # noqa: A002
 ) -> Any:
     """The published account (意见采纳情况说明), for all rounds or one; surnames only, never a contact."""
-    return _document(reports.account_report(_ctx(request), consultation_id, lang=lang, round_no=round))
+    return _document(
+        reports.account_report(_ctx(request), consultation_id, lang=lang, round_no=round, at_most=PUBLIC_REPORT_ROWS)
+    )
 
 
 @router.get("/consultations/{consultation_id}/plan", responses=_ERRORS)
 def plan(request: Request, consultation_id: int, lang: Lang = "zh") -> Any:
     """Plan traceability: each plan section and the opinions it answers."""
-    return _document(reports.plan_report(_ctx(request), consultation_id, lang=lang))
+    return _document(reports.plan_report(_ctx(request), consultation_id, lang=lang, at_most=PUBLIC_REPORT_ROWS))
 
 
 @router.post("/consultations/{consultation_id}/opinions", status_code=201, responses=_ERRORS, response_model=Submitted)

@@ -25,7 +25,7 @@ from consultflow.logconfig import get_logger
 from consultflow.services import consultations, receipts, reports
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import HERE, WebSettings, client_of, guard_of, http_status
-from consultflow.web.security import new_token, same_token
+from consultflow.web.security import PUBLIC_REPORT_ROWS, new_token, same_token
 from consultflow.web.words import word
 
 log = get_logger(__name__)
@@ -153,7 +153,7 @@ def outcome_chart(doc: Document, lang: Lang) -> list[dict[str, Any]]:
 def account_page(request: Request, consultation_id: int, round: int | None = None) -> HTMLResponse:  # noqa: A002
     """The published account (意见采纳情况说明), for all rounds or one; names as surnames only."""
     ctx, lang = _ctx(request), page_lang(request)
-    doc = reports.account_report(ctx, consultation_id, lang=lang, round_no=round)
+    doc = reports.account_report(ctx, consultation_id, lang=lang, round_no=round, at_most=PUBLIC_REPORT_ROWS)
     shown = consultations.show_consultation(ctx, consultation_id)
     return render(request, "document.html", doc=doc, c=shown, round=round, kind="account")
 
@@ -162,7 +162,7 @@ def account_page(request: Request, consultation_id: int, round: int | None = Non
 def plan_page(request: Request, consultation_id: int) -> HTMLResponse:
     """Plan traceability: each plan section and the opinions it answers."""
     ctx, lang = _ctx(request), page_lang(request)
-    doc = reports.plan_report(ctx, consultation_id, lang=lang)
+    doc = reports.plan_report(ctx, consultation_id, lang=lang, at_most=PUBLIC_REPORT_ROWS)
     shown = consultations.show_consultation(ctx, consultation_id)
     return render(request, "document.html", doc=doc, c=shown, round=None, kind="plan")
 

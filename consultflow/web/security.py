@@ -23,6 +23,10 @@ from consultflow.logconfig import get_logger
 
 log = get_logger(__name__)
 
+# The rows a public page or API call gives of each table of the account or the plan table: a
+# province's account is a file (`consultflow report account`), not one page held in a worker.
+PUBLIC_REPORT_ROWS = 1000
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]

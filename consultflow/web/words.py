@@ -78,6 +78,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "form_expired": ("表单已过期，请重新填写。", "The form expired; please fill it in again."),
     "raw_error": ("错误说明（英文）", "Details"),
     "adopted_chart": ("各类别办理结果", "Outcomes by category"),
+    "rows_cut": (
+        "此处仅列出前 {n} 条；完整的说明请向协调人索取文件版本。",
+        "Only the first {n} are listed here; ask the coordinators for the full account as a file.",
+    ),
     "pseudonym_note": (
         "提出人以化名显示，不公开联系方式。",
         "People are shown by surname only; contacts are never published.",
