@@ -51,8 +51,10 @@ with contextlib.redirect_stdout(io.StringIO()):
     main(["-q", "consultation", "list"], standalone_mode=False)
     main(["-q", "audit", "head", "1"], standalone_mode=False)
     started = time.perf_counter()
-    main(["-q", *args], standalone_mode=False)
+    code = main(["-q", *args], standalone_mode=False)
     elapsed = time.perf_counter() - started
+if code:  # a refused or failed command is no figure: stop the run, saying why
+    sys.exit(f"consultflow {' '.join(args)} exited with {code}")
 open(out, "w").write(str(elapsed))
 """
 COORD, PLANNER = "李协调", "王规划"
@@ -239,13 +241,15 @@ def bench(run: Run, csv_path: Path, raw_load: list[str]) -> None:
 
     aggregate = "SELECT category, channel, outcome, count(*) FROM opinion WHERE consultation_id = 1 GROUP BY 1, 2, 3"
     raw_s = min(run.raw(aggregate) for _ in range(3))
-    ours = run.cli("report", "adoption", "1", "--format", "json", "-o", str(run.folder / "adoption.json"))
+    ours = run.cli(
+        "report", "adoption", "1", "--format", "json", "-o", str(run.folder / f"{run.backend}-adoption.json")
+    )
     run.record("report adoption", ours, "GROUP BY", raw_s)
     rounds = "SELECT outcome, rounds_count, count(*) FROM opinion WHERE consultation_id = 1 GROUP BY 1, 2"
     raw_s = min(run.raw(rounds) for _ in range(3))
     ours = run.cli("audit", "rounds", "1")
     run.record("audit rounds", ours, "GROUP BY", raw_s)
-    ours = run.cli("report", "account", "1", "--format", "json", "-o", str(run.folder / "account.json"))
+    ours = run.cli("report", "account", "1", "--format", "json", "-o", str(run.folder / f"{run.backend}-account.json"))
     run.record("report account", ours, "", None)
 
     raw_s = _hash_loop(run)
