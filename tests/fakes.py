@@ -389,10 +389,13 @@ class FakeOpinions:
             for name in MOVING_COLUMNS:
                 setattr(row, name, getattr(m, name))
 
-    def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
+    def open_texts(self, consultation_id: int, category: str | None = None) -> Iterator[tuple[int, str, str]]:
         for o in self.t.opinions:
-            if o.consultation_id == consultation_id and o.outcome is None:
+            if o.consultation_id == consultation_id and o.outcome is None and category in (None, o.category):
                 yield o.id, o.category, o.text
+
+    def open_categories(self, consultation_id: int) -> list[str]:
+        return sorted({c for _i, c, _t in self.open_texts(consultation_id)})
 
     def merged_into(self, target_id: int) -> list[tuple[int, int]]:
         return [(o.id, o.participant_id) for o in self.t.opinions if o.merged_into_id == target_id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.similarity import DEFAULT_THRESHOLD, duplicate_groups
+from consultflow.domain.similarity import DEFAULT_THRESHOLD, DuplicateGroup, duplicate_groups
 from consultflow.services.context import ServiceContext
 
 
@@ -28,7 +28,10 @@ def find_duplicates(
         raise ValidationError(msg)
     with ctx.uow() as uow:
         uow.consultations.get(consultation_id)
-        groups = duplicate_groups(uow.opinions.open_texts(consultation_id), threshold)
+        groups: list[DuplicateGroup] = []
+        for category in uow.opinions.open_categories(consultation_id):  # one category's texts held at a time
+            groups += duplicate_groups(uow.opinions.open_texts(consultation_id, category), threshold)
+        groups.sort(key=lambda g: (-len(g.opinion_ids), g.opinion_ids[0]))
         grouped = {i for g in groups for i in g.opinion_ids}
         texts = {oid: text for oid, _category, text in uow.opinions.open_texts(consultation_id) if oid in grouped}
     return [

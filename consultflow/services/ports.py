@@ -190,8 +190,11 @@ class ConsultationRepository(Protocol):
 class OpinionRepository(Protocol):
     """Opinions and what was exchanged about them."""
 
-    def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
-        """(id, category, text) of the undecided opinions, streamed."""
+    def open_texts(self, consultation_id: int, category: str | None = None) -> Iterator[tuple[int, str, str]]:
+        """(id, category, text) of the undecided opinions (of one category, if given), streamed."""
+
+    def open_categories(self, consultation_id: int) -> Sequence[str]:
+        """The categories of the undecided opinions."""
 
     def live_columns(
         self, consultation_id: int

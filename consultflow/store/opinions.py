@@ -150,16 +150,28 @@ class OpinionRepository:
             out.update((i, (name, village, pl, rec)) for i, name, village, pl, rec in self.session.execute(stmt))
         return out
 
-    def open_texts(self, consultation_id: int) -> Iterator[tuple[int, str, str]]:
-        """(id, category, text) of the consultation's undecided opinions, streamed in batches."""
+    def open_texts(self, consultation_id: int, category: str | None = None) -> Iterator[tuple[int, str, str]]:
+        """(id, category, text) of the consultation's undecided opinions (of one category, if given), streamed."""
         stmt = (
             select(Opinion.id, Opinion.category, Opinion.text)
             .where(Opinion.consultation_id == consultation_id, Opinion.outcome.is_(None))
             .order_by(Opinion.id)
             .execution_options(yield_per=1000)
         )
-        for oid, category, text in self.session.execute(stmt):
-            yield int(oid), str(category), str(text)
+        if category is not None:
+            stmt = stmt.where(Opinion.category == category)
+        for oid, found, text in self.session.execute(stmt):
+            yield int(oid), str(found), str(text)
+
+    def open_categories(self, consultation_id: int) -> list[str]:
+        """The categories of the consultation's undecided opinions (read from an index)."""
+        stmt = (
+            select(Opinion.category)
+            .where(Opinion.consultation_id == consultation_id, Opinion.outcome.is_(None))
+            .distinct()
+            .order_by(Opinion.category)
+        )
+        return [str(c) for c in self.session.scalars(stmt)]
 
     def live_columns(
         self, consultation_id: int
