@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from zoneinfo import ZoneInfo
 
 import click
@@ -112,17 +113,13 @@ def audit_history(
 def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> None:
     """Every opinion's state at MOMENT (local time, ISO 8601), rebuilt from the audit events alone."""
     when = parse_time(moment, state.settings.tz)
-    rows = audit.as_of(state.services(), when, consultation_id)
-
-    def text() -> str:
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r.state] = counts.get(r.state, 0) + 1
-        head = f"as of {local_time(when, state.settings.tz)}: {len(rows)} opinion(s)"
-        ordered: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
-        return head + "\n" + table(["state", "opinions"], ordered)
-
-    state.emit(rows, text)
+    if state.json:  # every opinion, written out as it is read
+        audit.use_as_of(state.services(), when, consultation_id, lambda rows: state.emit(rows, lambda: ""))
+        return
+    counts = audit.use_as_of(state.services(), when, consultation_id, lambda rows: Counter(r.state for r in rows))
+    head = f"as of {local_time(when, state.settings.tz)}: {counts.total()} opinion(s)"
+    ordered: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+    click.echo(head + "\n" + table(["state", "opinions"], ordered))
 
 
 @audit_group.command("rounds")
@@ -132,13 +129,16 @@ def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> No
 @pass_state
 def audit_rounds(state: CliState, consultation_id: int, by: str | None) -> None:
     """How many rounds each adopted, partly adopted and rejected opinion went through."""
-    report = statistics.rounds_report(
+    statistics.use_rounds_report(
         state.services(),
         consultation_id,
-        per_opinion=state.json,
+        lambda report: _show_rounds(state, report, consultation_id, by),
+        per_opinion=state.json,  # every decided opinion, written out as it is read
         by="category" if by == "category" else "channel" if by == "channel" else None,
     )
 
+
+def _show_rounds(state: CliState, report: statistics.RoundsReport, consultation_id: int, by: str | None) -> None:
     def text() -> str:
         most = max((max(o.histogram, default=0) for o in report.outcomes), default=0)
         headers = ([by] if by else []) + ["outcome", "opinions", *[f"{n} round(s)" for n in range(1, most + 1)], "mean"]

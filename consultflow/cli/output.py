@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO, cast
 from zoneinfo import ZoneInfo
 
 import click
 
 from consultflow.domain.model import MAX_ID
+from consultflow.export.formats import dump_json
 from consultflow.export.text import shorten, table
 from consultflow.export.values import local_time, to_jsonable
 
@@ -20,18 +21,22 @@ __all__ = ["ChunkedEcho", "echo_lines", "emit_json", "local_time", "shorten", "t
 
 
 def emit_json(value: Any, tz: ZoneInfo) -> None:
-    """Exactly one JSON document on stdout; a list goes out item by item, as `json.dumps` would indent it.
+    """Exactly one JSON document on stdout, written as it is read.
 
-    A bulk command's results (800,000 moved opinions, say) are never turned into one string.
+    A list (or any iterator) goes out item by item, as `json.dumps` would indent it: a bulk
+    command's 800,000 results are never one string. A streamed part of a result (a `Reread`,
+    such as every opinion of `audit rounds --json`) is written as its rows are read.
     """
-    if not isinstance(value, (list, tuple)) or not value:
-        click.echo(json.dumps(to_jsonable(value, tz), ensure_ascii=False, indent=2))
-        return
     out = ChunkedEcho()
-    for n, item in enumerate(value):
-        text = json.dumps(to_jsonable(item, tz), ensure_ascii=False, indent=2).replace("\n", "\n  ")
-        out.write(("," if n else "[") + "\n  " + text)
-    out.write("\n]\n")
+    if isinstance(value, (list, tuple, Iterator)):
+        count = 0
+        for count, item in enumerate(value, 1):
+            text = json.dumps(to_jsonable(item, tz), ensure_ascii=False, indent=2).replace("\n", "\n  ")
+            out.write(("," if count > 1 else "[") + "\n  " + text)
+        out.write("\n]\n" if count else "[]\n")
+    else:
+        dump_json(to_jsonable(value, tz), cast("TextIO", out))
+        out.write("\n")
     out.flush()
 
 

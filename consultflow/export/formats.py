@@ -202,6 +202,11 @@ def write_json(doc: Document, out: TextIO) -> None:
     _dump(document, out, "")
 
 
+def dump_json(value: object, out: TextIO) -> None:
+    """`value` as `json.dumps(value, ensure_ascii=False, indent=2)` would write it, its streamed parts as read."""
+    _dump(value, out, "")
+
+
 class _Listed:
     """Rows written as JSON arrays of arrays, as they come."""
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from consultflow.domain.model import AuditEventRow, EventFilter
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.opinion_views import OpinionView, opinion_view
+
+T = TypeVar("T")
 
 __all__ = ["EventFilter", "HistoryEvent", "OpinionAsOf", "as_of", "history", "search_events"]
 
@@ -85,18 +88,26 @@ class OpinionAsOf:
 
 
 def as_of(ctx: ServiceContext, moment: datetime, consultation_id: int | None = None) -> list[OpinionAsOf]:
-    """Every opinion's state at `moment`, from the audit events alone.
+    """Every opinion's state at `moment`, held (see `use_as_of`)."""
+    return use_as_of(ctx, moment, consultation_id, list)
 
-    Opinions submitted after `moment` did not exist yet and are left out.
+
+def use_as_of(
+    ctx: ServiceContext, moment: datetime, consultation_id: int | None, use: Callable[[Iterator[OpinionAsOf]], T]
+) -> T:
+    """Every opinion's state at `moment`, from the audit events alone, given to `use` as it is read.
+
+    Opinions submitted after `moment` did not exist yet and are left out. The rows come by id from
+    one streamed query, so a million opinions are counted or written out in flat memory.
     """
     with ctx.uow() as uow:
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
-        out = []
-        for last in uow.audit.last_events(moment, consultation_id):
-            outcome = spec_for(uow.consultations.workflow(last.workflow_id)).states[last.state].outcome
-            out.append(
-                OpinionAsOf(
+
+        def rows() -> Iterator[OpinionAsOf]:
+            for last in uow.audit.last_events(moment, consultation_id):
+                outcome = spec_for(uow.consultations.workflow(last.workflow_id)).states[last.state].outcome
+                yield OpinionAsOf(
                     last.opinion_id,
                     last.consultation_id,
                     last.state,
@@ -105,5 +116,5 @@ def as_of(ctx: ServiceContext, moment: datetime, consultation_id: int | None = N
                     last.cycles,
                     last.at,
                 )
-            )
-        return out
+
+        return use(rows())

@@ -281,8 +281,8 @@ class AuditLog(Protocol):
     def search(self, criteria: EventFilter) -> Sequence[AuditEventRow]:
         """Opinion events matching every filter, in order."""
 
-    def last_events(self, moment: datetime, consultation_id: int | None = None) -> Sequence[LastEvent]:
-        """Each opinion's last event at or before `moment`."""
+    def last_events(self, moment: datetime, consultation_id: int | None = None) -> Iterable[LastEvent]:
+        """Each opinion's last event at or before `moment`, by id, streamed."""
 
     def for_opinion(self, opinion_id: int) -> Sequence[AuditEventRow]:
         """An opinion's events in order."""
@@ -377,8 +377,8 @@ class Figures(Protocol):
     ) -> Sequence[tuple[str, int, str | None, int]]:
         """(outcome, rounds count, group, opinions) for decided opinions."""
 
-    def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> Sequence[tuple[int, str, int, str, str]]:
-        """(id, outcome, rounds count, category, channel) of each decided opinion."""
+    def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> Iterable[tuple[int, str, int, str, str]]:
+        """(id, outcome, rounds count, category, channel) of each decided opinion, by id, streamed."""
 
     def event_counts(self, consultation_id: int) -> Sequence[tuple[int, str, str | None, str | None, int]]:
         """(round, kind, trigger, destination, distinct opinions)."""

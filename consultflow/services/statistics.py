@@ -7,14 +7,18 @@ to what the audit events say.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from consultflow.domain.audit import EventKind
+from consultflow.domain.document import Reread
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.model import OpinionFilter
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES
 from consultflow.services.context import ServiceContext, spec_for
+
+T = TypeVar("T")
 
 GroupBy = Literal["category", "channel"]
 
@@ -53,17 +57,34 @@ class RoundsReport:
 
     consultation_id: int
     outcomes: tuple[OutcomeRounds, ...]
-    opinions: tuple[OpinionRounds, ...] = field(default=())
+    opinions: Iterable[OpinionRounds] = field(default=())  # held, or streamed (`use_rounds_report`)
     by: str | None = None
 
 
 def rounds_report(
     ctx: ServiceContext, consultation_id: int, *, per_opinion: bool = False, by: GroupBy | None = None
 ) -> RoundsReport:
+    """How many rounds each adopted, partly adopted and rejected opinion went through, held."""
+
+    def hold(report: RoundsReport) -> RoundsReport:
+        return replace(report, opinions=tuple(report.opinions))
+
+    return use_rounds_report(ctx, consultation_id, hold, per_opinion=per_opinion, by=by)
+
+
+def use_rounds_report(
+    ctx: ServiceContext,
+    consultation_id: int,
+    use: Callable[[RoundsReport], T],
+    *,
+    per_opinion: bool = False,
+    by: GroupBy | None = None,
+) -> T:
     """How many rounds each adopted, partly adopted and rejected opinion went through.
 
     Read from the maintained `rounds_count` column (indexed with the outcome), which
-    `check_consistency` proves equal to what the audit events say.
+    `check_consistency` proves equal to what the audit events say. With `per_opinion`, each
+    decided opinion streams from the database while `use` reads the report (a `Reread`).
     """
     if by not in (None, "category", "channel"):
         msg = f"cannot group by {by!r}; allowed: category, channel"
@@ -75,20 +96,20 @@ def rounds_report(
         counts: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
         for outcome, rounds_count, group, n in uow.figures.outcome_rounds(consultation_id, decided, by):
             counts[(outcome, group)][rounds_count] = n
-        rows: tuple[OpinionRounds, ...] = ()
+        groups: list[str | None] = [None]
+        if by == "category":
+            groups = list(spec.categories)
+        elif by == "channel":
+            groups = list(spec.channels)
+        outcomes = tuple(
+            OutcomeRounds(o, sum(counts.get((o, g), {}).values()), dict(sorted(counts.get((o, g), {}).items())), g)
+            for g in groups
+            for o in decided
+        )
+        rows: Iterable[OpinionRounds] = ()
         if per_opinion:
-            rows = tuple(OpinionRounds(*row) for row in uow.figures.opinion_rounds(consultation_id, decided))
-    groups: list[str | None] = [None]
-    if by == "category":
-        groups = list(spec.categories)
-    elif by == "channel":
-        groups = list(spec.channels)
-    outcomes = tuple(
-        OutcomeRounds(o, sum(counts.get((o, g), {}).values()), dict(sorted(counts.get((o, g), {}).items())), g)
-        for g in groups
-        for o in decided
-    )
-    return RoundsReport(consultation_id, outcomes, rows, by)
+            rows = Reread(lambda: (OpinionRounds(*row) for row in uow.figures.opinion_rounds(consultation_id, decided)))
+        return use(RoundsReport(consultation_id, outcomes, rows, by))
 
 
 @dataclass(frozen=True)

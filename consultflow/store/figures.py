@@ -146,14 +146,16 @@ class Figures:
         )
         return int(self.session.scalar(stmt) or 0)
 
-    def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> list[tuple[int, str, int, str, str]]:
-        """(id, outcome, rounds count, category, channel) of each decided opinion, by id."""
+    def opinion_rounds(self, consultation_id: int, outcomes: Sequence[str]) -> Iterator[tuple[int, str, int, str, str]]:
+        """(id, outcome, rounds count, category, channel) of each decided opinion, by id, streamed."""
         stmt = (
             select(Opinion.id, Opinion.outcome, Opinion.rounds_count, Opinion.category, Opinion.channel)
             .where(Opinion.consultation_id == consultation_id, Opinion.outcome.in_(list(outcomes)))
             .order_by(Opinion.id)
+            .execution_options(yield_per=STREAM_ROWS)
         )
-        return [(i, str(o), r, c, ch) for i, o, r, c, ch in self.session.execute(stmt)]
+        for i, o, r, c, ch in self.session.execute(stmt):
+            yield i, str(o), r, c, ch
 
     def event_counts(self, consultation_id: int) -> list[tuple[int, str, str | None, str | None, int]]:
         """(round, kind, trigger, destination, distinct opinions) over the consultation's opinion events."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -500,8 +500,8 @@ class AuditLog:
             stmt = stmt.limit(c.limit)
         return list(self.session.scalars(stmt))
 
-    def last_events(self, moment: datetime, consultation_id: int | None = None) -> list[LastEvent]:
-        """For each opinion, its last event at or before `moment` and the cycles completed by then."""
+    def last_events(self, moment: datetime, consultation_id: int | None = None) -> Iterator[LastEvent]:
+        """For each opinion by id, its last event at or before `moment` and the cycles completed by then, streamed."""
         where = [AuditEvent.opinion_id.is_not(None), AuditEvent.at <= moment]
         if consultation_id is not None:
             where.append(AuditEvent.consultation_id == consultation_id)
@@ -529,10 +529,10 @@ class AuditLog:
             .join(Opinion, Opinion.id == AuditEvent.opinion_id)
             .order_by(AuditEvent.opinion_id)
         )
-        return [
-            LastEvent(int(o), cid, wf, str(state), int(round_no or 0), int(cycles or 0), at)
-            for o, cid, wf, state, round_no, cycles, at in self.session.execute(stmt)
-        ]
+        for o, cid, wf, state, round_no, cycles, at in self.session.execute(
+            stmt.execution_options(yield_per=STREAM_ROWS)
+        ):
+            yield LastEvent(int(o), cid, wf, str(state), int(round_no or 0), int(cycles or 0), at)
 
     def for_opinion(self, opinion_id: int) -> list[AuditEvent]:
         """An opinion's events in order."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -163,3 +164,25 @@ def test_a_bulk_commands_json_goes_out_item_by_item_as_one_document(items: list[
     with contextlib.redirect_stdout(out):
         emit_json(items, ZoneInfo("Asia/Shanghai"))
     assert out.getvalue() == json.dumps(items, ensure_ascii=False, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class _Report:
+    name: str
+    rows: Iterable[object]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(_cell, st.dictionaries(_text, _cell, max_size=3)), max_size=5))
+def test_a_streamed_result_is_the_json_of_the_same_result_held(items: list[object]) -> None:
+    """`audit as-of --json` hands over an iterator, `audit rounds --json` a report whose rows are a Reread:
+    both are written as they are read, and are the documents their held forms give."""
+    tz = ZoneInfo("Asia/Shanghai")
+    for streamed, whole in (
+        (iter(items), items),
+        (_Report("x", Reread(lambda: iter(items))), {"name": "x", "rows": items}),
+    ):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            emit_json(streamed, tz)
+        assert out.getvalue() == json.dumps(whole, ensure_ascii=False, indent=2) + "\n"
