@@ -400,6 +400,9 @@ class FakeOpinions:
     def merged_into(self, target_id: int) -> list[tuple[int, int]]:
         return [(o.id, o.participant_id) for o in self.t.opinions if o.merged_into_id == target_id]
 
+    def search_streamed(self, criteria: OpinionFilter) -> Iterator[Row]:
+        yield from self.search(criteria)
+
     def search(self, criteria: OpinionFilter) -> list[Row]:
         c = criteria
         wanted = {

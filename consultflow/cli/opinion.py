@@ -10,9 +10,11 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
+from consultflow.domain.document import Reread
 from consultflow.domain.labels import Label
-from consultflow.domain.model import MAX_ID
+from consultflow.domain.model import MAX_ID, OpinionFilter
 from consultflow.domain.vocabulary import Field
+from consultflow.export.text import table_lines
 from consultflow.services import opinion_views, opinions
 
 
@@ -131,32 +133,21 @@ def opinion_list(
     outcome: str | None,
     limit: int | None,
 ) -> None:
-    """Opinions matching every filter given."""
-    views = opinion_views.list_opinions(
-        state.services(),
+    """Opinions matching every filter given (all of them, as they are read, unless --limit)."""
+    criteria = OpinionFilter(
         consultation_id=consultation_id,
         state=state_name,
-        assigned_to=assigned_to,
         category=category,
         channel=channel,
         round_no=round_no,
         outcome=outcome,
         limit=limit,
     )
-    state.emit(
-        views,
-        lambda: table(
-            [
-                "id",
-                "state",
-                "round",
-                "rounds",
-                "category",
-                "participant",
-                "assigned",
-                "text",
-            ],
-            [
+    headers = ["id", "state", "round", "rounds", "category", "participant", "assigned", "text"]
+
+    def show(views: Reread[opinion_views.OpinionView]) -> None:
+        rows = Reread(
+            lambda: (
                 (
                     v.id,
                     _shown(state, v.state_label, v.state),
@@ -168,9 +159,11 @@ def opinion_list(
                     shorten(v.text),
                 )
                 for v in views
-            ],
-        ),
-    )
+            )
+        )
+        state.emit_lines(iter(views), lambda: table_lines(headers, rows))
+
+    opinion_views.use_opinion_list(state.services(), criteria, assigned_to, show)
 
 
 def _shown(state: CliState, label: Label | None, key: str) -> str:

@@ -250,7 +250,7 @@ class AttemptRow(Protocol):
     error: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keywords only: a positional --limit once became a participant id
 class OpinionFilter:
     """Which opinions to list; every value given must match."""
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
+from consultflow.domain.document import Reread
 from consultflow.domain.errors import NotFoundError
 from consultflow.domain.labels import Label
 from consultflow.domain.model import OpinionFilter
 from consultflow.domain.privacy import pseudonymise
 from consultflow.domain.workflow import WorkflowSpec
+from consultflow.services.batching import batched
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.ports import OpinionRow
 from consultflow.services.ports import UnitOfWork as Ports
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,19 +74,46 @@ def list_opinions(
     outcome: str | None = None,
     limit: int | None = None,
 ) -> list[OpinionView]:
-    """Opinions matching every filter given, oldest first."""
+    """Opinions matching every filter given, oldest first, held (see `use_opinion_list`)."""
+    criteria = OpinionFilter(
+        consultation_id=consultation_id,
+        state=state,
+        category=category,
+        channel=channel,
+        round_no=round_no,
+        outcome=outcome,
+        limit=limit,
+    )
+    return use_opinion_list(ctx, criteria, assigned_to, list)
+
+
+LIST_BATCH = 2000
+
+
+def use_opinion_list(
+    ctx: ServiceContext, criteria: OpinionFilter, assigned_to: str | None, use: Callable[[Reread[OpinionView]], T]
+) -> T:
+    """Opinions matching every filter given, oldest first, given to `use` while they can be read.
+
+    The views are made a batch at a time from one streamed query, read again on each pass (an
+    aligned table takes two), so a list of a million opinions is written in flat memory.
+    """
     with ctx.uow() as uow:
-        if consultation_id is not None:
-            uow.consultations.get(consultation_id)
-        planner_id = None
+        if criteria.consultation_id is not None:
+            uow.consultations.get(criteria.consultation_id)
         if assigned_to is not None:
             planner = uow.actors.by_name(assigned_to)
             if planner is None:
                 msg = f"unknown actor {assigned_to!r}"
                 raise NotFoundError(msg)
-            planner_id = planner.id
-        criteria = OpinionFilter(consultation_id, state, planner_id, category, channel, round_no, outcome, limit)
-        return opinion_views(uow, uow.opinions.search(criteria))
+            criteria = replace(criteria, assigned_planner_id=planner.id)
+        found = criteria
+
+        def views() -> Iterator[OpinionView]:
+            for rows in batched(uow.opinions.search_streamed(found), LIST_BATCH):
+                yield from opinion_views(uow, rows)
+
+        return use(Reread(views))
 
 
 def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[EntryView]]:

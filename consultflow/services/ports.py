@@ -246,6 +246,9 @@ class OpinionRepository(Protocol):
     def search(self, criteria: OpinionFilter) -> Sequence[OpinionRow]:
         """Opinions matching every value the filter gives, oldest first."""
 
+    def search_streamed(self, criteria: OpinionFilter) -> Iterator[OpinionRow]:
+        """As `search`, streamed."""
+
     def undecided(self) -> Sequence[OpinionRow]:
         """Every opinion without an outcome."""
 

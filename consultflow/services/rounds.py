@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 from typing import TypeVar
 
 from consultflow.domain.audit import EventKind
@@ -14,6 +12,7 @@ from consultflow.domain.entering import Entering, round_close_effects
 from consultflow.domain.errors import RoundStateError, ValidationError
 from consultflow.domain.reminders import StateEntry, round_close_states
 from consultflow.domain.roles import Action
+from consultflow.services.batching import batched
 from consultflow.services.consultations import RoundView, round_view
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.pipeline import Change, run
@@ -117,16 +116,9 @@ def open_round(
 def _stay_until_close(change: Change, consultation_id: int, round_no: int) -> None:
     """Opinions whose deadline is the round's close: their reminders, now that it has a date."""
     states = round_close_states(change.spec(consultation_id))
-    for batch in _batched(change.uow.opinions.in_states(consultation_id, states), EVENT_BATCH):
+    for batch in batched(change.uow.opinions.in_states(consultation_id, states), EVENT_BATCH):
         change.entered_state(StateEntry(i, consultation_id, round_no, s, at) for i, s, at, _seq in batch)
         change.flush()
-
-
-def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """`items` in lists of `size`, as they come (a streamed query is never held whole)."""
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def reschedule_round(
@@ -195,7 +187,7 @@ def close_round(
             consultation.id, round_close_states(spec), f"round {rnd.number} closed", change.now
         )
         payload = {"round_close": rnd.number, "next_round": next_round}
-        for batch in _batched(waiting, EVENT_BATCH):  # read before the UPDATE: each row as it was
+        for batch in batched(waiting, EVENT_BATCH):  # read before the UPDATE: each row as it was
             fired = []
             for opinion_id, state, _at, last_seq in batch:
                 effect = effects[state]

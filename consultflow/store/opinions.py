@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy import Select, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consultflow.domain.entering import Entering
@@ -252,6 +252,13 @@ class OpinionRepository:
 
     def search(self, criteria: OpinionFilter) -> list[Opinion]:
         """Opinions matching every value the filter gives, oldest first."""
+        return list(self.session.scalars(self._matching(criteria)))
+
+    def search_streamed(self, criteria: OpinionFilter) -> Iterator[Opinion]:
+        """As `search`, streamed: a list of a million opinions is read a batch at a time."""
+        yield from self.session.scalars(self._matching(criteria).execution_options(yield_per=STREAM_ROWS))
+
+    def _matching(self, criteria: OpinionFilter) -> Select[Opinion]:
         stmt = select(Opinion).order_by(Opinion.id)
         stmt = stmt.where(
             *equal_where_given(
@@ -269,7 +276,7 @@ class OpinionRepository:
         )
         if criteria.limit is not None:
             stmt = stmt.limit(criteria.limit)
-        return list(self.session.scalars(stmt))
+        return stmt
 
     def undecided(self) -> list[Opinion]:
         """Every opinion without an outcome, in every consultation, by id."""

@@ -254,3 +254,15 @@ def test_fire_on_many_opinions_is_all_or_nothing(cli: Cli) -> None:
     assert [(m["opinion_id"], m["to_state"]) for m in moved] == [(i, "under_review") for i in ids[:3]]
     malformed = cli("opinion", "fire", "1-x", "screen", actor=EXPERT)
     assert malformed.exit_code == 2 and "not an opinion id or a list" in malformed.stderr
+
+
+def test_opinion_list_limit_gives_the_first_opinions(cli: Cli) -> None:
+    """`--limit N` lists the first N opinions by id (it once filtered by participant N instead)."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    ids = [submit(cli, f"意见{i}") for i in range(4)]
+    listed = json.loads(cli.ok("opinion", "list", "--limit", "2", "--json").stdout)
+    assert [o["id"] for o in listed] == ids[:2]
+    text = cli.ok("opinion", "list", "--limit", "3").stdout.splitlines()
+    assert [line.split()[0] for line in text[2:]] == [str(i) for i in ids[:3]]
+    assert json.loads(cli.ok("opinion", "list", "--state", "adopted", "--json").stdout) == []
