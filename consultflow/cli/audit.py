@@ -10,7 +10,9 @@ import click
 
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
+from consultflow.domain.document import Reread
 from consultflow.domain.vocabulary import Outcome
+from consultflow.export.text import table_lines
 from consultflow.services import audit, personal_data, statistics, verify
 from consultflow.services.inputs import parse_time
 
@@ -95,14 +97,13 @@ def audit_history(
         until=parse_time(until, tz) if until else None,
         limit=limit,
     )
-    found = audit.search_events(ctx, criteria)
-    state.emit(
-        found,
-        lambda: table(
-            ["opinion", "#", "at", "round", "trigger", "change", "by", "details"],
-            [(e.opinion_id, *_event_row(e, tz)) for e in found],
-        ),
-    )
+    headers = ["opinion", "#", "at", "round", "trigger", "change", "by", "details"]
+
+    def show(found: Reread[audit.HistoryEvent]) -> None:  # written out as the events are read
+        rows = Reread(lambda: ((e.opinion_id, *_event_row(e, tz)) for e in found))
+        state.emit_lines(iter(found), lambda: table_lines(headers, rows))
+
+    audit.use_event_search(ctx, criteria, show)
 
 
 @audit_group.command("as-of")

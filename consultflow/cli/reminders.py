@@ -15,7 +15,9 @@ from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
 from consultflow.config import load_zone
 from consultflow.domain.clock import FixedClock
+from consultflow.domain.document import Reread
 from consultflow.domain.errors import ConfigurationError
+from consultflow.export.text import table_lines
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.scheduler.worker import digest_trigger, run_worker
 from consultflow.services import digest, outbox, reminders, sweep
@@ -222,12 +224,11 @@ def reminders_list(
             ),
         )
         return
-    views = reminders.list_reminders(ctx, consultation_id=consultation_id, status=status, limit=limit)
-    state.emit(
-        views,
-        lambda: table(
-            ["id", "opinion", "rule", "to", "due", "send at", "status", "note"],
-            [
+    headers = ["id", "opinion", "rule", "to", "due", "send at", "status", "note"]
+
+    def show(views: Reread[reminders.ReminderView]) -> None:  # written out as the reminders are read
+        rows = Reread(
+            lambda: (
                 (
                     r.id,
                     r.opinion_id,
@@ -239,9 +240,11 @@ def reminders_list(
                     r.cancel_reason,
                 )
                 for r in views
-            ],
-        ),
-    )
+            )
+        )
+        state.emit_lines(iter(views), lambda: table_lines(headers, rows))
+
+    reminders.use_reminder_list(ctx, show, consultation_id=consultation_id, status=status, limit=limit)
 
 
 @reminders_group.command("show")

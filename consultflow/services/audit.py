@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from consultflow.domain.document import Reread
 from consultflow.domain.model import AuditEventRow, EventFilter
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.opinion_views import OpinionView, opinion_view
@@ -65,13 +66,22 @@ def history(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[His
 
 
 def search_events(ctx: ServiceContext, criteria: EventFilter) -> list[HistoryEvent]:
-    """Opinion events matching every filter, in the order they happened (see `EventFilter`)."""
+    """Opinion events matching every filter, in the order they happened, held (see `use_event_search`)."""
+    return use_event_search(ctx, criteria, list)
+
+
+def use_event_search(ctx: ServiceContext, criteria: EventFilter, use: Callable[[Reread[HistoryEvent]], T]) -> T:
+    """Opinion events matching every filter, in the order they happened (see `EventFilter`).
+
+    Given to `use` while they can be read, streamed from one query on each pass: the events of a
+    million opinions are written out in flat memory.
+    """
     with ctx.uow() as uow:
         if criteria.consultation_id is not None:
             uow.consultations.get(criteria.consultation_id)
         if criteria.participant_id is not None:
             uow.actors.participant(criteria.participant_id)
-        return [_event(e) for e in uow.audit.search(criteria)]
+        return use(Reread(lambda: (_event(e) for e in uow.audit.search(criteria))))
 
 
 @dataclass(frozen=True)

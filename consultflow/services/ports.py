@@ -281,8 +281,8 @@ class AuditLog(Protocol):
     def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
         """Per opinion with events, by id: what they say of it (aggregated, streamed)."""
 
-    def search(self, criteria: EventFilter) -> Sequence[AuditEventRow]:
-        """Opinion events matching every filter, in order."""
+    def search(self, criteria: EventFilter) -> Iterable[AuditEventRow]:
+        """Opinion events matching every filter, in order, streamed."""
 
     def last_events(self, moment: datetime, consultation_id: int | None = None) -> Iterable[LastEvent]:
         """Each opinion's last event at or before `moment`, by id, streamed."""
@@ -311,8 +311,8 @@ class ReminderStore(Protocol):
     def due(self, now: datetime, batch: int) -> Sequence[ReminderRow]:
         """Pending reminders due by `now`, locked for this worker."""
 
-    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> Sequence[ReminderRow]:
-        """Reminders, soonest first."""
+    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> Iterable[ReminderRow]:
+        """Reminders, soonest first, streamed."""
 
     def deliveries(self, *, failed_only: bool = False, limit: int | None = None) -> Sequence[DeliveryRow]:
         """The outbox by id."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
+from consultflow.domain.document import Reread
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.roles import Action
 from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import DeliveryRow, ReminderRow
+
+T = TypeVar("T")
 
 log = get_logger(__name__)
 
@@ -84,14 +88,29 @@ STATUSES = ("pending", "dispatched", "cancelled")
 def list_reminders(
     ctx: ServiceContext, *, consultation_id: int | None = None, status: str | None = None, limit: int | None = None
 ) -> list[ReminderView]:
-    """Reminders, soonest first."""
+    """Reminders, soonest first, held (see `use_reminder_list`)."""
+    return use_reminder_list(ctx, list, consultation_id=consultation_id, status=status, limit=limit)
+
+
+def use_reminder_list(
+    ctx: ServiceContext,
+    use: Callable[[Reread[ReminderView]], T],
+    *,
+    consultation_id: int | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> T:
+    """Reminders, soonest first, given to `use` while they can be read (streamed on each pass).
+
+    A province plans millions of reminders; the list is written out as it is read.
+    """
     if status is not None and status not in STATUSES:
         msg = f"unknown reminder status {status!r}; allowed: {', '.join(STATUSES)}"
         raise ValidationError(msg)
     with ctx.uow() as uow:
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
-        return [_reminder_view(r) for r in uow.reminders.search(consultation_id, status, limit)]
+        return use(Reread(lambda: (_reminder_view(r) for r in uow.reminders.search(consultation_id, status, limit))))
 
 
 def list_deliveries(ctx: ServiceContext, *, failed_only: bool = False, limit: int | None = None) -> list[DeliveryView]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from consultflow.domain.errors import NotFoundError
 from consultflow.domain.reminders import StateEntry, plan_reminders
 from consultflow.domain.workflow import WorkflowSpec
-from consultflow.store.batches import chunked
+from consultflow.store.batches import STREAM_ROWS, chunked
 from consultflow.store.bulk import insert_ignoring_duplicates, insert_selected_ignoring_duplicates, table_of
 from consultflow.store.models import Delivery, DeliveryAttempt, Opinion, Reminder
 
@@ -106,8 +106,8 @@ class ReminderStore:
         )
         return list(self.session.scalars(stmt))
 
-    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> list[Reminder]:
-        """Reminders, soonest first."""
+    def search(self, consultation_id: int | None, status: str | None, limit: int | None) -> Iterator[Reminder]:
+        """Reminders, soonest first, streamed."""
         stmt = select(Reminder).order_by(Reminder.send_at, Reminder.id)
         if consultation_id is not None:
             stmt = stmt.where(Reminder.consultation_id == consultation_id)
@@ -115,7 +115,7 @@ class ReminderStore:
             stmt = stmt.where(Reminder.status == status)
         if limit is not None:
             stmt = stmt.limit(limit)
-        return list(self.session.scalars(stmt))
+        yield from self.session.scalars(stmt.execution_options(yield_per=STREAM_ROWS))
 
     def deliveries(self, *, failed_only: bool = False, limit: int | None = None) -> list[Delivery]:
         """The outbox by id; `failed_only` keeps those that failed at least once and are not sent."""

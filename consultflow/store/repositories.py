@@ -471,8 +471,8 @@ class AuditLog:
         finally:
             rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
 
-    def search(self, criteria: EventFilter) -> list[AuditEvent]:
-        """Opinion events matching every filter, in the order they happened."""
+    def search(self, criteria: EventFilter) -> Iterator[AuditEvent]:
+        """Opinion events matching every filter, in the order they happened, streamed."""
         c = criteria
         where: list[ColumnElement[bool]] = [AuditEvent.opinion_id.is_not(None)]
         where += equal_where_given(
@@ -498,7 +498,7 @@ class AuditLog:
         )
         if c.limit is not None:
             stmt = stmt.limit(c.limit)
-        return list(self.session.scalars(stmt))
+        yield from self.session.scalars(stmt.execution_options(yield_per=STREAM_ROWS))
 
     def last_events(self, moment: datetime, consultation_id: int | None = None) -> Iterator[LastEvent]:
         """For each opinion by id, its last event at or before `moment` and the cycles completed by then, streamed."""
