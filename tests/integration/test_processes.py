@@ -1,7 +1,7 @@
 """Concurrency proven with real processes, on SQLite and PostgreSQL.
 
-Several processes fire, assign, merge and bulk-fire on the same opinions while another closes and
-opens rounds and two sweep reminders. Afterwards: no traceback anywhere, every refusal a clean
+Several processes fire, assign, merge and bulk-fire on the same opinions (one in several batches
+within each transaction) while another closes and opens rounds and two sweep reminders. Afterwards: no traceback anywhere, every refusal a clean
 consultflow error, and every invariant of the loop holds.
 """
 
@@ -76,6 +76,20 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
             opinions.fire_many(ctx, acting=EXPERT, requests=requests)
         except ConsultflowError:  # the older one may not be waiting for screening: all or nothing
             opinions.fire_many(ctx, acting=EXPERT, requests=requests[:-1])
+    elif kind == "batches":  # fresh opinions assigned, screened and answered, each over several batches
+        items = [opinions.NewOpinion(1, "industry", "online_survey", f"问卷意见 {n}") for n in range(6)]
+        for attempt in range(20):  # between rounds, wait for the next one to open
+            try:
+                new = [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+                break
+            except RoundStateError:
+                if attempt == 19:
+                    raise
+                time.sleep(rng.uniform(0.02, 0.08))
+        opinions.assign(ctx, acting=COORD, opinion_ids=new, planner=PLANNER)
+        for trigger in ("screen", "give_feedback"):
+            fields = FIELDS.get(trigger, {})
+            opinions.fire_many(ctx, acting=WHO[trigger], requests=opinions.SameTrigger(new, trigger, fields))
     elif kind == "merge":
         source, target = rng.sample(ids[:10], 2)  # merges stay among ten, so others remain open
         fields = {Field.MERGE_TARGET: target, Field.TEXT: "合并"}
@@ -93,6 +107,8 @@ def _worker(
 ) -> None:
     """One process: OPS operations of one kind; reports successes, refusals, conflicts and tracebacks."""
     ctx = ServiceContext(database=SqlDatabase.from_url(url), workflows_dir=WORKFLOWS)
+    if kind == "batches":
+        opinions.FIRE_BATCH = 2  # this process only: six opinions take three batches, each flushed and let go
     start.wait(timeout=120)  # every process is imported and connected: they begin together
     rng = random.Random(seed_)
     counts: dict[str, int] = {"ok": 0, "refused": 0, "conflict": 0}
@@ -120,7 +136,7 @@ def test_many_processes_at_once_keep_every_invariant(ctx: ServiceContext, db_url
     ids = [submit(ctx, setup, text=f"意见 {i}") for i in range(30)]
     sent = tmp_path / "sent.txt"
     sent.touch()
-    kinds = ["fire", "fire", "fire", "assign", "bulk", "merge", "rounds", "sweep", "sweep"]
+    kinds = ["fire", "fire", "fire", "assign", "bulk", "batches", "merge", "rounds", "sweep", "sweep"]
     spawn = multiprocessing.get_context("spawn")
     results = spawn.Queue()
     start = spawn.Barrier(len(kinds))
