@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Iterator
-from typing import Any, TextIO, cast
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, TextIO, cast
 from zoneinfo import ZoneInfo
 
 import click
@@ -17,7 +19,17 @@ from consultflow.export.values import local_time, to_jsonable
 # Every id and round number a command takes: a whole number the database can hold, or a usage error.
 ID = click.IntRange(1, MAX_ID)
 
-__all__ = ["ChunkedEcho", "echo_lines", "emit_json", "local_time", "shorten", "table", "to_jsonable"]
+__all__ = [
+    "ChunkedEcho",
+    "echo_lines",
+    "emit_json",
+    "held_back",
+    "local_time",
+    "shorten",
+    "show_held",
+    "table",
+    "to_jsonable",
+]
 
 
 def emit_json(value: Any, tz: ZoneInfo) -> None:
@@ -46,6 +58,28 @@ def echo_lines(lines: Iterable[str]) -> None:
     for line in lines:
         out.write(line + "\n")
     out.flush()
+
+
+def held_back(write: Callable[[], None]) -> IO[str]:
+    """What `write` puts on stdout, kept in a spool file instead (memory, then disk past 8 MB).
+
+    Personal information read on record is shown only once the record has committed:
+    `show_held` writes the spool out after the transaction.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=1 << 23, mode="w+", encoding="utf-8")  # noqa: SIM115
+    with contextlib.redirect_stdout(spool):
+        write()
+    return spool
+
+
+def show_held(spool: IO[str] | None) -> None:
+    """Write out what `held_back` kept, and let it go."""
+    if spool is None:
+        return
+    with spool:
+        spool.seek(0)
+        while chunk := spool.read(1 << 16):
+            click.echo(chunk, nl=False)
 
 
 class ChunkedEcho:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import ID, local_time, table
+from consultflow.cli.output import ID, held_back, local_time, show_held, table
+from consultflow.domain.document import Reread
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
+from consultflow.export.text import table_lines
 from consultflow.services import people, personal_data
 
 ROLE_CHOICE = click.Choice([r.value for r in ASSIGNABLE_ROLES])
@@ -150,25 +154,42 @@ def participant_add(state: CliState, name: str, village: str, contact: str | Non
 @pass_state
 def participant_list(state: CliState, village: str | None, names: str, with_contact: bool, purpose: str | None) -> None:
     """Registered participants, under pseudonyms (张某某) unless a coordinator asks for more."""
-    views = people.list_participants(
-        state.services(),
-        acting=state.actor,
-        village=village,
-        with_contact=with_contact,
-        full_names=names == "full",
-        purpose=purpose,
+    headers = ["id", "name", "village", "registered"] + (["contact"] if with_contact else [])
+    personal = with_contact or names == "full"
+
+    def show(views: Reread[people.ParticipantView]) -> IO[str] | None:
+        rows = Reread(
+            lambda: (
+                (
+                    v.id,
+                    v.name + (" (erased)" if v.erased else ""),
+                    v.village,
+                    local_time(v.created_at, state.settings.tz),
+                )
+                + ((v.contact,) if with_contact else ())
+                for v in views
+            )
+        )
+
+        def write() -> None:
+            state.emit_lines(iter(views), lambda: table_lines(headers, rows))
+
+        if personal:  # shown once the read is on record, after its transaction commits
+            return held_back(write)
+        write()
+        return None
+
+    show_held(
+        people.use_participant_list(
+            state.services(),
+            show,
+            acting=state.actor,
+            village=village,
+            with_contact=with_contact,
+            full_names=names == "full",
+            purpose=purpose,
+        )
     )
-
-    def text() -> str:
-        headers = ["id", "name", "village", "registered"] + (["contact"] if with_contact else [])
-        rows = [
-            (v.id, v.name + (" (erased)" if v.erased else ""), v.village, local_time(v.created_at, state.settings.tz))
-            + ((v.contact,) if with_contact else ())
-            for v in views
-        ]
-        return table(headers, rows)
-
-    state.emit(views, text)
 
 
 @participant_group.command("erase")

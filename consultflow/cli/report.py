@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TextIO, TypeVar, cast
@@ -10,7 +9,7 @@ from typing import IO, Any, TextIO, TypeVar, cast
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import ID, ChunkedEcho
+from consultflow.cli.output import ID, ChunkedEcho, held_back, show_held
 from consultflow.domain.document import Document
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
@@ -58,22 +57,23 @@ def _writer(
     """What writes a report where asked; the format is checked before anything is read.
 
     With `hold` (full names), terminal output goes to a spool file and is shown only after the
-    transaction that records the read has committed (`_show_held`): nothing is shown off the record.
+    transaction that records the read has committed (`show_held`): nothing is shown off the record.
     """
     chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
     if output is None and chosen in formats.BINARY_FORMATS:
         msg = f"{chosen} is a binary format; give --output FILE"
         raise ValidationError(msg)
 
+    def to_terminal(doc: Document) -> None:
+        out = ChunkedEcho()
+        formats.write_out(doc, chosen, cast("TextIO", out))
+        out.flush()
+
     def write(doc: Document) -> IO[str] | None:
         if output is None and hold:
-            spool = tempfile.SpooledTemporaryFile(max_size=1 << 23, mode="w+", encoding="utf-8")  # noqa: SIM115
-            formats.write_out(doc, chosen, cast("TextIO", spool))
-            return spool
+            return held_back(lambda: to_terminal(doc))
         if output is None:
-            out = ChunkedEcho()
-            formats.write_out(doc, chosen, cast("TextIO", out))
-            out.flush()
+            to_terminal(doc)
             return None
         formats.write(doc, chosen, output, force=force)
         if state.json:  # one JSON document on stdout, as with every command
@@ -83,15 +83,6 @@ def _writer(
         return None
 
     return write
-
-
-def _show_held(spool: IO[str] | None) -> None:
-    if spool is None:
-        return
-    with spool:
-        spool.seek(0)
-        while chunk := spool.read(1 << 16):
-            click.echo(chunk, nl=False)
 
 
 def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None, force: bool) -> None:
@@ -153,7 +144,7 @@ def report_account(
         acting=state.actor,
         purpose=purpose,
     )
-    _show_held(held)
+    show_held(held)
 
 
 @report_group.command("plan")
@@ -181,7 +172,7 @@ def report_plan(
         acting=state.actor,
         purpose=purpose,
     )
-    _show_held(held)
+    show_held(held)
 
 
 @report_group.command("chart")

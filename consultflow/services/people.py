@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
+from consultflow.domain.document import Reread
 from consultflow.domain.errors import NotFoundError, PermissionDeniedError, ValidationError
 from consultflow.domain.identity import PORTAL_ACTOR, checked_login, group_for
 from consultflow.domain.privacy import checked_contact, pseudonymise
@@ -20,6 +22,8 @@ from consultflow.services.inputs import language, required_text
 from consultflow.services.personal_data import read_on_record
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import ParticipantRow, UnitOfWork
+
+T = TypeVar("T")
 
 log = get_logger(__name__)
 
@@ -179,14 +183,39 @@ def list_participants(
     full_names: bool = False,
     purpose: str | None = None,
 ) -> list[ParticipantView]:
-    """Participants, optionally of one village, under pseudonyms (张某某).
+    """Participants, optionally of one village, under pseudonyms (张某某), held (see `use_participant_list`)."""
+    return use_participant_list(
+        ctx, list, acting=acting, village=village, with_contact=with_contact, full_names=full_names, purpose=purpose
+    )
 
-    Full names and contacts are for a coordinator who states why; the read is then on record.
+
+def use_participant_list(
+    ctx: ServiceContext,
+    use: Callable[[Reread[ParticipantView]], T],
+    *,
+    acting: str | None = None,
+    village: str | None = None,
+    with_contact: bool = False,
+    full_names: bool = False,
+    purpose: str | None = None,
+) -> T:
+    """Participants by id, optionally of one village, under pseudonyms (张某某), given to `use` as read.
+
+    Full names and contacts are for a coordinator who states why; the read is then on record,
+    written before `use` reads the first one. The list streams from the database on each pass.
     """
+
+    def views(uow: UnitOfWork, *, full: bool) -> Reread[ParticipantView]:
+        return Reread(
+            lambda: (
+                _participant_view(p, with_contact=with_contact, full_name=full)
+                for p in uow.actors.participants(village)
+            )
+        )
+
     if not (with_contact or full_names):
         with ctx.uow() as uow:
-            rows = uow.actors.participants(village)
-            return [_participant_view(p, with_contact=False, full_name=False) for p in rows]
+            return use(views(uow, full=False))
     what = "participant list" + (" with contacts" if with_contact else " with full names")
     return read_on_record(
         ctx,
@@ -194,9 +223,7 @@ def list_participants(
         what=what,
         purpose=purpose,
         shown=lambda uow: (p.id for p in uow.actors.participants(village)),
-        read=lambda uow: [
-            _participant_view(p, with_contact=with_contact, full_name=True) for p in uow.actors.participants(village)
-        ],
+        read=lambda uow: use(views(uow, full=True)),
     )
 
 

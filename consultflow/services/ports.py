@@ -93,8 +93,8 @@ class ActorRepository(Protocol):
     def with_roles(self) -> Sequence[tuple[ActorRow, Sequence[Role]]]:
         """Every actor with their roles, by id."""
 
-    def participants(self, village: str | None = None) -> Sequence[ParticipantRow]:
-        """Participants by id, of one village when given."""
+    def participants(self, village: str | None = None) -> Iterable[ParticipantRow]:
+        """Participants by id, of one village when given, streamed."""
 
     def add(
         self,

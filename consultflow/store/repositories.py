@@ -145,12 +145,12 @@ class ActorRepository:
             roles.setdefault(actor_id, []).append(Role(role))
         return [(a, roles.get(a.id, [])) for a in self.session.scalars(select(Actor).order_by(Actor.id))]
 
-    def participants(self, village: str | None = None) -> list[Participant]:
-        """Participants by id, of one village when given."""
+    def participants(self, village: str | None = None) -> Iterator[Participant]:
+        """Participants by id, of one village when given, streamed."""
         stmt = select(Participant).order_by(Participant.id)
         if village:
             stmt = stmt.where(Participant.village == village)
-        return list(self.session.scalars(stmt))
+        yield from self.session.scalars(stmt.execution_options(yield_per=STREAM_ROWS))
 
     def count_people(self) -> int:
         """Registered people, not counting consultflow's own system actor and web portal."""
