@@ -53,6 +53,16 @@ class _RecordingSender:
             out.write(message.idempotency_key + "\n")
 
 
+def _submit_when_open(ctx: ServiceContext, rng: random.Random, items: list[opinions.NewOpinion]) -> list[int]:
+    """Record `items`, as an expert would: between rounds, wait for the next one to open."""
+    for _attempt in range(19):
+        try:
+            return [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+        except RoundStateError:
+            time.sleep(rng.uniform(0.02, 0.08))
+    return [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+
+
 def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sent: Path) -> None:
     if kind == "fire":
         trigger = rng.choice(list(WHO))
@@ -63,29 +73,16 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
         opinions.assign(ctx, acting=COORD, opinion_ids=[rng.choice(ids)], planner=PLANNER)
     elif kind == "bulk":  # a meeting's notes come in, then are screened together with older ones
         items = [opinions.NewOpinion(1, "industry", "villagers_assembly", f"会上意见 {n}") for n in range(3)]
-        for attempt in range(20):  # as an expert would: between rounds, wait for the next one to open
-            try:
-                new = [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
-                break
-            except RoundStateError:
-                if attempt == 19:
-                    raise
-                time.sleep(rng.uniform(0.02, 0.08))
+        new = _submit_when_open(ctx, rng, items)
         requests = [opinions.FireRequest(i, "screen", {}) for i in [*new, rng.choice(ids)]]
         try:
             opinions.fire_many(ctx, acting=EXPERT, requests=requests)
         except ConsultflowError:  # the older one may not be waiting for screening: all or nothing
             opinions.fire_many(ctx, acting=EXPERT, requests=requests[:-1])
     elif kind == "batches":  # fresh opinions assigned, screened and answered, each over several batches
-        items = [opinions.NewOpinion(1, "industry", "online_survey", f"问卷意见 {n}") for n in range(6)]
-        for attempt in range(20):  # between rounds, wait for the next one to open
-            try:
-                new = [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
-                break
-            except RoundStateError:
-                if attempt == 19:
-                    raise
-                time.sleep(rng.uniform(0.02, 0.08))
+        new = _submit_when_open(
+            ctx, rng, [opinions.NewOpinion(1, "industry", "online_survey", f"问卷意见 {n}") for n in range(6)]
+        )
         opinions.assign(ctx, acting=COORD, opinion_ids=new, planner=PLANNER)
         for trigger in ("screen", "give_feedback"):
             fields = FIELDS.get(trigger, {})
