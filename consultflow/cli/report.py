@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TextIO, TypeVar, cast
+from typing import Any, BinaryIO, TextIO, TypeVar, cast
 
 import click
 
@@ -14,6 +16,7 @@ from consultflow.domain.document import Document
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import charts, formats
+from consultflow.export.files import refuse_existing, write_new_file_from
 from consultflow.services import reports, statistics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,36 +56,66 @@ def _names(value: str) -> NameMode:
 
 def _writer(
     state: CliState, fmt: str | None, output: Path | None, force: bool, *, hold: bool = False
-) -> Callable[[Document], IO[str] | None]:
-    """What writes a report where asked; the format is checked before anything is read.
+) -> Callable[[Document], Callable[[], None] | None]:
+    """What writes a report where asked, and what is left to do once its transaction has committed.
 
-    With `hold` (full names), terminal output goes to a spool file and is shown only after the
-    transaction that records the read has committed (`show_held`): nothing is shown off the record.
+    The format (and, when held, a taken file name) is checked before anything is read. With
+    `hold` (full names), the report goes to a spool file and reaches the terminal or its file only
+    after the transaction that records the read has committed: nothing is shown off the record.
     """
     chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
     if output is None and chosen in formats.BINARY_FORMATS:
         msg = f"{chosen} is a binary format; give --output FILE"
         raise ValidationError(msg)
+    if hold and output is not None and not force:
+        refuse_existing(output)
 
     def to_terminal(doc: Document) -> None:
         out = ChunkedEcho()
         formats.write_out(doc, chosen, cast("TextIO", out))
         out.flush()
 
-    def write(doc: Document) -> IO[str] | None:
-        if output is None and hold:
-            return held_back(lambda: to_terminal(doc))
-        if output is None:
-            to_terminal(doc)
-            return None
-        formats.write(doc, chosen, output, force=force)
+    def wrote() -> None:
         if state.json:  # one JSON document on stdout, as with every command
             state.emit({"wrote": str(output), "format": chosen}, lambda: "")
         else:
             click.echo(f"wrote {output} ({chosen})", err=True)
+
+    def write(doc: Document) -> Callable[[], None] | None:
+        if output is None and hold:
+            spool = held_back(lambda: to_terminal(doc))
+            return lambda: show_held(spool)
+        if output is None:
+            to_terminal(doc)
+            return None
+        if hold:
+            return _file_after_commit(doc, chosen, output, force, wrote)
+        formats.write(doc, chosen, output, force=force)
+        wrote()
         return None
 
     return write
+
+
+def _file_after_commit(
+    doc: Document, fmt: str, output: Path, force: bool, wrote: Callable[[], None]
+) -> Callable[[], None]:
+    """The report in a spool file now; at `output` once the caller's transaction has committed."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by `place`; a file, as the report will be
+    formats.write_binary(doc, fmt, cast("BinaryIO", spool))
+
+    def place() -> None:
+        with spool:
+            spool.seek(0)
+            write_new_file_from(output, lambda out: shutil.copyfileobj(spool, out), force=force)
+        wrote()
+
+    return place
+
+
+def _after_commit(finish: Callable[[], None] | None) -> None:
+    if finish is not None:
+        finish()
 
 
 def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None, force: bool) -> None:
@@ -144,7 +177,7 @@ def report_account(
         acting=state.actor,
         purpose=purpose,
     )
-    show_held(held)
+    _after_commit(held)
 
 
 @report_group.command("plan")
@@ -172,7 +205,7 @@ def report_plan(
         acting=state.actor,
         purpose=purpose,
     )
-    show_held(held)
+    _after_commit(held)
 
 
 @report_group.command("chart")

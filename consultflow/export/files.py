@@ -51,9 +51,7 @@ def write_new_file_from(path: Path, fill: Callable[[BinaryIO], object], *, force
             Path(temporary).unlink(missing_ok=True)
             raise
     except FileExistsError:
-        what = "a link" if path.is_symlink() else "a file"
-        msg = f"{path} is already {what}; choose another name, or give --force to replace it"
-        raise ValidationError(msg) from None
+        raise ValidationError(_taken(path)) from None
     except OSError as exc:
         if claimed:
             path.unlink(missing_ok=True)
@@ -63,3 +61,18 @@ def write_new_file_from(path: Path, fill: Callable[[BinaryIO], object], *, force
         if claimed:
             path.unlink(missing_ok=True)
         raise
+
+
+def refuse_existing(path: Path) -> None:
+    """Refuse a name already taken (a file or a link) now, before any work, as writing it later would.
+
+    Raises:
+        ValidationError: something is already at `path`.
+    """
+    if path.is_symlink() or path.exists():
+        raise ValidationError(_taken(path))
+
+
+def _taken(path: Path) -> str:
+    what = "a link" if path.is_symlink() else "a file"
+    return f"{path} is already {what}; choose another name, or give --force to replace it"

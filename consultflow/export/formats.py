@@ -303,14 +303,16 @@ def write_out(doc: Document, fmt: str, out: TextIO) -> None:
 def write(doc: Document, fmt: str, path: Path, *, force: bool = False) -> None:
     """Stream `doc` to a new file at `path` (or replace it, with `force`); CSV gets the BOM Excel needs."""
     _checked(fmt)
+    write_new_file_from(path, lambda out: write_binary(doc, fmt, out), force=force)
 
-    def fill(out: BinaryIO) -> None:
-        if fmt == "xlsx":
-            write_xlsx(doc, out)
-            return
-        text = io.TextIOWrapper(out, encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="")
-        TEXT_WRITERS[fmt](doc, text)
-        text.flush()
-        text.detach()
 
-    write_new_file_from(path, fill, force=force)
+def write_binary(doc: Document, fmt: str, out: BinaryIO) -> None:
+    """`doc` in `fmt` as the bytes of its file, streamed to `out`."""
+    _checked(fmt)
+    if fmt == "xlsx":
+        write_xlsx(doc, out)
+        return
+    text = io.TextIOWrapper(out, encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="")
+    TEXT_WRITERS[fmt](doc, text)
+    text.flush()
+    text.detach()

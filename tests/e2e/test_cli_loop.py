@@ -219,6 +219,23 @@ def test_names_and_contacts_are_for_coordinators_with_a_purpose_and_on_record(cl
     ]
 
 
+def test_a_full_name_report_file_is_written_once_the_read_is_on_record(cli: Cli, tmp_path: Path) -> None:
+    """The file appears after the record commits; a name already taken is refused before anything is read."""
+    setup_people(cli)
+    cli.ok("round", "open", "1", actor=COORD)
+    submit(cli, "建议修路")
+    target = tmp_path / "说明.md"
+    full = ("report", "account", "1", "--names", "full", "--purpose", "公示前核对", "-o", str(target))
+    cli.ok(*full, actor=COORD)
+    assert "张秀英" in target.read_text(encoding="utf-8")
+    assert len(json.loads(cli.ok("audit", "access", "--json").stdout)) == 1
+    again = cli(*full, actor=COORD)
+    assert again.exit_code == 1 and "already a file" in again.stderr
+    assert len(json.loads(cli.ok("audit", "access", "--json").stdout)) == 1  # refused before the read
+    cli.ok(*full, "--force", "--format", "xlsx", actor=COORD)
+    assert target.read_bytes()[:2] == b"PK" and len(json.loads(cli.ok("audit", "access", "--json").stdout)) == 2
+
+
 def test_dry_run_close_lists_what_the_close_does(cli: Cli) -> None:
     """`round close --dry-run` shows each opinion's fate and changes nothing."""
     setup_people(cli)
