@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
-from typing import overload
+from typing import cast, overload
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
@@ -217,28 +217,20 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
     ids = requests.opinion_ids if isinstance(requests, SameTrigger) else [r.opinion_id for r in requests]
     if len(requests) <= FIRE_BATCH:
         return _fire_batch(change, requests)
-    if all(a < b for a, b in pairwise(ids)):  # a range, say: already in lock order, each id once
-        change.lock_owners(ids)
-        done: list[TransitionResult] = []
-        for start in range(0, len(ids), FIRE_BATCH):
-            done += _fire_batch(change, requests[start : start + FIRE_BATCH], owners_locked=True)
-            change.flush()
-            change.uow.release()
-        return done
-    if len(set(ids)) != len(ids):
+    in_order = all(a < b for a, b in pairwise(ids))  # a range, say: already in lock order, each id once
+    if not in_order and len(set(ids)) != len(ids):
         return _fire_batch(change, requests)
     change.lock_owners(ids)  # every consultation lock before any opinion
-    order = sorted(range(len(requests)), key=lambda i: ids[i])
-    results: list[TransitionResult | None] = [None] * len(requests)  # in the order asked
+    order: Sequence[int] = range(len(ids)) if in_order else sorted(range(len(ids)), key=ids.__getitem__)
+    results: list[TransitionResult | None] = [None] * len(ids)  # in the order asked
     for start in range(0, len(order), FIRE_BATCH):
         batch = order[start : start + FIRE_BATCH]
         for i, result in zip(batch, _fire_batch(change, [requests[i] for i in batch], owners_locked=True), strict=True):
             results[i] = result
         change.flush()
         change.uow.release()
-    done = [r for r in results if r is not None]
-    assert len(done) == len(requests), "every request was in a batch"
-    return done
+    assert None not in results, "every request was in a batch"
+    return cast("list[TransitionResult]", results)
 
 
 def _fire_batch(
