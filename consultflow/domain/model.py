@@ -26,7 +26,7 @@ class NewOpinionRow:
 
 
 class ReportRow(NamedTuple):
-    """What the plan table shows of one opinion (read as plain rows, not objects); an AccountRow begins alike."""
+    """What the plan table shows of one opinion (read as plain rows, not objects)."""
 
     id: int
     participant_id: int
@@ -41,18 +41,9 @@ class ReportRow(NamedTuple):
 
 
 class AccountRow(NamedTuple):
-    """What the published account shows of one opinion: a ReportRow's fields, then its feedback and last event."""
+    """What the published account shows of one opinion: the plan table's row, its feedback and last event."""
 
-    id: int
-    participant_id: int
-    category: str
-    text: str
-    state: str
-    outcome: str | None
-    plan_ref: str | None
-    merged_into_id: int | None
-    name: str  # the participant's, for display_name; never a contact
-    village: str
+    opinion: ReportRow
     feedback: str | None  # the latest feedback (of the round asked for), if any
     last_payload: str | None  # the last event's payload JSON
     last_round: int | None  # the round of the last event

@@ -257,29 +257,30 @@ _ACCOUNT_KEYS = ("id", "raised_by", "village", "asked", "feedback", "decision", 
 def _account(
     uow: UnitOfWork, c: ConsultationRow, spec: WorkflowSpec, lang: Lang, round_no: int | None, names: NameMode
 ) -> Document:
-    def decided(o: AccountRow) -> bool:
-        return o.outcome is not None and (round_no is None or o.last_round == round_no)
+    def decided(a: AccountRow) -> bool:
+        return a.opinion.outcome is not None and (round_no is None or a.last_round == round_no)
 
-    def row_of(o: AccountRow) -> Row:
-        decided_now = decided(o)
+    def row_of(a: AccountRow) -> Row:
+        o, decided_now = a.opinion, decided(a)
         decision = spec.states[o.state].label.get(lang) if decided_now else in_progress
         why = ""
         if decided_now and o.plan_ref:
             why = o.plan_ref
         elif decided_now:
-            why = str(json.loads(o.last_payload or "{}").get("reason") or "")
+            why = str(json.loads(a.last_payload or "{}").get("reason") or "")
             if o.merged_into_id:
                 why = merged + str(o.merged_into_id)
-        return (o.id, display_name(o.name, names), o.village, o.text, o.feedback or "", decision, why)
+        return (o.id, display_name(o.name, names), o.village, o.text, a.feedback or "", decision, why)
 
     def rows(category: str) -> Iterator[Row]:
-        for o in uow.figures.account_rows(c.id, category, round_no):
-            row = row_of(o)
+        for a in uow.figures.account_rows(c.id, category, round_no):
+            row = row_of(a)
             yield row[:1] + row[2:] if names == "none" else row
 
     def items(category: str) -> Iterator[Mapping[str, object]]:
-        for o in uow.figures.account_rows(c.id, category, round_no):
-            yield dict(zip(_ACCOUNT_KEYS, row_of(o), strict=True)) | {"outcome": o.outcome if decided(o) else None}
+        for a in uow.figures.account_rows(c.id, category, round_no):
+            outcome = a.opinion.outcome if decided(a) else None
+            yield dict(zip(_ACCOUNT_KEYS, row_of(a), strict=True)) | {"outcome": outcome}
 
     in_progress = _w("in_progress", lang)
     merged = "并入意见 #" if lang == "zh" else "merged into #"

@@ -16,7 +16,7 @@ from consultflow.domain.model import AccountRow, ReportRow
 from consultflow.store.batches import STREAM_ROWS
 from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Participant
 
-# What a report shows of an opinion and of the person who gave it (a ReportRow; an AccountRow begins so).
+# What a report shows of an opinion and of the person who gave it: a ReportRow.
 _REPORT_COLUMNS = (
     Opinion.id,
     Opinion.participant_id,
@@ -29,6 +29,7 @@ _REPORT_COLUMNS = (
     Participant.name,
     Participant.village,
 )
+_SHOWN = len(_REPORT_COLUMNS)
 
 
 class Figures:
@@ -73,7 +74,8 @@ class Figures:
             .order_by(Opinion.id)
         )
         for row in self.session.execute(stmt.execution_options(yield_per=STREAM_ROWS)):
-            yield AccountRow._make(row)
+            values: tuple[Any, ...] = tuple(row)
+            yield AccountRow(ReportRow._make(values[:_SHOWN]), *values[_SHOWN:])
 
     def account_participants(
         self, consultation_id: int, categories: Sequence[str], round_no: int | None
