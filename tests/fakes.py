@@ -763,6 +763,9 @@ class FakeDatabase:
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
+    def reading(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
     def schema_revision(self) -> str | None:
         return "fake"
 

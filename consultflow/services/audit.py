@@ -76,7 +76,7 @@ def use_event_search(ctx: ServiceContext, criteria: EventFilter, use: Callable[[
     Given to `use` while they can be read, streamed from one query on each pass: the events of a
     million opinions are written out in flat memory.
     """
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         if criteria.consultation_id is not None:
             uow.consultations.get(criteria.consultation_id)
         if criteria.participant_id is not None:
@@ -110,7 +110,7 @@ def use_as_of(
     Opinions submitted after `moment` did not exist yet and are left out. The rows come by id from
     one streamed query, so a million opinions are counted or written out in flat memory.
     """
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
 

@@ -71,3 +71,10 @@ class ServiceContext:
     def uow(self) -> UnitOfWork:
         """A fresh unit of work."""
         return self.database.unit_of_work()
+
+    def reading(self) -> UnitOfWork:
+        """A unit of work for a long read (a report, a listing, verify) on one snapshot.
+
+        Writers are not held up while it streams.
+        """
+        return self.database.reading()

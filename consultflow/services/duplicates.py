@@ -26,7 +26,7 @@ def find_duplicates(
     if not 0.3 <= threshold <= 1:
         msg = f"--threshold {threshold}: give a similarity from 0.3 to 1 (0.6 finds reworded copies)"
         raise ValidationError(msg)
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         uow.consultations.get(consultation_id)
         groups: list[DuplicateGroup] = []
         for category in uow.opinions.open_categories(consultation_id):  # one category's texts held at a time

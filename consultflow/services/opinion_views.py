@@ -98,7 +98,7 @@ def use_opinion_list(
     The views are made a batch at a time from one streamed query, read again on each pass (an
     aligned table takes two), so a list of a million opinions is written in flat memory.
     """
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         if criteria.consultation_id is not None:
             uow.consultations.get(criteria.consultation_id)
         if assigned_to is not None:

@@ -214,7 +214,7 @@ def use_participant_list(
         )
 
     if not (with_contact or full_names):
-        with ctx.uow() as uow:
+        with ctx.reading() as uow:
             return use(views(uow, full=False))
     what = "participant list" + (" with contacts" if with_contact else " with full names")
     return read_on_record(

@@ -528,6 +528,9 @@ class Database(Protocol):
     def unit_of_work(self) -> UnitOfWork:
         """A fresh unit of work, used as a context manager."""
 
+    def reading(self) -> UnitOfWork:
+        """A unit of work that only reads, on one snapshot, without blocking writers."""
+
     def schema_revision(self) -> str | None:
         """The revision the database is at (None: never migrated)."""
 

@@ -107,7 +107,7 @@ def use_reminder_list(
     if status is not None and status not in STATUSES:
         msg = f"unknown reminder status {status!r}; allowed: {', '.join(STATUSES)}"
         raise ValidationError(msg)
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         if consultation_id is not None:
             uow.consultations.get(consultation_id)
         return use(Reread(lambda: (_reminder_view(r) for r in uow.reminders.search(consultation_id, status, limit))))

@@ -74,7 +74,7 @@ def _pct(part: int, whole: int) -> float:
 
 def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh") -> Document:
     """The pilot's table for any consultation: totals, outcomes, categories, channels, rounds."""
-    with ctx.uow() as uow:  # counted by the database: no opinion is loaded
+    with ctx.reading() as uow:  # counted by the database: no opinion is loaded
         c = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(c.workflow_id))
         counts = uow.figures.outcome_counts(c.id)
@@ -234,7 +234,7 @@ def use_account_report(
         return use(_account(uow, c, spec, lang, round_no, names))
 
     if names != "full":
-        with ctx.uow() as uow:
+        with ctx.reading() as uow:
             return read(uow)
 
     def shown(uow: UnitOfWork) -> Iterable[int]:
@@ -354,7 +354,7 @@ def use_plan_report(
         return use(_plan(uow, c, spec, lang, names))
 
     if names != "full":
-        with ctx.uow() as uow:
+        with ctx.reading() as uow:
             return read(uow)
     return read_on_record(
         ctx,

@@ -90,7 +90,7 @@ def use_rounds_report(
         msg = f"cannot group by {by!r}; allowed: category, channel"
         raise ValidationError(msg)
     decided = [o.value for o in DECIDED_OUTCOMES]
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         consultation = uow.consultations.get(consultation_id)
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
         counts: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
@@ -170,7 +170,7 @@ def check_consistency(ctx: ServiceContext, consultation_id: int) -> list[Inconsi
     State must equal the last event's destination, the rounds count the number of events that
     completed a participate-feedback cycle, and sequence numbers must run 1..last_seq unbroken.
     """
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         uow.consultations.get(consultation_id)
         per_opinion = uow.figures.event_summary(consultation_id)
         last_state = {i: state for i, (state, _payload, _round) in uow.figures.last_events(consultation_id).items()}

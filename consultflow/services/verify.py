@@ -109,7 +109,7 @@ def verify_chain(
     Raises:
         ConfigurationError: the chain is keyed and the configured key is missing or another one.
     """
-    with ctx.uow() as uow:
+    with ctx.reading() as uow:
         consultation = uow.consultations.get(consultation_id)
         key = ctx.key_for(consultation)
         mode = chain_mode(consultation.chain_key_id)

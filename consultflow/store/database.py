@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.store import migrate
-from consultflow.store.engine import make_engine
+from consultflow.store.engine import make_engine, snapshot_engine
 from consultflow.store.repositories import StoredWorkflow
 from consultflow.store.uow import UnitOfWork, session_factory
 
@@ -17,6 +17,7 @@ class SqlDatabase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions: sessionmaker[Session] = session_factory(engine)
+        self._reads: sessionmaker[Session] = session_factory(snapshot_engine(engine))
         self._workflows: dict[int, StoredWorkflow] = {}  # committed workflow rows, which never change
 
     @classmethod
@@ -27,6 +28,10 @@ class SqlDatabase:
     def unit_of_work(self) -> UnitOfWork:
         """A fresh unit of work (use it as a context manager)."""
         return UnitOfWork(self._sessions, self._workflows)
+
+    def reading(self) -> UnitOfWork:
+        """A unit of work that only reads, on one snapshot, without blocking writers (nothing to commit)."""
+        return UnitOfWork(self._reads, self._workflows)
 
     def schema_revision(self) -> str | None:
         """The revision the database is at, None when never migrated."""

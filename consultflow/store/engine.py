@@ -89,4 +89,21 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write takes the file's write lock at once (no upgrade deadlock); a read (SNAPSHOT) takes
+        # none: in WAL mode it sees one snapshot and writers go on while a long report streams.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(SNAPSHOT) else "BEGIN IMMEDIATE")
+
+
+SNAPSHOT = "consultflow_snapshot"  # the execution option of read-only units of work
+
+
+def snapshot_engine(engine: Engine) -> Engine:
+    """The same engine for reads that see one snapshot from their first statement to their last.
+
+    SQLite: a deferred BEGIN (no write lock). PostgreSQL: REPEATABLE READ, so the passes a streamed
+    report makes over its rows (widths, then rows; figures, then tables) see the same data.
+    """
+    options: dict[str, Any] = {SNAPSHOT: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    return engine.execution_options(**options)
