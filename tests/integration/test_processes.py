@@ -13,9 +13,10 @@ import random
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
@@ -30,6 +31,7 @@ from tests.conftest import WORKFLOWS, sql_uow
 from tests.helpers import COORD, EXPERT, PLANNER, assert_loop_invariants, seed, snapshot, submit
 
 pytestmark = pytest.mark.slow
+T = TypeVar("T")
 
 FIELDS: dict[str, dict[Field, object]] = {
     "give_feedback": {Field.TEXT: "反馈"},
@@ -53,14 +55,20 @@ class _RecordingSender:
             out.write(message.idempotency_key + "\n")
 
 
-def _submit_when_open(ctx: ServiceContext, rng: random.Random, items: list[opinions.NewOpinion]) -> list[int]:
-    """Record `items`, as an expert would: between rounds, wait for the next one to open."""
+def _when_open(rng: random.Random, action: Callable[[], T]) -> T:
+    """Do `action` as a person would: between rounds, wait for the next one to open, then do it."""
     for _attempt in range(19):
         try:
-            return [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+            return action()
         except RoundStateError:
             time.sleep(rng.uniform(0.02, 0.08))
-    return [view.id for view in opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items)]
+    return action()
+
+
+def _submit_when_open(ctx: ServiceContext, rng: random.Random, items: list[opinions.NewOpinion]) -> list[int]:
+    """Record `items` once a round is open; their ids."""
+    views = _when_open(rng, lambda: opinions.submit_many(ctx, acting=EXPERT, consultation_id=1, items=items))
+    return [view.id for view in views]
 
 
 def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sent: Path) -> None:
@@ -90,7 +98,7 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
     elif kind == "merge":
         source, target = rng.sample(ids[:10], 2)  # merges stay among ten, so others remain open
         fields = {Field.MERGE_TARGET: target, Field.TEXT: "合并"}
-        opinions.fire(ctx, acting=COORD, opinion_id=source, trigger="merge", fields=fields)
+        _when_open(rng, lambda: opinions.fire(ctx, acting=COORD, opinion_id=source, trigger="merge", fields=fields))
     elif kind == "rounds":  # close and reopen, then leave the round open a moment, as a coordinator would
         rounds.close_round(ctx, acting=COORD, consultation_id=1)
         rounds.open_round(ctx, acting=COORD, consultation_id=1)
