@@ -7,6 +7,7 @@ wrong and what is allowed. Anything else escaping a command is a bug and keeps i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 
 class ConsultflowError(Exception):
@@ -49,6 +50,17 @@ class ConflictError(ConsultflowError):
 
 class RetryableConflictError(ConflictError):
     """A conflict the use-case pipeline retries by itself (deadlock, serialization failure, busy file)."""
+
+
+class TooManyAttemptsError(ConsultflowError):
+    """Too many failed sign-ins for an account or from one client: refused until `until`, whatever is typed.
+
+    Kept apart from `PermissionDeniedError` so a server can answer 429 with a Retry-After.
+    """
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class AppendOnlyError(ConsultflowError):
