@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
+from consultflow.domain.accounts import AccountDraft
 from consultflow.domain.audit import (
     GENESIS_HASH,
     AuditContent,
@@ -84,6 +85,7 @@ class Tables:
     events: list[Row] = field(default_factory=list)
     reminders: list[Row] = field(default_factory=list)
     accesses: list[Row] = field(default_factory=list)
+    account_events: list[AccountDraft] = field(default_factory=list)
 
 
 def _no_aggregates(*_args: object, **_kwargs: object) -> NoReturn:
@@ -707,6 +709,19 @@ class FakeIntake:
         _no_aggregates(*args, **kwargs)
 
 
+class FakeAccounts:
+    """The account log as a list of drafts; accounts themselves are tested against real databases."""
+
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def append(self, drafts: Sequence[AccountDraft], key: ChainKey | None) -> None:
+        self.t.account_events.extend(drafts)
+
+    def __getattr__(self, name: str) -> Any:
+        return _no_aggregates
+
+
 class FakeUnitOfWork:
     """One transaction over the fake tables: changes are kept only when committed."""
 
@@ -727,6 +742,7 @@ class FakeUnitOfWork:
         self.personal_data = FakePersonalData(self.tables)
         self.logins = FakeLogins()
         self.intake = FakeIntake()
+        self.accounts = FakeAccounts(self.tables)
         return self
 
     def __exit__(

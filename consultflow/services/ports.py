@@ -11,10 +11,14 @@ from types import TracebackType
 from typing import Literal, Protocol
 
 __all__ = [
+    "AccountEventRow",
+    "Accounts",
     "ActorRow",
     "AttemptRow",
     "AuditEventRow",
+    "ChainHeadRow",
     "ConsultationRow",
+    "CredentialRow",
     "Database",
     "DeliveryRow",
     "EntryRow",
@@ -30,10 +34,12 @@ __all__ = [
     "RoundRow",
     "StateEntry",
     "StoredEvent",
+    "TokenRow",
     "UnitOfWork",
     "WorkflowRow",
 ]
 
+from consultflow.domain.accounts import AccountDraft, AccountEventRow, ChainHeadRow, CredentialRow, TokenRow
 from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.entering import Entering
 from consultflow.domain.intake import IntakeRow
@@ -458,6 +464,95 @@ class Intake(Protocol):
         """Insert a batch of opinions; their ids in order."""
 
 
+class Accounts(Protocol):
+    """Staff accounts: credentials, access tokens, the sign-in throttle and the account log."""
+
+    def credential(self, actor_id: int) -> CredentialRow | None:
+        """A person's credential row, read afresh, if they have one."""
+
+    def save_password(self, actor_id: int, password_hash: str, now: datetime) -> None:
+        """Set a person's password hash."""
+
+    def replace_password_hash(self, actor_id: int, old: str, new: str) -> bool:
+        """Replace the hash with a stronger one, unless the password changed meanwhile."""
+
+    def set_totp(
+        self, actor_id: int, *, secret: str | None, confirmed_at: datetime | None, last_step: int | None
+    ) -> None:
+        """Store (or clear) a person's two-step secret."""
+
+    def use_totp_step(self, actor_id: int, step: int) -> bool:
+        """Mark a time step's code used, atomically; False if it (or a later one) was used already."""
+
+    def set_disabled(self, actor_id: int, at: datetime | None) -> None:
+        """Disable (at a moment) or enable (None) a person's account."""
+
+    def enabled_with_role(self, role: Role) -> Sequence[int]:
+        """Actors holding `role` whose account is not disabled."""
+
+    def add_role(self, actor_id: int, role: Role) -> None:
+        """Give an actor one more role."""
+
+    def remove_role(self, actor_id: int, role: Role) -> None:
+        """Take one role from an actor."""
+
+    def locked_until(self, keys: Sequence[str], now: datetime) -> datetime | None:
+        """The latest moment any of the throttle keys is locked until, if one is locked now."""
+
+    def count_failure(
+        self, key: str, now: datetime, *, limit: int, window: timedelta, lock_for: timedelta
+    ) -> tuple[int, datetime | None]:
+        """Count one failed sign-in under a key, atomically: (failures in the window, locked until)."""
+
+    def clear_failures(self, key: str) -> None:
+        """Forget the failed sign-ins counted under a key."""
+
+    def add_token(
+        self,
+        *,
+        actor_id: int,
+        name: str,
+        token_hash: str,
+        prefix: str,
+        scope: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> TokenRow:
+        """Record a new token by its hash."""
+
+    def token(self, token_id: int) -> TokenRow | None:
+        """A token by id."""
+
+    def bearer(self, token_hash: str) -> tuple[TokenRow, str, datetime | None] | None:
+        """The token with this hash, its owner's name and when their account was disabled."""
+
+    def touch_token(self, token_id: int, now: datetime, every: timedelta) -> bool:
+        """Set last_used_at unless set less than `every` ago; whether it was set."""
+
+    def revoke_token(self, token_id: int, *, by: int, now: datetime) -> bool:
+        """Revoke a token not yet revoked; whether it was."""
+
+    def revoke_tokens_of(self, actor_id: int, *, by: int, now: datetime) -> Sequence[int]:
+        """Revoke every live token of an actor; their ids."""
+
+    def tokens(self, actor_id: int | None) -> Sequence[tuple[TokenRow, str, str | None]]:
+        """Tokens (of one actor, or all) with their owner and who revoked them, newest first."""
+
+    def head(self, *, lock: bool = False) -> ChainHeadRow:
+        """The account log's head (locked when asked)."""
+
+    def append(self, drafts: Sequence[AccountDraft], key: ChainKey | None) -> None:
+        """Chain and insert account events after the head (HMAC-keyed when a key is given)."""
+
+    def events(
+        self, *, subject: str | None = None, involving: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> Sequence[AccountEventRow]:
+        """Account events, newest first, filtered."""
+
+    def chain(self) -> Generator[AccountEventRow, None, None]:
+        """Every account event in chain order, streamed."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -500,6 +595,10 @@ class UnitOfWork(Protocol):
     @property
     def intake(self) -> Intake:
         """Bulk intake."""
+
+    @property
+    def accounts(self) -> Accounts:
+        """Staff accounts and the account log."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

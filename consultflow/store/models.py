@@ -321,3 +321,84 @@ class PersonalDataAccessItem(Base):
 
     access_id: Mapped[int] = mapped_column(BigId, ForeignKey("personal_data_access.id"), primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
+
+
+class StaffCredential(Base):
+    """How a person signs in to the server: an argon2id hash, a two-step secret, and whether the account is disabled.
+
+    Only the schema's owner (the server's login) reads or writes it: no group role is granted it.
+    """
+
+    __tablename__ = "staff_credential"
+
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"), primary_key=True, autoincrement=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # NULL: no password set, sign-in refused
+    password_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Base32 (consultflow.domain.accounts.new_totp_secret); used only once confirmed with a code.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)  # each time step's code is accepted once
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AccessToken(Base):
+    """A personal access token: only its SHA-256 and its first characters are kept."""
+
+    __tablename__ = "access_token"
+    __table_args__ = (
+        Index(None, "token_hash", unique=True),
+        Index(None, "actor_id"),
+        CheckConstraint("scope IN ('read', 'write')", name="scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(8))
+    scope: Mapped[str] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("actor.id"))
+
+
+class SigninThrottle(Base):
+    """Failed sign-ins counted per account name or per client, shared by every server process."""
+
+    __tablename__ = "signin_throttle"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AccountEvent(Base):
+    """The account log: append-only and hash-chained like the audit trail; the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "account_event"
+    __table_args__ = (Index(None, "subject"),)
+
+    chain_seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(30))
+    actor: Mapped[str | None] = mapped_column(String(120))
+    subject: Mapped[str | None] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the chain key's id, NULL: plain SHA-256
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AccountChain(Base):
+    """The account log's head, one row: verify compares it with the last event, so a cut-off tail shows."""
+
+    __tablename__ = "account_chain"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    head: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))

@@ -8,6 +8,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from consultflow.store.accounts import AccountStore
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
 from consultflow.store.intake import IntakeStore
@@ -40,6 +41,7 @@ class UnitOfWork:
     reminders: ReminderStore
     figures: Figures
     outbox: Outbox
+    accounts: AccountStore
     _token: Token[bool]
 
     def __init__(
@@ -66,6 +68,7 @@ class UnitOfWork:
         self.personal_data = PersonalDataStore(self.session)
         self.logins = Logins(self.session)
         self.intake = IntakeStore(self.session)
+        self.accounts = AccountStore(self.session)
         return self
 
     def __exit__(
