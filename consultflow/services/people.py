@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from consultflow.domain.accounts import AccountDraft, AccountKind
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import NotFoundError, PermissionDeniedError, ValidationError
 from consultflow.domain.identity import PORTAL_ACTOR, checked_login, group_for
@@ -17,6 +18,7 @@ from consultflow.domain.roles import (
     Role,
 )
 from consultflow.logconfig import get_logger
+from consultflow.services.accounts import record_account_events
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
 from consultflow.services.personal_data import read_on_record
@@ -114,6 +116,9 @@ def add_actor(
         )
         if login is not None:
             _bind(change.uow, row.id, parsed, checked_login(login))
+        added = {"roles": [r.value for r in parsed]} | ({"login": login} if login is not None else {})
+        draft = AccountDraft(AccountKind.ACTOR_ADDED, change.now, change.actor.name, row.name, added)
+        record_account_events(change.uow, ctx.chain_key, draft)
         return ActorView(
             row.id, row.name, tuple(r.value for r in parsed), row.lang, row.contact is not None, change.now
         )
