@@ -14,12 +14,20 @@ from consultflow.store.engine import display_url, sqlite_file
 
 
 def build_context(
-    settings: Settings, *, clock: Clock | None = None, check_schema: bool = True, create: bool = False
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    check_schema: bool = True,
+    create: bool = False,
+    acting_proven: bool = False,
 ) -> ServiceContext:
     """Connect to the database and wire the use cases.
 
     Only commands that build a database (`create`: db upgrade, the demo) may make a new SQLite
     file; every other command refuses a missing one instead of leaving an empty file behind.
+
+    `acting_proven`: the server, which proves who acts by their sign-in (its own database login
+    proves nothing about them).
 
     Raises:
         ConfigurationError: the database cannot be opened, is missing, or its schema is missing or old.
@@ -39,10 +47,11 @@ def build_context(
         tz=settings.tz,
         chain_key=chain_key,
         unbound_logins=unbound_logins,
+        acting_proven=acting_proven,
     )
     try:
         _check_schema(database, shown, check_schema=check_schema)
-        if check_schema:
+        if check_schema and not acting_proven:
             identity.check_reader(ctx)
     except BaseException:
         database.dispose()

@@ -36,6 +36,7 @@ class Settings:
     log_json: bool = False
     log_level: str = "INFO"
     chain_key_file: Path | None = None
+    db_given: bool = False  # --db or CONSULTFLOW_DB was given: work on that database, not through a server
 
     @property
     def unbound_logins(self) -> UnboundLogins:

@@ -44,6 +44,9 @@ class ServiceContext:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
     chain_key: ChainKey | None = None
     unbound_logins: UnboundLogins = "read"
+    # The server proves who acts (staff sign in to it); its own database login proves nothing
+    # about them, so bound per-person logins are not consulted.
+    acting_proven: bool = False
 
     def key_for(self, consultation: ConsultationRow) -> ChainKey | None:
         """The key the consultation's chain is hashed with; refuses to write or check a keyed chain without it.

@@ -249,7 +249,8 @@ def run(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with ctx.uow() as uow:
-                change = _begin(uow, ctx.clock.now(), acting, action, first_person=first_person)
+                login = None if ctx.acting_proven else uow.logins.session_login()
+                change = _begin(uow, ctx.clock.now(), acting, login, action, first_person=first_person)
                 change.key_for = ctx.key_for
                 result = body(change)
                 change._finish()  # noqa: SLF001 - the pipeline owns the change
@@ -266,10 +267,12 @@ def run(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _begin(uow: UnitOfWork, now: datetime, acting: str | None, action: Action | None, *, first_person: bool) -> Change:
+def _begin(
+    uow: UnitOfWork, now: datetime, acting: str | None, login: str | None, action: Action | None, *, first_person: bool
+) -> Change:
     if first_person and uow.actors.count_people() == 0:
         system = uow.actors.system()
         return Change(uow, system, [Role.SYSTEM], Role.SYSTEM, now)
-    actor, roles = identity.acting_actor(uow, acting, uow.logins.session_login())
+    actor, roles = identity.acting_actor(uow, acting, login)
     role = role_for_action(actor.name, roles, action) if action is not None else None
     return Change(uow, actor, roles, role, now)

@@ -1,0 +1,724 @@
+"""Every use case as data: one typed command (its fields, who may call it, its handler) in one registry.
+
+The server's API routes and their OpenAPI document, the CLI's local and remote calls, and the
+first role check all come from `REGISTRY`, so a use case is written once and the local and remote
+CLI cannot drift:
+
+- `Command.input` is a frozen dataclass: the request body on the server, the keyword arguments in
+  the CLI.
+- `Command.output` is the result's type (a dataclass of the views the CLI renders). A streamed
+  command (`Command.item`) hands its items, as they are read, to a `use` callback instead: the CLI
+  renders them, the server writes them out as JSON lines.
+- `Command.roles` says who may call it at all; the pipeline then applies the fine rules (the
+  workflow's roles per trigger, ownership of opinions) inside the transaction.
+- `Command.writes` says whether it changes anything: reads run on a read-only unit, and a token
+  with the `read` scope can call only those.
+
+Handlers take the wiring, the name of the person acting (proven by the server's sign-in, or
+`--as` in local mode) and the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from consultflow.domain.accounts import TOKEN_DAYS
+from consultflow.domain.errors import NotFoundError, ValidationError
+from consultflow.domain.labels import Label
+from consultflow.domain.model import OpinionFilter
+from consultflow.domain.roles import ACTION_ROLES, ASSIGNABLE_ROLES, Action, Role
+from consultflow.domain.vocabulary import Field
+from consultflow.services import (
+    accounts,
+    audit,
+    consultations,
+    opinion_views,
+    opinions,
+    people,
+    rounds,
+    statistics,
+    verify,
+    workflows,
+)
+from consultflow.services.audit import HistoryEvent
+from consultflow.services.consultations import ConsultationView, RoundView
+from consultflow.services.context import ServiceContext
+from consultflow.services.opinion_views import EntryView, OpinionView
+from consultflow.services.opinions import Assignment, TransitionResult
+from consultflow.services.people import ActorView, ParticipantView
+from consultflow.services.rounds import ClosePlan, RoundStatus
+from consultflow.services.statistics import OpinionRounds, OutcomeRounds
+from consultflow.services.verify import ChainReport
+
+I = TypeVar("I")  # noqa: E741 - the input type, as in Command[I, R]
+R = TypeVar("R")
+T = TypeVar("T")
+
+#: Everyone who signs in as staff (participants who use consultflow themselves included).
+STAFF: frozenset[Role] = frozenset(ASSIGNABLE_ROLES)
+
+
+@dataclass(frozen=True)
+class Command(Generic[I, R]):
+    """One use case: its name, fields, who may call it, what it returns, and its handler."""
+
+    name: str  # "round.open": the CLI's words, and the API path /api/v1/commands/round.open
+    summary: str
+    input: type[I]
+    output: Any  # the result's type (for streamed commands: the item's type)
+    roles: frozenset[Role]
+    writes: bool
+    handler: Callable[..., Any] = field(repr=False)
+    streamed: bool = False
+
+    def run(self, ctx: ServiceContext, acting: str | None, given: I) -> R:
+        """Run a held command."""
+        assert not self.streamed, f"{self.name} streams: use run_streamed"
+        result: R = self.handler(ctx, acting, given)
+        return result
+
+    def run_streamed(self, ctx: ServiceContext, acting: str | None, given: I, use: Callable[[Iterable[Any]], T]) -> T:
+        """Run a streamed command: `use` reads its items (once, or again for a `Reread`) while they stream."""
+        assert self.streamed, f"{self.name} is held: use run"
+        result: T = self.handler(ctx, acting, given, use)
+        return result
+
+
+REGISTRY: dict[str, Command[Any, Any]] = {}
+
+
+def command(
+    name: str,
+    summary: str,
+    *,
+    input: type[I],  # noqa: A002 - the command's input, as the registry names it
+    output: Any,
+    roles: Iterable[Role],
+    writes: bool,
+    streamed: bool = False,
+) -> Callable[[Callable[..., Any]], Command[I, Any]]:
+    """Register a handler as the command `name` (a decorator)."""
+
+    def register(handler: Callable[..., Any]) -> Command[I, Any]:
+        if name in REGISTRY:
+            msg = f"command {name!r} is registered twice"
+            raise RuntimeError(msg)
+        made: Command[I, Any] = Command(name, summary, input, output, frozenset(roles), writes, handler, streamed)
+        REGISTRY[name] = made
+        return made
+
+    return register
+
+
+def lookup(name: str) -> Command[Any, Any]:
+    """The command called `name`, or one line naming the known ones.
+
+    Raises:
+        NotFoundError: no command has that name.
+    """
+    found = REGISTRY.get(name)
+    if found is None:
+        msg = f"no command {name!r}; known commands: {', '.join(sorted(REGISTRY))}"
+        raise NotFoundError(msg)
+    return found
+
+
+def _roles(action: Action) -> frozenset[Role]:
+    return ACTION_ROLES[action] - {Role.SYSTEM}
+
+
+# --- people ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddActor:
+    """Register a person who acts."""
+
+    name: str
+    roles: tuple[str, ...]
+    lang: str = "zh"
+    contact: str | None = None
+    participant_id: int | None = None
+    login: str | None = None  # a PostgreSQL login that proves them (the per-person model before the server)
+
+
+@command("actor.add", "Register a person who acts, with their roles.", input=AddActor, output=ActorView,
+         roles=_roles(Action.ADD_ACTOR), writes=True)  # fmt: skip
+def _add_actor(ctx: ServiceContext, acting: str | None, given: AddActor) -> ActorView:
+    return people.add_actor(
+        ctx,
+        acting=acting,
+        name=given.name,
+        roles=given.roles,
+        lang=given.lang,
+        contact=given.contact,
+        participant_id=given.participant_id,
+        login=given.login,
+    )
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """A command that takes no fields."""
+
+
+@dataclass(frozen=True)
+class Actors:
+    """Everyone registered."""
+
+    actors: tuple[ActorView, ...]
+
+
+@command("actor.list", "People who act, with their roles.", input=Nothing, output=Actors, roles=STAFF, writes=False)
+def _list_actors(ctx: ServiceContext, _acting: str | None, _given: Nothing) -> Actors:
+    return Actors(tuple(people.list_actors(ctx)))
+
+
+@dataclass(frozen=True)
+class AddParticipant:
+    """Register a villager (or a group) whose opinions are recorded."""
+
+    name: str
+    village: str
+    contact: str | None = None
+    lang: str = "zh"
+
+
+@command("participant.add", "Register a participant.", input=AddParticipant, output=ParticipantView,
+         roles=_roles(Action.ADD_PARTICIPANT), writes=True)  # fmt: skip
+def _add_participant(ctx: ServiceContext, acting: str | None, given: AddParticipant) -> ParticipantView:
+    return people.add_participant(
+        ctx, acting=acting, name=given.name, village=given.village, contact=given.contact, lang=given.lang
+    )
+
+
+# --- consultations and rounds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateConsultation:
+    """A consultation pinned to a workflow version."""
+
+    title: str
+    area: str
+    workflow: str = consultations.DEFAULT_WORKFLOW
+    auto_close: bool = False
+
+
+@command("consultation.create", "Create a consultation.", input=CreateConsultation, output=ConsultationView,
+         roles=_roles(Action.CREATE_CONSULTATION), writes=True)  # fmt: skip
+def _create_consultation(ctx: ServiceContext, acting: str | None, given: CreateConsultation) -> ConsultationView:
+    return consultations.create_consultation(
+        ctx, acting=acting, title=given.title, area=given.area, workflow=given.workflow, auto_close=given.auto_close
+    )
+
+
+@dataclass(frozen=True)
+class Consultations:
+    """Every consultation."""
+
+    consultations: tuple[ConsultationView, ...]
+
+
+@command("consultation.list", "All consultations.", input=Nothing, output=Consultations, roles=STAFF, writes=False)
+def _list_consultations(ctx: ServiceContext, _acting: str | None, _given: Nothing) -> Consultations:
+    return Consultations(tuple(consultations.list_consultations(ctx)))
+
+
+@dataclass(frozen=True)
+class OfConsultation:
+    """One consultation, by id."""
+
+    consultation_id: int
+
+
+@dataclass(frozen=True)
+class ConsultationDetail:
+    """One consultation, and the labels of its workflow's states (to show its opinions by state)."""
+
+    consultation: ConsultationView
+    state_labels: dict[str, Label]
+
+
+@command("consultation.show", "One consultation: rounds and opinions by state.", input=OfConsultation,
+         output=ConsultationDetail, roles=STAFF, writes=False)  # fmt: skip
+def _show_consultation(ctx: ServiceContext, _acting: str | None, given: OfConsultation) -> ConsultationDetail:
+    view = consultations.show_consultation(ctx, given.consultation_id)
+    spec = workflows.find_spec(ctx, view.workflow)
+    return ConsultationDetail(view, {name: s.label for name, s in spec.states.items()})
+
+
+@dataclass(frozen=True)
+class OpenRound:
+    """Open a consultation's next round."""
+
+    consultation_id: int
+    closes_at: datetime | None = None
+
+
+@command("round.open", "Open the next round.", input=OpenRound, output=RoundView, roles=_roles(Action.OPEN_ROUND),
+         writes=True)  # fmt: skip
+def _open_round(ctx: ServiceContext, acting: str | None, given: OpenRound) -> RoundView:
+    return rounds.open_round(ctx, acting=acting, consultation_id=given.consultation_id, closes_at=given.closes_at)
+
+
+@dataclass(frozen=True)
+class RescheduleRound:
+    """Set or move the open round's closing time."""
+
+    consultation_id: int
+    closes_at: datetime
+
+
+@command("round.reschedule", "Set or move the open round's closing time.", input=RescheduleRound,
+         output=RoundView, roles=_roles(Action.OPEN_ROUND), writes=True)  # fmt: skip
+def _reschedule_round(ctx: ServiceContext, acting: str | None, given: RescheduleRound) -> RoundView:
+    return rounds.reschedule_round(ctx, acting=acting, consultation_id=given.consultation_id, closes_at=given.closes_at)
+
+
+@dataclass(frozen=True)
+class CloseRound:
+    """Close the open round (or only say what closing would do)."""
+
+    consultation_id: int
+    dry_run: bool = False
+
+
+@command("round.close", "Close the open round, applying the workflow's round-close rules.", input=CloseRound,
+         output=ClosePlan, roles=_roles(Action.CLOSE_ROUND), writes=True)  # fmt: skip
+def _close_round(ctx: ServiceContext, acting: str | None, given: CloseRound) -> ClosePlan:
+    return rounds.close_round(ctx, acting=acting, consultation_id=given.consultation_id, dry_run=given.dry_run)
+
+
+@command("round.status", "The open round and the opinions still waiting, by state.", input=OfConsultation,
+         output=RoundStatus, roles=STAFF, writes=False)  # fmt: skip
+def _round_status(ctx: ServiceContext, _acting: str | None, given: OfConsultation) -> RoundStatus:
+    return rounds.round_status(ctx, given.consultation_id)
+
+
+# --- opinions -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitOpinion:
+    """Record an opinion in the consultation's open round."""
+
+    consultation_id: int
+    participant_id: int
+    category: str
+    channel: str
+    text: str
+
+
+@command("opinion.submit", "Record an opinion in the open round.", input=SubmitOpinion, output=OpinionView,
+         roles=_roles(Action.SUBMIT_OPINION), writes=True)  # fmt: skip
+def _submit(ctx: ServiceContext, acting: str | None, given: SubmitOpinion) -> OpinionView:
+    return opinions.submit_opinion(
+        ctx,
+        acting=acting,
+        consultation_id=given.consultation_id,
+        participant_id=given.participant_id,
+        category=given.category,
+        channel=given.channel,
+        text=given.text,
+    )
+
+
+@dataclass(frozen=True)
+class FireTrigger:
+    """Fire a workflow trigger on one opinion or many (all move, or none does)."""
+
+    opinion_ids: list[int]
+    trigger: str
+    text: str | None = None
+    reason: str | None = None
+    plan_ref: str | None = None
+    merge_target: str | None = None
+    stance: str | None = None
+
+    def fields(self) -> Mapping[Field, object]:
+        """The trigger's fields as the workflow names them."""
+        return {
+            Field.TEXT: self.text,
+            Field.REASON: self.reason,
+            Field.PLAN_REF: self.plan_ref,
+            Field.MERGE_TARGET: self.merge_target,
+            Field.STANCE: self.stance,
+        }
+
+
+@command("opinion.fire", "Fire a workflow trigger on opinions, in one transaction.", input=FireTrigger,
+         output=TransitionResult, roles=STAFF, writes=True, streamed=True)  # fmt: skip
+def _fire(ctx: ServiceContext, acting: str | None, given: FireTrigger, use: Callable[[Iterable[Any]], T]) -> T:
+    requests = opinions.SameTrigger(given.opinion_ids, given.trigger, given.fields())
+    return use(opinions.fire_many(ctx, acting=acting, requests=requests))
+
+
+@dataclass(frozen=True)
+class AssignOpinions:
+    """Assign opinions to the planner who owes them feedback."""
+
+    opinion_ids: list[int]
+    planner: str
+
+
+@command("opinion.assign", "Assign opinions to a planner, in one transaction.", input=AssignOpinions,
+         output=Assignment, roles=_roles(Action.ASSIGN_OPINION), writes=True, streamed=True)  # fmt: skip
+def _assign(ctx: ServiceContext, acting: str | None, given: AssignOpinions, use: Callable[[Iterable[Any]], T]) -> T:
+    return use(opinions.assign(ctx, acting=acting, opinion_ids=given.opinion_ids, planner=given.planner))
+
+
+@dataclass(frozen=True)
+class CorrectOpinion:
+    """Correct a recorded opinion's text, on record."""
+
+    opinion_id: int
+    text: str
+    reason: str
+
+
+@command("opinion.correct", "Correct a recorded opinion's text.", input=CorrectOpinion, output=OpinionView,
+         roles=_roles(Action.CORRECT_OPINION), writes=True)  # fmt: skip
+def _correct(ctx: ServiceContext, acting: str | None, given: CorrectOpinion) -> OpinionView:
+    return opinions.correct(ctx, acting=acting, opinion_id=given.opinion_id, text=given.text, reason=given.reason)
+
+
+@dataclass(frozen=True)
+class ListOpinions:
+    """Opinions matching every filter given."""
+
+    consultation_id: int | None = None
+    state: str | None = None
+    assigned_to: str | None = None
+    category: str | None = None
+    channel: str | None = None
+    round_no: int | None = None
+    outcome: str | None = None
+    limit: int | None = None
+
+
+@command("opinion.list", "Opinions matching every filter given (a planner's work queue).", input=ListOpinions,
+         output=OpinionView, roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _list_opinions(
+    ctx: ServiceContext, _acting: str | None, given: ListOpinions, use: Callable[[Iterable[Any]], T]
+) -> T:
+    criteria = OpinionFilter(
+        consultation_id=given.consultation_id,
+        state=given.state,
+        category=given.category,
+        channel=given.channel,
+        round_no=given.round_no,
+        outcome=given.outcome,
+        limit=given.limit,
+    )
+    return opinion_views.use_opinion_list(ctx, criteria, given.assigned_to, use)
+
+
+@dataclass(frozen=True)
+class OfOpinion:
+    """One opinion, by id."""
+
+    opinion_id: int
+
+
+@dataclass(frozen=True)
+class OpinionDetail:
+    """An opinion and the feedback and replies exchanged about it."""
+
+    opinion: OpinionView
+    entries: tuple[EntryView, ...]
+
+
+@command("opinion.show", "One opinion and its exchange.", input=OfOpinion, output=OpinionDetail, roles=STAFF,
+         writes=False)  # fmt: skip
+def _show_opinion(ctx: ServiceContext, _acting: str | None, given: OfOpinion) -> OpinionDetail:
+    view, entries = opinion_views.show_opinion(ctx, given.opinion_id)
+    return OpinionDetail(view, tuple(entries))
+
+
+# --- the auditors' reads --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpinionHistory:
+    """An opinion's timeline, from its audit events."""
+
+    opinion: OpinionView
+    events: tuple[HistoryEvent, ...]
+
+
+@command("audit.history", "An opinion's timeline, from its audit events.", input=OfOpinion, output=OpinionHistory,
+         roles=STAFF, writes=False)  # fmt: skip
+def _history(ctx: ServiceContext, _acting: str | None, given: OfOpinion) -> OpinionHistory:
+    view, events = audit.history(ctx, given.opinion_id)
+    return OpinionHistory(view, tuple(events))
+
+
+@dataclass(frozen=True)
+class RoundsOf:
+    """How many rounds decided opinions took."""
+
+    consultation_id: int
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundsFigures:
+    """Rounds per outcome (and per group, with `by`)."""
+
+    consultation_id: int
+    outcomes: tuple[OutcomeRounds, ...]
+    by: str | None = None
+
+
+@command("audit.rounds", "How many rounds adopted, partly adopted and rejected opinions took.", input=RoundsOf,
+         output=RoundsFigures, roles=STAFF, writes=False)  # fmt: skip
+def _rounds(ctx: ServiceContext, _acting: str | None, given: RoundsOf) -> RoundsFigures:
+    by = given.by
+    report = statistics.rounds_report(ctx, given.consultation_id, by=by)  # type: ignore[arg-type]  # checked inside
+    return RoundsFigures(report.consultation_id, tuple(report.outcomes), report.by)
+
+
+@command("audit.decided", "Every decided opinion with its outcome and the rounds it took, as read.",
+         input=OfConsultation, output=OpinionRounds, roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _decided(ctx: ServiceContext, _acting: str | None, given: OfConsultation, use: Callable[[Iterable[Any]], T]) -> T:
+    return statistics.use_rounds_report(ctx, given.consultation_id, lambda r: use(r.opinions), per_opinion=True)
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Check hash chains and live rows."""
+
+    consultation_id: int | None = None
+    expect_head: str | None = None
+    require_keyed: bool = False
+
+
+@dataclass(frozen=True)
+class ChainReports:
+    """One report per consultation checked."""
+
+    reports: tuple[ChainReport, ...]
+
+
+@command("audit.verify", "Recompute audit chains and compare live rows with what the events say.", input=Verify,
+         output=ChainReports, roles=STAFF, writes=False)  # fmt: skip
+def _verify(ctx: ServiceContext, _acting: str | None, given: Verify) -> ChainReports:
+    expected = verify.parse_head(given.expect_head) if given.expect_head is not None else None
+    reports = verify.verify_all(ctx, given.consultation_id, expected, require_keyed=given.require_keyed)
+    return ChainReports(tuple(reports))
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """A consultation's chain head, to publish."""
+
+    consultation_id: int
+    seq: int
+    hash: str
+
+
+@command("audit.head", "A consultation's chain head (SEQ:HASH), to publish.", input=OfConsultation,
+         output=ChainHead, roles=STAFF, writes=False)  # fmt: skip
+def _head(ctx: ServiceContext, _acting: str | None, given: OfConsultation) -> ChainHead:
+    seq, digest = verify.head(ctx, given.consultation_id)
+    return ChainHead(given.consultation_id, seq, digest)
+
+
+# --- accounts: passwords, tokens, two-step codes, roles, and their own log ---------------------------
+
+
+@dataclass(frozen=True)
+class SetPassword:
+    """Set a person's password (your own, or anyone's as a coordinator)."""
+
+    name: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """A change that returns nothing but that it was made."""
+
+    done: str
+
+
+@command("account.set-password", "Set a password: your own, or anyone's (coordinators).", input=SetPassword,
+         output=Done, roles=STAFF, writes=True)  # fmt: skip
+def _set_password(ctx: ServiceContext, acting: str | None, given: SetPassword) -> Done:
+    accounts.set_password(ctx, acting=acting, name=given.name, password=given.password)
+    return Done(f"password set for {given.name}")
+
+
+@dataclass(frozen=True)
+class IssueToken:
+    """Another personal access token for the acting person (for automation)."""
+
+    name: str
+    scope: str = "read"
+    expires_days: int = TOKEN_DAYS
+
+
+@command("account.issue-token", "Issue another personal access token (shown once).", input=IssueToken,
+         output=accounts.IssuedToken, roles=STAFF, writes=True)  # fmt: skip
+def _issue_token(ctx: ServiceContext, acting: str | None, given: IssueToken) -> accounts.IssuedToken:
+    return accounts.issue_token(
+        ctx, acting=_signed(acting), name=given.name, scope=given.scope, expires_days=given.expires_days
+    )
+
+
+@dataclass(frozen=True)
+class OfToken:
+    """One token, by id."""
+
+    token_id: int
+
+
+@command("account.revoke-token", "Revoke a token: your own, or anyone's (coordinators).", input=OfToken,
+         output=Done, roles=STAFF, writes=True)  # fmt: skip
+def _revoke_token(ctx: ServiceContext, acting: str | None, given: OfToken) -> Done:
+    accounts.revoke_token(ctx, acting=_signed(acting), token_id=given.token_id)
+    return Done(f"token {given.token_id} revoked")
+
+
+@dataclass(frozen=True)
+class ListTokens:
+    """Your tokens, or everyone's (coordinators)."""
+
+    everyone: bool = False
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Tokens as listed (never the token itself)."""
+
+    tokens: tuple[accounts.TokenView, ...]
+
+
+@command("account.tokens", "Personal access tokens: yours, or everyone's (coordinators).", input=ListTokens,
+         output=Tokens, roles=STAFF, writes=False)  # fmt: skip
+def _tokens(ctx: ServiceContext, acting: str | None, given: ListTokens) -> Tokens:
+    return Tokens(tuple(accounts.list_tokens(ctx, acting=_signed(acting), everyone=given.everyone)))
+
+
+@command("account.totp-enable", "Start two-step sign-in: a secret for your authenticator app.", input=Nothing,
+         output=accounts.TotpSetup, roles=STAFF, writes=True)  # fmt: skip
+def _totp_enable(ctx: ServiceContext, acting: str | None, _given: Nothing) -> accounts.TotpSetup:
+    return accounts.enable_totp(ctx, acting=_signed(acting))
+
+
+@dataclass(frozen=True)
+class TotpCode:
+    """A code from the authenticator app."""
+
+    code: str
+
+
+@command("account.totp-confirm", "Confirm two-step sign-in with a first code.", input=TotpCode, output=Done,
+         roles=STAFF, writes=True)  # fmt: skip
+def _totp_confirm(ctx: ServiceContext, acting: str | None, given: TotpCode) -> Done:
+    accounts.confirm_totp(ctx, acting=_signed(acting), code=given.code)
+    return Done("two-step sign-in is on")
+
+
+@dataclass(frozen=True)
+class OfAccount:
+    """One person's account, by name."""
+
+    name: str
+
+
+@command("account.totp-disable", "Turn two-step sign-in off: your own, or anyone's (coordinators).",
+         input=OfAccount, output=Done, roles=STAFF, writes=True)  # fmt: skip
+def _totp_disable(ctx: ServiceContext, acting: str | None, given: OfAccount) -> Done:
+    accounts.disable_totp(ctx, acting=_signed(acting), name=given.name)
+    return Done(f"two-step sign-in is off for {given.name}")
+
+
+@command("account.disable", "Disable a person's account and revoke its tokens.", input=OfAccount, output=Done,
+         roles=frozenset({Role.COORDINATOR}), writes=True)  # fmt: skip
+def _disable(ctx: ServiceContext, acting: str | None, given: OfAccount) -> Done:
+    accounts.disable_account(ctx, acting=_signed(acting), name=given.name)
+    return Done(f"account {given.name} disabled; its tokens are revoked")
+
+
+@command("account.enable", "Enable a disabled account again.", input=OfAccount, output=Done,
+         roles=frozenset({Role.COORDINATOR}), writes=True)  # fmt: skip
+def _enable(ctx: ServiceContext, acting: str | None, given: OfAccount) -> Done:
+    accounts.enable_account(ctx, acting=_signed(acting), name=given.name)
+    return Done(f"account {given.name} enabled")
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """A role given to or taken from a person."""
+
+    name: str
+    role: str
+
+
+@command("role.grant", "Give a person a role.", input=RoleChange, output=Done,
+         roles=frozenset({Role.COORDINATOR}), writes=True)  # fmt: skip
+def _grant(ctx: ServiceContext, acting: str | None, given: RoleChange) -> Done:
+    accounts.grant_role(ctx, acting=_signed(acting), name=given.name, role=given.role)
+    return Done(f"{given.name} now has the role {given.role}")
+
+
+@command("role.revoke", "Take a role from a person.", input=RoleChange, output=Done,
+         roles=frozenset({Role.COORDINATOR}), writes=True)  # fmt: skip
+def _revoke(ctx: ServiceContext, acting: str | None, given: RoleChange) -> Done:
+    accounts.revoke_role(ctx, acting=_signed(acting), name=given.name, role=given.role)
+    return Done(f"{given.name} no longer has the role {given.role}")
+
+
+@dataclass(frozen=True)
+class AccountEventsOf:
+    """Account events, newest first."""
+
+    name: str | None = None
+    kind: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class AccountEvents:
+    """Events of the account log."""
+
+    events: tuple[accounts.AccountEventView, ...]
+
+
+@command("audit.accounts", "The account log: sign-ins, tokens, roles and account changes.", input=AccountEventsOf,
+         output=AccountEvents, roles=STAFF, writes=False)  # fmt: skip
+def _account_events(ctx: ServiceContext, acting: str | None, given: AccountEventsOf) -> AccountEvents:
+    found = accounts.account_events(ctx, acting=_signed(acting), name=given.name, kind=given.kind, limit=given.limit)
+    return AccountEvents(tuple(found))
+
+
+@dataclass(frozen=True)
+class VerifyAccounts:
+    """Check the account log's chain."""
+
+    expect_head: str | None = None
+    require_keyed: bool = False
+
+
+@command("audit.verify-accounts", "Recompute the account log's hash chain.", input=VerifyAccounts,
+         output=accounts.AccountChainReport, roles=STAFF, writes=False)  # fmt: skip
+def _verify_accounts(ctx: ServiceContext, _acting: str | None, given: VerifyAccounts) -> accounts.AccountChainReport:
+    expected = verify.parse_head(given.expect_head) if given.expect_head is not None else None
+    return accounts.verify_account_chain(ctx, expect_head=expected, require_keyed=given.require_keyed)
+
+
+def _signed(acting: str | None) -> str:
+    """The acting person's name: account commands always act as someone.
+
+    Raises:
+        ValidationError: nobody is named (`--as` on a local database).
+    """
+    if not acting:
+        msg = "say who you are: sign in to the server, or give --as NAME on a local database"
+        raise ValidationError(msg)
+    return acting
