@@ -27,6 +27,14 @@ PG_ENV = "CONSULTFLOW_TEST_PG"
 START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def _no_stored_sign_in(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a sign-in of the machine's user: the CLI works on the database it is given."""
+    monkeypatch.setenv("CONSULTFLOW_CREDENTIALS", str(tmp_path_factory.mktemp("home") / "credentials.json"))
+    for name in ("CONSULTFLOW_SERVER", "CONSULTFLOW_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a new, empty schema, dropped afterwards."""
     base = os.environ.get(PG_ENV)

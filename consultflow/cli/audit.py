@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import click
@@ -13,7 +14,7 @@ from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.document import Reread
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.text import table_lines
-from consultflow.services import audit, personal_data, statistics, verify
+from consultflow.services import audit, commands, personal_data, statistics
 from consultflow.services.inputs import parse_time
 
 
@@ -69,9 +70,9 @@ def audit_history(
 ) -> None:
     """The timeline of OPINION_ID, or the events matching the filters."""
     tz = state.settings.tz
-    ctx = state.services()
     if opinion_id is not None:
-        view, events = audit.history(ctx, opinion_id)
+        found: commands.OpinionHistory = state.call("audit.history", commands.OfOpinion(opinion_id))
+        view, events = found.opinion, list(found.events)
 
         def timeline() -> str:
             out = [
@@ -98,6 +99,7 @@ def audit_history(
         limit=limit,
     )
     headers = ["opinion", "#", "at", "round", "trigger", "change", "by", "details"]
+    ctx = state.services()
 
     def show(found: Reread[audit.HistoryEvent]) -> None:  # written out as the events are read
         rows = Reread(lambda: ((e.opinion_id, *_event_row(e, tz)) for e in found))
@@ -130,12 +132,15 @@ def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> No
 @pass_state
 def audit_rounds(state: CliState, consultation_id: int, by: str | None) -> None:
     """How many rounds each adopted, partly adopted and rejected opinion went through."""
-    statistics.use_rounds_report(
-        state.services(),
-        consultation_id,
-        lambda report: _show_rounds(state, report, consultation_id, by),
-        per_opinion=state.json,  # every decided opinion, written out as it is read
-        by="category" if by == "category" else "channel" if by == "channel" else None,
+    figures: commands.RoundsFigures = state.call("audit.rounds", commands.RoundsOf(consultation_id, by))
+    report = statistics.RoundsReport(figures.consultation_id, figures.outcomes, (), figures.by)
+    if not state.json:
+        _show_rounds(state, report, consultation_id, by)
+        return
+    state.stream(  # every decided opinion, written out as it is read
+        "audit.decided",
+        commands.OfConsultation(consultation_id),
+        lambda rows: _show_rounds(state, replace(report, opinions=rows), consultation_id, by),
     )
 
 
@@ -198,7 +203,8 @@ def audit_access(state: CliState, participant_id: int | None, actor: str | None,
 @pass_state
 def audit_head(state: CliState, consultation_id: int) -> None:
     """Print the chain head (SEQ:HASH) of CONSULTATION_ID, to publish beside its account."""
-    seq, digest = verify.head(state.services(), consultation_id)
+    head: commands.ChainHead = state.call("audit.head", commands.OfConsultation(consultation_id))
+    seq, digest = head.seq, head.hash
     state.emit({"consultation_id": consultation_id, "seq": seq, "hash": digest}, lambda: f"{seq}:{digest}")
 
 
@@ -216,8 +222,8 @@ def audit_verify(state: CliState, consultation_id: int | None, expect_head: str 
     Says which mode each chain is in (SHA-256, or HMAC-SHA256 with a key kept outside the
     database). Exit 1 naming the first bad event or live row.
     """
-    published = verify.parse_head(expect_head) if expect_head else None
-    reports = verify.verify_all(state.services(), consultation_id, published, require_keyed=require_keyed)
+    given = commands.Verify(consultation_id, expect_head or None, require_keyed)
+    reports = list(state.call("audit.verify", given).reports)
     tz = state.settings.tz
 
     def text() -> str:
@@ -243,6 +249,48 @@ def audit_verify(state: CliState, consultation_id: int | None, expect_head: str 
 
     state.emit(reports, text)
     if not all(r.intact for r in reports):
+        raise SystemExit(1)
+
+
+@audit_group.command("accounts")
+@click.option("--name", help="Only events about this person's account.")
+@click.option("--kind", help="Only this kind (signin, signin_failed, token_issued, role_granted, ...).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@json_flag
+@pass_state
+def audit_accounts(state: CliState, name: str | None, kind: str | None, limit: int) -> None:
+    """The account log, newest first: sign-ins, failed sign-ins, tokens, roles, account changes."""
+    events = list(state.call("audit.accounts", commands.AccountEventsOf(name, kind, limit)).events)
+    tz = state.settings.tz
+    state.emit(
+        events,
+        lambda: (
+            table(
+                ["#", "at", "kind", "by", "account", "details"],
+                [(e.seq, local_time(e.at, tz), e.kind, e.actor, e.subject, _details(e.payload)) for e in events],
+            )
+            if events
+            else "no account events"
+        ),
+    )
+
+
+@audit_group.command("verify-accounts")
+@click.option("--expect-head", metavar="SEQ:HASH", help="A head published earlier: prove it is still in the log.")
+@click.option("--require-keyed", is_flag=True, help="Fail unless the log is HMAC-keyed.")
+@json_flag
+@pass_state
+def audit_verify_accounts(state: CliState, expect_head: str | None, require_keyed: bool) -> None:
+    """Recompute the account log's hash chain; exit 1 naming the first event that does not match."""
+    report = state.call("audit.verify-accounts", commands.VerifyAccounts(expect_head or None, require_keyed))
+
+    def text() -> str:
+        if report.intact:
+            return f"account log: {report.events} event(s), chain intact, {report.mode}, head {report.head}"
+        return f"account log: TAMPERED at event #{report.broken_seq}: {report.problem}"
+
+    state.emit(report, text)
+    if not report.intact:
         raise SystemExit(1)
 
 

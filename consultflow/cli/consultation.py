@@ -6,8 +6,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
-from consultflow.services import consultations
-from consultflow.services.workflows import find_spec
+from consultflow.services import commands, consultations
 
 
 @click.group("consultation")
@@ -29,9 +28,7 @@ def consultation_group() -> None:
 @pass_state
 def consultation_create(state: CliState, title: str, area: str, workflow: str, auto_close: bool) -> None:
     """Create a consultation called TITLE, pinned to a workflow version."""
-    view = consultations.create_consultation(
-        state.services(), acting=state.actor, title=title, area=area, workflow=workflow, auto_close=auto_close
-    )
+    view = state.call("consultation.create", commands.CreateConsultation(title, area, workflow, auto_close))
     state.emit(
         view,
         lambda: (
@@ -45,7 +42,7 @@ def consultation_create(state: CliState, title: str, area: str, workflow: str, a
 @pass_state
 def consultation_list(state: CliState) -> None:
     """All consultations."""
-    views = consultations.list_consultations(state.services())
+    views = list(state.call("consultation.list", commands.Nothing()).consultations)
     tz = state.settings.tz
     state.emit(
         views,
@@ -72,12 +69,11 @@ def consultation_list(state: CliState) -> None:
 @pass_state
 def consultation_show(state: CliState, consultation_id: int) -> None:
     """One consultation: rounds and opinions by state."""
-    ctx = state.services()
-    view = consultations.show_consultation(ctx, consultation_id)
+    detail: commands.ConsultationDetail = state.call("consultation.show", commands.OfConsultation(consultation_id))
+    view = detail.consultation
     tz = state.settings.tz
 
     def text() -> str:
-        spec = find_spec(ctx, view.workflow)
         out = [
             f"{view.id}  {view.title}  ({view.area})",
             f"workflow: {view.workflow}   opinions: {view.opinions}",
@@ -102,7 +98,7 @@ def consultation_show(state: CliState, consultation_id: int) -> None:
         out.append(
             table(
                 ["state", "label", "opinions"],
-                [(s, state.label(spec.states[s].label), n) for s, n in view.by_state],
+                [(s, state.label(detail.state_labels[s]), n) for s, n in view.by_state],
             )
         )
         return "\n".join(out)

@@ -11,18 +11,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from consultflow import __version__
 from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
 from consultflow.domain.clock import Clock
-from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError
+from consultflow.domain.errors import (
+    INTERNAL_ERROR_EXIT_CODE,
+    ConfigurationError,
+    ConsultflowError,
+    PermissionDeniedError,
+)
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.labels import Label
 
 if TYPE_CHECKING:
+    from consultflow.cli.remote import Client
     from consultflow.services.context import ServiceContext
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE, what shells report for a reader that stopped reading
 
@@ -34,14 +42,57 @@ class CliState:
     settings: Settings
     clock: Clock | None = None
     _services: ServiceContext | None = None
+    # Set when the CLI works through a server (a stored sign-in and no --db): registered commands
+    # go there; anything else is refused rather than run on a database this person cannot reach.
+    remote: Client | None = None
+    signed_in_as: str | None = None
 
     def services(self, *, check_schema: bool = True, create: bool = False) -> ServiceContext:
         """The service context, connecting on first use (`create`: the command may make the database)."""
         from consultflow.bootstrap import build_context  # noqa: PLC0415 - keeps --help free of SQLAlchemy
 
+        if self.remote is not None:
+            click_ctx = click.get_current_context(silent=True)
+            what = click_ctx.command_path if click_ctx is not None else "this command"
+            msg = (
+                f"'{what}' does not go through the server yet; run it where the database is, with --db "
+                f"(you are signed in to {self.remote.server})"
+            )
+            raise ConfigurationError(msg)
         if self._services is None:
             self._services = build_context(self.settings, clock=self.clock, check_schema=check_schema, create=create)
         return self._services
+
+    def call(self, name: str, given: Any) -> Any:
+        """Run the registered command `name`: on the server when signed in to one, else on the database."""
+        from consultflow.services.commands import lookup  # noqa: PLC0415 - loads the use cases on use
+
+        command = lookup(name)
+        if self.remote is not None:
+            self._check_acting()
+            return self.remote.call(command, given)
+        return command.run(self.services(), self.actor, given)
+
+    def stream(self, name: str, given: Any, use: Callable[[Iterable[Any]], T]) -> T:
+        """Run the registered streamed command `name`; `use` reads its items (as `call` chooses where)."""
+        from consultflow.services.commands import lookup  # noqa: PLC0415
+
+        command = lookup(name)
+        if self.remote is not None:
+            self._check_acting()
+            result: T = self.remote.stream(command, given, use)
+            return result
+        return command.run_streamed(self.services(), self.actor, given, use)
+
+    def _check_acting(self) -> None:
+        """Through the server, the signed-in person acts; `--as` may only repeat their name."""
+        if self.actor and self.signed_in_as and self.actor != self.signed_in_as:
+            assert self.remote is not None
+            msg = (
+                f"you are signed in to {self.remote.server} as {self.signed_in_as}; --as {self.actor} cannot act "
+                "through the server (sign in as that person with 'consultflow login')"
+            )
+            raise PermissionDeniedError(msg)
 
     @property
     def json(self) -> bool:
@@ -122,6 +173,11 @@ def json_flag(func: F) -> F:
 # name: (module, attribute, short help). Command modules load only when their command runs, so
 # `consultflow --help` imports neither SQLAlchemy nor Alembic; a test keeps the help texts in step.
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "account": (
+        "consultflow.cli.accounts",
+        "account_group",
+        "Staff accounts on the server: passwords, tokens, two-step sign-in.",
+    ),
     "actor": (
         "consultflow.cli.people",
         "actor_group",
@@ -152,10 +208,26 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "report": ("consultflow.cli.report", "report_group", "Reports for publication, in zh or en (--lang)."),
     "round": ("consultflow.cli.rounds", "round_group", "Rounds (轮次): each one a pass of participate -> feedback."),
+    "login": (
+        "consultflow.cli.session",
+        "login_command",
+        "Sign in to the consultflow server at SERVER; later commands go through it.",
+    ),
+    "logout": ("consultflow.cli.session", "logout_command", "Revoke this machine's token on the server and forget it."),
+    "serve": (
+        "consultflow.cli.web",
+        "web_command",
+        "Run the server: the staff API (the only writer), the villagers' portal, the published account.",
+    ),
     "web": (
         "consultflow.cli.web",
         "web_command",
-        "Serve the web portal: villagers submit, follow and answer; everyone reads the published account.",
+        "Run the server: the staff API (the only writer), the villagers' portal, the published account.",
+    ),  # the earlier name of `serve`
+    "whoami": (
+        "consultflow.cli.session",
+        "whoami_command",
+        "Who commands act as: the signed-in person on a server, or --as on a local database.",
     ),
     "worker": ("consultflow.cli.reminders", "worker_command", "Run the reminder worker until SIGTERM or SIGINT."),
     "workflow": (
@@ -164,6 +236,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Workflows: the state machines opinions run on (YAML files in workflows/).",
     ),
 }
+
+
+# Commands that never go through a server: they sign in and out, or work on a database (or files)
+# on this machine. `--db` (or CONSULTFLOW_DB) makes any command local.
+LOCAL_ONLY = frozenset({"login", "logout", "whoami", "db", "demo", "serve", "web", "worker"})
 
 
 class ConsultflowGroup(click.Group):
@@ -322,9 +399,17 @@ def main(
         log_json=log_json,
         log_level=level,
         chain_key_file=chain_key_file,
+        db_given=ctx.get_parameter_source("db") is not ParameterSource.DEFAULT,
     )
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = CliState(settings=settings, clock=given.get("clock"))
+    if not settings.db_given and ctx.invoked_subcommand not in LOCAL_ONLY:
+        from consultflow.cli.remote import Client, load_sign_in  # noqa: PLC0415 - only when no --db is given
+
+        signed = load_sign_in()
+        if signed is not None:
+            ctx.obj.remote = Client(signed.server, signed.token)
+            ctx.obj.signed_in_as = signed.name
     ctx.call_on_close(lambda: _dispose(ctx.obj))
 
 

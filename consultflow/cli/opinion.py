@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -12,10 +12,11 @@ from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.document import Reread
 from consultflow.domain.labels import Label
-from consultflow.domain.model import MAX_ID, OpinionFilter
-from consultflow.domain.vocabulary import Field
+from consultflow.domain.model import MAX_ID
 from consultflow.export.text import table_lines
-from consultflow.services import opinion_views, opinions
+from consultflow.services import commands
+from consultflow.services.opinion_views import OpinionView
+from consultflow.services.opinions import TransitionResult
 
 
 @click.group("opinion")
@@ -93,14 +94,9 @@ def opinion_submit(
     text = _text(text, text_file)
     if text is None:
         raise click.UsageError("give the opinion with --text or --text-file (a file, or - for standard input)")
-    view = opinions.submit_opinion(
-        state.services(),
-        acting=state.actor,
-        consultation_id=consultation_id,
-        participant_id=participant_id,
-        category=category,
-        channel=channel,
-        text=text,
+    view = state.call(
+        "opinion.submit",
+        commands.SubmitOpinion(consultation_id, participant_id, category, channel, text),
     )
     state.emit(
         view,
@@ -134,9 +130,10 @@ def opinion_list(
     limit: int | None,
 ) -> None:
     """Opinions matching every filter given (all of them, as they are read, unless --limit)."""
-    criteria = OpinionFilter(
+    criteria = commands.ListOpinions(
         consultation_id=consultation_id,
         state=state_name,
+        assigned_to=assigned_to,
         category=category,
         channel=channel,
         round_no=round_no,
@@ -145,7 +142,7 @@ def opinion_list(
     )
     headers = ["id", "state", "round", "rounds", "category", "participant", "assigned", "text"]
 
-    def show(views: Reread[opinion_views.OpinionView]) -> None:
+    def show(views: Iterable[OpinionView]) -> None:
         rows = Reread(
             lambda: (
                 (
@@ -163,7 +160,7 @@ def opinion_list(
         )
         state.emit_lines(iter(views), lambda: table_lines(headers, rows))
 
-    opinion_views.use_opinion_list(state.services(), criteria, assigned_to, show)
+    state.stream("opinion.list", criteria, show)
 
 
 def _shown(state: CliState, label: Label | None, key: str) -> str:
@@ -177,7 +174,8 @@ def _shown(state: CliState, label: Label | None, key: str) -> str:
 @pass_state
 def opinion_show(state: CliState, opinion_id: int) -> None:
     """One opinion and the feedback and replies exchanged about it."""
-    view, entries = opinion_views.show_opinion(state.services(), opinion_id)
+    detail: commands.OpinionDetail = state.call("opinion.show", commands.OfOpinion(opinion_id))
+    view, entries = detail.opinion, list(detail.entries)
     tz = state.settings.tz
 
     def text() -> str:
@@ -272,7 +270,7 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
 def opinion_assign(state: CliState, opinion_ids: tuple[list[int], ...], planner: str) -> None:
     """Assign OPINION_IDS (12 13, 3,5,8 or 10-40) to a planner, in one transaction."""
     ids = list(dict.fromkeys(i for group in opinion_ids for i in group))
-    done = opinions.assign(state.services(), acting=state.actor, opinion_ids=ids, planner=planner)
+    done = state.stream("opinion.assign", commands.AssignOpinions(ids, planner), list)
     state.emit(done, lambda: f"{len(done)} opinion(s) assigned to {planner}")
 
 
@@ -302,24 +300,19 @@ def opinion_fire(
 
     Several ids (`3,5,8` or `10-40`) fire in one transaction: all of them move, or none does.
     """
-    fields = {
-        Field.TEXT: _text(text, text_file),
-        Field.REASON: reason,
-        Field.PLAN_REF: plan_ref,
-        Field.MERGE_TARGET: merge_target,
-        Field.STANCE: stance,
-    }
-    requests = opinions.SameTrigger(opinion_ids, trigger, fields)
-    results = opinions.fire_many(state.services(), acting=state.actor, requests=requests)
+    given = commands.FireTrigger(opinion_ids, trigger, _text(text, text_file), reason, plan_ref, merge_target, stance)
 
-    def lines() -> Iterator[str]:
-        return (
-            f"opinion {r.opinion_id}: {r.from_state} -> {r.to_state} "
-            f"({r.trigger}, round {r.round_no}, rounds so far {r.rounds_count})"
-            for r in results
-        )
+    def show(results: Iterable[TransitionResult]) -> None:
+        def lines() -> Iterator[str]:
+            return (
+                f"opinion {r.opinion_id}: {r.from_state} -> {r.to_state} "
+                f"({r.trigger}, round {r.round_no}, rounds so far {r.rounds_count})"
+                for r in results
+            )
 
-    state.emit_lines(results[0] if len(results) == 1 else results, lines)
+        state.emit_lines(next(iter(results)) if len(opinion_ids) == 1 else results, lines)
+
+    state.stream("opinion.fire", given, show)
 
 
 def register(main: click.Group) -> None:
@@ -340,7 +333,7 @@ def opinion_correct(state: CliState, opinion_id: int, text: str | None, text_fil
     corrected = _text(text, text_file)
     if corrected is None:
         raise click.UsageError("give the corrected text with --text or --text-file (a file, or - for standard input)")
-    view = opinions.correct(state.services(), acting=state.actor, opinion_id=opinion_id, text=corrected, reason=reason)
+    view = state.call("opinion.correct", commands.CorrectOpinion(opinion_id, corrected, reason))
     state.emit(view, lambda: f"opinion {view.id} corrected; the original is kept in its history")
 
 

@@ -11,7 +11,7 @@ from consultflow.cli.output import ID, held_back, local_time, show_held, table
 from consultflow.domain.document import Reread
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
 from consultflow.export.text import table_lines
-from consultflow.services import people, personal_data
+from consultflow.services import commands, people, personal_data
 
 ROLE_CHOICE = click.Choice([r.value for r in ASSIGNABLE_ROLES])
 
@@ -58,16 +58,7 @@ def actor_add(
     login: str | None,
 ) -> None:
     """Register NAME. The first person on a new database must be a coordinator."""
-    view = people.add_actor(
-        state.services(),
-        acting=state.actor,
-        name=name,
-        roles=roles,
-        lang=lang,
-        contact=contact,
-        participant_id=participant_id,
-        login=login,
-    )
+    view = state.call("actor.add", commands.AddActor(name, roles, lang, contact, participant_id, login))
     state.emit(view, lambda: f"actor {view.id} {view.name}: {', '.join(view.roles)}")
 
 
@@ -86,12 +77,34 @@ def actor_bind(state: CliState, name: str, login: str) -> None:
     )
 
 
+@actor_group.command("grant")
+@click.argument("name")
+@click.option("--role", required=True, type=ROLE_CHOICE, help="The role to give.")
+@as_option
+@pass_state
+def actor_grant(state: CliState, name: str, role: str) -> None:
+    """Give NAME a role (coordinators); on the account log."""
+    done = state.call("role.grant", commands.RoleChange(name, role))
+    state.emit(done, lambda: done.done)
+
+
+@actor_group.command("revoke")
+@click.argument("name")
+@click.option("--role", required=True, type=ROLE_CHOICE, help="The role to take away.")
+@as_option
+@pass_state
+def actor_revoke(state: CliState, name: str, role: str) -> None:
+    """Take a role from NAME (coordinators; the last coordinator keeps theirs); on the account log."""
+    done = state.call("role.revoke", commands.RoleChange(name, role))
+    state.emit(done, lambda: done.done)
+
+
 @actor_group.command("list")
 @json_flag
 @pass_state
 def actor_list(state: CliState) -> None:
     """Everyone registered, with their roles."""
-    views = people.list_actors(state.services())
+    views = list(state.call("actor.list", commands.Nothing()).actors)
 
     def text() -> str:
         rows = [
@@ -123,14 +136,7 @@ def participant_group() -> None:
 @pass_state
 def participant_add(state: CliState, name: str, village: str, contact: str | None, lang: str) -> None:
     """Register a participant called NAME."""
-    view = people.add_participant(
-        state.services(),
-        acting=state.actor,
-        name=name,
-        village=village,
-        contact=contact,
-        lang=lang,
-    )
+    view = state.call("participant.add", commands.AddParticipant(name, village, contact, lang))
     state.emit(view, lambda: f"participant {view.id} {view.name} ({view.village})")
 
 

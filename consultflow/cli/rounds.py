@@ -6,7 +6,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
-from consultflow.services import rounds
+from consultflow.services import commands
 from consultflow.services.inputs import parse_time
 
 
@@ -23,12 +23,7 @@ def round_group() -> None:
 def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> None:
     """Open the next round of CONSULTATION_ID."""
     when = parse_time(closes_at, state.settings.tz) if closes_at else None
-    view = rounds.open_round(
-        state.services(),
-        acting=state.actor,
-        consultation_id=consultation_id,
-        closes_at=when,
-    )
+    view = state.call("round.open", commands.OpenRound(consultation_id, when))
     state.emit(
         view,
         lambda: (
@@ -46,9 +41,7 @@ def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> 
 def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> None:
     """Set or move the open round's closing time (local time, ISO 8601); reminders follow it."""
     when = parse_time(closes_at, state.settings.tz)
-    view = rounds.reschedule_round(
-        state.services(), acting=state.actor, consultation_id=consultation_id, closes_at=when
-    )
+    view = state.call("round.reschedule", commands.RescheduleRound(consultation_id, when))
     state.emit(view, lambda: f"round {view.number} now closes {local_time(view.closes_at, state.settings.tz)}")
 
 
@@ -63,12 +56,7 @@ def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> N
 @pass_state
 def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
     """Close the open round, applying the workflow's round-close rules."""
-    plan = rounds.close_round(
-        state.services(),
-        acting=state.actor,
-        consultation_id=consultation_id,
-        dry_run=dry_run,
-    )
+    plan = state.call("round.close", commands.CloseRound(consultation_id, dry_run))
 
     def text() -> str:
         head = "would close" if plan.dry_run else "closed"
@@ -96,7 +84,7 @@ def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
 @pass_state
 def round_status(state: CliState, consultation_id: int) -> None:
     """The open round and the opinions still waiting, by state."""
-    status = rounds.round_status(state.services(), consultation_id)
+    status = state.call("round.status", commands.OfConsultation(consultation_id))
     tz = state.settings.tz
 
     def text() -> str:

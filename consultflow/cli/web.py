@@ -1,4 +1,4 @@
-"""`consultflow web`: serve the portal with uvicorn, in one or several worker processes."""
+"""`consultflow serve` (or `web`): the server, with uvicorn, in one or several worker processes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from consultflow.cli.main import CliState, pass_state
 APP_FACTORY = "consultflow.web.app:app_from_env"
 
 
-@click.command("web")
+@click.command("serve")
 @click.option(
     "--host", default="127.0.0.1", show_default=True, envvar="CONSULTFLOW_WEB_HOST", help="Address to listen on."
 )
@@ -29,10 +29,11 @@ APP_FACTORY = "consultflow.web.app:app_from_env"
 )  # fmt: skip
 @pass_state
 def web_command(state: CliState, host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
-    """Serve the web portal: villagers submit, follow and answer; everyone reads the published account.
+    """Run the server: the staff API (the only writer), the villagers' portal, the published account.
 
-    Settings come from the environment (see README, "The web portal"); the database, time zone
-    and workflows from the global options. Stop it with SIGTERM or Ctrl-C.
+    Staff sign in to it (`consultflow login URL`) and never hold database credentials: only this
+    process does. Settings come from the environment (see README, "The server"); the database,
+    time zone, workflows and chain key from the global options. Stop it with SIGTERM or Ctrl-C.
     """
     import uvicorn  # noqa: PLC0415 - loaded when the command runs
 
@@ -51,7 +52,7 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
         os.environ["CONSULTFLOW_WORKFLOWS"] = str(settings.workflows_dir)
     if settings.chain_key_file is not None:
         os.environ["CONSULTFLOW_CHAIN_KEY_FILE"] = str(settings.chain_key_file)
-    click.echo(f"consultflow web on http://{host}:{port}/ ({workers} worker(s)); Ctrl-C stops it", err=True)
+    click.echo(f"consultflow server on http://{host}:{port}/ ({workers} worker(s)); Ctrl-C stops it", err=True)
     uvicorn.run(
         APP_FACTORY,
         factory=True,

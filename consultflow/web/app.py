@@ -29,6 +29,7 @@ from consultflow.domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     RoundStateError,
+    TooManyAttemptsError,
     ValidationError,
 )
 from consultflow.logconfig import get_logger, record_internal_error
@@ -101,6 +102,7 @@ def parse_limits(text: str) -> dict[str, Limit]:
 def http_status(exc: ConsultflowError) -> int:
     """The HTTP status of a refusal; the body also carries the CLI's exit code."""
     for kind, status in (
+        (TooManyAttemptsError, 429),
         (NotFoundError, 404),
         (PermissionDeniedError, 403),
         (InvalidTransitionError, 409),
@@ -129,7 +131,7 @@ def client_of(request: Request) -> str:
 
 def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     """The portal over a wired service context."""
-    from consultflow.web import api, pages  # noqa: PLC0415 - they import this module's helpers
+    from consultflow.web import api, pages, staff  # noqa: PLC0415 - they import this module's helpers
 
     app = FastAPI(
         title="consultflow",
@@ -144,6 +146,7 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.state.guard = Guard(settings.limits)
     app.include_router(pages.router)
     app.include_router(api.router, prefix="/api/v1")
+    app.include_router(staff.router())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(ConsultflowError, _refused)
     app.add_exception_handler(RequestValidationError, _malformed)
@@ -169,7 +172,7 @@ def app_from_env() -> FastAPI:
         log_json=json_lines,
         chain_key_file=Path(env["CONSULTFLOW_CHAIN_KEY_FILE"]) if env.get("CONSULTFLOW_CHAIN_KEY_FILE") else None,
     )
-    return create_app(build_context(settings), WebSettings.from_env())
+    return create_app(build_context(settings, acting_proven=True), WebSettings.from_env())
 
 
 def guard_of(request: Request) -> Guard:
@@ -192,6 +195,8 @@ async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsultflowError)
     status = http_status(exc)
     headers = {"Retry-After": "2"} if status == 503 else None
+    if isinstance(exc, TooManyAttemptsError):
+        headers = {"Retry-After": str(max(1, int((exc.until - request.app.state.ctx.clock.now()).total_seconds())))}
     if wants_json(request):
         return JSONResponse(error_body(str(exc), exc.exit_code, error_kind(exc)), status, headers=headers)
     from consultflow.web.pages import error_page  # noqa: PLC0415

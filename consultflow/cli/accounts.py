@@ -1,0 +1,161 @@
+"""`consultflow account`: passwords, personal access tokens and two-step sign-in for the server's staff."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from consultflow.cli.main import CliState, as_option, json_flag, pass_state
+from consultflow.cli.output import ID, local_time, table
+from consultflow.services import commands
+
+
+@click.group("account")
+def account_group() -> None:
+    """Staff accounts on the server: passwords, tokens, two-step sign-in."""
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("New password (新密码)", hide_input=True, confirmation_prompt=True))
+
+
+@account_group.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@as_option
+@pass_state
+def account_set_password(state: CliState, name: str, password_stdin: bool) -> None:
+    """Set NAME's password: your own, or anyone's as a coordinator.
+
+    On the server's machine, with `--db` and no `--as`, the administrator sets the first
+    coordinator's password (nobody can sign in before that); it is on the account log too.
+    """
+    done = state.call("account.set-password", commands.SetPassword(name, _new_password(password_stdin)))
+    state.emit(done, lambda: done.done)
+
+
+@account_group.command("tokens")
+@click.option("--everyone", is_flag=True, help="Everyone's tokens (coordinators).")
+@json_flag
+@pass_state
+def account_tokens(state: CliState, everyone: bool) -> None:
+    """Personal access tokens (never the token itself): name, scope, expiry, last use."""
+    tokens = list(state.call("account.tokens", commands.ListTokens(everyone)).tokens)
+    tz = state.settings.tz
+    state.emit(
+        tokens,
+        lambda: table(
+            ["id", "owner", "name", "prefix", "scope", "status", "expires", "last used"],
+            [
+                (
+                    t.id,
+                    t.owner,
+                    t.name,
+                    t.prefix,
+                    t.scope,
+                    t.status,
+                    local_time(t.expires_at, tz),
+                    local_time(t.last_used_at, tz),
+                )
+                for t in tokens
+            ],
+        ),
+    )
+
+
+@account_group.command("issue-token")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
+@click.option("--expires-days", type=click.IntRange(1, 366), default=90, show_default=True)
+@as_option
+@pass_state
+def account_issue_token(state: CliState, name: str, scope: str, expires_days: int) -> None:
+    """Issue another token called NAME for yourself (a script, a dashboard); it is shown once."""
+    issued = state.call("account.issue-token", commands.IssueToken(name, scope, expires_days))
+    tz = state.settings.tz
+    state.emit(
+        {
+            "token": issued.token,
+            "token_id": issued.token_id,
+            "name": issued.name,
+            "scope": issued.scope,
+            "expires_at": issued.expires_at,
+        },
+        lambda: (
+            f"token #{issued.token_id} ({issued.scope}, until {local_time(issued.expires_at, tz)}):\n"
+            f"{issued.token}\n(keep it like a password; it cannot be shown again)"
+        ),
+    )
+
+
+@account_group.command("revoke-token")
+@click.argument("token_id", type=ID)
+@as_option
+@pass_state
+def account_revoke_token(state: CliState, token_id: int) -> None:
+    """Revoke token TOKEN_ID: yours, or anyone's as a coordinator."""
+    done = state.call("account.revoke-token", commands.OfToken(token_id))
+    state.emit(done, lambda: done.done)
+
+
+@account_group.group("totp")
+def totp_group() -> None:
+    """Two-step sign-in with an authenticator app (TOTP)."""
+
+
+@totp_group.command("enable")
+@as_option
+@pass_state
+def totp_enable(state: CliState) -> None:
+    """Start two-step sign-in: enter the secret in your app, then run 'account totp confirm CODE'."""
+    setup = state.call("account.totp-enable", commands.Nothing())
+    state.emit(
+        {"secret": setup.secret, "provisioning_uri": setup.provisioning_uri},
+        lambda: (
+            f"secret: {setup.secret}\nURI (for a QR code): {setup.provisioning_uri}\n"
+            "then: consultflow account totp confirm CODE"
+        ),
+    )
+
+
+@totp_group.command("confirm")
+@click.argument("code")
+@as_option
+@pass_state
+def totp_confirm(state: CliState, code: str) -> None:
+    """Confirm two-step sign-in with the first CODE your app shows."""
+    done = state.call("account.totp-confirm", commands.TotpCode(code))
+    state.emit(done, lambda: done.done)
+
+
+@totp_group.command("disable")
+@click.argument("name")
+@as_option
+@pass_state
+def totp_disable(state: CliState, name: str) -> None:
+    """Turn two-step sign-in off for NAME (yourself, or anyone as a coordinator)."""
+    done = state.call("account.totp-disable", commands.OfAccount(name))
+    state.emit(done, lambda: done.done)
+
+
+@account_group.command("disable")
+@click.argument("name")
+@as_option
+@pass_state
+def account_disable(state: CliState, name: str) -> None:
+    """Disable NAME's account: no sign-in, every token revoked (coordinators)."""
+    done = state.call("account.disable", commands.OfAccount(name))
+    state.emit(done, lambda: done.done)
+
+
+@account_group.command("enable")
+@click.argument("name")
+@as_option
+@pass_state
+def account_enable(state: CliState, name: str) -> None:
+    """Enable NAME's account again (coordinators)."""
+    done = state.call("account.enable", commands.OfAccount(name))
+    state.emit(done, lambda: done.done)

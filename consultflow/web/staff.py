@@ -1,0 +1,250 @@
+"""The staff API: every registered command as `POST /api/v1/commands/NAME`, behind a personal access token.
+
+Routes, request and response schemas (and so the OpenAPI document) are generated from the command
+registry (`consultflow.services.commands`); nothing here knows a use case. A request goes:
+token → the person and their roles → the command's roles and the token's scope → the command's
+handler, acting as that person (the pipeline then applies the workflow's and ownership rules in
+the transaction). Staff never hold database credentials: only this server does.
+
+A streamed command answers with JSON lines as its items are read (`consultflow.services.wire`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError, PermissionDeniedError
+from consultflow.logconfig import get_logger, record_internal_error
+from consultflow.services import accounts, wire
+from consultflow.services.commands import REGISTRY, Command
+from consultflow.services.context import ServiceContext
+from consultflow.web.app import client_of, error_kind
+
+log = get_logger(__name__)
+
+_STREAM_CHUNK = 64 * 1024  # bytes of JSON lines sent at a time
+_STREAM_QUEUE = 16  # chunks waiting for a slow client before the reader waits too
+
+
+def _ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer TOKEN (from `consultflow login`)")] = None,
+) -> accounts.Principal:
+    """The person a request's token belongs to.
+
+    Raises:
+        PermissionDeniedError: no token, or one that is unknown, expired or revoked.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        msg = "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)"
+        raise PermissionDeniedError(msg)
+    return accounts.authenticate(_ctx(request), token.strip())
+
+
+Signed = Annotated[accounts.Principal, Depends(principal)]
+
+
+def allowed(command: Command[Any, Any], who: accounts.Principal) -> None:
+    """The command's roles and the token's scope; the pipeline checks the rest in the transaction.
+
+    Raises:
+        PermissionDeniedError: the person has none of the command's roles, or the token only reads.
+    """
+    if command.writes and who.scope != "write":
+        msg = (
+            f"this token may only read; {command.name} changes data (sign in again, or issue a token with scope write)"
+        )
+        raise PermissionDeniedError(msg)
+    if not command.roles.intersection(who.roles):
+        have = ", ".join(who.roles) or "none"
+        may = ", ".join(sorted(r.value for r in command.roles))
+        msg = f"{who.name} (role: {have}) may not run {command.name}; allowed roles: {may}"
+        raise PermissionDeniedError(msg)
+
+
+def _endpoint(command: Command[Any, Any]) -> Callable[..., Response]:
+    def run(request: Request, who: accounts.Principal, body: Any) -> Response:
+        allowed(command, who)
+        ctx = _ctx(request)
+        log.info("command", command=command.name, actor=who.name, client=client_of(request))
+        if command.streamed:
+            return StreamingResponse(_stream(command, ctx, who.name, body), media_type="application/x-ndjson")
+        result = command.run(ctx, who.name, body)
+        return Response(wire.encode_bytes(command.output, result), media_type="application/json")
+
+    def endpoint(request: Request, who: Signed, body: Any) -> Response:
+        return run(request, who, body)
+
+    # FastAPI reads the body's type from the signature: give it the command's input dataclass.
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+            inspect.Parameter("who", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Signed),
+            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=command.input),
+        ]
+    )
+    endpoint.__name__ = command.name.replace(".", "_")
+    return endpoint
+
+
+class _GoneError(Exception):
+    """The client stopped reading: the reader stops too (a read's snapshot is let go)."""
+
+
+def _stream(command: Command[Any, Any], ctx: ServiceContext, acting: str, body: Any) -> Iterator[bytes]:
+    """Run a streamed command in its own thread; its items go out as JSON lines, a chunk at a time.
+
+    The queue is bounded, so a slow client slows the reader instead of filling memory; a client that
+    goes away stops it.
+    """
+    chunks: queue.Queue[bytes | None] = queue.Queue(_STREAM_QUEUE)
+    gone = threading.Event()
+
+    def put(chunk: bytes | None) -> None:
+        while True:
+            if gone.is_set():
+                raise _GoneError
+            try:
+                chunks.put(chunk, timeout=0.5)
+            except queue.Full:
+                continue
+            return
+
+    def use(items: Iterable[Any]) -> None:
+        buffer: list[bytes] = []
+        size = count = 0
+        for item in items:
+            line = wire.item_line(command.output, item)
+            buffer.append(line)
+            size += len(line)
+            count += 1
+            if size >= _STREAM_CHUNK:
+                put(b"".join(buffer))
+                buffer, size = [], 0
+        buffer.append(wire.end_line(count))
+        put(b"".join(buffer))
+
+    def produce() -> None:
+        try:
+            command.run_streamed(ctx, acting, body, use)
+        except _GoneError:
+            return
+        except ConsultflowError as exc:
+            _put_last(put, wire.error_line(str(exc), exc.exit_code, error_kind(exc)))
+        except Exception as exc:  # noqa: BLE001 - the stream's own boundary: a bug is one line, logged
+            record_internal_error(exc)
+            log.error(  # noqa: TRY400 - the traceback went, masked, to the error log
+                "internal_error", kind=type(exc).__name__, command=command.name
+            )
+            message = f"internal error ({type(exc).__name__}); it was logged, please report it"
+            _put_last(put, wire.error_line(message, INTERNAL_ERROR_EXIT_CODE, "internal"))
+        finally:
+            _put_last(put, None)
+
+    worker = threading.Thread(target=produce, name=f"stream-{command.name}", daemon=True)
+    worker.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            yield chunk
+    finally:
+        gone.set()
+
+
+def _put_last(put: Callable[[bytes | None], None], chunk: bytes | None) -> None:
+    with contextlib.suppress(_GoneError):
+        put(chunk)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A password sign-in that returns a personal access token for the CLI."""
+
+    name: str
+    password: str
+    totp_code: str | None = None
+    token_name: str = "cli"  # noqa: S105 - a label, not a secret
+    scope: str = "write"
+    expires_days: int = 30
+
+
+@dataclass(frozen=True)
+class Token:
+    """A personal access token: shown once, stored only as a hash."""
+
+    token: str
+    token_id: int
+    name: str
+    scope: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Whoami:
+    """Who the token belongs to."""
+
+    name: str
+    roles: tuple[str, ...]
+    token_id: int
+    scope: str
+    expires_at: datetime
+
+
+def router() -> APIRouter:
+    """Sign-in, whoami, sign-out, and one route per registered command."""
+    made = APIRouter(prefix="/api/v1")
+
+    @made.post("/auth/signin", tags=["sign-in"], summary="Sign in with a password (and TOTP code): a token")
+    def sign_in(request: Request, body: SignIn) -> Token:
+        issued = accounts.sign_in(
+            _ctx(request),
+            name=body.name,
+            password=body.password,
+            totp_code=body.totp_code,
+            client=client_of(request),
+            token_name=body.token_name,
+            scope=body.scope,
+            expires_days=body.expires_days,
+        )
+        return Token(issued.token, issued.token_id, issued.name, issued.scope, issued.expires_at)
+
+    @made.get("/auth/whoami", tags=["sign-in"], summary="Who this token belongs to")
+    def whoami(who: Signed) -> Whoami:
+        return Whoami(who.name, tuple(who.roles), who.token_id, who.scope, who.expires_at)
+
+    @made.post("/auth/signout", tags=["sign-in"], summary="Revoke this token")
+    def sign_out(request: Request, who: Signed) -> JSONResponse:
+        accounts.revoke_token(_ctx(request), acting=who.name, token_id=who.token_id)
+        return JSONResponse({"revoked": who.token_id})
+
+    for command in REGISTRY.values():
+        roles = ", ".join(sorted(r.value for r in command.roles))
+        made.add_api_route(
+            f"/commands/{command.name}",
+            _endpoint(command),
+            methods=["POST"],
+            tags=[command.name.partition(".")[0]],
+            summary=command.summary,
+            description=(
+                f"Roles: {roles}. {'Changes data (a token with scope write).' if command.writes else 'Reads only.'}"
+                + (' Answers with JSON lines: {"item": ...} per item, then {"end": N}.' if command.streamed else "")
+            ),
+            response_model=None if command.streamed else command.output,
+            operation_id=command.name,
+        )
+    return made

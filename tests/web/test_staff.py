@@ -1,0 +1,441 @@
+"""The server as the only writer: staff sign in with the CLI, and the CLI through it prints what it prints locally.
+
+Real processes: `consultflow serve` from this checkout, and the CLI as a subprocess per person, each
+with their own credentials file; on SQLite, and on PostgreSQL where CONSULTFLOW_TEST_PG is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from consultflow.services.commands import REGISTRY
+from tests.conftest import _pg_schema_url
+from tests.web.portal import _free_port
+
+pytestmark = pytest.mark.slow
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+COORD, PLANNER, PLANNER2, EXPERT, AUDITOR = "李协调", "王规划", "陈规划", "赵专家", "孙审计"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Run:
+    """A finished CLI process."""
+
+    code: int
+    out: str
+    err: str
+
+
+class People:
+    """The CLI as each person runs it: locally on the database, or through the server with their own sign-in."""
+
+    def __init__(self, db_url: str, home: Path) -> None:
+        self.db_url, self.home = db_url, home
+        self.env = {
+            **os.environ,
+            "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS),
+            "PYTHONIOENCODING": "utf-8",
+            "CONSULTFLOW_WEB_SECRET": "s" * 40,
+        }
+        for name in ("CONSULTFLOW_DB", "CONSULTFLOW_ACTOR", "CONSULTFLOW_SERVER", "CONSULTFLOW_TOKEN"):
+            self.env.pop(name, None)
+
+    def credentials(self, person: str) -> Path:
+        """Where `person`'s sign-in is kept."""
+        return self.home / f"{abs(hash(person))}" / "credentials.json"
+
+    def run(self, *args: str, person: str | None = None, local: bool = False, stdin: str = "") -> Run:
+        """The CLI as `person`: with --db and --as when `local`, else through their sign-in."""
+        env = {**self.env, "CONSULTFLOW_CREDENTIALS": str(self.credentials(person or "admin"))}
+        head = ["--db", self.db_url] if local else []
+        if local and person:
+            head += ["--as", person]
+        proc = subprocess.run(
+            [sys.executable, "-m", "consultflow", "-q", *head, *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def ok(self, *args: str, person: str | None = None, local: bool = False, stdin: str = "") -> str:
+        """Run, and insist it succeeds."""
+        done = self.run(*args, person=person, local=local, stdin=stdin)
+        assert done.code == 0, f"{args} as {person}: {done.err}"
+        return done.out
+
+
+@contextmanager
+def server(people: People, folder: Path) -> Iterator[str]:
+    """`consultflow serve` on its own port until the block ends."""
+    port = _free_port()
+    log = folder / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "consultflow", "--db", people.db_url, "serve", "--port", str(port)],
+            env=people.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base, proc, log)
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _wait_for(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(200):
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"consultflow serve did not start: {log.read_text(encoding='utf-8')[-2000:]}")
+
+
+def _staff(people: People) -> None:
+    """The people of the walk-through, each with a password (set by the administrator on the server's machine)."""
+    people.ok("db", "upgrade", local=True)
+    people.ok("actor", "add", COORD, "--role", "coordinator", local=True)
+    for name, role in ((PLANNER, "planner"), (PLANNER2, "planner"), (EXPERT, "expert"), (AUDITOR, "auditor")):
+        people.ok("actor", "add", name, "--role", role, person=COORD, local=True)
+    for name in (COORD, PLANNER, PLANNER2, EXPERT, AUDITOR):
+        people.ok("account", "set-password", name, "--password-stdin", local=True, stdin=PASSWORD + "\n")
+
+
+def _login(people: People, base: str, *names: str) -> None:
+    for name in names:
+        people.ok("login", base, "--name", name, "--password-stdin", person=name, stdin=PASSWORD + "\n")
+
+
+# The README's walk-through, a step at a time: (person, arguments).
+WALK: list[tuple[str, tuple[str, ...]]] = [
+    (EXPERT, ("participant", "add", "张秀英", "--village", "青龙村", "--contact", "13812345678")),
+    (COORD, ("consultation", "create", "三产融合片区规划意见征集", "--area", "试点片区")),
+    (COORD, ("round", "open", "1", "--closes-at", "2030-12-20T18:00")),
+    (
+        EXPERT,
+        (
+            "opinion",
+            "submit",
+            "--consultation",
+            "1",
+            "--participant",
+            "1",
+            "--category",
+            "environment_roads",
+            "--channel",
+            "open_air_meeting",
+            "--text",
+            "建议硬化通组道路",
+        ),
+    ),
+    (
+        EXPERT,
+        (
+            "opinion",
+            "submit",
+            "--consultation",
+            "1",
+            "--participant",
+            "1",
+            "--category",
+            "industry",
+            "--channel",
+            "villagers_assembly",
+            "--text",
+            "建设冷链仓储点",
+        ),
+    ),
+    (EXPERT, ("opinion", "fire", "1,2", "screen")),
+    (COORD, ("opinion", "assign", "1", "2", "--to", PLANNER)),
+    (PLANNER, ("opinion", "list", "--assigned-to", PLANNER, "--state", "under_review")),
+    (PLANNER, ("--json", "opinion", "list", "--consultation", "1")),
+    (PLANNER, ("opinion", "fire", "1", "give_feedback", "--text", "已研究，请确认具体路段")),
+    (EXPERT, ("opinion", "fire", "1", "reparticipate", "--stance", "revise", "--text", "补充：青龙村三组至五组")),
+    (EXPERT, ("opinion", "correct", "2", "--text", "建设农产品冷链仓储点", "--reason", "录入笔误")),
+    (COORD, ("round", "close", "1", "--dry-run")),
+    (COORD, ("round", "close", "1")),
+    (COORD, ("round", "open", "1")),
+    (COORD, ("round", "status", "1")),
+    (PLANNER, ("opinion", "fire", "1", "adopt", "--text", "已纳入规划", "--plan-ref", "v2 §5.3 农村路网")),
+    (PLANNER, ("--json", "opinion", "fire", "2", "reject", "--reason", "不在本片区范围")),
+    (PLANNER, ("opinion", "fire", "1", "screen")),  # refused: exit 1, one line
+    (PLANNER2, ("opinion", "fire", "2", "withdraw")),  # refused by the workflow's roles
+    (AUDITOR, ("opinion", "show", "1")),
+    (AUDITOR, ("audit", "history", "1")),
+    (AUDITOR, ("--json", "audit", "history", "2")),
+    (AUDITOR, ("audit", "rounds", "1")),
+    (AUDITOR, ("audit", "verify", "1")),
+    (AUDITOR, ("consultation", "show", "1")),
+    (AUDITOR, ("consultation", "list")),
+    (AUDITOR, ("actor", "list")),
+    (AUDITOR, ("--json", "round", "status", "1")),
+]
+
+_TIMES = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?( CST|[+-]\d{2}:\d{2}|Z)?")
+_HASHES = re.compile(r"\b[0-9a-f]{64}\b")
+_WIDE = re.compile(r"[ -]{2,}")
+
+
+def _same(text: str) -> str:
+    """Output with times and hashes (which differ between two runs a moment apart) blanked, and columns unpadded."""
+    return _WIDE.sub(" ", _HASHES.sub("<hash>", _TIMES.sub("<time>", text)))
+
+
+def test_the_walk_through_prints_the_same_locally_and_through_the_server(db_url: str, tmp_path: Path) -> None:
+    """Every step of the README's walk-through gives the same output, exit code and error line both ways."""
+    local = People(db_url, tmp_path / "local-home")
+    _staff(local)
+    expected = [local.run(*args, person=who, local=True) for who, args in WALK]
+
+    with _another_database(db_url) as remote_db:
+        remote = People(remote_db, tmp_path / "remote-home")
+        _staff(remote)
+        with server(remote, tmp_path) as base:
+            _login(remote, base, COORD, PLANNER, PLANNER2, EXPERT, AUDITOR)
+            got = [remote.run(*args, person=who) for who, args in WALK]
+    for (who, args), want, have in zip(WALK, expected, got, strict=True):
+        assert (have.code, _same(have.out)) == (want.code, _same(want.out)), (who, args, have.err)
+        assert _same(have.err) == _same(want.err), (who, args)
+    assert sum(1 for r in expected if r.code == 1) == 2  # the two refusals are in the walk
+
+
+@contextmanager
+def _another_database(db_url: str) -> Iterator[str]:
+    """A second fresh database on the same backend."""
+    if db_url.startswith("sqlite"):
+        yield db_url.replace(".sqlite", "-served.sqlite")
+        return
+    made = _pg_schema_url()
+    try:
+        yield next(made)
+    finally:
+        next(made, None)  # drops the schema
+
+
+@pytest.fixture(name="served")
+def _served(db_url: str, tmp_path: Path) -> Iterator[tuple[People, str]]:
+    """A server on a fresh database with everyone signed in, round 1 open and two opinions with 王规划."""
+    people = People(db_url, tmp_path / "home")
+    _staff(people)
+    with server(people, tmp_path) as base:
+        _login(people, base, COORD, PLANNER, PLANNER2, EXPERT, AUDITOR)
+        for who, args in WALK[:7]:
+            people.ok(*args, person=who)
+        yield people, base
+
+
+def _post(base: str, token: str | None, path: str, body: object) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def _token(people: People, person: str) -> str:
+    token: str = json.loads(people.credentials(person).read_text(encoding="utf-8"))["token"]
+    return token
+
+
+_EXAMPLES: dict[str, dict[str, object]] = {
+    "actor.add": {"name": "冒名者", "roles": ["coordinator"]},
+    "consultation.create": {"title": "t", "area": "a"},
+    "round.open": {"consultation_id": 1},
+    "round.reschedule": {"consultation_id": 1, "closes_at": "2031-01-01T00:00:00Z"},
+    "round.close": {"consultation_id": 1},
+    "opinion.submit": {
+        "consultation_id": 1,
+        "participant_id": 1,
+        "category": "industry",
+        "channel": "online_survey",
+        "text": "x",
+    },
+    "opinion.assign": {"opinion_ids": [1, 2], "planner": PLANNER2},
+    "opinion.correct": {"opinion_id": 1, "text": "改写", "reason": "r"},
+    "account.set-password": {"name": COORD, "password": "a new password 123"},
+    "account.disable": {"name": COORD},
+    "account.enable": {"name": PLANNER2},
+    "account.totp-disable": {"name": COORD},
+    "role.grant": {"name": PLANNER, "role": "coordinator"},
+    "role.revoke": {"name": COORD, "role": "coordinator"},
+}
+
+
+def test_a_planners_token_cannot_exceed_the_role_or_ownership(served: tuple[People, str]) -> None:
+    """What the insiders of the issue did with SQL, a planner tries through the API: each is refused, nothing changes."""
+    people, base = served
+    planner = _token(people, PLANNER)
+    for name, body in _EXAMPLES.items():
+        status, answer = _post(base, planner, f"/api/v1/commands/{name}", body)
+        assert status == 403, (name, status, answer)
+        assert answer["exit_code"] == 1 and PLANNER in str(answer["error"]), (name, answer)
+    # ownership: 陈规划 may not answer what is assigned to 王规划
+    other = _token(people, PLANNER2)
+    status, answer = _post(
+        base, other, "/api/v1/commands/opinion.fire", {"opinion_ids": [1], "trigger": "give_feedback", "text": "x"}
+    )
+    assert status == 200  # a stream: the refusal is its last line
+    assert "assigned to another planner" in str(answer) or "error" in str(answer)
+    refused = people.run("opinion", "fire", "1", "give_feedback", "--text", "抢答", person=PLANNER2)
+    assert refused.code == 1 and "assigned to another planner" in refused.err
+    # nothing above changed anything: the coordinator is still the only coordinator, and signs in
+    actors = json.loads(people.ok("--json", "actor", "list", person=AUDITOR))
+    assert {a["name"]: a["roles"] for a in actors}[PLANNER] == ["planner"]
+    assert "冒名者" not in {a["name"] for a in actors}
+    shown = json.loads(people.ok("--json", "opinion", "show", "1", person=AUDITOR))
+    assert shown["opinion"]["text"] == "建议硬化通组道路" and shown["opinion"]["state"] == "under_review"
+
+
+def test_an_auditor_and_a_read_token_change_nothing(served: tuple[People, str]) -> None:
+    """Auditors read everything and change nothing; a read-only token cannot write whatever the role."""
+    people, base = served
+    refused = people.run("opinion", "fire", "1", "give_feedback", "--text", "x", person=AUDITOR)
+    assert refused.code == 1 and "may not" in refused.err
+    issued = json.loads(people.ok("--json", "account", "issue-token", "dashboard", "--scope", "read", person=COORD))
+    status, answer = _post(base, str(issued["token"]), "/api/v1/commands/round.close", {"consultation_id": 1})
+    assert status == 403 and "may only read" in str(answer["error"])
+    status, answer = _post(base, str(issued["token"]), "/api/v1/commands/round.status", {"consultation_id": 1})
+    assert status == 200 and answer["open_round"] is not None
+
+
+def test_revoked_unknown_and_missing_tokens_are_refused(served: tuple[People, str]) -> None:
+    """After logout the old token is dead; a made-up token and no token are refused in one line."""
+    people, base = served
+    old = _token(people, EXPERT)
+    people.ok("logout", person=EXPERT)
+    assert not people.credentials(EXPERT).exists()
+    for token in (old, "cft_" + "A" * 43, None):
+        status, answer = _post(base, token, "/api/v1/commands/consultation.list", {})
+        assert status == 403, answer
+    # a signed-out person's CLI says how to sign in, instead of touching a database
+    again = people.run("consultation", "list", person=EXPERT)
+    assert again.code == 1 and "does not exist" in again.err
+    events = json.loads(people.ok("--json", "audit", "accounts", "--kind", "token_revoked", person=AUDITOR))
+    assert [e["subject"] for e in events] == [EXPERT]
+
+
+def test_failed_sign_ins_are_limited_and_on_record(served: tuple[People, str]) -> None:
+    """Five wrong passwords lock the account for everyone's server process; the right one is then refused too (429)."""
+    people, base = served
+    for _ in range(5):
+        status, answer = _post(base, None, "/api/v1/auth/signin", {"name": PLANNER2, "password": "wrong password!"})
+        assert status == 403 and answer["error"] == "sign-in refused: wrong name, password or code"
+    status, answer = _post(base, None, "/api/v1/auth/signin", {"name": PLANNER2, "password": PASSWORD})
+    assert status == 429 and "too many failed sign-ins" in str(answer["error"])
+    failed = json.loads(people.ok("--json", "audit", "accounts", "--kind", "signin_failed", person=AUDITOR))
+    assert len(failed) >= 5 and all(e["subject"] == PLANNER2 for e in failed)
+    assert PASSWORD not in json.dumps(failed) and "wrong password" not in json.dumps(failed)
+
+
+def test_the_openapi_document_lists_every_command(served: tuple[People, str]) -> None:
+    """The API document is generated from the registry: a path, a body schema and roles for each command."""
+    from openapi_spec_validator import validate
+
+    _people, base = served
+    with urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=30) as answer:
+        document = json.loads(answer.read())
+    validate(document)
+    paths = document["paths"]
+    for name, command in REGISTRY.items():
+        operation = paths[f"/api/v1/commands/{name}"]["post"]
+        assert operation["operationId"] == name
+        assert "requestBody" in operation
+        assert all(role.value in operation["description"] for role in command.roles)
+
+
+def test_the_credentials_file_is_private_and_a_shared_one_is_refused(served: tuple[People, str]) -> None:
+    """The token is kept readable by its owner only; a file others may read is refused before use."""
+    people, _base = served
+    path = people.credentials(COORD)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o644)
+    refused = people.run("consultation", "list", person=COORD)
+    assert refused.code == 1 and "may be read by others" in refused.err
+    path.chmod(0o600)
+
+
+def test_a_server_killed_mid_request_leaves_nothing_half_written(db_url: str, tmp_path: Path) -> None:
+    """SIGKILL while a bulk fire runs: afterwards every opinion moved or none did, and the chain verifies."""
+    people = People(db_url, tmp_path / "home")
+    _staff(people)
+    people.ok("consultation", "create", "大", "--area", "片区", person=COORD, local=True)
+    people.ok("round", "open", "1", person=COORD, local=True)
+    rows = "\n".join(f"{i},意见{i}号：建议在第{i}组修路,产业发展,青龙村" for i in range(1, 3001))
+    source = tmp_path / "many.csv"
+    source.write_text("序号,意见内容,类别,村\n" + rows + "\n", encoding="utf-8")
+    people.ok(
+        "opinion",
+        "import",
+        str(source),
+        "--consultation",
+        "1",
+        "--channel",
+        "online_survey",
+        person=EXPERT,
+        local=True,
+    )
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "consultflow", "--db", people.db_url, "serve", "--port", str(port)],
+            env=people.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    _wait_for(base, proc, log)
+    _login(people, base, EXPERT)
+    env = {**people.env, "CONSULTFLOW_CREDENTIALS": str(people.credentials(EXPERT))}
+    client = subprocess.Popen(
+        [sys.executable, "-m", "consultflow", "-q", "opinion", "fire", "1-3000", "screen"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(600):  # the server has the request and is working on it: kill it now
+        if "opinion.fire" in log.read_text(encoding="utf-8", errors="replace"):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _out, err = client.communicate(timeout=120)
+    states = json.loads(people.ok("--json", "opinion", "list", "--consultation", "1", local=True))
+    moved = {o["state"] for o in states}
+    assert len(states) == 3000 and len(moved) == 1, moved
+    assert client.returncode == 1, err  # the client says so in one line, never a traceback
+    assert (b"cannot reach" in err or b"cut off" in err) and b"Traceback" not in err, err
+    people.ok("audit", "verify", "1", local=True)
