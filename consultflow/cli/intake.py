@@ -5,20 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import overload
 
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, shorten
-from consultflow.domain.intake import Column, RowProblem
-from consultflow.domain.vocabulary import Field
+from consultflow.domain.intake import Column
 from consultflow.export.files import write_new_file
 from consultflow.export.formats import spreadsheet_text
-from consultflow.importing.tables import FORMATS, open_table
-from consultflow.services import duplicates, intake, opinions
+from consultflow.importing.tables import FORMATS, Table, open_table
+from consultflow.services import intake, intake_commands
 
 FIELDS = ", ".join(c.value for c in Column)
 
@@ -76,36 +75,36 @@ def opinion_import(
     same file again adds nothing twice.
     """
     table = open_table(file, file_format=file_format, encoding=encoding, sheet=sheet)
-    request = intake.ImportRequest(
+    target = rejects or file.with_name(file.name + ".rejects.csv")
+    if (skip_invalid or dry_run) and (target.exists() or target.is_symlink()):  # refused before anything is written
+        raise click.BadParameter(f"{target} exists; name a new file with --rejects", param_hint="--rejects")
+    given = intake_commands.ImportRows(
         consultation_id=consultation_id,
-        headers=table.headers,
-        rows=table.rows,
-        mapping=_mapping(mapping),
-        default_channel=channel,
+        headers=list(table.headers),
+        rows=FileRows(table) if state.remote is None else list(FileRows(table)),  # the server gets them all
+        mapping={c.value: h for c, h in _mapping(mapping).items()},
+        channel=channel,
         skip_invalid=skip_invalid,
+        dry_run=dry_run,
         source=file.name,
     )
-    bad: list[tuple[Sequence[str], list[RowProblem]]] = []
-    ctx = state.services()
-    checked = intake.check_file(ctx, request, on_reject=lambda cells, why: bad.append((cells, why)))
-    if bad and (skip_invalid or dry_run):
-        target = rejects or file.with_name(file.name + ".rejects.csv")
-        _write_rejects(target, table.headers, bad)
-        click.echo(f"{len(bad)} rejected row(s) written to {target}", err=True)
-    if dry_run:
-        state.emit(checked, lambda: _summary(checked, dry_run=True))
-        return
-    if not skip_invalid:
-        intake.refuse_invalid(checked)
-    if state.json or not sys.stderr.isatty():  # scripts and logs get no bar
-        report = intake.import_opinions(ctx, acting=state.actor, request=request, checked=checked)
+    if state.remote is not None or dry_run or state.json or not sys.stderr.isatty():  # scripts and logs get no count
+        outcome: intake_commands.ImportOutcome = state.call("opinion.import", given)
     else:
-        bar: Any
-        with click.progressbar(length=checked.rows - checked.invalid, label="importing", file=sys.stderr) as bar:
-            report = intake.import_opinions(
-                ctx, acting=state.actor, request=request, checked=checked, progress=bar.update
-            )
-    state.emit(report, lambda: _summary(report, dry_run=False))
+        done = [0]
+
+        def count(rows: int) -> None:
+            done[0] += rows
+            click.echo(f"\rimporting: {done[0]:,} row(s) written", nl=False, err=True)
+
+        outcome = state.call("opinion.import", given, progress=count)
+        if done[0]:
+            click.echo("", err=True)
+    if outcome.rejected:
+        _write_rejects(target, table.headers, outcome.rejected)
+        click.echo(f"{len(outcome.rejected)} rejected row(s) written to {target}", err=True)
+    report = outcome.report
+    state.emit(report, lambda: _summary(report, dry_run=outcome.dry_run))
 
 
 def _summary(report: intake.ImportReport, *, dry_run: bool) -> str:
@@ -119,11 +118,34 @@ def _summary(report: intake.ImportReport, *, dry_run: bool) -> str:
     )
 
 
-def _write_rejects(path: Path, headers: Sequence[str], bad: list[tuple[Sequence[str], list[RowProblem]]]) -> None:
+class FileRows(Sequence[tuple[int, list[str]]]):
+    """A table's rows read from the file each time they are gone through (memory stays flat locally)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        return ((line, list(cells)) for line, cells in self.table.rows())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.table.rows())
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, list[str]]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, list[str]]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, list[str]] | list[tuple[int, list[str]]]:
+        rows = list(self)  # not used by the import; here to be a whole Sequence
+        return rows[index]
+
+
+def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[intake_commands.Rejected]) -> None:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["row", "problem", *headers])
-    for cells, problems in bad:
+    for cells, problems in ((r.cells, r.problems) for r in bad):
         why = "; ".join(f"{p.column}: {p.reason}" for p in problems)
         writer.writerow([problems[0].line, spreadsheet_text(why), *(spreadsheet_text(str(c)) for c in cells)])
     write_new_file(path, out.getvalue().encode("utf-8-sig"))
@@ -142,7 +164,7 @@ def _write_rejects(path: Path, headers: Sequence[str], bad: list[tuple[Sequence[
 @pass_state
 def opinion_duplicates(state: CliState, consultation_id: int, threshold: float) -> None:
     """Groups of undecided opinions in one category that say the same thing, to merge with 'opinion merge'."""
-    groups = duplicates.find_duplicates(state.services(), consultation_id, threshold)
+    groups = list(state.call("opinion.duplicates", intake_commands.FindDuplicates(consultation_id, threshold)).groups)
 
     def text() -> str:
         if not groups:
@@ -167,8 +189,6 @@ def opinion_duplicates(state: CliState, consultation_id: int, threshold: float) 
 @pass_state
 def opinion_merge(state: CliState, opinion_ids: tuple[int, ...], target: int, text: str) -> None:
     """Merge OPINION_IDS into another opinion of the same consultation (all of them, or none)."""
-    requests = [
-        opinions.FireRequest(oid, "merge", {Field.MERGE_TARGET: target, Field.TEXT: text}) for oid in opinion_ids
-    ]
-    results = opinions.fire_many(state.services(), acting=state.actor, requests=requests)
+    merged = state.call("opinion.merge", intake_commands.MergeOpinions(list(opinion_ids), target, text))
+    results = list(merged.results)
     state.emit(results, lambda: "\n".join(f"opinion {r.opinion_id} merged into {target}" for r in results))

@@ -63,15 +63,18 @@ class CliState:
             self._services = build_context(self.settings, clock=self.clock, check_schema=check_schema, create=create)
         return self._services
 
-    def call(self, name: str, given: Any) -> Any:
-        """Run the registered command `name`: on the server when signed in to one, else on the database."""
+    def call(self, name: str, given: Any, **hooks: Any) -> Any:
+        """Run the registered command `name`: on the server when signed in to one, else on the database.
+
+        `hooks` (a progress callback) are for the local call only.
+        """
         from consultflow.services.commands import lookup  # noqa: PLC0415 - loads the use cases on use
 
         command = lookup(name)
         if self.remote is not None:
             self._check_acting()
             return self.remote.call(command, given)
-        return command.run(self.services(), self.actor, given)
+        return command.run(self.services(), self.actor, given, **hooks)
 
     def stream(self, name: str, given: Any, use: Callable[[Iterable[Any]], T]) -> T:
         """Run the registered streamed command `name`; `use` reads its items (as `call` chooses where)."""

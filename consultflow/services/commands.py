@@ -74,10 +74,10 @@ class Command(Generic[I, R]):
     handler: Callable[..., Any] = field(repr=False)
     streamed: bool = False
 
-    def run(self, ctx: ServiceContext, acting: str | None, given: I) -> R:
-        """Run a held command."""
+    def run(self, ctx: ServiceContext, acting: str | None, given: I, **hooks: Any) -> R:
+        """Run a held command; `hooks` are local-only extras a handler may take (a progress bar)."""
         assert not self.streamed, f"{self.name} streams: use run_streamed"
-        result: R = self.handler(ctx, acting, given)
+        result: R = self.handler(ctx, acting, given, **hooks)
         return result
 
     def run_streamed(self, ctx: ServiceContext, acting: str | None, given: I, use: Callable[[Iterable[Any]], T]) -> T:
@@ -722,3 +722,7 @@ def _signed(acting: str | None) -> str:
         msg = "say who you are: sign in to the server, or give --as NAME on a local database"
         raise ValidationError(msg)
     return acting
+
+
+# Commands kept in modules of their own register themselves when imported: load them with the registry.
+from consultflow.services import intake_commands, report_commands  # noqa: E402, F401 - import, merge, reports

@@ -1,0 +1,148 @@
+"""Registered commands for many opinions at once: importing a file's rows, finding and merging duplicates.
+
+The file itself is read where the person is (the CLI opens CSV or XLSX, detects the encoding and
+finds the header); its rows travel to the use case, which checks every row and then records the
+good ones in one transaction, as a local import does. Rows refused are handed back, with their
+reasons, for the person's rejects file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from consultflow.domain.errors import ValidationError
+from consultflow.domain.intake import Column, RowProblem
+from consultflow.domain.roles import ACTION_ROLES, Action, Role
+from consultflow.domain.similarity import DEFAULT_THRESHOLD
+from consultflow.domain.vocabulary import Field
+from consultflow.services import duplicates, intake, opinions
+from consultflow.services.commands import STAFF, command
+from consultflow.services.context import ServiceContext
+from consultflow.services.duplicates import DuplicateView
+from consultflow.services.intake import ImportReport
+from consultflow.services.opinions import TransitionResult
+
+
+@dataclass(frozen=True)
+class ImportRows:
+    """A table's rows (each with the line the file numbers it by) and how to read them."""
+
+    consultation_id: int
+    headers: list[str]
+    rows: Sequence[tuple[int, list[str]]]
+    mapping: dict[str, str] = field(default_factory=dict)
+    channel: str | None = None
+    skip_invalid: bool = False
+    dry_run: bool = False
+    source: str = "import"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A row not imported, and every reason."""
+
+    cells: tuple[str, ...]
+    problems: tuple[RowProblem, ...]
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What the import found and did; the refused rows when they are to be written out."""
+
+    report: ImportReport
+    rejected: tuple[Rejected, ...] = ()
+    dry_run: bool = False
+
+
+def _columns(mapping: dict[str, str]) -> dict[Column, str]:
+    found: dict[Column, str] = {}
+    for name, header in mapping.items():
+        try:
+            found[Column(name)] = header
+        except ValueError:
+            allowed = ", ".join(c.value for c in Column)
+            msg = f"--map takes FIELD=HEADER with FIELD one of: {allowed} (not {name!r})"
+            raise ValidationError(msg) from None
+    return found
+
+
+def _submitters() -> frozenset[Role]:
+    return ACTION_ROLES[Action.SUBMIT_OPINION] - {Role.SYSTEM}
+
+
+@command("opinion.import", "Import a table's rows as opinions: every row checked first, nothing twice.",
+         input=ImportRows, output=ImportOutcome, roles=_submitters(), writes=True)  # fmt: skip
+def _import(
+    ctx: ServiceContext, acting: str | None, given: ImportRows, progress: Callable[[int], None] | None = None
+) -> ImportOutcome:
+    request = intake.ImportRequest(
+        consultation_id=given.consultation_id,
+        headers=given.headers,
+        rows=lambda: iter(given.rows),
+        mapping=_columns(given.mapping),
+        default_channel=given.channel,
+        skip_invalid=given.skip_invalid,
+        source=given.source,
+    )
+    rejected: list[Rejected] = []
+    keep = given.skip_invalid or given.dry_run  # a refused import lists its problems in the error instead
+
+    def reject(cells: Sequence[str], why: list[RowProblem]) -> None:
+        if keep:
+            rejected.append(Rejected(tuple(str(c) for c in cells), tuple(why)))
+
+    checked = intake.check_file(ctx, request, on_reject=reject)
+    if given.dry_run:
+        return ImportOutcome(checked, tuple(rejected), dry_run=True)
+    if not given.skip_invalid:
+        intake.refuse_invalid(checked)
+    report = intake.import_opinions(ctx, acting=acting, request=request, checked=checked, progress=progress)
+    return ImportOutcome(report, tuple(rejected))
+
+
+@dataclass(frozen=True)
+class FindDuplicates:
+    """Near-duplicate groups among a consultation's undecided opinions."""
+
+    consultation_id: int
+    threshold: float = DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True)
+class DuplicateGroups:
+    """Groups of opinions that say the same thing, per category."""
+
+    groups: tuple[DuplicateView, ...]
+
+
+@command("opinion.duplicates", "Groups of undecided opinions in one category that say the same thing.",
+         input=FindDuplicates, output=DuplicateGroups, roles=STAFF, writes=False)  # fmt: skip
+def _duplicates(ctx: ServiceContext, _acting: str | None, given: FindDuplicates) -> DuplicateGroups:
+    return DuplicateGroups(tuple(duplicates.find_duplicates(ctx, given.consultation_id, given.threshold)))
+
+
+@dataclass(frozen=True)
+class MergeOpinions:
+    """Merge opinions into another of the same consultation (all of them, or none)."""
+
+    opinion_ids: list[int]
+    target: int
+    text: str = "与同类意见合并办理"
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What each merge did."""
+
+    results: tuple[TransitionResult, ...]
+
+
+@command("opinion.merge", "Merge opinions into another one of the same consultation.", input=MergeOpinions,
+         output=Merged, roles=STAFF, writes=True)  # fmt: skip
+def _merge(ctx: ServiceContext, acting: str | None, given: MergeOpinions) -> Merged:
+    requests = [
+        opinions.FireRequest(oid, "merge", {Field.MERGE_TARGET: given.target, Field.TEXT: given.text})
+        for oid in given.opinion_ids
+    ]
+    return Merged(tuple(opinions.fire_many(ctx, acting=acting, requests=requests)))
