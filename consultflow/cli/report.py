@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
+import codecs
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, TypeVar, cast
+from typing import Any, TypeVar
 
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
-from consultflow.cli.output import ID, ChunkedEcho, held_back, show_held
-from consultflow.domain.document import Document
+from consultflow.cli.output import ID
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import charts, formats
 from consultflow.export.files import refuse_existing, write_new_file_from
-from consultflow.services import reports, statistics
+from consultflow.services import report_commands, reports, statistics
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.Choice(formats.FORMATS)
@@ -54,72 +52,46 @@ def _names(value: str) -> NameMode:
     return "full" if value == "full" else "none" if value == "none" else "pseudonym"
 
 
-def _writer(
-    state: CliState, fmt: str | None, output: Path | None, force: bool, *, hold: bool = False
-) -> Callable[[Document], Callable[[], None] | None]:
-    """What writes a report where asked, and what is left to do once its transaction has committed.
+def _report(
+    state: CliState,
+    consultation_id: int,
+    kind: str,
+    fmt: str | None,
+    output: Path | None,
+    force: bool,
+    **options: Any,
+) -> None:
+    """Render a report (here, or on the server) and show it, or write it to a new file.
 
-    The format (and, when held, a taken file name) is checked before anything is read. With
-    `hold` (full names), the report goes to a spool file and reaches the terminal or its file only
-    after the transaction that records the read has committed: nothing is shown off the record.
+    The format and a taken file name are checked before anything is read. The report arrives whole
+    (a full-name report only once its read is on record) and is then shown, or written beside its
+    file name and moved into place: a report that fails half-way leaves no file.
     """
     chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
     if output is None and chosen in formats.BINARY_FORMATS:
         msg = f"{chosen} is a binary format; give --output FILE"
         raise ValidationError(msg)
-    if hold and output is not None and not force:
+    if output is not None and not force:
         refuse_existing(output)
+    given = report_commands.RenderReport(
+        consultation_id, kind, chosen, state.settings.lang, for_file=output is not None, **options
+    )
 
-    def to_terminal(doc: Document) -> None:
-        out = ChunkedEcho()
-        formats.write_out(doc, chosen, cast("TextIO", out))
-        out.flush()
-
-    def wrote() -> None:
+    def show(chunks: Iterable[report_commands.Chunk]) -> None:
+        data = report_commands.chunk_bytes(chunks)
+        if output is None:
+            text = codecs.getincrementaldecoder("utf-8")()
+            for block in data:
+                click.echo(text.decode(block), nl=False)
+            click.echo(text.decode(b"", final=True), nl=False)
+            return
+        write_new_file_from(output, lambda out: [out.write(block) for block in data], force=force)
         if state.json:  # one JSON document on stdout, as with every command
             state.emit({"wrote": str(output), "format": chosen}, lambda: "")
         else:
             click.echo(f"wrote {output} ({chosen})", err=True)
 
-    def write(doc: Document) -> Callable[[], None] | None:
-        if output is None and hold:
-            spool = held_back(lambda: to_terminal(doc))
-            return lambda: show_held(spool)
-        if output is None:
-            to_terminal(doc)
-            return None
-        if hold:
-            return _file_after_commit(doc, chosen, output, force, wrote)
-        formats.write(doc, chosen, output, force=force)
-        wrote()
-        return None
-
-    return write
-
-
-def _file_after_commit(
-    doc: Document, fmt: str, output: Path, force: bool, wrote: Callable[[], None]
-) -> Callable[[], None]:
-    """The report in a spool file now; at `output` once the caller's transaction has committed."""
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by `place`; a file, as the report will be
-    formats.write_binary(doc, fmt, cast("BinaryIO", spool))
-
-    def place() -> None:
-        with spool:
-            spool.seek(0)
-            write_new_file_from(output, lambda out: shutil.copyfileobj(spool, out), force=force)
-        wrote()
-
-    return place
-
-
-def _after_commit(finish: Callable[[], None] | None) -> None:
-    if finish is not None:
-        finish()
-
-
-def _output(state: CliState, doc: Document, fmt: str | None, output: Path | None, force: bool) -> None:
-    _writer(state, fmt, output, force)(doc)
+    state.stream("report.render", given, show)
 
 
 def _guess(path: Path) -> str:
@@ -145,8 +117,7 @@ def report_group() -> None:
 @pass_state
 def report_adoption(state: CliState, consultation_id: int, fmt: str | None, output: Path | None, force: bool) -> None:
     """Totals, outcomes with their shares, categories, channels and the rounds distribution."""
-    doc = reports.adoption_report(state.services(), consultation_id, state.settings.lang)
-    _output(state, doc, fmt, output, force)
+    _report(state, consultation_id, "adoption", fmt, output, force)
 
 
 @report_group.command("account")
@@ -167,17 +138,7 @@ def report_account(
     force: bool,
 ) -> None:
     """The published account of adoption (意见采纳情况说明), grouped by category."""
-    held = reports.use_account_report(
-        state.services(),
-        consultation_id,
-        _writer(state, fmt, output, force, hold=names == "full"),
-        lang=state.settings.lang,
-        round_no=round_no,
-        names=_names(names),
-        acting=state.actor,
-        purpose=purpose,
-    )
-    _after_commit(held)
+    _report(state, consultation_id, "account", fmt, output, force, round_no=round_no, names=names, purpose=purpose)
 
 
 @report_group.command("plan")
@@ -196,16 +157,7 @@ def report_plan(
     force: bool,
 ) -> None:
     """Per plan section, the opinions it answers."""
-    held = reports.use_plan_report(
-        state.services(),
-        consultation_id,
-        _writer(state, fmt, output, force, hold=names == "full"),
-        lang=state.settings.lang,
-        names=_names(names),
-        acting=state.actor,
-        purpose=purpose,
-    )
-    _after_commit(held)
+    _report(state, consultation_id, "plan", fmt, output, force, names=names, purpose=purpose)
 
 
 @report_group.command("chart")
