@@ -55,3 +55,85 @@ def test_wheel_runs_upgrade_demo_and_verify_from_any_directory(installed: Path, 
     assert "300 opinions" in out
     verified = _run([consultflow, "--db", db_url, "audit", "verify", "1"], tmp_path, env)
     assert "chain intact" in verified
+
+
+def test_the_walk_through_runs_against_a_server_started_from_the_wheel(
+    installed: Path, tmp_path: Path, db_url: str
+) -> None:
+    """`consultflow serve` from the wheel on a fresh database; staff sign in with the wheel's CLI and run the loop."""
+    import time
+    import urllib.request
+
+    from tests.web.portal import _free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULTFLOW_")}
+    env |= {"PYTHONPATH": "", "CONSULTFLOW_CREDENTIALS": str(tmp_path / "me" / "credentials.json")}
+    consultflow = installed / "bin" / "consultflow"
+    db = ["--db", db_url]
+    _run([consultflow, *db, "db", "upgrade"], tmp_path, env)
+    _run([consultflow, *db, "actor", "add", "李协调", "--role", "coordinator"], tmp_path, env)
+    password = subprocess.run(
+        [consultflow, *db, "account", "set-password", "李协调", "--password-stdin"],
+        cwd=tmp_path,
+        env=env,
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert password.returncode == 0, password.stderr
+    port = _free_port()
+    server = subprocess.Popen(
+        [consultflow, *db, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        signed = subprocess.run(
+            [consultflow, "login", base, "--name", "李协调", "--password-stdin"],
+            cwd=tmp_path,
+            env=env,
+            input="a long enough password\n",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert signed.returncode == 0, signed.stderr
+        for args in (
+            ["actor", "add", "王规划", "--role", "planner"],
+            ["participant", "add", "张秀英", "--village", "青龙村"],
+            ["consultation", "create", "三产融合片区规划意见征集", "--area", "试点片区"],
+            ["round", "open", "1"],
+            [
+                "opinion",
+                "submit",
+                "--consultation",
+                "1",
+                "--participant",
+                "1",
+                "--category",
+                "environment_roads",
+                "--channel",
+                "open_air_meeting",
+                "--text",
+                "建议硬化通组道路",
+            ],
+            ["opinion", "fire", "1", "screen"],
+            ["opinion", "assign", "1", "--to", "王规划"],
+        ):
+            _run([consultflow, *args], tmp_path, env)
+        assert "王规划" in _run([consultflow, "opinion", "list", "--state", "under_review"], tmp_path, env)
+        assert "chain intact" in _run([consultflow, "audit", "verify", "1"], tmp_path, env)
+        assert "signin" in _run([consultflow, "audit", "accounts"], tmp_path, env)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
