@@ -20,6 +20,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing as _closing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +31,9 @@ from consultflow.domain.errors import ConfigurationError, ConsultflowError
 from consultflow.services import wire
 from consultflow.services.commands import Command
 
-TIMEOUT_S = 900.0  # per socket operation: a province's bulk change may take minutes before its first line
+# Seconds a read may wait for the next bytes. A streamed answer gets an empty line every few
+# seconds while the server works; a held one (a province's round close) may take many minutes.
+TIMEOUT_S = 3600.0
 _MAX_ERROR_BYTES = 64 * 1024
 
 
@@ -147,8 +150,9 @@ class Client:
             return http.client.HTTPSConnection(self._host, self._port, timeout=TIMEOUT_S)
         return http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT_S)
 
-    def request(self, method: str, path: str, body: Any = None) -> http.client.HTTPResponse:
-        """Send a request; the open response (the caller reads and closes it).
+    @contextmanager
+    def request(self, method: str, path: str, body: Any = None) -> Iterator[http.client.HTTPResponse]:
+        """Send a request; the open response while the block runs (then the connection is closed).
 
         Raises:
             ServerUnreachableError: no connection, or no HTTP answer.
@@ -162,18 +166,21 @@ class Client:
             headers["Authorization"] = f"Bearer {self.token}"
         connection = self._connection()
         try:
-            connection.request(method, self._base + path, body=payload, headers=headers)
-            return connection.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
+            try:
+                connection.request(method, self._base + path, body=payload, headers=headers)
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                msg = f"cannot reach the consultflow server at {self.server}: {reason}"
+                raise ServerUnreachableError(msg) from None
+            with _closing(response):
+                yield response
+        finally:
             connection.close()
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            msg = f"cannot reach the consultflow server at {self.server}: {reason}"
-            raise ServerUnreachableError(msg) from None
 
     def json(self, method: str, path: str, body: Any = None) -> Any:
         """A request whose answer is one JSON document; a refusal raises with the server's line and exit code."""
-        response = self.request(method, path, body)
-        with _closing(response):
+        with self.request(method, path, body) as response:
             if response.status >= 300:
                 raise _refusal(response, self.server)
             try:
@@ -189,8 +196,11 @@ class Client:
 
     def stream(self, command: Command[Any, Any], given: Any, use: Callable[[Iterable[Any]], Any]) -> Any:
         """Run a streamed command on the server: its items are spooled, then `use` reads them (maybe twice)."""
-        response = self.request("POST", f"/api/v1/commands/{command.name}", wire.encode(command.input, given))
-        with _closing(response), tempfile.TemporaryFile() as spool:
+        body = wire.encode(command.input, given)
+        with (
+            self.request("POST", f"/api/v1/commands/{command.name}", body) as response,
+            tempfile.TemporaryFile() as spool,
+        ):
             if response.status >= 300:
                 raise _refusal(response, self.server)
             _spool(response, spool, self.server)
@@ -207,15 +217,17 @@ def _spool(response: http.client.HTTPResponse, spool: IO[bytes], server: str) ->
     """Copy the items to the spool; the end line must come, an error line raises."""
     try:
         for line in response:
+            if not line.strip():  # the server's heartbeat while it works
+                continue
             if line.startswith(b'{"item":'):
                 spool.write(line[len(b'{"item":') : line.rstrip().rfind(b"}")] + b"\n")
                 continue
             last = json.loads(line)
-            if "end" in last:
+            if isinstance(last, dict) and "end" in last:
                 return
-            if "error" in last:
+            if isinstance(last, dict) and "error" in last:
                 raise RemoteRefusalError(str(last["error"]), int(last.get("exit_code", 1)))
-    except (OSError, http.client.HTTPException, ValueError):
+    except (OSError, http.client.HTTPException, ValueError, TypeError):
         pass
     msg = f"the answer from {server} was cut off before its end; run the command again (a change is all or nothing)"
     raise ServerUnreachableError(msg)

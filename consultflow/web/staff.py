@@ -34,6 +34,7 @@ log = get_logger(__name__)
 
 _STREAM_CHUNK = 64 * 1024  # bytes of JSON lines sent at a time
 _STREAM_QUEUE = 16  # chunks waiting for a slow client before the reader waits too
+HEARTBEAT_S = 10.0  # an empty line while a long change runs: the client knows the server is still at it
 
 
 def _ctx(request: Request) -> ServiceContext:
@@ -160,7 +161,14 @@ def _stream(command: Command[Any, Any], ctx: ServiceContext, acting: str, body: 
     worker = threading.Thread(target=produce, name=f"stream-{command.name}", daemon=True)
     worker.start()
     try:
-        while (chunk := chunks.get()) is not None:
+        while True:
+            try:
+                chunk = chunks.get(timeout=HEARTBEAT_S)
+            except queue.Empty:
+                yield b"\n"
+                continue
+            if chunk is None:
+                return
             yield chunk
     finally:
         gone.set()

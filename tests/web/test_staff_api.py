@@ -1,0 +1,154 @@
+"""The staff API in-process (a controllable clock), and the CLI client against peers that are not consultflow."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from consultflow.cli.main import main
+from consultflow.domain.clock import FixedClock
+from consultflow.services import accounts
+from consultflow.services.context import ServiceContext
+from tests.helpers import COORD, PLANNER, seed, snapshot, submit
+from tests.web.portal import client
+
+PASSWORD = "correct horse battery"
+
+
+def _signed_in(ctx: ServiceContext, name: str, **extra: Any) -> tuple[TestClient, str]:
+    accounts.set_password(ctx, acting=None, name=name, password=PASSWORD)
+    web = client(replace(ctx, acting_proven=True))
+    answer = web.post("/api/v1/auth/signin", json={"name": name, "password": PASSWORD, **extra})
+    assert answer.status_code == 200, answer.text
+    return web, str(answer.json()["token"])
+
+
+def test_an_expired_token_is_refused_and_a_fresh_sign_in_works(ctx: ServiceContext, clock: FixedClock) -> None:
+    """A token works until its expiry, then every command refuses it in one line, writing nothing."""
+    seed(ctx)
+    web, token = _signed_in(ctx, COORD, expires_days=1)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert web.post("/api/v1/commands/consultation.list", json={}, headers=bearer).status_code == 200
+    clock.advance(timedelta(days=1, seconds=1))
+    before = snapshot(ctx)
+    refused = web.post("/api/v1/commands/round.close", json={"consultation_id": 1}, headers=bearer)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": "token refused: unknown, expired or revoked; sign in again with 'consultflow login'",
+        "exit_code": 1,
+        "kind": "permission_denied",
+    }
+    assert snapshot(ctx) == before
+    _web, again = _signed_in(ctx, COORD)
+    assert web.post("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {again}"}).status_code == 405
+    me = web.get("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {again}"}).json()
+    assert me["name"] == COORD and me["roles"] == ["coordinator"]
+
+
+def test_malformed_bodies_and_unknown_commands_are_one_line(sqlite_ctx: ServiceContext) -> None:
+    """A body that does not fit the command's fields is a usage error (exit 2), naming the field; nothing runs."""
+    seed(sqlite_ctx)
+    web, token = _signed_in(sqlite_ctx, COORD)
+    bearer = {"Authorization": f"Bearer {token}"}
+    wrong = web.post("/api/v1/commands/round.open", json={"consultation_id": "one"}, headers=bearer)
+    assert wrong.status_code == 422 and wrong.json()["exit_code"] == 2
+    assert "consultation_id" in wrong.json()["error"] and "\n" not in wrong.json()["error"]
+    assert web.post("/api/v1/commands/no.such", json={}, headers=bearer).status_code == 404
+    assert web.post("/api/v1/commands/round.open", content=b"{", headers=bearer).status_code == 422
+
+
+def test_a_refusal_inside_a_stream_is_its_last_line(sqlite_ctx: ServiceContext) -> None:
+    """A streamed command that is refused part-way ends with the refusal, and the CLI's one line and exit code."""
+    setup = seed(sqlite_ctx)
+    submit(sqlite_ctx, setup)
+    web, token = _signed_in(sqlite_ctx, PLANNER)
+    answer = web.post(
+        "/api/v1/commands/opinion.fire",
+        json={"opinion_ids": [1], "trigger": "adopt", "text": "x"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200
+    last = answer.text.strip().splitlines()[-1]
+    assert last.startswith('{"error":') and '"exit_code": 1' in last
+
+
+@contextmanager
+def _peer(answer: bytes, *, close_after: bool = True) -> Iterator[str]:
+    """A TCP server on loopback that answers every connection with `answer`, whatever was asked."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+GARBAGE = [
+    b"SSH-2.0-OpenSSH_9.2\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<html>hi</html>",
+    b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\n\r\nBad Gateway",
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n{"item":{"opinion_id":1',
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"id": "x"}\n',
+    b"",
+]
+
+
+@pytest.mark.parametrize("answer", GARBAGE, ids=["ssh", "html", "502", "cut-stream", "wrong-shape", "nothing"])
+def test_the_cli_says_one_line_when_the_server_is_not_consultflow(
+    answer: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a peer answers, the CLI prints one line and exit code 1: no traceback, nothing printed as a result."""
+    with _peer(answer) as url:
+        monkeypatch.setenv("CONSULTFLOW_SERVER", url)
+        monkeypatch.setenv("CONSULTFLOW_TOKEN", "cft_" + "x" * 43)
+        for args in (["consultation", "show", "1"], ["opinion", "fire", "1", "screen"], ["opinion", "list"]):
+            result = CliRunner().invoke(main, ["-q", *args])
+            assert result.exit_code == 1, (args, result.output)
+            assert result.stdout == "", (args, result.stdout)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
+            assert "Traceback" not in result.output and "internal error" not in result.stderr
+
+
+def test_an_unreachable_server_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listening: one line naming the server, exit 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CONSULTFLOW_SERVER", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("CONSULTFLOW_TOKEN", "cft_" + "x" * 43)
+    result = CliRunner().invoke(main, ["-q", "consultation", "list"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot reach the consultflow server at http://127.0.0.1:{port}")
