@@ -119,7 +119,9 @@ def configure_logging(*, json_lines: bool = False, level: str = "INFO") -> None:
 
 def error_log_path() -> Path:
     """Where internal errors' tracebacks go: CONSULTFLOW_ERROR_LOG, else the user's state directory."""
-    given = os.environ.get("CONSULTFLOW_ERROR_LOG")
+    from consultflow.config import env_default  # noqa: PLC0415 - settings are read in one place
+
+    given = env_default("CONSULTFLOW_ERROR_LOG")()
     if given:
         return Path(given)
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

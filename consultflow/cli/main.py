@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from consultflow import __version__
-from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings, load_zone
+from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Environment, Settings, env_default, load_zone
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import (
     INTERNAL_ERROR_EXIT_CODE,
@@ -222,6 +222,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "web_command",
         "Run the server: the staff API (the only writer), the villagers' portal, the published account.",
     ),
+    "settings": (
+        "consultflow.cli.settings",
+        "settings_command",
+        "Every CONSULTFLOW_* setting: its option, default, who reads it, its meaning, and its value here.",
+    ),
     "web": (
         "consultflow.cli.web",
         "web_command",
@@ -243,7 +248,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
 
 # Commands that never go through a server: they sign in and out, or work on a database (or files)
 # on this machine. `--db` (or CONSULTFLOW_DB) makes any command local.
-LOCAL_ONLY = frozenset({"login", "logout", "whoami", "db", "demo", "serve", "web", "worker"})
+LOCAL_ONLY = frozenset({"login", "logout", "whoami", "db", "demo", "serve", "web", "worker", "settings"})
 
 
 class ConsultflowGroup(click.Group):
@@ -307,15 +312,14 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
 @click.version_option(__version__, prog_name="consultflow")
 @click.option(
     "--db",
-    envvar="CONSULTFLOW_DB",
-    default=DEFAULT_DB,
-    show_default=True,
+    default=env_default("CONSULTFLOW_DB", DEFAULT_DB),
+    show_default=DEFAULT_DB,
     help="Database URL or SQLite file path [env CONSULTFLOW_DB].",
 )
 @click.option(
     "--as",
     "actor",
-    envvar="CONSULTFLOW_ACTOR",
+    default=env_default("CONSULTFLOW_ACTOR"),
     help="Who is acting: a registered actor's name [env CONSULTFLOW_ACTOR].",
 )
 @click.option(
@@ -328,28 +332,26 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
 @click.option(
     "--lang",
     type=click.Choice(["zh", "en"]),
-    envvar="CONSULTFLOW_LANG",
-    default="zh",
-    show_default=True,
+    default=env_default("CONSULTFLOW_LANG", "zh"),
+    show_default="zh",
     help="Language of labels [env CONSULTFLOW_LANG].",
 )
 @click.option(
     "--tz",
-    envvar="CONSULTFLOW_TZ",
-    default=DEFAULT_TZ,
-    show_default=True,
+    default=env_default("CONSULTFLOW_TZ", DEFAULT_TZ),
+    show_default=DEFAULT_TZ,
     help="Time zone times are shown in [env CONSULTFLOW_TZ].",
 )
 @click.option(
     "--workflows",
     type=click.Path(path_type=Path, file_okay=False),
-    envvar="CONSULTFLOW_WORKFLOWS",
+    default=env_default("CONSULTFLOW_WORKFLOWS"),
     help="Directory of workflow files [env CONSULTFLOW_WORKFLOWS].",
 )
 @click.option(
     "--chain-key-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    envvar="CONSULTFLOW_CHAIN_KEY_FILE",
+    default=env_default("CONSULTFLOW_CHAIN_KEY_FILE"),
     help="File holding the secret that HMAC-keys new consultations' audit chains "
     "[env CONSULTFLOW_CHAIN_KEY_FILE; or the key itself in CONSULTFLOW_CHAIN_KEY].",
 )
@@ -381,6 +383,13 @@ def main(
     level = "DEBUG" if verbose else "WARNING" if quiet else "INFO"
     configure_logging(json_lines=log_json, level=level)
     structlog.contextvars.clear_contextvars()
+    env = Environment()  # every CONSULTFLOW_* setting checked once: a bad one is one line, before anything runs
+    if env.unknown:
+        from consultflow.logconfig import get_logger  # noqa: PLC0415
+
+        get_logger(__name__).warning(
+            "unknown_settings", names=env.unknown, hint="not consultflow settings; see 'consultflow settings'"
+        )
     structlog.contextvars.bind_contextvars(command=ctx.invoked_subcommand)
     if actor == "system":
         raise click.BadParameter("'system' is reserved for consultflow itself", param_hint="--as")
@@ -402,7 +411,7 @@ def main(
         log_json=log_json,
         log_level=level,
         chain_key_file=chain_key_file,
-        db_given=ctx.get_parameter_source("db") is not ParameterSource.DEFAULT,
+        db_given=ctx.get_parameter_source("db") is not ParameterSource.DEFAULT or env.get("CONSULTFLOW_DB") is not None,
     )
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = CliState(settings=settings, clock=given.get("clock"))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from consultflow.config import environment
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import ConfigurationError, ConsultflowError
 from consultflow.services import wire
@@ -51,7 +52,7 @@ class ServerUnreachableError(ConsultflowError):
 
 def credentials_path() -> Path:
     """Where the sign-in is kept."""
-    given = os.environ.get("CONSULTFLOW_CREDENTIALS")
+    given = environment().text("CONSULTFLOW_CREDENTIALS")
     if given:
         return Path(given)
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -86,8 +87,9 @@ def load_sign_in() -> SignedIn | None:
     Raises:
         ConfigurationError: the file is readable by others, or is not one consultflow wrote.
     """
-    server = os.environ.get("CONSULTFLOW_SERVER", "").strip()
-    token = os.environ.get("CONSULTFLOW_TOKEN", "").strip()
+    env = environment()
+    server = env.text("CONSULTFLOW_SERVER").strip()
+    token = env.text("CONSULTFLOW_TOKEN").strip()
     path = credentials_path()
     stored: dict[str, Any] = {}
     if path.exists():

@@ -7,25 +7,32 @@ import os
 import click
 
 from consultflow.cli.main import CliState, pass_state
+from consultflow.config import env_default, environment
 
 APP_FACTORY = "consultflow.web.app:app_from_env"
 
 
 @click.command("serve")
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, envvar="CONSULTFLOW_WEB_HOST", help="Address to listen on."
+    "--host",
+    default=env_default("CONSULTFLOW_WEB_HOST", "127.0.0.1"),
+    show_default="127.0.0.1",
+    help="Address to listen on [env CONSULTFLOW_WEB_HOST].",
 )
 @click.option(
-    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="CONSULTFLOW_WEB_PORT",
-    help="Port to listen on.",
+    "--port", type=click.IntRange(1, 65535), default=env_default("CONSULTFLOW_WEB_PORT", 8000), show_default="8000",
+    help="Port to listen on [env CONSULTFLOW_WEB_PORT].",
 )  # fmt: skip
 @click.option(
-    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, envvar="CONSULTFLOW_WEB_WORKERS",
-    help="Worker processes (several need PostgreSQL, or SQLite's single writer queues them).",
+    "--workers", type=click.IntRange(1, 64), default=env_default("CONSULTFLOW_WEB_WORKERS", 1), show_default="1",
+    help="Worker processes (several need PostgreSQL, or SQLite's single writer queues them) "
+    "[env CONSULTFLOW_WEB_WORKERS].",
 )  # fmt: skip
 @click.option(
-    "--forwarded-allow-ips", default="127.0.0.1", show_default=True, envvar="CONSULTFLOW_WEB_FORWARDED_ALLOW_IPS",
-    help="Reverse proxies whose X-Forwarded-For is trusted for client addresses (rate limits).",
+    "--forwarded-allow-ips", default=env_default("CONSULTFLOW_WEB_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    show_default="127.0.0.1",
+    help="Reverse proxies whose X-Forwarded-For is trusted for client addresses (rate limits) "
+    "[env CONSULTFLOW_WEB_FORWARDED_ALLOW_IPS].",
 )  # fmt: skip
 @pass_state
 def web_command(state: CliState, host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
@@ -41,7 +48,8 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
 
     state.services()  # a missing database or an old schema is refused here, in one line
     settings = state.settings
-    if not os.environ.get("CONSULTFLOW_WEB_SECRET") and not os.environ.get("CONSULTFLOW_WEB_SECRET_FILE"):
+    env = environment()
+    if not env.get("CONSULTFLOW_WEB_SECRET") and not env.get("CONSULTFLOW_WEB_SECRET_FILE"):
         os.environ["CONSULTFLOW_WEB_SECRET"] = os.urandom(32).hex()  # one secret shared by this run's workers
     WebSettings.from_env()  # bad limits or a short secret: one line before anything listens
     os.environ["CONSULTFLOW_DB"] = settings.db_url

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from consultflow import __version__
+from consultflow.config import environment
 from consultflow.domain.errors import (
     INTERNAL_ERROR_EXIT_CODE,
     ConfigurationError,
@@ -64,8 +65,9 @@ class WebSettings:
         Raises:
             ConfigurationError: a secret under 32 characters, or limits that do not parse.
         """
-        secret = os.environ.get("CONSULTFLOW_WEB_SECRET", "")
-        secret_file = os.environ.get("CONSULTFLOW_WEB_SECRET_FILE", "")
+        env = environment()
+        secret = env.text("CONSULTFLOW_WEB_SECRET")
+        secret_file = env.text("CONSULTFLOW_WEB_SECRET_FILE")
         if secret_file:
             try:
                 secret = Path(secret_file).read_text(encoding="utf-8").strip()
@@ -77,8 +79,8 @@ class WebSettings:
         if len(secret) < 32:
             msg = "CONSULTFLOW_WEB_SECRET must be at least 32 characters (e.g. from 'openssl rand -hex 32')"
             raise ConfigurationError(msg)
-        secure = os.environ.get("CONSULTFLOW_WEB_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes")
-        return cls(secret.encode("utf-8"), parse_limits(os.environ.get("CONSULTFLOW_WEB_LIMITS", "")), secure)
+        secure = bool(env.get("CONSULTFLOW_WEB_SECURE_COOKIES", False))
+        return cls(secret.encode("utf-8"), parse_limits(env.text("CONSULTFLOW_WEB_LIMITS")), secure)
 
 
 def parse_limits(text: str) -> dict[str, Limit]:
@@ -159,18 +161,19 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
 def app_from_env() -> FastAPI:
     """The app as `uvicorn --factory` builds it in each worker process, from CONSULTFLOW_* variables."""
     from consultflow.bootstrap import build_context  # noqa: PLC0415
-    from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Settings  # noqa: PLC0415
+    from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Environment, Settings  # noqa: PLC0415
     from consultflow.logconfig import configure_logging  # noqa: PLC0415
 
-    json_lines = os.environ.get("CONSULTFLOW_LOG_JSON", "") == "1"
-    configure_logging(json_lines=json_lines, level=os.environ.get("CONSULTFLOW_LOG_LEVEL", "INFO"))
-    env = os.environ
+    env = Environment()
+    json_lines = bool(env.get("CONSULTFLOW_LOG_JSON", False))
+    configure_logging(json_lines=json_lines, level=env.text("CONSULTFLOW_LOG_LEVEL", "INFO").upper())
+    workflows, key_file = env.get("CONSULTFLOW_WORKFLOWS"), env.get("CONSULTFLOW_CHAIN_KEY_FILE")
     settings = Settings(
-        db_url=env.get("CONSULTFLOW_DB", DEFAULT_DB),
-        workflows_dir=Path(env["CONSULTFLOW_WORKFLOWS"]) if env.get("CONSULTFLOW_WORKFLOWS") else None,
-        tz_name=env.get("CONSULTFLOW_TZ", DEFAULT_TZ),
+        db_url=env.text("CONSULTFLOW_DB", DEFAULT_DB),
+        workflows_dir=Path(workflows) if workflows else None,
+        tz_name=env.text("CONSULTFLOW_TZ", DEFAULT_TZ),
         log_json=json_lines,
-        chain_key_file=Path(env["CONSULTFLOW_CHAIN_KEY_FILE"]) if env.get("CONSULTFLOW_CHAIN_KEY_FILE") else None,
+        chain_key_file=Path(key_file) if key_file else None,
     )
     return create_app(build_context(settings, acting_proven=True), WebSettings.from_env())
 
