@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,10 @@ class ServiceContext:
     # The server proves who acts (staff sign in to it); its own database login proves nothing
     # about them, so bound per-person logins are not consulted.
     acting_proven: bool = False
+    # A reading command's context: every plain unit of work it opens only reads (no write lock on
+    # SQLite, READ ONLY on PostgreSQL); a change it makes on record (a read of personal data put on
+    # record) still goes through the pipeline's writing unit.
+    read_only: bool = False
 
     def key_for(self, consultation: ConsultationRow) -> ChainKey | None:
         """The key the consultation's chain is hashed with; refuses to write or check a keyed chain without it.
@@ -72,8 +76,16 @@ class ServiceContext:
         return self.chain_key
 
     def uow(self) -> UnitOfWork:
-        """A fresh unit of work."""
+        """A fresh unit of work (one that only reads, in a reading command's context)."""
+        return self.database.reading() if self.read_only else self.database.unit_of_work()
+
+    def writing(self) -> UnitOfWork:
+        """A unit of work that may write (the pipeline's), whatever the context."""
         return self.database.unit_of_work()
+
+    def for_reading(self) -> ServiceContext:
+        """This context for a command that only reads."""
+        return replace(self, read_only=True)
 
     def reading(self) -> UnitOfWork:
         """A unit of work for a long read (a report, a listing, verify) on one snapshot.

@@ -248,7 +248,7 @@ def run(
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            with ctx.uow() as uow:
+            with ctx.writing() as uow:
                 login = None if ctx.acting_proven else uow.logins.session_login()
                 change = _begin(uow, ctx.clock.now(), acting, login, action, first_person=first_person)
                 change.key_for = ctx.key_for

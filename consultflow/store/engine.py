@@ -101,9 +101,11 @@ def snapshot_engine(engine: Engine) -> Engine:
     """The same engine for reads that see one snapshot from their first statement to their last.
 
     SQLite: a deferred BEGIN (no write lock). PostgreSQL: REPEATABLE READ, so the passes a streamed
-    report makes over its rows (widths, then rows; figures, then tables) see the same data.
+    report makes over its rows (widths, then rows; figures, then tables) see the same data, and
+    READ ONLY, so a read that tried to write would be refused by the database itself.
     """
     options: dict[str, Any] = {SNAPSHOT: True}
     if engine.dialect.name == "postgresql":
         options["isolation_level"] = "REPEATABLE READ"
+        options["postgresql_readonly"] = True
     return engine.execution_options(**options)
