@@ -2,12 +2,13 @@
 
     python benchmarks/remote.py [--sizes 10000,100000] [--pg postgresql://user@host/db] [--json FILE]
 
-For each size, one database gets two consultations with the same N questionnaire rows. Then
-`opinion fire <all of consultation 1's ids> screen` runs in local mode (`--db`, `--as`), and the
-same call on consultation 2's ids runs through `consultflow serve` with a signed-in token: both as
-whole CLI processes with their output going to /dev/null (the remote one receives every result line
-over HTTP and prints it as the local one does). The ratio remote / local is the figure; the target
-is at most 1.5×.
+For each size, one database gets four consultations with the same N questionnaire rows. Then
+`opinion fire <all of a consultation's ids> screen` runs in local mode (`--db`, `--as`) on the
+first and the last, and through `consultflow serve` with a signed-in token on the second and the
+third (local, remote, remote, local, so growing tables and the machine's load fall on both sides):
+whole CLI processes with their output going to /dev/null (the remote one receives every result
+line over HTTP and prints it as the local one does). The ratio of the means, remote / local, is the
+figure; the target is at most 1.5×.
 """
 
 from __future__ import annotations
@@ -59,15 +60,16 @@ def bench(name: str, db: str, size: int, folder: Path) -> dict[str, object]:
     source = folder / f"rows-{size}.csv"
     if not source.exists():
         make_csv(source, size)
-    for title in ("本地", "经服务器"):
+    # Four equal consultations, fired in the order local, remote, remote, local: whatever the growing
+    # tables or the machine's load cost the later runs falls on both sides alike.
+    for title in ("本地 1", "经服务器 1", "经服务器 2", "本地 2"):
         run(db, "--as", COORD, "consultation", "create", title, "--area", "片区", env=env)
-    run(db, "--as", COORD, "round", "open", "1", env=env)
-    run(db, "--as", COORD, "round", "open", "2", env=env)
-    for consultation in ("1", "2"):
+    for consultation in ("1", "2", "3", "4"):
+        run(db, "--as", COORD, "round", "open", consultation, env=env)
         run(db, "--as", EXPERT, "opinion", "import", str(source), "--consultation", consultation,
             "--channel", "online_survey", env=env)  # fmt: skip
-    local_ids, remote_ids = f"1-{size}", f"{size + 1}-{2 * size}"
-    local_s, local_mb = timed([*CLI, "--db", db, "--as", EXPERT, "opinion", "fire", local_ids, "screen"], env)
+    ids = [f"{k * size + 1}-{(k + 1) * size}" for k in range(4)]
+    local_s, local_mb = timed([*CLI, "--db", db, "--as", EXPERT, "opinion", "fire", ids[0], "screen"], env)
 
     port = _free_port()
     with (folder / f"serve-{name}-{size}.log").open("wb") as log:
@@ -86,10 +88,13 @@ def bench(name: str, db: str, size: int, folder: Path) -> dict[str, object]:
             [*CLI, "login", base, "--name", EXPERT, "--password-stdin"],
             check=True, capture_output=True, env=env, input=PASSWORD + "\n", text=True,
         )  # fmt: skip
-        remote_s, remote_mb = timed([*CLI, "opinion", "fire", remote_ids, "screen"], env)
+        remote = [timed([*CLI, "opinion", "fire", ids[k], "screen"], env) for k in (1, 2)]
     finally:
         server.terminate()
         server.wait(timeout=60)
+    second_s, second_mb = timed([*CLI, "--db", db, "--as", EXPERT, "opinion", "fire", ids[3], "screen"], env)
+    local_s, local_mb = (local_s + second_s) / 2, max(local_mb, second_mb)
+    remote_s, remote_mb = sum(r[0] for r in remote) / 2, max(r[1] for r in remote)
     return {
         "backend": name,
         "n": size,
