@@ -35,6 +35,7 @@ from consultflow.domain.errors import (
 )
 from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services.context import ServiceContext
+from consultflow.web.limits import StaffGate
 from consultflow.web.security import Guard, Limit, SecurityHeaders, client_key
 
 log = get_logger(__name__)
@@ -154,6 +155,7 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _malformed)
     app.add_exception_handler(Exception, _internal)
     app.middleware("http")(_log_request)
+    app.add_middleware(StaffGate)  # a token before a staff request's body is read; bodies bounded
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -152,3 +152,30 @@ def test_an_unreachable_server_is_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     result = CliRunner().invoke(main, ["-q", "consultation", "list"])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot reach the consultflow server at http://127.0.0.1:{port}")
+
+
+def test_staff_requests_without_a_token_or_with_too_much_body_are_refused_unread(sqlite_ctx: ServiceContext) -> None:
+    """No token: 403 before the body is read; a body past its limit: 413 with one line; nothing runs."""
+    from consultflow.web import limits
+
+    seed(sqlite_ctx)
+    web, token = _signed_in(sqlite_ctx, COORD)
+    refused = web.post("/api/v1/commands/round.close", json={"consultation_id": 1})
+    assert refused.status_code == 403 and refused.json()["exit_code"] == 1
+    before = snapshot(sqlite_ctx)
+    huge = b'{"title": "' + b"x" * (limits.BODY_LIMIT + 1) + b'", "area": "a"}'
+    answer = web.post(
+        "/api/v1/commands/consultation.create",
+        content=huge,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413 and "over 8 MB" in answer.json()["error"]
+    streamed = web.post(
+        "/api/v1/commands/consultation.create",
+        content=iter([huge[:1000], huge[1000:]]),  # no Content-Length: counted as it arrives
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+    assert snapshot(sqlite_ctx) == before
+    big_sign_in = web.post("/api/v1/auth/signin", content=b"{" + b" " * (limits.SIGN_IN_LIMIT + 1) + b"}")
+    assert big_sign_in.status_code == 413

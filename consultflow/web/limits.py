@@ -1,0 +1,100 @@
+"""Request bodies the staff API takes: a token first, and no more bytes than a command needs.
+
+Starlette reads a request body without a size limit, and a form parser's limit does not cover
+JSON. This gate sits in front of the staff API: a request without a bearer token is refused before
+its body is read, and a body is counted as it arrives and refused (413) once it passes its limit,
+so no client can make a server process hold an unbounded body. An import carries a file's rows
+and gets the larger limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COMMANDS = "/api/v1/commands/"
+SIGN_IN = "/api/v1/auth/"
+BODY_LIMIT = 8 * 1024 * 1024  # bytes: any command's fields (a 2,000,000-id list is about 16 MB: see IMPORT)
+LARGE_BODY_LIMIT = 512 * 1024 * 1024  # bytes: an import's rows, or a province's id list
+LARGE = frozenset({"opinion.import", "opinion.fire", "opinion.assign", "opinion.merge"})
+SIGN_IN_LIMIT = 64 * 1024
+
+
+class _TooLargeError(Exception):
+    """The body passed its limit."""
+
+
+def limit_of(path: str) -> int | None:
+    """The body limit of a staff API path, None for other paths (the portal keeps its own)."""
+    if path.startswith(COMMANDS):
+        return LARGE_BODY_LIMIT if path.removeprefix(COMMANDS) in LARGE else BODY_LIMIT
+    if path.startswith(SIGN_IN):
+        return SIGN_IN_LIMIT
+    return None
+
+
+class StaffGate:
+    """Refuses staff API requests without a token before reading them, and bodies past their limit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request's token header and count its body as it arrives."""
+        limit = limit_of(str(scope.get("path", ""))) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if scope["path"].startswith(COMMANDS) and not headers.get(b"authorization", b"").lower().startswith(b"bearer "):
+            message = "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)"
+            await _answer(send, 403, message, "permission_denied")
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _answer(send, 413, _too_large(limit), "too_large")
+            return
+        seen = 0
+        answered = False
+
+        async def counted() -> Message:
+            nonlocal seen, answered
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit and not answered:
+                    answered = True  # the refusal goes out now; whatever the app answers after is dropped
+                    await _answer(send, 413, _too_large(limit), "too_large")
+                    raise _TooLargeError
+            return message
+
+        async def sending(message: Message) -> None:
+            if not answered:
+                await send(message)
+
+        with contextlib.suppress(_TooLargeError):  # refused (413) and answered already
+            await self.app(scope, counted, sending)
+
+
+def _too_large(limit: int) -> str:
+    return f"the request is over {limit // (1024 * 1024) or 1} MB; split the file or the id list"
+
+
+async def _answer(send: Send, status: int, message: str, kind: str) -> None:
+    body = json.dumps({"error": message, "exit_code": 1, "kind": kind}, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
