@@ -80,6 +80,15 @@ class FailureReason:
     UNKNOWN_ACCOUNT = "unknown_account"
     NO_PASSWORD = "no_password"  # noqa: S105 - a name, not a secret
     DISABLED = "disabled"
+    # Single sign-on (OpenID Connect)
+    BAD_STATE = "bad_state"  # the provider's answer reached another browser than the one that started, or too late
+    PROVIDER_REFUSED = "provider_refused"  # the provider answered with an error, or would not exchange its code
+    BAD_ID_TOKEN = "bad_id_token"  # noqa: S105 - a name; its signature, issuer, audience, expiry, nonce or claim failed
+    BAD_GRANT = "bad_grant"  # the hand-off to the CLI was forged or expired, or came without its verifier
+
+
+#: How a single sign-on is marked in the account log (`{"via": "oidc", "issuer": ...}`).
+VIA_OIDC = "oidc"
 
 
 @dataclass(frozen=True)

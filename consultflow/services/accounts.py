@@ -34,6 +34,7 @@ from consultflow.domain.accounts import (
     SIGNIN_TOKEN_DAYS,
     TOKEN_DAYS,
     TOKEN_TOUCH_EVERY,
+    VIA_OIDC,
     AccountDraft,
     AccountKind,
     FailureReason,
@@ -58,6 +59,7 @@ from consultflow.domain.accounts import (
 from consultflow.domain.audit import GENESIS_HASH, ChainKey, chain_mode, text_hash, utc_iso
 from consultflow.domain.errors import (
     ConflictError,
+    ConsultflowError,
     NotFoundError,
     PermissionDeniedError,
     RetryableConflictError,
@@ -79,6 +81,7 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 SIGNIN_REFUSED = "sign-in refused: wrong name, password or code"
+EXTERNAL_REFUSED = "sign-in refused: your single sign-on identity is not an enabled consultflow staff account here"
 TOKEN_REFUSED = "token refused: unknown, expired or revoked; sign in again with 'consultflow login'"  # noqa: S105
 LOCAL_ADMINISTRATION = "local administration"
 _COORDINATORS = (Role.COORDINATOR,)
@@ -192,7 +195,7 @@ def _transaction(ctx: ServiceContext, event: str | None, body: Callable[[UnitOfW
     """One transaction with nobody proven acting (a sign-in, local administration), retried as the pipeline retries."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            with ctx.uow() as uow:
+            with ctx.writing() as uow:
                 result = body(uow)
                 uow.commit()
         except RetryableConflictError as exc:
@@ -465,6 +468,146 @@ def _too_many(ctx: ServiceContext, until: datetime) -> TooManyAttemptsError:
     if local.second or local.microsecond:  # "after 10:16", never a minute early
         local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
     return TooManyAttemptsError(f"too many failed sign-ins; try again after {local:%H:%M}", until)
+
+
+# Single sign-on
+
+
+def sign_in_external(
+    ctx: ServiceContext,
+    *,
+    name: str,
+    issuer: str,
+    subject: str,
+    client: str,
+    token_name: str,
+    scope: str = "write",
+    expires_days: int = SIGNIN_TOKEN_DAYS,
+) -> IssuedToken:
+    """Issue a personal access token to a person an identity provider vouched for (single sign-on).
+
+    The caller has checked the provider's answer (the ID token's signature, issuer, audience,
+    expiry and nonce): `name` is the claim that names the consultflow actor, `subject` the
+    provider's own id for them. No account is ever created here: `name` must be a registered
+    person with a staff role whose account is not disabled. No password or two-step code is asked;
+    the provider's own checks stand in for them. The limits of a password sign-in apply under the
+    same keys: a locked name or client is refused, and a refusal counts against both. The attempt
+    is recorded either way (`{"via": "oidc", "issuer": ...}`), committed before a refusal is
+    raised; only the account log says why it failed.
+
+    Raises:
+        ValidationError: a token name, scope or lifetime that is not allowed.
+        TooManyAttemptsError: too many failed sign-ins under this name or from this client.
+        PermissionDeniedError: an unknown, disabled or non-staff person (one line, whichever it is).
+    """
+    label = required_text(token_name, "token name", 80)
+    scope = checked_scope(scope)
+    days = checked_days(expires_days)
+    name = name.strip()[:120]
+    client = client.strip()[:_CLIENT_MAX] or "unknown"
+    via = _via(issuer, subject)
+    now = ctx.clock.now()
+
+    def settle(uow: UnitOfWork) -> tuple[IssuedToken | None, datetime | None]:
+        _queue(uow)
+        keys = [(account_key(name), ACCOUNT_FAILURES), (client_key(client), CLIENT_FAILURES)]
+        account = _account(uow, name)
+        reason = None
+        if account is None or not set(uow.actors.roles(account.actor_id)).intersection(ASSIGNABLE_ROLES):
+            reason = FailureReason.UNKNOWN_ACCOUNT
+        elif account.disabled:
+            reason = FailureReason.DISABLED
+        if reason is not None or account is None or uow.accounts.locked_until([k for k, _ in keys], now):
+            subject_name = account.name if account is not None else None
+            payload = {**via, "reason": reason, "client": client}
+            return None, _refused_attempt(ctx, uow, keys, subject_name, payload, now)
+        uow.accounts.clear_failures(keys[0][0])
+        issued = _issue(uow, account.actor_id, account.name, label, scope, days, now)
+        signed_in = {**via, "client": client, **_token_payload(issued)}
+        record_account_events(
+            uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN, now, account.name, account.name, signed_in)
+        )
+        return issued, None
+
+    issued, until = _transaction(ctx, None, settle)
+    if issued is not None:
+        log.info("signin", actor=issued.owner, client=client, token_id=issued.token_id, via=VIA_OIDC)
+        return issued
+    log.info("signin_failed", client=client, via=VIA_OIDC)
+    if until is not None:
+        raise _too_many(ctx, until)
+    raise PermissionDeniedError(EXTERNAL_REFUSED)
+
+
+def refuse_external_sign_in(
+    ctx: ServiceContext,
+    *,
+    issuer: str,
+    client: str,
+    reason: str,
+    message: str,
+    check: str | None = None,
+    name: str | None = None,
+) -> ConsultflowError:
+    """Record a single sign-on refused before anyone was proven: the provider's answer or the hand-off failed a check.
+
+    It counts against the client as a failed password sign-in does, never against a name: `name`
+    (a name the provider vouched for, when the hand-off to the CLI failed) only says whose account
+    the event is about. `reason` is a `FailureReason`, `check` which check failed. The event is
+    committed before this returns.
+
+    Returns:
+        The error to raise: TooManyAttemptsError while the client is locked, else
+        PermissionDeniedError with `message`.
+    """
+    client = client.strip()[:_CLIENT_MAX] or "unknown"
+    payload: dict[str, Any] = {**_via(issuer, None), "reason": reason, "client": client}
+    if check is not None:
+        payload["check"] = check[:80]
+    now = ctx.clock.now()
+
+    def settle(uow: UnitOfWork) -> datetime | None:
+        _queue(uow)
+        account = _account(uow, name.strip()[:120]) if name else None
+        subject = account.name if account is not None else None
+        return _refused_attempt(ctx, uow, [(client_key(client), CLIENT_FAILURES)], subject, payload, now)
+
+    until = _transaction(ctx, None, settle)
+    log.info("signin_failed", client=client, via=VIA_OIDC)
+    if until is not None:
+        return _too_many(ctx, until)
+    return PermissionDeniedError(message)
+
+
+def _via(issuer: str, subject: str | None) -> dict[str, Any]:
+    """What the account log says of how a single sign-on came: the provider, and its id for the person."""
+    return {"via": VIA_OIDC, "issuer": issuer[:300]} | ({"oidc_subject": subject[:255]} if subject else {})
+
+
+def _refused_attempt(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    keys: Sequence[tuple[str, int]],
+    subject: str | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> datetime | None:
+    """Record a refused sign-in and count it under each (key, limit); the lock's end, if one held already.
+
+    As a password sign-in: while a key is locked nothing is counted and the event's reason is
+    `locked`; the attempt that reaches a limit starts the lock, and its event says until when.
+    """
+    until = uow.accounts.locked_until([k for k, _ in keys], now)
+    if until is not None:
+        locked = {**payload, "reason": FailureReason.LOCKED}
+        record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, None, subject, locked))
+        return until
+    for key, limit in keys:
+        failures, locks = uow.accounts.count_failure(key, now, limit=limit, window=FAILURE_WINDOW, lock_for=LOCK_TIME)
+        if failures == limit and locks is not None:  # this attempt started the lock
+            payload[f"{key.split(':', 1)[0]}_locked_until"] = utc_iso(locks)
+    record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, None, subject, payload))
+    return None
 
 
 # Tokens

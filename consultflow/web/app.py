@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +38,9 @@ from consultflow.services.context import ServiceContext
 from consultflow.web.limits import StaffGate
 from consultflow.web.security import Guard, Limit, SecurityHeaders, client_key
 
+if TYPE_CHECKING:
+    from consultflow.web.oidc import OidcSettings
+
 log = get_logger(__name__)
 
 HERE = Path(__file__).parent
@@ -58,14 +61,18 @@ class WebSettings:
     secret: bytes
     limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     secure_cookies: bool = False
+    oidc: OidcSettings | None = None  # single sign-on, when CONSULTFLOW_OIDC_ISSUER is set
 
     @classmethod
     def from_env(cls) -> WebSettings:
-        """CONSULTFLOW_WEB_SECRET (or _FILE), CONSULTFLOW_WEB_LIMITS, CONSULTFLOW_WEB_SECURE_COOKIES.
+        """CONSULTFLOW_WEB_SECRET (or _FILE), _LIMITS, _SECURE_COOKIES, and single sign-on's CONSULTFLOW_OIDC_*.
 
         Raises:
-            ConfigurationError: a secret under 32 characters, or limits that do not parse.
+            ConfigurationError: a secret under 32 characters, limits that do not parse, or single
+                sign-on configured without the oidc extra or with a setting that cannot work.
         """
+        from consultflow.web.oidc import OidcSettings  # noqa: PLC0415 - it imports this module's helpers
+
         env = environment()
         secret = env.text("CONSULTFLOW_WEB_SECRET")
         secret_file = env.text("CONSULTFLOW_WEB_SECRET_FILE")
@@ -81,7 +88,8 @@ class WebSettings:
             msg = "CONSULTFLOW_WEB_SECRET must be at least 32 characters (e.g. from 'openssl rand -hex 32')"
             raise ConfigurationError(msg)
         secure = bool(env.get("CONSULTFLOW_WEB_SECURE_COOKIES", False))
-        return cls(secret.encode("utf-8"), parse_limits(env.text("CONSULTFLOW_WEB_LIMITS")), secure)
+        limits = parse_limits(env.text("CONSULTFLOW_WEB_LIMITS"))
+        return cls(secret.encode("utf-8"), limits, secure, OidcSettings.from_env(env))
 
 
 def parse_limits(text: str) -> dict[str, Limit]:
@@ -150,6 +158,10 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(staff.router())
+    if settings.oidc is not None:  # single sign-on: its routes exist only when it is configured
+        from consultflow.web import oidc  # noqa: PLC0415 - Authlib loads only then
+
+        app.include_router(oidc.router(settings.oidc))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(ConsultflowError, _refused)
     app.add_exception_handler(RequestValidationError, _malformed)
