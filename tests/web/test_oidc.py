@@ -1,4 +1,4 @@
-"""Single sign-on with OpenID Connect: a fake provider on loopback, and the server in-process and as a process.
+"""Single sign-on with OpenID Connect: a fake provider on loopback, the server in-process and as a process, the CLI.
 
 The provider is real HTTP on 127.0.0.1: a discovery document, its JWKS (an RSA key made with
 joserfc), an authorize endpoint that signs the person in at once and sends the browser back with a
@@ -17,20 +17,26 @@ import re
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from http.cookiejar import CookieJar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from consultflow.cli import session
+from consultflow.cli.main import main
 from consultflow.config import Environment
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConfigurationError, PermissionDeniedError
@@ -38,7 +44,7 @@ from consultflow.services import accounts, people
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import WebSettings, create_app
 from consultflow.web.oidc import NEEDS_EXTRA, OidcSettings
-from tests.conftest import START, WORKFLOWS
+from tests.conftest import START, WORKFLOWS, make_context
 from tests.helpers import COORD, PLANNER
 from tests.web.portal import SECRET, _free_port, client
 
@@ -484,7 +490,7 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
     assert OidcSettings.from_env(Environment({})) is None
 
 
-# A real server
+# The CLI and a real server
 
 
 @pytest.mark.slow
@@ -509,3 +515,118 @@ def test_serve_without_the_oidc_extra_stops_in_one_line(tmp_path: Path) -> None:
     )
     assert served.returncode == 1
     assert served.stderr.strip() == f"Error: {NEEDS_EXTRA}"
+
+
+@contextmanager
+def server_with_sso(db_url: str, folder: Path, provider: Provider) -> Iterator[str]:
+    """`consultflow serve` with single sign-on at `provider`, until the block ends."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS),
+        "CONSULTFLOW_WEB_SECRET": "s" * 40,
+        "CONSULTFLOW_OIDC_ISSUER": provider.issuer,
+        "CONSULTFLOW_OIDC_CLIENT_ID": CLIENT_ID,
+        "CONSULTFLOW_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        "CONSULTFLOW_OIDC_PUBLIC_URL": base,
+    }
+    log = folder / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "consultflow", "--db", db_url, "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(base + "/api/v1/auth/oidc", timeout=1) as answer:
+                    assert json.loads(answer.read()) == {"issuer": provider.issuer}
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            pytest.fail(f"consultflow serve did not start: {log.read_text(encoding='utf-8')[-2000:]}")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "grant=" not in log.read_text(encoding="utf-8") and "cft_" not in log.read_text(encoding="utf-8")
+
+
+class Browser:
+    """The person's browser: opens a URL in the background, follows every redirect, keeps cookies; what it showed."""
+
+    def __init__(self) -> None:
+        self.pages: list[str] = []
+        self.opened: list[str] = []
+        self.done = threading.Event()
+
+    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+        """Load `url` as a browser would, without holding up the caller."""
+        self.opened.append(url)
+
+        def visit() -> None:
+            opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(CookieJar())
+            )
+            try:
+                with opener.open(url, timeout=30) as page:
+                    self.pages.append(page.read().decode("utf-8"))
+            finally:
+                self.done.set()
+
+        threading.Thread(target=visit, daemon=True).start()
+        return True
+
+
+@pytest.mark.slow
+def test_login_sso_through_a_real_server(
+    db_url: str, tmp_path: Path, keys: tuple[RSAKey, RSAKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`login URL --sso`: the browser signs in at the provider, the CLI keeps the token and says what a password login says."""
+    ctx = make_context(db_url, FixedClock(START))
+    staff(ctx)
+    ctx.database.dispose()
+    monkeypatch.setenv("DISPLAY", ":0")
+    with (
+        serving(Provider(*keys, now=lambda: datetime.now(timezone.utc))) as provider,
+        server_with_sso(db_url, tmp_path, provider) as base,
+    ):
+        browser = Browser()
+        monkeypatch.setattr("webbrowser.open", browser.open)
+        signed = CliRunner().invoke(main, ["login", base, "--sso", "--expires-days", "7"])
+        assert signed.exit_code == 0, signed.output
+        assert re.fullmatch(
+            rf"signed in to {re.escape(base)} as {COORD} \(token #1, write, until [^)]+\); kept in \S+credentials\.json\n",
+            signed.stdout,
+        ), signed.stdout
+        assert f"{base}/api/v1/auth/oidc/start?port=" in signed.stderr and browser.opened
+        assert browser.done.wait(10) and f"Signed in to consultflow as {COORD}" in browser.pages[0]
+        me = CliRunner().invoke(main, ["--json", "whoami"])
+        assert me.exit_code == 0 and json.loads(me.stdout)["name"] == COORD
+
+        provider.person = "何未登记"
+        refused = CliRunner().invoke(main, ["login", base, "--sso"])
+        assert refused.exit_code == 1
+        assert refused.stderr.strip().splitlines()[-1] == f"Error: {accounts.EXTERNAL_REFUSED}"
+
+        usage = CliRunner().invoke(main, ["login", base, "--sso", "--name", COORD])
+        assert usage.exit_code == 2 and "--sso takes who you are from the identity provider" in usage.stderr
+
+        monkeypatch.setattr(session, "SSO_TIMEOUT_S", 0.5)
+        monkeypatch.setattr("webbrowser.open", lambda url, new=0, autoraise=True: True)  # nobody signs in
+        waited = CliRunner().invoke(main, ["login", base, "--sso"])
+        assert waited.exit_code == 1 and "sign-in not finished: no answer from the browser" in waited.stderr
+
+
+def test_login_sso_at_a_server_without_it_is_one_line(provider: Provider) -> None:
+    """A server that does not offer single sign-on (404 there): one line, exit 1, and no browser opened."""
+    done = CliRunner().invoke(main, ["login", provider.issuer, "--sso"])
+    assert done.exit_code == 1
+    assert done.stderr.strip() == (
+        f"Error: the server at {provider.issuer} does not offer single sign-on; sign in with a password (leave out --sso)"
+    )
