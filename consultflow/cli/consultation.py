@@ -113,9 +113,7 @@ def consultation_show(state: CliState, consultation_id: int) -> None:
 @pass_state
 def consultation_auto_close(state: CliState, consultation_id: int, setting: str) -> None:
     """Turn automatic round closing (by the worker, at the round's closing time) on or off."""
-    view = consultations.set_auto_close(
-        state.services(), acting=state.actor, consultation_id=consultation_id, enabled=setting == "on"
-    )
+    view = state.call("consultation.auto-close", commands.SetAutoClose(consultation_id, enabled=setting == "on"))
     state.emit(view, lambda: f"consultation {view.id}: rounds close automatically: {setting}")
 
 

@@ -348,9 +348,7 @@ def opinion_receipt(state: CliState, opinion_id: int) -> None:
     With the code, the villager follows the opinion on the web portal, reads the feedback and
     replies. Only a hash is kept: issuing a new code makes the previous one worthless.
     """
-    from consultflow.services import receipts  # noqa: PLC0415 - loaded when the command runs
-
-    code = receipts.issue_receipt(state.services(), acting=state.actor, opinion_id=opinion_id)
+    code = state.call("opinion.receipt", commands.OfOpinion(opinion_id)).receipt_code
     state.emit(
         {"opinion_id": opinion_id, "receipt_code": code},
         lambda: f"opinion {opinion_id}: receipt code {code}\n(hand it to the villager now; it cannot be shown again)",

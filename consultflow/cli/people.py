@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import IO
 
 import click
@@ -11,7 +12,8 @@ from consultflow.cli.output import ID, held_back, local_time, show_held, table
 from consultflow.domain.document import Reread
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
 from consultflow.export.text import table_lines
-from consultflow.services import commands, people, personal_data
+from consultflow.services import commands
+from consultflow.services.people import ParticipantView
 
 ROLE_CHOICE = click.Choice([r.value for r in ASSIGNABLE_ROLES])
 
@@ -70,10 +72,10 @@ def actor_add(
 @pass_state
 def actor_bind(state: CliState, name: str, login: str) -> None:
     """Bind NAME to a PostgreSQL login: that login acts as NAME, and only as NAME (coordinators)."""
-    group = people.bind_login(state.services(), acting=state.actor, name=name, login=login)
+    bound: commands.LoginBound = state.call("actor.bind", commands.BindLogin(name, login))
     state.emit(
-        {"actor": name, "login": login, "group": group},
-        lambda: f"{name} is now proven by login {login} (member of {group})",
+        {"actor": bound.actor, "login": bound.login, "group": bound.group},
+        lambda: f"{bound.actor} is now proven by login {bound.login} (member of {bound.group})",
     )
 
 
@@ -163,7 +165,7 @@ def participant_list(state: CliState, village: str | None, names: str, with_cont
     headers = ["id", "name", "village", "registered"] + (["contact"] if with_contact else [])
     personal = with_contact or names == "full"
 
-    def show(views: Reread[people.ParticipantView]) -> IO[str] | None:
+    def show(views: Iterable[ParticipantView]) -> IO[str] | None:
         rows = Reread(
             lambda: (
                 (
@@ -185,17 +187,8 @@ def participant_list(state: CliState, village: str | None, names: str, with_cont
         write()
         return None
 
-    show_held(
-        people.use_participant_list(
-            state.services(),
-            show,
-            acting=state.actor,
-            village=village,
-            with_contact=with_contact,
-            full_names=names == "full",
-            purpose=purpose,
-        )
-    )
+    given = commands.ListParticipants(village, full_names=names == "full", with_contact=with_contact, purpose=purpose)
+    show_held(state.stream("participant.list", given, show))
 
 
 @participant_group.command("erase")
@@ -206,12 +199,10 @@ def participant_list(state: CliState, village: str | None, names: str, with_cont
 @pass_state
 def participant_erase(state: CliState, participant_id: int, reason: str) -> None:
     """Erase a participant's name, contact and village on request; their opinions stay under a pseudonym."""
-    pseudonym = personal_data.erase_participant(
-        state.services(), acting=state.actor, participant_id=participant_id, reason=reason
-    )
+    erased: commands.Erased = state.call("participant.erase", commands.EraseParticipant(participant_id, reason))
     state.emit(
-        {"participant_id": participant_id, "pseudonym": pseudonym},
-        lambda: f"participant {participant_id} erased; their opinions remain under {pseudonym}",
+        {"participant_id": erased.participant_id, "pseudonym": erased.pseudonym},
+        lambda: f"participant {erased.participant_id} erased; their opinions remain under {erased.pseudonym}",
     )
 
 

@@ -38,6 +38,8 @@ from consultflow.services import (
     opinion_views,
     opinions,
     people,
+    personal_data,
+    receipts,
     rounds,
     statistics,
     verify,
@@ -195,6 +197,83 @@ def _add_participant(ctx: ServiceContext, acting: str | None, given: AddParticip
     )
 
 
+@dataclass(frozen=True)
+class BindLogin:
+    """Bind a person to the PostgreSQL login that proves them (the per-person model before the server)."""
+
+    name: str
+    login: str
+
+
+@dataclass(frozen=True)
+class LoginBound:
+    """The login bound, and the group role it was granted."""
+
+    actor: str
+    login: str
+    group: str
+
+
+@command("actor.bind", "Bind a person to a PostgreSQL login, granted the group role that fits.", input=BindLogin,
+         output=LoginBound, roles=_roles(Action.ADD_ACTOR), writes=True)  # fmt: skip
+def _bind_login(ctx: ServiceContext, acting: str | None, given: BindLogin) -> LoginBound:
+    group = people.bind_login(ctx, acting=acting, name=given.name, login=given.login)
+    return LoginBound(given.name, given.login, group)
+
+
+@dataclass(frozen=True)
+class ListParticipants:
+    """Participants (of one village), under pseudonyms unless a coordinator states why they read more."""
+
+    village: str | None = None
+    full_names: bool = False
+    with_contact: bool = False
+    purpose: str | None = None
+
+
+@command("participant.list", "Participants under pseudonyms; full names and contacts on record (coordinators).",
+         input=ListParticipants, output=ParticipantView, roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _list_participants(
+    ctx: ServiceContext, acting: str | None, given: ListParticipants, use: Callable[[Iterable[Any]], T]
+) -> T:
+    # A read of full names or contacts is put on record in the transaction that reads; the items
+    # reach the person only once it has committed (the server's end line comes after the handler).
+    return people.use_participant_list(
+        ctx,
+        use,
+        acting=acting,
+        village=given.village,
+        with_contact=given.with_contact,
+        full_names=given.full_names,
+        purpose=given.purpose,
+    )
+
+
+@dataclass(frozen=True)
+class EraseParticipant:
+    """Erase a participant's personal information on request."""
+
+    participant_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Erased:
+    """The participant erased, and the pseudonym their opinions stay under."""
+
+    participant_id: int
+    pseudonym: str
+
+
+@command("participant.erase", "Erase a participant's name, contact and village; opinions stay under a pseudonym.",
+         input=EraseParticipant, output=Erased, roles=_roles(Action.ERASE_PERSONAL_DATA), writes=True)  # fmt: skip
+def _erase_participant(ctx: ServiceContext, acting: str | None, given: EraseParticipant) -> Erased:
+    pseudonym = personal_data.erase_participant(
+        ctx, acting=acting, participant_id=given.participant_id, reason=given.reason
+    )
+    return Erased(given.participant_id, pseudonym)
+
+
 # --- consultations and rounds ---------------------------------------------------------------------
 
 
@@ -297,6 +376,22 @@ def _close_round(ctx: ServiceContext, acting: str | None, given: CloseRound) -> 
          output=RoundStatus, roles=STAFF, writes=False)  # fmt: skip
 def _round_status(ctx: ServiceContext, _acting: str | None, given: OfConsultation) -> RoundStatus:
     return rounds.round_status(ctx, given.consultation_id)
+
+
+@dataclass(frozen=True)
+class SetAutoClose:
+    """Whether the worker closes the consultation's rounds at their closing time."""
+
+    consultation_id: int
+    enabled: bool
+
+
+@command("consultation.auto-close", "Turn automatic round closing on or off.", input=SetAutoClose,
+         output=ConsultationView, roles=_roles(Action.CREATE_CONSULTATION), writes=True)  # fmt: skip
+def _auto_close(ctx: ServiceContext, acting: str | None, given: SetAutoClose) -> ConsultationView:
+    return consultations.set_auto_close(
+        ctx, acting=acting, consultation_id=given.consultation_id, enabled=given.enabled
+    )
 
 
 # --- opinions -------------------------------------------------------------------------------------
@@ -437,6 +532,20 @@ class OpinionDetail:
 def _show_opinion(ctx: ServiceContext, _acting: str | None, given: OfOpinion) -> OpinionDetail:
     view, entries = opinion_views.show_opinion(ctx, given.opinion_id)
     return OpinionDetail(view, tuple(entries))
+
+
+@dataclass(frozen=True)
+class ReceiptCode:
+    """A new receipt code for an opinion: shown once, only its hash is kept."""
+
+    opinion_id: int
+    receipt_code: str
+
+
+@command("opinion.receipt", "Issue a receipt code for an opinion, to hand to the villager.", input=OfOpinion,
+         output=ReceiptCode, roles=_roles(Action.ISSUE_RECEIPT), writes=True)  # fmt: skip
+def _receipt(ctx: ServiceContext, acting: str | None, given: OfOpinion) -> ReceiptCode:
+    return ReceiptCode(given.opinion_id, receipts.issue_receipt(ctx, acting=acting, opinion_id=given.opinion_id))
 
 
 # --- the auditors' reads --------------------------------------------------------------------------

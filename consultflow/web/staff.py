@@ -127,23 +127,29 @@ def _stream(command: Command[Any, Any], ctx: ServiceContext, acting: str, body: 
                 continue
             return
 
+    sent = 0
+
     def use(items: Iterable[Any]) -> None:
+        nonlocal sent
         buffer: list[bytes] = []
-        size = count = 0
+        size = 0
         for item in items:
             line = wire.item_line(command.output, item)
             buffer.append(line)
             size += len(line)
-            count += 1
+            sent += 1
             if size >= _STREAM_CHUNK:
                 put(b"".join(buffer))
                 buffer, size = [], 0
-        buffer.append(wire.end_line(count))
-        put(b"".join(buffer))
+        if buffer:
+            put(b"".join(buffer))
 
     def produce() -> None:
         try:
             command.run_streamed(ctx, acting, body, use)
+            # Only now, the handler returned: its transaction has committed (a change, or a read of
+            # personal information put on record), and the client may show what it was sent.
+            put(wire.end_line(sent))
         except _GoneError:
             return
         except ConsultflowError as exc:
