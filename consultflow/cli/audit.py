@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.document import Reread
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.text import table_lines
-from consultflow.services import audit, commands, personal_data, statistics
+from consultflow.services import audit, commands, statistics
 from consultflow.services.inputs import parse_time
 
 
@@ -99,13 +100,12 @@ def audit_history(
         limit=limit,
     )
     headers = ["opinion", "#", "at", "round", "trigger", "change", "by", "details"]
-    ctx = state.services()
 
-    def show(found: Reread[audit.HistoryEvent]) -> None:  # written out as the events are read
+    def show(found: Iterable[audit.HistoryEvent]) -> None:  # written out as the events are read
         rows = Reread(lambda: ((e.opinion_id, *_event_row(e, tz)) for e in found))
         state.emit_lines(iter(found), lambda: table_lines(headers, rows))
 
-    audit.use_event_search(ctx, criteria, show)
+    state.stream("audit.events", criteria, show)
 
 
 @audit_group.command("as-of")
@@ -116,10 +116,11 @@ def audit_history(
 def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> None:
     """Every opinion's state at MOMENT (local time, ISO 8601), rebuilt from the audit events alone."""
     when = parse_time(moment, state.settings.tz)
+    given = commands.AsOf(when, consultation_id)
     if state.json:  # every opinion, written out as it is read
-        audit.use_as_of(state.services(), when, consultation_id, lambda rows: state.emit(rows, lambda: ""))
+        state.stream("audit.as-of", given, lambda rows: state.emit(iter(rows), lambda: ""))
         return
-    counts = audit.use_as_of(state.services(), when, consultation_id, lambda rows: Counter(r.state for r in rows))
+    counts = Counter(state.call("audit.as-of-states", given).counts)  # counted where the events are
     head = f"as of {local_time(when, state.settings.tz)}: {counts.total()} opinion(s)"
     ordered: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
     click.echo(head + "\n" + table(["state", "opinions"], ordered))
@@ -169,7 +170,7 @@ def _show_rounds(state: CliState, report: statistics.RoundsReport, consultation_
 @pass_state
 def audit_funnel(state: CliState, consultation_id: int) -> None:
     """Per round: opinions that entered, got feedback, re-participated, were decided, carried over."""
-    rows = statistics.funnel(state.services(), consultation_id)
+    rows = list(state.call("audit.funnel", commands.OfConsultation(consultation_id)).rounds)
     state.emit(
         rows,
         lambda: table(
@@ -187,7 +188,7 @@ def audit_funnel(state: CliState, consultation_id: int) -> None:
 @pass_state
 def audit_access(state: CliState, participant_id: int | None, actor: str | None, limit: int) -> None:
     """Who read personal information (full names, contacts), when, what and why: newest first."""
-    records = personal_data.access_records(state.services(), participant_id=participant_id, actor=actor, limit=limit)
+    records = list(state.call("audit.access", commands.AccessOf(participant_id, actor, limit)).records)
     tz = state.settings.tz
 
     def text() -> str:

@@ -20,6 +20,7 @@ Handlers take the wiring, the name of the person acting (proven by the server's 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +29,7 @@ from typing import Any, Generic, TypeVar
 from consultflow.domain.accounts import TOKEN_DAYS
 from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.labels import Label
-from consultflow.domain.model import OpinionFilter
+from consultflow.domain.model import AccessRecord, EventFilter, OpinionFilter
 from consultflow.domain.roles import ACTION_ROLES, ASSIGNABLE_ROLES, Action, Role
 from consultflow.domain.vocabulary import Field
 from consultflow.services import (
@@ -45,14 +46,14 @@ from consultflow.services import (
     verify,
     workflows,
 )
-from consultflow.services.audit import HistoryEvent
+from consultflow.services.audit import HistoryEvent, OpinionAsOf
 from consultflow.services.consultations import ConsultationView, RoundView
 from consultflow.services.context import ServiceContext
 from consultflow.services.opinion_views import EntryView, OpinionView
 from consultflow.services.opinions import Assignment, TransitionResult
 from consultflow.services.people import ActorView, ParticipantView
 from consultflow.services.rounds import ClosePlan, RoundStatus
-from consultflow.services.statistics import OpinionRounds, OutcomeRounds
+from consultflow.services.statistics import FunnelRow, OpinionRounds, OutcomeRounds
 from consultflow.services.verify import ChainReport
 
 I = TypeVar("I")  # noqa: E741 - the input type, as in Command[I, R]
@@ -635,6 +636,76 @@ class ChainHead:
 def _head(ctx: ServiceContext, _acting: str | None, given: OfConsultation) -> ChainHead:
     seq, digest = verify.head(ctx, given.consultation_id)
     return ChainHead(given.consultation_id, seq, digest)
+
+
+@command("audit.events", "Opinion events matching every filter, in the order they happened, as read.",
+         input=EventFilter, output=HistoryEvent, roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _events(ctx: ServiceContext, _acting: str | None, given: EventFilter, use: Callable[[Iterable[Any]], T]) -> T:
+    return audit.use_event_search(ctx, given, use)
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A past moment (of one consultation, or of all)."""
+
+    moment: datetime
+    consultation_id: int | None = None
+
+
+@command("audit.as-of", "Every opinion's state at a moment, rebuilt from the audit events alone, as read.",
+         input=AsOf, output=OpinionAsOf, roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _as_of(ctx: ServiceContext, _acting: str | None, given: AsOf, use: Callable[[Iterable[Any]], T]) -> T:
+    return audit.use_as_of(ctx, given.moment, given.consultation_id, use)
+
+
+@dataclass(frozen=True)
+class StatesAsOf:
+    """How many opinions stood in each state at the moment (states in the order first met, by opinion id)."""
+
+    counts: dict[str, int]
+
+
+@command("audit.as-of-states", "How many opinions stood in each state at a moment, from the audit events.",
+         input=AsOf, output=StatesAsOf, roles=STAFF, writes=False)  # fmt: skip
+def _states_as_of(ctx: ServiceContext, _acting: str | None, given: AsOf) -> StatesAsOf:
+    counts = audit.use_as_of(ctx, given.moment, given.consultation_id, lambda rows: Counter(r.state for r in rows))
+    return StatesAsOf(dict(counts))
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """Per round: opinions that entered, got feedback, re-participated, were decided, carried over."""
+
+    rounds: tuple[FunnelRow, ...]
+
+
+@command("audit.funnel", "Per round: entered, got feedback, re-participated, decided, carried over.",
+         input=OfConsultation, output=Funnel, roles=STAFF, writes=False)  # fmt: skip
+def _funnel(ctx: ServiceContext, _acting: str | None, given: OfConsultation) -> Funnel:
+    return Funnel(tuple(statistics.funnel(ctx, given.consultation_id)))
+
+
+@dataclass(frozen=True)
+class AccessOf:
+    """Reads of personal information (that showed one participant, or by one person), newest first."""
+
+    participant_id: int | None = None
+    actor: str | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class AccessRecords:
+    """Reads of personal information on record."""
+
+    records: tuple[AccessRecord, ...]
+
+
+@command("audit.access", "Who read personal information (full names, contacts), when, what and why.",
+         input=AccessOf, output=AccessRecords, roles=STAFF, writes=False)  # fmt: skip
+def _access(ctx: ServiceContext, _acting: str | None, given: AccessOf) -> AccessRecords:
+    found = personal_data.access_records(ctx, participant_id=given.participant_id, actor=given.actor, limit=given.limit)
+    return AccessRecords(tuple(found))
 
 
 # --- accounts: passwords, tokens, two-step codes, roles, and their own log ---------------------------
