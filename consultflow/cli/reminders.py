@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ from consultflow.domain.errors import ConfigurationError
 from consultflow.export.text import table_lines
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.scheduler.worker import digest_trigger, run_worker
-from consultflow.services import digest, outbox, reminders, sweep
+from consultflow.services import commands, digest, outbox, reminders, sweep
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import parse_time
 
@@ -201,9 +201,8 @@ def reminders_list(
 ) -> None:
     """Reminders, soonest first (or the failed deliveries with --failed)."""
     tz = state.settings.tz
-    ctx = state.services()
     if failed:
-        deliveries = reminders.list_deliveries(ctx, failed_only=True, limit=limit)
+        deliveries = list(state.call("reminders.failed", commands.FailedDeliveries(limit)).deliveries)
         state.emit(
             deliveries,
             lambda: table(
@@ -226,7 +225,7 @@ def reminders_list(
         return
     headers = ["id", "opinion", "rule", "to", "due", "send at", "status", "note"]
 
-    def show(views: Reread[reminders.ReminderView]) -> None:  # written out as the reminders are read
+    def show(views: Iterable[reminders.ReminderView]) -> None:  # written out as the reminders are read
         rows = Reread(
             lambda: (
                 (
@@ -244,7 +243,7 @@ def reminders_list(
         )
         state.emit_lines(iter(views), lambda: table_lines(headers, rows))
 
-    reminders.use_reminder_list(ctx, show, consultation_id=consultation_id, status=status, limit=limit)
+    state.stream("reminders.list", commands.ListReminders(consultation_id, status, limit), show)
 
 
 @reminders_group.command("show")
@@ -253,7 +252,8 @@ def reminders_list(
 @pass_state
 def reminders_show(state: CliState, reminder_id: int) -> None:
     """One reminder, its deliveries and every attempt."""
-    view, deliveries = reminders.show_reminder(state.services(), reminder_id)
+    detail: commands.ReminderDetail = state.call("reminders.show", commands.OfReminder(reminder_id))
+    view, deliveries = detail.reminder, list(detail.deliveries)
     tz = state.settings.tz
 
     def text() -> str:
@@ -281,7 +281,7 @@ def reminders_show(state: CliState, reminder_id: int) -> None:
 @pass_state
 def reminders_cancel(state: CliState, reminder_ids: tuple[int, ...], reason: str | None) -> None:
     """Cancel pending reminders."""
-    views = reminders.cancel_reminders(state.services(), acting=state.actor, reminder_ids=reminder_ids, reason=reason)
+    views = list(state.call("reminders.cancel", commands.CancelReminders(list(reminder_ids), reason)).reminders)
     state.emit(views, lambda: f"{len(views)} reminder(s) cancelled")
 
 
@@ -294,9 +294,8 @@ def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: 
     """Give dead-lettered deliveries (DELIVERY_IDS, or --all-dead) one more try at the next sweep."""
     if bool(delivery_ids) == all_dead:
         raise click.UsageError("give delivery ids (see 'reminders list --failed') or --all-dead, not both")
-    ids = reminders.requeue_dead_letters(
-        state.services(), acting=state.actor, delivery_ids=None if all_dead else delivery_ids
-    )
+    given = commands.RequeueDeliveries(None if all_dead else list(delivery_ids))
+    ids = state.call("reminders.requeue", given).requeued
     state.emit({"requeued": ids}, lambda: f"{len(ids)} delivery(ies) requeued")
 
 

@@ -11,7 +11,7 @@ from consultflow.cli.output import table
 from consultflow.domain.diagram import to_dot, to_mermaid
 from consultflow.domain.errors import WorkflowInvalidError
 from consultflow.domain.workflow import WorkflowSpec
-from consultflow.services import workflows
+from consultflow.services import commands, workflows
 
 
 @click.group("workflow")
@@ -24,7 +24,7 @@ def workflow_group() -> None:
 @pass_state
 def workflow_list(state: CliState) -> None:
     """Workflow files and the versions consultations use."""
-    items = workflows.list_workflows(state.services())
+    items = list(state.call("workflow.list", commands.Nothing()).workflows)
 
     def text() -> str:
         rows = [
@@ -92,7 +92,7 @@ def spec_summary(spec: WorkflowSpec) -> dict[str, object]:
 @pass_state
 def workflow_show(state: CliState, ref: str) -> None:
     """Show workflow REF (NAME or NAME@VERSION): states, transitions, rules, labels."""
-    spec = workflows.find_spec(state.services(), ref)
+    spec: WorkflowSpec = state.call("workflow.show", commands.OfWorkflow(ref))
 
     def text() -> str:
         lab = state.label
@@ -213,7 +213,7 @@ def workflow_validate(state: CliState, files: tuple[Path, ...]) -> None:
 @pass_state
 def workflow_diagram(state: CliState, ref: str, fmt: str) -> None:
     """Draw workflow REF as Mermaid text or Graphviz DOT (labels in --lang)."""
-    spec = workflows.find_spec(state.services(), ref)
+    spec: WorkflowSpec = state.call("workflow.show", commands.OfWorkflow(ref))
     render = to_dot if fmt == "dot" else to_mermaid
     drawn = render(spec, state.settings.lang)
     if state.json:

@@ -32,6 +32,7 @@ from consultflow.domain.labels import Label
 from consultflow.domain.model import AccessRecord, EventFilter, OpinionFilter
 from consultflow.domain.roles import ACTION_ROLES, ASSIGNABLE_ROLES, Action, Role
 from consultflow.domain.vocabulary import Field
+from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services import (
     accounts,
     audit,
@@ -41,6 +42,7 @@ from consultflow.services import (
     people,
     personal_data,
     receipts,
+    reminders,
     rounds,
     statistics,
     verify,
@@ -52,9 +54,11 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.opinion_views import EntryView, OpinionView
 from consultflow.services.opinions import Assignment, TransitionResult
 from consultflow.services.people import ActorView, ParticipantView
+from consultflow.services.reminders import DeliveryView, ReminderView
 from consultflow.services.rounds import ClosePlan, RoundStatus
 from consultflow.services.statistics import FunnelRow, OpinionRounds, OutcomeRounds
 from consultflow.services.verify import ChainReport
+from consultflow.services.workflows import WorkflowListing
 
 I = TypeVar("I")  # noqa: E741 - the input type, as in Command[I, R]
 R = TypeVar("R")
@@ -890,6 +894,141 @@ class VerifyAccounts:
 def _verify_accounts(ctx: ServiceContext, _acting: str | None, given: VerifyAccounts) -> accounts.AccountChainReport:
     expected = verify.parse_head(given.expect_head) if given.expect_head is not None else None
     return accounts.verify_account_chain(ctx, expect_head=expected, require_keyed=given.require_keyed)
+
+
+# --- reminders and their deliveries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListReminders:
+    """Reminders matching every filter given, soonest first."""
+
+    consultation_id: int | None = None
+    status: str | None = None
+    limit: int | None = None
+
+
+@command("reminders.list", "Reminders, soonest first, as read.", input=ListReminders, output=ReminderView,
+         roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _list_reminders(
+    ctx: ServiceContext, _acting: str | None, given: ListReminders, use: Callable[[Iterable[Any]], T]
+) -> T:
+    return reminders.use_reminder_list(
+        ctx, use, consultation_id=given.consultation_id, status=given.status, limit=given.limit
+    )
+
+
+@dataclass(frozen=True)
+class FailedDeliveries:
+    """Deliveries that failed (retrying or dead-lettered)."""
+
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """Messages in the outbox (never the recipient's contact)."""
+
+    deliveries: tuple[DeliveryView, ...]
+
+
+@command("reminders.failed", "Deliveries that failed: retrying or dead-lettered.", input=FailedDeliveries,
+         output=Deliveries, roles=STAFF, writes=False)  # fmt: skip
+def _failed_deliveries(ctx: ServiceContext, _acting: str | None, given: FailedDeliveries) -> Deliveries:
+    return Deliveries(tuple(reminders.list_deliveries(ctx, failed_only=True, limit=given.limit)))
+
+
+@dataclass(frozen=True)
+class OfReminder:
+    """One reminder, by id."""
+
+    reminder_id: int
+
+
+@dataclass(frozen=True)
+class ReminderDetail:
+    """A reminder, its deliveries and every attempt at them."""
+
+    reminder: ReminderView
+    deliveries: tuple[DeliveryView, ...]
+
+
+@command("reminders.show", "One reminder, its deliveries and every attempt.", input=OfReminder,
+         output=ReminderDetail, roles=STAFF, writes=False)  # fmt: skip
+def _show_reminder(ctx: ServiceContext, _acting: str | None, given: OfReminder) -> ReminderDetail:
+    view, deliveries = reminders.show_reminder(ctx, given.reminder_id)
+    return ReminderDetail(view, tuple(deliveries))
+
+
+@dataclass(frozen=True)
+class CancelReminders:
+    """Cancel pending reminders."""
+
+    reminder_ids: list[int]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reminders:
+    """Reminders as changed."""
+
+    reminders: tuple[ReminderView, ...]
+
+
+@command("reminders.cancel", "Cancel pending reminders.", input=CancelReminders, output=Reminders,
+         roles=_roles(Action.MANAGE_REMINDERS), writes=True)  # fmt: skip
+def _cancel_reminders(ctx: ServiceContext, acting: str | None, given: CancelReminders) -> Reminders:
+    views = reminders.cancel_reminders(ctx, acting=acting, reminder_ids=given.reminder_ids, reason=given.reason)
+    return Reminders(tuple(views))
+
+
+@dataclass(frozen=True)
+class RequeueDeliveries:
+    """Dead-lettered deliveries to try once more: these, or every one (`delivery_ids` None)."""
+
+    delivery_ids: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """The deliveries given one more try at the next sweep."""
+
+    requeued: list[int]
+
+
+@command("reminders.requeue", "Give dead-lettered deliveries one more try at the next sweep.",
+         input=RequeueDeliveries, output=Requeued, roles=_roles(Action.MANAGE_REMINDERS), writes=True)  # fmt: skip
+def _requeue(ctx: ServiceContext, acting: str | None, given: RequeueDeliveries) -> Requeued:
+    return Requeued(reminders.requeue_dead_letters(ctx, acting=acting, delivery_ids=given.delivery_ids))
+
+
+# --- workflows: the server's files and the versions its consultations run on ---------------------
+
+
+@dataclass(frozen=True)
+class WorkflowListings:
+    """The server's workflow files and the versions stored in its database."""
+
+    workflows: tuple[WorkflowListing, ...]
+
+
+@command("workflow.list", "Workflow files and the versions consultations use.", input=Nothing,
+         output=WorkflowListings, roles=STAFF, writes=False)  # fmt: skip
+def _list_workflows(ctx: ServiceContext, _acting: str | None, _given: Nothing) -> WorkflowListings:
+    return WorkflowListings(tuple(workflows.list_workflows(ctx)))
+
+
+@dataclass(frozen=True)
+class OfWorkflow:
+    """A workflow by NAME or NAME@VERSION (without a version, the newest)."""
+
+    ref: str
+
+
+@command("workflow.show", "A workflow (the stored copy, else the file): states, transitions, rules, labels.",
+         input=OfWorkflow, output=WorkflowSpec, roles=STAFF, writes=False)  # fmt: skip
+def _show_workflow(ctx: ServiceContext, _acting: str | None, given: OfWorkflow) -> WorkflowSpec:
+    return workflows.find_spec(ctx, given.ref)
 
 
 def _signed(acting: str | None) -> str:
