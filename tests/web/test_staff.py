@@ -198,32 +198,111 @@ WALK: list[tuple[str, tuple[str, ...]]] = [
     (AUDITOR, ("--json", "round", "status", "1")),
 ]
 
+# Every other command the CLI sends to the server, after the walk-through: (person, arguments).
+MORE: list[tuple[str, tuple[str, ...]]] = [
+    (COORD, ("actor", "add", "周规划", "--role", "planner")),
+    (COORD, ("actor", "bind", "周规划", "--login", "cf_nobody")),  # refused: no such login (or SQLite)
+    (COORD, ("actor", "grant", "周规划", "--role", "expert")),
+    (COORD, ("actor", "revoke", "周规划", "--role", "expert")),
+    (COORD, ("consultation", "auto-close", "1", "on")),
+    (COORD, ("round", "reschedule", "1", "2031-01-10T18:00")),
+    (EXPERT, ("opinion", "receipt", "1")),
+    (
+        EXPERT,
+        (
+            "opinion",
+            "submit",
+            "--consultation",
+            "1",
+            "--participant",
+            "1",
+            "--category",
+            "industry",
+            "--channel",
+            "online_survey",
+            "--text",
+            "建议发展乡村旅游",
+        ),
+    ),
+    (EXPERT, ("opinion", "fire", "3", "screen")),
+    (AUDITOR, ("participant", "list")),
+    (COORD, ("participant", "list", "--names", "full", "--purpose", "回访核对")),
+    (COORD, ("--json", "participant", "list", "--with-contact", "--village", "青龙村", "--purpose", "电话回访")),
+    (PLANNER, ("participant", "list", "--names", "full", "--purpose", "好奇")),  # refused: not a coordinator
+    (COORD, ("participant", "list", "--with-contact")),  # refused: no purpose
+    (AUDITOR, ("audit", "access")),
+    (AUDITOR, ("--json", "audit", "access", "--participant", "1", "--actor", COORD)),
+    (EXPERT, ("participant", "add", "李四", "--village", "白马村")),
+    (COORD, ("participant", "erase", "2", "--reason", "本人申请 #7")),
+    (COORD, ("--json", "participant", "erase", "2", "--reason", "本人申请 #7")),  # refused: already erased
+    (AUDITOR, ("--json", "participant", "list", "--village", "白马村")),
+    (AUDITOR, ("audit", "history", "--consultation", "1")),
+    (AUDITOR, ("--json", "audit", "history", "--state", "adopted")),
+    (AUDITOR, ("audit", "history", "--round", "2", "--limit", "3", "--channel", "open_air_meeting")),
+    (AUDITOR, ("audit", "history", "--since", "2000-01-01", "--until", "2001-01-01")),
+    (AUDITOR, ("audit", "history", "--participant", "9")),  # refused: no such participant
+    (AUDITOR, ("audit", "as-of", "2999-01-01")),
+    (AUDITOR, ("--json", "audit", "as-of", "2999-01-01", "--consultation", "1")),
+    (AUDITOR, ("audit", "as-of", "2001-01-01")),
+    (AUDITOR, ("audit", "funnel", "1")),
+    (AUDITOR, ("--json", "audit", "funnel", "1")),
+    (AUDITOR, ("--json", "audit", "rounds", "1", "--by", "category")),
+    (AUDITOR, ("audit", "head", "1")),
+    (COORD, ("reminders", "list")),
+    (COORD, ("--json", "reminders", "list", "--consultation", "1", "--status", "pending", "--limit", "2")),
+    (COORD, ("reminders", "list", "--failed")),
+    (COORD, ("reminders", "show", "1")),
+    (COORD, ("--json", "reminders", "show", "1")),
+    (COORD, ("reminders", "cancel", "1", "--reason", "已电话提醒")),  # refused: no longer pending
+    (COORD, ("reminders", "cancel", "14", "15", "--reason", "已电话提醒")),
+    (COORD, ("reminders", "requeue", "--all-dead")),
+    (COORD, ("reminders", "requeue", "5")),  # refused: not dead-lettered
+    (AUDITOR, ("workflow", "list")),
+    (AUDITOR, ("--json", "workflow", "list")),
+    (AUDITOR, ("workflow", "show")),
+    (AUDITOR, ("--lang", "en", "workflow", "show", "consultation-loop@1")),
+    (AUDITOR, ("--json", "workflow", "show")),
+    (AUDITOR, ("workflow", "show", "no-such-loop")),  # refused: unknown workflow
+    (AUDITOR, ("workflow", "diagram")),
+    (AUDITOR, ("--lang", "en", "workflow", "diagram", "--format", "dot")),
+    (AUDITOR, ("--json", "workflow", "diagram")),
+    (AUDITOR, ("audit", "verify")),
+    (COORD, ("account", "totp", "disable", PLANNER2)),  # refused: two-step codes are not on
+    (COORD, ("account", "disable", PLANNER2)),
+    (COORD, ("account", "enable", PLANNER2)),
+]
+MORE_REFUSED = 9  # the steps of MORE marked "refused"
+
 _TIMES = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?( CST|[+-]\d{2}:\d{2}|Z)?")
 _HASHES = re.compile(r"\b[0-9a-f]{64}\b")
+_RECEIPTS = re.compile(r"\b\d{5}(-\d{5}){4}\b")  # a new random receipt code each run
 _WIDE = re.compile(r"[ -]{2,}")
 
 
 def _same(text: str) -> str:
-    """Output with times and hashes (which differ between two runs a moment apart) blanked, and columns unpadded."""
-    return _WIDE.sub(" ", _HASHES.sub("<hash>", _TIMES.sub("<time>", text)))
+    """Output with times, hashes and receipt codes (which differ between two runs) blanked, and columns unpadded."""
+    return _WIDE.sub(" ", _RECEIPTS.sub("<code>", _HASHES.sub("<hash>", _TIMES.sub("<time>", text))))
 
 
 def test_the_walk_through_prints_the_same_locally_and_through_the_server(db_url: str, tmp_path: Path) -> None:
-    """Every step of the README's walk-through gives the same output, exit code and error line both ways."""
+    """Every step of the README's walk-through, and every other command after it, gives the same output both ways."""
+    steps = WALK + MORE
     local = People(db_url, tmp_path / "local-home")
     _staff(local)
-    expected = [local.run(*args, person=who, local=True) for who, args in WALK]
+    expected = [local.run(*args, person=who, local=True) for who, args in steps]
 
     with _another_database(db_url) as remote_db:
         remote = People(remote_db, tmp_path / "remote-home")
         _staff(remote)
         with server(remote, tmp_path) as base:
             _login(remote, base, COORD, PLANNER, PLANNER2, EXPERT, AUDITOR)
-            got = [remote.run(*args, person=who) for who, args in WALK]
-    for (who, args), want, have in zip(WALK, expected, got, strict=True):
+            got = [remote.run(*args, person=who) for who, args in steps]
+    for (who, args), want, have in zip(steps, expected, got, strict=True):
         assert (have.code, _same(have.out)) == (want.code, _same(want.out)), (who, args, have.err)
         assert _same(have.err) == _same(want.err), (who, args)
-    assert sum(1 for r in expected if r.code == 1) == 2  # the two refusals are in the walk
+    assert {r.code for r in expected} == {0, 1}  # no step is a usage mistake that both ways would make alike
+    refused = [args for (_who, args), r in zip(steps, expected, strict=True) if r.code == 1]
+    assert len(refused) == 2 + MORE_REFUSED, refused  # the refusals marked in the lists, and only those
 
 
 @contextmanager
@@ -291,6 +370,12 @@ _EXAMPLES: dict[str, dict[str, object]] = {
     "account.totp-disable": {"name": COORD},
     "role.grant": {"name": PLANNER, "role": "coordinator"},
     "role.revoke": {"name": COORD, "role": "coordinator"},
+    "actor.bind": {"name": PLANNER, "login": "postgres"},
+    "participant.erase": {"participant_id": 1, "reason": "r"},
+    "consultation.auto-close": {"consultation_id": 1, "enabled": True},
+    "opinion.receipt": {"opinion_id": 1},
+    "reminders.cancel": {"reminder_ids": [1]},
+    "reminders.requeue": {},
 }
 
 
@@ -317,6 +402,9 @@ def test_a_planners_token_cannot_exceed_the_role_or_ownership(served: tuple[Peop
     assert "冒名者" not in {a["name"] for a in actors}
     shown = json.loads(people.ok("--json", "opinion", "show", "1", person=AUDITOR))
     assert shown["opinion"]["text"] == "建议硬化通组道路" and shown["opinion"]["state"] == "under_review"
+    listed = json.loads(people.ok("--json", "participant", "list", person=AUDITOR))
+    assert [(p["name"], p["erased"]) for p in listed] == [("张某某", False)]
+    assert not json.loads(people.ok("--json", "consultation", "list", person=AUDITOR))[0]["auto_close"]
 
 
 def test_an_auditor_and_a_read_token_change_nothing(served: tuple[People, str]) -> None:
