@@ -84,13 +84,13 @@ class Command(Generic[I, R]):
     def run(self, ctx: ServiceContext, acting: str | None, given: I, **hooks: Any) -> R:
         """Run a held command; `hooks` are local-only extras a handler may take (a progress bar)."""
         assert not self.streamed, f"{self.name} streams: use run_streamed"
-        result: R = self.handler(ctx, acting, given, **hooks)
+        result: R = self.handler(ctx if self.writes else ctx.for_reading(), acting, given, **hooks)
         return result
 
     def run_streamed(self, ctx: ServiceContext, acting: str | None, given: I, use: Callable[[Iterable[Any]], T]) -> T:
         """Run a streamed command: `use` reads its items (once, or again for a `Reread`) while they stream."""
         assert self.streamed, f"{self.name} is held: use run"
-        result: T = self.handler(ctx, acting, given, use)
+        result: T = self.handler(ctx if self.writes else ctx.for_reading(), acting, given, use)
         return result
 
 
