@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
-from consultflow.config import load_zone
+from consultflow.config import env_default, environment, load_zone
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import ConfigurationError
@@ -29,57 +28,58 @@ F = TypeVar("F", bound=Callable[..., Any])
 DELIVERY_OPTIONS = [
     click.option(
         "--channels",
-        envvar="CONSULTFLOW_CHANNELS",
+        default=env_default("CONSULTFLOW_CHANNELS"),
         help="Comma-separated: log, email, webhook [default: log plus every configured one].",
     ),
-    click.option("--smtp-host", envvar="CONSULTFLOW_SMTP_HOST", help="SMTP server for email."),
-    click.option("--smtp-port", envvar="CONSULTFLOW_SMTP_PORT", type=int, default=25, show_default=True),
+    click.option("--smtp-host", default=env_default("CONSULTFLOW_SMTP_HOST"), help="SMTP server for email."),
+    click.option("--smtp-port", type=int, default=env_default("CONSULTFLOW_SMTP_PORT", 25), show_default="25"),
     click.option(
         "--smtp-security",
-        envvar="CONSULTFLOW_SMTP_SECURITY",
         type=click.Choice(["none", "starttls", "ssl"]),
-        default="none",
-        show_default=True,
+        default=env_default("CONSULTFLOW_SMTP_SECURITY", "none"),
+        show_default="none",
     ),
-    click.option("--smtp-user", envvar="CONSULTFLOW_SMTP_USER"),
+    click.option("--smtp-user", default=env_default("CONSULTFLOW_SMTP_USER")),
     click.option(
         "--smtp-password-file",
-        envvar="CONSULTFLOW_SMTP_PASSWORD_FILE",
+        default=env_default("CONSULTFLOW_SMTP_PASSWORD_FILE"),
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="File holding the SMTP password (or set CONSULTFLOW_SMTP_PASSWORD; never a command-line flag).",
     ),
     click.option(
         "--smtp-allow-plain-auth",
         is_flag=True,
-        envvar="CONSULTFLOW_SMTP_ALLOW_PLAIN_AUTH",
+        default=env_default("CONSULTFLOW_SMTP_ALLOW_PLAIN_AUTH", False),
         help="Allow logging in to SMTP without TLS (the password then crosses the network readable).",
     ),
-    click.option("--smtp-from", envvar="CONSULTFLOW_SMTP_FROM", default="consultflow@localhost", show_default=True),
+    click.option(
+        "--smtp-from",
+        default=env_default("CONSULTFLOW_SMTP_FROM", "consultflow@localhost"),
+        show_default="consultflow@localhost",
+    ),
     click.option(
         "--webhook-url",
-        envvar="CONSULTFLOW_WEBHOOK_URL",
+        default=env_default("CONSULTFLOW_WEBHOOK_URL"),
         help="URL that receives a JSON POST per message (SMS and messaging gateways).",
     ),
     click.option(
         "--webhook-timeout",
-        envvar="CONSULTFLOW_WEBHOOK_TIMEOUT",
         type=click.FloatRange(min=0.1, max=300),
-        default=10.0,
-        show_default=True,
+        default=env_default("CONSULTFLOW_WEBHOOK_TIMEOUT", 10.0),
+        show_default="10.0",
         help="Seconds one webhook request may take in all.",
     ),
     click.option(
         "--webhook-allow-private",
         is_flag=True,
-        envvar="CONSULTFLOW_WEBHOOK_ALLOW_PRIVATE",
+        default=env_default("CONSULTFLOW_WEBHOOK_ALLOW_PRIVATE", False),
         help="Allow a webhook on a loopback, private or link-local address (a gateway on the county's own network).",
     ),
     click.option(
         "--max-attempts",
-        envvar="CONSULTFLOW_MAX_ATTEMPTS",
         type=click.IntRange(min=1, max=100),
-        default=5,
-        show_default=True,
+        default=env_default("CONSULTFLOW_MAX_ATTEMPTS", 5),
+        show_default="5",
         help="Tries before a delivery is dead-lettered.",
     ),
     click.option(
@@ -107,7 +107,7 @@ def _smtp_password(path: Path | None) -> str | None:
         except (OSError, UnicodeDecodeError) as exc:
             msg = f"cannot read the SMTP password file {path}: {exc}"
             raise ConfigurationError(msg) from None
-    return os.environ.get("CONSULTFLOW_SMTP_PASSWORD") or None
+    return environment().text("CONSULTFLOW_SMTP_PASSWORD") or None
 
 
 def delivery_options(func: F) -> F:
@@ -304,19 +304,19 @@ def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: 
     "--interval",
     "interval_seconds",
     type=click.FloatRange(min=0.1, max=86_400),
-    default=60.0,
-    show_default=True,
-    envvar="CONSULTFLOW_SWEEP_SECONDS",
+    default=env_default("CONSULTFLOW_SWEEP_SECONDS", 60.0),
+    show_default="60.0",
     help="Seconds between sweeps.",
 )
 @click.option(
     "--digest-cron",
-    default="0 8 * * *",
-    show_default=True,
-    envvar="CONSULTFLOW_DIGEST_CRON",
+    default=env_default("CONSULTFLOW_DIGEST_CRON", "0 8 * * *"),
+    show_default="0 8 * * *",
     help="When to send the daily digest (crontab, in --digest-tz); 'off' for none.",
 )
-@click.option("--digest-tz", envvar="CONSULTFLOW_DIGEST_TZ", help="Time zone of --digest-cron [default: --tz].")
+@click.option(
+    "--digest-tz", default=env_default("CONSULTFLOW_DIGEST_TZ"), help="Time zone of --digest-cron [default: --tz]."
+)
 @delivery_options
 @pass_state
 def worker_command(
