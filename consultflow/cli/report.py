@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import charts, formats
 from consultflow.export.files import refuse_existing, write_new_file_from
-from consultflow.services import report_commands, reports, statistics
+from consultflow.services import commands, report_commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.Choice(formats.FORMATS)
@@ -171,17 +172,15 @@ def report_plan(
 @pass_state
 def report_chart(state: CliState, consultation_id: int, kind: str, output: Path, force: bool) -> None:
     """A PNG chart: rounds histogram, category shares, or the round funnel."""
-    ctx = state.services()
     lang = state.settings.lang
+    of = commands.OfConsultation(consultation_id)
     if kind == "rounds":
-        drawn = charts.rounds_chart(statistics.rounds_report(ctx, consultation_id).outcomes, output, lang, force=force)
+        figures = state.call("audit.rounds", commands.RoundsOf(consultation_id))
+        drawn = charts.rounds_chart(figures.outcomes, output, lang, force=force)
     elif kind == "funnel":
-        drawn = charts.funnel_chart(statistics.funnel(ctx, consultation_id), output, lang, force=force)
-    else:
-        doc = reports.adoption_report(ctx, consultation_id, "zh")
-        en = reports.adoption_report(ctx, consultation_id, "en")
-        zh_rows = next(t for t in doc.tables if t.key == "by_category").rows
-        en_rows = next(t for t in en.tables if t.key == "by_category").rows
+        drawn = charts.funnel_chart(state.call("audit.funnel", of).rounds, output, lang, force=force)
+    else:  # the adoption report's category table, with both languages' labels, drawn here
+        zh_rows, en_rows = (_category_rows(state, consultation_id, label_lang) for label_lang in ("zh", "en"))
         shares = [(str(z[0]), str(e[0]), int(str(z[1]))) for z, e in zip(zh_rows, en_rows, strict=True)]
         drawn = charts.category_chart(shares, output, lang, force=force)
     note = "" if drawn == lang else " (no Chinese font found: English labels; install fonts-noto-cjk)"
@@ -189,6 +188,15 @@ def report_chart(state: CliState, consultation_id: int, kind: str, output: Path,
         state.emit({"wrote": str(output), "kind": kind, "lang": drawn}, lambda: "")
     else:
         click.echo(f"wrote {output}{note}", err=True)
+
+
+def _category_rows(state: CliState, consultation_id: int, lang: str) -> list[list[object]]:
+    """The adoption report's rows by category, in `lang` (rendered as JSON where the data is)."""
+    given = report_commands.RenderReport(consultation_id, "adoption", "json", lang)
+    text = state.stream("report.render", given, lambda chunks: b"".join(report_commands.chunk_bytes(chunks)))
+    tables = json.loads(text)["tables"]
+    rows: list[list[object]] = next(t for t in tables if t["key"] == "by_category")["rows"]
+    return rows
 
 
 def register(main: click.Group) -> None:

@@ -102,12 +102,17 @@ def _steps(folder: Path) -> list[tuple[str, tuple[str, ...]]]:
         (AUDITOR, ("report", "account", "1", "--format", "xlsx")),  # refused: binary needs a file
         (AUDITOR, ("report", "account", "1", "--names", "full", "--purpose", "核对")),  # refused: not a coordinator
         (COORD, ("report", "account", "1", "--names", "full", "--purpose", "回访核对", "-o", str(folder / "n.md"))),
+        (AUDITOR, ("report", "chart", "1", "--kind", "rounds", "-o", str(folder / "rounds.png"))),
+        (AUDITOR, ("--lang", "en", "report", "chart", "1", "--kind", "funnel", "-o", str(folder / "funnel.png"))),
+        (AUDITOR, ("report", "chart", "1", "--kind", "categories", "-o", str(folder / "categories.png"))),
         (AUDITOR, ("--json", "audit", "access")),
     ]
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in (".csv", ".md")}
+    return {
+        p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in (".csv", ".md", ".png")
+    }
 
 
 def test_imports_and_reports_are_the_same_through_the_server(db_url: str, tmp_path: Path) -> None:
@@ -137,7 +142,11 @@ def test_imports_and_reports_are_the_same_through_the_server(db_url: str, tmp_pa
         files.append(_files(folder))
     for (who, args), here, there in zip(_steps(tmp_path), runs[0], runs[1], strict=True):
         assert here == there, (who, args)
-    assert files[0].keys() == files[1].keys() >= {"account.csv", "n.md", "村民大会.csv.rejects.csv", "dry.csv"}
+    assert (
+        files[0].keys()
+        == files[1].keys()
+        >= {"account.csv", "n.md", "村民大会.csv.rejects.csv", "dry.csv", "rounds.png", "categories.png"}
+    )
     for name in files[0]:
         if name != "n.md":  # names the time it was made
             assert files[0][name] == files[1][name], name
