@@ -16,10 +16,13 @@ def account_group() -> None:
     """Staff accounts on the server: passwords, tokens, two-step sign-in."""
 
 
-def _new_password(from_stdin: bool) -> str:
+def _passwords(from_stdin: bool, own: bool) -> tuple[str | None, str]:
+    """(the current password when changing your own, the new one): asked, or two lines of standard input."""
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("New password (新密码)", hide_input=True, confirmation_prompt=True))
+        current = sys.stdin.readline().rstrip("\r\n") if own else None
+        return current, sys.stdin.readline().rstrip("\r\n")
+    current = str(click.prompt("Current password (当前密码)", hide_input=True)) if own else None
+    return current, str(click.prompt("New password (新密码)", hide_input=True, confirmation_prompt=True))
 
 
 @account_group.command("set-password")
@@ -28,12 +31,15 @@ def _new_password(from_stdin: bool) -> str:
 @as_option
 @pass_state
 def account_set_password(state: CliState, name: str, password_stdin: bool) -> None:
-    """Set NAME's password: your own, or anyone's as a coordinator.
+    """Set NAME's password: your own (asked for the current one first), or anyone's as a coordinator.
 
     On the server's machine, with `--db` and no `--as`, the administrator sets the first
-    coordinator's password (nobody can sign in before that); it is on the account log too.
+    coordinator's password (nobody can sign in before that); it is on the account log too. With
+    --password-stdin, your own change reads two lines: the current password, then the new one.
     """
-    done = state.call("account.set-password", commands.SetPassword(name, _new_password(password_stdin)))
+    me = state.signed_in_as if state.remote is not None else state.actor
+    current, new = _passwords(password_stdin, own=me == name)
+    done = state.call("account.set-password", commands.SetPassword(name, new, current))
     state.emit(done, lambda: done.done)
 
 

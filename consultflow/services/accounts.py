@@ -250,8 +250,13 @@ def _reader(ctx: ServiceContext, uow: UnitOfWork, acting: str | None) -> tuple[A
 # Passwords
 
 
-def set_password(ctx: ServiceContext, *, acting: str | None, name: str, password: str) -> None:
-    """Set a person's password: their own, or anyone's by a coordinator.
+def set_password(
+    ctx: ServiceContext, *, acting: str | None, name: str, password: str, current_password: str | None = None
+) -> None:
+    """Set a person's password: their own (with the current one), or anyone's by a coordinator.
+
+    Changing your own password takes the current one, so a token someone took from you cannot lock
+    you out; a wrong one counts as a failed sign-in (the same limits, on the account log).
 
     `acting=None` is local administration, e.g. `consultflow --db URL account set-password`: whoever
     can write the database directly may set any password (on PostgreSQL, only the schema's owner
@@ -260,15 +265,22 @@ def set_password(ctx: ServiceContext, *, acting: str | None, name: str, password
     Raises:
         ValidationError: a password the policy refuses, or consultflow's own actors.
         NotFoundError: no such person.
-        PermissionDeniedError: someone else's password, and the acting person is not a coordinator.
+        PermissionDeniedError: someone else's password, and the acting person is not a coordinator;
+            or your own, without the right current password.
+        TooManyAttemptsError: too many wrong passwords for this account lately.
     """
     hashed = hash_password(checked_password(password))  # argon2 takes its time outside the transaction
+    stored = _current_checked(ctx, name, current_password) if acting is not None and acting == name else None
 
     def write(uow: UnitOfWork, actor: str | None, roles: Sequence[Role], now: datetime) -> None:
         _queue(uow)
         subject, _roles = _person(uow, name)
         if actor is not None and actor != subject.name:
             acting_role(actor, roles, _COORDINATORS, "set other people's passwords")
+        if actor is not None and actor == subject.name and stored is not None:
+            cred = uow.accounts.credential(subject.id)
+            if cred is None or cred.password_hash != stored:  # changed since it was checked
+                raise PermissionDeniedError(CURRENT_PASSWORD_WRONG)
         uow.accounts.save_password(subject.id, hashed, now)
         record_account_events(
             uow, ctx.chain_key, AccountDraft(AccountKind.PASSWORD_SET, now, actor, subject.name, _local(uow, actor))
@@ -285,6 +297,34 @@ def set_password(ctx: ServiceContext, *, acting: str | None, name: str, password
         body=lambda change: write(change.uow, change.actor.name, change.roles, change.now),
         describe=lambda _r: {"subject": name},
     )
+
+
+CURRENT_PASSWORD_WRONG = "your current password is not right; changing your own password takes the current one"  # noqa: S105 - a message
+
+
+def _current_checked(ctx: ServiceContext, name: str, current: str | None) -> str | None:
+    """The stored hash your current password matches (None if you have none yet), or a refusal on record."""
+    now = ctx.clock.now()
+    with ctx.reading() as uow:
+        found = _account(uow, name)
+        until = uow.accounts.locked_until([account_key(name)], now)
+    if until is not None:
+        raise _too_many(ctx, until)
+    if found is None or found.password_hash is None:
+        return None
+    if verify_password(found.password_hash, current or ""):
+        return found.password_hash
+
+    def refuse(uow: UnitOfWork) -> None:
+        _queue(uow)
+        uow.accounts.count_failure(
+            account_key(name), now, limit=ACCOUNT_FAILURES, window=FAILURE_WINDOW, lock_for=LOCK_TIME
+        )
+        payload = {"reason": FailureReason.BAD_PASSWORD, "via": "password change"}
+        record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, name, name, payload))
+
+    _transaction(ctx, None, refuse)
+    raise PermissionDeniedError(CURRENT_PASSWORD_WRONG)
 
 
 def _local(uow: UnitOfWork, actor: str | None) -> dict[str, Any] | None:

@@ -721,6 +721,7 @@ class SetPassword:
 
     name: str
     password: str
+    current_password: str | None = None  # your own password: the current one too
 
 
 @dataclass(frozen=True)
@@ -733,7 +734,9 @@ class Done:
 @command("account.set-password", "Set a password: your own, or anyone's (coordinators).", input=SetPassword,
          output=Done, roles=STAFF, writes=True)  # fmt: skip
 def _set_password(ctx: ServiceContext, acting: str | None, given: SetPassword) -> Done:
-    accounts.set_password(ctx, acting=acting, name=given.name, password=given.password)
+    accounts.set_password(
+        ctx, acting=acting, name=given.name, password=given.password, current_password=given.current_password
+    )
     return Done(f"password set for {given.name}")
 
 

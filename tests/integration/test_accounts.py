@@ -114,7 +114,7 @@ def test_a_person_sets_their_own_password_and_a_coordinator_anyones(staff: Servi
     with pytest.raises(PermissionDeniedError, match="may not set other people's passwords"):
         accounts.set_password(staff, acting=PLANNER, name=EXPERT, password=NEW_PASSWORD)
     accounts.set_password(staff, acting=COORD, name=EXPERT, password=NEW_PASSWORD)
-    accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD)
+    accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD, current_password=PASSWORD)
     assert _sign_in(staff, EXPERT, NEW_PASSWORD).owner == EXPERT
     assert _refused(staff, name=PLANNER, password=PASSWORD) == SIGNIN_REFUSED
     with pytest.raises(NotFoundError, match="unknown actor 'nobody'"):
@@ -554,3 +554,18 @@ def test_sign_ins_at_the_same_moment_keep_the_log_whole(staff: ServiceContext) -
     assert len(accounts.account_events(staff, acting=COORD, kind="signin")) == 4
     assert len(accounts.account_events(staff, acting=COORD, kind="signin_failed")) == 4
     assert accounts.verify_account_chain(staff).intact
+
+
+def test_changing_your_own_password_takes_the_current_one(staff: ServiceContext) -> None:
+    """A token someone took cannot lock its owner out: without the current password the change is refused and counted."""
+    for wrong in (None, "not my password at all"):
+        with pytest.raises(PermissionDeniedError, match="your current password is not right"):
+            accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD, current_password=wrong)
+    assert _sign_in(staff, PLANNER, PASSWORD).owner == PLANNER  # the old password still works (and resets the count)
+    refused = accounts.account_events(staff, acting=COORD, kind="signin_failed", name=PLANNER)
+    assert [e.payload["via"] for e in refused[:2]] == ["password change", "password change"]
+    for _ in range(5):  # five wrong in a row lock the account, as five failed sign-ins do
+        with pytest.raises(PermissionDeniedError):
+            accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD, current_password="x" * 12)
+    with pytest.raises(TooManyAttemptsError):
+        accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD, current_password=PASSWORD)
