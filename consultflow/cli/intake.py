@@ -17,7 +17,7 @@ from consultflow.domain.intake import Column
 from consultflow.export.files import write_new_file
 from consultflow.export.formats import spreadsheet_text
 from consultflow.importing.tables import FORMATS, Table, open_table
-from consultflow.services import intake, intake_commands
+from consultflow.services import commands, intake
 
 FIELDS = ", ".join(c.value for c in Column)
 
@@ -78,7 +78,7 @@ def opinion_import(
     target = rejects or file.with_name(file.name + ".rejects.csv")
     if (skip_invalid or dry_run) and (target.exists() or target.is_symlink()):  # refused before anything is written
         raise click.BadParameter(f"{target} exists; name a new file with --rejects", param_hint="--rejects")
-    given = intake_commands.ImportRows(
+    given = commands.ImportRows(
         consultation_id=consultation_id,
         headers=list(table.headers),
         rows=FileRows(table) if state.remote is None else list(FileRows(table)),  # the server gets them all
@@ -89,7 +89,7 @@ def opinion_import(
         source=file.name,
     )
     if state.remote is not None or dry_run or state.json or not sys.stderr.isatty():  # scripts and logs get no count
-        outcome: intake_commands.ImportOutcome = state.call("opinion.import", given)
+        outcome: commands.ImportOutcome = state.call("opinion.import", given)
     else:
         done = [0]
 
@@ -141,7 +141,7 @@ class FileRows(Sequence[tuple[int, list[str]]]):
         return rows[index]
 
 
-def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[intake_commands.Rejected]) -> None:
+def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[commands.Rejected]) -> None:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["row", "problem", *headers])
@@ -164,7 +164,7 @@ def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[intake_comm
 @pass_state
 def opinion_duplicates(state: CliState, consultation_id: int, threshold: float) -> None:
     """Groups of undecided opinions in one category that say the same thing, to merge with 'opinion merge'."""
-    groups = list(state.call("opinion.duplicates", intake_commands.FindDuplicates(consultation_id, threshold)).groups)
+    groups = list(state.call("opinion.duplicates", commands.FindDuplicates(consultation_id, threshold)).groups)
 
     def text() -> str:
         if not groups:
@@ -189,6 +189,6 @@ def opinion_duplicates(state: CliState, consultation_id: int, threshold: float) 
 @pass_state
 def opinion_merge(state: CliState, opinion_ids: tuple[int, ...], target: int, text: str) -> None:
     """Merge OPINION_IDS into another opinion of the same consultation (all of them, or none)."""
-    merged = state.call("opinion.merge", intake_commands.MergeOpinions(list(opinion_ids), target, text))
+    merged = state.call("opinion.merge", commands.MergeOpinions(list(opinion_ids), target, text))
     results = list(merged.results)
     state.emit(results, lambda: "\n".join(f"opinion {r.opinion_id} merged into {target}" for r in results))

@@ -16,7 +16,7 @@ from consultflow.domain.errors import ValidationError
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import charts, formats
 from consultflow.export.files import refuse_existing, write_new_file_from
-from consultflow.services import commands, report_commands
+from consultflow.services import commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.Choice(formats.FORMATS)
@@ -74,12 +74,12 @@ def _report(
         raise ValidationError(msg)
     if output is not None and not force:
         refuse_existing(output)
-    given = report_commands.RenderReport(
+    given = commands.RenderReport(
         consultation_id, kind, chosen, state.settings.lang, for_file=output is not None, **options
     )
 
-    def show(chunks: Iterable[report_commands.Chunk]) -> None:
-        data = report_commands.chunk_bytes(chunks)
+    def show(chunks: Iterable[commands.Chunk]) -> None:
+        data = commands.chunk_bytes(chunks)
         if output is None:
             text = codecs.getincrementaldecoder("utf-8")()
             for block in data:
@@ -192,8 +192,8 @@ def report_chart(state: CliState, consultation_id: int, kind: str, output: Path,
 
 def _category_rows(state: CliState, consultation_id: int, lang: str) -> list[list[object]]:
     """The adoption report's rows by category, in `lang` (rendered as JSON where the data is)."""
-    given = report_commands.RenderReport(consultation_id, "adoption", "json", lang)
-    text = state.stream("report.render", given, lambda chunks: b"".join(report_commands.chunk_bytes(chunks)))
+    given = commands.RenderReport(consultation_id, "adoption", "json", lang)
+    text = state.stream("report.render", given, lambda chunks: b"".join(commands.chunk_bytes(chunks)))
     tables = json.loads(text)["tables"]
     rows: list[list[object]] = next(t for t in tables if t["key"] == "by_category")["rows"]
     return rows

@@ -22,12 +22,15 @@ from consultflow.domain.labels import Lang
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import formats
 from consultflow.services import reports
-from consultflow.services.commands import STAFF, command
+from consultflow.services.commands.core import STAFF, command
 from consultflow.services.context import ServiceContext
 
 T = TypeVar("T")
 CHUNK_BYTES = 256 * 1024
 KINDS = ("adoption", "account", "plan")
+
+
+__all__ = ["Chunk", "RenderReport", "chunk_bytes"]
 
 
 @dataclass(frozen=True)

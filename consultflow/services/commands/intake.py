@@ -17,11 +17,13 @@ from consultflow.domain.roles import ACTION_ROLES, Action, Role
 from consultflow.domain.similarity import DEFAULT_THRESHOLD
 from consultflow.domain.vocabulary import Field
 from consultflow.services import duplicates, intake, opinions
-from consultflow.services.commands import STAFF, command
+from consultflow.services.commands.core import STAFF, command
 from consultflow.services.context import ServiceContext
 from consultflow.services.duplicates import DuplicateView
 from consultflow.services.intake import ImportReport
 from consultflow.services.opinions import TransitionResult
+
+__all__ = ["DuplicateGroups", "FindDuplicates", "ImportOutcome", "ImportRows", "MergeOpinions", "Merged", "Rejected"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""Registered commands: people."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from consultflow.domain.roles import Action
+from consultflow.services import (
+    people,
+    personal_data,
+)
+from consultflow.services.commands.core import (
+    STAFF,
+    Nothing,
+    _roles,
+    command,
+)
+from consultflow.services.context import ServiceContext
+from consultflow.services.people import ActorView, ParticipantView
+
+__all__ = [
+    "Actors",
+    "AddActor",
+    "AddParticipant",
+    "BindLogin",
+    "EraseParticipant",
+    "Erased",
+    "ListParticipants",
+    "LoginBound",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AddActor:
+    """Register a person who acts."""
+
+    name: str
+    roles: tuple[str, ...]
+    lang: str = "zh"
+    contact: str | None = None
+    participant_id: int | None = None
+    login: str | None = None  # a PostgreSQL login that proves them (the per-person model before the server)
+
+
+@command("actor.add", "Register a person who acts, with their roles.", input=AddActor, output=ActorView,
+         roles=_roles(Action.ADD_ACTOR), writes=True)  # fmt: skip
+def _add_actor(ctx: ServiceContext, acting: str | None, given: AddActor) -> ActorView:
+    return people.add_actor(
+        ctx,
+        acting=acting,
+        name=given.name,
+        roles=given.roles,
+        lang=given.lang,
+        contact=given.contact,
+        participant_id=given.participant_id,
+        login=given.login,
+    )
+
+
+@dataclass(frozen=True)
+class Actors:
+    """Everyone registered."""
+
+    actors: tuple[ActorView, ...]
+
+
+@command("actor.list", "People who act, with their roles.", input=Nothing, output=Actors, roles=STAFF, writes=False)
+def _list_actors(ctx: ServiceContext, _acting: str | None, _given: Nothing) -> Actors:
+    return Actors(tuple(people.list_actors(ctx)))
+
+
+@dataclass(frozen=True)
+class AddParticipant:
+    """Register a villager (or a group) whose opinions are recorded."""
+
+    name: str
+    village: str
+    contact: str | None = None
+    lang: str = "zh"
+
+
+@command("participant.add", "Register a participant.", input=AddParticipant, output=ParticipantView,
+         roles=_roles(Action.ADD_PARTICIPANT), writes=True)  # fmt: skip
+def _add_participant(ctx: ServiceContext, acting: str | None, given: AddParticipant) -> ParticipantView:
+    return people.add_participant(
+        ctx, acting=acting, name=given.name, village=given.village, contact=given.contact, lang=given.lang
+    )
+
+
+@dataclass(frozen=True)
+class BindLogin:
+    """Bind a person to the PostgreSQL login that proves them (the per-person model before the server)."""
+
+    name: str
+    login: str
+
+
+@dataclass(frozen=True)
+class LoginBound:
+    """The login bound, and the group role it was granted."""
+
+    actor: str
+    login: str
+    group: str
+
+
+@command("actor.bind", "Bind a person to a PostgreSQL login, granted the group role that fits.", input=BindLogin,
+         output=LoginBound, roles=_roles(Action.ADD_ACTOR), writes=True)  # fmt: skip
+def _bind_login(ctx: ServiceContext, acting: str | None, given: BindLogin) -> LoginBound:
+    group = people.bind_login(ctx, acting=acting, name=given.name, login=given.login)
+    return LoginBound(given.name, given.login, group)
+
+
+@dataclass(frozen=True)
+class ListParticipants:
+    """Participants (of one village), under pseudonyms unless a coordinator states why they read more."""
+
+    village: str | None = None
+    full_names: bool = False
+    with_contact: bool = False
+    purpose: str | None = None
+
+
+@command("participant.list", "Participants under pseudonyms; full names and contacts on record (coordinators).",
+         input=ListParticipants, output=ParticipantView, roles=STAFF, writes=False, streamed=True)  # fmt: skip
+def _list_participants(
+    ctx: ServiceContext, acting: str | None, given: ListParticipants, use: Callable[[Iterable[Any]], T]
+) -> T:
+    # A read of full names or contacts is put on record in the transaction that reads; the items
+    # reach the person only once it has committed (the server's end line comes after the handler).
+    return people.use_participant_list(
+        ctx,
+        use,
+        acting=acting,
+        village=given.village,
+        with_contact=given.with_contact,
+        full_names=given.full_names,
+        purpose=given.purpose,
+    )
+
+
+@dataclass(frozen=True)
+class EraseParticipant:
+    """Erase a participant's personal information on request."""
+
+    participant_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Erased:
+    """The participant erased, and the pseudonym their opinions stay under."""
+
+    participant_id: int
+    pseudonym: str
+
+
+@command("participant.erase", "Erase a participant's name, contact and village; opinions stay under a pseudonym.",
+         input=EraseParticipant, output=Erased, roles=_roles(Action.ERASE_PERSONAL_DATA), writes=True)  # fmt: skip
+def _erase_participant(ctx: ServiceContext, acting: str | None, given: EraseParticipant) -> Erased:
+    pseudonym = personal_data.erase_participant(
+        ctx, acting=acting, participant_id=given.participant_id, reason=given.reason
+    )
+    return Erased(given.participant_id, pseudonym)
