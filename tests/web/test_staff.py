@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from consultflow.cli.main import main
 from consultflow.services.commands import REGISTRY
 from tests.conftest import _pg_schema_url
 from tests.web.portal import _free_port
@@ -62,20 +64,19 @@ class People:
 
     def run(self, *args: str, person: str | None = None, local: bool = False, stdin: str = "") -> Run:
         """The CLI as `person`: with --db and --as when `local`, else through their sign-in."""
-        env = {**self.env, "CONSULTFLOW_CREDENTIALS": str(self.credentials(person or "admin"))}
         head = ["--db", self.db_url] if local else []
         if local and person:
             head += ["--as", person]
-        proc = subprocess.run(
-            [sys.executable, "-m", "consultflow", "-q", *head, *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        # In-process (the server is a real process; tests/e2e/test_wheel.py runs the CLI as one too):
+        # a subprocess per step would cost a second and a half of start-up each, on every backend.
+        env: dict[str, str | None] = {
+            "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS),
+            "CONSULTFLOW_CREDENTIALS": str(self.credentials(person or "admin")),
+            **dict.fromkeys(("CONSULTFLOW_DB", "CONSULTFLOW_ACTOR", "CONSULTFLOW_SERVER", "CONSULTFLOW_TOKEN")),
+        }
+        result = CliRunner(env=env).invoke(main, ["-q", *head, *args], input=stdin)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return Run(result.exit_code, result.stdout, result.stderr)
 
     def ok(self, *args: str, person: str | None = None, local: bool = False, stdin: str = "") -> str:
         """Run, and insist it succeeds."""
