@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits, and a web load run (see benchmarks/).
+# `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits, a web load run, and a bulk fire
+# through the server beside local mode (see benchmarks/).
 .PHONY: demo test lint bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -25,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/intake.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 	$(BIN)/python benchmarks/engines.py --sizes 1000,10000 $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 	$(BIN)/python benchmarks/web_load.py $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
+	$(BIN)/python benchmarks/remote.py --sizes 10000 $(if $(CONSULTFLOW_BENCH_PG),--pg $(CONSULTFLOW_BENCH_PG))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
