@@ -102,6 +102,15 @@ def _ctx(db_url: str, clock: FixedClock) -> Iterator[ServiceContext]:
     ctx.database.dispose()
 
 
+@pytest.fixture(name="pg_ctx")
+def _pg_ctx(clock: FixedClock) -> Iterator[ServiceContext]:
+    """Services over a fresh migrated PostgreSQL schema, for what only PostgreSQL has (skipped without it)."""
+    for url in _pg_schema_url():
+        ctx = make_context(url, clock)
+        yield ctx
+        ctx.database.dispose()
+
+
 @pytest.fixture(name="sqlite_ctx")
 def _sqlite_ctx(sqlite_url: str, clock: FixedClock) -> Iterator[ServiceContext]:
     """Services over a fresh migrated SQLite database."""

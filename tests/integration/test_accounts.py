@@ -38,6 +38,16 @@ KEY = ChainKey(b"county-secret-0123456789abcdef-0123")
 @pytest.fixture(name="staff")
 def _staff(ctx: ServiceContext) -> ServiceContext:
     """A coordinator, a planner, an expert and an auditor, each with the same password."""
+    return _with_staff(ctx)
+
+
+@pytest.fixture(name="pg_staff")
+def _pg_staff(pg_ctx: ServiceContext) -> ServiceContext:
+    """The same people, on PostgreSQL only."""
+    return _with_staff(pg_ctx)
+
+
+def _with_staff(ctx: ServiceContext) -> ServiceContext:
     people.add_actor(ctx, acting=None, name=COORD, roles=["coordinator"])
     for name, role in ((PLANNER, "planner"), (EXPERT, "expert"), (AUDITOR, "auditor")):
         people.add_actor(ctx, acting=COORD, name=name, roles=[role])
@@ -463,7 +473,7 @@ def test_an_unkeyed_log_fails_when_keys_are_required(staff: ServiceContext) -> N
 
 
 @pytest.fixture(name="pg_logins")
-def _pg_logins(staff: ServiceContext) -> Iterator[dict[str, ServiceContext]]:
+def _pg_logins(pg_staff: ServiceContext) -> Iterator[dict[str, ServiceContext]]:
     """On PostgreSQL: a staff login and a coordinator login (bound to their actors), each with a context."""
     import uuid
 
@@ -473,9 +483,8 @@ def _pg_logins(staff: ServiceContext) -> Iterator[dict[str, ServiceContext]]:
     from consultflow.store.engine import normalize_url
     from tests.conftest import WORKFLOWS
 
+    staff = pg_staff
     engine = engine_of(staff)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("database logins exist on PostgreSQL only")
     suffix = uuid.uuid4().hex[:8]
     names = {"coord": f"cf_acc_coord_{suffix}", "planner": f"cf_acc_planner_{suffix}"}
     with engine.begin() as conn:

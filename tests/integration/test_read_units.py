@@ -40,10 +40,9 @@ def test_a_reading_command_does_not_wait_for_a_writer_on_sqlite(sqlite_ctx: Serv
 
 
 @pytest.mark.postgres
-def test_a_reading_units_writes_are_refused_by_postgresql(ctx: ServiceContext) -> None:
+def test_a_reading_units_writes_are_refused_by_postgresql(pg_ctx: ServiceContext) -> None:
     """On PostgreSQL the reading unit is READ ONLY: a stray write inside a read is refused by the database."""
-    if ctx.database.engine.dialect.name != "postgresql":  # type: ignore[attr-defined]
-        pytest.skip("PostgreSQL's READ ONLY transactions")
+    ctx = pg_ctx
     seed(ctx)
     reading = ctx.for_reading()
     uow = sql_uow(reading)
