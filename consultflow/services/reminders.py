@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import ValidationError
+from consultflow.domain.privacy import pseudonymise
 from consultflow.domain.roles import Action
 from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
@@ -76,8 +77,11 @@ def _reminder_view(r: ReminderRow) -> ReminderView:
 
 
 def _delivery_view(d: DeliveryRow, history: tuple[AttemptView, ...] = ()) -> DeliveryView:
+    # A villager is shown as staff see villagers everywhere else: pseudonymised (their full name is
+    # for coordinators who state why, on record); staff are named.
+    recipient = pseudonymise(d.recipient_name) if d.recipient_kind == "participant" else d.recipient_name
     return DeliveryView(
-        d.id, d.idempotency_key, d.kind, d.reminder_id, d.recipient_name, d.channel, d.lang, d.subject,
+        d.id, d.idempotency_key, d.kind, d.reminder_id, recipient, d.channel, d.lang, d.subject,
         d.status, d.attempts, d.next_attempt_at, d.last_error, d.sent_at, history,
     )  # fmt: skip
 

@@ -77,3 +77,15 @@ def test_run_once_exits_3_when_deliveries_die_and_requeue_gives_them_another_try
     requeued = json.loads(cli.ok("--json", "reminders", "requeue", "--all-dead", actor=COORD).stdout)
     assert requeued["requeued"] == [failed[0]["id"]]
     assert json.loads(cli.ok("reminders", "list", "--failed", "--json").stdout)[0]["status"] == "pending"
+
+
+def test_a_villagers_delivery_shows_them_pseudonymised(cli: Cli) -> None:
+    """Reminders to a participant name them as every staff view does (张某某): full names are for the record."""
+    oid = under_review(cli)
+    cli.ok("opinion", "fire", str(oid), "give_feedback", "--text", "请确认", actor=PLANNER)
+    cli.ok("--json", "reminders", "run-once", "--now", "2026-03-19T12:00")
+    reminders = json.loads(cli.ok("reminders", "list", "--json").stdout)
+    [sent] = [r for r in reminders if r["recipient_role"] == "participant" and r["status"] == "dispatched"]
+    shown = json.loads(cli.ok("reminders", "show", str(sent["id"]), "--json").stdout)
+    names = {d["recipient"] for d in shown["deliveries"]}
+    assert "张秀英" not in names and "张某某" in names, names
