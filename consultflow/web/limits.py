@@ -14,6 +14,12 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
+
+from consultflow.domain.errors import ConsultflowError
+from consultflow.services import accounts
+from consultflow.services.context import ServiceContext
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -22,6 +28,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COMMANDS = "/api/v1/commands/"
 SIGN_IN = "/api/v1/auth/"
+PORTAL_API = ("/api/v1/consultations", "/api/v1/receipts/")  # the villagers' JSON calls: one opinion at most
+PORTAL_LIMIT = 64 * 1024
 BODY_LIMIT = 8 * 1024 * 1024  # bytes: any command's fields (a 2,000,000-id list is about 16 MB: see IMPORT)
 LARGE_BODY_LIMIT = 512 * 1024 * 1024  # bytes: an import's rows, or a province's id list
 LARGE = frozenset({"opinion.import", "opinion.fire", "opinion.assign", "opinion.merge"})
@@ -38,6 +46,8 @@ def limit_of(path: str) -> int | None:
         return LARGE_BODY_LIMIT if path.removeprefix(COMMANDS) in LARGE else BODY_LIMIT
     if path.startswith(SIGN_IN):
         return SIGN_IN_LIMIT
+    if path.startswith(PORTAL_API):
+        return PORTAL_LIMIT
     return None
 
 
@@ -54,10 +64,11 @@ class StaffGate:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if scope["path"].startswith(COMMANDS) and not headers.get(b"authorization", b"").lower().startswith(b"bearer "):
-            message = "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)"
-            await _answer(send, 403, message, "permission_denied")
-            return
+        if scope["path"].startswith(COMMANDS):
+            refusal = await _token_refused(scope, headers.get(b"authorization", b""))
+            if refusal is not None:  # before a byte of the body is read: a bad token costs one lookup
+                await _answer(send, *refusal)
+                return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _answer(send, 413, _too_large(limit), "too_large")
@@ -82,6 +93,19 @@ class StaffGate:
 
         with contextlib.suppress(_TooLargeError):  # refused (413) and answered already
             await self.app(scope, counted, sending)
+
+
+async def _token_refused(scope: Scope, header: bytes) -> tuple[int, str, str] | None:
+    """Why the request's token is refused (status, line, kind), or None for a token that is valid now."""
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return 403, "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)", "permission_denied"
+    ctx: ServiceContext = scope["app"].state.ctx
+    try:
+        await anyio.to_thread.run_sync(accounts.authenticate, ctx, token.strip())
+    except ConsultflowError as exc:
+        return 403, str(exc), "permission_denied"
+    return None
 
 
 def _too_large(limit: int) -> str:

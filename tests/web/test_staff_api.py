@@ -179,3 +179,42 @@ def test_staff_requests_without_a_token_or_with_too_much_body_are_refused_unread
     assert snapshot(sqlite_ctx) == before
     big_sign_in = web.post("/api/v1/auth/signin", content=b"{" + b" " * (limits.SIGN_IN_LIMIT + 1) + b"}")
     assert big_sign_in.status_code == 413
+
+
+def test_a_bad_token_is_refused_before_a_byte_of_its_body_is_read(sqlite_ctx: ServiceContext) -> None:
+    """A made-up token with a huge id list costs one token lookup: the body is never read, nothing is held."""
+    seed(sqlite_ctx)
+    web, _token = _signed_in(sqlite_ctx, COORD)
+    sent = [0]
+
+    def body() -> Iterator[bytes]:
+        yield b'{"opinion_ids": [1'
+        for _ in range(10_000):  # 100 MB if it were all read
+            sent[0] += 1
+            yield b",1" * 5_000
+        yield b'], "trigger": "screen"}'
+
+    answer = web.post(
+        "/api/v1/commands/opinion.fire",
+        content=body(),
+        headers={"Authorization": "Bearer cft_" + "A" * 43, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 403 and "token refused" in answer.json()["error"]
+    assert sent[0] < 10
+
+
+def test_the_portals_json_calls_take_one_opinions_worth_of_body(sqlite_ctx: ServiceContext) -> None:
+    """The villagers' JSON API needs no token, so its bodies are small: 64 KB, then 413 in one line."""
+    setup = seed(sqlite_ctx)
+    web = client(sqlite_ctx)
+    huge = b'{"text": "' + b"x" * (70 * 1024) + b'"}'
+    answer = web.post(
+        f"/api/v1/consultations/{setup.consultation_id}/opinions",
+        content=huge,
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413
+    assert (
+        web.post("/api/v1/receipts/timeline", content=huge, headers={"Content-Type": "application/json"}).status_code
+        == 413
+    )
