@@ -25,6 +25,12 @@ def _passwords(from_stdin: bool, own: bool) -> tuple[str | None, str]:
     return current, str(click.prompt("New password (新密码)", hide_input=True, confirmation_prompt=True))
 
 
+def _current(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Current password (当前密码)", hide_input=True))
+
+
 @account_group.command("set-password")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
@@ -129,21 +135,25 @@ def totp_enable(state: CliState) -> None:
 
 @totp_group.command("confirm")
 @click.argument("code")
+@click.option("--password-stdin", is_flag=True, help="Read your current password from standard input (for scripts).")
 @as_option
 @pass_state
-def totp_confirm(state: CliState, code: str) -> None:
-    """Confirm two-step sign-in with the first CODE your app shows."""
-    done = state.call("account.totp-confirm", commands.TotpCode(code))
+def totp_confirm(state: CliState, code: str, password_stdin: bool) -> None:
+    """Confirm two-step sign-in with the first CODE your app shows (and your current password)."""
+    done = state.call("account.totp-confirm", commands.TotpCode(code, _current(password_stdin)))
     state.emit(done, lambda: done.done)
 
 
 @totp_group.command("disable")
 @click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read your current password from standard input (for scripts).")
 @as_option
 @pass_state
-def totp_disable(state: CliState, name: str) -> None:
-    """Turn two-step sign-in off for NAME (yourself, or anyone as a coordinator)."""
-    done = state.call("account.totp-disable", commands.OfAccount(name))
+def totp_disable(state: CliState, name: str, password_stdin: bool) -> None:
+    """Turn two-step sign-in off for NAME (yourself, with your current password; or anyone as a coordinator)."""
+    me = state.signed_in_as if state.remote is not None else state.actor
+    current = _current(password_stdin) if me == name else None
+    done = state.call("account.totp-disable", commands.DisableTotp(name, current))
     state.emit(done, lambda: done.done)
 
 

@@ -826,12 +826,16 @@ def enable_totp(ctx: ServiceContext, *, acting: str) -> TotpSetup:
     return run(ctx, acting=acting, action=None, event="totp_setup", body=body)
 
 
-def confirm_totp(ctx: ServiceContext, *, acting: str, code: str) -> None:
+def confirm_totp(ctx: ServiceContext, *, acting: str, code: str, current_password: str | None = None) -> None:
     """Turn two-step codes on with the first code the authenticator app shows (that code is then used).
+
+    It takes the current password too: a token someone took cannot tie the account to their phone.
 
     Raises:
         ValidationError: nothing set up, on already, or a code that does not match.
+        PermissionDeniedError: the current password is not right (counted as a failed sign-in).
     """
+    _current_checked(ctx, acting, current_password)
 
     def body(change: Change) -> None:
         _queue(change.uow)
@@ -854,14 +858,17 @@ def confirm_totp(ctx: ServiceContext, *, acting: str, code: str) -> None:
     run(ctx, acting=acting, action=None, event="totp_enabled", body=body)
 
 
-def disable_totp(ctx: ServiceContext, *, acting: str, name: str) -> None:
-    """Turn two-step codes off: one's own, or anyone's by a coordinator (a lost phone).
+def disable_totp(ctx: ServiceContext, *, acting: str, name: str, current_password: str | None = None) -> None:
+    """Turn two-step codes off: one's own (with the current password), or anyone's by a coordinator (a lost phone).
 
     Raises:
         ValidationError: two-step codes are not on (nor being set up).
         NotFoundError: no such person.
-        PermissionDeniedError: someone else's, and the acting person is not a coordinator.
+        PermissionDeniedError: someone else's, and the acting person is not a coordinator; or one's own
+            without the right current password.
     """
+    if acting == name:
+        _current_checked(ctx, acting, current_password)
 
     def body(change: Change) -> None:
         _queue(change.uow)

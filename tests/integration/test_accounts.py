@@ -167,7 +167,7 @@ def test_every_failed_sign_in_gets_the_same_line_and_only_the_log_says_why(staff
     people.add_actor(staff, acting=COORD, name="新来的", roles=["planner"])  # no password yet
     totp = pyotp.TOTP(accounts.enable_totp(staff, acting=EXPERT).secret)
     step = totp.timecode(staff.clock.now())
-    accounts.confirm_totp(staff, acting=EXPERT, code=totp.generate_otp(step))
+    accounts.confirm_totp(staff, acting=EXPERT, code=totp.generate_otp(step), current_password=PASSWORD)
     near = {totp.generate_otp(s) for s in range(step - 1, step + 3)}
     wrong = next(code for code in ("000000", "111111", "222222", "333333") if code not in near)
     accounts.disable_account(staff, acting=COORD, name=AUDITOR)
@@ -262,9 +262,9 @@ def test_a_two_step_code_is_accepted_once(staff: ServiceContext, clock: FixedClo
     assert setup.provisioning_uri.startswith("otpauth://totp/consultflow:") and setup.secret not in repr(setup)
     totp = pyotp.TOTP(setup.secret)
     with pytest.raises(ValidationError, match="that code does not match"):
-        accounts.confirm_totp(staff, acting=PLANNER, code="12345")
+        accounts.confirm_totp(staff, acting=PLANNER, code="12345", current_password=PASSWORD)
     step = totp.timecode(clock.now())
-    accounts.confirm_totp(staff, acting=PLANNER, code=totp.generate_otp(step))
+    accounts.confirm_totp(staff, acting=PLANNER, code=totp.generate_otp(step), current_password=PASSWORD)
     assert _refused(staff, code=totp.generate_otp(step)) == SIGNIN_REFUSED  # confirming used it
     assert _refused(staff) == SIGNIN_REFUSED  # no code at all
     assert _sign_in(staff, code=totp.generate_otp(step + 1)).owner == PLANNER
@@ -578,3 +578,16 @@ def test_changing_your_own_password_takes_the_current_one(staff: ServiceContext)
             accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD, current_password="x" * 12)
     with pytest.raises(TooManyAttemptsError):
         accounts.set_password(staff, acting=PLANNER, name=PLANNER, password=NEW_PASSWORD, current_password=PASSWORD)
+
+
+def test_a_taken_token_cannot_tie_the_account_to_another_phone(staff: ServiceContext, clock: FixedClock) -> None:
+    """Turning two-step codes on or off for oneself takes the current password; a coordinator's reset does not."""
+    setup = accounts.enable_totp(staff, acting=PLANNER)
+    code = pyotp.TOTP(setup.secret).at(clock.now())
+    with pytest.raises(PermissionDeniedError, match="your current password is not right"):
+        accounts.confirm_totp(staff, acting=PLANNER, code=code)
+    accounts.confirm_totp(staff, acting=PLANNER, code=code, current_password=PASSWORD)
+    with pytest.raises(PermissionDeniedError, match="your current password is not right"):
+        accounts.disable_totp(staff, acting=PLANNER, name=PLANNER, current_password="not it at all")
+    accounts.disable_totp(staff, acting=PLANNER, name=PLANNER, current_password=PASSWORD)
+    assert _sign_in(staff, PLANNER, PASSWORD).owner == PLANNER  # no code needed again

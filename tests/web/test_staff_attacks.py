@@ -374,7 +374,7 @@ def test_no_password_token_or_totp_secret_reaches_the_account_log_or_the_server_
     )
     secret = world.call("account.totp-enable", token).json()["secret"]
     code = pyotp.TOTP(secret).at(world.clock.now())
-    assert world.call("account.totp-confirm", token, {"code": code}).status_code == 200
+    assert world.call("account.totp-confirm", token, {"code": code, "current_password": PASSWORD}).status_code == 200
     wrong = world.web().post("/api/v1/auth/signin", json={"name": PLANNER, "password": "guessed wrong 1"})
     assert wrong.status_code == 403
     out = capsys.readouterr()
@@ -516,7 +516,12 @@ def test_a_two_step_code_is_accepted_once(world: World) -> None:
     token = world.token(AUDITOR)
     secret = world.call("account.totp-enable", token).json()["secret"]
     totp = pyotp.TOTP(secret)
-    assert world.call("account.totp-confirm", token, {"code": totp.at(world.clock.now())}).status_code == 200
+    assert (
+        world.call(
+            "account.totp-confirm", token, {"code": totp.at(world.clock.now()), "current_password": PASSWORD}
+        ).status_code
+        == 200
+    )
     world.clock.advance(timedelta(seconds=30))
     code = totp.at(world.clock.now())
     body = {"name": AUDITOR, "password": PASSWORD, "totp_code": code}

@@ -22,6 +22,7 @@ from consultflow.services.context import ServiceContext
 __all__ = [
     "AccountEvents",
     "AccountEventsOf",
+    "DisableTotp",
     "Done",
     "IssueToken",
     "ListTokens",
@@ -121,15 +122,16 @@ def _totp_enable(ctx: ServiceContext, acting: str | None, _given: Nothing) -> ac
 
 @dataclass(frozen=True)
 class TotpCode:
-    """A code from the authenticator app."""
+    """A code from the authenticator app, and your current password."""
 
     code: str
+    current_password: str | None = None
 
 
 @command("account.totp-confirm", "Confirm two-step sign-in with a first code.", input=TotpCode, output=Done,
          roles=STAFF, writes=True)  # fmt: skip
 def _totp_confirm(ctx: ServiceContext, acting: str | None, given: TotpCode) -> Done:
-    accounts.confirm_totp(ctx, acting=_signed(acting), code=given.code)
+    accounts.confirm_totp(ctx, acting=_signed(acting), code=given.code, current_password=given.current_password)
     return Done("two-step sign-in is on")
 
 
@@ -140,10 +142,18 @@ class OfAccount:
     name: str
 
 
+@dataclass(frozen=True)
+class DisableTotp:
+    """Whose two-step sign-in to turn off (your own takes your current password)."""
+
+    name: str
+    current_password: str | None = None
+
+
 @command("account.totp-disable", "Turn two-step sign-in off: your own, or anyone's (coordinators).",
-         input=OfAccount, output=Done, roles=STAFF, writes=True)  # fmt: skip
-def _totp_disable(ctx: ServiceContext, acting: str | None, given: OfAccount) -> Done:
-    accounts.disable_totp(ctx, acting=_signed(acting), name=given.name)
+         input=DisableTotp, output=Done, roles=STAFF, writes=True)  # fmt: skip
+def _totp_disable(ctx: ServiceContext, acting: str | None, given: DisableTotp) -> Done:
+    accounts.disable_totp(ctx, acting=_signed(acting), name=given.name, current_password=given.current_password)
     return Done(f"two-step sign-in is off for {given.name}")
 
 
