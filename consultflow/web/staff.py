@@ -82,6 +82,7 @@ def allowed(command: Command[Any, Any], who: accounts.Principal) -> None:
 def _endpoint(command: Command[Any, Any]) -> Callable[..., Response]:
     def run(request: Request, who: accounts.Principal, body: Any) -> Response:
         allowed(command, who)
+        wire.refuse_unstorable(body)
         ctx = _ctx(request)
         log.info("command", command=command.name, actor=who.name, client=client_of(request))
         if command.streamed:
@@ -225,6 +226,7 @@ def router() -> APIRouter:
 
     @made.post("/auth/signin", tags=["sign-in"], summary="Sign in with a password (and TOTP code): a token")
     def sign_in(request: Request, body: SignIn) -> Token:
+        wire.refuse_unstorable(body)
         issued = accounts.sign_in(
             _ctx(request),
             name=body.name,

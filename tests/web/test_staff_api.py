@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -218,3 +219,22 @@ def test_the_portals_json_calls_take_one_opinions_worth_of_body(sqlite_ctx: Serv
         web.post("/api/v1/receipts/timeline", content=huge, headers={"Content-Type": "application/json"}).status_code
         == 413
     )
+
+
+@pytest.mark.parametrize("text", ["\ud800", "名\x00字"], ids=["lone-surrogate", "nul"])
+def test_text_no_database_can_store_is_one_line_not_an_internal_error(sqlite_ctx: ServiceContext, text: str) -> None:
+    """A lone surrogate or a NUL, signed in or not, is refused in one line (422) before anything runs."""
+    seed(sqlite_ctx)
+    web, token = _signed_in(sqlite_ctx, COORD)
+    raw = json.dumps({"name": text, "password": text}).encode()  # ensure_ascii keeps the surrogate as \\ud800
+    anonymous = web.post("/api/v1/auth/signin", content=raw, headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 422 and anonymous.json()["kind"] == "validation", anonymous.text
+    before = snapshot(sqlite_ctx)
+    body = json.dumps({"title": text, "area": "片区"}).encode()
+    signed = web.post(
+        "/api/v1/commands/consultation.create",
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert signed.status_code == 422 and "title" in signed.json()["error"]
+    assert snapshot(sqlite_ctx) == before
