@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import time
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def test_an_internal_error_is_one_line_and_exit_70(cli: Cli, monkeypatch: pytest
     written = log.read_text(encoding="utf-8")
     assert "Traceback" in written and "RuntimeError" in written
     assert "13812345678" not in written  # contacts are masked even in tracebacks
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600  # readable by its owner alone
 
 
 def test_out_of_range_numbers_are_usage_errors_in_every_command(cli: Cli) -> None:
