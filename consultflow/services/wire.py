@@ -94,7 +94,7 @@ def refuse_unstorable(value: Any, where: str = "body") -> None:
     """
     if isinstance(value, str):
         if "\x00" in value:
-            msg = f"{where}: text may not hold a NUL character"
+            msg = f"{where}: text may not hold a NUL character (U+0000)"
             raise ValidationError(msg)
         try:
             value.encode("utf-8")
