@@ -95,16 +95,27 @@ class StaffGate:
             await self.app(scope, counted, sending)
 
 
+SIGN_IN_FIRST = "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)"
+PRINCIPAL = "consultflow_principal"  # where the gate leaves who the token proved, for the route
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, or None."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 async def _token_refused(scope: Scope, header: bytes) -> tuple[int, str, str] | None:
-    """Why the request's token is refused (status, line, kind), or None for a token that is valid now."""
-    scheme, _, token = header.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return 403, "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)", "permission_denied"
+    """Why the request's token is refused (status, line, kind), or None: then who it proves is in the scope."""
+    token = bearer_token(header.decode("latin-1"))
+    if token is None:
+        return 403, SIGN_IN_FIRST, "permission_denied"
     ctx: ServiceContext = scope["app"].state.ctx
     try:
-        await anyio.to_thread.run_sync(accounts.authenticate, ctx, token.strip())
+        who = await anyio.to_thread.run_sync(accounts.authenticate, ctx, token)
     except ConsultflowError as exc:
         return 403, str(exc), "permission_denied"
+    scope.setdefault("state", {})[PRINCIPAL] = who
     return None
 
 

@@ -29,6 +29,7 @@ from consultflow.services import accounts, wire
 from consultflow.services.commands import REGISTRY, Command
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import client_of, error_kind
+from consultflow.web.limits import PRINCIPAL, SIGN_IN_FIRST, bearer_token
 
 log = get_logger(__name__)
 
@@ -51,11 +52,13 @@ def principal(
     Raises:
         PermissionDeniedError: no token, or one that is unknown, expired or revoked.
     """
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        msg = "sign in first: 'consultflow login URL' (send Authorization: Bearer TOKEN)"
-        raise PermissionDeniedError(msg)
-    return accounts.authenticate(_ctx(request), token.strip())
+    proved = getattr(request.state, PRINCIPAL, None)  # the gate checked it already (command routes)
+    if isinstance(proved, accounts.Principal):
+        return proved
+    token = bearer_token(authorization or "")
+    if token is None:
+        raise PermissionDeniedError(SIGN_IN_FIRST)
+    return accounts.authenticate(_ctx(request), token)
 
 
 Signed = Annotated[accounts.Principal, Depends(principal)]
