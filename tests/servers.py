@@ -97,3 +97,38 @@ def webhook_server(*, fail_first: int = 0, delay: float = 0.0) -> Iterator[Webho
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def raw_server(answer: list[bytes], pause: float = 0.0) -> Iterator[str]:
+    """A loopback TCP server that reads a request and writes `answer` piece by piece, `pause` apart."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                    for piece in answer:
+                        conn.sendall(piece)
+                        time.sleep(pause)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()

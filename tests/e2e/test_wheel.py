@@ -61,10 +61,9 @@ def test_the_walk_through_runs_against_a_server_started_from_the_wheel(
     installed: Path, tmp_path: Path, db_url: str
 ) -> None:
     """`consultflow serve` from the wheel on a fresh database; staff sign in with the wheel's CLI and run the loop."""
-    import time
-    import urllib.request
 
     from tests.web.portal import _free_port
+    from tests.web.test_staff import _wait_for
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULTFLOW_")}
     env |= {"PYTHONPATH": "", "CONSULTFLOW_CREDENTIALS": str(tmp_path / "me" / "credentials.json")}
@@ -83,21 +82,18 @@ def test_the_walk_through_runs_against_a_server_started_from_the_wheel(
     )
     assert password.returncode == 0, password.stderr
     port = _free_port()
-    server = subprocess.Popen(
-        [consultflow, *db, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [consultflow, *db, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        _wait_for(base, server, log)
         signed = subprocess.run(
             [consultflow, "login", base, "--name", "李协调", "--password-stdin"],
             cwd=tmp_path,

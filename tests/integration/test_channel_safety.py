@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,45 +12,11 @@ from consultflow.scheduler.channels import SmtpChannel, SmtpSettings, build_rout
 from consultflow.scheduler.webhook import WebhookChannel
 from consultflow.services.outbox import DeliveryError, OutgoingMessage
 from tests.conftest import Cli
+from tests.servers import raw_server
 
 MESSAGE = OutgoingMessage(
     1, "reminder-1-participant-1", "reminder", "webhook", "张秀英", "13812345678", "zh", "主题", "正文"
 )
-
-
-@contextmanager
-def raw_server(answer: list[bytes], pause: float = 0.0) -> Iterator[str]:
-    """A loopback TCP server that reads a request and writes `answer` piece by piece, `pause` apart."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                try:
-                    conn.recv(65536)
-                    for piece in answer:
-                        conn.sendall(piece)
-                        time.sleep(pause)
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
 
 
 def test_a_redirect_is_a_failed_attempt_not_followed() -> None:

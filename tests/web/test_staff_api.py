@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from consultflow.domain.clock import FixedClock
 from consultflow.services import accounts
 from consultflow.services.context import ServiceContext
 from tests.helpers import COORD, PLANNER, seed, snapshot, submit
+from tests.servers import raw_server
 from tests.web.portal import client
 
 PASSWORD = "correct horse battery"
@@ -83,39 +82,6 @@ def test_a_refusal_inside_a_stream_is_its_last_line(sqlite_ctx: ServiceContext) 
     assert last.startswith('{"error":') and '"exit_code": 1' in last
 
 
-@contextmanager
-def _peer(answer: bytes, *, close_after: bool = True) -> Iterator[str]:
-    """A TCP server on loopback that answers every connection with `answer`, whatever was asked."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(answer)
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
-
-
 GARBAGE = [
     b"SSH-2.0-OpenSSH_9.2\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<html>hi</html>",
@@ -131,7 +97,7 @@ def test_the_cli_says_one_line_when_the_server_is_not_consultflow(
     answer: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whatever a peer answers, the CLI prints one line and exit code 1: no traceback, nothing printed as a result."""
-    with _peer(answer) as url:
+    with raw_server([answer]) as url:
         monkeypatch.setenv("CONSULTFLOW_SERVER", url)
         monkeypatch.setenv("CONSULTFLOW_TOKEN", "cft_" + "x" * 43)
         for args in (["consultation", "show", "1"], ["opinion", "fire", "1", "screen"], ["opinion", "list"]):
