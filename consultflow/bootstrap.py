@@ -36,6 +36,8 @@ def build_context(
     path = sqlite_file(settings.db_url)
     if path is not None and not create and not path.exists():
         msg = f"database file {path} does not exist; run 'consultflow db upgrade' to create it (or check --db)"
+        if not settings.db_given:  # no --db: perhaps this person meant to work through a server
+            msg += ", or sign in to your team's server with 'consultflow login URL'"
         raise ConfigurationError(msg)
     chain_key = settings.chain_key()  # bad settings are refused before any connection is opened
     unbound_logins = settings.unbound_logins

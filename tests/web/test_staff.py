@@ -431,7 +431,7 @@ def test_revoked_unknown_and_missing_tokens_are_refused(served: tuple[People, st
         assert status == 403, answer
     # a signed-out person's CLI says how to sign in, instead of touching a database
     again = people.run("consultation", "list", person=EXPERT)
-    assert again.code == 1 and "does not exist" in again.err
+    assert again.code == 1 and "does not exist" in again.err and "consultflow login URL" in again.err
     events = json.loads(people.ok("--json", "audit", "accounts", "--kind", "token_revoked", person=AUDITOR))
     assert [e["subject"] for e in events] == [EXPERT]
 
