@@ -19,6 +19,7 @@ from consultflow.services.context import ServiceContext
 from consultflow.store import migrate
 from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import make_engine, normalize_url
+from consultflow.store.roles import role_names
 from consultflow.store.uow import UnitOfWork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,10 @@ def _pg_schema_url() -> Iterator[str]:
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            # Migration 0013's roles for this schema (cluster-wide objects: they would outlive the schema).
+            database = conn.execute(text("SELECT current_database()")).scalar_one()
+            for role in role_names(database, schema).values():
+                conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from consultflow.domain.errors import ValidationError
@@ -50,3 +51,28 @@ def group_for(roles: Iterable[Role]) -> str:
     if held & {Role.PLANNER, Role.EXPERT, Role.PARTICIPANT}:
         return STAFF_GROUP
     return AUDITOR_GROUP
+
+
+#: The roles migration 0013 creates per database and schema, in the order `db roles` lists them:
+#: the server (the only writer), the reminder worker, and read-only analysts.
+ROLE_KINDS = ("server", "worker", "reader")
+
+
+@dataclass(frozen=True)
+class RoleMembers:
+    """One of this database's roles and the roles that are its direct members."""
+
+    kind: str
+    role: str
+    exists: bool
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoginChange:
+    """What `db login` did: the login, the roles granted or revoked, and a generated password (shown once)."""
+
+    login: str
+    roles: tuple[str, ...]
+    created: bool
+    password: str | None

@@ -504,8 +504,9 @@ def _pg_logins(pg_staff: ServiceContext) -> Iterator[dict[str, ServiceContext]]:
         )
         for kind, login in names.items()
     }
-    people.bind_login(staff, acting=COORD, name=COORD, login=names["coord"])
-    people.bind_login(contexts["coord"], acting=None, name=PLANNER, login=names["planner"])
+    people.bind_login(staff, acting=COORD, name=COORD, login=names["coord"])  # the owner's first binding
+    with engine.begin() as conn:  # as `actor bind` granted a planner before migration 0013
+        conn.execute(text(f"GRANT consultflow_staff TO {names['planner']}"))
     try:
         yield contexts
     finally:
@@ -518,28 +519,30 @@ def _pg_logins(pg_staff: ServiceContext) -> Iterator[dict[str, ServiceContext]]:
 
 
 @pytest.mark.postgres
-def test_credentials_are_for_the_owner_only_and_coordinators_append_to_the_log(
-    pg_logins: dict[str, ServiceContext],
+def test_per_person_logins_read_no_credential_and_append_nothing(
+    pg_logins: dict[str, ServiceContext], pg_staff: ServiceContext
 ) -> None:
-    """Per-person logins read no credential or token; a coordinator's login still registers people."""
+    """Per-person logins read no credential, token or account event; a coordinator's login registers nobody.
+
+    (Before migration 0013 a coordinator's own login could register people and append to the account
+    log; the server is now the only writer, so that is refused by the database.)
+    """
     for kind in ("coord", "planner"):
-        for table in ("staff_credential", "access_token", "signin_throttle"):
+        for table in ("staff_credential", "access_token", "signin_throttle", "account_event"):
             with pytest.raises(DBAPIError, match="permission denied"), engine_of(pg_logins[kind]).connect() as conn:
                 conn.execute(text(f"SELECT * FROM {table}"))
-    with pytest.raises(DBAPIError, match="permission denied"), engine_of(pg_logins["planner"]).begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO account_event (chain_seq, kind, at, payload, prev_hash, hash) "
-                "VALUES (999, 'x', now(), '{}', '', '')"
+        with pytest.raises(DBAPIError, match="permission denied"), engine_of(pg_logins[kind]).begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO account_event (chain_seq, kind, at, payload, prev_hash, hash) "
+                    "VALUES (999, 'x', now(), '{}', '', '')"
+                )
             )
-        )
-    people.add_actor(pg_logins["coord"], acting=None, name="钱规划", roles=["planner"])
-    seen = [e.subject for e in accounts.account_events(pg_logins["planner"], acting=PLANNER, kind="actor_added")]
-    assert seen == [PLANNER]  # a planner reads events about their own account only
-    assert accounts.account_events(pg_logins["coord"], acting=COORD, kind="actor_added")[0].subject == "钱规划"
-    assert accounts.verify_account_chain(pg_logins["planner"]).intact
-    with pytest.raises(PermissionDeniedError, match="does not match this database login"):
-        accounts.list_tokens(pg_logins["planner"], acting=COORD, everyone=True)
+    with pytest.raises(PermissionDeniedError, match="the database refused this to your login"):
+        people.add_actor(pg_logins["coord"], acting=None, name="钱规划", roles=["planner"])
+    with engine_of(pg_staff).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM actor WHERE name = '钱规划'")).scalar_one() == 0
+    assert accounts.verify_account_chain(pg_staff).intact
 
 
 def test_sign_ins_at_the_same_moment_keep_the_log_whole(staff: ServiceContext) -> None:
