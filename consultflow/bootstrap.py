@@ -9,6 +9,7 @@ from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
 from consultflow.services import identity
 from consultflow.services.context import ServiceContext
+from consultflow.services.database_roles import RoleAdmin
 from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import display_url, sqlite_file
 
@@ -59,6 +60,16 @@ def build_context(
         database.dispose()
         raise
     return ctx
+
+
+def role_admin(ctx: ServiceContext) -> RoleAdmin:
+    """The owner's administration of the database's roles, over the context's connection."""
+    from consultflow.store.roles import DatabaseRoles  # noqa: PLC0415 - only `db roles`, `db login` and run-once need it
+
+    if not isinstance(ctx.database, SqlDatabase):
+        msg = "database roles need a SQL database"
+        raise ConfigurationError(msg)
+    return DatabaseRoles(ctx.database.engine)
 
 
 def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool) -> None:

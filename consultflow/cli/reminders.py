@@ -168,7 +168,10 @@ def run_once(state: CliState, /, now_text: str | None, with_digest: bool, **opti
     now = parse_time(now_text, state.settings.tz) if now_text else None
     if with_digest:
         digest.queue_digests(ctx if now is None else _at(ctx, now), settings)
-    report = sweep.sweep(ctx, sender, settings, now=now)
+    # Run as the worker's login, which may only deliver, it leaves due rounds to the server.
+    from consultflow.bootstrap import role_admin  # noqa: PLC0415 - the store loads only for this command
+
+    report = sweep.sweep(ctx, sender, settings, now=now, close_rounds=role_admin(ctx).may_close_rounds())
     state.emit(
         report,
         lambda: (

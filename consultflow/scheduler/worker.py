@@ -37,7 +37,7 @@ def digest_trigger(expression: str, tz: ZoneInfo) -> CronTrigger:
 
 def _sweep_job(ctx: ServiceContext, sender: outbox.Sender, settings: outbox.SweepSettings) -> None:
     try:
-        sweep.sweep(ctx, sender, settings)
+        sweep.sweep(ctx, sender, settings, close_rounds=False)  # the server closes due rounds; the worker delivers
     except Exception as exc:  # noqa: BLE001 - a failed sweep must not stop the worker; the next tick tries again
         log.error(  # noqa: TRY400 - the traceback goes, masked, to the error log
             "sweep_failed", error=exc, traceback_in=str(record_internal_error(exc))

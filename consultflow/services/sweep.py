@@ -1,4 +1,4 @@
-"""The reminder sweep: close rounds that are due, turn due reminders into outbox messages, send them.
+"""The reminder sweep: close rounds that are due (unless told not to), turn due reminders into messages, send them.
 
 A reminder is dispatched in one transaction that writes its deliveries, so it is recorded once
 however many workers sweep; whether it still applies (and to whom) is decided at that moment.
@@ -32,12 +32,25 @@ from consultflow.services.ports import ActorRow, OpinionRow, ReminderRow, UnitOf
 log = get_logger(__name__)
 
 
-def sweep(ctx: ServiceContext, sender: Sender, settings: SweepSettings, now: datetime | None = None) -> SweepReport:
-    """One pass: close rounds that are due, dispatch due reminders, send due deliveries."""
+def sweep(
+    ctx: ServiceContext,
+    sender: Sender,
+    settings: SweepSettings,
+    now: datetime | None = None,
+    *,
+    close_rounds: bool = True,
+) -> SweepReport:
+    """One pass: close rounds that are due, dispatch due reminders, send due deliveries.
+
+    `close_rounds=False`: leave due rounds alone. The reminder worker's process passes it: closing a
+    round is a use case (audit events, opinions moved) that only the server's login may run; the
+    worker's login may only deliver.
+    """
     at = now or ctx.clock.now()
     fixed = replace(ctx, clock=FixedClock(at))
     report = SweepReport()
-    report.rounds_closed = auto_close_rounds(fixed, report)
+    if close_rounds:
+        report.rounds_closed = auto_close_rounds(fixed, report)
     dispatch_due(fixed, settings, report)
     deliver_due(fixed, sender, settings, report)
     log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from consultflow.domain.clock import FixedClock
@@ -193,6 +194,27 @@ def test_round_closes_itself_when_the_consultation_asks(ctx: ServiceContext, clo
     status = rounds.round_status(ctx, setup.consultation_id)
     assert status.open_round is None
     assert sweep.sweep(ctx, sender, SETTINGS, now=clock.now() + 5 * DAY).rounds_closed == 0
+
+
+def test_the_worker_process_leaves_due_rounds_to_the_server(
+    ctx: ServiceContext, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close_rounds=False (what `consultflow worker` passes) delivers reminders and closes no round."""
+    from consultflow.scheduler import worker
+
+    setup = seed(ctx, open_first_round=False)
+    rounds.open_round(ctx, acting=COORD, consultation_id=setup.consultation_id, closes_at=clock.now() + 3 * DAY)
+    submit(ctx, setup)
+    consultations.set_auto_close(ctx, acting=COORD, consultation_id=setup.consultation_id, enabled=True)
+    sender = RecordingSender()
+    report = sweep.sweep(ctx, sender, SETTINGS, now=clock.now() + 4 * DAY, close_rounds=False)
+    assert report.rounds_closed == 0
+    assert report.sent > 0
+    assert rounds.round_status(ctx, setup.consultation_id).open_round is not None
+    asked: list[bool] = []
+    monkeypatch.setattr(sweep, "sweep", lambda *_a, close_rounds=True, **_k: asked.append(close_rounds))
+    worker._sweep_job(ctx, sender, SETTINGS)
+    assert asked == [False]
 
 
 def test_digest_is_queued_once_a_day(ctx: ServiceContext, clock: FixedClock) -> None:
