@@ -221,6 +221,23 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class SignedHead(Base):
+    """A chain head the server signed (Ed25519) and published; append-only like the events."""
+
+    __tablename__ = "signed_head"
+    __table_args__ = (UniqueConstraint("consultation_id", "seq", "key_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    head: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[str] = mapped_column(String(16))
+    public_key: Mapped[str] = mapped_column(String(44))
+    statement: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(128))
+
+
 class Reminder(Base):
     """A reminder owed about an opinion's deadline; written with the change that causes it.
 
