@@ -171,6 +171,7 @@ def import_opinions(
                             "channel": r.channel,
                             "participant_id": people[r.participant_key],
                             "intake": {"source": request.source, "row": r.line},
+                            "text": r.text,
                         },
                     )
                     for oid, r in zip(ids, fresh, strict=True)

@@ -155,7 +155,10 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
         consultation.id,
         spec.initial,
         open_round.number,
-        ((r.id, {"category": r.category, "channel": r.channel, "participant_id": r.participant_id}) for r in added),
+        (
+            (r.id, {"category": r.category, "channel": r.channel, "participant_id": r.participant_id, "text": r.text})
+            for r in added
+        ),
     )
     return opinion_views(change.uow, added)
 
