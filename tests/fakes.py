@@ -32,7 +32,10 @@ from consultflow.domain.model import (
     AccessRecord,
     EventFilter,
     EventSummary,
+    FactEvent,
     LastEvent,
+    LiveEntry,
+    LiveOpinion,
     MovingOpinion,
     NewEntry,
     NewOpinionRow,
@@ -256,6 +259,9 @@ class FakeConsultations:
     def rounds(self, consultation_id: int) -> list[Row]:
         return [r for r in self.t.rounds if r.consultation_id == consultation_id]
 
+    def workflow_as_stored(self, workflow_id: int) -> Row:
+        return self.t.workflows[workflow_id - 1]
+
     def stored_workflow(self, name: str, version: int) -> Row | None:
         return next((w for w in self.t.workflows if (w.name, w.version) == (name, version)), None)
 
@@ -364,12 +370,30 @@ class FakeOpinions:
             for r in rows
         ]
 
-    def live_columns(
-        self, consultation_id: int
-    ) -> Generator[tuple[int, str, str | None, int, int, int | None], None, None]:
+    def live_columns(self, consultation_id: int) -> Generator[LiveOpinion, None, None]:
         for o in sorted(self.t.opinions, key=lambda o: o.id):
             if o.consultation_id == consultation_id:
-                yield o.id, o.state, o.outcome, o.rounds_count, o.last_seq, o.assigned_planner_id
+                yield LiveOpinion(
+                    o.id,
+                    o.state,
+                    o.outcome,
+                    o.rounds_count,
+                    o.last_seq,
+                    o.assigned_planner_id,
+                    o.workflow_id,
+                    o.participant_id,
+                    o.category,
+                    o.channel,
+                    o.text,
+                    o.plan_ref,
+                    o.merged_into_id,
+                )
+
+    def live_entries(self, consultation_id: int) -> Generator[LiveEntry, None, None]:
+        mine = {o.id for o in self.t.opinions if o.consultation_id == consultation_id}
+        for e in sorted(self.t.entries, key=lambda e: (e.opinion_id, e.opinion_seq, e.id)):
+            if e.opinion_id in mine:
+                yield LiveEntry(e.opinion_id, e.opinion_seq, e.round_no, e.kind, e.stance, e.text)
 
     def by_receipt(self, receipt_hash: str) -> int | None:
         return next((o.id for o in self.t.opinions if o.receipt_hash == receipt_hash), None)
@@ -491,6 +515,16 @@ class FakeAudit:
                 if e.kind == EventKind.ASSIGNED and e.payload != "{}":
                     assigned = e.payload
             yield EventSummary(opinion_id, last_seq, cycles, state, assigned)
+
+    def fact_events(self, consultation_id: int) -> Generator[FactEvent, None, None]:
+        kinds = (EventKind.SUBMITTED, EventKind.CORRECTED, EventKind.TRANSITION)
+        events = (
+            e
+            for e in self.t.events
+            if e.consultation_id == consultation_id and e.opinion_id is not None and e.kind in kinds
+        )
+        for e in sorted(events, key=lambda e: (e.opinion_id, e.opinion_seq)):
+            yield FactEvent(e.opinion_id, e.opinion_seq, e.kind, e.trigger, e.round_no, e.payload)
 
     def search(self, criteria: EventFilter) -> NoReturn:
         _no_aggregates(criteria)

@@ -288,6 +288,46 @@ class EventSummary(NamedTuple):
     assigned: str | None  # the payload of the latest assignment, naming the planner
 
 
+class LiveOpinion(NamedTuple):
+    """An opinion's live columns that its events account for, as verify streams them by id."""
+
+    id: int
+    state: str
+    outcome: str | None
+    rounds_count: int
+    last_seq: int
+    planner_id: int | None
+    workflow_id: int
+    participant_id: int
+    category: str
+    channel: str
+    text: str
+    plan_ref: str | None
+    merged_into_id: int | None
+
+
+class LiveEntry(NamedTuple):
+    """A live feedback or reply row (opinion_entry), as verify streams them by opinion and sequence."""
+
+    opinion_id: int
+    opinion_seq: int
+    round_no: int
+    kind: str
+    stance: str | None
+    text: str
+
+
+class FactEvent(NamedTuple):
+    """An event that records an opinion's facts (submitted, corrected, a transition), by opinion and sequence."""
+
+    opinion_id: int
+    opinion_seq: int
+    kind: str
+    trigger: str | None
+    round_no: int | None
+    payload: str
+
+
 class AuditEventRow(Protocol):
     """One stored audit event."""
 

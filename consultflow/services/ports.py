@@ -54,7 +54,10 @@ from consultflow.domain.model import (
     EntryRow,
     EventFilter,
     EventSummary,
+    FactEvent,
     LastEvent,
+    LiveEntry,
+    LiveOpinion,
     MovingOpinion,
     NewEntry,
     NewOpinionRow,
@@ -174,6 +177,9 @@ class ConsultationRepository(Protocol):
     def stored_workflow(self, name: str, version: int) -> WorkflowRow | None:
         """The stored copy of a workflow version."""
 
+    def workflow_as_stored(self, workflow_id: int) -> WorkflowRow:
+        """A workflow version's row as the table holds it now (never from memory: verify checks it)."""
+
     def stored_workflows(self, name: str | None = None) -> Sequence[WorkflowRow]:
         """Stored workflow versions, of one name or all."""
 
@@ -202,10 +208,11 @@ class OpinionRepository(Protocol):
     def open_categories(self, consultation_id: int) -> Sequence[str]:
         """The categories of the undecided opinions."""
 
-    def live_columns(
-        self, consultation_id: int
-    ) -> Generator[tuple[int, str, str | None, int, int, int | None], None, None]:
-        """(id, state, outcome, rounds count, last sequence, planner) of each opinion by id, streamed."""
+    def live_columns(self, consultation_id: int) -> Generator[LiveOpinion, None, None]:
+        """The live columns of each opinion that its events account for, by id, streamed."""
+
+    def live_entries(self, consultation_id: int) -> Generator[LiveEntry, None, None]:
+        """The feedback and replies of the consultation's opinions, by opinion and sequence, streamed."""
 
     def merged_into(self, target_id: int) -> list[tuple[int, int]]:
         """(opinion, its participant) of each opinion merged into `target_id`."""
@@ -286,6 +293,9 @@ class AuditLog(Protocol):
 
     def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
         """Per opinion with events, by id: what they say of it (aggregated, streamed)."""
+
+    def fact_events(self, consultation_id: int) -> Generator[FactEvent, None, None]:
+        """The submitted, corrected and transition events of its opinions, by opinion and sequence, streamed."""
 
     def search(self, criteria: EventFilter) -> Iterable[AuditEventRow]:
         """Opinion events matching every filter, in order, streamed."""

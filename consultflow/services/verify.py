@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
 from consultflow.domain.audit import (
     GENESIS_HASH,
     ChainKey,
+    EventKind,
     canonical_text,
     chain_mode,
     payload_text,
     text_hash,
+    utc_iso,
 )
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.model import ConsultationRow, EventSummary, StoredEvent
+from consultflow.domain.model import (
+    ConsultationRow,
+    EventSummary,
+    FactEvent,
+    LiveEntry,
+    LiveOpinion,
+    RoundRow,
+    StoredEvent,
+    WorkflowRow,
+)
 from consultflow.domain.roles import Role
-from consultflow.domain.workflow import StateSpec
+from consultflow.domain.vocabulary import EntryKind, Field
+from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
 
 
@@ -99,12 +113,16 @@ def verify_chain(
 
     The chain catches an edited event (its hash no longer matches), a deleted or inserted one (the
     sequence or the links break), and events cut off the end (the chain stops short of the recorded
-    head). Replaying the events catches what the chain cannot see: an opinion's state, outcome,
-    rounds count, sequence or planner changed in the live rows, or a tail cut off together with a
-    rewound head. `expect_head` (sequence, hash), published earlier, proves that event is still
-    part of today's chain. A keyed chain is checked with the configured key (refused without it);
-    `require_keyed` fails an unkeyed chain, which anyone who can write the database could have
-    recomputed (or turned into, by clearing the key id and rehashing).
+    head); an event whose payload repeats a key or has a field its kind never has is named too.
+    Replaying the events catches what the chain cannot see: every live fact they account for,
+    changed in the live rows. That is the consultation's title, area, settings and stored
+    workflow; each round's status and times; each opinion's state, outcome, rounds count,
+    sequence, planner, text, category, channel, participant, plan reference and merge target; and
+    each feedback and reply. It also catches a tail cut off together with a rewound head.
+    `expect_head` (sequence, hash), published earlier, proves that event is still part of today's
+    chain. A keyed chain is checked with the configured key (refused without it); `require_keyed`
+    fails an unkeyed chain, which anyone who can write the database could have recomputed (or
+    turned into, by clearing the key id and rehashing).
 
     Raises:
         ConfigurationError: the chain is keyed and the configured key is missing or another one.
@@ -117,62 +135,378 @@ def verify_chain(
             refusal = "the chain is not keyed (plain SHA-256), and a keyed chain was required"
             broken = BrokenEvent(0, None, None, None, None, None, None, refusal)
             return ChainReport(consultation.id, 0, consultation.chain_head, intact=False, broken=broken, mode=mode)
+        said = _ConsultationSaid()
         # closing: a server-side cursor on PostgreSQL, abandoned at the first problem
         with closing(uow.audit.chain(consultation.id)) as events:
-            report = replace(_walk(consultation, events, expect_head, key), mode=mode)
+            report = replace(_walk(consultation, events, expect_head, key, said), mode=mode)
         if not report.intact:
             return report
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-        planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
-        with (
-            closing(uow.opinions.live_columns(consultation.id)) as live,
-            closing(uow.audit.summaries(consultation.id)) as said,
-        ):
-            problem = _compare(live, said, spec.states, planners)
+        problem = _consultation_problem(
+            consultation, uow.consultations.workflow_as_stored(consultation.workflow_id), said
+        )
+        problem = problem or _rounds_problem(uow.consultations.rounds(consultation.id), said.rounds)
+        if problem is None:
+            spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+            planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
+            with (
+                closing(uow.opinions.live_columns(consultation.id)) as live,
+                closing(uow.audit.summaries(consultation.id)) as summaries,
+                closing(uow.audit.fact_events(consultation.id)) as facts,
+                closing(uow.opinions.live_entries(consultation.id)) as entries,
+            ):
+                replayed = _Replayed(summaries, facts, entries, spec, planners, consultation.workflow_id)
+                problem = _compare(live, replayed)
     if problem is None:
         return report
     broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)
     return replace(report, intact=False, broken=broken)
 
 
-def _compare(
-    live: Iterable[tuple[int, str, str | None, int, int, int | None]],
-    said: Iterable[EventSummary],
-    states: Mapping[str, StateSpec],
-    planners: Mapping[int, str],
-) -> str | None:
-    """The first live row that disagrees with its events, in words; both come by id and are merged.
+# The payload fields each kind of event is written with (see the services that write them). Every
+# event may also say which channel a change came through ("via") and the token it was made with.
+ANY_EVENT_FIELDS = frozenset({"via", "token"})
+KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    EventKind.CONSULTATION_CREATED: frozenset({"title", "area", "workflow", "digest", "auto_close"}),
+    EventKind.ROUND_OPENED: frozenset({"number", "closes_at"}),
+    EventKind.ROUND_CLOSED: frozenset({"number", "affected", "summary"}),
+    EventKind.ROUND_RESCHEDULED: frozenset({"closes_at", "previous"}),
+    EventKind.SETTINGS_CHANGED: frozenset({"auto_close"}),
+    EventKind.SUBMITTED: frozenset({"category", "channel", "participant_id", "intake", "text"}),
+    EventKind.ASSIGNED: frozenset({"planner"}),
+    EventKind.TRANSITION: frozenset(f.value for f in Field),
+    EventKind.CARRIED_OVER: frozenset({"round_close", "next_round"}),
+    EventKind.PARTICIPANT_ERASED: frozenset({"participant_id", "reason"}),
+    EventKind.CORRECTED: frozenset({"previous", "text", "reason"}),
+    EventKind.RECEIPT_ISSUED: frozenset({"replaces_earlier_code"}),
+}
+# Every kind consultflow writes; one added later without a KNOWN_FIELDS entry has its fields unchecked.
+_KINDS = frozenset(v for k, v in vars(EventKind).items() if k.isupper() and isinstance(v, str))
+_CHECKED_PAYLOADS = 4096  # payloads remembered as checked: a bulk change shares one payload
 
-    An opinion that only the events record is named after every live row has agreed.
-    """
-    summaries = iter(said)
-    events = next(summaries, None)
-    only_in_events: int | None = None
-    for opinion_id, state, live_outcome, rounds_count, last_seq, planner_id in live:
-        while events is not None and events.opinion_id < opinion_id:
-            only_in_events = events.opinion_id if only_in_events is None else only_in_events
-            events = next(summaries, None)
-        if events is None or events.opinion_id != opinion_id:
-            return f"the live tables have opinion {opinion_id}, which no event records"
-        outcome = states[events.state].outcome if events.state is not None and events.state in states else None
+
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members as a dict, refusing a key given twice (which json.loads would let the last win)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for name, _value in pairs:
+            if name in seen:
+                raise _RepeatedKeyError(name)
+            seen.add(name)
+    return found
+
+
+def payload_problem(kind: str, payload: str) -> str | None:  # noqa: PLR0911 - one answer per way it is wrong
+    """What is wrong with an event's payload, in words: a key given twice, or a field its kind never has."""
+    if payload == "{}":
+        return None
+    try:
+        parsed = json.loads(payload, object_pairs_hook=_unique_keys)
+    except _RepeatedKeyError as exc:
+        return f"its payload repeats the key {exc.key!r}"
+    except ValueError as exc:
+        return f"its payload is not readable JSON ({exc})"
+    if not isinstance(parsed, dict):
+        return "its payload is not a JSON object"
+    known = KNOWN_FIELDS.get(kind)
+    if known is None:
+        return None if kind in _KINDS else f"its kind {kind!r} is not one consultflow writes"
+    unknown = sorted(parsed.keys() - known - ANY_EVENT_FIELDS)
+    if unknown:
+        return f"its payload has an unknown field {unknown[0]!r} (a {kind} event has no such field)"
+    return None
+
+
+@dataclass
+class _RoundSaid:
+    """What a round's events say: when it opened, its closing time, when it closed (as the chain has them)."""
+
+    opened_at: str | None = None
+    closes_at: str | None = None
+    closed_at: str | None = None
+
+
+@dataclass
+class _ConsultationSaid:
+    """What the events that belong to no opinion say, gathered while the chain is walked (a few per round)."""
+
+    created: dict[str, Any] | None = None
+    auto_close: object = None
+    rounds: dict[int, _RoundSaid] = field(default_factory=dict)
+
+    def see(self, e: StoredEvent) -> None:
+        """Take in one such event (its payload already checked)."""
+        kind = e.kind
+        if kind not in _CONSULTATION_KINDS:
+            return
+        payload = json.loads(e.payload)
+        if kind == EventKind.CONSULTATION_CREATED:
+            if self.created is None:
+                self.created, self.auto_close = payload, payload.get("auto_close")
+            return
+        if kind == EventKind.SETTINGS_CHANGED:
+            self.auto_close = payload.get("auto_close", self.auto_close)
+            return
+        number = e.round_no if e.round_no is not None else payload.get("number")
+        if not isinstance(number, int):
+            return
+        said = self.rounds.setdefault(number, _RoundSaid())
+        if kind == EventKind.ROUND_OPENED:
+            said.opened_at, said.closes_at = e.at, payload.get("closes_at")
+        elif kind == EventKind.ROUND_RESCHEDULED:
+            said.closes_at = payload.get("closes_at")
+        else:
+            said.closed_at = e.at
+
+
+_CONSULTATION_KINDS = frozenset(
+    {
+        EventKind.CONSULTATION_CREATED,
+        EventKind.SETTINGS_CHANGED,
+        EventKind.ROUND_OPENED,
+        EventKind.ROUND_RESCHEDULED,
+        EventKind.ROUND_CLOSED,
+    }
+)
+_SHOWN_CHARS = 40
+
+
+def _shown(value: object) -> str:
+    """A value as a mismatch names it: a long text shortened."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        value = value[: _SHOWN_CHARS - 1] + "…"
+    return repr(value)
+
+
+def _edited(subject: str, what: str, now: object, recorded: object) -> str:
+    return f"{subject}: the live {what} is {_shown(now)} but its events say {_shown(recorded)} (a live row was edited)"
+
+
+def _consultation_problem(consultation: ConsultationRow, workflow: WorkflowRow, said: _ConsultationSaid) -> str | None:
+    """The consultation's own facts and its stored workflow, against its `consultation_created` event."""
+    key = f"{workflow.name}@{workflow.version}"
+    if hashlib.sha256(workflow.source.encode("utf-8")).hexdigest() != workflow.digest:
+        return (
+            f"workflow {key} (id {workflow.id}): its stored text no longer has its digest "
+            f"{workflow.digest[:12]}… (the stored workflow was edited)"
+        )
+    created = said.created
+    if created is None:
+        return "no event records the consultation's creation"
+    subject = f"consultation {consultation.id}"
+    checks = (
+        (subject, "workflow", key, created.get("workflow", key)),
+        (f"workflow {key} (id {workflow.id})", "digest", workflow.digest, created.get("digest", workflow.digest)),
+        (subject, "title", consultation.title, created.get("title", consultation.title)),
+        (subject, "area", consultation.area, created.get("area", consultation.area)),
+        (subject, "automatic closing", bool(consultation.auto_close), bool(said.auto_close)),
+    )
+    for where, what, now, recorded in checks:
+        if now != recorded:
+            return _edited(where, what, now, recorded)
+    return None
+
+
+def _moment(value: datetime | None) -> str | None:
+    return utc_iso(value) if value is not None else None
+
+
+def _said_moment(value: object) -> str | None:
+    """A time a payload gives (ISO 8601, any offset) as the chain writes times; unreadable stays as given."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return utc_iso(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return value
+
+
+def _rounds_problem(live: Sequence[RoundRow], said: Mapping[int, _RoundSaid]) -> str | None:
+    """Each round's status and times against its round_opened, round_rescheduled and round_closed events."""
+    for row in live:
+        events = said.get(row.number)
+        if events is None or events.opened_at is None:
+            return f"the live tables have round {row.number}, which no event records opening"
         checks = (
-            ("state", state, events.state),
-            ("outcome", live_outcome, outcome.value if outcome else None),
-            ("rounds count", rounds_count, events.cycles),
-            ("last sequence number", last_seq, events.last_seq),
-            ("assigned planner", planners.get(planner_id) if planner_id else None, _planner(events.assigned)),
+            ("status", row.status, "closed" if events.closed_at is not None else "open"),
+            ("opening time", _moment(row.opened_at), events.opened_at),
+            ("closing time", _moment(row.closes_at), _said_moment(events.closes_at)),
+            ("time it closed", _moment(row.closed_at), events.closed_at),
         )
         for what, now, recorded in checks:
             if now != recorded:
-                return (
-                    f"opinion {opinion_id}: the live {what} is {now!r} but its events say {recorded!r} "
-                    "(a live row was edited)"
-                )
-        events = next(summaries, None)
-    if only_in_events is None and events is not None:
-        only_in_events = events.opinion_id
+                return _edited(f"round {row.number}", what, now, recorded)
+    missing = sorted(said.keys() - {row.number for row in live})
+    if missing:
+        return f"events record round {missing[0]}, which the live tables no longer have"
+    return None
+
+
+class _Keyed(Protocol):
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+T = TypeVar("T", bound=_Keyed)
+
+
+class _ByOpinion(Generic[T]):
+    """The rows of a stream ordered by opinion id (their first field), taken one opinion at a time."""
+
+    def __init__(self, rows: Iterable[T]) -> None:
+        self._rows: Iterator[T] = iter(rows)
+        self._next: T | None = next(self._rows, None)
+        self.skipped: int | None = None  # the first opinion id passed over without being asked for
+
+    def take(self, opinion_id: int) -> list[T]:
+        """The rows of `opinion_id`; rows of lower ids (no live opinion asked for them) are passed over."""
+        while self._next is not None and self._next[0] < opinion_id:
+            self.skipped = self._next[0] if self.skipped is None else self.skipped
+            self._next = next(self._rows, None)
+        taken = []
+        while self._next is not None and self._next[0] == opinion_id:
+            taken.append(self._next)
+            self._next = next(self._rows, None)
+        return taken
+
+    def rest(self) -> int | None:
+        """The first opinion id passed over or never asked for, if any."""
+        return self.skipped if self.skipped is not None or self._next is None else self._next[0]
+
+
+@dataclass
+class _Replayed:
+    """The events' side of the comparison: id-ordered streams, read along with the live rows."""
+
+    summaries: Iterable[EventSummary]
+    facts: Iterable[FactEvent]
+    entries: Iterable[LiveEntry]
+    spec: WorkflowSpec
+    planners: Mapping[int, str]
+    workflow_id: int
+
+
+_UNRECORDED: Any = object()  # a fact the opinion's events (written before they recorded it) do not hold
+_ENTRY_NAMES = {EntryKind.FEEDBACK.value: "feedback", EntryKind.REPARTICIPATION.value: "reply"}
+
+
+def _compare(live: Iterable[LiveOpinion], replayed: _Replayed) -> str | None:
+    """The first live row that disagrees with its events, in words; all come by id and are merged.
+
+    An opinion that only the events record is named after every live row has agreed; so is a
+    feedback or reply row of an opinion no live row was read for.
+    """
+    summaries = _ByOpinion(replayed.summaries)
+    facts = _ByOpinion(replayed.facts)
+    entries = _ByOpinion(replayed.entries)
+    states = replayed.spec.states
+    for row in live:
+        opinion_id = row.id
+        found = summaries.take(opinion_id)
+        if not found:
+            return f"the live tables have opinion {opinion_id}, which no event records"
+        events = found[0]
+        outcome = states[events.state].outcome if events.state is not None and events.state in states else None
+        planner = row.planner_id
+        checks = (
+            ("state", row.state, events.state),
+            ("outcome", row.outcome, outcome.value if outcome else None),
+            ("rounds count", row.rounds_count, events.cycles),
+            ("last sequence number", row.last_seq, events.last_seq),
+            ("assigned planner", replayed.planners.get(planner) if planner else None, _planner(events.assigned)),
+            ("workflow", row.workflow_id, replayed.workflow_id),
+        )
+        for what, now, recorded in checks:
+            if now != recorded:
+                return _edited(f"opinion {opinion_id}", what, now, recorded)
+        problem = _facts_problem(row, facts.take(opinion_id), entries.take(opinion_id), replayed.spec)
+        if problem is not None:
+            return problem
+    only_in_events = summaries.rest()
     if only_in_events is not None:
         return f"events record opinion {only_in_events}, which the live tables no longer have"
+    stray = entries.rest()
+    if stray is not None:
+        return f"the live tables have feedback or replies of opinion {stray}, which is not among its opinions"
+    return None
+
+
+def _facts_problem(
+    row: LiveOpinion, events: Sequence[FactEvent], entries: Sequence[LiveEntry], spec: WorkflowSpec
+) -> str | None:
+    """One opinion's facts (and its feedback and replies) replayed from its events, against its live row."""
+    text = category = channel = participant = _UNRECORDED
+    plan_ref: str | None = None
+    merged_into: int | None = None
+    recorded: dict[int, tuple[str, int | None, str | None, str]] = {}  # by sequence: kind, round, stance, text
+    for e in events:
+        payload = json.loads(e.payload)
+        if e.kind == EventKind.SUBMITTED:
+            text = payload.get("text", _UNRECORDED)
+            category = payload.get("category", _UNRECORDED)
+            channel = payload.get("channel", _UNRECORDED)
+            participant = payload.get("participant_id", _UNRECORDED)
+        elif e.kind == EventKind.CORRECTED:
+            text = payload.get("text", text)
+        else:
+            if Field.PLAN_REF.value in payload:
+                plan_ref = str(payload[Field.PLAN_REF.value])
+            if Field.MERGE_TARGET.value in payload:
+                merged_into = int(payload[Field.MERGE_TARGET.value])
+            transition = spec.transitions.get(e.trigger or "")
+            if transition is not None and transition.entry is not None:
+                stance = payload.get(Field.STANCE.value)
+                said = payload.get(Field.TEXT.value) or payload.get(Field.REASON.value) or ""
+                recorded[e.opinion_seq] = (
+                    transition.entry.value,
+                    e.round_no,
+                    str(stance) if stance else None,
+                    str(said),
+                )
+    subject = f"opinion {row.id}"
+    checks = (
+        ("text", row.text, text),
+        ("category", row.category, category),
+        ("channel", row.channel, channel),
+        ("participant id", row.participant_id, participant),
+        ("plan reference", row.plan_ref, plan_ref),
+        ("merge target", row.merged_into_id, merged_into),
+    )
+    for what, now, said_of_it in checks:
+        if said_of_it is not _UNRECORDED and now != said_of_it:
+            return _edited(subject, what, now, said_of_it)
+    for entry in entries:
+        expected = recorded.pop(entry.opinion_seq, None)
+        name = _ENTRY_NAMES.get(entry.kind, entry.kind)
+        if expected is None:
+            return (
+                f"{subject}: the live tables have a {name} at #{entry.opinion_seq} that no event records "
+                "(a live row was added)"
+            )
+        kind, round_no, stance, said_text = expected
+        entry_checks = (
+            ("kind", entry.kind, kind),
+            ("round", entry.round_no, round_no),
+            ("stance", entry.stance, stance),
+            ("text", entry.text, said_text),
+        )
+        for what, now, said_of_it in entry_checks:
+            if now != said_of_it:
+                return _edited(
+                    f"{subject}", f"{what} of its {_ENTRY_NAMES.get(kind, kind)} #{entry.opinion_seq}", now, said_of_it
+                )
+    if recorded:
+        seq = min(recorded)
+        name = _ENTRY_NAMES.get(recorded[seq][0], recorded[seq][0])
+        return (
+            f"{subject}: its events record a {name} at #{seq}, which the live tables no longer have "
+            "(a live row was deleted)"
+        )
     return None
 
 
@@ -189,9 +523,11 @@ def _walk(
     events: Iterable[StoredEvent],
     expect_head: tuple[int, str] | None,
     key: ChainKey | None,
+    said: _ConsultationSaid,
 ) -> ChainReport:
     prev, expected, count = GENESIS_HASH, 1, 0
     published_seq, published_hash = expect_head or (0, "")
+    checked: dict[tuple[str, str], str | None] = {}
     for event in events:
         count += 1
         problem = None
@@ -210,8 +546,18 @@ def _walk(
                 f"the published head #{published_seq} was {published_hash[:12]}…; "
                 f"this chain has {event.hash[:12]}… there"
             )
+        if problem is None and event.payload != "{}":
+            content = (event.kind, event.payload)
+            if content in checked:
+                problem = checked[content]
+            else:
+                if len(checked) >= _CHECKED_PAYLOADS:
+                    checked.clear()
+                problem = checked[content] = payload_problem(*content)
         if problem is not None:
             return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
+        if event.opinion_id is None:
+            said.see(event)
         prev, expected = event.hash, expected + 1
     if count != consultation.chain_seq or prev != consultation.chain_head:
         problem = (
@@ -262,3 +608,8 @@ def verify_all(
     with ctx.uow() as uow:
         ids = uow.consultations.ids()
     return [verify_chain(ctx, cid, require_keyed=require_keyed) for cid in ids]
+
+
+def event_intact(e: StoredEvent, prev: str, key: ChainKey | None) -> bool:
+    """Whether a stored event hashes to its stored hash after `prev` (the server checks new events before signing)."""
+    return _recomputed(e, prev, key)

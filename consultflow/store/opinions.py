@@ -13,6 +13,8 @@ from consultflow.domain.errors import NotFoundError, RetryableConflictError
 from consultflow.domain.model import (
     MOVING_COLUMNS,
     ConsultationRow,
+    LiveEntry,
+    LiveOpinion,
     MovingOpinion,
     NewEntry,
     NewOpinionRow,
@@ -173,29 +175,36 @@ class OpinionRepository:
         )
         return [str(c) for c in self.session.scalars(stmt)]
 
-    def live_columns(
-        self, consultation_id: int
-    ) -> Generator[tuple[int, str, str | None, int, int, int | None], None, None]:
-        """(id, state, outcome, rounds count, last sequence, planner) of each opinion by id, streamed (for verify)."""
-        stmt = (
-            select(
-                Opinion.id,
-                Opinion.state,
-                Opinion.outcome,
-                Opinion.rounds_count,
-                Opinion.last_seq,
-                Opinion.assigned_planner_id,
-            )
-            .where(Opinion.consultation_id == consultation_id)
-            .order_by(Opinion.id)
-            .execution_options(yield_per=2000)
+    def live_columns(self, consultation_id: int) -> Generator[LiveOpinion, None, None]:
+        """The live columns of each opinion that its events account for, by id, streamed (for verify)."""
+        table = table_of(Opinion)
+        stmt = (  # plain tuples, in LiveOpinion's order
+            select(*(table.c[name] for name in _LIVE_COLUMNS))
+            .where(table.c.consultation_id == consultation_id)
+            .order_by(table.c.id)
+            .execution_options(yield_per=STREAM_ROWS)
         )
         rows = self.session.execute(stmt)
         try:
-            for row in rows:
-                yield int(row[0]), str(row[1]), row[2], int(row[3]), int(row[4]), row[5]
+            yield from map(LiveOpinion._make, rows)
         finally:
             rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
+
+    def live_entries(self, consultation_id: int) -> Generator[LiveEntry, None, None]:
+        """The feedback and replies of the consultation's opinions, by opinion and sequence, streamed (for verify)."""
+        e, o = table_of(OpinionEntry), table_of(Opinion)
+        stmt = (
+            select(e.c.opinion_id, e.c.opinion_seq, e.c.round_no, e.c.kind, e.c.stance, e.c.text)
+            .join(o, o.c.id == e.c.opinion_id)
+            .where(o.c.consultation_id == consultation_id)
+            .order_by(e.c.opinion_id, e.c.opinion_seq, e.c.id)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        rows = self.session.execute(stmt)
+        try:
+            yield from map(LiveEntry._make, rows)
+        finally:
+            rows.close()
 
     def merged_into(self, target_id: int) -> list[tuple[int, int]]:
         """(opinion, its participant) of each opinion merged into `target_id` (its lineage), by id."""
@@ -352,6 +361,23 @@ class OpinionRepository:
             .execution_options(synchronize_session=False)
         )
 
+
+# What verify compares of each opinion, in LiveOpinion's order (the column names it has in the table).
+_LIVE_COLUMNS = (
+    "id",
+    "state",
+    "outcome",
+    "rounds_count",
+    "last_seq",
+    "assigned_planner_id",
+    "workflow_id",
+    "participant_id",
+    "category",
+    "channel",
+    "text",
+    "plan_ref",
+    "merged_into_id",
+)
 
 # What an UPDATE of write_moves sets: the new values, then the steps of the sequence and rounds count.
 _Change = tuple[str, datetime, int, str | None, str | None, int | None, int | None, int, int]

@@ -14,7 +14,7 @@ from consultflow.domain.audit import AuditContent, ChainKey, EventKind, payload_
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
-from consultflow.domain.model import ConsultationRow, EventFilter, EventSummary, LastEvent, StoredEvent
+from consultflow.domain.model import ConsultationRow, EventFilter, EventSummary, FactEvent, LastEvent, StoredEvent
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store.batches import BATCH_SIZE, STREAM_ROWS, chunked
@@ -226,6 +226,18 @@ class ConsultationRepository:
             found = StoredWorkflow(row.id, row.name, row.version, row.digest, row.source)
             self.read_workflows[workflow_id] = found
         return found
+
+    def workflow_as_stored(self, workflow_id: int) -> StoredWorkflow:
+        """A workflow version's row as the table holds it now, never from memory (verify checks it)."""
+        row = self.session.execute(
+            select(Workflow.id, Workflow.name, Workflow.version, Workflow.digest, Workflow.source).where(
+                Workflow.id == workflow_id
+            )
+        ).first()
+        if row is None:
+            msg = f"unknown workflow id {workflow_id}"
+            raise NotFoundError(msg)
+        return StoredWorkflow(*row)
 
     def stored_workflow(self, name: str, version: int) -> Workflow | None:
         """The stored copy of a workflow version, if any consultation used it."""
@@ -468,6 +480,26 @@ class AuditLog:
         try:
             for opinion_id, last_seq, cycles, state, assigned in rows:
                 yield EventSummary(int(opinion_id), int(last_seq), int(cycles or 0), state, assigned)
+        finally:
+            rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
+
+    def fact_events(self, consultation_id: int) -> Generator[FactEvent, None, None]:
+        """The submitted, corrected and transition events of its opinions, by opinion and sequence, streamed.
+
+        Verify folds them an opinion at a time (its text, category, plan reference, merge target,
+        feedback and replies) and compares that with the live rows, after the chain has proved them.
+        """
+        e = table_of(AuditEvent)
+        kinds = (EventKind.SUBMITTED, EventKind.CORRECTED, EventKind.TRANSITION)
+        stmt = (
+            select(e.c.opinion_id, e.c.opinion_seq, e.c.kind, e.c.trigger, e.c.round_no, e.c.payload)
+            .where(e.c.consultation_id == consultation_id, e.c.opinion_id.is_not(None), e.c.kind.in_(kinds))
+            .order_by(e.c.opinion_id, e.c.opinion_seq)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        rows = self.session.execute(stmt)
+        try:
+            yield from map(FactEvent._make, rows)
         finally:
             rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
 
