@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from consultflow.config import Settings
+from consultflow.config import Settings, head_publishing
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
 from consultflow.services import identity
@@ -41,6 +41,7 @@ def build_context(
             msg += ", or sign in to your team's server with 'consultflow login URL'"
         raise ConfigurationError(msg)
     chain_key = settings.chain_key()  # bad settings are refused before any connection is opened
+    heads = head_publishing()
     unbound_logins = settings.unbound_logins
     database = SqlDatabase.from_url(settings.db_url)
     ctx = ServiceContext(
@@ -51,6 +52,7 @@ def build_context(
         chain_key=chain_key,
         unbound_logins=unbound_logins,
         acting_proven=acting_proven,
+        heads=heads,
     )
     try:
         _check_schema(database, shown, check_schema=check_schema)

@@ -13,13 +13,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consultflow.domain.audit import ChainKey
 from consultflow.domain.errors import ConfigurationError
 from consultflow.domain.identity import UNBOUND_MODES, UnboundLogins
 from consultflow.domain.labels import Lang
+
+if TYPE_CHECKING:
+    from consultflow.domain.heads import HeadPublishing
 
 DEFAULT_DB = "sqlite:///consultflow.sqlite"
 DEFAULT_TZ = "Asia/Shanghai"
@@ -97,6 +100,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONSULTFLOW_CHAIN_KEY_FILE", "file holding the secret that HMAC-keys new audit chains", "the server",
             "--chain-key-file"),
     Setting("CONSULTFLOW_CHAIN_KEY", "the chain key itself, instead of a file", "the server", secret=True),
+    Setting("CONSULTFLOW_SIGNING_KEY_FILE", "file holding the Ed25519 key chain heads are signed with "
+            "(0600; `consultflow audit keygen`)", "the server"),
+    Setting("CONSULTFLOW_HEADS_FILE", "file each signed chain head is appended to (JSON lines, public)", "the server"),
+    Setting("CONSULTFLOW_HEADS_MAIL", "e-mail addresses each signed chain head is sent to, comma-separated",
+            "the server"),
+    Setting("CONSULTFLOW_HEADS_SECONDS", "seconds between the server's signing of grown chain heads", "the server",
+            default="3600", parse=_number(10, 604_800, float)),
+    Setting("CONSULTFLOW_AUTO_CLOSE_SECONDS", "seconds between the server's closing of rounds past their time",
+            "the server", default="60", parse=_number(1, 86_400, float)),
+    Setting("CONSULTFLOW_SERVER_JOBS", "0: this server process runs no scheduled jobs (signing, closing rounds)",
+            "the server", default="1", parse=_flag),
     Setting("CONSULTFLOW_UNBOUND_LOGINS", "before the server: what a PostgreSQL login bound to nobody may do",
             "every command", default="read", parse=_choice("read", "none")),
     Setting("CONSULTFLOW_ERROR_LOG", "file that internal errors' tracebacks go to", "every command",
@@ -303,3 +317,30 @@ def load_zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         msg = f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai or UTC"
         raise ConfigurationError(msg) from None
+
+
+def head_publishing() -> HeadPublishing | None:
+    """The server's head signing key and where signed heads go, or None without a key.
+
+    Raises:
+        ConfigurationError: the key file is unreadable, readable by others or not an Ed25519 key, or
+            heads are to be published with no key to sign them.
+    """
+    env = environment()
+    key_file, heads_file, mail = (
+        env.text(name) for name in ("CONSULTFLOW_SIGNING_KEY_FILE", "CONSULTFLOW_HEADS_FILE", "CONSULTFLOW_HEADS_MAIL")
+    )
+    if not key_file:
+        if heads_file or mail:
+            msg = "CONSULTFLOW_HEADS_FILE or _MAIL is set but CONSULTFLOW_SIGNING_KEY_FILE is not: heads need a key"
+            raise ConfigurationError(msg)
+        return None
+    addresses = tuple(a.strip() for a in mail.split(",") if a.strip())
+    for address in addresses:
+        if "@" not in address or any(c.isspace() for c in address):
+            msg = f"CONSULTFLOW_HEADS_MAIL: {address!r} is not an e-mail address"
+            raise ConfigurationError(msg)
+    from consultflow.domain.heads import HeadPublishing, HeadSigner  # noqa: PLC0415 - the server's, not every command's
+
+    signer = HeadSigner.from_file(Path(key_file).expanduser())
+    return HeadPublishing(signer, Path(heads_file).expanduser() if heads_file else None, addresses)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
@@ -13,6 +15,7 @@ import click
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.document import Reread
+from consultflow.domain.heads import HeadSigner, SignedHead, parse_lines
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.text import table_lines
 from consultflow.services import audit, commands, statistics
@@ -25,7 +28,9 @@ def audit_group() -> None:
 
 
 def _details(payload: dict[str, object]) -> str:
-    return shorten(json.dumps(payload, ensure_ascii=False), 50) if payload else ""
+    # The token a change came through the server with is in --json; the table keeps to what changed.
+    shown = {k: v for k, v in payload.items() if k != "token"}
+    return shorten(json.dumps(shown, ensure_ascii=False), 50) if shown else ""
 
 
 def _event_row(e: audit.HistoryEvent, tz: ZoneInfo) -> tuple[object, ...]:
@@ -213,22 +218,46 @@ def audit_head(state: CliState, consultation_id: int) -> None:
 @click.argument("consultation_id", type=ID, required=False)
 @click.option("--expect-head", metavar="SEQ:HASH", help="A head published earlier: prove it is still in this chain.")
 @click.option(
+    "--heads", "heads_from", metavar="FILE|URL",
+    help="Signed heads published earlier (the heads file, or the portal's /heads.jsonl): the chain must hold each.",
+)  # fmt: skip
+@click.option("--public-key", help="The key the heads must be signed with (base64, as the portal shows it).")
+@click.option(
     "--require-keyed", is_flag=True, help="Fail any chain that is not HMAC-keyed (see CONSULTFLOW_CHAIN_KEY_FILE)."
 )
 @json_flag
 @pass_state
-def audit_verify(state: CliState, consultation_id: int | None, expect_head: str | None, require_keyed: bool) -> None:
+def audit_verify(
+    state: CliState,
+    consultation_id: int | None,
+    expect_head: str | None,
+    heads_from: str | None,
+    public_key: str | None,
+    require_keyed: bool,
+) -> None:
     """Recompute the hash chain of CONSULTATION_ID (or of all) and compare it with the live rows.
 
     Says which mode each chain is in (SHA-256, or HMAC-SHA256 with a key kept outside the
-    database). Exit 1 naming the first bad event or live row.
+    database). With --heads, every signed head published earlier must still be in the chain, so a
+    chain rebuilt since (even by the database's owner) is caught, naming the head it broke.
+    Exit 1 naming the first bad event, live row or published head.
     """
-    given = commands.Verify(consultation_id, expect_head or None, require_keyed)
+    published: tuple[SignedHead, ...] = ()
+    if heads_from is not None:
+        published = tuple(parse_lines(read_published(heads_from), heads_from, public_key))
+    elif public_key is not None:
+        raise click.UsageError("--public-key pins the key of --heads: give --heads too")
+    given = commands.Verify(consultation_id, expect_head or None, require_keyed, published)
     reports = list(state.call("audit.verify", given).reports)
     tz = state.settings.tz
+    keys = sorted({h.key_id for h in published})
 
     def text() -> str:
         lines = []
+        if published:
+            lines.append(
+                f"{len(published)} signed head(s) from {heads_from}, key(s) {', '.join(keys)}: signatures good"
+            )
         for r in reports:
             if r.intact:
                 lines.append(
@@ -251,6 +280,98 @@ def audit_verify(state: CliState, consultation_id: int | None, expect_head: str 
     state.emit(reports, text)
     if not all(r.intact for r in reports):
         raise SystemExit(1)
+
+
+@audit_group.command("heads")
+@click.argument("consultation_id", type=ID, required=False)
+@pass_state
+def audit_heads(state: CliState, consultation_id: int | None) -> None:
+    """Every chain head the server signed (of CONSULTATION_ID, or of all), oldest first.
+
+    One JSON line per head, as published: keep the output, and check a chain against it later
+    with 'consultflow audit verify --heads FILE'.
+    """
+    found: commands.PublishedHeads = state.call("audit.heads", commands.HeadsOf(consultation_id))
+    for head in found.heads:
+        click.echo(head.line())
+
+
+@audit_group.command("sign")
+@click.argument("consultation_id", type=ID, required=False)
+@json_flag
+@pass_state
+def audit_sign(state: CliState, consultation_id: int | None) -> None:
+    """Sign and publish the chain head of CONSULTATION_ID (or of every chain that grew) now.
+
+    The server does this on its own schedule and after each round closes; its key never leaves it.
+    A chain whose events since the last signed head do not hold is not signed (exit 1).
+    """
+    outcomes = state.call("audit.sign", commands.SignHeads(consultation_id)).outcomes
+
+    def text() -> str:
+        lines = []
+        for o in outcomes:
+            if o.problem is not None:
+                lines.append(f"consultation {o.consultation_id}: NOT SIGNED: {o.problem}")
+            else:
+                done = "signed and published" if o.signed else "already signed"
+                lines.append(f"consultation {o.consultation_id}: head #{o.seq} {o.head[:16]}… {done}")
+        return "\n".join(lines) or "no consultations"
+
+    state.emit(outcomes, text)
+    if any(o.problem is not None for o in outcomes):
+        raise SystemExit(1)
+
+
+@audit_group.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def audit_keygen(path: Path) -> None:
+    """Make a new head signing key in PATH (readable by its owner only) and print its public key.
+
+    Give PATH to the server as CONSULTFLOW_SIGNING_KEY_FILE; publish the public key beside the
+    portal's address so anyone can check the signed heads. An existing file is never overwritten.
+    """
+    pem = HeadSigner.generate_pem()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.UsageError(f"{path} exists; a signing key is never overwritten (choose another path)") from None
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    signer = HeadSigner.from_file(path)
+    click.echo(f"signing key written to {path} (mode 600)")
+    click.echo(f"public key: {signer.public_key}")
+    click.echo(f"key id:     {signer.key_id}")
+
+
+MAX_HEADS_BYTES = 64 * 1024 * 1024
+
+
+def read_published(where: str) -> str:
+    """The text of a heads file or URL (http or https), at most 64 MB, or one clear refusal."""
+    if where.startswith(("http://", "https://")):
+        import urllib.error  # noqa: PLC0415 - only for a URL
+        import urllib.request  # noqa: PLC0415
+
+        try:
+            with urllib.request.urlopen(where, timeout=30) as answer:  # noqa: S310 - the scheme is checked above
+                data: bytes = answer.read(MAX_HEADS_BYTES + 1)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise click.UsageError(f"cannot fetch the heads from {where}: {getattr(exc, 'reason', exc)}") from None
+    else:
+        try:
+            with Path(where).open("rb") as f:
+                data = f.read(MAX_HEADS_BYTES + 1)
+        except OSError as exc:
+            raise click.UsageError(f"cannot read the heads file {where}: {exc.strerror}") from None
+    if len(data) > MAX_HEADS_BYTES:
+        raise click.UsageError(f"{where} is over 64 MB; a heads file holds one short line per signed head")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.UsageError(f"{where} is not UTF-8 text (one signed head per line)") from None
 
 
 @audit_group.command("accounts")

@@ -10,6 +10,7 @@ from consultflow.config import DEFAULT_TZ
 from consultflow.domain.audit import ChainKey
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
+from consultflow.domain.heads import HeadPublishing
 from consultflow.domain.identity import UnboundLogins
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.workflow import WorkflowSpec
@@ -51,6 +52,10 @@ class ServiceContext:
     # SQLite, READ ONLY on PostgreSQL); a change it makes on record (a read of personal data put on
     # record) still goes through the pipeline's writing unit.
     read_only: bool = False
+    # The server's head signing key and where signed heads go: held by the server only.
+    heads: HeadPublishing | None = None
+    # On the server: the access token (its id) a staff request came with, recorded in each event.
+    token_id: int | None = None
 
     def key_for(self, consultation: ConsultationRow) -> ChainKey | None:
         """The key the consultation's chain is hashed with; refuses to write or check a keyed chain without it.

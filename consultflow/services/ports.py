@@ -42,6 +42,7 @@ __all__ = [
 from consultflow.domain.accounts import AccountDraft, AccountEventRow, ChainHeadRow, CredentialRow, TokenRow
 from consultflow.domain.audit import AuditContent, ChainKey
 from consultflow.domain.entering import Entering
+from consultflow.domain.heads import SignedHead
 from consultflow.domain.intake import IntakeRow
 from consultflow.domain.model import (
     AccessRecord,
@@ -288,8 +289,8 @@ class AuditLog(Protocol):
     ) -> None:
         """Chain and insert events after the consultation's head (HMAC-keyed when `key` is given)."""
 
-    def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
-        """A consultation's events in chain order, streamed."""
+    def chain(self, consultation_id: int, after: int = 0) -> Generator[StoredEvent, None, None]:
+        """A consultation's events in chain order (those after sequence number `after`), streamed."""
 
     def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
         """Per opinion with events, by id: what they say of it (aggregated, streamed)."""
@@ -563,6 +564,22 @@ class Accounts(Protocol):
         """Every account event in chain order, streamed."""
 
 
+class SignedHeads(Protocol):
+    """Chain heads the server signed and published: added once, never changed."""
+
+    def add(self, head: SignedHead) -> bool:
+        """Store a signed head; False when this key had already signed it (another server process did)."""
+
+    def last(self, consultation_id: int, key_id: str | None = None) -> SignedHead | None:
+        """The consultation's latest signed head (by this key, if given)."""
+
+    def all_of(self, consultation_id: int | None = None) -> Generator[SignedHead, None, None]:
+        """Signed heads in the order they were signed, streamed."""
+
+    def chain_hashes(self, consultation_id: int, seqs: Sequence[int]) -> dict[int, str]:
+        """The hashes the chain has at these sequence numbers (those it has)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -609,6 +626,10 @@ class UnitOfWork(Protocol):
     @property
     def accounts(self) -> Accounts:
         """Staff accounts and the account log."""
+
+    @property
+    def heads(self) -> SignedHeads:
+        """Chain heads the server signed."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

@@ -12,6 +12,7 @@ from consultflow.domain.entering import Entering, round_close_effects
 from consultflow.domain.errors import RoundStateError, ValidationError
 from consultflow.domain.reminders import StateEntry, round_close_states
 from consultflow.domain.roles import Action
+from consultflow.services import heads
 from consultflow.services.batching import batched
 from consultflow.services.consultations import RoundView, round_view
 from consultflow.services.context import ServiceContext, spec_for
@@ -229,7 +230,7 @@ def close_round(
         )
         return plan
 
-    return run(
+    plan = run(
         ctx,
         acting=acting,
         action=Action.CLOSE_ROUND,
@@ -237,6 +238,9 @@ def close_round(
         body=body,
         describe=lambda plan: {"consultation_id": consultation_id, "round": plan.round_no, "affected": plan.affected},
     )
+    if not dry_run:  # the closed round's head is signed and published at once (on the server, which holds the key)
+        heads.sign_quietly(ctx, consultation_id)
+    return plan
 
 
 def _step(opinion_id: int, state: str, effect: Entering | None) -> CloseStep:

@@ -17,6 +17,8 @@ from consultflow.store.batches import chunked
 from consultflow.store.bulk import insert_ignoring_duplicates
 from consultflow.store.models import Actor, Delivery, DeliveryAttempt, Participant
 
+PUBLICATION = "publication"
+
 
 class Outbox:
     """Deliveries and their attempts."""
@@ -102,7 +104,11 @@ class Outbox:
             for batch in chunked(wanted[kind]):
                 stmt = select(model.id, model.contact).where(model.id.in_(batch))
                 found.update(((kind, i), contact) for i, contact in self.session.execute(stmt))
-        return {d.id: found.get((d.recipient_kind, d.recipient_id)) for d in deliveries}
+        # A publication (a signed chain head) goes to an address the operator configured, kept as its name.
+        return {
+            d.id: d.recipient_name if d.recipient_kind == PUBLICATION else found.get((d.recipient_kind, d.recipient_id))
+            for d in deliveries
+        }
 
     def get(self, delivery_id: int) -> Delivery:
         """One delivery (it exists: the caller claimed it)."""

@@ -424,7 +424,7 @@ class AuditLog:
         insert_plain(self.session, table_of(AuditEvent), rows)  # the driver's executemany or COPY: no binding per value
         consultation.chain_seq, consultation.chain_head = seq, head
 
-    def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
+    def chain(self, consultation_id: int, after: int = 0) -> Generator[StoredEvent, None, None]:
         """A consultation's events in chain order, streamed in batches (a server-side cursor on PostgreSQL).
 
         Close the iterator when stopping early (`contextlib.closing`), so the cursor is released.
@@ -435,7 +435,7 @@ class AuditLog:
         ]
         stmt = (  # plain tuples, not ORM objects nor Rows: verify reads each event once and keeps none
             select(*columns)
-            .where(table.c.consultation_id == consultation_id)
+            .where(table.c.consultation_id == consultation_id, table.c.chain_seq > after)
             .order_by(table.c.chain_seq)
             .execution_options(yield_per=2000)
         )

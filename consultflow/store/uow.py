@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consultflow.store.accounts import AccountStore
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
+from consultflow.store.heads import SignedHeads
 from consultflow.store.intake import IntakeStore
 from consultflow.store.logins import Logins
 from consultflow.store.models import Opinion, OpinionEntry
@@ -42,6 +43,7 @@ class UnitOfWork:
     figures: Figures
     outbox: Outbox
     accounts: AccountStore
+    heads: SignedHeads
     _token: Token[bool]
 
     def __init__(
@@ -69,6 +71,7 @@ class UnitOfWork:
         self.logins = Logins(self.session)
         self.intake = IntakeStore(self.session)
         self.accounts = AccountStore(self.session)
+        self.heads = SignedHeads(self.session)
         return self
 
     def __exit__(

@@ -172,6 +172,7 @@ WRITES: dict[str, dict[str, Any]] = {
     "participant.erase": {"participant_id": 2, "reason": "r"},
     "reminders.cancel": {"reminder_ids": [1]},
     "reminders.requeue": {},
+    "audit.sign": {"consultation_id": 1},
     "role.grant": {"name": PLANNER, "role": "coordinator"},
     "role.revoke": {"name": COORD, "role": "coordinator"},
     "round.close": {"consultation_id": 1},

@@ -34,6 +34,10 @@ NOT_WALKED: dict[str, str] = {
     "audit.accounts": "the server's account log also holds the walk's sign-ins, so its numbers differ from a "
     "local run's; through the server in test_revoked_unknown_... and test_failed_sign_ins_...",
     "audit.verify-accounts": "counts the account log's events, which through the server include the sign-ins",
+    "audit.sign": "needs the signing key, which only the server holds (the walk's local runs have none); "
+    "through the server in test_signed_heads_server.py",
+    "audit.heads": "lists what the server signed, which a local run without the key has nothing of; "
+    "through the server in test_signed_heads_server.py",
 }
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from consultflow.domain.errors import ValidationError
+from consultflow.domain.heads import SignedHead, checked
 from consultflow.domain.model import AccessRecord, EventFilter
+from consultflow.domain.roles import Role
 from consultflow.services import (
     audit,
+    heads,
     personal_data,
     statistics,
     verify,
@@ -23,6 +27,7 @@ from consultflow.services.commands.core import (
     command,
 )
 from consultflow.services.context import ServiceContext
+from consultflow.services.heads import SignOutcome
 from consultflow.services.opinion_views import OpinionView
 from consultflow.services.statistics import FunnelRow, OpinionRounds, OutcomeRounds
 from consultflow.services.verify import ChainReport
@@ -34,9 +39,13 @@ __all__ = [
     "ChainHead",
     "ChainReports",
     "Funnel",
+    "HeadsOf",
     "OpinionHistory",
+    "PublishedHeads",
     "RoundsFigures",
     "RoundsOf",
+    "SignHeads",
+    "SignOutcomes",
     "StatesAsOf",
     "Verify",
 ]
@@ -92,11 +101,12 @@ def _decided(ctx: ServiceContext, _acting: str | None, given: OfConsultation, us
 
 @dataclass(frozen=True)
 class Verify:
-    """Check hash chains and live rows."""
+    """Check hash chains and live rows (and against signed heads published earlier)."""
 
     consultation_id: int | None = None
     expect_head: str | None = None
     require_keyed: bool = False
+    heads: tuple[SignedHead, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,8 +120,69 @@ class ChainReports:
          output=ChainReports, roles=STAFF, writes=False)  # fmt: skip
 def _verify(ctx: ServiceContext, _acting: str | None, given: Verify) -> ChainReports:
     expected = verify.parse_head(given.expect_head) if given.expect_head is not None else None
+    published = [
+        checked(h.record(), f"the published head #{h.seq} of consultation {h.consultation_id}") for h in given.heads
+    ]
+    if given.consultation_id is not None and published:
+        published = [h for h in published if h.consultation_id == given.consultation_id]
+        if not published:
+            msg = f"none of the published heads is of consultation {given.consultation_id}"
+            raise ValidationError(msg)
     reports = verify.verify_all(ctx, given.consultation_id, expected, require_keyed=given.require_keyed)
-    return ChainReports(tuple(reports))
+    known = {r.consultation_id for r in reports}
+    strangers = sorted({h.consultation_id for h in published} - known)
+    if strangers:
+        msg = f"published heads name consultation {strangers[0]}, which this database does not have (was it removed?)"
+        raise ValidationError(msg)
+    out = []
+    for report in reports:
+        problem = heads.against_published(ctx, report.consultation_id, published) if report.intact else None
+        if problem is not None:
+            seq, why = problem
+            broken = verify.BrokenEvent(seq, None, None, None, None, None, None, why)
+            report = replace(report, intact=False, broken=broken)  # noqa: PLW2901 - the report, with what broke it
+        out.append(report)
+    return ChainReports(tuple(out))
+
+
+@dataclass(frozen=True)
+class SignHeads:
+    """Sign the chain head of one consultation, or of every one that grew."""
+
+    consultation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SignOutcomes:
+    """What signing did, per consultation."""
+
+    outcomes: tuple[SignOutcome, ...]
+
+
+@command("audit.sign", "Sign and publish chain heads now (the server holds the key; it also signs on a schedule).",
+         input=SignHeads, output=SignOutcomes, roles={Role.COORDINATOR, Role.AUDITOR}, writes=True)  # fmt: skip
+def _sign(ctx: ServiceContext, _acting: str | None, given: SignHeads) -> SignOutcomes:
+    return SignOutcomes(tuple(heads.sign_heads(ctx, given.consultation_id)))
+
+
+@dataclass(frozen=True)
+class HeadsOf:
+    """The signed heads of one consultation, or of all."""
+
+    consultation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PublishedHeads:
+    """Signed heads, oldest first, as they were published."""
+
+    heads: tuple[SignedHead, ...]
+
+
+@command("audit.heads", "Every chain head the server signed, oldest first, as published.", input=HeadsOf,
+         output=PublishedHeads, roles=STAFF, writes=False)  # fmt: skip
+def _heads(ctx: ServiceContext, _acting: str | None, given: HeadsOf) -> PublishedHeads:
+    return PublishedHeads(tuple(heads.signed_heads(ctx, given.consultation_id)))
 
 
 @dataclass(frozen=True)
