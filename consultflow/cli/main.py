@@ -422,6 +422,12 @@ def main(
         if signed is not None:
             ctx.obj.remote = Client(signed.server, signed.token)
             ctx.obj.signed_in_as = signed.name
+            if chain_key_file is not None or env.get("CONSULTFLOW_CHAIN_KEY"):
+                click.echo(
+                    "warning: a chain key is set on this machine, but it belongs on the server only "
+                    "(commands run there, with its key); remove it from here",
+                    err=True,
+                )
     ctx.call_on_close(lambda: _dispose(ctx.obj))
 
 

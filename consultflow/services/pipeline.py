@@ -66,6 +66,10 @@ class Change:
     # payload as "via"), and the participant whose receipt code was shown (whom the portal acts for).
     via: str | None = None
     vouched_participant: int | None = None
+    # On the server: the id of the access token the request came with, in each event's payload as
+    # "token" (the account itself is the event's actor). Set by the server, never by a client.
+    token: int | None = None
+    _stamped: dict[int, tuple[object, dict[str, Any]]] = field(default_factory=dict)
     _current_rounds: dict[int, RoundRow] = field(default_factory=dict)
     _engines: dict[int, WorkflowEngine] = field(default_factory=dict)
 
@@ -168,9 +172,21 @@ class Change:
     def event(self, kind: str, *, role: Role | None = None, **content: Any) -> AuditContent:
         """An audit event by the acting person, now, in the role the action was allowed under."""
         acting = role or self.acting_role
-        if self.via is not None:
-            content["payload"] = {**(content.get("payload") or {}), "via": self.via}
+        if self.via is not None or self.token is not None:
+            content["payload"] = self._stamp(content.get("payload"))
         return AuditContent(kind=kind, at=self.now, actor=self.actor.name, role=acting.value, **content)
+
+    def _stamp(self, payload: dict[str, Any] | None) -> dict[str, Any]:
+        """The payload with the channel and the token added; one copy per payload, as bulk work shares them."""
+        found = self._stamped.get(id(payload))
+        if found is None or found[0] is not payload:
+            stamped = dict(payload or {})
+            if self.via is not None:
+                stamped["via"] = self.via
+            if self.token is not None:
+                stamped["token"] = self.token
+            found = self._stamped[id(payload)] = (payload, stamped)  # the original kept alive: its id stays its own
+        return found[1]
 
     def record(self, consultation_id: int, *drafts: AuditContent) -> None:
         """Audit events to append to the consultation's chain when the change is done."""
@@ -193,6 +209,7 @@ class Change:
             consultation = self._consultations[consultation_id]
             self.uow.audit.append(consultation, self._events[consultation_id], self.key_for(consultation))
         self._events.clear()
+        self._stamped.clear()
 
     def flush(self) -> None:
         """Audit events (hashed with each chain's key, if it has one), then reminders, written now.
@@ -251,7 +268,7 @@ def run(
             with ctx.writing() as uow:
                 login = None if ctx.acting_proven else uow.logins.session_login()
                 change = _begin(uow, ctx.clock.now(), acting, login, action, first_person=first_person)
-                change.key_for = ctx.key_for
+                change.key_for, change.token = ctx.key_for, ctx.token_id
                 result = body(change)
                 change._finish()  # noqa: SLF001 - the pipeline owns the change
                 uow.commit()

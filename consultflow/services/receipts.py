@@ -14,6 +14,7 @@ from typing import Literal
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.errors import InvalidTransitionError, NotFoundError, ValidationError
+from consultflow.domain.heads import SignedHead
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.labels import Label
 from consultflow.domain.machine import WorkflowEngine
@@ -99,6 +100,10 @@ class Timeline:
     reply_by: datetime | None  # when the round closes (the answer is due)
     state_label: Label | None
     outcome: Outcome | None
+    # The opinion's last audit event's place in the chain, and the latest signed head that covers it
+    # (None until the server has signed one): what the villager can check in the published record.
+    last_event: int = 0
+    head: SignedHead | None = None
 
 
 def issue_receipt(ctx: ServiceContext, *, acting: str | None, opinion_id: int) -> str:
@@ -197,6 +202,8 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
             for e, _name in uow.opinions.entries(op.id)
         ]
         rounds = {r.number: r for r in uow.consultations.rounds(c.id)}
+        last_event = max((e.chain_seq for e in uow.audit.for_opinion(op.id)), default=0)
+        head = uow.heads.last(c.id)
     submitted_in = [n for n, r in rounds.items() if r.opened_at <= view.submitted_at]
     first = min([max(submitted_in, default=view.current_round), view.current_round, *(e.round_no for e in entries)])
     last = max([view.current_round, *(e.round_no for e in entries)])
@@ -222,6 +229,8 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
         reply_by=current.closes_at if reply is not None and current is not None and current.closed_at is None else None,
         state_label=state.label if state else None,
         outcome=state.outcome if state else None,
+        last_event=last_event,
+        head=head if head is not None and head.seq >= last_event else None,
     )
 
 

@@ -7,8 +7,10 @@ thread pool, each with its own unit of work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +64,9 @@ class WebSettings:
     limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     secure_cookies: bool = False
     oidc: OidcSettings | None = None  # single sign-on, when CONSULTFLOW_OIDC_ISSUER is set
+    jobs: bool = False  # run the server's schedule (signing heads, closing rounds): the real server does
+    heads_seconds: float = 3600.0
+    close_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -89,7 +94,15 @@ class WebSettings:
             raise ConfigurationError(msg)
         secure = bool(env.get("CONSULTFLOW_WEB_SECURE_COOKIES", False))
         limits = parse_limits(env.text("CONSULTFLOW_WEB_LIMITS"))
-        return cls(secret.encode("utf-8"), limits, secure, OidcSettings.from_env(env))
+        return cls(
+            secret.encode("utf-8"),
+            limits,
+            secure,
+            OidcSettings.from_env(env),
+            jobs=bool(env.get("CONSULTFLOW_SERVER_JOBS", True)),
+            heads_seconds=float(env.get("CONSULTFLOW_HEADS_SECONDS", 3600.0)),
+            close_seconds=float(env.get("CONSULTFLOW_AUTO_CLOSE_SECONDS", 60.0)),
+        )
 
 
 def parse_limits(text: str) -> dict[str, Limit]:
@@ -144,7 +157,21 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     """The portal over a wired service context."""
     from consultflow.web import api, pages, staff  # noqa: PLC0415 - they import this module's helpers
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.jobs:
+            from consultflow.web import jobs  # noqa: PLC0415 - APScheduler loads only in the real server
+
+            scheduler = jobs.start(ctx, heads_seconds=settings.heads_seconds, close_seconds=settings.close_seconds)
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="consultflow",
         version=__version__,
         summary="Submit opinions, follow them with a receipt code, read the published account.",

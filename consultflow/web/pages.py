@@ -22,7 +22,7 @@ from consultflow.domain.receipts import grouped, normalised
 from consultflow.domain.vocabulary import STANCE_LABELS, Outcome
 from consultflow.export.values import local_time
 from consultflow.logconfig import get_logger
-from consultflow.services import consultations, receipts, reports
+from consultflow.services import consultations, heads, receipts, reports
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import HERE, WebSettings, client_of, guard_of, http_status
 from consultflow.web.security import PUBLIC_REPORT_ROWS, new_token, same_token
@@ -129,7 +129,26 @@ def consultation_page(request: Request, consultation_id: int) -> HTMLResponse:
         doc=adoption,
         chart=outcome_chart(adoption, lang),
         form=receipts.questionnaire(ctx, consultation_id),
+        head=heads.latest(ctx, consultation_id),
     )
+
+
+@router.get("/c/{consultation_id}/heads.jsonl")
+def consultation_heads(request: Request, consultation_id: int) -> Response:
+    """Every signed head of the consultation's chain, oldest first, one JSON line each (public, no personal data).
+
+    Keep a copy: 'consultflow audit verify --heads URL' checks a chain against them.
+    """
+    found = heads.signed_heads(_ctx(request), consultation_id)
+    body = "".join(h.line() + "\n" for h in found)
+    return Response(body, media_type="application/x-ndjson; charset=utf-8")
+
+
+@router.get("/heads.jsonl")
+def all_heads(request: Request) -> Response:
+    """Every signed head of every consultation, oldest first (public)."""
+    body = "".join(h.line() + "\n" for h in heads.signed_heads(_ctx(request)))
+    return Response(body, media_type="application/x-ndjson; charset=utf-8")
 
 
 def outcome_chart(doc: Document, lang: Lang) -> list[dict[str, Any]]:

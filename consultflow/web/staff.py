@@ -16,7 +16,7 @@ import inspect
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -86,7 +86,7 @@ def _endpoint(command: Command[Any, Any]) -> Callable[..., Response]:
     def run(request: Request, who: accounts.Principal, body: Any) -> Response:
         allowed(command, who)
         wire.refuse_unstorable(body)
-        ctx = _ctx(request)
+        ctx = replace(_ctx(request), token_id=who.token_id)  # each event records the token it came with
         log.info("command", command=command.name, actor=who.name, client=client_of(request))
         if command.streamed:
             return StreamingResponse(_stream(command, ctx, who.name, body), media_type="application/x-ndjson")

@@ -88,6 +88,36 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "lang_switch": ("English", "中文"),
     "opinions": ("意见数", "Opinions"),
+    "evidence": ("公开核验", "Public record"),
+    "head_signed": (
+        "本次征求意见的全部记录按顺序串成哈希链。服务器于 {at} 对第 {seq} 条记录处的链头签名并公布：",
+        (
+            "Every record of this consultation is chained by hashes. On {at} the server signed and published "
+            "the chain's head at record {seq}:"
+        ),
+    ),
+    "head_none": (
+        "服务器尚未签名公布链头（每小时一次，每轮结束时也会签名）。",
+        "The server has not signed a chain head yet (it does every hour, and when a round closes).",
+    ),
+    "head_hash": ("链头哈希", "Head hash"),
+    "public_key": ("公钥（Ed25519）", "Public key (Ed25519)"),
+    "key_id": ("公钥编号", "Key id"),
+    "all_heads": ("全部已签名链头（可下载核验）", "Every signed head (download to check)"),
+    "mine_covered": (
+        (
+            "您这条意见的最后一条记录（第 {n} 条）已包含在 {at} 签名公布的链头（第 {seq} 条）中："
+            "之后任何人改动它都会被发现。"
+        ),
+        (
+            "Your opinion's last record (#{n}) is in the chain head signed and published on {at} (#{seq}): "
+            "any later change to it would be detected."
+        ),
+    ),
+    "mine_pending": (
+        "您这条意见的最后一条记录（第 {n} 条）将在服务器下一次签名链头时公布。",
+        "Your opinion's last record (#{n}) will be covered when the server next signs the chain head.",
+    ),
 }
 
 

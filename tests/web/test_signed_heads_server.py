@@ -1,0 +1,133 @@
+"""Signed heads through the server, as people use them: the key stays on the server, heads are published.
+
+A real `consultflow serve` holds the signing key; staff work through it with their sign-ins. When
+a round closes, the server signs the chain's head and publishes it to the heads file and on the
+portal (with its public key); an auditor checks the chain against the published heads with the
+CLI; a villager's receipt page names the signed head that covers her opinion; every event the
+server writes records the token it came with, which no client can set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consultflow.domain.heads import HeadSigner
+from tests.web.test_staff import (
+    AUDITOR,
+    COORD,
+    EXPERT,
+    PLANNER,
+    PLANNER2,
+    WALK,
+    People,
+    _login,
+    _post,
+    _staff,
+    _token,
+    server,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(name="signing_server")
+def _signing_server(db_url: str, tmp_path: Path) -> Iterator[tuple[People, str, Path, HeadSigner]]:
+    key = tmp_path / "server" / "signing.pem"
+    key.parent.mkdir()
+    key.write_bytes(HeadSigner.generate_pem())
+    key.chmod(0o600)
+    heads_file = tmp_path / "server" / "heads.jsonl"
+    people = People(db_url, tmp_path / "home")
+    people.env.update(
+        {
+            "CONSULTFLOW_SIGNING_KEY_FILE": str(key),
+            "CONSULTFLOW_HEADS_FILE": str(heads_file),
+            "CONSULTFLOW_HEADS_SECONDS": "3600",  # only what the test does signs (and the first run, at start)
+        }
+    )
+    _staff(people)
+    with server(people, tmp_path) as base:
+        _login(people, base, COORD, PLANNER, PLANNER2, EXPERT, AUDITOR)
+        for who, args in WALK[:7]:
+            people.ok(*args, person=who)
+        yield people, base, heads_file, HeadSigner.from_file(key)
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return str(answer.read().decode("utf-8"))
+
+
+def test_a_closed_round_is_signed_published_and_checkable_by_anyone(
+    signing_server: tuple[People, str, Path, HeadSigner],
+) -> None:
+    """Round close → a signed head in the file, on the portal and from `audit heads`; verify --heads passes."""
+    people, base, heads_file, signer = signing_server
+    assert "CONSULTFLOW_SIGNING_KEY_FILE" not in os.environ  # the CLI below has no key: only the server does
+    people.ok("round", "close", "1", person=COORD)
+    head = json.loads(people.ok("audit", "head", "1", "--json", person=AUDITOR))
+    lines = [json.loads(line) for line in heads_file.read_text().splitlines()]
+    assert lines[-1]["seq"] == head["seq"] and lines[-1]["head"] == head["hash"]
+    assert lines[-1]["key_id"] == signer.key_id
+    page = _get(f"{base}/c/1")
+    assert head["hash"] in page and signer.public_key in page and signer.key_id in page
+    published = _get(f"{base}/c/1/heads.jsonl")
+    assert published.splitlines() == people.ok("audit", "heads", "1", person=AUDITOR).splitlines()
+    assert [json.loads(x) for x in published.splitlines()] == lines
+    checked = people.run("audit", "verify", "1", "--heads", f"{base}/c/1/heads.jsonl", "--public-key",
+                         signer.public_key, person=AUDITOR)  # fmt: skip
+    assert checked.code == 0, checked.err
+    assert "signatures good" in checked.out and "chain intact" in checked.out
+
+
+def test_signing_on_request_is_for_coordinators_and_auditors_and_signs_only_growth(
+    signing_server: tuple[People, str, Path, HeadSigner],
+) -> None:
+    """`audit sign` through the server signs a grown chain once; a planner may not ask for it."""
+    people, _base, heads_file, _signer = signing_server
+    refused = people.run("audit", "sign", "1", person=PLANNER)
+    assert refused.code != 0 and "may not run audit.sign" in refused.err
+    first = people.ok("audit", "sign", "1", person=AUDITOR)
+    assert "signed and published" in first or "already signed" in first
+    again = people.ok("audit", "sign", "1", person=COORD)
+    assert "already signed" in again
+    seqs = [json.loads(line)["seq"] for line in heads_file.read_text().splitlines()]
+    assert len(seqs) == len(set(seqs))  # never the same head twice
+
+
+def test_a_receipt_names_the_signed_head_that_covers_it(signing_server: tuple[People, str, Path, HeadSigner]) -> None:
+    """The villager's timeline (API and page data) gives the covering head once the server has signed one."""
+    people, base, _heads_file, _signer = signing_server
+    code = people.ok("opinion", "receipt", "1", "--json", person=COORD)
+    receipt = json.loads(code)["receipt_code"] if code.strip().startswith("{") else code.strip().split()[-1]
+    status, before = _post(base, None, "/api/v1/receipts/timeline", {"code": receipt})
+    assert status == 200 and before["head"] is None and before["last_event"] > 0
+    people.ok("audit", "sign", "1", person=COORD)
+    status, after = _post(base, None, "/api/v1/receipts/timeline", {"code": receipt})
+    assert status == 200 and after["head"] is not None
+    head = after["head"]
+    assert isinstance(head, dict) and head["seq"] >= after["last_event"]
+
+
+def test_events_written_through_the_server_record_the_token_not_a_clients_word(
+    signing_server: tuple[People, str, Path, HeadSigner],
+) -> None:
+    """Each event from a staff request carries the id of the token it came with; a "token" in a body changes nothing."""
+    people, base, _heads_file, _signer = signing_server
+    events = json.loads(people.ok("audit", "history", "1", "--json", person=AUDITOR))["events"]
+    by_server = [e for e in events if e["actor"] == EXPERT]
+    tokens = {e["payload"].get("token") for e in by_server}
+    assert len(tokens) == 1 and isinstance(next(iter(tokens)), int)  # the expert's one sign-in
+    status, answer = _post(
+        base, _token(people, EXPERT), "/api/v1/commands/opinion.correct",
+        {"opinion_id": 1, "text": "改写", "reason": "笔误", "token": 999_999, "actor": COORD},
+    )  # fmt: skip
+    assert status == 200, answer
+    last = json.loads(people.ok("audit", "history", "1", "--json", person=AUDITOR))["events"][-1]
+    assert last["kind"] == "corrected" and last["actor"] == EXPERT and last["payload"]["token"] in tokens
