@@ -42,7 +42,7 @@ def upgrade() -> None:
             ["consultation_id"], ["consultation.id"], name=op.f("fk_signed_head_consultation_id_consultation")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signed_head")),
-        sa.UniqueConstraint("consultation_id", "seq", "key_id", name=op.f("uq_signed_head_consultation_id")),
+        sa.UniqueConstraint("consultation_id", "seq", "key_id", name=op.f("uq_signed_head_consultation_id_seq_key_id")),
     )
     _protect()
 
