@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from consultflow.domain.heads import HeadSigner
+from tests.conftest import _pg_schema_url
 from tests.web.test_staff import (
     AUDITOR,
     COORD,
@@ -131,3 +132,59 @@ def test_events_written_through_the_server_record_the_token_not_a_clients_word(
     assert status == 200, answer
     last = json.loads(people.ok("audit", "history", "1", "--json", person=AUDITOR))["events"][-1]
     assert last["kind"] == "corrected" and last["actor"] == EXPERT and last["payload"]["token"] in tokens
+
+
+def _as_login(url: str, login: str, password: str) -> str:
+    """The same database and schema, connected as `login`."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{login}:{password}@{rest.split('@', 1)[1]}"
+
+
+@pytest.mark.postgres
+def test_the_server_and_the_worker_run_on_their_own_least_privileged_logins(tmp_path: Path) -> None:
+    """On PostgreSQL the owner only migrates and makes logins; the server signs and publishes as its own login.
+
+    `db login` makes the server's and the worker's logins; the whole walk, a round close with its
+    signed head and `verify --heads` run through a server connected as the server's login, and the
+    worker's sweep runs as the worker's; neither login could have changed the audit trail by hand.
+    """
+    for owner_url in _pg_schema_url():
+        owner = People(owner_url, tmp_path / "home")
+        _staff(owner)
+        suffix = os.urandom(4).hex()
+        logins = {kind: f"cf_e2e_{kind}_{suffix}" for kind in ("server", "worker")}
+        secret = tmp_path / "pw"
+        secret.write_text("a long login password\n")
+        secret.chmod(0o600)
+        try:
+            for kind, login in logins.items():
+                owner.ok("db", "login", login, "--role", kind, "--password-file", str(secret), local=True)
+            key = tmp_path / "signing.pem"
+            key.write_bytes(HeadSigner.generate_pem())
+            key.chmod(0o600)
+            people = People(_as_login(owner_url, logins["server"], "a long login password"), tmp_path / "home")
+            people.env.update({"CONSULTFLOW_SIGNING_KEY_FILE": str(key)})
+            with server(people, tmp_path) as base:
+                _login(people, base, COORD, EXPERT, AUDITOR, PLANNER)
+                for who, args in WALK[:7]:
+                    people.ok(*args, person=who)
+                people.ok("round", "close", "1", person=COORD)
+                heads = _get(f"{base}/c/1/heads.jsonl").splitlines()
+                assert heads, "the round close was signed"
+                verified = people.run("audit", "verify", "1", "--heads", f"{base}/c/1/heads.jsonl", person=AUDITOR)
+                assert verified.code == 0, verified.err
+            worker = People(_as_login(owner_url, logins["worker"], "a long login password"), tmp_path / "home")
+            swept = worker.run("reminders", "run-once", "--channels", "log", local=True)
+            assert swept.code == 0, swept.err
+            forged = worker.run("audit", "sign", "1", local=True)  # the worker has no key, and no grant either
+            assert forged.code != 0
+        finally:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(owner_url.replace("postgresql://", "postgresql+psycopg://", 1))
+            with engine.begin() as conn:
+                for login in logins.values():
+                    if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": login}).first():
+                        conn.execute(text(f'DROP OWNED BY "{login}"'))
+                        conn.execute(text(f'DROP ROLE "{login}"'))
+            engine.dispose()
