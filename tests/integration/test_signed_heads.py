@@ -22,13 +22,15 @@ from consultflow.cli.main import main
 from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.heads import HeadPublishing, HeadSigner, checked, parse_lines
 from consultflow.domain.vocabulary import Field
-from consultflow.services import heads, opinions, receipts, rounds, verify
+from consultflow.scheduler.channels import SmtpSettings, build_router
+from consultflow.services import heads, opinions, outbox, receipts, rounds, sweep, verify
 from consultflow.services.commands import REGISTRY, Verify
 from consultflow.services.context import ServiceContext
 from tests.conftest import engine_of, sql_uow
 from tests.helpers import COORD, PLANNER
 from tests.integration.test_audit_trail import forge, small_consultation
 from tests.integration.test_evidence import rehash_chain
+from tests.servers import smtp_server
 
 
 def _signer(tmp_path: Path, name: str = "key.pem") -> tuple[HeadSigner, Path]:
@@ -235,3 +237,22 @@ def test_keygen_writes_a_private_key_once_and_verify_reads_heads_files(tmp_path:
     assert refused.exit_code != 0
     assert "forged.jsonl line 1: the signature does not match" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_a_signed_head_is_mailed_by_the_worker_as_published(signing: tuple[ServiceContext, Path]) -> None:
+    """The outbox's mail of a signed head reaches a real SMTP server with the exact published line."""
+    ctx, heads_file = signing
+    small_consultation(ctx)
+    with smtp_server() as inbox:
+        router = build_router(channels=None, smtp=SmtpSettings(host=inbox.host, port=inbox.port), webhook_url=None)
+        report = sweep.sweep(ctx, router, outbox.SweepSettings(channels=router.enabled), close_rounds=False)
+    published = heads_file.read_text().splitlines()
+    assert report.sent >= len(published) and len(inbox.messages) >= len(published)
+    mailed = [m for m in inbox.messages if m["To"] == "auditor@county.example"]
+    bodies = []
+    for message in mailed:
+        body = message.get_payload(decode=True)
+        assert isinstance(body, bytes)
+        bodies.append(body.decode("utf-8").strip())
+    assert sorted(bodies) == sorted(published)
+    assert all(checked(json.loads(b), "mail").consultation_id for b in bodies)
