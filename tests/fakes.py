@@ -726,6 +726,9 @@ class FakeLogins:
     def is_member(self, login: str, group: str) -> NoReturn:
         _no_aggregates(login, group)
 
+    def holds_database_role(self, login: str) -> NoReturn:
+        _no_aggregates(login)
+
     def grant(self, group: str, login: str) -> NoReturn:
         _no_aggregates(group, login)
 

@@ -448,6 +448,9 @@ class Logins(Protocol):
     def is_member(self, login: str, group: str) -> bool:
         """Whether `login` belongs to `group`."""
 
+    def holds_database_role(self, login: str) -> bool:
+        """Whether `login` holds one of this database's roles (server, worker, reader)."""
+
     def grant(self, group: str, login: str) -> None:
         """Make `login` a member of `group`."""
 

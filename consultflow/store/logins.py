@@ -56,6 +56,19 @@ class Logins:
         stmt = text("SELECT pg_has_role(:login, :group, 'MEMBER')")
         return bool(self.session.scalar(stmt, {"login": login, "group": group}))
 
+    def holds_database_role(self, login: str) -> bool:
+        """Whether `login` holds one of this database's roles (server, worker, reader: see migration 0013)."""
+        from consultflow.store.roles import role_names  # noqa: PLC0415 - PostgreSQL only
+
+        database, schema = self.session.execute(text("SELECT current_database(), current_schema()")).one()
+        if schema is None:  # no schema it may use: it holds none of the roles that could
+            return False
+        names = list(role_names(str(database), str(schema)).values())
+        stmt = text(
+            "SELECT bool_or(pg_has_role(:login, r.rolname, 'MEMBER')) FROM pg_roles r WHERE r.rolname = ANY(:names)"
+        )
+        return bool(self.session.scalar(stmt, {"login": login, "names": names}))
+
     def grant(self, group: str, login: str) -> None:
         """Make `login` a member of `group` (both checked names: GRANT takes no parameters)."""
         self.session.execute(text(f'GRANT "{checked_login(group)}" TO "{checked_login(login)}"'))

@@ -27,7 +27,18 @@ from consultflow.cli.main import main
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import PermissionDeniedError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import accounts, consultations, digest, opinions, people, personal_data, rounds, sweep, verify
+from consultflow.services import (
+    accounts,
+    consultations,
+    digest,
+    identity,
+    opinions,
+    people,
+    personal_data,
+    rounds,
+    sweep,
+    verify,
+)
 from consultflow.services.context import ServiceContext
 from consultflow.services.outbox import SweepSettings
 from consultflow.store import migrate
@@ -576,3 +587,25 @@ def test_roles_are_for_postgresql_only(sqlite_url: str, clock: FixedClock) -> No
         result = cli(*args)
         assert result.exit_code == 1
         assert "database roles exist only on PostgreSQL" in result.output
+
+
+def test_with_unbound_logins_refused_this_databases_roles_still_read(county: County) -> None:
+    """CONSULTFLOW_UNBOUND_LOGINS=none refuses a bound-to-nobody person's login, not the server's, worker's or reader's."""
+    people.bind_login(county.owner, acting=COORD, name=COORD, login="postgres")  # logins are bound here now
+    for kind in KINDS:
+        strict = replace(county.ctx[kind], unbound_logins="none")
+        identity.check_reader(strict)  # no refusal
+    stranger = f"cf_t_stranger_{uuid.uuid4().hex[:8]}"
+    with engine_of(county.owner).begin() as conn:
+        conn.execute(text(f"CREATE ROLE {stranger} LOGIN"))
+    try:
+        ctx = replace(_context_as(county.url, stranger, county.owner.clock), unbound_logins="none")  # type: ignore[arg-type]
+        try:
+            with pytest.raises(
+                PermissionDeniedError, match="bound to no actor|refused this to your login|sees no consultflow tables"
+            ):
+                identity.check_reader(ctx)
+        finally:
+            ctx.database.dispose()
+    finally:
+        _drop_roles(engine_of(county.owner), stranger)
