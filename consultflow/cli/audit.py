@@ -15,7 +15,7 @@ import click
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.document import Reread
-from consultflow.domain.heads import HeadSigner, SignedHead, parse_lines
+from consultflow.domain.heads import HeadSigner, SignedHead, chain_name, parse_lines
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.text import table_lines
 from consultflow.services import audit, commands, statistics
@@ -312,10 +312,10 @@ def audit_sign(state: CliState, consultation_id: int | None) -> None:
         lines = []
         for o in outcomes:
             if o.problem is not None:
-                lines.append(f"consultation {o.consultation_id}: NOT SIGNED: {o.problem}")
+                lines.append(f"{chain_name(o.consultation_id)}: NOT SIGNED: {o.problem}")
             else:
                 done = "signed and published" if o.signed else "already signed"
-                lines.append(f"consultation {o.consultation_id}: head #{o.seq} {o.head[:16]}… {done}")
+                lines.append(f"{chain_name(o.consultation_id)}: head #{o.seq} {o.head[:16]}… {done}")
         return "\n".join(lines) or "no consultations"
 
     state.emit(outcomes, text)
@@ -399,12 +399,24 @@ def audit_accounts(state: CliState, name: str | None, kind: str | None, limit: i
 
 @audit_group.command("verify-accounts")
 @click.option("--expect-head", metavar="SEQ:HASH", help="A head published earlier: prove it is still in the log.")
+@click.option(
+    "--heads", "heads_from", metavar="FILE|URL", help="Signed heads published earlier (the log's are checked)."
+)
+@click.option("--public-key", help="The key the heads must be signed with (base64, as the portal shows it).")
 @click.option("--require-keyed", is_flag=True, help="Fail unless the log is HMAC-keyed.")
 @json_flag
 @pass_state
-def audit_verify_accounts(state: CliState, expect_head: str | None, require_keyed: bool) -> None:
-    """Recompute the account log's hash chain; exit 1 naming the first event that does not match."""
-    report = state.call("audit.verify-accounts", commands.VerifyAccounts(expect_head or None, require_keyed))
+def audit_verify_accounts(
+    state: CliState, expect_head: str | None, heads_from: str | None, public_key: str | None, require_keyed: bool
+) -> None:
+    """Recompute the account log's hash chain; exit 1 naming the first event (or published head) that does not match."""
+    published: tuple[SignedHead, ...] = ()
+    if heads_from is not None:
+        published = tuple(parse_lines(read_published(heads_from), heads_from, public_key))
+    elif public_key is not None:
+        raise click.UsageError("--public-key pins the key of --heads: give --heads too")
+    given = commands.VerifyAccounts(expect_head or None, require_keyed, published)
+    report = state.call("audit.verify-accounts", given)
 
     def text() -> str:
         if report.intact:

@@ -39,9 +39,22 @@ def key_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
-def statement_text(consultation_id: int, seq: int, head: str, signed_at: datetime, key_id: str) -> str:
-    """The exact text that is signed: canonical JSON (sorted keys, no spaces)."""
+ACCOUNTS = "accounts"  # the account log's chain (sign-ins, tokens, roles)
+CONSULTATION = "consultation"  # one consultation's audit chain
+
+
+def chain_name(consultation_id: int | None) -> str:
+    """Which chain a head is of, in words."""
+    return "the account log" if consultation_id is None else f"consultation {consultation_id}"
+
+
+def statement_text(consultation_id: int | None, seq: int, head: str, signed_at: datetime, key_id: str) -> str:
+    """The exact text that is signed: canonical JSON (sorted keys, no spaces).
+
+    `consultation_id` None: the head of the account log.
+    """
     fields = {
+        "chain": ACCOUNTS if consultation_id is None else CONSULTATION,
         "consultation": consultation_id,
         "head": head,
         "key": key_id,
@@ -55,9 +68,9 @@ def statement_text(consultation_id: int, seq: int, head: str, signed_at: datetim
 
 @dataclass(frozen=True)
 class SignedHead:
-    """One signed head, as stored and as published (one JSON line)."""
+    """One signed head, as stored and as published (one JSON line); consultation_id None: the account log's."""
 
-    consultation_id: int
+    consultation_id: int | None
     seq: int
     head: str
     signed_at: datetime
@@ -133,7 +146,7 @@ class HeadSigner:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
 
-    def sign(self, consultation_id: int, seq: int, head: str, at: datetime) -> SignedHead:
+    def sign(self, consultation_id: int | None, seq: int, head: str, at: datetime) -> SignedHead:
         """Sign one chain head at `at`."""
         statement = statement_text(consultation_id, seq, head, at, self.key_id)
         signature = self._key.sign(statement.encode()).hex()
@@ -193,9 +206,13 @@ def checked(record: object, where: str, trusted_key: str | None = None) -> Signe
         at = datetime.fromisoformat(str(said["signed_at"]).replace("Z", "+00:00")).astimezone(timezone.utc)
     except (ValueError, KeyError, TypeError):
         raise refuse("the signed statement is not a chain head") from None
+    chain = said.get("chain", CONSULTATION)
     good = (
         said.get("what") == WHAT
-        and isinstance(consultation_id, int)
+        and (
+            (chain == CONSULTATION and isinstance(consultation_id, int))
+            or (chain == ACCOUNTS and consultation_id is None)
+        )
         and isinstance(seq, int)
         and isinstance(head, str)
         and len(head) == 64

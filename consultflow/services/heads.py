@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from consultflow.domain.audit import GENESIS_HASH, ChainKey
 from consultflow.domain.errors import ConfigurationError
-from consultflow.domain.heads import HeadPublishing, SignedHead
+from consultflow.domain.heads import HeadPublishing, SignedHead, chain_name
 from consultflow.logconfig import get_logger
-from consultflow.services import verify
+from consultflow.services import accounts, verify
 from consultflow.services.context import ServiceContext
 from consultflow.services.ports import UnitOfWork
 
@@ -34,9 +34,9 @@ NO_KEY = (
 
 @dataclass(frozen=True)
 class SignOutcome:
-    """What signing did for one consultation: a new signed head, nothing new, or why it refused."""
+    """What signing did for one chain (a consultation's; None: the account log): a new head, nothing new, or why not."""
 
-    consultation_id: int
+    consultation_id: int | None
     seq: int
     head: str
     signed: bool
@@ -55,7 +55,7 @@ def publishing(ctx: ServiceContext) -> HeadPublishing:
 
 
 def sign_heads(ctx: ServiceContext, consultation_id: int | None = None) -> list[SignOutcome]:
-    """Sign and publish the head of one consultation's chain, or of every chain that grew.
+    """Sign and publish the head of one consultation's chain, or of every chain that grew (the account log's too).
 
     Raises:
         ConfigurationError: no signing key here.
@@ -68,10 +68,33 @@ def sign_heads(ctx: ServiceContext, consultation_id: int | None = None) -> list[
     else:
         ids = [consultation_id]
     outcomes = [_sign_one(ctx, setup, cid) for cid in ids]
+    if consultation_id is None:
+        outcomes.append(_sign_accounts(ctx, setup))
     for outcome in outcomes:
         if outcome.problem is not None:
-            log.error("head_not_signed", consultation_id=outcome.consultation_id, problem=outcome.problem)
+            log.error("head_not_signed", chain=chain_name(outcome.consultation_id), problem=outcome.problem)
     return outcomes
+
+
+def _sign_accounts(ctx: ServiceContext, setup: HeadPublishing) -> SignOutcome:
+    """The account log's head, after checking the whole log still holds the head signed before it."""
+    signer = setup.signer
+    with ctx.uow() as uow:
+        last = uow.heads.last(None, signer.key_id)
+    report = accounts.verify_account_chain(ctx, expect_head=(last.seq, last.head) if last is not None else None)
+    if not report.intact:
+        return SignOutcome(None, report.events, report.head, signed=False, problem=report.problem)
+    if report.events == 0 or (last is not None and last.seq == report.events):
+        return SignOutcome(None, report.events, report.head, signed=False)
+    signed = signer.sign(None, report.events, report.head, ctx.clock.now())  # the head just checked
+    with ctx.writing() as uow:
+        if not uow.heads.add(signed):
+            return SignOutcome(None, report.events, report.head, signed=False)
+        _queue_mail(uow, setup, signed)
+        uow.commit()
+    _append(setup, signed)
+    log.info("head_signed", chain=chain_name(None), seq=signed.seq, key_id=signer.key_id)
+    return SignOutcome(None, signed.seq, signed.head, signed=True)
 
 
 def sign_quietly(ctx: ServiceContext, consultation_id: int) -> None:
@@ -136,10 +159,10 @@ def _problem_since(
 def _queue_mail(uow: UnitOfWork, setup: HeadPublishing, signed: SignedHead) -> None:
     if not setup.mail:
         return
-    subject = f"consultflow: consultation {signed.consultation_id} chain head #{signed.seq}"
+    subject = f"consultflow: {chain_name(signed.consultation_id)}, chain head #{signed.seq}"
     rows = [
         {
-            "idempotency_key": f"head:{signed.key_id}:{signed.consultation_id}:{signed.seq}:"
+            "idempotency_key": f"head:{signed.key_id}:{signed.consultation_id or 'accounts'}:{signed.seq}:"
             + hashlib.sha256(address.encode()).hexdigest()[:12],
             "kind": "head",
             "reminder_id": None,
@@ -193,6 +216,17 @@ def latest(ctx: ServiceContext, consultation_id: int, covering: int = 0) -> Sign
     return found if found is not None and found.seq >= covering else None
 
 
+def accounts_against_published(ctx: ServiceContext, published: Iterable[SignedHead]) -> tuple[int, str] | None:
+    """The first published head of the account log that the log no longer holds: (its place, why)."""
+    mine = sorted((h for h in published if h.consultation_id is None), key=lambda h: h.seq)
+    if not mine:
+        return None
+    with ctx.reading() as uow:
+        length = uow.accounts.head().seq
+        at = uow.heads.account_hashes([h.seq for h in mine])
+    return _first_missing(mine, length, at)
+
+
 def against_published(
     ctx: ServiceContext, consultation_id: int, published: Iterable[SignedHead]
 ) -> tuple[int, str] | None:
@@ -207,6 +241,10 @@ def against_published(
     with ctx.reading() as uow:
         length = uow.consultations.get(consultation_id).chain_seq
         at = uow.heads.chain_hashes(consultation_id, [h.seq for h in mine])
+    return _first_missing(mine, length, at)
+
+
+def _first_missing(mine: Sequence[SignedHead], length: int, at: dict[int, str]) -> tuple[int, str] | None:
     for h in mine:
         signed = f"the head #{h.seq} signed {h.signed_at.strftime('%Y-%m-%d %H:%M')} UTC (key {h.key_id})"
         if h.seq > length:

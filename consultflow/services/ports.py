@@ -573,11 +573,14 @@ class SignedHeads(Protocol):
     def add(self, head: SignedHead) -> bool:
         """Store a signed head; False when this key had already signed it (another server process did)."""
 
-    def last(self, consultation_id: int, key_id: str | None = None) -> SignedHead | None:
-        """The consultation's latest signed head (by this key, if given)."""
+    def last(self, consultation_id: int | None, key_id: str | None = None) -> SignedHead | None:
+        """The chain's latest signed head (by this key, if given); None: the account log's."""
 
-    def all_of(self, consultation_id: int | None = None) -> Generator[SignedHead, None, None]:
-        """Signed heads in the order they were signed, streamed."""
+    def all_of(self, consultation_id: int | None = None, *, every: bool = True) -> Generator[SignedHead, None, None]:
+        """Signed heads in the order they were signed, streamed: of every chain, or of one."""
+
+    def account_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The hashes the account log has at these sequence numbers."""
 
     def chain_hashes(self, consultation_id: int, seqs: Sequence[int]) -> dict[int, str]:
         """The hashes the chain has at these sequence numbers (those it has)."""

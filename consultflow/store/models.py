@@ -225,10 +225,10 @@ class SignedHead(Base):
     """A chain head the server signed (Ed25519) and published; append-only like the events."""
 
     __tablename__ = "signed_head"
-    __table_args__ = (UniqueConstraint("consultation_id", "seq", "key_id"),)
+    __table_args__ = (UniqueConstraint("consultation_id", "seq", "key_id", postgresql_nulls_not_distinct=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultation.id"))  # NULL: the account log
     seq: Mapped[int] = mapped_column(Integer)
     head: Mapped[str] = mapped_column(String(64))
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())

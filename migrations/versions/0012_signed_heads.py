@@ -1,6 +1,7 @@
 """Signed chain heads: what the server signed and published, kept append-only.
 
-Each row is one head of one consultation's audit chain (its sequence number and hash) signed with
+Each row is one head of one consultation's audit chain, or of the account log (consultation_id
+NULL): its sequence number and hash, signed with
 the server's Ed25519 key: the exact statement signed, the signature and the public key's id. The
 published copies (a file, webhooks, mail, the portal) are the evidence; these rows let the portal
 show the latest one and let verify name which head a rebuilt chain broke. Like audit_event, the
@@ -30,7 +31,7 @@ def upgrade() -> None:
     op.create_table(
         "signed_head",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("consultation_id", sa.Integer(), nullable=False),
+        sa.Column("consultation_id", sa.Integer(), nullable=True),  # NULL: the account log's head
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("head", sa.String(length=64), nullable=False),
         sa.Column("signed_at", UTCDateTime(), nullable=False),
@@ -42,7 +43,13 @@ def upgrade() -> None:
             ["consultation_id"], ["consultation.id"], name=op.f("fk_signed_head_consultation_id_consultation")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signed_head")),
-        sa.UniqueConstraint("consultation_id", "seq", "key_id", name=op.f("uq_signed_head_consultation_id_seq_key_id")),
+        sa.UniqueConstraint(
+            "consultation_id",
+            "seq",
+            "key_id",
+            name=op.f("uq_signed_head_consultation_id_seq_key_id"),
+            postgresql_nulls_not_distinct=True,  # the account log's heads (NULL) are unique too
+        ),
     )
     _protect()
 

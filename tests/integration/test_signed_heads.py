@@ -19,12 +19,14 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from consultflow.cli.main import main
+from consultflow.domain.accounts import account_canonical
+from consultflow.domain.audit import GENESIS_HASH, text_hash, utc_iso
 from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.heads import HeadPublishing, HeadSigner, checked, parse_lines
 from consultflow.domain.vocabulary import Field
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.services import heads, opinions, outbox, receipts, rounds, sweep, verify
-from consultflow.services.commands import REGISTRY, Verify
+from consultflow.services.commands import REGISTRY, Verify, VerifyAccounts
 from consultflow.services.context import ServiceContext
 from tests.conftest import engine_of, sql_uow
 from tests.helpers import COORD, PLANNER
@@ -256,3 +258,71 @@ def test_a_signed_head_is_mailed_by_the_worker_as_published(signing: tuple[Servi
         bodies.append(body.decode("utf-8").strip())
     assert sorted(bodies) == sorted(published)
     assert all(checked(json.loads(b), "mail").consultation_id for b in bodies)
+
+
+def _rebuild_account_log(ctx: ServiceContext) -> None:
+    """The owner's rewrite of the account log: the first event's actor changed, every hash and the head recomputed."""
+    engine = engine_of(ctx)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            text("SELECT chain_seq, kind, actor, subject, at, key_id, payload FROM account_event ORDER BY chain_seq")
+        ).all()
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER IF EXISTS account_event_no_update"))
+        else:
+            conn.execute(text("ALTER TABLE account_event DISABLE TRIGGER USER"))
+        prev = GENESIS_HASH
+        for i, row in enumerate(rows):
+            at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(str(row.at))
+            actor = "冒名者" if i == 0 else row.actor
+            canonical = account_canonical(
+                chain_seq=row.chain_seq, kind=row.kind, actor=actor, subject=row.subject,
+                at=utc_iso(at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at), key_id=row.key_id,
+                payload=row.payload,
+            )  # fmt: skip
+            digest = text_hash(prev, canonical, None)
+            conn.execute(
+                text("UPDATE account_event SET actor = :a, prev_hash = :p, hash = :h WHERE chain_seq = :s"),
+                {"a": actor, "p": prev, "h": digest, "s": row.chain_seq},
+            )
+            prev = digest
+        conn.execute(text("UPDATE account_chain SET head = :h"), {"h": prev})
+        if engine.dialect.name != "sqlite":
+            conn.execute(text("ALTER TABLE account_event ENABLE TRIGGER USER"))
+
+
+def test_the_account_log_is_signed_too_and_its_rebuild_is_caught(signing: tuple[ServiceContext, Path]) -> None:
+    """Signing every chain signs the account log (who was registered, signed in, given tokens and roles) as well;
+    a log the owner rebuilt then passes verify-accounts alone but not its published heads."""
+    ctx, heads_file = signing
+    small_consultation(ctx)
+    outcomes = heads.sign_heads(ctx)
+    log_head = next(o for o in outcomes if o.consultation_id is None)
+    assert log_head.signed and log_head.seq > 0
+    published = parse_lines(heads_file.read_text(), "heads")
+    assert [h.seq for h in published if h.consultation_id is None] == [log_head.seq]
+    given = VerifyAccounts(heads=tuple(published))
+    assert REGISTRY["audit.verify-accounts"].run(ctx, None, given).intact
+    _rebuild_account_log(ctx)
+    alone = REGISTRY["audit.verify-accounts"].run(ctx, None, VerifyAccounts())
+    assert alone.intact  # the database agrees with itself
+    caught = REGISTRY["audit.verify-accounts"].run(ctx, None, given)
+    assert not caught.intact and caught.problem is not None
+    assert f"the head #{log_head.seq} signed" in caught.problem and "rebuilt" in caught.problem
+    refused = next(o for o in heads.sign_heads(ctx) if o.consultation_id is None)
+    assert not refused.signed and refused.problem is not None
+    # The consultations' chains are untouched, and `audit verify` reads only their heads from the same file.
+    (report,) = REGISTRY["audit.verify"].run(ctx, None, Verify(1, heads=tuple(published))).reports
+    assert report.intact
+
+
+def test_a_head_mail_without_smtp_on_the_worker_goes_to_the_log_not_to_the_dead_letters(
+    signing: tuple[ServiceContext, Path],
+) -> None:
+    """A worker with only the log channel logs a signed head's mail (a warning says so) instead of failing it."""
+    ctx, heads_file = signing
+    small_consultation(ctx)
+    router = build_router(channels=None, smtp=None, webhook_url=None)
+    report = sweep.sweep(ctx, router, outbox.SweepSettings(channels=router.enabled), close_rounds=False)
+    assert report.failed == 0 and report.dead == 0
+    assert report.sent >= len(heads_file.read_text().splitlines())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from consultflow.domain.accounts import TOKEN_DAYS
+from consultflow.domain.errors import ValidationError
+from consultflow.domain.heads import SignedHead, checked
 from consultflow.domain.roles import Role
 from consultflow.services import (
     accounts,
+    heads,
     verify,
 )
 from consultflow.services.commands.core import (
@@ -222,10 +225,23 @@ class VerifyAccounts:
 
     expect_head: str | None = None
     require_keyed: bool = False
+    heads: tuple[SignedHead, ...] = ()  # signed heads published earlier (the account log's are checked)
 
 
-@command("audit.verify-accounts", "Recompute the account log's hash chain.", input=VerifyAccounts,
-         output=accounts.AccountChainReport, roles=STAFF, writes=False)  # fmt: skip
+@command("audit.verify-accounts", "Recompute the account log's hash chain (and against its published heads).",
+         input=VerifyAccounts, output=accounts.AccountChainReport, roles=STAFF, writes=False)  # fmt: skip
 def _verify_accounts(ctx: ServiceContext, _acting: str | None, given: VerifyAccounts) -> accounts.AccountChainReport:
     expected = verify.parse_head(given.expect_head) if given.expect_head is not None else None
-    return accounts.verify_account_chain(ctx, expect_head=expected, require_keyed=given.require_keyed)
+    published = [
+        checked(h.record(), f"the published head #{h.seq} of the account log")
+        for h in given.heads
+        if h.consultation_id is None
+    ]
+    if given.heads and not published:
+        msg = "none of the published heads is the account log's (they are consultations': use audit verify)"
+        raise ValidationError(msg)
+    report = accounts.verify_account_chain(ctx, expect_head=expected, require_keyed=given.require_keyed)
+    problem = heads.accounts_against_published(ctx, published) if report.intact else None
+    if problem is None:
+        return report
+    return replace(report, intact=False, broken_seq=problem[0], problem=problem[1])

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.heads import SignedHead, checked
+from consultflow.domain.heads import SignedHead, chain_name, checked
 from consultflow.domain.model import AccessRecord, EventFilter
 from consultflow.domain.roles import Role
 from consultflow.services import (
@@ -121,7 +121,9 @@ class ChainReports:
 def _verify(ctx: ServiceContext, _acting: str | None, given: Verify) -> ChainReports:
     expected = verify.parse_head(given.expect_head) if given.expect_head is not None else None
     published = [
-        checked(h.record(), f"the published head #{h.seq} of consultation {h.consultation_id}") for h in given.heads
+        checked(h.record(), f"the published head #{h.seq} of {chain_name(h.consultation_id)}")
+        for h in given.heads
+        if h.consultation_id is not None  # the account log's are for audit verify-accounts
     ]
     if given.consultation_id is not None and published:
         published = [h for h in published if h.consultation_id == given.consultation_id]
@@ -130,7 +132,7 @@ def _verify(ctx: ServiceContext, _acting: str | None, given: Verify) -> ChainRep
             raise ValidationError(msg)
     reports = verify.verify_all(ctx, given.consultation_id, expected, require_keyed=given.require_keyed)
     known = {r.consultation_id for r in reports}
-    strangers = sorted({h.consultation_id for h in published} - known)
+    strangers = sorted({h.consultation_id for h in published if h.consultation_id is not None} - known)
     if strangers:
         msg = f"published heads name consultation {strangers[0]}, which this database does not have (was it removed?)"
         raise ValidationError(msg)
