@@ -87,6 +87,8 @@ class Setting:
     parse: Callable[[str], Any] = field(default=_text, repr=False)
 
 
+DEFAULT_HEADS_FILE = "~/.local/state/consultflow/heads.jsonl"
+
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("CONSULTFLOW_DB", "database URL or SQLite file path", "every command", "--db", DEFAULT_DB),
@@ -102,7 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONSULTFLOW_CHAIN_KEY", "the chain key itself, instead of a file", "the server", secret=True),
     Setting("CONSULTFLOW_SIGNING_KEY_FILE", "file holding the Ed25519 key chain heads are signed with "
             "(0600; `consultflow audit keygen`)", "the server"),
-    Setting("CONSULTFLOW_HEADS_FILE", "file each signed chain head is appended to (JSON lines, public)", "the server"),
+    Setting("CONSULTFLOW_HEADS_FILE", "the server's own record of every head it signed (JSON lines, public; "
+            "outside the database)", "the server", default=DEFAULT_HEADS_FILE),
     Setting("CONSULTFLOW_HEADS_MAIL", "e-mail addresses each signed chain head is sent to, comma-separated",
             "the server"),
     Setting("CONSULTFLOW_HEADS_SECONDS", "seconds between the server's signing of grown chain heads", "the server",
@@ -343,4 +346,4 @@ def head_publishing() -> HeadPublishing | None:
     from consultflow.domain.heads import HeadPublishing, HeadSigner  # noqa: PLC0415 - the server's, not every command's
 
     signer = HeadSigner.from_file(Path(key_file).expanduser())
-    return HeadPublishing(signer, Path(heads_file).expanduser() if heads_file else None, addresses)
+    return HeadPublishing(signer, Path(heads_file or DEFAULT_HEADS_FILE).expanduser(), addresses)

@@ -18,7 +18,9 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,10 +259,82 @@ def parse_lines(text: str, source: str, trusted_key: str | None = None) -> list[
     return out
 
 
+def from_line(line: str) -> SignedHead | None:
+    """A head as the heads file holds it (the server's own file: read, not re-checked); None if unreadable."""
+    try:
+        r = json.loads(line)
+        at = datetime.fromisoformat(str(r["signed_at"]).replace("Z", "+00:00"))
+        return SignedHead(
+            r["consultation_id"], int(r["seq"]), str(r["head"]), at, str(r["key_id"]), str(r["public_key"]),
+            str(r["statement"]), str(r["signature"]),
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class HeadLedger:
+    """The server's own record of what it signed: the heads file, outside the database.
+
+    The database's copy (table signed_head) can be emptied or added to by whoever can write it; the
+    file cannot. So the server checks a chain from the latest head this file holds before signing
+    again, and the portal publishes from it. It is read once, then only what was appended since
+    (several server processes append to it); safe to share between threads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._latest: dict[int | None, SignedHead] = {}
+        self._lock = threading.Lock()
+
+    def latest(self, consultation_id: int | None) -> SignedHead | None:
+        """The latest head (by place in the chain) of a consultation's chain, or None: the account log's."""
+        self._refresh()
+        return self._latest.get(consultation_id)
+
+    def lines(self, consultation_id: int | None = None, *, every: bool = True) -> Iterator[str]:
+        """The file's lines (of every chain, or of one), oldest first, as published."""
+        try:
+            with self.path.open(encoding="utf-8") as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        return  # a line being appended right now
+                    if every:
+                        yield line
+                        continue
+                    head = from_line(line)
+                    if head is not None and head.consultation_id == consultation_id:
+                        yield line
+        except FileNotFoundError:
+            return
+
+    def _refresh(self) -> None:
+        with self._lock:
+            try:
+                with self.path.open("rb") as f:
+                    f.seek(self._offset)
+                    data = f.read()
+            except FileNotFoundError:
+                return
+            end = data.rfind(b"\n") + 1  # only whole lines: one may be half written
+            for line in data[:end].decode("utf-8", errors="replace").splitlines():
+                head = from_line(line)
+                if head is None:
+                    continue
+                known = self._latest.get(head.consultation_id)
+                if known is None or head.seq >= known.seq:
+                    self._latest[head.consultation_id] = head
+            self._offset += end
+
+
 @dataclass(frozen=True)
 class HeadPublishing:
-    """What the server signs heads with and where it publishes them (the portal always shows them)."""
+    """What the server signs heads with and where it publishes them: its own heads file, the portal, mail."""
 
     signer: HeadSigner
-    file: Path | None = None  # each signed head appended as one JSON line
+    file: Path  # each signed head appended as one JSON line: the server's record, outside the database
     mail: tuple[str, ...] = ()  # addresses each signed head is mailed to, through the outbox
+    ledger: HeadLedger = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ledger", HeadLedger(self.file))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
 from consultflow.domain.audit import GENESIS_HASH, ChainKey
 from consultflow.domain.errors import ConfigurationError
-from consultflow.domain.heads import HeadPublishing, SignedHead, chain_name
+from consultflow.domain.heads import HeadPublishing, SignedHead, chain_name, from_line
 from consultflow.logconfig import get_logger
 from consultflow.services import accounts, verify
 from consultflow.services.context import ServiceContext
@@ -80,7 +80,7 @@ def _sign_accounts(ctx: ServiceContext, setup: HeadPublishing) -> SignOutcome:
     """The account log's head, after checking the whole log still holds the head signed before it."""
     signer = setup.signer
     with ctx.uow() as uow:
-        last = uow.heads.last(None, signer.key_id)
+        last = _later(setup.ledger.latest(None), uow.heads.last(None, signer.key_id))
     report = accounts.verify_account_chain(ctx, expect_head=(last.seq, last.head) if last is not None else None)
     if not report.intact:
         return SignOutcome(None, report.events, report.head, signed=False, problem=report.problem)
@@ -91,8 +91,10 @@ def _sign_accounts(ctx: ServiceContext, setup: HeadPublishing) -> SignOutcome:
         if not uow.heads.add(signed):
             return SignOutcome(None, report.events, report.head, signed=False)
         _queue_mail(uow, setup, signed)
+        problem = _append(setup, signed)
+        if problem is not None:
+            return SignOutcome(None, report.events, report.head, signed=False, problem=problem)
         uow.commit()
-    _append(setup, signed)
     log.info("head_signed", chain=chain_name(None), seq=signed.seq, key_id=signer.key_id)
     return SignOutcome(None, signed.seq, signed.head, signed=True)
 
@@ -110,12 +112,21 @@ def sign_quietly(ctx: ServiceContext, consultation_id: int) -> None:
         log.error("head_signing_failed", consultation_id=consultation_id, error=str(exc))  # noqa: TRY400
 
 
+def _later(a: SignedHead | None, b: SignedHead | None) -> SignedHead | None:
+    """The later of two signed heads of one chain (by place; the heads file's on a tie)."""
+    if a is None or (b is not None and b.seq > a.seq):
+        return b
+    return a
+
+
 def _sign_one(ctx: ServiceContext, setup: HeadPublishing, consultation_id: int) -> SignOutcome:
     signer = setup.signer
     with ctx.writing() as uow:
         consultation = uow.consultations.get(consultation_id)
         seq, head = consultation.chain_seq, consultation.chain_head
-        last = uow.heads.last(consultation_id, signer.key_id)
+        # What this server signed last: its own file, which the database's owner cannot empty, and
+        # the table (another server process may have signed a moment ago).
+        last = _later(setup.ledger.latest(consultation_id), uow.heads.last(consultation_id, signer.key_id))
         if last is not None and last.seq == seq and last.head == head:
             return SignOutcome(consultation_id, seq, head, signed=False)
         problem = _problem_since(uow, consultation_id, last, seq, head, ctx.key_for(consultation))
@@ -125,8 +136,10 @@ def _sign_one(ctx: ServiceContext, setup: HeadPublishing, consultation_id: int) 
         if not uow.heads.add(signed):  # another server process signed this head a moment ago
             return SignOutcome(consultation_id, seq, head, signed=False)
         _queue_mail(uow, setup, signed)
+        problem = _append(setup, signed)  # the server's record first: a head it did not keep is not published
+        if problem is not None:
+            return SignOutcome(consultation_id, seq, head, signed=False, problem=problem)
         uow.commit()
-    _append(setup, signed)
     log.info("head_signed", consultation_id=consultation_id, seq=seq, key_id=signer.key_id)
     return SignOutcome(consultation_id, seq, head, signed=True)
 
@@ -183,22 +196,25 @@ def _queue_mail(uow: UnitOfWork, setup: HeadPublishing, signed: SignedHead) -> N
     uow.outbox.queue(rows)
 
 
-def _append(setup: HeadPublishing, signed: SignedHead) -> None:
-    """One JSON line at the end of the heads file, in one write (several server processes append)."""
-    if setup.file is None:
-        return
+def _append(setup: HeadPublishing, signed: SignedHead) -> str | None:
+    """One JSON line at the end of the heads file, in one write (several server processes append); why not, if not."""
     try:
+        setup.file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(setup.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # public: heads hold no personal data
         try:
             os.write(fd, (signed.line() + "\n").encode())
         finally:
             os.close(fd)
     except OSError as exc:
-        log.error("heads_file_not_written", file=str(setup.file), error=exc.strerror or str(exc))  # noqa: TRY400
+        return f"the heads file {setup.file} cannot be written ({exc.strerror or exc}); nothing was signed"
+    return None
 
 
 def signed_heads(ctx: ServiceContext, consultation_id: int | None = None) -> list[SignedHead]:
-    """Every head signed so far (of one consultation, or of all), oldest first.
+    """Every head signed so far (of one consultation, or of all), oldest first, as published.
+
+    On the server, from its heads file (what it signed, whatever the database says); elsewhere,
+    from the database's copy.
 
     Raises:
         NotFoundError: no such consultation.
@@ -206,13 +222,33 @@ def signed_heads(ctx: ServiceContext, consultation_id: int | None = None) -> lis
     with ctx.reading() as uow:
         if consultation_id is not None:
             uow.consultations.get(consultation_id)  # refuses an unknown id
-        return list(uow.heads.all_of(consultation_id))
+        if ctx.heads is None:
+            return list(uow.heads.all_of(consultation_id))
+    every = consultation_id is None
+    found = (from_line(line) for line in ctx.heads.ledger.lines(consultation_id, every=every))
+    return [h for h in found if h is not None]
+
+
+def published_lines(ctx: ServiceContext, consultation_id: int | None = None) -> Iterator[str]:
+    """The published heads (of one consultation, or of all) as JSON lines, for the portal."""
+    if ctx.heads is not None:
+        if consultation_id is not None:
+            with ctx.uow() as uow:
+                uow.consultations.get(consultation_id)  # refuses an unknown id
+        return ctx.heads.ledger.lines(consultation_id, every=consultation_id is None)
+    return iter([h.line() + "\n" for h in signed_heads(ctx, consultation_id)])
 
 
 def latest(ctx: ServiceContext, consultation_id: int, covering: int = 0) -> SignedHead | None:
-    """The latest signed head of a consultation, if it covers event #`covering` (None otherwise)."""
-    with ctx.uow() as uow:
-        found = uow.heads.last(consultation_id)
+    """The latest signed head of a consultation, if it covers event #`covering` (None otherwise).
+
+    On the server, from its own heads file: a row added to the database cannot change what it shows.
+    """
+    if ctx.heads is not None:
+        found = ctx.heads.ledger.latest(consultation_id)
+    else:
+        with ctx.uow() as uow:
+            found = uow.heads.last(consultation_id)
     return found if found is not None and found.seq >= covering else None
 
 

@@ -24,6 +24,7 @@ from consultflow.domain.receipts import new_receipt_code, receipt_hash
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
 from consultflow.domain.workflow import TransitionSpec
+from consultflow.services import heads
 from consultflow.services.context import ServiceContext, engine_for
 from consultflow.services.inputs import language, required_text
 from consultflow.services.opinion_views import EntryView, OpinionView, opinion_views
@@ -203,7 +204,6 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
         ]
         rounds = {r.number: r for r in uow.consultations.rounds(c.id)}
         last_event = max((e.chain_seq for e in uow.audit.for_opinion(op.id)), default=0)
-        head = uow.heads.last(c.id)
     submitted_in = [n for n, r in rounds.items() if r.opened_at <= view.submitted_at]
     first = min([max(submitted_in, default=view.current_round), view.current_round, *(e.round_no for e in entries)])
     last = max([view.current_round, *(e.round_no for e in entries)])
@@ -230,7 +230,7 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
         state_label=state.label if state else None,
         outcome=state.outcome if state else None,
         last_event=last_event,
-        head=head if head is not None and head.seq >= last_event else None,
+        head=heads.latest(ctx, c.id, covering=last_event),
     )
 
 

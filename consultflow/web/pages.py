@@ -139,15 +139,14 @@ def consultation_heads(request: Request, consultation_id: int) -> Response:
 
     Keep a copy: 'consultflow audit verify --heads URL' checks a chain against them.
     """
-    found = heads.signed_heads(_ctx(request), consultation_id)
-    body = "".join(h.line() + "\n" for h in found)
+    body = "".join(heads.published_lines(_ctx(request), consultation_id))  # the server's file, not the database
     return Response(body, media_type="application/x-ndjson; charset=utf-8")
 
 
 @router.get("/heads.jsonl")
 def all_heads(request: Request) -> Response:
     """Every signed head of every consultation, oldest first (public)."""
-    body = "".join(h.line() + "\n" for h in heads.signed_heads(_ctx(request)))
+    body = "".join(heads.published_lines(_ctx(request)))
     return Response(body, media_type="application/x-ndjson; charset=utf-8")
 
 
