@@ -27,9 +27,15 @@ ROLE_CHOICES = ("server", "worker", "reader")  # consultflow.domain.identity.ROL
 @pass_state
 def upgrade(state: CliState) -> None:
     """Create the schema, or bring it up to date (safe to run again)."""
-    before, after = schema.upgrade(state.services(check_schema=False, create=True))
+    ctx = state.services(check_schema=False, create=True)
+    before, after = schema.upgrade(ctx)
     was = "" if before.database == after.database else f" (was {before.database or 'empty'})"
     click.echo(f"database at revision {after.database}{was}")
+    from consultflow.bootstrap import role_admin  # noqa: PLC0415 - loads the store only here
+
+    risk = role_admin(ctx).createrole_risk()
+    if risk is not None:
+        click.echo(f"warning: {risk}", err=True)
 
 
 @db_group.command("current")
@@ -42,12 +48,23 @@ def current(state: CliState) -> None:
 
 
 @db_group.command("roles")
+@click.option(
+    "--sql", "as_sql", is_flag=True, help="Print the SQL that creates the three roles, for a superuser to run."
+)
 @json_flag
 @pass_state
-def roles(state: CliState) -> None:
-    """List this database's (and schema's) three roles and the logins that hold them (PostgreSQL)."""
+def roles(state: CliState, as_sql: bool) -> None:
+    """List this database's (and schema's) three roles and the logins that hold them (PostgreSQL).
+
+    With --sql (before the first `db upgrade`), print the statements that create them, so that a
+    cluster administrator creates them and the owner needs no CREATEROLE.
+    """
     from consultflow.bootstrap import role_admin  # noqa: PLC0415 - loads the store only for this command
 
+    if as_sql:
+        for statement in role_admin(state.services(check_schema=False)).creating_sql():
+            click.echo(statement)
+        return
     found = role_admin(state.services()).members()
 
     def text() -> str:

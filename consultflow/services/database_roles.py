@@ -39,5 +39,15 @@ class RoleAdmin(Protocol):
             ValidationError: a malformed name, or a login holding none of them.
         """
 
+    def creating_sql(self) -> list[str]:
+        """The statements a cluster administrator runs to create this database's three roles.
+
+        Raises:
+            ConfigurationError: SQLite.
+        """
+
+    def createrole_risk(self) -> str | None:
+        """A warning when the connected login's CREATEROLE reaches other databases' roles (before PostgreSQL 16)."""
+
     def may_close_rounds(self) -> bool:
         """Whether the connected login may run the round-closing use case (True on SQLite)."""

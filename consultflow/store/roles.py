@@ -115,6 +115,40 @@ class DatabaseRoles:
                 found[role].append(member)
         return [RoleMembers(kind, role, role in found, tuple(found.get(role, ()))) for kind, role in names.items()]
 
+    def creating_sql(self) -> list[str]:
+        """What a cluster administrator runs to create this database's roles (the owner then needs no CREATEROLE)."""
+        self._postgres()
+        with self.engine.connect() as conn:
+            names = current_roles(conn)
+        return [
+            f'DO $$ BEGIN CREATE ROLE "{role}" NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;'
+            for role in names.values()
+        ]
+
+    def createrole_risk(self) -> str | None:
+        """A warning when the connected login holds CREATEROLE where that reaches other databases' roles.
+
+        Before PostgreSQL 16, CREATEROLE may grant itself any role that is not a superuser: another
+        county's server role on the same cluster, or pg_execute_server_program (a shell as the
+        database server's user).
+        """
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with self.engine.connect() as conn:
+            me, createrole, superuser, version = conn.execute(
+                text(
+                    "SELECT current_user, rolcreaterole, rolsuper, current_setting('server_version_num')::int "
+                    "FROM pg_roles WHERE rolname = current_user"
+                )
+            ).one()
+        if not createrole or superuser or version >= 160000:
+            return None
+        return (
+            f"login {me!r} holds CREATEROLE, which before PostgreSQL 16 lets it take any other database's roles "
+            "on this cluster (and run programs as the database server): now that this database's roles exist, "
+            f'have a superuser run \'ALTER ROLE "{me}" NOCREATEROLE\' (see README, "Database roles")'
+        )
+
     def may_close_rounds(self) -> bool:
         """Whether this login may run the round-closing use case (it appends audit events); True on SQLite."""
         if self.engine.dialect.name != "postgresql":
@@ -219,3 +253,15 @@ class DatabaseRoles:
                 "which needs CREATEROLE (ALTER ROLE … CREATEROLE, as a superuser)"
             )
             raise PermissionDeniedError(msg)
+
+
+LEGACY_GROUPS = ("consultflow_coordinator", "consultflow_staff", "consultflow_auditor", "consultflow_worker")
+
+
+def legacy_groups_present(conn: Connection) -> bool:
+    """Whether the cluster-wide groups of migration 0005 exist.
+
+    A new install by an owner without CREATEROLE never makes them: 0013 replaces them with roles per database.
+    """
+    found = conn.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = ANY(:r)"), {"r": list(LEGACY_GROUPS)})
+    return int(found.scalar_one()) == len(LEGACY_GROUPS)

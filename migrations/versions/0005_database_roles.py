@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from consultflow.store.roles import legacy_groups_present
+
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -35,11 +37,15 @@ PARTICIPANT_OPEN = "id, name, village, lang, created_at, created_by_id, erased_a
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    for group in GROUPS:
+    may_create = "EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolcreaterole OR rolsuper))"
+    for group in GROUPS:  # made only where missing and the owner may (0013 replaces them with roles per database)
+        missing = f"NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{group}')"  # noqa: S608 - constant names
         op.execute(
-            f"DO $$ BEGIN CREATE ROLE {group} NOLOGIN; "
+            f"DO $$ BEGIN IF {missing} AND {may_create} THEN CREATE ROLE {group} NOLOGIN; END IF; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         )
+    if not legacy_groups_present(op.get_bind()):
+        return
     statements = [
         f"GRANT USAGE ON SCHEMA %I TO {EVERYONE}",
         f"GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {EVERYONE}",
@@ -57,7 +63,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if op.get_bind().dialect.name != "postgresql" or not legacy_groups_present(op.get_bind()):
         return
     op.execute(
         "DO $$ DECLARE s text := current_schema(); BEGIN "

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from consultflow.domain.intake import participant_key
+from consultflow.store.roles import legacy_groups_present
 
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
@@ -25,7 +26,8 @@ def upgrade() -> None:
     op.create_index("ix_opinion_consultation_id_intake_key", "opinion", ["consultation_id", "intake_key"], unique=True)
     op.add_column("participant", sa.Column("match_key", sa.String(length=64), nullable=True))
     op.create_index("ix_participant_match_key", "participant", ["match_key"])
-    if op.get_bind().dialect.name == "postgresql":  # staff and auditors read participants column by column
+    bind0 = op.get_bind()
+    if bind0.dialect.name == "postgresql" and legacy_groups_present(bind0):  # they read participants by column
         op.execute("GRANT SELECT (match_key) ON participant TO consultflow_staff, consultflow_auditor")
     bind = op.get_bind()
     people = sa.table(

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from consultflow.store.roles import legacy_groups_present
 from consultflow.store.types import UTCDateTime
 
 revision: str = "0011"
@@ -130,7 +131,7 @@ def _protect_account_log() -> None:
 
 def _grant() -> None:
     """The account log readable by every group and appendable by coordinators; credentials by nobody but the owner."""
-    if op.get_bind().dialect.name != "postgresql":
+    if op.get_bind().dialect.name != "postgresql" or not legacy_groups_present(op.get_bind()):
         return
     op.execute(f"GRANT SELECT ON account_event, account_chain TO {EVERYONE}")
     op.execute("GRANT INSERT ON account_event TO consultflow_coordinator")

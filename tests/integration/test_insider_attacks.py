@@ -321,7 +321,7 @@ def test_the_server_login_forges_an_event_and_rewinds_nothing_unseen(
     report = verify.verify_chain(owner, 1)
     assert not report.intact and report.broken is not None and report.broken.chain_seq == seq + 1
     signer, _ = _signer(tmp_path)
-    (outcome,) = heads.sign_heads(replace(owner, heads=HeadPublishing(signer)), 1)
+    (outcome,) = heads.sign_heads(replace(owner, heads=HeadPublishing(signer, tmp_path / "heads.jsonl")), 1)
     assert not outcome.signed and outcome.problem is not None
 
 
@@ -375,21 +375,13 @@ def test_the_server_login_cannot_change_recorded_texts_or_the_workflow(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SUCCEEDS: the server's DB login may INSERT into signed_head; a row signed with the insider's own "
-        "Ed25519 key becomes the portal's 'latest signed head', and the page shows ITS public key (the key "
-        "README tells people to pin with --public-key). heads.latest() takes any key_id, ordered by seq."
-    ),
-)
 def test_the_server_login_cannot_make_the_portal_show_its_own_key(
     logins: tuple[ServiceContext, dict[str, str], dict[str, str], str], tmp_path: Path
 ) -> None:
     """A head row signed by a key the insider made must not become the head (and key) the portal shows."""
     owner, names, _roles, url = logins
     real, _ = _signer(tmp_path, "real.pem")
-    server = replace(owner, heads=HeadPublishing(real))
+    server = replace(owner, heads=HeadPublishing(real, tmp_path / "heads.jsonl"))
     heads.sign_heads(server, 1)
     mine, _ = _signer(tmp_path, "mine.pem")
     with psycopg.connect(_libpq(url, names["server"])) as conn:
@@ -401,7 +393,7 @@ def test_the_server_login_cannot_make_the_portal_show_its_own_key(
             (1, forged.seq, forged.head, forged.signed_at, forged.key_id, forged.public_key, forged.statement,
              forged.signature),
         )  # fmt: skip
-    with _portal(owner) as web:
+    with _portal(server) as web:
         page = web.get("/c/1").text
     assert mine.public_key not in page
     assert real.public_key in page
@@ -465,9 +457,10 @@ def test_the_other_countys_logins_reach_nothing_here(clock: FixedClock) -> None:
         next(y_gen, None)
 
 
-@pytest.fixture(name="createrole_owner")
-def _createrole_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, str]]]:
-    """County X migrated by an owner that is no superuser but has CREATEROLE (as the README asks), and county Y."""
+@pytest.fixture(name="documented_owner")
+def _documented_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, str], str]]:
+    """County X set up as the README says: a superuser creates its roles (`db roles --sql`) and its
+    owner, with no CREATEROLE, migrates it; and county Y beside it on the same cluster."""
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"PostgreSQL tests need {PG_ENV}")
@@ -475,7 +468,7 @@ def _createrole_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, s
     owner = f"cf_ia_owner_{uuid.uuid4().hex[:8]}"
     schema = f"cf_{uuid.uuid4().hex[:12]}"
     with admin.begin() as conn:
-        conn.execute(text(f"CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER PASSWORD 'pw'"))
+        conn.execute(text(f"CREATE ROLE {owner} LOGIN NOCREATEROLE NOSUPERUSER PASSWORD 'pw'"))
         conn.execute(text(f"CREATE SCHEMA {schema} AUTHORIZATION {owner}"))
     y_gen = _pg_schema_url()
     y_url = next(y_gen)
@@ -487,13 +480,22 @@ def _createrole_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, s
         .set(username=owner, password="pw", query={"options": f"-csearch_path={schema}"})
         .render_as_string(hide_password=False)
     )
+    as_admin = make_engine(
+        make_url(normalize_url(base))
+        .set(query={"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
     x_engine = make_engine(x_url)
     try:
+        with as_admin.begin() as conn:  # the statements `consultflow db roles --sql` prints
+            for statement in DatabaseRoles(as_admin).creating_sql():
+                conn.execute(text(statement))
         migrate.upgrade(x_engine)
         x_engine.dispose()
-        yield owner, _libpq(x_url, owner), y_roles
+        yield owner, _libpq(x_url, owner), y_roles, x_url
     finally:
         x_engine.dispose()
+        as_admin.dispose()
         y.database.dispose()
         next(y_gen, None)
         with admin.begin() as conn:
@@ -502,6 +504,7 @@ def _createrole_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, s
             from consultflow.store.roles import role_names
 
             for role in role_names(database, schema).values():
+                conn.execute(text(f'DROP OWNED BY "{role}"'))
                 conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
             conn.execute(text(f"DROP OWNED BY {owner}"))
             conn.execute(text(f"DROP ROLE {owner}"))
@@ -509,34 +512,44 @@ def _createrole_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, s
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SUCCEEDS on PostgreSQL <= 15: the owner needs CREATEROLE for migration 0013, and CREATEROLE may "
-        "GRANT any non-superuser role: county X's owner runs 'GRANT cf_<county_y>_server TO <owner>' and "
-        "writes county Y as its server (and may ALTER ROLE county Y's logins' passwords)"
-    ),
-)
 def test_one_countys_owner_cannot_take_another_countys_server_role(
-    createrole_owner: tuple[str, str, dict[str, str]],
+    documented_owner: tuple[str, str, dict[str, str], str],
 ) -> None:
-    """Two counties on one cluster share nothing: not even through the owner's CREATEROLE."""
-    owner, conninfo, y_roles = createrole_owner
-    _denied(conninfo, f"GRANT {y_roles['server']} TO {owner}")
+    """Two counties on one cluster share nothing: county X's owner cannot give itself county Y's roles."""
+    owner, conninfo, y_roles, _url = documented_owner
+    for role in y_roles.values():
+        _denied(conninfo, f"GRANT {role} TO {owner}")
+    _denied(conninfo, f"ALTER ROLE {y_roles['server']} LOGIN PASSWORD 'stolen'")
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SUCCEEDS on PostgreSQL <= 15: an owner with CREATEROLE runs 'GRANT pg_execute_server_program TO "
-        "<owner>' and then COPY ... TO PROGRAM: a shell as the postgres OS user, so the whole cluster"
-    ),
-)
-def test_the_owner_cannot_grant_itself_server_programs(createrole_owner: tuple[str, str, dict[str, str]]) -> None:
+def test_the_owner_cannot_grant_itself_server_programs(documented_owner: tuple[str, str, dict[str, str], str]) -> None:
     """The owner (migrations only) must not reach the operating system through built-in roles."""
-    owner, conninfo, _y_roles = createrole_owner
+    owner, conninfo, _y_roles, _url = documented_owner
     _denied(conninfo, f"GRANT pg_execute_server_program, pg_read_server_files TO {owner}")
+    _denied(conninfo, "COPY (SELECT 1) TO PROGRAM 'id'")
+
+
+@pytest.mark.postgres
+def test_an_owner_holding_createrole_is_warned_at_upgrade(
+    documented_owner: tuple[str, str, dict[str, str], str],
+) -> None:
+    """An owner given CREATEROLE anyway hears at `db upgrade`, before PostgreSQL 16, what that allows and what to do."""
+    owner, _conninfo, _y_roles, x_url = documented_owner
+    admin = create_engine(normalize_url(os.environ[PG_ENV]))
+    with admin.begin() as conn:
+        conn.execute(text(f"ALTER ROLE {owner} CREATEROLE"))
+        version = conn.execute(text("SELECT current_setting('server_version_num')::int")).scalar_one()
+    admin.dispose()
+    engine = make_engine(x_url)
+    try:
+        risk = DatabaseRoles(engine).createrole_risk()
+    finally:
+        engine.dispose()
+    if version >= 160000:
+        assert risk is None
+    else:
+        assert risk is not None and "NOCREATEROLE" in risk and owner in risk
 
 
 # --- the owner: rebuilt chains, cut tails, edited live rows (both backends) ---------------------
@@ -628,15 +641,6 @@ def test_a_chain_rebuilt_without_the_key_is_caught_by_the_heads_file_and_require
     assert not caught.intact and caught.broken is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SUCCEEDS: the portal's /c/ID/heads.jsonl is read from the signed_head table, which the owner can "
-        "empty; the server then trusts the table for its last signed head and signs the rebuilt chain with "
-        "the REAL key. 'audit verify --heads PORTAL_URL --public-key REAL_KEY' passes (only the heads "
-        "file / mail kept outside catch it)"
-    ),
-)
 def test_a_chain_rebuilt_without_the_key_is_caught_by_the_portals_heads(ctx: ServiceContext, tmp_path: Path) -> None:
     """The README's own check (`--heads https://portal/c/1/heads.jsonl --public-key …`) must catch the rebuild."""
     server, _heads_file, signer = _server_ctx(ctx, tmp_path)
@@ -644,7 +648,7 @@ def test_a_chain_rebuilt_without_the_key_is_caught_by_the_portals_heads(ctx: Ser
     heads.sign_heads(server, cid)
     _rebuild_without_the_key(server, cid)
     (outcome,) = heads.sign_heads(server, cid)  # the server's schedule, an hour later
-    assert outcome.problem is None  # it signs the rebuilt chain: nothing tells it otherwise
+    assert not outcome.signed and outcome.problem is not None  # its own heads file says the chain was rebuilt
     caught = _verify_against(server, _portal_heads(server, cid), cid, signer.public_key)
     assert not caught.intact
 
@@ -680,14 +684,6 @@ def test_a_cut_tail_with_every_trace_removed_is_caught_by_the_heads_file(ctx: Se
     assert "beyond this chain's end" in caught.broken.problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SUCCEEDS: the owner cuts the tail, restores the live rows and deletes the signed_head rows beyond "
-        "the new end; the portal's heads.jsonl (from the database) then agrees with the cut chain, so "
-        "'audit verify --heads PORTAL_URL --public-key REAL_KEY' reports it intact"
-    ),
-)
 def test_a_cut_tail_is_caught_by_the_portals_heads(ctx: ServiceContext, tmp_path: Path) -> None:
     """The portal's heads must still show the head beyond the cut."""
     server, _heads_file, signer = _server_ctx(ctx, tmp_path)
