@@ -87,8 +87,6 @@ class Setting:
     parse: Callable[[str], Any] = field(default=_text, repr=False)
 
 
-DEFAULT_HEADS_FILE = "~/.local/state/consultflow/heads.jsonl"
-
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("CONSULTFLOW_DB", "database URL or SQLite file path", "every command", "--db", DEFAULT_DB),
@@ -104,8 +102,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONSULTFLOW_CHAIN_KEY", "the chain key itself, instead of a file", "the server", secret=True),
     Setting("CONSULTFLOW_SIGNING_KEY_FILE", "file holding the Ed25519 key chain heads are signed with "
             "(0600; `consultflow audit keygen`)", "the server"),
-    Setting("CONSULTFLOW_HEADS_FILE", "the server's own record of every head it signed (JSON lines, public; "
-            "outside the database)", "the server", default=DEFAULT_HEADS_FILE),
+    Setting("CONSULTFLOW_HEADS_FILE", "the server's own record of every head it signs (JSON lines, public; one per "
+            "database; needed with a signing key)", "the server"),
     Setting("CONSULTFLOW_HEADS_MAIL", "e-mail addresses each signed chain head is sent to, comma-separated",
             "the server"),
     Setting("CONSULTFLOW_HEADS_SECONDS", "seconds between the server's signing of grown chain heads", "the server",
@@ -346,4 +344,10 @@ def head_publishing() -> HeadPublishing | None:
     from consultflow.domain.heads import HeadPublishing, HeadSigner  # noqa: PLC0415 - the server's, not every command's
 
     signer = HeadSigner.from_file(Path(key_file).expanduser())
-    return HeadPublishing(signer, Path(heads_file or DEFAULT_HEADS_FILE).expanduser(), addresses)
+    if not heads_file:
+        msg = (
+            "CONSULTFLOW_SIGNING_KEY_FILE is set but CONSULTFLOW_HEADS_FILE is not: give the file the server keeps "
+            "its record of every head it signs in (one per database, e.g. /srv/consultflow/county/heads.jsonl)"
+        )
+        raise ConfigurationError(msg)
+    return HeadPublishing(signer, Path(heads_file).expanduser(), addresses)

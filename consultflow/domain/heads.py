@@ -281,8 +281,8 @@ class HeadLedger:
     (several server processes append to it); safe to share between threads.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, key_id: str) -> None:
+        self.path, self.key_id = path, key_id
         self._offset = 0
         self._latest: dict[int | None, SignedHead] = {}
         self._lock = threading.Lock()
@@ -293,7 +293,7 @@ class HeadLedger:
         return self._latest.get(consultation_id)
 
     def lines(self, consultation_id: int | None = None, *, every: bool = True) -> Iterator[str]:
-        """The file's lines (of every chain, or of one), oldest first, as published."""
+        """The file's lines (of every chain, or of one chain signed with this key), oldest first, as published."""
         try:
             with self.path.open(encoding="utf-8") as f:
                 for line in f:
@@ -303,7 +303,7 @@ class HeadLedger:
                         yield line
                         continue
                     head = from_line(line)
-                    if head is not None and head.consultation_id == consultation_id:
+                    if head is not None and head.consultation_id == consultation_id and head.key_id == self.key_id:
                         yield line
         except FileNotFoundError:
             return
@@ -319,7 +319,7 @@ class HeadLedger:
             end = data.rfind(b"\n") + 1  # only whole lines: one may be half written
             for line in data[:end].decode("utf-8", errors="replace").splitlines():
                 head = from_line(line)
-                if head is None:
+                if head is None or head.key_id != self.key_id:  # only what this server's key signed
                     continue
                 known = self._latest.get(head.consultation_id)
                 if known is None or head.seq >= known.seq:
@@ -337,4 +337,4 @@ class HeadPublishing:
     ledger: HeadLedger = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ledger", HeadLedger(self.file))
+        object.__setattr__(self, "ledger", HeadLedger(self.file, self.signer.key_id))

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from consultflow.cli.main import main
+from consultflow.config import head_publishing
 from consultflow.domain.accounts import account_canonical
 from consultflow.domain.audit import GENESIS_HASH, text_hash, utc_iso
 from consultflow.domain.errors import ConfigurationError, ValidationError
@@ -326,3 +328,31 @@ def test_a_head_mail_without_smtp_on_the_worker_goes_to_the_log_not_to_the_dead_
     report = sweep.sweep(ctx, router, outbox.SweepSettings(channels=router.enabled), close_rounds=False)
     assert report.failed == 0 and report.dead == 0
     assert report.sent >= len(heads_file.read_text().splitlines())
+
+
+def test_a_signing_key_without_a_heads_file_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heads file is the server's record of what it signed: a key without one is one line, before anything runs."""
+    _, key = _signer(tmp_path)
+    monkeypatch.setenv("CONSULTFLOW_SIGNING_KEY_FILE", str(key))
+    monkeypatch.delenv("CONSULTFLOW_HEADS_FILE", raising=False)
+    with pytest.raises(ConfigurationError, match="CONSULTFLOW_HEADS_FILE is not"):
+        head_publishing()
+    monkeypatch.setenv("CONSULTFLOW_HEADS_FILE", str(tmp_path / "heads.jsonl"))
+    setup = head_publishing()
+    assert setup is not None and setup.signer.key_id == HeadSigner.from_file(key).key_id
+
+
+def test_another_keys_heads_in_the_file_are_not_this_servers_record(signing: tuple[ServiceContext, Path]) -> None:
+    """Lines another key signed (another county's server sharing the file by mistake) neither stop nor vouch."""
+    ctx, heads_file = signing
+    cid, _ = small_consultation(ctx)
+    assert ctx.heads is not None
+    stranger = HeadSigner(Ed25519PrivateKey.generate())
+    with heads_file.open("a") as f:
+        f.write(stranger.sign(cid, 999, "ab" * 32, datetime.now(timezone.utc)).line() + "\n")
+    outcome = heads.sign_heads(ctx, cid)[0]
+    assert outcome.problem is None
+    latest = heads.latest(ctx, cid)
+    assert latest is not None and latest.key_id == ctx.heads.signer.key_id

@@ -163,7 +163,9 @@ def test_the_server_and_the_worker_run_on_their_own_least_privileged_logins(tmp_
             key.write_bytes(HeadSigner.generate_pem())
             key.chmod(0o600)
             people = People(_as_login(owner_url, logins["server"], "a long login password"), tmp_path / "home")
-            people.env.update({"CONSULTFLOW_SIGNING_KEY_FILE": str(key)})
+            people.env.update(
+                {"CONSULTFLOW_SIGNING_KEY_FILE": str(key), "CONSULTFLOW_HEADS_FILE": str(tmp_path / "heads.jsonl")}
+            )
             with server(people, tmp_path) as base:
                 _login(people, base, COORD, EXPERT, AUDITOR, PLANNER)
                 for who, args in WALK[:7]:
