@@ -27,6 +27,7 @@ from consultflow.domain.audit import (
 )
 from consultflow.domain.entering import Entering
 from consultflow.domain.errors import NotFoundError, RetryableConflictError, RoundStateError
+from consultflow.domain.heads import SignedHead
 from consultflow.domain.model import (
     MOVING_COLUMNS,
     AccessRecord,
@@ -498,8 +499,11 @@ class FakeAudit:
             )
             consultation.chain_seq, consultation.chain_head = content.chain_seq, digest
 
-    def chain(self, consultation_id: int) -> Generator[StoredEvent, None, None]:
-        events = sorted((e for e in self.t.events if e.consultation_id == consultation_id), key=lambda e: e.chain_seq)
+    def chain(self, consultation_id: int, after: int = 0) -> Generator[StoredEvent, None, None]:
+        events = sorted(
+            (e for e in self.t.events if e.consultation_id == consultation_id and e.chain_seq > after),
+            key=lambda e: e.chain_seq,
+        )
         for e in events:
             yield StoredEvent._make(utc_iso(e.at) if name == "at" else getattr(e, name) for name in StoredEvent._fields)
 
@@ -733,6 +737,25 @@ class FakeLogins:
         _no_aggregates(group, login)
 
 
+class FakeHeads:
+    """Signed heads: no use case these tests run signs one."""
+
+    def add(self, head: SignedHead) -> NoReturn:
+        _no_aggregates(head)
+
+    def last(self, consultation_id: int | None, key_id: str | None = None) -> None:
+        return None
+
+    def all_of(self, consultation_id: int | None = None, *, every: bool = True) -> Generator[SignedHead, None, None]:
+        yield from ()
+
+    def chain_hashes(self, consultation_id: int, seqs: Sequence[int]) -> NoReturn:
+        _no_aggregates(consultation_id, seqs)
+
+    def account_hashes(self, seqs: Sequence[int]) -> NoReturn:
+        _no_aggregates(seqs)
+
+
 class FakeIntake:
     """Bulk intake runs against a real database (set-based SQL is the point)."""
 
@@ -780,6 +803,7 @@ class FakeUnitOfWork:
         self.logins = FakeLogins()
         self.intake = FakeIntake()
         self.accounts = FakeAccounts(self.tables)
+        self.heads = FakeHeads()
         return self
 
     def __exit__(

@@ -86,7 +86,14 @@ WORKER = {
     "delivery": "SELECT, INSERT, UPDATE",
     "delivery_attempt": "INSERT",
 }
-READER = ("consultation", "consultation_round", "workflow", "opinion_entry", "audit_event", "signed_head")
+READER: tuple[str, ...] = (
+    "consultation",
+    "consultation_round",
+    "workflow",
+    "opinion_entry",
+    "audit_event",
+    "signed_head",
+)
 READER += ("reminder", "personal_data_access", "personal_data_access_item", "actor_role", "alembic_version")
 # Columns the reader may not see: personal data, or hashes of it a guess could be checked against.
 READER_HIDDEN = {

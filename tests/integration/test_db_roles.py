@@ -123,7 +123,7 @@ def _refused(conninfo: str, statement: str) -> str:
     """Run `statement` as the login; it must be refused for want of a privilege. Returns the message."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         try:
-            conn.execute(statement)  # type: ignore[arg-type] - the insider's SQL, as typed
+            conn.execute(statement)  # the insider's SQL, as typed
         except psycopg.errors.InsufficientPrivilege as exc:
             return str(exc)
         except psycopg.Error as exc:  # pragma: no cover - a refusal for another reason is a failure
@@ -133,7 +133,7 @@ def _refused(conninfo: str, statement: str) -> str:
 
 def _allowed(conninfo: str, statement: str) -> None:
     with psycopg.connect(conninfo) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
         conn.rollback()
 
 
@@ -236,7 +236,7 @@ def test_granting_itself_more_gives_nothing(county: County) -> None:
                 f'GRANT CREATE ON SCHEMA {conn.execute("SELECT current_schema()").fetchone()[0]} TO "{login}"',  # type: ignore[index]
             ):
                 with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # else "no privileges were granted"
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
             can = conn.execute(
                 "SELECT has_table_privilege('audit_event', 'UPDATE'), has_table_privilege('audit_event', 'DELETE'), "
                 "has_table_privilege('opinion', 'DELETE'), has_schema_privilege(current_schema(), 'CREATE')"
@@ -415,7 +415,7 @@ def test_per_person_logins_can_change_nothing_once_upgraded(clock: FixedClock) -
     tamper = f"UPDATE opinion SET text = 'what they never said' WHERE id = {oid}"
     try:
         with psycopg.connect(conninfo) as conn:  # before: the database let a planner's login rewrite an opinion
-            assert conn.execute(tamper).rowcount == 1  # type: ignore[arg-type]
+            assert conn.execute(tamper).rowcount == 1
             conn.rollback()
         migrate.upgrade(engine)
         for statement in (
@@ -542,7 +542,7 @@ def test_the_owners_commands_list_create_grant_and_revoke(county: County, clock:
         assert "password" not in cli.ok("db", "login", filed, "--role", "server", "--password-file", str(secret)).output
         with engine_of(county.owner).begin() as conn:
             conn.execute(text(f"CREATE ROLE {person} LOGIN"))
-            stored = dict(
+            stored: dict[str, str] = dict(
                 conn.execute(
                     text("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(:n)"), {"n": [piped, filed]}
                 ).all()
@@ -599,7 +599,9 @@ def test_with_unbound_logins_refused_this_databases_roles_still_read(county: Cou
     with engine_of(county.owner).begin() as conn:
         conn.execute(text(f"CREATE ROLE {stranger} LOGIN"))
     try:
-        ctx = replace(_context_as(county.url, stranger, county.owner.clock), unbound_logins="none")  # type: ignore[arg-type]
+        clock = county.owner.clock
+        assert isinstance(clock, FixedClock)
+        ctx = replace(_context_as(county.url, stranger, clock), unbound_logins="none")
         try:
             with pytest.raises(
                 PermissionDeniedError, match="bound to no actor|refused this to your login|sees no consultflow tables"

@@ -86,13 +86,14 @@ def _portal_heads(ctx: ServiceContext, cid: int) -> str:
     with _portal(ctx) as web:
         answer = web.get(f"/c/{cid}/heads.jsonl")
     assert answer.status_code == 200
-    return answer.text
+    return str(answer.text)
 
 
 def _verify_against(ctx: ServiceContext, published: str, cid: int, public_key: str | None) -> verify.ChainReport:
     """`audit verify CID --heads … [--public-key …]`, as the CLI runs it (signatures first, then the chain)."""
     found = tuple(parse_lines(published, "heads", public_key))
     (report,) = REGISTRY["audit.verify"].run(ctx, None, Verify(cid, heads=found)).reports
+    assert isinstance(report, verify.ChainReport)
     return report
 
 
@@ -165,7 +166,7 @@ def _denied(conninfo: str, statement: str) -> str:
     """Run the insider's statement; it must fail for want of privilege (or the object not being theirs)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         try:
-            conn.execute(statement)  # type: ignore[arg-type] - the insider's SQL, as typed
+            conn.execute(statement)  # the insider's SQL, as typed
         except psycopg.errors.InsufficientPrivilege as exc:
             return str(exc)
     pytest.fail(f"{statement!r} was allowed")
@@ -348,7 +349,7 @@ def test_the_server_login_edits_a_live_fact_and_verify_names_it(
     """What the server's role may UPDATE, an insider with its login may too: verify, without heads, catches each."""
     owner, names, _roles, url = logins
     with psycopg.connect(_libpq(url, names["server"])) as conn:
-        assert conn.execute(statement).rowcount >= 1  # type: ignore[arg-type]
+        assert conn.execute(statement).rowcount >= 1
     if "chain_key_id" in statement:
         report = verify.verify_chain(replace(owner, chain_key=None), 1)
     else:
@@ -416,7 +417,7 @@ def test_a_reader_finds_no_personal_data_in_anything_it_may_read(
         ).fetchall()
         assert columns
         for table, column in columns:
-            for (value,) in conn.execute(f'SELECT "{column}"::text FROM "{table}"'):  # type: ignore[arg-type]
+            for (value,) in conn.execute(f'SELECT "{column}"::text FROM "{table}"'):
                 if value and (FULL_NAME in value or CONTACT in value):
                     found.append(f"{table}.{column}")
     assert found == []
@@ -658,7 +659,7 @@ def _cut_the_tail(server: ServiceContext, cid: int, ids: list[int]) -> int:
     heads.sign_heads(server, cid)
     before = _row(server, "opinion", ids[2])
     with engine_of(server).connect() as conn:
-        end = conn.execute(text(f"SELECT chain_seq FROM consultation WHERE id = {cid}")).scalar_one()
+        end = int(conn.execute(text(f"SELECT chain_seq FROM consultation WHERE id = {cid}")).scalar_one())
     opinions.fire(server, acting=PLANNER, opinion_id=ids[2], trigger="reject", fields={Field.REASON: "不采纳"})
     heads.sign_heads(server, cid)  # published: the head after the rejection
     _owner_sql(

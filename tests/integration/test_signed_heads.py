@@ -13,6 +13,7 @@ import stat
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -52,13 +53,14 @@ def signing(ctx: ServiceContext, tmp_path: Path) -> tuple[ServiceContext, Path]:
     return replace(ctx, heads=HeadPublishing(signer, heads_file, ("auditor@county.example",))), heads_file
 
 
-def _published(heads_file: Path) -> list[dict[str, object]]:
+def _published(heads_file: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in heads_file.read_text().splitlines()]
 
 
 def _verify_with(ctx: ServiceContext, heads_file: Path, cid: int) -> verify.ChainReport:
     published = tuple(parse_lines(heads_file.read_text(), str(heads_file)))
     (report,) = REGISTRY["audit.verify"].run(ctx, None, Verify(cid, heads=published)).reports
+    assert isinstance(report, verify.ChainReport)
     return report
 
 

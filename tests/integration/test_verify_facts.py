@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -112,7 +113,7 @@ def test_every_normal_use_case_leaves_verify_intact(ctx: ServiceContext, clock: 
 
 
 # (what the insider runs, given the story; what verify must say, given the story)
-EDITS = {
+EDITS: dict[str, tuple[Callable[[Story], str], Callable[[Story], str]]] = {
     "opinion text": (
         lambda s: f"UPDATE opinion SET text = '改过的' WHERE id = {s.rejected}",
         lambda s: f"opinion {s.rejected}: the live text is '改过的' but its events say '意见1' (a live row was edited)",
