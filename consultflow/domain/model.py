@@ -328,6 +328,32 @@ class FactEvent(NamedTuple):
     payload: str
 
 
+class ReplayRules(NamedTuple):
+    """What the database needs to replay an opinion's events as verify does, from the workflow and roles."""
+
+    workflow_id: int  # the consultation's workflow: every opinion's
+    outcomes: tuple[tuple[str, str], ...]  # (state, outcome) for each state that has an outcome
+    entries: tuple[tuple[str, str], ...]  # (trigger, entry kind) for each trigger that writes feedback or a reply
+    planner_role: str  # the role an assigned planner holds
+
+
+class Disagreement(NamedTuple):
+    """An opinion whose live row the database could not match with its events: verify checks it in full."""
+
+    opinion_id: int
+    events: int  # its events in the consultation's chain
+    last_seq: int  # its live sequence number
+
+
+class OpinionReplay(NamedTuple):
+    """What verify replays of one opinion the database named: its rows as the streams give them."""
+
+    live: list[LiveOpinion]
+    summaries: list[EventSummary]
+    facts: list[FactEvent]
+    entries: list[LiveEntry]
+
+
 class AuditEventRow(Protocol):
     """One stored audit event."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "AccountEventRow",
@@ -52,6 +52,7 @@ from consultflow.domain.model import (
     AuditEventRow,
     ConsultationRow,
     DeliveryRow,
+    Disagreement,
     EntryRow,
     EventFilter,
     EventSummary,
@@ -63,9 +64,11 @@ from consultflow.domain.model import (
     NewEntry,
     NewOpinionRow,
     OpinionFilter,
+    OpinionReplay,
     OpinionRow,
     ParticipantRow,
     ReminderRow,
+    ReplayRules,
     ReportRow,
     RoundRow,
     StoredEvent,
@@ -565,6 +568,29 @@ class Accounts(Protocol):
 
     def chain(self) -> Generator[AccountEventRow, None, None]:
         """Every account event in chain order, streamed."""
+
+
+@runtime_checkable
+class VerifyReads(Protocol):
+    """What the store's audit log offers verify beyond `AuditLog`; without it verify replays every opinion itself."""
+
+    def chain_rows(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """A consultation's events in chain order as plain tuples in StoredEvent's order, streamed."""
+
+    def disagreements(self, consultation_id: int, rules: ReplayRules) -> Generator[Disagreement, None, None]:
+        """The live opinions the database could not match with their events (never one that does), by id."""
+
+    def entry_disagreements(self, consultation_id: int, rules: ReplayRules) -> Generator[int, None, None]:
+        """Opinions whose feedback or reply rows no transition records one to one, by id, each once."""
+
+    def live_seq_total(self, consultation_id: int) -> int:
+        """The sum of the consultation's opinions' live sequence numbers."""
+
+    def first_orphan(self, consultation_id: int) -> int | None:
+        """The lowest opinion id the chain's events name that is not one of the consultation's opinions."""
+
+    def opinion_replay(self, consultation_id: int, opinion_id: int) -> OpinionReplay:
+        """One opinion's live row, the summary of its events, its fact events and its feedback and replies."""
 
 
 class SignedHeads(Protocol):

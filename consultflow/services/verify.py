@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
+import hmac
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from json.encoder import encode_basestring
+from json.scanner import make_scanner
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from consultflow.domain.audit import (
     GENESIS_HASH,
@@ -23,10 +28,12 @@ from consultflow.domain.audit import (
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.model import (
     ConsultationRow,
+    Disagreement,
     EventSummary,
     FactEvent,
     LiveEntry,
     LiveOpinion,
+    ReplayRules,
     RoundRow,
     StoredEvent,
     WorkflowRow,
@@ -35,6 +42,7 @@ from consultflow.domain.roles import Role
 from consultflow.domain.vocabulary import EntryKind, Field
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
+from consultflow.services.ports import UnitOfWork, VerifyReads
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,10 @@ def verify_chain(
             return ChainReport(consultation.id, 0, consultation.chain_head, intact=False, broken=broken, mode=mode)
         said = _ConsultationSaid()
         # closing: a server-side cursor on PostgreSQL, abandoned at the first problem
-        with closing(uow.audit.chain(consultation.id)) as events:
+        reads = uow.audit if isinstance(uow.audit, VerifyReads) else None
+        # plain tuples when the store gives them (StoredEvent is one too)
+        rows = reads.chain_rows(consultation.id) if reads is not None else uow.audit.chain(consultation.id)
+        with closing(rows) as events:
             report = replace(_walk(consultation, events, expect_head, key, said), mode=mode)
         if not report.intact:
             return report
@@ -148,14 +159,10 @@ def verify_chain(
         if problem is None:
             spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
             planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
-            with (
-                closing(uow.opinions.live_columns(consultation.id)) as live,
-                closing(uow.audit.summaries(consultation.id)) as summaries,
-                closing(uow.audit.fact_events(consultation.id)) as facts,
-                closing(uow.opinions.live_entries(consultation.id)) as entries,
-            ):
-                replayed = _Replayed(summaries, facts, entries, spec, planners, consultation.workflow_id)
-                problem = _compare(live, replayed)
+            if reads is not None and said.portable:
+                problem = _compare_in_database(reads, uow, consultation, spec, planners, said.opinion_events)
+            else:  # a payload the database may read otherwise than Python: every opinion is replayed here
+                problem = _compare_streams(uow, consultation, spec, planners)
     if problem is None:
         return report
     broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)
@@ -202,25 +209,64 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def payload_problem(kind: str, payload: str) -> str | None:  # noqa: PLR0911 - one answer per way it is wrong
+class _NonStandardError(ValueError):
+    """NaN or Infinity: Python reads them, JSON (and the databases' JSON functions) does not."""
+
+
+def _non_standard(constant: str) -> float:
+    raise _NonStandardError(constant)
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_non_standard)
+_LENIENT = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_scan = cast("Any", make_scanner)(_STRICT)  # the decoder's own scanner (C), without its Python wrappers
+_ALLOWED = {kind: known | ANY_EVENT_FIELDS for kind, known in KNOWN_FIELDS.items()}
+# Escapes the databases' JSON functions refuse or read otherwise (NUL, halves of surrogate pairs)
+_UNPORTABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def payload_problem(kind: str, payload: str) -> str | None:
     """What is wrong with an event's payload, in words: a key given twice, or a field its kind never has."""
+    return _payload_check(kind, payload)[0]
+
+
+def _payload_check(kind: str, payload: str) -> tuple[str | None, bool]:
+    """The payload's problem (None if it has none), and whether the databases' JSON functions read it as Python does."""
     if payload == "{}":
-        return None
+        return None, True
+    portable = "\\u" not in payload or _UNPORTABLE_ESCAPE.search(payload) is None
     try:
-        parsed = json.loads(payload, object_pairs_hook=_unique_keys)
+        parsed, end = _scan(payload, 0)  # the decoder's own scanner: a payload as stored has no spaces around it
+    except (StopIteration, ValueError):
+        end = -1
+    if end != len(payload):
+        return _payload_check_slowly(kind, payload, portable)
+    allowed = _ALLOWED.get(kind)
+    if allowed is not None and isinstance(parsed, dict) and parsed.keys() <= allowed:
+        return None, portable
+    return _payload_check_slowly(kind, payload, portable)
+
+
+def _payload_check_slowly(kind: str, payload: str, portable: bool) -> tuple[str | None, bool]:
+    """`_payload_check` for a payload that is not plainly fine: read again, saying what is wrong."""
+    try:
+        try:
+            parsed = _STRICT.decode(payload)
+        except _NonStandardError:
+            parsed, portable = _LENIENT.decode(payload), False
     except _RepeatedKeyError as exc:
-        return f"its payload repeats the key {exc.key!r}"
+        return f"its payload repeats the key {exc.key!r}", portable
     except ValueError as exc:
-        return f"its payload is not readable JSON ({exc})"
+        return f"its payload is not readable JSON ({exc})", portable
     if not isinstance(parsed, dict):
-        return "its payload is not a JSON object"
+        return "its payload is not a JSON object", portable
     known = KNOWN_FIELDS.get(kind)
     if known is None:
-        return None if kind in _KINDS else f"its kind {kind!r} is not one consultflow writes"
+        return (None if kind in _KINDS else f"its kind {kind!r} is not one consultflow writes"), portable
     unknown = sorted(parsed.keys() - known - ANY_EVENT_FIELDS)
     if unknown:
-        return f"its payload has an unknown field {unknown[0]!r} (a {kind} event has no such field)"
-    return None
+        return f"its payload has an unknown field {unknown[0]!r} (a {kind} event has no such field)", portable
+    return None, portable
 
 
 @dataclass
@@ -239,6 +285,8 @@ class _ConsultationSaid:
     created: dict[str, Any] | None = None
     auto_close: object = None
     rounds: dict[int, _RoundSaid] = field(default_factory=dict)
+    opinion_events: int = 0  # the chain's events that belong to an opinion
+    portable: bool = True  # every payload reads the same in the database's JSON functions as in Python
 
     def see(self, e: StoredEvent) -> None:
         """Take in one such event (its payload already checked)."""
@@ -436,6 +484,73 @@ def _compare(live: Iterable[LiveOpinion], replayed: _Replayed) -> str | None:
     return None
 
 
+def _compare_streams(
+    uow: UnitOfWork, consultation: ConsultationRow, spec: WorkflowSpec, planners: Mapping[int, str]
+) -> str | None:
+    """Every opinion's live row against its events, replayed here: the streams merged by id."""
+    cid = consultation.id
+    with (
+        closing(uow.opinions.live_columns(cid)) as live,
+        closing(uow.audit.summaries(cid)) as summaries,
+        closing(uow.audit.fact_events(cid)) as facts,
+        closing(uow.opinions.live_entries(cid)) as entries,
+    ):
+        return _compare(live, _Replayed(summaries, facts, entries, spec, planners, consultation.workflow_id))
+
+
+def _compare_in_database(
+    reads: VerifyReads,
+    uow: UnitOfWork,
+    consultation: ConsultationRow,
+    spec: WorkflowSpec,
+    planners: Mapping[int, str],
+    opinion_events: int,
+) -> str | None:
+    """The live rows against their events, the database matching them all and naming those it could not.
+
+    Each opinion it names is replayed here as `_compare_streams` would (most are the first
+    problem; the rest, a correction for instance, agree). Those it matched have as many events as
+    their sequence number, so the chain's opinion events add up to the live sequence numbers
+    unless an event names an opinion the consultation no longer has.
+    """
+    cid = consultation.id
+    rules = ReplayRules(
+        workflow_id=consultation.workflow_id,
+        outcomes=tuple((name, s.outcome.value) for name, s in spec.states.items() if s.outcome is not None),
+        entries=tuple((trigger, t.entry.value) for trigger, t in spec.transitions.items() if t.entry is not None),
+        planner_role=Role.PLANNER.value,
+    )
+    counted = 0  # the events of the opinions named, less their sequence numbers
+    with (
+        closing(reads.disagreements(cid, rules)) as named,
+        closing(reads.entry_disagreements(cid, rules)) as entries_named,
+    ):
+        for opinion_id, disagreement in _by_id(named, entries_named):
+            if disagreement is not None:
+                counted += disagreement.events - disagreement.last_seq
+            one = reads.opinion_replay(cid, opinion_id)
+            replayed = _Replayed(one.summaries, one.facts, one.entries, spec, planners, consultation.workflow_id)
+            problem = _compare(one.live, replayed)
+            if problem is not None:
+                return problem
+    if reads.live_seq_total(cid) + counted == opinion_events:
+        return None
+    orphan = reads.first_orphan(cid)
+    if orphan is not None:
+        return f"events record opinion {orphan}, which the live tables no longer have"
+    return _compare_streams(uow, consultation, spec, planners)  # unaccounted for: the full replay decides
+
+
+def _by_id(named: Iterable[Disagreement], entries_named: Iterable[int]) -> Iterator[tuple[int, Disagreement | None]]:
+    """The opinions either stream names, by id, each once (with what `disagreements` said of it, if it named it)."""
+    merged = heapq.merge(((d.opinion_id, 0, d) for d in named), ((opinion_id, 1, None) for opinion_id in entries_named))
+    last: int | None = None
+    for opinion_id, _order, disagreement in merged:
+        if opinion_id != last:
+            last = opinion_id
+            yield opinion_id, disagreement
+
+
 def _facts_problem(
     row: LiveOpinion, events: Sequence[FactEvent], entries: Sequence[LiveEntry], spec: WorkflowSpec
 ) -> str | None:
@@ -518,47 +633,111 @@ def _planner(assigned: str | None) -> str | None:
     return str(payload.get("planner")) if isinstance(payload, dict) and payload else None
 
 
+class _Quoted(dict[Any, str]):
+    """Names (actors, kinds, states, ...) as the canonical text writes them, each quoted once.
+
+    A nullable field's None is JSON null; for the others, quoting None fails as it does in
+    `canonical_text`. Kept small: cleared when it grows past a few thousand names.
+    """
+
+    def __init__(self, *, null: bool) -> None:
+        super().__init__()
+        self.null = null
+
+    def __missing__(self, name: Any) -> str:
+        if len(self) >= _CHECKED_PAYLOADS:
+            self.clear()
+        quoted = self[name] = "null" if name is None and self.null else encode_basestring(name)
+        return quoted
+
+
 def _walk(
     consultation: ConsultationRow,
-    events: Iterable[StoredEvent],
+    events: Iterable[tuple[Any, ...]],
     expect_head: tuple[int, str] | None,
     key: ChainKey | None,
     said: _ConsultationSaid,
 ) -> ChainReport:
+    """Recompute the chain (plain tuples in StoredEvent's order); take in the events of no opinion, count the others.
+
+    Each event's canonical text is written here as `canonical_text` writes it (names quoted once
+    per walk); an event whose hash does not match that text is checked again the slow way, which
+    also reads a payload stored before payloads were canonical.
+    """
     prev, expected, count = GENESIS_HASH, 1, 0
     published_seq, published_hash = expect_head or (0, "")
-    checked: dict[tuple[str, str], str | None] = {}
+    checked: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    names, nullable = _Quoted(null=False), _Quoted(null=True)
+    integer, sha256 = int.__repr__, hashlib.sha256
+    secret = key.secret if key is not None else None
+    opinion_events, portable = 0, True
     for event in events:
         count += 1
         problem = None
-        if event.chain_seq != expected:
-            problem = f"event #{expected} is missing (the next one found is #{event.chain_seq})"
-        elif event.prev_hash != prev:
+        (
+            _,
+            cid,
+            seq,
+            kind,
+            oid,
+            oseq,
+            trigger,
+            from_state,
+            to_state,
+            round_no,
+            cycle,
+            actor,
+            role,
+            at,
+            payload,
+            linked,
+            h,
+        ) = event
+        if seq != expected:
+            problem = f"event #{expected} is missing (the next one found is #{seq})"
+        elif linked != prev:
             problem = "does not link to the event before it (an event was removed or replaced)"
         else:
             try:
-                if not _recomputed(event, prev, key):
+                text = (  # the sequence number is the int it was compared with, the consultation the one asked for
+                    f'{prev}{{"actor":{names[actor]},"at":"{at}","chain_seq":{seq},'
+                    f'"completes_cycle":{"true" if cycle else "false"},"consultation_id":{cid},'
+                    f'"from_state":{nullable[from_state]},"kind":{names[kind]},'
+                    f'"opinion_id":{"null" if oid is None else integer(oid)},'
+                    f'"opinion_seq":{"null" if oseq is None else integer(oseq)},"payload":{payload},'
+                    f'"role":{names[role]},"round_no":{"null" if round_no is None else integer(round_no)},'
+                    f'"to_state":{nullable[to_state]},"trigger":{nullable[trigger]}}}'
+                ).encode()
+                digest = sha256(text) if secret is None else hmac.new(secret, text, hashlib.sha256)
+                if digest.hexdigest() != h and not _recomputed(StoredEvent._make(event), prev, key):
                     problem = "its content does not match its hash (the event was edited)"
             except (ValueError, TypeError, AttributeError, OverflowError) as exc:
                 problem = f"unreadable ({type(exc).__name__}: {exc})"
-        if problem is None and event.chain_seq == published_seq and event.hash != published_hash:
-            problem = (
-                f"the published head #{published_seq} was {published_hash[:12]}…; "
-                f"this chain has {event.hash[:12]}… there"
-            )
-        if problem is None and event.payload != "{}":
-            content = (event.kind, event.payload)
-            if content in checked:
-                problem = checked[content]
+        if problem is None and seq == published_seq and h != published_hash:
+            problem = f"the published head #{published_seq} was {published_hash[:12]}…; this chain has {h[:12]}… there"
+        if problem is None and payload != "{}":
+            found: tuple[str | None, bool] | None
+            if kind == EventKind.SUBMITTED:  # each its own (its text): nothing to remember
+                found = _payload_check(kind, payload)
             else:
-                if len(checked) >= _CHECKED_PAYLOADS:
-                    checked.clear()
-                problem = checked[content] = payload_problem(*content)
+                content = (kind, payload)
+                found = checked.get(content)
+                if found is None:
+                    if len(checked) >= _CHECKED_PAYLOADS:
+                        checked.clear()
+                    found = checked[content] = _payload_check(kind, payload)
+            problem, readable = found
+            portable = portable and readable
         if problem is not None:
-            return ChainReport(consultation.id, count, prev, intact=False, broken=_broken(event, problem))
-        if event.opinion_id is None:
-            said.see(event)
-        prev, expected = event.hash, expected + 1
+            return ChainReport(
+                consultation.id, count, prev, intact=False, broken=_broken(StoredEvent._make(event), problem)
+            )
+        if oid is None:
+            said.see(StoredEvent._make(event))
+        else:
+            opinion_events += 1
+        prev, expected = h, expected + 1
+    said.opinion_events, said.portable = opinion_events, portable
     if count != consultation.chain_seq or prev != consultation.chain_head:
         problem = (
             f"the chain ends at event #{count} but the consultation recorded #{consultation.chain_seq} "

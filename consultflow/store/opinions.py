@@ -24,6 +24,7 @@ from consultflow.store.batches import STREAM_ROWS, chunked
 from consultflow.store.bulk import table_of
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
+from consultflow.store.verify_queries import by_opinion
 
 
 class OpinionRepository:
@@ -175,12 +176,12 @@ class OpinionRepository:
         )
         return [str(c) for c in self.session.scalars(stmt)]
 
-    def live_columns(self, consultation_id: int) -> Generator[LiveOpinion, None, None]:
-        """The live columns of each opinion that its events account for, by id, streamed (for verify)."""
+    def live_columns(self, consultation_id: int, opinion_id: int | None = None) -> Generator[LiveOpinion, None, None]:
+        """The live columns of each opinion (or one) that its events account for, by id, streamed (for verify)."""
         table = table_of(Opinion)
         stmt = (  # plain tuples, in LiveOpinion's order
             select(*(table.c[name] for name in _LIVE_COLUMNS))
-            .where(table.c.consultation_id == consultation_id)
+            .where(*by_opinion(table.c.id, table.c.consultation_id, consultation_id, opinion_id))
             .order_by(table.c.id)
             .execution_options(yield_per=STREAM_ROWS)
         )
@@ -190,13 +191,13 @@ class OpinionRepository:
         finally:
             rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
 
-    def live_entries(self, consultation_id: int) -> Generator[LiveEntry, None, None]:
-        """The feedback and replies of the consultation's opinions, by opinion and sequence, streamed (for verify)."""
+    def live_entries(self, consultation_id: int, opinion_id: int | None = None) -> Generator[LiveEntry, None, None]:
+        """The feedback and replies of the consultation's opinions (or of one), by opinion and sequence (for verify)."""
         e, o = table_of(OpinionEntry), table_of(Opinion)
         stmt = (
             select(e.c.opinion_id, e.c.opinion_seq, e.c.round_no, e.c.kind, e.c.stance, e.c.text)
             .join(o, o.c.id == e.c.opinion_id)
-            .where(o.c.consultation_id == consultation_id)
+            .where(*by_opinion(e.c.opinion_id, o.c.consultation_id, consultation_id, opinion_id))
             .order_by(e.c.opinion_id, e.c.opinion_seq, e.c.id)
             .execution_options(yield_per=STREAM_ROWS)
         )

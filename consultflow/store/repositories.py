@@ -14,9 +14,20 @@ from consultflow.domain.audit import AuditContent, ChainKey, EventKind, payload_
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.intake import participant_key
-from consultflow.domain.model import ConsultationRow, EventFilter, EventSummary, FactEvent, LastEvent, StoredEvent
+from consultflow.domain.model import (
+    ConsultationRow,
+    Disagreement,
+    EventFilter,
+    EventSummary,
+    FactEvent,
+    LastEvent,
+    OpinionReplay,
+    ReplayRules,
+    StoredEvent,
+)
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
+from consultflow.store import verify_queries
 from consultflow.store.batches import BATCH_SIZE, STREAM_ROWS, chunked
 from consultflow.store.bulk import insert_plain, table_of
 from consultflow.store.filters import equal_where_given
@@ -30,6 +41,8 @@ from consultflow.store.models import (
     Round,
     Workflow,
 )
+from consultflow.store.opinions import OpinionRepository
+from consultflow.store.verify_queries import by_opinion, stream_tuples
 
 
 class ActorRepository:
@@ -433,20 +446,32 @@ class AuditLog:
         columns = [
             utc_text(self.session, table.c.at) if name == "at" else table.c[name] for name in StoredEvent._fields
         ]
-        stmt = (  # plain tuples, not ORM objects nor Rows: verify reads each event once and keeps none
+        stmt = (  # the driver's tuples, not ORM objects nor Rows: verify reads each event once and keeps none
             select(*columns)
             .where(table.c.consultation_id == consultation_id, table.c.chain_seq > after)
             .order_by(table.c.chain_seq)
-            .execution_options(yield_per=2000)
         )
-        events = self.session.execute(stmt)
+        rows = stream_tuples(self.session, stmt)
         try:
-            yield from map(StoredEvent._make, events)
+            yield from map(StoredEvent._make, rows)
         finally:
-            events.close()
+            rows.close()
 
-    def summaries(self, consultation_id: int) -> Generator[EventSummary, None, None]:
-        """Per opinion with events, by id: what they say of it, grouped by the database and streamed.
+    def chain_rows(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """A consultation's events in chain order as the driver's plain tuples, in StoredEvent's order, streamed.
+
+        What `chain` gives without making a StoredEvent of each row (verify reads each once).
+        Close the iterator when stopping early (`contextlib.closing`), so the cursor is released.
+        """
+        table = table_of(AuditEvent)
+        columns = [
+            utc_text(self.session, table.c.at) if name == "at" else table.c[name] for name in StoredEvent._fields
+        ]
+        stmt = select(*columns).where(table.c.consultation_id == consultation_id).order_by(table.c.chain_seq)
+        return stream_tuples(self.session, stmt)
+
+    def summaries(self, consultation_id: int, opinion_id: int | None = None) -> Generator[EventSummary, None, None]:
+        """Per opinion with events (or only `opinion_id`), by id: what they say of it, grouped by the database.
 
         Verify compares these with the live rows after the chain has proved the events intact, so
         nothing is kept per opinion in memory. Within an opinion, the chain order and the sequence
@@ -471,20 +496,21 @@ class AuditLog:
                 latest(later.c.to_state, later.c.to_state.is_not(None), later.c.to_state != ""),
                 latest(later.c.payload, later.c.kind == EventKind.ASSIGNED, later.c.payload != "{}"),
             )
-            .where(e.c.consultation_id == consultation_id, e.c.opinion_id.is_not(None))
+            .where(*by_opinion(e.c.opinion_id, e.c.consultation_id, consultation_id, opinion_id))
+            .where(e.c.opinion_id.is_not(None))
             .group_by(e.c.opinion_id)
             .order_by(e.c.opinion_id)
             .execution_options(yield_per=STREAM_ROWS)
         )
         rows = self.session.execute(stmt)
         try:
-            for opinion_id, last_seq, cycles, state, assigned in rows:
-                yield EventSummary(int(opinion_id), int(last_seq), int(cycles or 0), state, assigned)
+            for found, last_seq, cycles, state, assigned in rows:
+                yield EventSummary(int(found), int(last_seq), int(cycles or 0), state, assigned)
         finally:
             rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
 
-    def fact_events(self, consultation_id: int) -> Generator[FactEvent, None, None]:
-        """The submitted, corrected and transition events of its opinions, by opinion and sequence, streamed.
+    def fact_events(self, consultation_id: int, opinion_id: int | None = None) -> Generator[FactEvent, None, None]:
+        """The submitted, corrected and transition events of its opinions (or of one), by opinion and sequence.
 
         Verify folds them an opinion at a time (its text, category, plan reference, merge target,
         feedback and replies) and compares that with the live rows, after the chain has proved them.
@@ -493,7 +519,8 @@ class AuditLog:
         kinds = (EventKind.SUBMITTED, EventKind.CORRECTED, EventKind.TRANSITION)
         stmt = (
             select(e.c.opinion_id, e.c.opinion_seq, e.c.kind, e.c.trigger, e.c.round_no, e.c.payload)
-            .where(e.c.consultation_id == consultation_id, e.c.opinion_id.is_not(None), e.c.kind.in_(kinds))
+            .where(*by_opinion(e.c.opinion_id, e.c.consultation_id, consultation_id, opinion_id))
+            .where(e.c.opinion_id.is_not(None), e.c.kind.in_(kinds))
             .order_by(e.c.opinion_id, e.c.opinion_seq)
             .execution_options(yield_per=STREAM_ROWS)
         )
@@ -502,6 +529,32 @@ class AuditLog:
             yield from map(FactEvent._make, rows)
         finally:
             rows.close()  # a server-side cursor on PostgreSQL, when verify stops at the first problem
+
+    def disagreements(self, consultation_id: int, rules: ReplayRules) -> Generator[Disagreement, None, None]:
+        """The live opinions the database could not match with their events, by id, streamed (for verify)."""
+        return verify_queries.disagreements(self.session, consultation_id, rules)
+
+    def entry_disagreements(self, consultation_id: int, rules: ReplayRules) -> Generator[int, None, None]:
+        """Opinions whose feedback or reply rows no transition records one to one, by id, streamed (for verify)."""
+        return verify_queries.entry_disagreements(self.session, consultation_id, rules)
+
+    def opinion_replay(self, consultation_id: int, opinion_id: int) -> OpinionReplay:
+        """One opinion's live row, the summary of its events, its fact events and its feedback and replies."""
+        opinions = OpinionRepository(self.session)
+        return OpinionReplay(
+            list(opinions.live_columns(consultation_id, opinion_id)),
+            list(self.summaries(consultation_id, opinion_id)),
+            list(self.fact_events(consultation_id, opinion_id)),
+            list(opinions.live_entries(consultation_id, opinion_id)),
+        )
+
+    def live_seq_total(self, consultation_id: int) -> int:
+        """The sum of the consultation's opinions' live sequence numbers."""
+        return verify_queries.live_seq_total(self.session, consultation_id)
+
+    def first_orphan(self, consultation_id: int) -> int | None:
+        """The lowest opinion id the chain's events name that is not one of the consultation's opinions."""
+        return verify_queries.first_orphan(self.session, consultation_id)
 
     def search(self, criteria: EventFilter) -> Iterator[AuditEvent]:
         """Opinion events matching every filter, in the order they happened, streamed."""
