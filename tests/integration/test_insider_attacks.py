@@ -49,7 +49,7 @@ from consultflow.web.app import WebSettings, create_app, parse_limits
 from tests.conftest import PG_ENV, WORKFLOWS, _pg_schema_url, engine_of, make_context
 from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 from tests.integration.test_audit_trail import forge, small_consultation
-from tests.integration.test_db_roles import _drop_roles, _libpq
+from tests.integration.test_db_roles import _drop_roles, _libpq, _refused
 from tests.integration.test_evidence import rehash_chain
 from tests.web.portal import SECRET
 
@@ -162,16 +162,6 @@ def _logins(clock: FixedClock) -> Iterator[tuple[ServiceContext, dict[str, str],
         next(gen, None)
 
 
-def _denied(conninfo: str, statement: str) -> str:
-    """Run the insider's statement; it must fail for want of privilege (or the object not being theirs)."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        try:
-            conn.execute(statement)  # the insider's SQL, as typed
-        except psycopg.errors.InsufficientPrivilege as exc:
-            return str(exc)
-    pytest.fail(f"{statement!r} was allowed")
-
-
 ESCALATIONS = (
     "COPY (SELECT 1) TO PROGRAM 'true'",
     "COPY audit_event FROM PROGRAM 'true'",
@@ -230,7 +220,7 @@ def test_no_login_escapes_its_role_with_the_databases_own_tools(
     for statement in statements:
         if statement.startswith(("VACUUM", "LOCK")):  # VACUUM only warns and skips; LOCK needs a transaction
             continue
-        _denied(conninfo, statement)
+        _refused(conninfo, statement)
     # LOCK ... ACCESS EXCLUSIVE (which would stop the server) needs more than SELECT and INSERT.
     with psycopg.connect(conninfo) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE")
@@ -372,7 +362,7 @@ def test_the_server_login_cannot_change_recorded_texts_or_the_workflow(
         "DELETE FROM consultation_round",
         "DELETE FROM opinion",
     ):
-        _denied(conninfo, statement)
+        _refused(conninfo, statement)
 
 
 @pytest.mark.postgres
@@ -449,7 +439,7 @@ def test_the_other_countys_logins_reach_nothing_here(clock: FixedClock) -> None:
                 f"CREATE TABLE {s}.shadow (id int)",
                 *(f"SET ROLE {r}" for r in x_roles.values()),
             ):
-                _denied(conninfo, statement)
+                _refused(conninfo, statement)
     finally:
         _drop_roles(engine_of(y), *names.values())
         x.database.dispose()
@@ -519,16 +509,16 @@ def test_one_countys_owner_cannot_take_another_countys_server_role(
     """Two counties on one cluster share nothing: county X's owner cannot give itself county Y's roles."""
     owner, conninfo, y_roles, _url = documented_owner
     for role in y_roles.values():
-        _denied(conninfo, f"GRANT {role} TO {owner}")
-    _denied(conninfo, f"ALTER ROLE {y_roles['server']} LOGIN PASSWORD 'stolen'")
+        _refused(conninfo, f"GRANT {role} TO {owner}")
+    _refused(conninfo, f"ALTER ROLE {y_roles['server']} LOGIN PASSWORD 'stolen'")
 
 
 @pytest.mark.postgres
 def test_the_owner_cannot_grant_itself_server_programs(documented_owner: tuple[str, str, dict[str, str], str]) -> None:
     """The owner (migrations only) must not reach the operating system through built-in roles."""
     owner, conninfo, _y_roles, _url = documented_owner
-    _denied(conninfo, f"GRANT pg_execute_server_program, pg_read_server_files TO {owner}")
-    _denied(conninfo, "COPY (SELECT 1) TO PROGRAM 'id'")
+    _refused(conninfo, f"GRANT pg_execute_server_program, pg_read_server_files TO {owner}")
+    _refused(conninfo, "COPY (SELECT 1) TO PROGRAM 'id'")
 
 
 @pytest.mark.postgres
