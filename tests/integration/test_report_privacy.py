@@ -50,9 +50,9 @@ def test_names_are_pseudonymised_or_left_out(sqlite_ctx: ServiceContext) -> None
 
 
 def test_pseudonymise_forms() -> None:
-    """Chinese names keep the surname; others keep an initial."""
+    """Chinese names keep their first character and become one length; others keep an initial."""
     assert pseudonymise("张秀英") == "张某某"
-    assert pseudonymise("李明") == "李某"
+    assert pseudonymise("李明") == "李某某"
     assert pseudonymise("Wang Fang") == "W."
 
 
