@@ -142,6 +142,7 @@ def record_internal_error(exc: BaseException) -> Path | None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Tracebacks may name what was being done: the file is its owner's alone (created 0600).
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file that was there before, made by hand, is made private too
         with open(descriptor, "a", encoding="utf-8") as out:  # noqa: PTH123 - a descriptor, not a path
             out.write(f"--- {datetime.now(timezone.utc).isoformat()}\n{masked}\n")
     except OSError:

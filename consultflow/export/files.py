@@ -29,6 +29,9 @@ def write_new_file(path: Path, content: bytes, *, force: bool = False) -> None:
 def write_new_file_from(path: Path, fill: Callable[[BinaryIO], object], *, force: bool = False) -> None:
     """Save what `fill` writes at `path`, streamed: nothing is left there if `fill` fails half-way.
 
+    The file is its owner's alone (0600) whatever the umask, a file replaced with `force` too:
+    what is written here (reports with full names, rejected import rows) may be personal.
+
     Without `force` the name is claimed first (so an existing file is refused before any work),
     the content goes to a new file beside it, and that file is moved over the claimed name.
 
@@ -39,13 +42,15 @@ def write_new_file_from(path: Path, fill: Callable[[BinaryIO], object], *, force
     try:
         if not force:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-            os.close(os.open(path, flags, 0o644))
+            os.close(os.open(path, flags, 0o600))
             claimed = True
+        # Reports name people and rejects files hold their rows: readable by their owner alone,
+        # whatever the umask (mkstemp makes the file 0600; fchmod says so in case it ever did not).
         fd, temporary = tempfile.mkstemp(dir=path.parent or Path(), prefix=f".{path.name}.")
         try:
+            os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as out:
                 fill(out)
-            Path(temporary).chmod(0o644)
             Path(temporary).replace(path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
