@@ -104,18 +104,23 @@ def opinion_import(
         _write_rejects(target, table.headers, outcome.rejected)
         click.echo(f"{len(outcome.rejected)} rejected row(s) written to {target}", err=True)
     report = outcome.report
-    state.emit(report, lambda: _summary(report, dry_run=outcome.dry_run))
+    state.emit(report, lambda: _summary(report, dry_run=outcome.dry_run, personal_data=outcome.personal_data))
 
 
-def _summary(report: intake.ImportReport, *, dry_run: bool) -> str:
+def _summary(report: intake.ImportReport, *, dry_run: bool, personal_data: int = 0) -> str:
     columns = ", ".join(f"{field}={header!r}" for field, header in report.columns.items())
+    flag = (
+        f"注意：{personal_data} 行意见内容含个人信息 / note: {personal_data} row(s) hold personal information "
+        "in their text (phone, ID or card numbers, e-mail, the participant's name); it is masked wherever it is published"
+    )
     if dry_run:
         head = f"{report.rows} row(s): {report.rows - report.invalid} good, {report.invalid} invalid; nothing written"
-        return "\n".join([head, f"columns: {columns}", *report.problems])
-    return (
+        return "\n".join([head, f"columns: {columns}", *report.problems, *([flag] if personal_data else [])])
+    done = (
         f"{report.imported} opinion(s) imported, {report.already} already there, {report.invalid} invalid "
         f"(of {report.rows} rows); columns: {columns}"
     )
+    return done + (f"\n{flag}" if personal_data else "")
 
 
 class FileRows(Sequence[tuple[int, list[str]]]):

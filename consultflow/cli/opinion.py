@@ -13,6 +13,7 @@ from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.document import Reread
 from consultflow.domain.labels import Label
 from consultflow.domain.model import MAX_ID
+from consultflow.domain.redaction import flag_line
 from consultflow.export.text import table_lines
 from consultflow.services import commands
 from consultflow.services.opinion_views import OpinionView
@@ -98,9 +99,12 @@ def opinion_submit(
         "opinion.submit",
         commands.SubmitOpinion(consultation_id, participant_id, category, channel, text),
     )
+    flag = flag_line(view.personal_data)
     state.emit(
         view,
-        lambda: f"opinion {view.id} submitted in round {view.current_round} ({view.state})",
+        lambda: (
+            f"opinion {view.id} submitted in round {view.current_round} ({view.state})" + (f"\n{flag}" if flag else "")
+        ),
     )
 
 
@@ -201,6 +205,9 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
                 + (f"   plan: {view.plan_ref}" if view.plan_ref else "")
                 + (f"   merged into: {view.merged_into}" if view.merged_into else "")
             )
+        flag = flag_line(view.personal_data)
+        if flag:
+            out.append(flag)
         out += ["", view.text]
         if entries:
             out += [

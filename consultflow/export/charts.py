@@ -15,6 +15,7 @@ from typing import Any
 
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Lang
+from consultflow.domain.redaction import redacted
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.files import write_new_file
 from consultflow.logconfig import get_logger
@@ -115,7 +116,8 @@ def category_chart(
         raise ValidationError(msg)
     plt, lang = _pyplot(lang)
     with _figure(plt, (6, 6)) as (fig, ax):
-        labels = [zh if lang == "zh" else en for zh, en, _ in shares]
+        # Labels come from the workflow file, yet a chart is published: redacted like every published text.
+        labels = [redacted(zh if lang == "zh" else en) for zh, en, _ in shares]
         ax.pie([n for _, _, n in shares], labels=labels, autopct="%1.1f%%", startangle=90, counterclock=False)
         ax.set_title("意见类别占比" if lang == "zh" else "Opinions by category")
         _save(fig, path, force)

@@ -12,6 +12,7 @@ from consultflow.domain.errors import NotFoundError
 from consultflow.domain.labels import Label
 from consultflow.domain.model import OpinionFilter
 from consultflow.domain.privacy import pseudonymise
+from consultflow.domain.redaction import personal_data_kinds
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.batching import batched
 from consultflow.services.context import ServiceContext, spec_for
@@ -48,6 +49,9 @@ class OpinionView:
     category_label: Label | None = None
     channel_label: Label | None = None
     merged_from: tuple[int, ...] = ()  # its lineage: opinions merged into this one (shown by show_opinion)
+    # The kinds of personal data its text holds (consultflow.domain.redaction: mobile, name...), masked
+    # wherever it is published: the flag coordinators see (set by show_opinion and at submission).
+    personal_data: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,9 @@ def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, lis
         entries = uow.opinions.entries(op.id)
         entry_views = [EntryView(e.round_no, e.kind, e.stance, e.text, name, e.created_at) for e, name in entries]
         lineage = tuple(merged for merged, _participant in uow.opinions.merged_into(op.id))
-        return replace(opinion_view(uow, op), merged_from=lineage), entry_views
+        ((view, participant),) = named_opinion_views(uow, [op])
+        flag = personal_data_kinds(view.text, participant)
+        return replace(view, merged_from=lineage, personal_data=flag), entry_views
 
 
 def _state_label(spec: WorkflowSpec, state: str) -> Label | None:
@@ -138,6 +144,14 @@ def opinion_view(uow: Ports, row: OpinionRow) -> OpinionView:
 
 def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
     """Views for many rows with one query for the names they refer to."""
+    return [view for view, _participant in named_opinion_views(uow, rows)]
+
+
+def named_opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[tuple[OpinionView, str]]:
+    """Views for many rows, each with its participant's name as registered (to mask it in published text).
+
+    The name comes from the same query as the view's other names; it is never shown.
+    """
     if not rows:
         return []
     names = uow.opinions.view_names([r.id for r in rows])
@@ -145,7 +159,7 @@ def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
     out = []
     for r in rows:
         p_name, village, pl, rec = names[r.id]
-        out.append(
+        named = (
             OpinionView(
                 id=r.id,
                 consultation_id=r.consultation_id,
@@ -169,6 +183,8 @@ def opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[OpinionView]:
                 state_label=_state_label(specs[r.workflow_id], r.state),
                 category_label=specs[r.workflow_id].categories.get(r.category),
                 channel_label=specs[r.workflow_id].channels.get(r.channel),
-            )
+            ),
+            p_name,
         )
+        out.append(named)
     return out

@@ -8,7 +8,7 @@ acting in person; every event it writes carries the channel it came through (`vi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -21,13 +21,14 @@ from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.ownership import check_owner
 from consultflow.domain.privacy import checked_contact
 from consultflow.domain.receipts import new_receipt_code, receipt_hash
+from consultflow.domain.redaction import redacted
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
 from consultflow.domain.workflow import TransitionSpec
 from consultflow.services import heads
 from consultflow.services.context import ServiceContext, engine_for
 from consultflow.services.inputs import language, required_text
-from consultflow.services.opinion_views import EntryView, OpinionView, opinion_views
+from consultflow.services.opinion_views import EntryView, OpinionView, named_opinion_views, opinion_views
 from consultflow.services.opinions import (
     FireRequest,
     NewOpinion,
@@ -192,14 +193,19 @@ def _find(uow: UnitOfWork, code: str) -> int:
 
 
 def timeline(ctx: ServiceContext, code: str) -> Timeline:
-    """What a receipt code shows: the opinion, each round's feedback and replies, the outcome and plan clause."""
+    """What a receipt code shows: the opinion, each round's feedback and replies, the outcome and plan clause.
+
+    Texts are shown redacted (phone, ID-card and card numbers, e-mail, the participant's name masked):
+    a code may be read aloud, written on a slip, typed at a kiosk.
+    """
     with ctx.uow() as uow:
         op = uow.opinions.get(_find(uow, code))
         c = uow.consultations.get(op.consultation_id)
         engine = engine_for(uow.consultations.workflow(op.workflow_id))
-        (view,) = opinion_views(uow, [op])
+        ((whole, participant),) = named_opinion_views(uow, [op])
+        view = replace(whole, text=redacted(whole.text, participant))
         entries = [
-            EntryView(e.round_no, e.kind, e.stance, e.text, "", e.created_at)
+            EntryView(e.round_no, e.kind, e.stance, redacted(e.text, participant), "", e.created_at)
             for e, _name in uow.opinions.entries(op.id)
         ]
         rounds = {r.number: r for r in uow.consultations.rounds(c.id)}

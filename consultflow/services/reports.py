@@ -2,6 +2,9 @@
 
 Each report is built as a `Document` (titled tables plus structured figures) in zh or en, so one
 renderer per format serves them all. Contact details never appear here; names can be pseudonymised.
+Unless names are shown in full, the texts (opinions, feedback, reasons) are published redacted:
+phone, ID-card and bank-card numbers, e-mail addresses and the participant's own name masked
+(consultflow.domain.redaction).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from consultflow.domain.document import Cell, Document, Reread, Row, Table, held
 from consultflow.domain.labels import Lang
 from consultflow.domain.model import AccountRow, ConsultationRow
 from consultflow.domain.privacy import NameMode, display_name
+from consultflow.domain.redaction import redacted
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES, Outcome
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services import statistics
@@ -254,9 +258,18 @@ def use_account_report(
 _ACCOUNT_KEYS = ("id", "raised_by", "village", "asked", "feedback", "decision", "why")
 
 
+def _shown_text(names: NameMode) -> Callable[[str | None, str], str]:
+    """How a report shows a free text of a participant's opinion: whole with full names, else redacted."""
+    if names == "full":
+        return lambda text, _name: text or ""
+    return redacted
+
+
 def _account(
     uow: UnitOfWork, c: ConsultationRow, spec: WorkflowSpec, lang: Lang, round_no: int | None, names: NameMode
 ) -> Document:
+    shown = _shown_text(names)
+
     def decided(a: AccountRow) -> bool:
         return a.opinion.outcome is not None and (round_no is None or a.last_round == round_no)
 
@@ -270,7 +283,15 @@ def _account(
             why = str(json.loads(a.last_payload or "{}").get("reason") or "")
             if o.merged_into_id:
                 why = merged + str(o.merged_into_id)
-        return (o.id, display_name(o.name, names), o.village, o.text, a.feedback or "", decision, why)
+        return (
+            o.id,
+            display_name(o.name, names),
+            o.village,
+            shown(o.text, o.name),
+            shown(a.feedback, o.name),
+            decision,
+            shown(why, o.name),
+        )
 
     def rows(category: str) -> Iterator[Row]:
         for a in uow.figures.account_rows(c.id, category, round_no):
@@ -367,11 +388,13 @@ def use_plan_report(
 
 
 def _plan(uow: UnitOfWork, c: ConsultationRow, spec: WorkflowSpec, lang: Lang, names: NameMode) -> Document:
+    shown = _shown_text(names)
+
     def rows(ref: str) -> Iterator[Row]:
         for o in uow.figures.plan_rows(c.id, ref, _IN_PLAN):
             category = spec.categories[o.category].get(lang) if o.category in spec.categories else o.category
             state = spec.states[o.state].label.get(lang)
-            yield (o.id, state, category, display_name(o.name, names), o.village, o.text)
+            yield (o.id, state, category, display_name(o.name, names), o.village, shown(o.text, o.name))
 
     def ids(ref: str) -> Iterator[int]:
         return (o.id for o in uow.figures.plan_rows(c.id, ref, _IN_PLAN))

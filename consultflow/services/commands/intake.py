@@ -8,11 +8,13 @@ reasons, for the person's rejects file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.intake import Column, RowProblem
+from consultflow.domain.intake import Column, RowProblem, map_columns
+from consultflow.domain.redaction import personal_data_kinds
 from consultflow.domain.roles import ACTION_ROLES, Action, Role
 from consultflow.domain.similarity import DEFAULT_THRESHOLD
 from consultflow.domain.vocabulary import Field
@@ -55,6 +57,7 @@ class ImportOutcome:
     report: ImportReport
     rejected: tuple[Rejected, ...] = ()
     dry_run: bool = False
+    personal_data: int = 0  # rows whose text holds personal information (masked wherever it is published)
 
 
 def _columns(mapping: dict[str, str]) -> dict[Column, str]:
@@ -94,13 +97,32 @@ def _import(
         if keep:
             rejected.append(Rejected(tuple(str(c) for c in cells), tuple(why)))
 
-    checked = intake.check_file(ctx, request, on_reject=reject)
+    flagged = _PersonalData(request.headers, request.mapping)
+    checked = intake.check_file(ctx, replace(request, rows=lambda: flagged.counted(given.rows)), on_reject=reject)
     if given.dry_run:
-        return ImportOutcome(checked, tuple(rejected), dry_run=True)
+        return ImportOutcome(checked, tuple(rejected), dry_run=True, personal_data=flagged.rows)
     if not given.skip_invalid:
         intake.refuse_invalid(checked)
     report = intake.import_opinions(ctx, acting=acting, request=request, checked=checked, progress=progress)
-    return ImportOutcome(report, tuple(rejected))
+    return ImportOutcome(report, tuple(rejected), personal_data=flagged.rows)
+
+
+class _PersonalData:
+    """Counts, during the check's pass over the rows, those whose text holds personal information."""
+
+    def __init__(self, headers: Sequence[str], mapping: Mapping[Column, str]) -> None:
+        self.rows = 0
+        self.columns: dict[Column, int] = {}
+        with contextlib.suppress(ValidationError):  # a file without a text column: the check says so
+            self.columns = map_columns(headers, mapping)
+
+    def counted(self, rows: Sequence[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+        text_at, name_at = self.columns.get(Column.TEXT), self.columns.get(Column.NAME)
+        for line, cells in rows:
+            if text_at is not None and text_at < len(cells):
+                name = cells[name_at] if name_at is not None and name_at < len(cells) else None
+                self.rows += bool(personal_data_kinds(str(cells[text_at]), name and str(name)))
+            yield line, cells
 
 
 @dataclass(frozen=True)

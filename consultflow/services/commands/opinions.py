@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from consultflow.domain.model import OpinionFilter
+from consultflow.domain.redaction import personal_data_kinds
 from consultflow.domain.roles import Action
 from consultflow.domain.vocabulary import Field
 from consultflow.services import (
@@ -51,7 +52,7 @@ class SubmitOpinion:
 @command("opinion.submit", "Record an opinion in the open round.", input=SubmitOpinion, output=OpinionView,
          roles=_roles(Action.SUBMIT_OPINION), writes=True)  # fmt: skip
 def _submit(ctx: ServiceContext, acting: str | None, given: SubmitOpinion) -> OpinionView:
-    return opinions.submit_opinion(
+    view = opinions.submit_opinion(
         ctx,
         acting=acting,
         consultation_id=given.consultation_id,
@@ -60,6 +61,9 @@ def _submit(ctx: ServiceContext, acting: str | None, given: SubmitOpinion) -> Op
         channel=given.channel,
         text=given.text,
     )
+    with ctx.uow() as uow:  # the flag names the participant's own name too: read it, never show it
+        name = uow.actors.participant(view.participant_id).name
+    return replace(view, personal_data=personal_data_kinds(view.text, name))
 
 
 @dataclass(frozen=True)
