@@ -756,6 +756,28 @@ class FakeHeads:
         _no_aggregates(seqs)
 
 
+class FakeTexts:
+    """Participants' keys: the fake tables keep texts as written (sealing is tested on real databases)."""
+
+    def create(self, participant_ids: Iterable[int], now: datetime) -> None:
+        pass
+
+    def destroy(self, participant_ids: Iterable[int]) -> int:
+        return len(set(participant_ids))
+
+    def seal(self, participant_id: int, value: str) -> str:
+        return value
+
+    def seal_many(self, texts: Sequence[tuple[int, str]]) -> list[str]:
+        return [value for _, value in texts]
+
+    def keyed(self, plain: str) -> str:
+        return plain
+
+    def open(self, value: str) -> str:
+        return value
+
+
 class FakeIntake:
     """Bulk intake runs against a real database (set-based SQL is the point)."""
 
@@ -804,6 +826,7 @@ class FakeUnitOfWork:
         self.intake = FakeIntake()
         self.accounts = FakeAccounts(self.tables)
         self.heads = FakeHeads()
+        self.texts = FakeTexts()
         return self
 
     def __exit__(

@@ -149,10 +149,13 @@ def import_opinions(
             if not fresh:
                 return
             people = change.uow.intake.participants(fresh, created_by=change.actor.id, now=change.now)
+            # Each text sealed once with its participant's key: the live row and its event hold the same.
+            texts = change.uow.texts.seal_many([(people[r.participant_key], r.text) for r in fresh])
             ids = change.uow.intake.add_opinions(
                 consultation,
                 fresh,
                 people,
+                texts,
                 recorded_by=change.actor.id,
                 state=spec.initial,
                 round_no=open_round.number,
@@ -171,10 +174,10 @@ def import_opinions(
                             "channel": r.channel,
                             "participant_id": people[r.participant_key],
                             "intake": {"source": request.source, "row": r.line},
-                            "text": r.text,
+                            "text": text,
                         },
                     )
-                    for oid, r in zip(ids, fresh, strict=True)
+                    for oid, r, text in zip(ids, fresh, texts, strict=True)
                 ),
             )
             change.flush()  # events and reminders of this batch, so memory stays flat

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import pairwise
 from typing import cast, overload
@@ -142,6 +142,10 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
         listed = ", ".join(map(str, missing))
         msg = f"unknown {noun} {listed}; list them with 'consultflow participant list'"
         raise NotFoundError(msg)
+    # Each text sealed once with its participant's key: the live row and its event hold the same.
+    plain = [r.text for r in rows]
+    sealed = change.uow.texts.seal_many([(r.participant_id, r.text) for r in rows])
+    rows = [replace(r, text=s) for r, s in zip(rows, sealed, strict=True)]
     added = change.uow.opinions.add_many(
         consultation,
         rows,
@@ -160,7 +164,7 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
             for r in added
         ),
     )
-    return opinion_views(change.uow, added)
+    return [replace(v, text=t) for v, t in zip(opinion_views(change.uow, added), plain, strict=True)]
 
 
 def _check_choice(value: str, choices: Mapping[str, object], what: str) -> None:
@@ -263,6 +267,9 @@ def _fire_batch(
     return results
 
 
+_SEALED_FIELDS = (Field.TEXT, Field.REASON)  # free text about the participant's opinion
+
+
 @dataclass
 class _Batch:
     """What a batch of transitions collects: the entries to write, and the checks already made.
@@ -313,8 +320,16 @@ def _transition(
         opinion.plan_ref = str(prepared.fields[Field.PLAN_REF])
     if Field.MERGE_TARGET in prepared.fields:
         opinion.merged_into_id = int(prepared.fields[Field.MERGE_TARGET])
+    payload = batch.payload(prepared)
+    sealed = {
+        f.value: change.uow.texts.seal(opinion.participant_id, str(prepared.fields[f]))
+        for f in _SEALED_FIELDS
+        if prepared.fields.get(f)
+    }
+    if sealed:  # the participant's free text, sealed with their key: this opinion's own payload
+        payload = {**payload, **sealed}
     if effect.entry is not None:
-        text = prepared.fields.get(Field.TEXT) or prepared.fields.get(Field.REASON) or ""
+        text = sealed.get(Field.TEXT.value) or sealed.get(Field.REASON.value) or ""
         stance = prepared.fields.get(Field.STANCE)
         batch.entries.append(
             NewEntry(
@@ -340,7 +355,7 @@ def _transition(
             to_state=opinion.state,
             round_no=open_round.number,
             completes_cycle=prepared.spec.completes_cycle,
-            payload=batch.payload(prepared),
+            payload=payload,
         ),
     )
     return TransitionResult(
@@ -470,9 +485,14 @@ def correct(ctx: ServiceContext, *, acting: str | None, opinion_id: int, text: s
         if corrected == op.text:
             msg = f"opinion {op.id} already reads that way; nothing to correct"
             raise ValidationError(msg)
-        previous, op.text = op.text, corrected
-        note_on(change, op, EventKind.CORRECTED, "correct", {"previous": previous, "text": corrected, "reason": why})
-        return opinion_views(change.uow, [op])[0]
+        previous, now_reads, sealed_why = change.uow.texts.seal_many(
+            [(op.participant_id, op.text), (op.participant_id, corrected), (op.participant_id, why)]
+        )
+        op.text = now_reads  # sealed, as its event holds it
+        note_on(
+            change, op, EventKind.CORRECTED, "correct", {"previous": previous, "text": now_reads, "reason": sealed_why}
+        )
+        return replace(opinion_views(change.uow, [op])[0], text=corrected)
 
     return run(
         ctx,

@@ -472,13 +472,14 @@ class Intake(Protocol):
         consultation: ConsultationRow,
         rows: Sequence[IntakeRow],
         participant_ids: dict[str, int],
+        texts: Sequence[str],
         *,
         recorded_by: int,
         state: str,
         round_no: int,
         now: datetime,
     ) -> list[int]:
-        """Insert a batch of opinions; their ids in order."""
+        """Insert a batch of opinions with their (sealed) texts; their ids in order."""
 
 
 class Accounts(Protocol):
@@ -612,6 +613,28 @@ class SignedHeads(Protocol):
         """The hashes the chain has at these sequence numbers (those it has)."""
 
 
+class TextKeys(Protocol):
+    """Participants' keys: their free text sealed with them, forgotten when a key is destroyed."""
+
+    def create(self, participant_ids: Iterable[int], now: datetime) -> None:
+        """A new key for each of these new participants."""
+
+    def destroy(self, participant_ids: Iterable[int]) -> int:
+        """Delete these participants' keys (their sealed texts are gone for good); how many there were."""
+
+    def seal(self, participant_id: int, value: str) -> str:
+        """`value` sealed with the participant's key (erased: with a key not kept, forgotten at once)."""
+
+    def seal_many(self, texts: Sequence[tuple[int, str]]) -> list[str]:
+        """Each (participant, text) sealed with that participant's key, in order."""
+
+    def keyed(self, plain: str) -> str:
+        """A match or intake key as stored: keyed with the server's secret."""
+
+    def open(self, value: str) -> str:
+        """The text a stored value holds (opened, or FORGOTTEN / UNREADABLE / DAMAGED)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -662,6 +685,10 @@ class UnitOfWork(Protocol):
     @property
     def heads(self) -> SignedHeads:
         """Chain heads the server signed."""
+
+    @property
+    def texts(self) -> TextKeys:
+        """Participants' keys, for their free text."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

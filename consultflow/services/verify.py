@@ -7,7 +7,7 @@ import heapq
 import hmac
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -437,6 +437,7 @@ class _Replayed:
     spec: WorkflowSpec
     planners: Mapping[int, str]
     workflow_id: int
+    opened: Callable[[str], str]  # a sealed text as a mismatch names it (opened where the login may)
 
 
 _UNRECORDED: Any = object()  # a fact the opinion's events (written before they recorded it) do not hold
@@ -472,7 +473,7 @@ def _compare(live: Iterable[LiveOpinion], replayed: _Replayed) -> str | None:
         for what, now, recorded in checks:
             if now != recorded:
                 return _edited(f"opinion {opinion_id}", what, now, recorded)
-        problem = _facts_problem(row, facts.take(opinion_id), entries.take(opinion_id), replayed.spec)
+        problem = _facts_problem(row, facts.take(opinion_id), entries.take(opinion_id), replayed.spec, replayed.opened)
         if problem is not None:
             return problem
     only_in_events = summaries.rest()
@@ -495,7 +496,9 @@ def _compare_streams(
         closing(uow.audit.fact_events(cid)) as facts,
         closing(uow.opinions.live_entries(cid)) as entries,
     ):
-        return _compare(live, _Replayed(summaries, facts, entries, spec, planners, consultation.workflow_id))
+        return _compare(
+            live, _Replayed(summaries, facts, entries, spec, planners, consultation.workflow_id, uow.texts.open)
+        )
 
 
 def _compare_in_database(
@@ -529,7 +532,9 @@ def _compare_in_database(
             if disagreement is not None:
                 counted += disagreement.events - disagreement.last_seq
             one = reads.opinion_replay(cid, opinion_id)
-            replayed = _Replayed(one.summaries, one.facts, one.entries, spec, planners, consultation.workflow_id)
+            replayed = _Replayed(
+                one.summaries, one.facts, one.entries, spec, planners, consultation.workflow_id, uow.texts.open
+            )
             problem = _compare(one.live, replayed)
             if problem is not None:
                 return problem
@@ -552,7 +557,11 @@ def _by_id(named: Iterable[Disagreement], entries_named: Iterable[int]) -> Itera
 
 
 def _facts_problem(
-    row: LiveOpinion, events: Sequence[FactEvent], entries: Sequence[LiveEntry], spec: WorkflowSpec
+    row: LiveOpinion,
+    events: Sequence[FactEvent],
+    entries: Sequence[LiveEntry],
+    spec: WorkflowSpec,
+    opened: Callable[[str], str],
 ) -> str | None:
     """One opinion's facts (and its feedback and replies) replayed from its events, against its live row."""
     text = category = channel = participant = _UNRECORDED
@@ -594,7 +603,7 @@ def _facts_problem(
     )
     for what, now, said_of_it in checks:
         if said_of_it is not _UNRECORDED and now != said_of_it:
-            return _edited(subject, what, now, said_of_it)
+            return _edited(subject, what, _open(opened, now), _open(opened, said_of_it))
     for entry in entries:
         expected = recorded.pop(entry.opinion_seq, None)
         name = _ENTRY_NAMES.get(entry.kind, entry.kind)
@@ -613,7 +622,10 @@ def _facts_problem(
         for what, now, said_of_it in entry_checks:
             if now != said_of_it:
                 return _edited(
-                    f"{subject}", f"{what} of its {_ENTRY_NAMES.get(kind, kind)} #{entry.opinion_seq}", now, said_of_it
+                    f"{subject}",
+                    f"{what} of its {_ENTRY_NAMES.get(kind, kind)} #{entry.opinion_seq}",
+                    _open(opened, now),
+                    _open(opened, said_of_it),
                 )
     if recorded:
         seq = min(recorded)
@@ -623,6 +635,11 @@ def _facts_problem(
             "(a live row was deleted)"
         )
     return None
+
+
+def _open(opened: Callable[[str], str], value: object) -> object:
+    """A value as a mismatch names it: a sealed text opened (where the login may read its key)."""
+    return opened(value) if isinstance(value, str) else value
 
 
 def _planner(assigned: str | None) -> str | None:

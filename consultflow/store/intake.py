@@ -17,25 +17,28 @@ from consultflow.domain.model import ConsultationRow
 from consultflow.store.batches import chunked, matching
 from consultflow.store.bulk import insert_plain, table_of
 from consultflow.store.models import Opinion, Participant
+from consultflow.store.texts import TextKeys
 
 
 class IntakeStore:
     """The rows of an import: which are already in, the participants they name, and the opinions."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, texts: TextKeys) -> None:
         self.session = session
+        self.texts = texts  # keys are stored keyed with the server's secret (consultflow.domain.sealing)
 
     def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> set[str]:
         """Those of `keys` already imported into the consultation."""
         found: set[str] = set()
-        for batch in chunked(sorted(set(keys))):
+        keyed = {self.texts.keyed(k): k for k in set(keys)}
+        for batch in chunked(sorted(keyed)):
             stmt = matching(
                 self.session,
                 select(Opinion.intake_key).where(Opinion.consultation_id == consultation_id),
                 Opinion.intake_key,
                 batch,
             )
-            found.update(k for k in self.session.scalars(stmt) if k is not None)
+            found.update(keyed[k] for k in self.session.scalars(stmt) if k is not None)
         return found
 
     def participants(self, rows: Sequence[IntakeRow], *, created_by: int, now: datetime) -> dict[str, int]:
@@ -52,17 +55,20 @@ class IntakeStore:
                     "lang": "zh",
                     "created_at": now,
                     "created_by_id": created_by,
-                    "match_key": key,
+                    "match_key": self.texts.keyed(key),
                 }
                 for key, r in first.items()
             ]
             self.session.execute(insert(table_of(Participant)), values)  # no RETURNING: see add_opinions
-            found |= self._participant_ids(sorted(first))
+            created = self._participant_ids(sorted(first))
+            self.texts.create(created.values(), now)  # the keys their free text is sealed with
+            found |= created
         return found
 
     def _participant_ids(self, keys: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for batch in chunked(keys):
+        keyed = {self.texts.keyed(k): k for k in keys}
+        for batch in chunked(sorted(keyed)):
             stmt = matching(
                 self.session,
                 select(Participant.match_key, Participant.id).where(Participant.erased_at.is_(None)),
@@ -70,7 +76,7 @@ class IntakeStore:
                 batch,
             )
             for key, pid in self.session.execute(stmt):
-                found.setdefault(str(key), int(pid))
+                found.setdefault(keyed[str(key)], int(pid))
         return found
 
     def add_opinions(
@@ -78,6 +84,7 @@ class IntakeStore:
         consultation: ConsultationRow,
         rows: Sequence[IntakeRow],
         participant_ids: dict[str, int],
+        texts: Sequence[str],
         *,
         recorded_by: int,
         state: str,
@@ -99,7 +106,7 @@ class IntakeStore:
                 "recorded_by_id": recorded_by,
                 "category": r.category,
                 "channel": r.channel,
-                "text": r.text,
+                "text": text,
                 "state": state,
                 "state_entered_at": now,
                 "current_round": round_no,
@@ -107,13 +114,14 @@ class IntakeStore:
                 "last_seq": 1,
                 "submitted_at": now,
                 "version": 1,
-                "intake_key": r.key,
+                "intake_key": self.texts.keyed(r.key),
             }
-            for r in rows
+            for r, text in zip(rows, texts, strict=True)
         ]
         insert_plain(self.session, table_of(Opinion), values)  # the driver's executemany or COPY
+        keys = [str(v["intake_key"]) for v in values]
         ids: dict[str, int] = {}
-        for batch in chunked([r.key for r in rows]):
+        for batch in chunked(keys):
             stmt = matching(
                 self.session,
                 select(Opinion.intake_key, Opinion.id).where(Opinion.consultation_id == consultation.id),
@@ -121,4 +129,4 @@ class IntakeStore:
                 batch,
             )
             ids.update((str(key), int(i)) for key, i in self.session.execute(stmt))
-        return [ids[r.key] for r in rows]
+        return [ids[k] for k in keys]

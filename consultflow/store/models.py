@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from consultflow.store.types import UTCDateTime
+from consultflow.store.types import SealedPayload, SealedText, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -98,6 +98,26 @@ class Participant(Base):
     match_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
+class ParticipantKey(Base):
+    """The key a participant's free text is sealed with; erasure deletes it, and the text is gone."""
+
+    __tablename__ = "participant_key"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # hex; only the server's login may read it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PrivacySecret(Base):
+    """Secrets the server holds in its database (only its login may read them): the match-key secret."""
+
+    __tablename__ = "privacy_secret"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))  # hex
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Consultation(Base):
     """One consultation (one area plan), with the head of its audit hash chain."""
 
@@ -156,7 +176,7 @@ class Opinion(Base):
     assigned_planner_id: Mapped[int | None] = mapped_column(ForeignKey("actor.id"))
     category: Mapped[str] = mapped_column(String(60))
     channel: Mapped[str] = mapped_column(String(60))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText())  # sealed with its participant's key (domain.sealing)
     state: Mapped[str] = mapped_column(String(60))
     state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
     current_round: Mapped[int] = mapped_column(Integer)
@@ -187,7 +207,7 @@ class OpinionEntry(Base):
     round_no: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))
     stance: Mapped[str | None] = mapped_column(String(20))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText())  # sealed with the opinion's participant's key
     actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -216,7 +236,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    payload: Mapped[str] = mapped_column(Text, default="{}")
+    payload: Mapped[str] = mapped_column(SealedPayload(), default="{}")  # participants' texts sealed in it
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

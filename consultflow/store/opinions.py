@@ -24,14 +24,17 @@ from consultflow.store.batches import STREAM_ROWS, chunked
 from consultflow.store.bulk import table_of
 from consultflow.store.filters import equal_where_given
 from consultflow.store.models import Actor, Opinion, OpinionEntry, Participant
+from consultflow.store.texts import TextKeys
+from consultflow.store.types import stored
 from consultflow.store.verify_queries import by_opinion
 
 
 class OpinionRepository:
     """Opinions and what was exchanged about them."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, texts: TextKeys) -> None:
         self.session = session
+        self.texts = texts
 
     def get(self, opinion_id: int) -> Opinion:
         """An opinion by id."""
@@ -180,7 +183,7 @@ class OpinionRepository:
         """The live columns of each opinion (or one) that its events account for, by id, streamed (for verify)."""
         table = table_of(Opinion)
         stmt = (  # plain tuples, in LiveOpinion's order
-            select(*(table.c[name] for name in _LIVE_COLUMNS))
+            select(*(stored(table.c[name]) if name == "text" else table.c[name] for name in _LIVE_COLUMNS))
             .where(*by_opinion(table.c.id, table.c.consultation_id, consultation_id, opinion_id))
             .order_by(table.c.id)
             .execution_options(yield_per=STREAM_ROWS)
@@ -195,7 +198,7 @@ class OpinionRepository:
         """The feedback and replies of the consultation's opinions (or of one), by opinion and sequence (for verify)."""
         e, o = table_of(OpinionEntry), table_of(Opinion)
         stmt = (
-            select(e.c.opinion_id, e.c.opinion_seq, e.c.round_no, e.c.kind, e.c.stance, e.c.text)
+            select(e.c.opinion_id, e.c.opinion_seq, e.c.round_no, e.c.kind, e.c.stance, stored(e.c.text))
             .join(o, o.c.id == e.c.opinion_id)
             .where(*by_opinion(e.c.opinion_id, o.c.consultation_id, consultation_id, opinion_id))
             .order_by(e.c.opinion_id, e.c.opinion_seq, e.c.id)
@@ -221,7 +224,8 @@ class OpinionRepository:
 
     def by_intake_key(self, consultation_id: int, intake_key: str) -> int | None:
         """The opinion recorded under `intake_key` in the consultation, if any (unique index)."""
-        stmt = select(Opinion.id).where(Opinion.consultation_id == consultation_id, Opinion.intake_key == intake_key)
+        keyed = self.texts.keyed(intake_key)
+        stmt = select(Opinion.id).where(Opinion.consultation_id == consultation_id, Opinion.intake_key == keyed)
         found = self.session.scalar(stmt)
         return int(found) if found is not None else None
 
@@ -251,7 +255,7 @@ class OpinionRepository:
                 rounds_count=0,
                 last_seq=1,
                 submitted_at=now,
-                intake_key=row.intake_key,
+                intake_key=None if row.intake_key is None else self.texts.keyed(row.intake_key),
                 receipt_hash=row.receipt_hash,
             )
             for row in rows

@@ -42,14 +42,17 @@ from consultflow.store.models import (
     Workflow,
 )
 from consultflow.store.opinions import OpinionRepository
+from consultflow.store.texts import TextKeys
+from consultflow.store.types import stored
 from consultflow.store.verify_queries import by_opinion, stream_tuples
 
 
 class ActorRepository:
     """People who act, and their roles."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, texts: TextKeys) -> None:
         self.session = session
+        self.texts = texts
 
     def by_name(self, name: str) -> Actor | None:
         """The actor called `name`, if registered."""
@@ -115,10 +118,11 @@ class ActorRepository:
             lang=lang,
             created_at=now,
             created_by_id=created_by,
-            match_key=participant_key(name, village, contact),
+            match_key=self.texts.keyed(participant_key(name, village, contact)),
         )
         self.session.add(row)
         self.session.flush()
+        self.texts.create([row.id], now)  # the key their free text is sealed with
         return row
 
     def participants_by_id(self, participant_ids: Sequence[int]) -> list[Participant]:
@@ -494,7 +498,7 @@ class AuditLog:
                 func.coalesce(func.max(e.c.opinion_seq), 0),
                 func.sum(case((e.c.completes_cycle, 1), else_=0)),
                 latest(later.c.to_state, later.c.to_state.is_not(None), later.c.to_state != ""),
-                latest(later.c.payload, later.c.kind == EventKind.ASSIGNED, later.c.payload != "{}"),
+                latest(stored(later.c.payload), later.c.kind == EventKind.ASSIGNED, later.c.payload != "{}"),
             )
             .where(*by_opinion(e.c.opinion_id, e.c.consultation_id, consultation_id, opinion_id))
             .where(e.c.opinion_id.is_not(None))
@@ -518,7 +522,7 @@ class AuditLog:
         e = table_of(AuditEvent)
         kinds = (EventKind.SUBMITTED, EventKind.CORRECTED, EventKind.TRANSITION)
         stmt = (
-            select(e.c.opinion_id, e.c.opinion_seq, e.c.kind, e.c.trigger, e.c.round_no, e.c.payload)
+            select(e.c.opinion_id, e.c.opinion_seq, e.c.kind, e.c.trigger, e.c.round_no, stored(e.c.payload))
             .where(*by_opinion(e.c.opinion_id, e.c.consultation_id, consultation_id, opinion_id))
             .where(e.c.opinion_id.is_not(None), e.c.kind.in_(kinds))
             .order_by(e.c.opinion_id, e.c.opinion_seq)
@@ -540,7 +544,7 @@ class AuditLog:
 
     def opinion_replay(self, consultation_id: int, opinion_id: int) -> OpinionReplay:
         """One opinion's live row, the summary of its events, its fact events and its feedback and replies."""
-        opinions = OpinionRepository(self.session)
+        opinions = OpinionRepository(self.session, TextKeys(self.session))
         return OpinionReplay(
             list(opinions.live_columns(consultation_id, opinion_id)),
             list(self.summaries(consultation_id, opinion_id)),

@@ -20,6 +20,8 @@ from consultflow.store.outbox import Outbox
 from consultflow.store.personal_data import PersonalDataStore
 from consultflow.store.reminders import ReminderStore
 from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository, StoredWorkflow
+from consultflow.store.texts import TextKeys
+from consultflow.store.types import OPENER, TextOpener
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -44,7 +46,9 @@ class UnitOfWork:
     outbox: Outbox
     accounts: AccountStore
     heads: SignedHeads
+    texts: TextKeys
     _token: Token[bool]
+    _opener: Token[TextOpener | None]
 
     def __init__(
         self, factory: sessionmaker[Session], known_workflows: dict[int, StoredWorkflow] | None = None
@@ -60,18 +64,20 @@ class UnitOfWork:
             raise RuntimeError(msg)
         self._token = _OPEN.set(True)
         self.session = self._factory()
-        self.actors = ActorRepository(self.session)
+        self.texts = TextKeys(self.session)
+        self.actors = ActorRepository(self.session, self.texts)
         self.consultations = ConsultationRepository(self.session, self._known_workflows)
-        self.opinions = OpinionRepository(self.session)
+        self.opinions = OpinionRepository(self.session, self.texts)
         self.audit = AuditLog(self.session)
         self.reminders = ReminderStore(self.session)
         self.figures = Figures(self.session)
         self.outbox = Outbox(self.session)
         self.personal_data = PersonalDataStore(self.session)
         self.logins = Logins(self.session)
-        self.intake = IntakeStore(self.session)
+        self.intake = IntakeStore(self.session, self.texts)
         self.accounts = AccountStore(self.session)
         self.heads = SignedHeads(self.session)
+        self._opener = OPENER.set(self.texts)  # sealed texts read in this unit open with its keys
         return self
 
     def __exit__(
@@ -81,6 +87,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self.session.close()  # rolls back what was not committed; loaded rows stay readable
+        OPENER.reset(self._opener)
         _OPEN.reset(self._token)
         if exc is not None:
             translated = translate(exc)

@@ -33,9 +33,10 @@ def rehash_chain(ctx: ServiceContext, cid: int, key: ChainKey | None = None) -> 
             )
         )
         fields = [f for f in AuditContent.__dataclass_fields__ if f != "payload"]
+        stored: dict[int, str] = dict(uow.session.execute(text("SELECT id, payload FROM audit_event")).all())
         prev, statements = rows[0].prev_hash, []
         for i, row in enumerate(rows):
-            content = AuditContent(**{f: getattr(row, f) for f in fields}, payload=json.loads(row.payload))
+            content = AuditContent(**{f: getattr(row, f) for f in fields}, payload=json.loads(stored[row.id]))
             actor = "某某" if i == 2 else row.actor
             digest = chain_hash(prev, replace(content, actor=actor), key)
             statements.append(

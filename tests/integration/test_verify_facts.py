@@ -226,11 +226,13 @@ def test_a_workflow_rewritten_with_a_matching_digest_is_named(ctx: ServiceContex
 def test_messages_shorten_long_texts_and_name_no_person(ctx: ServiceContext, clock: FixedClock) -> None:
     """A long text is cut short; a changed participant is named by id, never by name or contact."""
     s = story(ctx, clock)
+    with engine_of(ctx).connect() as conn:  # as stored: sealed with the participant's key
+        stored = conn.execute(text(f"SELECT text FROM opinion WHERE id = {s.long}")).scalar_one()
     _sql(ctx, f"UPDATE opinion SET text = '短' WHERE id = {s.long}")
     problem = _problem(ctx, s.cid)
     assert f"opinion {s.long}: the live text is '短'" in problem
     assert "…" in problem and LONG not in problem
-    _sql(ctx, f"UPDATE opinion SET text = '{LONG}', participant_id = {s.participant} WHERE id = {s.long}")
+    _sql(ctx, f"UPDATE opinion SET text = '{stored}', participant_id = {s.participant} WHERE id = {s.long}")
     problem = _problem(ctx, s.cid)
     assert f"participant id is {s.participant} but its events say {s.other_participant}" in problem
     assert all(secret not in problem for secret in ("张秀英", "13812345678", "李四", "13900000000"))
@@ -333,9 +335,10 @@ def test_events_written_before_they_recorded_the_text_raise_no_false_alarm(
             )
         )
         fields = [f for f in AuditContent.__dataclass_fields__ if f != "payload"]
+        stored: dict[int, str] = dict(uow.session.execute(text("SELECT id, payload FROM audit_event")).all())
         prev, changes = rows[0].prev_hash, []
         for row in rows:
-            payload = json.loads(row.payload)
+            payload = json.loads(stored[row.id])
             if row.kind == "submitted":
                 payload.pop("text")
             content = AuditContent(**{f: getattr(row, f) for f in fields}, payload=payload)
@@ -356,9 +359,11 @@ def test_events_written_before_they_recorded_the_text_raise_no_false_alarm(
     assert verify.verify_chain(ctx, s.cid).intact
     _sql(ctx, f"UPDATE opinion SET text = '改过的' WHERE id = {s.rejected}")
     assert verify.verify_chain(ctx, s.cid).intact  # nothing recorded the text: nothing to compare
+    with engine_of(ctx).connect() as conn:  # as stored: sealed with the participant's key
+        corrected = conn.execute(text(f"SELECT text FROM opinion WHERE id = {s.corrected}")).scalar_one()
     _sql(ctx, f"UPDATE opinion SET text = '改过的' WHERE id = {s.corrected}")
     assert f"opinion {s.corrected}: the live text is '改过的' but its events say '意见四（更正）'" in _problem(
         ctx, s.cid
     )
-    _sql(ctx, f"UPDATE opinion SET text = '意见四（更正）', category = 'industry' WHERE id = {s.corrected}")
+    _sql(ctx, f"UPDATE opinion SET text = '{corrected}', category = 'industry' WHERE id = {s.corrected}")
     assert f"opinion {s.corrected}: the live category is 'industry'" in _problem(ctx, s.cid)
