@@ -78,12 +78,22 @@ def _mask_phone(found: re.Match[str]) -> str:
     return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
 
 
+# A database error's text carries the values it was given: SQLAlchemy's "[parameters: (...)]" line,
+# PostgreSQL's "DETAIL:  Key (contact)=(...)" and "Failing row contains (...)". Names and texts are
+# among them, which no pattern recognises: the values are withheld, the rest of the error kept.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+_SQL_DETAIL_VALUES = re.compile(r"(Key \([^)\n]*\)=|Failing row contains )\([^\n]*\)")
+
+
 def mask_text(text: str) -> str:
     """Free text (an error, a traceback) with every email address and phone number masked.
 
     Phone numbers are mainland mobiles and landlines with an area code, written with ASCII or
-    full-width digits, run together or grouped with spaces or dashes.
+    full-width digits, run together or grouped with spaces or dashes. The values a database error
+    quotes (its statement's parameters, a key or row it names) are withheld whatever they are.
     """
+    text = _SQL_PARAMETERS.sub("[parameters withheld]", text)
+    text = _SQL_DETAIL_VALUES.sub(r"\1(withheld)", text)
     text = _EMAIL_IN_TEXT.sub(lambda m: mask_contact(m.group(0)), text)
     return _PHONE_IN_TEXT.sub(_mask_phone, text)
 

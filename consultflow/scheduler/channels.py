@@ -24,12 +24,12 @@ class LogChannel:
     """Writes the message to the log: the default, and the fallback for people without a contact."""
 
     def send(self, message: OutgoingMessage) -> None:
-        """Log the message (contact masked)."""
+        """Log the message: a villager pseudonymised, the contact masked, no body (it quotes an opinion)."""
         log.info(
             "reminder_message",
             channel="log",
             key=message.idempotency_key,
-            to=message.recipient_name,
+            to=message.loggable_recipient,
             contact=message.address,
             subject=message.subject,
         )

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from consultflow.domain.labels import Lang
-from consultflow.domain.privacy import mask_text
+from consultflow.domain.privacy import mask_text, pseudonymise
 from consultflow.domain.roles import Role
 from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
@@ -42,6 +42,18 @@ class OutgoingMessage:
     lang: str
     subject: str
     body: str
+    # "participant" (a villager: never named in a log), "actor" (staff) or "publication" (signed heads
+    # mailed out); anything else counts as a villager.
+    recipient_kind: str = "participant"
+
+    @property
+    def loggable_recipient(self) -> str:
+        """Who the message is for, as a log line may say it: a villager only pseudonymised (张某某)."""
+        return (
+            self.recipient_name
+            if self.recipient_kind in ("actor", "publication")
+            else pseudonymise(self.recipient_name)
+        )
 
 
 class Sender(Protocol):
@@ -170,7 +182,16 @@ def _claim(
         contacts = uow.outbox.contacts(rows) if rows else {}
         out = [
             OutgoingMessage(
-                d.id, d.idempotency_key, d.kind, d.channel, d.recipient_name, contacts[d.id], d.lang, d.subject, d.body
+                d.id,
+                d.idempotency_key,
+                d.kind,
+                d.channel,
+                d.recipient_name,
+                contacts[d.id],
+                d.lang,
+                d.subject,
+                d.body,
+                d.recipient_kind,
             )
             for d in rows
         ]
