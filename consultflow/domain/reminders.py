@@ -100,20 +100,23 @@ def compose(
     recipient_role: Role,
     escalation: bool,
     opinion_id: int,
-    opinion_text: str,
     state_label: str,
     due_local: str,
     overdue: bool,
 ) -> ReminderMessage:
-    """The text of a reminder, in the recipient's language."""
+    """The text of a reminder, in the recipient's language.
+
+    It names the opinion by number, never quotes it: an opinion's text may hold its participant's
+    name or phone number, and mail and webhooks leave consultflow (the worker cannot open sealed
+    texts anyway). The recipient reads it in consultflow.
+    """
     zh_ask, en_ask = _ASKS.get(recipient_role, _ASKS[Role.COORDINATOR])
-    excerpt = opinion_text if len(opinion_text) <= 60 else opinion_text[:59] + "…"
     if lang == "zh":
         tag = "【逾期督办】" if escalation else ("【已逾期】" if overdue else "【提醒】")
         subject = f"{tag}意见 #{opinion_id}（{state_label}）截止 {due_local}"
-        body = f"意见 #{opinion_id}：{excerpt}\n当前状态：{state_label}\n事项：{zh_ask}\n截止时间：{due_local}\n"
+        body = f"意见 #{opinion_id}\n当前状态：{state_label}\n事项：{zh_ask}\n截止时间：{due_local}\n"
     else:
         tag = "[Escalation] " if escalation else ("[Overdue] " if overdue else "[Reminder] ")
         subject = f"{tag}Opinion #{opinion_id} ({state_label}) due {due_local}"
-        body = f"Opinion #{opinion_id}: {excerpt}\nState: {state_label}\nAsked: {en_ask}\nDue: {due_local}\n"
+        body = f"Opinion #{opinion_id}\nState: {state_label}\nAsked: {en_ask}\nDue: {due_local}\n"
     return ReminderMessage(subject, body)

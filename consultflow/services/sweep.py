@@ -189,7 +189,6 @@ def _reminder_row(
         recipient_role=Role(reminder.recipient_role),
         escalation=reminder.escalation,
         opinion_id=opinion.id,
-        opinion_text=opinion.text,
         state_label=spec.states[reminder.state].label.get(recipient.lang),
         due_local=reminder.due_at.astimezone(ctx.tz).strftime("%Y-%m-%d %H:%M %Z"),
         overdue=reminder.due_at < now,

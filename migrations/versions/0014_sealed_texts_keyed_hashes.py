@@ -9,8 +9,7 @@
   way), so a reader of the table can no longer test a guessed name and phone number; an erased
   participant's keys, and their opinions' intake keys, are cleared.
 - Grants (PostgreSQL): only the server's role reads either table (it inserts and deletes keys);
-  the worker and readers get nothing. The server may UPDATE opinion_entry.text (erasure of texts
-  recorded before sealing).
+  the worker and readers get nothing (the worker's reminders name opinions, never quote them).
 
 Downgrade drops both tables; keyed hashes cannot be turned back into the plain ones, so they are
 cleared (a re-import after a downgrade matches no earlier row) and sealed texts stay sealed.
@@ -134,18 +133,9 @@ def upgrade() -> None:
         if there:
             op.execute(f"GRANT SELECT, INSERT, DELETE ON participant_key TO {server}")
             op.execute(f"GRANT SELECT ON privacy_secret TO {server}")
-            op.execute(f"GRANT UPDATE (text) ON opinion_entry TO {server}")
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        roles = current_roles(bind)
-        there = set(
-            bind.execute(sa.text("SELECT rolname FROM pg_roles WHERE rolname = :r"), {"r": roles["server"]}).scalars()
-        )
-        if there:
-            op.execute(f"REVOKE UPDATE (text) ON opinion_entry FROM {_ident(roles['server'])}")
     op.execute("UPDATE participant SET match_key = NULL")
     op.execute("UPDATE opinion SET intake_key = NULL")
     op.drop_table("privacy_secret")

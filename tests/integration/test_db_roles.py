@@ -195,6 +195,9 @@ WORKER_REFUSED = (
     "UPDATE delivery_attempt SET ok = true",
     "SELECT * FROM consultation",
     "SELECT * FROM audit_event",
+    "SELECT secret FROM participant_key",  # the keys that open participants' texts
+    "SELECT secret FROM privacy_secret",  # the secret match keys are keyed with
+    "DELETE FROM participant_key",
 )
 READER_REFUSED = (
     "SELECT name FROM participant",
@@ -208,6 +211,9 @@ READER_REFUSED = (
     "SELECT * FROM account_event",
     "UPDATE reminder SET status = 'cancelled'",
     "INSERT INTO delivery (idempotency_key) VALUES ('x')",
+    "SELECT secret FROM participant_key",
+    "SELECT * FROM participant_key",
+    "SELECT secret FROM privacy_secret",
 )
 
 
