@@ -244,6 +244,6 @@ def test_only_the_servers_login_reads_the_keys(
     server.dispose()
     reader = make_engine(_as(url, names["reader"]))
     with SqlDatabase(reader).reading() as uow:  # a reader's own session: sealed texts stay sealed
-        stored = uow.session.execute(text("SELECT text FROM opinion ORDER BY id")).scalars().first()
+        stored = str(uow.session.execute(text("SELECT text FROM opinion ORDER BY id")).scalars().first())
         assert uow.texts.open(stored) == sealing.UNREADABLE
     reader.dispose()
