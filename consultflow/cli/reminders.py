@@ -192,20 +192,42 @@ def _at(ctx: ServiceContext, now: datetime) -> ServiceContext:
     return replace(ctx, clock=FixedClock(now))
 
 
+NAMES_OPTION = click.option(
+    "--names",
+    type=click.Choice(["pseudonym", "full"]),
+    default="pseudonym",
+    show_default=True,
+    help="Villagers' full names and the messages' bodies: coordinators, with --purpose; the read is kept on record.",
+)
+PURPOSE_OPTION = click.option("--purpose", help="Why full names are read (required with --names full).")
+
+
 @reminders_group.command("list")
 @click.option("--consultation", "consultation_id", type=ID, help="Only this consultation.")
 @click.option("--status", type=click.Choice(list(reminders.STATUSES)), help="Only reminders with this status.")
 @click.option("--failed", is_flag=True, help="List deliveries that failed (retrying or dead-lettered) instead.")
 @click.option("--limit", type=click.IntRange(min=1))
+@NAMES_OPTION
+@PURPOSE_OPTION
+@as_option
 @json_flag
 @pass_state
 def reminders_list(
-    state: CliState, consultation_id: int | None, status: str | None, failed: bool, limit: int | None
+    state: CliState,
+    consultation_id: int | None,
+    status: str | None,
+    failed: bool,
+    limit: int | None,
+    names: str,
+    purpose: str | None,
 ) -> None:
-    """Reminders, soonest first (or the failed deliveries with --failed)."""
+    """Reminders, soonest first (or the failed deliveries with --failed, villagers pseudonymised)."""
     tz = state.settings.tz
+    if names == "full" and not failed:
+        raise click.UsageError("--names full goes with --failed: reminders name roles, not people")
     if failed:
-        deliveries = list(state.call("reminders.failed", commands.FailedDeliveries(limit)).deliveries)
+        given = commands.FailedDeliveries(limit, full_names=names == "full", purpose=purpose)
+        deliveries = list(state.call("reminders.failed", given).deliveries)
         state.emit(
             deliveries,
             lambda: table(
@@ -251,11 +273,15 @@ def reminders_list(
 
 @reminders_group.command("show")
 @click.argument("reminder_id", type=ID)
+@NAMES_OPTION
+@PURPOSE_OPTION
+@as_option
 @json_flag
 @pass_state
-def reminders_show(state: CliState, reminder_id: int) -> None:
-    """One reminder, its deliveries and every attempt."""
-    detail: commands.ReminderDetail = state.call("reminders.show", commands.OfReminder(reminder_id))
+def reminders_show(state: CliState, reminder_id: int, names: str, purpose: str | None) -> None:
+    """One reminder, its deliveries and every attempt (villagers pseudonymised, no bodies, unless --names full)."""
+    given = commands.OfReminder(reminder_id, full_names=names == "full", purpose=purpose)
+    detail: commands.ReminderDetail = state.call("reminders.show", given)
     view, deliveries = detail.reminder, list(detail.deliveries)
     tz = state.settings.tz
 
@@ -271,6 +297,8 @@ def reminders_show(state: CliState, reminder_id: int) -> None:
                 f"delivery {d.id} to {d.recipient} via {d.channel}: {d.status} after {d.attempts} attempt(s)  key {d.idempotency_key}",
                 f"  {d.subject}",
             ]
+            if d.body is not None:  # only with --names full, on record
+                out += [f"  | {line}" for line in d.body.rstrip("\n").split("\n")]
             out += [f"  attempt {a.attempt} at {local_time(a.at, tz)}: {'ok' if a.ok else a.error}" for a in d.history]
         return "\n".join(out)
 

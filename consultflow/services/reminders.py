@@ -13,8 +13,9 @@ from consultflow.domain.privacy import pseudonymise
 from consultflow.domain.roles import Action
 from consultflow.logconfig import get_logger
 from consultflow.services.context import ServiceContext
+from consultflow.services.personal_data import read_on_record
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import DeliveryRow, ReminderRow
+from consultflow.services.ports import DeliveryRow, ReminderRow, UnitOfWork
 
 T = TypeVar("T")
 
@@ -51,7 +52,11 @@ class AttemptView:
 
 @dataclass(frozen=True)
 class DeliveryView:
-    """A message in the outbox (the recipient's contact is never part of it)."""
+    """A message in the outbox (the recipient's contact is never part of it).
+
+    A villager is named pseudonymised and no body is given (it quotes an opinion, and greets its
+    reader), unless a coordinator asked for full names on record; then both are.
+    """
 
     id: int
     idempotency_key: str
@@ -67,6 +72,7 @@ class DeliveryView:
     last_error: str | None
     sent_at: datetime | None
     history: tuple[AttemptView, ...] = ()
+    body: str | None = None
 
 
 def _reminder_view(r: ReminderRow) -> ReminderView:
@@ -76,14 +82,24 @@ def _reminder_view(r: ReminderRow) -> ReminderView:
     )  # fmt: skip
 
 
-def _delivery_view(d: DeliveryRow, history: tuple[AttemptView, ...] = ()) -> DeliveryView:
+NAMED_KINDS = ("actor", "publication")  # staff, and the addresses signed heads are mailed to
+
+
+def _delivery_view(d: DeliveryRow, history: tuple[AttemptView, ...] = (), *, full: bool = False) -> DeliveryView:
     # A villager is shown as staff see villagers everywhere else: pseudonymised (their full name is
-    # for coordinators who state why, on record); staff are named.
-    recipient = pseudonymise(d.recipient_name) if d.recipient_kind == "participant" else d.recipient_name
+    # for coordinators who state why, on record); staff are named. A kind this code does not know
+    # counts as a villager. The body is shown only with full names: it may quote the villager.
+    named = full or d.recipient_kind in NAMED_KINDS
+    recipient = d.recipient_name if named else pseudonymise(d.recipient_name)
     return DeliveryView(
         d.id, d.idempotency_key, d.kind, d.reminder_id, recipient, d.channel, d.lang, d.subject,
-        d.status, d.attempts, d.next_attempt_at, d.last_error, d.sent_at, history,
+        d.status, d.attempts, d.next_attempt_at, d.last_error, d.sent_at, history, d.body if full else None,
     )  # fmt: skip
+
+
+def _villagers(deliveries: Sequence[DeliveryRow]) -> list[int]:
+    """The participants these deliveries go to: whose names a full-name read shows."""
+    return sorted({d.recipient_id for d in deliveries if d.recipient_kind not in NAMED_KINDS})
 
 
 STATUSES = ("pending", "dispatched", "cancelled")
@@ -117,21 +133,80 @@ def use_reminder_list(
         return use(Reread(lambda: (_reminder_view(r) for r in uow.reminders.search(consultation_id, status, limit))))
 
 
-def list_deliveries(ctx: ServiceContext, *, failed_only: bool = False, limit: int | None = None) -> list[DeliveryView]:
-    """The outbox; `failed_only` keeps deliveries that failed at least once and are not sent."""
-    with ctx.uow() as uow:
-        return [_delivery_view(d) for d in uow.reminders.deliveries(failed_only=failed_only, limit=limit)]
+def list_deliveries(
+    ctx: ServiceContext,
+    *,
+    failed_only: bool = False,
+    limit: int | None = None,
+    acting: str | None = None,
+    full_names: bool = False,
+    purpose: str | None = None,
+) -> list[DeliveryView]:
+    """The outbox; `failed_only` keeps deliveries that failed at least once and are not sent.
+
+    Villagers are pseudonymised and bodies left out, unless `full_names`: then a coordinator must
+    give `purpose`, and the read is on record (see `personal_data.read_on_record`).
+
+    Raises:
+        ValidationError: full names without a purpose.
+        PermissionDeniedError: full names asked for by someone not a coordinator.
+    """
+
+    def read(uow: UnitOfWork, *, full: bool) -> list[DeliveryView]:
+        return [_delivery_view(d, full=full) for d in uow.reminders.deliveries(failed_only=failed_only, limit=limit)]
+
+    if not full_names:
+        with ctx.uow() as uow:
+            return read(uow, full=False)
+    return read_on_record(
+        ctx,
+        acting=acting,
+        what="failed deliveries with full names" if failed_only else "deliveries with full names",
+        purpose=purpose,
+        shown=lambda uow: _villagers(uow.reminders.deliveries(failed_only=failed_only, limit=limit)),
+        read=lambda uow: read(uow, full=True),
+    )
 
 
-def show_reminder(ctx: ServiceContext, reminder_id: int) -> tuple[ReminderView, list[DeliveryView]]:
-    """A reminder with its deliveries and every attempt at them."""
-    with ctx.uow() as uow:
+def show_reminder(
+    ctx: ServiceContext,
+    reminder_id: int,
+    *,
+    acting: str | None = None,
+    full_names: bool = False,
+    purpose: str | None = None,
+) -> tuple[ReminderView, list[DeliveryView]]:
+    """A reminder with its deliveries and every attempt at them.
+
+    Villagers are pseudonymised and bodies left out, unless `full_names` (a coordinator, with
+    `purpose`, on record: see `list_deliveries`).
+    """
+
+    def read(uow: UnitOfWork, *, full: bool) -> tuple[ReminderView, list[DeliveryView]]:
         (reminder,) = uow.reminders.get_many([reminder_id])
         deliveries = uow.reminders.deliveries_of(reminder.id)
         attempts: dict[int, list[AttemptView]] = {}
         for a in uow.reminders.attempts_of([d.id for d in deliveries]):
             attempts.setdefault(a.delivery_id, []).append(AttemptView(a.attempt, a.at, a.ok, a.error))
-        return _reminder_view(reminder), [_delivery_view(d, tuple(attempts.get(d.id, []))) for d in deliveries]
+        views = [_delivery_view(d, tuple(attempts.get(d.id, [])), full=full) for d in deliveries]
+        return _reminder_view(reminder), views
+
+    if not full_names:
+        with ctx.uow() as uow:
+            return read(uow, full=False)
+
+    def shown(uow: UnitOfWork) -> list[int]:
+        uow.reminders.get_many([reminder_id])  # an unknown reminder is refused before anything is recorded
+        return _villagers(uow.reminders.deliveries_of(reminder_id))
+
+    return read_on_record(
+        ctx,
+        acting=acting,
+        what=f"reminder {reminder_id} with full names",
+        purpose=purpose,
+        shown=shown,
+        read=lambda uow: read(uow, full=True),
+    )
 
 
 def cancel_reminders(

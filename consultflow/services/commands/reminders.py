@@ -54,9 +54,11 @@ def _list_reminders(
 
 @dataclass(frozen=True)
 class FailedDeliveries:
-    """Deliveries that failed (retrying or dead-lettered)."""
+    """Deliveries that failed (retrying or dead-lettered); villagers' full names and bodies on record."""
 
     limit: int | None = None
+    full_names: bool = False
+    purpose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,15 +70,20 @@ class Deliveries:
 
 @command("reminders.failed", "Deliveries that failed: retrying or dead-lettered.", input=FailedDeliveries,
          output=Deliveries, roles=STAFF, writes=False)  # fmt: skip
-def _failed_deliveries(ctx: ServiceContext, _acting: str | None, given: FailedDeliveries) -> Deliveries:
-    return Deliveries(tuple(reminders.list_deliveries(ctx, failed_only=True, limit=given.limit)))
+def _failed_deliveries(ctx: ServiceContext, acting: str | None, given: FailedDeliveries) -> Deliveries:
+    views = reminders.list_deliveries(
+        ctx, failed_only=True, limit=given.limit, acting=acting, full_names=given.full_names, purpose=given.purpose
+    )
+    return Deliveries(tuple(views))
 
 
 @dataclass(frozen=True)
 class OfReminder:
-    """One reminder, by id."""
+    """One reminder, by id; villagers' full names and message bodies on record (coordinators, with a purpose)."""
 
     reminder_id: int
+    full_names: bool = False
+    purpose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +96,10 @@ class ReminderDetail:
 
 @command("reminders.show", "One reminder, its deliveries and every attempt.", input=OfReminder,
          output=ReminderDetail, roles=STAFF, writes=False)  # fmt: skip
-def _show_reminder(ctx: ServiceContext, _acting: str | None, given: OfReminder) -> ReminderDetail:
-    view, deliveries = reminders.show_reminder(ctx, given.reminder_id)
+def _show_reminder(ctx: ServiceContext, acting: str | None, given: OfReminder) -> ReminderDetail:
+    view, deliveries = reminders.show_reminder(
+        ctx, given.reminder_id, acting=acting, full_names=given.full_names, purpose=given.purpose
+    )
     return ReminderDetail(view, tuple(deliveries))
 
 
