@@ -707,6 +707,19 @@ class FakePersonalData:
         ]
         return found[:limit]
 
+    def same_person(self, participant_id: int, *, same_name_village: bool) -> list[tuple[int, str]]:
+        me = self.t.participants[participant_id - 1]
+        found = {participant_id: "asked"}
+        for row in self.t.participants:
+            if row.erased_at is None and me.contact and row.contact == me.contact:
+                found.setdefault(row.id, "contact")
+            if row.erased_at is None and same_name_village and (row.name, row.village) == (me.name, me.village):
+                found.setdefault(row.id, "name and village")
+        return sorted(found.items())
+
+    def unsealed_texts(self, participant_ids: Iterable[int]) -> int:
+        return 0  # the fake keeps texts as written; what stays unsealed is tested on real databases
+
     def erase_participant(self, participant_id: int, *, pseudonym: str, now: datetime) -> None:
         row = self.t.participants[participant_id - 1]
         row.name, row.contact, row.village, row.erased_at = pseudonym, None, "", now

@@ -194,16 +194,72 @@ def participant_list(state: CliState, village: str | None, names: str, with_cont
 @participant_group.command("erase")
 @click.argument("participant_id", type=ID)
 @click.option("--reason", required=True, help="Why (e.g. the request's reference); kept in the audit trail.")
+@click.option(
+    "--same-name-village",
+    is_flag=True,
+    help="Also erase records with the same name and village (records with the same contact always are).",
+)
+@click.option("--dry-run", is_flag=True, help="List the records that would be erased; write nothing.")
+@click.option(
+    "--names",
+    type=click.Choice(["pseudonym", "full"]),
+    default="pseudonym",
+    show_default=True,
+    help="With --dry-run: full names, for coordinators with --purpose (kept on record).",
+)
+@click.option("--purpose", help="Why full names are read (required with --names full).")
 @as_option
 @json_flag
 @pass_state
-def participant_erase(state: CliState, participant_id: int, reason: str) -> None:
-    """Erase a participant's name, contact and village on request; their opinions stay under a pseudonym."""
-    erased: commands.Erased = state.call("participant.erase", commands.EraseParticipant(participant_id, reason))
-    state.emit(
-        {"participant_id": erased.participant_id, "pseudonym": erased.pseudonym},
-        lambda: f"participant {erased.participant_id} erased; their opinions remain under {erased.pseudonym}",
+def participant_erase(
+    state: CliState,
+    participant_id: int,
+    reason: str,
+    same_name_village: bool,
+    dry_run: bool,
+    names: str,
+    purpose: str | None,
+) -> None:
+    """Erase a person on request: every record of them; their opinions stay under a pseudonym.
+
+    Records with the same contact are the same person (with --same-name-village also those with
+    the same name and village). Names, contacts and villages go, and their texts are forgotten
+    (they read （已删除）).
+    """
+    given = commands.EraseParticipant(
+        participant_id, reason, same_name_village, dry_run, full_names=names == "full", purpose=purpose
     )
+    erased: commands.Erased = state.call("participant.erase", given)
+    state.emit(erased, lambda: erasure_text(erased))
+
+
+def erasure_text(erased: commands.Erased) -> str:
+    """What `participant erase` prints: each record (erased, or that would be), and what stays."""
+    full = any(r.name is not None for r in erased.records)
+    shown = ["village"] if erased.dry_run else []  # once erased, there is no village to show
+    headers = ["id", "name" if full else "pseudonym", *shown, "opinions", "found by"]
+    rows = [
+        (
+            r.participant_id,
+            r.name if r.name is not None else r.pseudonym,
+            *([r.village] if erased.dry_run else []),
+            r.opinions,
+            r.found_by,
+        )
+        for r in erased.records
+    ]
+    ids = ", ".join(str(r.participant_id) for r in erased.records)
+    count = len(erased.records)
+    if erased.dry_run:
+        head = f"dry run: would erase {count} participant record(s): {ids} (nothing written)"
+        tail = f"{erased.unsealed_texts} text(s) of theirs were recorded before sealing and would stay as written"
+    else:
+        head = f"erased {count} participant record(s): {ids}; their opinions remain under a pseudonym"
+        tail = (
+            f"{erased.keys_destroyed} key(s) destroyed: their texts now read （已删除）; "
+            f"{erased.unsealed_texts} text(s) recorded before sealing stay as written (the audit trail holds them)"
+        )
+    return "\n".join([head, table(headers, rows), tail])
 
 
 def register(main: click.Group) -> None:

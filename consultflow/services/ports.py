@@ -429,8 +429,22 @@ class PersonalData(Protocol):
     ) -> Sequence[AccessRecord]:
         """Access records, newest first."""
 
+    def same_person(self, participant_id: int, *, same_name_village: bool) -> list[tuple[int, str]]:
+        """(id, why) of each living record of the person `participant_id` is (itself included), by id.
+
+        Why: "asked", "contact" (the same contact, a phone's digits or an e-mail lower-cased), or
+        "name and village" (only when `same_name_village`).
+        """
+
+    def unsealed_texts(self, participant_ids: Iterable[int]) -> int:
+        """How many texts of these participants' opinions were recorded before sealing (they cannot be forgotten)."""
+
     def erase_participant(self, participant_id: int, *, pseudonym: str, now: datetime) -> None:
-        """Overwrite a participant's name, contact and village wherever they are kept."""
+        """Overwrite a participant's name, contact, village and keyed hashes wherever they are kept.
+
+        Also every message, stored delivery error and attempt that names them, gives their contact
+        or quotes their opinion (outside the audit chain, which holds none of them).
+        """
 
 
 class Logins(Protocol):

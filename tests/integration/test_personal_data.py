@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from consultflow.domain.audit import EventKind
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
+from consultflow.domain.sealing import FORGOTTEN
 from consultflow.domain.vocabulary import Field
 from consultflow.services import (
     consultations,
@@ -51,8 +52,10 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     receipts.issue_receipt(ctx, acting=EXPERT, opinion_id=carried)
     online = receipts.OnlineOpinion(cid, "industry", "建议修桥", VILLAGE, NAME, CONTACT, contact_consent=True)
     web = receipts.submit_online(ctx, online)  # the portal registers the submitter: their name and contact stay out too
-    for participant in (setup.participant_id, web.opinion.participant_id):
-        personal_data.erase_participant(ctx, acting=COORD, participant_id=participant, reason="本人申请，编号2026-17")
+    erased = personal_data.erase_participant(
+        ctx, acting=COORD, participant_id=setup.participant_id, reason="本人申请，编号2026-17"
+    )  # the portal's record has her contact: the same person, erased with the first
+    assert erased.participant_ids == [setup.participant_id, web.opinion.participant_id]
     return cid, carried
 
 
@@ -87,9 +90,9 @@ def test_erasure_removes_name_contact_and_village_and_the_chain_still_verifies(
     assert [(p.name, p.contact, p.village, p.erased) for p in listed] == [("张某某", None, "", True)] * 2
     account = reports.account_report(ctx, cid, names="full", acting=COORD, purpose="核对")
     assert NAME not in repr(account) and "张某某" in repr(account)
-    assert opinion_views.show_opinion(ctx, carried)[0].text == f"{VILLAGE}的道路"  # content is kept
+    assert opinion_views.show_opinion(ctx, carried)[0].text == FORGOTTEN  # her text is gone; the opinion stays
     erasures = [r for r in personal_data.access_records(ctx) if r.what == "erasure"]
-    assert [(r.actor, r.purpose) for r in erasures] == [(COORD, "本人申请，编号2026-17")] * 2
+    assert [(r.actor, r.purpose, r.participants) for r in erasures] == [(COORD, "本人申请，编号2026-17", 2)]
     with pytest.raises(ValidationError, match="already erased"):
         personal_data.erase_participant(ctx, acting=COORD, participant_id=1, reason="again")
 

@@ -19,6 +19,7 @@ from consultflow.services.commands.core import (
 )
 from consultflow.services.context import ServiceContext
 from consultflow.services.people import ActorView, ParticipantView
+from consultflow.services.personal_data import ErasedRecord
 
 __all__ = [
     "Actors",
@@ -27,6 +28,7 @@ __all__ = [
     "BindLogin",
     "EraseParticipant",
     "Erased",
+    "ErasedRecord",
     "ListParticipants",
     "LoginBound",
 ]
@@ -145,24 +147,46 @@ def _list_participants(
 
 @dataclass(frozen=True)
 class EraseParticipant:
-    """Erase a participant's personal information on request."""
+    """Erase a person's personal information on request: every record of them (see erase_participant)."""
 
     participant_id: int
     reason: str
+    same_name_village: bool = False  # also records with the same name and village (not only the same contact)
+    dry_run: bool = False  # list the records that would be erased; write nothing
+    full_names: bool = False  # a dry run showing full names (with purpose; on record)
+    purpose: str | None = None
 
 
 @dataclass(frozen=True)
 class Erased:
-    """The participant erased, and the pseudonym their opinions stay under."""
+    """The participant asked about, the pseudonym their opinions stay under, and every record erased."""
 
     participant_id: int
     pseudonym: str
+    records: tuple[ErasedRecord, ...] = ()
+    dry_run: bool = False
+    keys_destroyed: int = 0
+    unsealed_texts: int = 0
 
 
-@command("participant.erase", "Erase a participant's name, contact and village; opinions stay under a pseudonym.",
+@command("participant.erase", "Erase a person: every record of them; their texts forgotten, opinions stay.",
          input=EraseParticipant, output=Erased, roles=_roles(Action.ERASE_PERSONAL_DATA), writes=True)  # fmt: skip
 def _erase_participant(ctx: ServiceContext, acting: str | None, given: EraseParticipant) -> Erased:
-    pseudonym = personal_data.erase_participant(
-        ctx, acting=acting, participant_id=given.participant_id, reason=given.reason
+    done = personal_data.erase_participant(
+        ctx,
+        acting=acting,
+        participant_id=given.participant_id,
+        reason=given.reason,
+        same_name_village=given.same_name_village,
+        dry_run=given.dry_run,
+        full_names=given.full_names,
+        purpose=given.purpose,
     )
-    return Erased(given.participant_id, pseudonym)
+    return Erased(
+        given.participant_id,
+        next(r.pseudonym for r in done.records if r.participant_id == given.participant_id),
+        done.records,
+        done.dry_run,
+        done.keys_destroyed,
+        done.unsealed_texts,
+    )
