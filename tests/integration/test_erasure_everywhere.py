@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,8 +39,10 @@ from consultflow.services import (
 )
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import Delivery, Opinion, Participant
-from tests.conftest import Cli, engine_of, make_context, sql_uow
+from consultflow.store.roles import DatabaseRoles
+from tests.conftest import Cli, _pg_schema_url, engine_of, make_context, sql_uow
 from tests.helpers import COORD, EXPERT, PLANNER, assert_loop_invariants, seed, submit
+from tests.integration.test_db_roles import _context_as, _drop_roles
 from tests.integration.test_reminders import SETTINGS, RecordingSender
 
 NAME, GIVEN, CONTACT, VILLAGE = "张秀英", "秀英", "13812345678", "青龙村"
@@ -323,3 +326,27 @@ def test_erasure_through_the_cli(cli: Cli, clock: FixedClock) -> None:
         _assert_nothing_names_her(ctx, story)
     finally:
         ctx.database.dispose()
+
+
+@pytest.mark.postgres
+def test_the_servers_login_erases_everywhere(clock: FixedClock) -> None:
+    """PostgreSQL, as the server's own login (the only writer): the same erasure, with the grants it has."""
+    gen = _pg_schema_url()
+    url = next(gen)
+    owner = make_context(url, clock)
+    login = f"cf_t_erase_{uuid.uuid4().hex[:8]}"
+    try:
+        story = _her_story(owner, clock)
+        DatabaseRoles(engine_of(owner)).add_login(login, "server", existing=False, password="pw")
+        server = _context_as(url, login, clock)
+        try:
+            done = personal_data.erase_participant(server, acting=COORD, participant_id=1, reason=REASON)
+        finally:
+            server.database.dispose()
+        assert done.participant_ids == list(story.her_records)
+        _assert_nothing_names_her(owner, story)
+        _assert_her_texts_forgotten_and_his_kept(owner, story)
+    finally:
+        _drop_roles(engine_of(owner), login)
+        owner.database.dispose()
+        next(gen, None)
