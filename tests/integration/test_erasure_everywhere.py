@@ -306,6 +306,13 @@ def test_erasure_through_the_cli(cli: Cli, clock: FixedClock) -> None:
         dry = cli.ok("participant", "erase", "1", "--reason", REASON, "--dry-run", actor=COORD).output
         assert "would erase 2 participant record(s): 1, 3" in dry and "张某某" in dry and VILLAGE in dry
         assert NAME not in dry and CONTACT not in dry
+        listed = json.loads(
+            cli.ok("participant", "erase", "1", "--reason", REASON, "--dry-run", "--json", actor=COORD).output
+        )
+        assert [(r["participant_id"], r["pseudonym"], r["name"]) for r in listed["records"]] == [
+            (1, "张某某", None),
+            (3, "张某某", None),
+        ]
         assert _dump(ctx) == before
         refused = cli("participant", "erase", "1", "--reason", REASON, "--names", "full", "--dry-run", actor=COORD)
         assert refused.exit_code == 1 and "--purpose" in refused.output and NAME not in refused.output
