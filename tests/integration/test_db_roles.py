@@ -409,10 +409,11 @@ def test_per_person_logins_can_change_nothing_once_upgraded(clock: FixedClock) -
     gen = _pg_schema_url()
     url = next(gen)
     engine = make_engine(url)
-    migrate.upgrade(engine, "0011")
+    migrate.upgrade(engine)
     owner = ServiceContext(database=SqlDatabase(engine), workflows_dir=WORKFLOWS, clock=clock)
     setup = seed(owner)
     oid = submit(owner, setup)
+    migrate.downgrade(engine, "0011")  # a county's database as it was at 0011, with its opinion
     login = f"cf_t_person_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
         conn.execute(text(f"CREATE ROLE {login} LOGIN"))
