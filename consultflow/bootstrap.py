@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from sqlalchemy.exc import OperationalError
 
 from consultflow.config import Settings, head_publishing
@@ -12,6 +15,9 @@ from consultflow.services.context import ServiceContext
 from consultflow.services.database_roles import RoleAdmin
 from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import display_url, sqlite_file
+
+if TYPE_CHECKING:
+    from consultflow.services.backup import Backups
 
 
 def build_context(
@@ -72,6 +78,20 @@ def role_admin(ctx: ServiceContext) -> RoleAdmin:
         msg = "database roles need a SQL database"
         raise ConfigurationError(msg)
     return DatabaseRoles(ctx.database.engine)
+
+
+def backups(settings: Settings) -> Backups:
+    """Backups of the configured database and restores into it (SQLite's backup API; pg_dump, pg_restore)."""
+    from consultflow.store.backup import SqlBackups  # noqa: PLC0415 - only `db backup` and `db restore` need it
+
+    return SqlBackups(settings.db_url)
+
+
+def restore_grants(settings: Settings, path: Path) -> str:
+    """Give this database's roles the grants a PostgreSQL backup's roles had (`db restore --grants-only`)."""
+    from consultflow.store.backup import grants_only  # noqa: PLC0415
+
+    return grants_only(settings.db_url, path)
 
 
 def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool) -> None:

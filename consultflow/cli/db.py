@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from consultflow.cli.main import CliState, json_flag, pass_state
+from consultflow.cli.output import local_time
+from consultflow.domain.heads import SignedHead, parse_lines
 from consultflow.services import schema
+
+if TYPE_CHECKING:
+    from consultflow.services.backup import Verified
 
 
 @click.group("db")
@@ -143,6 +149,148 @@ def _password(path: Path | None) -> str | None:
         return None
     piped = sys.stdin.readline().rstrip("\r\n")
     return piped or None
+
+
+BACKUP_FAILED_EXIT_CODE = 4  # a backup or restore was written, and it does not verify
+
+
+def _published(heads_from: str | None, public_key: str | None) -> tuple[SignedHead, ...]:
+    from consultflow.cli.audit import read_published  # noqa: PLC0415
+
+    if heads_from is None:
+        if public_key is not None:
+            raise click.UsageError("--public-key pins the key of --heads: give --heads too")
+        return ()
+    return tuple(parse_lines(read_published(heads_from), heads_from, public_key))
+
+
+def _verified_lines(state: CliState, verified: Verified) -> list[str]:
+    """One line per consultation and one for the account log, as `audit verify` says them."""
+    lines = []
+    for r in verified.reports:
+        if r.intact:
+            lines.append(
+                f"consultation {r.consultation_id}: {r.events} event(s), chain intact, {r.mode}, head {r.head}"
+            )
+            continue
+        b = r.broken
+        assert b is not None
+        if b.chain_seq == 0:
+            lines.append(f"consultation {r.consultation_id}: REFUSED ({r.mode}): {b.problem}")
+            continue
+        where = f"event #{b.chain_seq}"
+        if b.opinion_id is not None:
+            at = local_time(b.at, state.settings.tz)
+            where += f" (opinion {b.opinion_id} #{b.opinion_seq}, {b.trigger or b.kind}, {at})"
+        lines.append(f"consultation {r.consultation_id}: TAMPERED at {where}: {b.problem}")
+    log = verified.account_log
+    if log is not None:
+        if log.intact:
+            lines.append(f"account log: {log.events} event(s), chain intact, {log.mode}, head {log.head}")
+        else:
+            lines.append(f"account log: TAMPERED at event #{log.broken_seq}: {log.problem}")
+    if verified.problem is not None:
+        lines.append(f"NOT VERIFIED: {verified.problem}")
+    if verified.skipped is not None:
+        lines.append(f"not verified here: {verified.skipped}")
+    return lines
+
+
+def _summary(verified: Verified) -> str:
+    chains = len(verified.reports)
+    if verified.skipped is not None:
+        return "not verified"
+    if verified.intact:
+        return f"verified: {chains} consultation chain(s) and the account log intact"
+    bad = sum(not r.intact for r in verified.reports)
+    if verified.account_log is not None and not verified.account_log.intact:
+        bad += 1
+    return f"VERIFICATION FAILED ({bad} chain(s) do not hold)" if bad else "VERIFICATION FAILED"
+
+
+_HEADS_HELP = "Signed heads published earlier (file or URL, as for audit verify --heads): the backup must hold each."
+
+
+@db_group.command("backup")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--heads", "heads_from", metavar="FILE|URL", help=_HEADS_HELP)
+@click.option("--public-key", help="The key the heads must be signed with (base64, as the portal shows it).")
+@pass_state
+def backup(state: CliState, path: Path, force: bool, heads_from: str | None, public_key: str | None) -> None:
+    """Back the database up to FILE (mode 600) while it runs, then verify exactly what was written.
+
+    SQLite: the online backup API (every committed transaction, the WAL's too). PostgreSQL:
+    pg_dump --format=custom of the schema, in a snapshot that the verification then reads. Exit 4
+    when the backup does not verify: it is kept as FILE.failed.
+    """
+    from consultflow.bootstrap import backups  # noqa: PLC0415 - loads the store only here
+    from consultflow.services import backup as backup_service  # noqa: PLC0415
+
+    published = _published(heads_from, public_key)
+    port = backups(state.settings)
+    report = backup_service.backup(state.services(check_schema=False), port, path, force=force, published=published)
+    for line in _verified_lines(state, report.verified):
+        click.echo(line)
+    revision = report.revision or "empty"
+    if report.verified.intact:
+        click.echo(
+            f"backup written to {report.path} ({report.backend}, schema {revision}, mode 600); {_summary(report.verified)}"
+        )
+        return
+    click.echo(
+        f"backup kept as {report.path} ({report.backend}, schema {revision}); {_summary(report.verified)}: "
+        "do not rely on it",
+        err=True,
+    )
+    raise SystemExit(BACKUP_FAILED_EXIT_CODE)
+
+
+@db_group.command("restore")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Restore into a database that is not empty, replacing what it holds.")
+@click.option(
+    "--grants-only",
+    is_flag=True,
+    help="PostgreSQL: only give this database's roles the backup's grants (after db roles).",
+)
+@click.option("--heads", "heads_from", metavar="FILE|URL", help=_HEADS_HELP)
+@click.option("--public-key", help="The key the heads must be signed with (base64, as the portal shows it).")
+@pass_state
+def restore(
+    state: CliState, path: Path, force: bool, grants_only: bool, heads_from: str | None, public_key: str | None
+) -> None:
+    """Restore FILE into the database (--db), which must be empty; upgrade it, then verify everything.
+
+    The backup is read whole first: a damaged, truncated or other backend's file is refused with
+    nothing written. Exit 4 when the restored database does not verify.
+    """
+    from consultflow.bootstrap import backups, restore_grants  # noqa: PLC0415 - loads the store only here
+    from consultflow.services import backup as backup_service  # noqa: PLC0415
+
+    if grants_only:
+        if force or heads_from or public_key:
+            raise click.UsageError("--grants-only only gives grants: drop --force, --heads and --public-key")
+        click.echo(restore_grants(state.settings, path))
+        return
+    published = _published(heads_from, public_key)
+    port = backups(state.settings)
+    port.inspect(path)  # before the database is opened (a SQLite file would be created)
+    ctx = state.services(check_schema=False, create=True)
+    report = backup_service.restore(ctx, port, path, force=force, published=published)
+    said = f"restored {path} ({report.backend}, schema {report.revision})"
+    if report.upgraded_to is not None:
+        said += f", upgraded to {report.upgraded_to}"
+    click.echo(said)
+    if report.grants is not None:
+        click.echo(f"grants: {report.grants}")
+    for line in _verified_lines(state, report.verified):
+        click.echo(line)
+    if report.verified.intact:
+        click.echo(f"restore {_summary(report.verified)}")
+        return
+    click.echo(f"restore {_summary(report.verified)}: the restored data is not what was recorded", err=True)
+    raise SystemExit(BACKUP_FAILED_EXIT_CODE)
 
 
 def register(main: click.Group) -> None:
