@@ -165,6 +165,10 @@ SETTINGS: tuple[Setting, ...] = (
             "--webhook-timeout", "10", parse=_number(0.1, 300, float)),
     Setting("CONSULTFLOW_WEBHOOK_ALLOW_PRIVATE", "allow a webhook on a private or loopback address", "the worker",
             "--webhook-allow-private", "0", parse=_flag),
+    Setting("CONSULTFLOW_SEND_DEADLINE", "seconds one delivery may take in all, on any channel (its connection is "
+            "then cut)", "the worker", "--send-deadline", "30", parse=_number(0.5, 600, float)),
+    Setting("CONSULTFLOW_CHANNEL_CONCURRENCY", "deliveries sent at once on each channel", "the worker",
+            "--channel-concurrency", "4", parse=_number(1, 32)),
     Setting("CONSULTFLOW_MAX_ATTEMPTS", "tries before a delivery is dead-lettered", "the worker", "--max-attempts",
             "5", parse=_number(1, 100)),
     Setting("CONSULTFLOW_SWEEP_SECONDS", "seconds between sweeps", "the worker", "--interval", "60",

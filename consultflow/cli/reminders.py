@@ -76,6 +76,20 @@ DELIVERY_OPTIONS = [
         help="Allow a webhook on a loopback, private or link-local address (a gateway on the county's own network).",
     ),
     click.option(
+        "--send-deadline",
+        type=click.FloatRange(min=0.5, max=600),
+        default=env_default("CONSULTFLOW_SEND_DEADLINE", 30.0),
+        show_default="30.0",
+        help="Seconds one delivery may take in all, on any channel; its connection is cut then.",
+    ),
+    click.option(
+        "--channel-concurrency",
+        type=click.IntRange(min=1, max=32),
+        default=env_default("CONSULTFLOW_CHANNEL_CONCURRENCY", 4),
+        show_default="4",
+        help="Deliveries sent at once on each channel.",
+    ),
+    click.option(
         "--max-attempts",
         type=click.IntRange(min=1, max=100),
         default=env_default("CONSULTFLOW_MAX_ATTEMPTS", 5),
@@ -135,6 +149,7 @@ def _delivery(options: dict[str, Any]) -> tuple[outbox.Sender, outbox.SweepSetti
         webhook_url=options["webhook_url"],
         webhook_timeout=options["webhook_timeout"],
         webhook_allow_private=options["webhook_allow_private"],
+        deadline=options["send_deadline"],
     )
     retry = timedelta(seconds=options["retry_seconds"])
     settings = outbox.SweepSettings(
@@ -143,6 +158,8 @@ def _delivery(options: dict[str, Any]) -> tuple[outbox.Sender, outbox.SweepSetti
         backoff_base=retry,
         backoff_max=max(retry, timedelta(hours=1)),
         lease=timedelta(seconds=options["lease_seconds"]),
+        deadline=timedelta(seconds=options["send_deadline"]),
+        per_channel=options["channel_concurrency"],
     )
     return router, settings
 
@@ -241,7 +258,7 @@ def reminders_list(
                         d.status,
                         d.attempts,
                         local_time(d.next_attempt_at, tz) if d.status != "dead" else "-",
-                        d.last_error,
+                        outbox.escape_unprintable(d.last_error or ""),
                     )
                     for d in deliveries
                 ],
@@ -299,7 +316,10 @@ def reminders_show(state: CliState, reminder_id: int, names: str, purpose: str |
             ]
             if d.body is not None:  # only with --names full, on record
                 out += [f"  | {line}" for line in d.body.rstrip("\n").split("\n")]
-            out += [f"  attempt {a.attempt} at {local_time(a.at, tz)}: {'ok' if a.ok else a.error}" for a in d.history]
+            out += [
+                f"  attempt {a.attempt} at {local_time(a.at, tz)}: {'ok' if a.ok else outbox.escape_unprintable(a.error or '')}"
+                for a in d.history
+            ]
         return "\n".join(out)
 
     state.emit({"reminder": view, "deliveries": deliveries}, text)

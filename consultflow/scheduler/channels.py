@@ -6,14 +6,18 @@ receiver can drop a repeat. Contact details appear in logs only masked.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from consultflow.domain.errors import ConfigurationError
 from consultflow.logconfig import get_logger
+from consultflow.scheduler.deadline import Deadline
 from consultflow.scheduler.webhook import WebhookChannel
 from consultflow.services.outbox import CHANNELS, DeliveryError, OutgoingMessage
 
@@ -45,8 +49,77 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = None
     security: str = "none"  # none | starttls | ssl
-    timeout: float = 20.0
+    timeout: float = 20.0  # one read or write
     allow_plain_auth: bool = False
+    deadline: float = 30.0  # one whole message: connecting, greeting, TLS, login, DATA
+
+
+MAX_REPLY_LINES = 100  # a multi-line SMTP reply longer than this is a peer to stop reading
+MAX_LINE = 8192  # smtplib's own bound on one reply line
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, its socket watched by a deadline and its replies bounded."""
+
+    def __init__(self, deadline: Deadline, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self.deadline.watch(sock)
+        return sock
+
+    def getreply(self) -> tuple[int, bytes]:
+        """As smtplib's, but a reply of more than `MAX_REPLY_LINES` lines is an error, not memory filled."""
+        return _bounded_reply(self)
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    """SMTP over TLS from the first byte, watched and bounded likewise (the handshake too)."""
+
+    def __init__(self, deadline: Deadline, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        raw = socket.create_connection((host, port), timeout, self.source_address)
+        self.deadline.watch(raw)  # before the handshake, which a peer could drip too
+        return self.context.wrap_socket(raw, server_hostname=self._host)  # type: ignore[attr-defined]
+
+    def getreply(self) -> tuple[int, bytes]:
+        """As `_SMTP.getreply`."""
+        return _bounded_reply(self)
+
+
+def _bounded_reply(client: smtplib.SMTP) -> tuple[int, bytes]:
+    """What smtplib's `getreply` reads, except that a reply of more than `MAX_REPLY_LINES` lines is an error."""
+    if client.file is None:
+        client.file = client.sock.makefile("rb")  # type: ignore[union-attr]
+    lines: list[bytes] = []
+    code = -1
+    while True:
+        try:
+            line = client.file.readline(MAX_LINE + 1)
+        except OSError as exc:
+            client.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
+        if not line:
+            client.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if len(line) > MAX_LINE or len(lines) >= MAX_REPLY_LINES:
+            client.close()
+            too_long = b"Line too long." if len(line) > MAX_LINE else b"Reply too long."
+            raise smtplib.SMTPResponseException(500, too_long)
+        lines.append(line[4:].strip(b" \t\r\n"))
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1
+            break
+        if line[3:4] != b"-":
+            break
+    return code, b"\n".join(lines)
 
 
 class SmtpChannel:
@@ -61,24 +134,28 @@ class SmtpChannel:
             raise ConfigurationError(msg)
         self.settings = settings
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, deadline: Deadline) -> smtplib.SMTP:
         s = self.settings
+        timeout = min(s.timeout, s.deadline)
         if s.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
-            )
+            client: smtplib.SMTP = _SMTPSSL(deadline, timeout=timeout, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            client = _SMTP(deadline, timeout=timeout)
+        try:
+            client.connect(s.host, s.port)
             if s.security == "starttls":
                 client.starttls(context=ssl.create_default_context())
-        if s.username:
-            client.login(s.username, s.password or "")
+            if s.username:
+                client.login(s.username, s.password or "")
+        except BaseException:
+            client.close()
+            raise
         return client
 
     def check(self) -> None:
         """Connect once at start-up so a wrong host or port is one clear error, not silent retries."""
         try:
-            with self._connect() as client:
+            with Deadline(self.settings.deadline) as deadline, self._connect(deadline) as client:
                 client.noop()
         except (OSError, smtplib.SMTPException) as exc:
             msg = f"cannot reach SMTP server {self.settings.host}:{self.settings.port}: {exc}"
@@ -97,11 +174,22 @@ class SmtpChannel:
         email["X-Idempotency-Key"] = message.idempotency_key
         email["Content-Language"] = "zh-CN" if message.lang == "zh" else "en"
         email.set_content(message.body, charset="utf-8")
+        deadline = Deadline(self.settings.deadline)
+        client: smtplib.SMTP | None = None
         try:
-            with self._connect() as client:
+            with deadline:
+                client = self._connect(deadline)
                 client.send_message(email)
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                client.putcmd("quit")  # accepted already: the answer to QUIT is not waited for
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"smtp: {exc}") from None
+            if deadline.expired:
+                msg = f"smtp: no complete answer within {self.settings.deadline:g} s"
+                raise DeliveryError(msg) from None
+            raise DeliveryError(f"smtp: {type(exc).__name__}: {exc}") from None
+        finally:
+            if client is not None:
+                client.close()
         log.info("email_sent", key=message.idempotency_key, contact=message.address)
 
 
@@ -137,12 +225,18 @@ def build_router(
     check_smtp: bool = True,
     webhook_timeout: float = 10.0,
     webhook_allow_private: bool = False,
+    deadline: float | None = None,
 ) -> ChannelRouter:
     """The router for the given settings; an unknown channel or unusable setting is one clear error.
 
     `channels` is a comma-separated list (log, email, webhook); by default every channel that has
-    settings is on.
+    settings is on. `deadline` (seconds) bounds one delivery on every channel: the webhook's own
+    timeout is cut to it, and it is the SMTP channel's deadline.
     """
+    if deadline is not None:
+        webhook_timeout = min(webhook_timeout, deadline)
+        if smtp is not None:
+            smtp = replace(smtp, deadline=deadline)
     wanted = {"log"} | ({"email"} if smtp else set()) | ({"webhook"} if webhook_url else set())
     if channels:
         wanted = {c.strip() for c in channels.split(",") if c.strip()}

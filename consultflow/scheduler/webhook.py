@@ -5,7 +5,9 @@ It fails safe rather than clever:
 - redirects are not followed: a 3xx is a failed attempt, since a POST must not become a GET to
   somewhere else;
 - one deadline covers the whole request, so a server that drips a header a second cannot hold the
-  worker;
+  worker: when it passes, the connection is shut down (see `deadline.Deadline`);
+- at most `MAX_ANSWER_BYTES` of an answer are read, and its first `QUOTED_CHARS` characters go into
+  the error of a failed attempt (the sweep masks and escapes them before storing them);
 - the address actually connected to is checked: loopback, private, link-local (cloud metadata)
   and reserved addresses are refused unless the county's own gateway lives there and a setting
   allows it.
@@ -18,16 +20,17 @@ import http.client
 import ipaddress
 import json
 import socket
-import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 from consultflow.domain.errors import ConfigurationError
 from consultflow.logconfig import get_logger
+from consultflow.scheduler.deadline import Deadline
 from consultflow.services.outbox import DeliveryError, OutgoingMessage
 
 log = get_logger(__name__)
+
+MAX_ANSWER_BYTES = 64 * 1024  # of an answer's body; a 50 MB answer is not read whole
+QUOTED_CHARS = 200  # of a failed answer's body, quoted in the attempt's error
 
 
 def _refused_address(address: str) -> str | None:
@@ -86,31 +89,32 @@ class WebhookChannel:
             "body": message.body,
         }
         body = json.dumps(document, ensure_ascii=False).encode("utf-8")
-        deadline = time.monotonic() + self.timeout
         connection_class = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
         connection = connection_class(self.host, self.port, timeout=self.timeout)
-        pool = ThreadPoolExecutor(max_workers=1)
+        deadline = Deadline(self.timeout)
+        connection._create_connection = deadline.create_connection  # type: ignore[attr-defined]  # noqa: SLF001
         try:
-            future = pool.submit(self._exchange, connection, body, message.idempotency_key)
-            try:
-                status, location = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                _abort(connection)
-                raise DeliveryError(f"webhook: no complete answer within {self.timeout:g} s") from None
+            with deadline:
+                status, reason, location, answer = self._exchange(connection, body, message.idempotency_key, deadline)
         except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise DeliveryError(f"webhook: no complete answer within {self.timeout:g} s") from None
             raise DeliveryError(f"webhook: {type(exc).__name__}: {exc}") from None
         finally:
             connection.close()
-            pool.shutdown(wait=False)
         if 300 <= status < 400:
             raise DeliveryError(
                 f"webhook answered a redirect (HTTP {status} to {location}); redirects are not followed"
             )
         if not 200 <= status < 300:
-            raise DeliveryError(f"webhook answered HTTP {status}")
+            quoted = answer[: QUOTED_CHARS * 4].decode("utf-8", errors="replace")[:QUOTED_CHARS].strip()
+            raise DeliveryError(f"webhook answered HTTP {status} {reason}".rstrip() + (f": {quoted}" if quoted else ""))
         log.info("webhook_sent", key=message.idempotency_key, contact=message.address)
 
-    def _exchange(self, connection: http.client.HTTPConnection, body: bytes, key: str) -> tuple[int, str]:
+    def _exchange(
+        self, connection: http.client.HTTPConnection, body: bytes, key: str, deadline: Deadline
+    ) -> tuple[int, str, str, bytes]:
+        """POST and read the status, headers and at most `MAX_ANSWER_BYTES` of the answer."""
         connection.connect()
         if not self.allow_private:
             peer = str(connection.sock.getpeername()[0])
@@ -124,13 +128,9 @@ class WebhookChannel:
             headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key},
         )
         response = connection.getresponse()
-        response.read(64 * 1024)
-        return response.status, response.getheader("Location") or "-"
-
-
-def _abort(connection: http.client.HTTPConnection) -> None:
-    """Cut a connection a slow server is holding, so the request's thread ends too."""
-    sock = connection.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+        if deadline.expired:  # headers cut short read as their end: an answer the deadline cut is none
+            raise TimeoutError
+        answer = b""
+        with contextlib.suppress(OSError, http.client.HTTPException):  # the status decides; the body only informs
+            answer = response.read(MAX_ANSWER_BYTES)
+        return response.status, response.reason or "", response.getheader("Location") or "-", answer
