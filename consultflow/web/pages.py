@@ -7,17 +7,20 @@ a cookie; every write goes through the same services as the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from consultflow.domain.document import Document
-from consultflow.domain.errors import ConsultflowError, ValidationError
+from consultflow.domain.errors import ConsultflowError, TooManyAttemptsError, ValidationError
 from consultflow.domain.labels import Lang
+from consultflow.domain.messages import Said, explain, say
 from consultflow.domain.receipts import grouped, normalised
 from consultflow.domain.vocabulary import STANCE_LABELS, Outcome
 from consultflow.export.values import local_time
@@ -29,7 +32,31 @@ from consultflow.web.security import PUBLIC_REPORT_ROWS, new_token, same_token
 from consultflow.web.words import word
 
 log = get_logger(__name__)
-router = APIRouter(include_in_schema=False)
+
+
+class _PageRoute(APIRoute):
+    """A page: a refusal from a service, or an address that does not parse, is answered by a page.
+
+    The page says it in the visitor's language from the message catalogue; the service's English
+    line (and any CLI hint in it) is for coordinators and never shown here.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, answering refusals with a page."""
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ConsultflowError as exc:
+                return refusal_page(request, exc)
+            except RequestValidationError:  # /c/abc, ?page=x: no such page
+                return message_page(request, Said("not_found"), 404)
+
+        return answer
+
+
+router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True))
 
 CSRF_COOKIE = "cf_csrf"
@@ -84,9 +111,38 @@ def _cookie(response: Response, settings: WebSettings, name: str, value: str, *,
     )
 
 
+_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 422: "invalid", 429: "too_many", 500: "internal"}
+
+
 def error_page(request: Request, message: str, status: int) -> HTMLResponse:
-    """A refusal as a page: the service's one line, in English, under a heading in the visitor's language."""
-    return render(request, "error.html", status, message=message)
+    """The app's own error handlers' page (a bug, a refusal outside the pages' routes).
+
+    `message` is the English line for coordinators and logs; the visitor reads the catalogue's
+    message for the status, in their language.
+    """
+    del message
+    return message_page(request, Said(_BY_STATUS.get(status, "busy" if status == 503 else "refused")), status)
+
+
+def message_page(request: Request, said: Said, status: int, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    """A page holding one message from the catalogue, in the visitor's language."""
+    response = render(request, "error.html", status, message=say(said, page_lang(request)))
+    response.headers.update(headers or {})
+    return response
+
+
+def refusal_page(request: Request, exc: ConsultflowError) -> HTMLResponse:
+    """A service's refusal as a page, worded from the catalogue (Retry-After when there is a wait)."""
+    status = http_status(exc)
+    headers = {"Retry-After": "2"} if status == 503 else {}
+    if isinstance(exc, TooManyAttemptsError):
+        headers = {"Retry-After": str(max(1, int((exc.until - _ctx(request).clock.now()).total_seconds())))}
+    return message_page(request, explain(exc), status, headers)
+
+
+def refusal(request: Request, exc: ConsultflowError) -> str:
+    """What the visitor reads for a refusal shown inside a form's page."""
+    return say(explain(exc), page_lang(request))
 
 
 def _check_csrf(request: Request, token: str) -> None:
@@ -101,7 +157,7 @@ class _FormExpiredError(ValidationError):
 
 def _too_many(request: Request, what: str) -> HTMLResponse:
     log.warning("rate_limited", what=what, client=client_of(request))
-    return render(request, "error.html", 429, message=word("too_many", page_lang(request)))
+    return message_page(request, Said("too_many"), 429)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -171,8 +227,10 @@ def outcome_chart(doc: Document, lang: Lang) -> list[dict[str, Any]]:
 def account_page(request: Request, consultation_id: int, round: int | None = None) -> HTMLResponse:  # noqa: A002
     """The published account (意见采纳情况说明), for all rounds or one; names as surnames only."""
     ctx, lang = _ctx(request), page_lang(request)
-    doc = reports.account_report(ctx, consultation_id, lang=lang, round_no=round, at_most=PUBLIC_REPORT_ROWS)
     shown = consultations.show_consultation(ctx, consultation_id)
+    if round is not None and round not in {r.number for r in shown.rounds}:
+        return message_page(request, Said("round_unknown", {"n": round}), 404)
+    doc = reports.account_report(ctx, consultation_id, lang=lang, round_no=round, at_most=PUBLIC_REPORT_ROWS)
     return render(request, "document.html", doc=doc, c=shown, round=round, kind="account")
 
 
@@ -218,9 +276,8 @@ def submit(
     except ConsultflowError as exc:
         form = receipts.questionnaire(ctx, consultation_id)
         values = {"category": category, "text": text, "village": village, "name": name, "contact": contact}
-        return render(
-            request, "submit.html", http_status(exc), form=form, form_key=form_key, values=values, error=str(exc)
-        )
+        shown = {"form": form, "form_key": form_key, "values": values, "error": refusal(request, exc)}
+        return render(request, "submit.html", http_status(exc), **shown)
     response = RedirectResponse("/my", status_code=303)
     settings: WebSettings = request.app.state.web
     if receipt.repeated:
@@ -242,7 +299,7 @@ def my_opinion(request: Request) -> HTMLResponse:
         try:
             line = receipts.timeline(_ctx(request), code)
         except ConsultflowError as exc:  # a code replaced since: back to the form
-            response = render(request, "lookup.html", http_status(exc), flash=None, error=str(exc))
+            response = render(request, "lookup.html", http_status(exc), flash=None, error=refusal(request, exc))
             response.delete_cookie(RECEIPT_COOKIE, path="/")
             return response
         response = render(
@@ -265,7 +322,7 @@ def look_up(request: Request, csrf: Annotated[str, Form()] = "", code: Annotated
     except ConsultflowError as exc:
         if isinstance(exc, receipts.ReceiptNotFoundError):
             guard.wrong_code(client)
-        return render(request, "lookup.html", http_status(exc), flash=None, error=str(exc))
+        return render(request, "lookup.html", http_status(exc), flash=None, error=refusal(request, exc))
     if not guard.spend_code(code):
         return _too_many(request, "receipt code")
     response = RedirectResponse("/my", status_code=303)
@@ -303,7 +360,8 @@ def _answer(request: Request, csrf: str, act: Any, done: str) -> Response:
     except ConsultflowError as exc:
         line = receipts.timeline(ctx, code)
         status = http_status(exc)
-        shown = {"line": line, "code": grouped(code), "flash": None, "stances": STANCE_LABELS, "error": str(exc)}
+        error = refusal(request, exc)
+        shown = {"line": line, "code": grouped(code), "flash": None, "stances": STANCE_LABELS, "error": error}
         return render(request, "timeline.html", status, **shown)
     response = RedirectResponse("/my", status_code=303)
     _cookie(response, request.app.state.web, FLASH_COOKIE, done, max_age=60)
