@@ -72,11 +72,13 @@ def _text(text: str | None, text_file: Path | None) -> str | None:
     required=True,
     help="Participant id (see 'participant list').",
 )
-@click.option("--category", required=True, help="Category name from the workflow (e.g. industry).")
+@click.option(
+    "--category", required=True, help="Category: its name or label in the workflow (industry, 产业发展, 产业)."
+)
 @click.option(
     "--channel",
     required=True,
-    help="Channel name from the workflow (e.g. villagers_assembly).",
+    help="Channel: its name or label in the workflow (open_air_meeting, 坝坝会, 问卷).",
 )
 @click.option("--text", help="The opinion, as the participant gave it.")
 @TEXT_FILE
@@ -110,14 +112,14 @@ def opinion_submit(
 
 @opinion_group.command("list")
 @click.option("--consultation", "consultation_id", type=ID, help="Only this consultation.")
-@click.option("--state", "state_name", help="Only opinions in this state.")
+@click.option("--state", "state_name", help="Only opinions in this state (its name or label: adopted, 采纳).")
 @click.option("--assigned-to", help="Only opinions assigned to this planner (a work queue).")
-@click.option("--category", help="Only this category.")
-@click.option("--channel", help="Only this channel.")
+@click.option("--category", help="Only this category (its name or label: industry, 产业发展).")
+@click.option("--channel", help="Only this channel (its name or label: open_air_meeting, 坝坝会).")
 @click.option("--round", "round_no", type=ID, help="Only opinions now in this round.")
 @click.option(
     "--outcome",
-    help="Only this outcome (adopted, partly_adopted, rejected, withdrawn, merged).",
+    help="Only this outcome (adopted, partly_adopted, rejected, withdrawn, merged, or a label: 采纳).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
 @json_flag
@@ -208,6 +210,8 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
         flag = flag_line(view.personal_data)
         if flag:
             out.append(flag)
+        if view.source_fields:
+            out.append("from the file: " + "; ".join(f"{k}: {v}" if k else v for k, v in view.source_fields.items()))
         out += ["", view.text]
         if entries:
             out += [

@@ -99,3 +99,19 @@ class EntryKind(str, Enum):
 
     FEEDBACK = "feedback"
     REPARTICIPATION = "reparticipation"
+
+
+# Short forms people write for the default workflow's categories and channels (the keys, labels in
+# both languages and these are all accepted wherever one is named; an alias of a key the workflow
+# does not have is ignored). Each is what the same thing is commonly called: 院坝会 is the other name
+# of the open-air meeting (坝坝会), 村民会议 the legal name of the villagers' assembly.
+CHOICE_ALIASES: dict[str, tuple[str, ...]] = {
+    "industry": ("产业",),
+    "public_services": ("公共服务", "公服"),
+    "environment_roads": ("环境卫生", "农村路网", "路网"),
+    "villagers_assembly": ("村民会议", "村民会", "assembly"),
+    "open_air_meeting": ("院坝会", "坝坝会议"),
+    "lecture_hall": ("大讲堂", "讲堂"),
+    "online_survey": ("问卷", "调查问卷", "网上问卷", "线上问卷", "survey", "questionnaire"),
+    "feedback_point": ("反馈点",),
+}

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import NotFoundError
-from consultflow.domain.labels import Label
+from consultflow.domain.labels import Label, resolve_choice
 from consultflow.domain.model import OpinionFilter
 from consultflow.domain.privacy import pseudonymise
 from consultflow.domain.redaction import personal_data_kinds
+from consultflow.domain.vocabulary import CHOICE_ALIASES, Outcome
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.batching import batched
 from consultflow.services.context import ServiceContext, spec_for
@@ -52,6 +53,8 @@ class OpinionView:
     # The kinds of personal data its text holds (consultflow.domain.redaction: mobile, name...), masked
     # wherever it is published: the flag coordinators see (set by show_opinion and at submission).
     personal_data: tuple[str, ...] = ()
+    # The file's other columns it was imported with (来源, 所用时间, 记录人…), shown by show_opinion.
+    source_fields: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,7 @@ def use_opinion_list(
     aligned table takes two), so a list of a million opinions is written in flat memory.
     """
     with ctx.reading() as uow:
-        if criteria.consultation_id is not None:
-            uow.consultations.get(criteria.consultation_id)
+        criteria = resolve_filter(uow, criteria)
         if assigned_to is not None:
             planner = uow.actors.by_name(assigned_to)
             if planner is None:
@@ -120,6 +122,47 @@ def use_opinion_list(
         return use(Reread(views))
 
 
+def workflow_specs(uow: Ports, consultation_id: int | None) -> list[WorkflowSpec]:
+    """The consultation's workflow, or every stored workflow version when no consultation is named."""
+    if consultation_id is not None:
+        return [spec_for(uow.consultations.workflow(uow.consultations.get(consultation_id).workflow_id))]
+    return [spec_for(row) for row in uow.consultations.stored_workflows()]
+
+
+def _merged(choices: Iterable[Mapping[str, Label]]) -> dict[str, Label]:
+    merged: dict[str, Label] = {}
+    for some in choices:
+        for key, label in some.items():
+            merged.setdefault(key, label)
+    return merged
+
+
+def resolve_filter(uow: Ports, criteria: OpinionFilter) -> OpinionFilter:
+    """The filter with each category, channel, state and outcome as its key, however it was written.
+
+    A key, or either label as tables show it (产业发展, Industry development), or a short form
+    (`CHOICE_ALIASES`), names it. An outcome is also named by its terminal state's label (已合并).
+    A value no workflow knows is refused with the allowed ones, instead of matching nothing.
+    """
+    specs = workflow_specs(uow, criteria.consultation_id)
+    category, channel, state, outcome = criteria.category, criteria.channel, criteria.state, criteria.outcome
+    if category is not None:
+        category = resolve_choice(category, _merged(s.categories for s in specs), "category", CHOICE_ALIASES)
+    if channel is not None:
+        channel = resolve_choice(channel, _merged(s.channels for s in specs), "channel", CHOICE_ALIASES)
+    if state is not None:
+        states = _merged({name: st.label for name, st in s.states.items()} for s in specs)
+        state = resolve_choice(state, states, "state")
+    if outcome is not None:
+        by_state: dict[str, list[str]] = {}
+        for s in specs:
+            for st in s.states.values():
+                if st.outcome is not None:
+                    by_state.setdefault(st.outcome.value, []).extend((st.name, st.label.zh, st.label.en))
+        outcome = resolve_choice(outcome, {o.value: o.label for o in Outcome}, "outcome", by_state)
+    return replace(criteria, category=category, channel=channel, state=state, outcome=outcome)
+
+
 def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, list[EntryView]]:
     """An opinion and everything exchanged about it, round by round."""
     with ctx.uow() as uow:
@@ -129,7 +172,8 @@ def show_opinion(ctx: ServiceContext, opinion_id: int) -> tuple[OpinionView, lis
         lineage = tuple(merged for merged, _participant in uow.opinions.merged_into(op.id))
         ((view, participant),) = named_opinion_views(uow, [op])
         flag = personal_data_kinds(view.text, participant)
-        return replace(view, merged_from=lineage, personal_data=flag), entry_views
+        fields = uow.intake.source_fields(op.id)
+        return replace(view, merged_from=lineage, personal_data=flag, source_fields=fields), entry_views
 
 
 def _state_label(spec: WorkflowSpec, state: str) -> Label | None:

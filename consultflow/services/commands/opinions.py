@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from consultflow.domain.labels import resolve_choice
 from consultflow.domain.model import OpinionFilter
 from consultflow.domain.redaction import personal_data_kinds
 from consultflow.domain.roles import Action
-from consultflow.domain.vocabulary import Field
+from consultflow.domain.vocabulary import CHOICE_ALIASES, Field
 from consultflow.services import (
     opinion_views,
     opinions,
@@ -52,6 +53,13 @@ class SubmitOpinion:
 @command("opinion.submit", "Record an opinion in the open round.", input=SubmitOpinion, output=OpinionView,
          roles=_roles(Action.SUBMIT_OPINION), writes=True)  # fmt: skip
 def _submit(ctx: ServiceContext, acting: str | None, given: SubmitOpinion) -> OpinionView:
+    with ctx.uow() as uow:  # 产业发展, Industry development or 问卷 name the workflow's keys too
+        (spec,) = opinion_views.workflow_specs(uow, given.consultation_id)
+    given = replace(
+        given,
+        category=resolve_choice(given.category, spec.categories, "category", CHOICE_ALIASES),
+        channel=resolve_choice(given.channel, spec.channels, "channel", CHOICE_ALIASES),
+    )
     view = opinions.submit_opinion(
         ctx,
         acting=acting,
