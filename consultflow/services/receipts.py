@@ -8,6 +8,7 @@ acting in person; every event it writes carries the channel it came through (`vi
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -20,12 +21,13 @@ from consultflow.domain.labels import Label
 from consultflow.domain.machine import WorkflowEngine
 from consultflow.domain.ownership import check_owner
 from consultflow.domain.privacy import checked_contact
-from consultflow.domain.receipts import new_receipt_code, receipt_hash
+from consultflow.domain.receipts import DIGITS, grouped, new_receipt_code, receipt_hash
 from consultflow.domain.redaction import redacted
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
 from consultflow.domain.workflow import TransitionSpec
-from consultflow.services import heads
+from consultflow.logconfig import get_logger
+from consultflow.services import heads, throttle
 from consultflow.services.context import ServiceContext, engine_for
 from consultflow.services.inputs import language, required_text
 from consultflow.services.opinion_views import EntryView, OpinionView, named_opinion_views, opinion_views
@@ -41,6 +43,8 @@ from consultflow.services.opinions import (
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import UnitOfWork
 
+log = get_logger(__name__)
+
 #: The workflow channel online submissions are recorded under (电子调查问卷 / Online questionnaire).
 ONLINE_CHANNEL = "online_survey"
 
@@ -53,6 +57,76 @@ class ReceiptNotFoundError(NotFoundError):
 
     def __init__(self) -> None:
         super().__init__("no opinion has this receipt code; check the digits, or ask a feedback point for a new code")
+
+
+class IdempotencyKeyReusedError(InvalidTransitionError):
+    """An Idempotency-Key (or form key) already used by this client for another opinion (HTTP 409)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used before for another opinion (or that opinion's code was replaced); "
+            "send a new key for a new opinion"
+        )
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who looks a receipt code up, as the portal knows them (a keyed hash of their address), and their limits.
+
+    Every lookup (a timeline, a reply, a withdrawal; by form, cookie or API) counts once against
+    the client and once against the code, in the database, before the code is checked.
+    """
+
+    client: str
+    lookups: throttle.Rate  # lookups per client, right or wrong
+    per_code: throttle.Rate  # lookups and answers per receipt code
+
+
+def admit(ctx: ServiceContext, asker: Asker, code: str) -> None:
+    """Count one lookup against the client, then the code; refuse past either limit.
+
+    Raises:
+        TooManyAttemptsError: the client or the code is past its limit (logged as `receipt_refused`).
+        ValidationError: the code is not 25 digits (counted against the client).
+    """
+    try:
+        digest: str | None = receipt_hash(code)
+    except ValidationError:
+        digest = None
+    counted = [(throttle.RECEIPT_CLIENT + asker.client, asker.lookups)]
+    if digest is not None:
+        counted.append((throttle.RECEIPT_CODE + digest[:32], asker.per_code))
+    refused = throttle.spend(ctx, counted)
+    if refused is not None:
+        which, until = refused
+        log.warning("receipt_refused", reason="client_limit" if which == 0 else "code_limit", client=asker.client)
+        what = "receipt lookups from this client" if which == 0 else "lookups with this receipt code"
+        raise throttle.refuse(f"too many {what}; wait a while and try again", until)
+    if digest is None:
+        log.warning("receipt_refused", reason="malformed", client=asker.client)
+        receipt_hash(code)  # raises the CLI's message
+
+
+def _wrong_code(asker: Asker | None) -> None:
+    """A code that matched no opinion: logged by the client's hash (never the code)."""
+    if asker is not None:
+        log.warning("receipt_refused", reason="wrong_code", client=asker.client)
+
+
+def _form_digest(form: OnlineOpinion) -> str:
+    """What a form held, as one digest: the same key with another body is another opinion (refused)."""
+    fields = (form.category, form.text, form.village, form.name, form.contact, str(form.contact_consent), form.lang)
+    joined = "\x1f".join(fields).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(joined).hexdigest()
+
+
+def _derived_code(uow: UnitOfWork, intake_key: str, digest: str) -> str:
+    """The receipt code of a submission with a one-time key: an HMAC (under the database's secret) of its key and body.
+
+    A retry with the same key and body gets the same code again; only its hash is stored.
+    """
+    mac = uow.texts.keyed(f"receipt-code\x00{intake_key}\x00{digest}")
+    return grouped(f"{int(mac, 16) % 10**DIGITS:0{DIGITS}d}")
 
 
 @dataclass(frozen=True)
@@ -68,11 +142,12 @@ class OnlineOpinion:
     contact_consent: bool = False
     form_key: str = ""  # the form's one-time token: posting the same form twice records one opinion
     lang: str = "zh"
+    client: str = ""  # the submitter's client hash: a key is scoped to its client
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """A recorded online opinion and its code (empty when the same form had been posted before)."""
+    """A recorded online opinion and its code (the same code again when the same form was posted before)."""
 
     code: str
     opinion: OpinionView
@@ -143,7 +218,9 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
     """Record an opinion from the online questionnaire, with its submitter, and give its receipt code.
 
     The submitter registers themselves here (name optional; a contact only with consent). The same
-    form posted twice records one opinion: the second answer says so and shows no new code.
+    form posted twice records one opinion: the second answer says so and gives the same code,
+    derived from the database's secret, the key and the body. A key is scoped to its client; the
+    same key with another body is refused (IdempotencyKeyReusedError), never dropped.
     """
     village = required_text(form.village, "village", _VILLAGE_MAX)
     name = required_text(form.name, "name", _NAME_MAX) if form.name.strip() else ""
@@ -151,7 +228,9 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
     if contact is not None and not form.contact_consent:
         msg = "a contact is kept only with consent: tick the consent box, or leave the contact empty"
         raise ValidationError(msg)
-    intake_key = "web:" + hashlib.sha256(form.form_key.encode("utf-8")).hexdigest()[:48] if form.form_key else None
+    scoped = f"{form.client}\x00{form.form_key}".encode("utf-8", "surrogatepass")
+    intake_key = "web:" + hashlib.sha256(scoped).hexdigest()[:48] if form.form_key else None
+    digest = _form_digest(form)
 
     def body(change: Change) -> Receipt:
         change.via = ONLINE_CHANNEL
@@ -159,7 +238,11 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
         if intake_key is not None:
             earlier = change.uow.opinions.by_intake_key(form.consultation_id, intake_key)
             if earlier is not None:
-                return Receipt("", opinion_views(change.uow, [change.uow.opinions.get(earlier)])[0], repeated=True)
+                op = change.uow.opinions.get(earlier)
+                again = _derived_code(change.uow, intake_key, digest)
+                if op.receipt_hash is None or not hmac.compare_digest(op.receipt_hash, receipt_hash(again)):
+                    raise IdempotencyKeyReusedError
+                return Receipt(again, opinion_views(change.uow, [op])[0], repeated=True)
         change.current_round(form.consultation_id)
         person = change.uow.actors.add_participant(
             name=name,
@@ -170,7 +253,7 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
             now=change.now,
         )
         change.vouched_participant = person.id
-        code = new_receipt_code()
+        code = new_receipt_code() if intake_key is None else _derived_code(change.uow, intake_key, digest)
         item = NewOpinion(person.id, form.category, ONLINE_CHANNEL, form.text, intake_key, receipt_hash(code))
         (view,) = record_opinions(change, form.consultation_id, [item])
         return Receipt(code, view)
@@ -192,12 +275,23 @@ def _find(uow: UnitOfWork, code: str) -> int:
     return found
 
 
-def timeline(ctx: ServiceContext, code: str) -> Timeline:
+def timeline(ctx: ServiceContext, code: str, asker: Asker | None = None) -> Timeline:
     """What a receipt code shows: the opinion, each round's feedback and replies, the outcome and plan clause.
 
     Texts are shown redacted (phone, ID-card and card numbers, e-mail, the participant's name masked):
-    a code may be read aloud, written on a slip, typed at a kiosk.
+    a code may be read aloud, written on a slip, typed at a kiosk. The portal passes its `asker`
+    (every lookup counted and limited); None is an in-process caller's (the CLI, tests).
     """
+    if asker is not None:
+        admit(ctx, asker, code)
+    try:
+        return _timeline(ctx, code)
+    except ReceiptNotFoundError:
+        _wrong_code(asker)
+        raise
+
+
+def _timeline(ctx: ServiceContext, code: str) -> Timeline:
     with ctx.uow() as uow:
         op = uow.opinions.get(_find(uow, code))
         c = uow.consultations.get(op.consultation_id)
@@ -240,14 +334,14 @@ def timeline(ctx: ServiceContext, code: str) -> Timeline:
     )
 
 
-def reply(ctx: ServiceContext, *, code: str, stance: str, text: str) -> TransitionResult:
+def reply(ctx: ServiceContext, *, code: str, stance: str, text: str, asker: Asker | None = None) -> TransitionResult:
     """Answer the planners' feedback (再参与): agree, object or revise, with text."""
-    return _act(ctx, code, "reply", {Field.STANCE: stance, Field.TEXT: text})
+    return _act(ctx, code, "reply", {Field.STANCE: stance, Field.TEXT: text}, asker)
 
 
-def withdraw(ctx: ServiceContext, *, code: str, reason: str) -> TransitionResult:
+def withdraw(ctx: ServiceContext, *, code: str, reason: str, asker: Asker | None = None) -> TransitionResult:
     """Withdraw the opinion."""
-    return _act(ctx, code, "withdraw", {Field.REASON: reason} if reason.strip() else {})
+    return _act(ctx, code, "withdraw", {Field.REASON: reason} if reason.strip() else {}, asker)
 
 
 def _offered(engine: WorkflowEngine, state: str) -> tuple[TransitionSpec | None, TransitionSpec | None]:
@@ -259,9 +353,15 @@ def _offered(engine: WorkflowEngine, state: str) -> tuple[TransitionSpec | None,
 
 
 def _act(
-    ctx: ServiceContext, code: str, what: Literal["reply", "withdraw"], fields: dict[Field, object]
+    ctx: ServiceContext,
+    code: str,
+    what: Literal["reply", "withdraw"],
+    fields: dict[Field, object],
+    asker: Asker | None,
 ) -> TransitionResult:
     """Fire, for the receipt's holder, the transition the workflow offers a participant for `what`."""
+    if asker is not None:
+        admit(ctx, asker, code)
     wanted = receipt_hash(code)  # a malformed code is refused before any transaction
 
     def body(change: Change) -> TransitionResult:
@@ -281,14 +381,18 @@ def _act(
         (result,) = fire_in(change, [FireRequest(op.id, spec.trigger, fields)])
         return result
 
-    return run(
-        ctx,
-        acting=PORTAL_ACTOR,
-        action=None,
-        event="opinion_answered_online",
-        body=body,
-        describe=lambda r: {"opinion_id": r.opinion_id, "trigger": r.trigger},
-    )
+    try:
+        return run(
+            ctx,
+            acting=PORTAL_ACTOR,
+            action=None,
+            event="opinion_answered_online",
+            body=body,
+            describe=lambda r: {"opinion_id": r.opinion_id, "trigger": r.trigger},
+        )
+    except ReceiptNotFoundError:
+        _wrong_code(asker)
+        raise
 
 
 @dataclass(frozen=True)

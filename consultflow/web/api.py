@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from consultflow.domain.document import Document
 from consultflow.domain.labels import Lang
@@ -27,6 +27,29 @@ from consultflow.web.security import PUBLIC_REPORT_ROWS
 log = get_logger(__name__)
 router = APIRouter(tags=["consultflow"])
 
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="an id, 1 to 2**31-1")]
+
+
+def _decodable(value: str) -> str:
+    """Text that can be stored: no lone surrogate (from a JSON escape such as a lone high surrogate), no NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        msg = "holds text that is not valid Unicode (a lone surrogate)"
+        raise ValueError(msg) from None
+    if "\x00" in value:
+        msg = "holds a NUL character"
+        raise ValueError(msg)
+    return value
+
+
+def _text(max_length: int, description: str = "") -> Any:
+    return Field("", max_length=max_length, description=description)
+
+
+Text = Annotated[str, AfterValidator(_decodable)]
+
 
 class Error(BaseModel):
     """Every refusal: the CLI's one line, its exit code, and a stable kind."""
@@ -39,30 +62,40 @@ class Error(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": what, "model": Error}
     for status, what in (
+        (400, "malformed request"),
         (403, "not allowed"),
         (404, "no such consultation, or no opinion has this receipt code"),
         (409, "not possible in the opinion's or consultation's current state"),
+        (413, "the body is over 64 KB"),
+        (415, "the body is not JSON"),
         (422, "invalid input (the CLI's message and exit code)"),
         (429, "too many attempts from this client or for this receipt code"),
+        (500, "internal error (logged)"),
         (503, "busy: nothing was written; try again"),
     )
+}
+_SUBMIT_ERRORS = {
+    **_ERRORS,
+    409: {"description": "no open round, or the Idempotency-Key was used for another body", "model": Error},
 }
 
 
 class OpinionIn(BaseModel):
     """The online questionnaire."""
 
-    category: str = Field("", description="a category name of the consultation's workflow, e.g. industry")
-    text: str = Field("", description="the opinion (at most 5000 characters)")
-    village: str = Field("", description="village or area (required)")
-    name: str = Field("", description="optional; never published")
-    contact: str = Field("", description="optional phone or e-mail; kept only with contact_consent")
+    model_config = ConfigDict(extra="forbid")
+
+    category: Text = _text(64, "a category name of the consultation's workflow, e.g. industry")
+    text: Text = _text(5000, "the opinion (at most 5000 characters; required)")
+    village: Text = _text(120, "village or area (required)")
+    name: Text = _text(120, "optional; never published")
+    contact: Text = _text(200, "optional phone or e-mail; kept only with contact_consent")
     contact_consent: bool = False
-    lang: str = Field("zh", description="zh or en: the language messages to the submitter use")
+    lang: Text = Field("zh", max_length=2, description="zh or en: the language messages to the submitter use")
 
 
 class Submitted(BaseModel):
-    """A recorded opinion and its receipt code (empty when the Idempotency-Key was used before)."""
+    """A recorded opinion and its receipt code (the same code again when the same key and body were sent before)."""
 
     opinion_id: int
     receipt_code: str
@@ -73,20 +106,22 @@ class Submitted(BaseModel):
 class CodeIn(BaseModel):
     """A receipt code: 25 digits, spaces and dashes allowed."""
 
-    code: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    code: Text = Field(..., max_length=64, description="25 digits, spaces and dashes allowed")
 
 
 class ReplyIn(CodeIn):
     """Re-participation: agree, object or revise, with text."""
 
-    stance: str = Field("", description="agree, object or revise")
-    text: str = ""
+    stance: Text = Field(..., max_length=16, description="agree, object or revise")
+    text: Text = _text(5000)
 
 
 class WithdrawIn(CodeIn):
     """Withdrawal, with an optional reason."""
 
-    reason: str = ""
+    reason: Text = _text(5000)
 
 
 class Answered(BaseModel):
@@ -130,7 +165,7 @@ def list_consultations(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/consultations/{consultation_id}", responses=_ERRORS)
-def consultation(request: Request, consultation_id: int, lang: Lang = "zh") -> dict[str, Any]:
+def consultation(request: Request, consultation_id: Id, lang: Lang = "zh") -> dict[str, Any]:
     """A consultation's rounds and deadlines, opinions by state, and the adoption figures."""
     ctx = _ctx(request)
     shown = consultations.show_consultation(ctx, consultation_id)
@@ -141,7 +176,7 @@ def consultation(request: Request, consultation_id: int, lang: Lang = "zh") -> d
 @router.get("/consultations/{consultation_id}/account", responses=_ERRORS)
 def account(
     request: Request,
-    consultation_id: int,
+    consultation_id: Id,
     lang: Lang = "zh",
     round: Annotated[int | None, Query(ge=1, le=10_000)] = None,  # noqa: A002
 ) -> Any:
@@ -152,21 +187,25 @@ def account(
 
 
 @router.get("/consultations/{consultation_id}/plan", responses=_ERRORS)
-def plan(request: Request, consultation_id: int, lang: Lang = "zh") -> Any:
+def plan(request: Request, consultation_id: Id, lang: Lang = "zh") -> Any:
     """Plan traceability: each plan section and the opinions it answers."""
     return _document(reports.plan_report(_ctx(request), consultation_id, lang=lang, at_most=PUBLIC_REPORT_ROWS))
 
 
-@router.post("/consultations/{consultation_id}/opinions", status_code=201, responses=_ERRORS, response_model=Submitted)
+@router.post(
+    "/consultations/{consultation_id}/opinions", status_code=201, responses=_SUBMIT_ERRORS, response_model=Submitted
+)
 def submit(
     request: Request,
-    consultation_id: int,
+    consultation_id: Id,
     body: OpinionIn,
-    idempotency_key: Annotated[str, Header(max_length=100)] = "",
+    idempotency_key: Annotated[str, Header(max_length=100, pattern=r"^[\x21-\x7e]*$")] = "",
 ) -> Any:
     """Submit an opinion in the open round; the answer holds its receipt code.
 
-    Send an `Idempotency-Key` header to make retries safe: the same key records one opinion.
+    Send an `Idempotency-Key` header to make retries safe: the same key and body, from the same
+    client, record one opinion and answer 200 with the same receipt code; the same key with
+    another body is refused (409).
     """
     if not guard_of(request).spend("submits", client_of(request)):
         return _too_many(request, "submits")
@@ -180,6 +219,7 @@ def submit(
         body.contact_consent,
         idempotency_key,
         body.lang,
+        client_of(request),
     )
     receipt = receipts.submit_online(_ctx(request), form)
     result = Submitted(
@@ -188,31 +228,14 @@ def submit(
     return JSONResponse(result.model_dump(), 200 if receipt.repeated else 201)
 
 
-def _checked_code(request: Request, code: str) -> JSONResponse | None:
-    """Refuse a client past its wrong-code limit, or a code past its own limit."""
-    guard = guard_of(request)
-    if guard.guessing(client_of(request)):
-        return _too_many(request, "receipt lookup", "too many wrong receipt codes from this client; wait a while")
-    if not guard.spend_code(code):
-        return _too_many(request, "code")
-    return None
-
-
-def _wrong_code(request: Request, exc: receipts.ReceiptNotFoundError) -> JSONResponse:
-    guard_of(request).wrong_code(client_of(request))
-    return _refused(404, str(exc), exc.exit_code, "receipt_not_found")
+def _asker(request: Request) -> receipts.Asker:
+    return guard_of(request).asker(client_of(request))
 
 
 @router.post("/receipts/timeline", responses=_ERRORS)
 def timeline(request: Request, body: CodeIn) -> Any:
     """An opinion's timeline by its receipt code: each round's feedback and replies, outcome, plan clause."""
-    refused = _checked_code(request, body.code)
-    if refused is not None:
-        return refused
-    try:
-        line = receipts.timeline(_ctx(request), body.code)
-    except receipts.ReceiptNotFoundError as exc:
-        return _wrong_code(request, exc)
+    line = receipts.timeline(_ctx(request), body.code, _asker(request))
     plain = _plain(request, line)
     plain["opinion"].pop("participant_id", None)
     plain["reply"] = line.reply.trigger if line.reply else None
@@ -223,25 +246,17 @@ def timeline(request: Request, body: CodeIn) -> Any:
 @router.post("/receipts/reply", responses=_ERRORS, response_model=Answered)
 def reply(request: Request, body: ReplyIn) -> Any:
     """Re-participate: answer the planners' feedback while it awaits an answer."""
-    return _answer(
-        request, body.code, lambda ctx: receipts.reply(ctx, code=body.code, stance=body.stance, text=body.text)
-    )
+    r = receipts.reply(_ctx(request), code=body.code, stance=body.stance, text=body.text, asker=_asker(request))
+    return _answered(r)
 
 
 @router.post("/receipts/withdraw", responses=_ERRORS, response_model=Answered)
 def withdraw(request: Request, body: WithdrawIn) -> Any:
     """Withdraw the opinion."""
-    return _answer(request, body.code, lambda ctx: receipts.withdraw(ctx, code=body.code, reason=body.reason))
+    return _answered(receipts.withdraw(_ctx(request), code=body.code, reason=body.reason, asker=_asker(request)))
 
 
-def _answer(request: Request, code: str, act: Any) -> Any:
-    refused = _checked_code(request, code)
-    if refused is not None:
-        return refused
-    try:
-        r = act(_ctx(request))
-    except receipts.ReceiptNotFoundError as exc:
-        return _wrong_code(request, exc)
+def _answered(r: Any) -> Answered:
     return Answered(
         opinion_id=r.opinion_id, trigger=r.trigger, from_state=r.from_state, to_state=r.to_state, round=r.round_no
     )

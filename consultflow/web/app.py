@@ -19,6 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consultflow import __version__
 from consultflow.config import environment
@@ -38,7 +40,7 @@ from consultflow.domain.errors import (
 from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services.context import ServiceContext
 from consultflow.web.limits import StaffGate
-from consultflow.web.security import Guard, Limit, SecurityHeaders, client_key
+from consultflow.web.security import FormRefusedError, Guard, Limit, SecurityHeaders, client_key
 
 if TYPE_CHECKING:
     from consultflow.web.oidc import OidcSettings
@@ -51,7 +53,7 @@ USAGE_EXIT_CODE = 2  # the CLI's exit code for a malformed call
 # Default limits: generous for a person, tight for a script.
 DEFAULT_LIMITS = {
     "submits": Limit(20, 3600),  # opinions per client per hour
-    "lookups": Limit(10, 900),  # wrong receipt codes per client per 15 minutes
+    "lookups": Limit(30, 900),  # receipt lookups (right or wrong, any path) per client per 15 minutes
     "code": Limit(30, 3600),  # lookups and answers per receipt code per hour
 }
 
@@ -126,6 +128,7 @@ def parse_limits(text: str) -> dict[str, Limit]:
 def http_status(exc: ConsultflowError) -> int:
     """The HTTP status of a refusal; the body also carries the CLI's exit code."""
     for kind, status in (
+        (FormRefusedError, 403),
         (TooManyAttemptsError, 429),
         (NotFoundError, 404),
         (PermissionDeniedError, 403),
@@ -181,7 +184,7 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.web = settings
-    app.state.guard = Guard(settings.limits)
+    app.state.guard = Guard(ctx, settings.limits)
     app.include_router(pages.router)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(staff.router())
@@ -192,10 +195,11 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(ConsultflowError, _refused)
     app.add_exception_handler(RequestValidationError, _malformed)
-    app.add_exception_handler(Exception, _internal)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.middleware("http")(_log_request)
     app.add_middleware(StaffGate)  # a token before a staff request's body is read; bodies bounded
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(GZipMiddleware, minimum_size=500)  # pages and JSON compressed when the client asks
+    app.add_middleware(SecurityHeaders, on_error=_bug)  # outermost: headers on every answer, a bug's too
     return app
 
 
@@ -258,6 +262,29 @@ async def _malformed(request: Request, exc: Exception) -> Response:
     from consultflow.web.pages import error_page  # noqa: PLC0415
 
     return error_page(request, message, 422)
+
+
+_KINDS = {400: "usage", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path has not) in the API's error format."""
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if wants_json(request):
+        message = {404: "no such API call", 405: "this API call does not take this method"}.get(status, str(exc.detail))
+        kind = _KINDS.get(status, "refused")
+        return JSONResponse(error_body(message, USAGE_EXIT_CODE, kind), status, headers=exc.headers)
+    from consultflow.web.pages import error_page  # noqa: PLC0415
+
+    response = error_page(request, str(exc.detail), status)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _bug(scope: Any, exc: Exception) -> Response:
+    """A bug anywhere in the app, answered by the outermost middleware (so with the security headers)."""
+    return await _internal(Request(scope), exc)
 
 
 async def _internal(request: Request, exc: Exception) -> Response:

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from consultflow.domain.document import Document
-from consultflow.domain.errors import ConsultflowError, TooManyAttemptsError, ValidationError
+from consultflow.domain.errors import ConsultflowError, TooManyAttemptsError
 from consultflow.domain.labels import Lang
 from consultflow.domain.messages import Said, explain, say
 from consultflow.domain.receipts import grouped, normalised
@@ -28,7 +28,8 @@ from consultflow.logconfig import get_logger
 from consultflow.services import consultations, heads, receipts, reports
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import HERE, WebSettings, client_of, guard_of, http_status
-from consultflow.web.security import PUBLIC_REPORT_ROWS, new_token, same_token
+from consultflow.web.paging import href, window
+from consultflow.web.security import FormRefusedError, form_token, form_token_ok, new_token
 from consultflow.web.words import word
 
 log = get_logger(__name__)
@@ -59,7 +60,7 @@ class _PageRoute(APIRoute):
 router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True))
 
-CSRF_COOKIE = "cf_csrf"
+CSRF_COOKIE = "cf_session"  # the visitor's session: forms carry a token signed for it (web/security.py)
 LANG_COOKIE = "cf_lang"
 RECEIPT_COOKIE = "cf_receipt"
 FLASH_COOKIE = "cf_flash"
@@ -83,7 +84,8 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     """A page in the visitor's language, with a CSRF token for its forms (set as a cookie on first visit)."""
     lang = page_lang(request)
     settings: WebSettings = request.app.state.web
-    token = request.cookies.get(CSRF_COOKIE) or new_token()
+    session = request.cookies.get(CSRF_COOKIE) or new_token()
+    token = form_token(settings.secret, session, request.cookies.get(RECEIPT_COOKIE))
     tz = _ctx(request).tz
 
     def t(key: str, **kw: object) -> str:
@@ -98,8 +100,8 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         **context,
     }
     response: HTMLResponse = templates.TemplateResponse(request, name, values, status_code=status)
-    if request.cookies.get(CSRF_COOKIE) != token:
-        _cookie(response, settings, CSRF_COOKIE, token, max_age=None)
+    if request.cookies.get(CSRF_COOKIE) != session:
+        _cookie(response, settings, CSRF_COOKIE, session, max_age=None)
     if request.query_params.get("lang") in ("zh", "en"):
         _cookie(response, settings, LANG_COOKIE, lang, max_age=365 * 86400)
     return response
@@ -145,14 +147,12 @@ def refusal(request: Request, exc: ConsultflowError) -> str:
     return say(explain(exc), page_lang(request))
 
 
-def _check_csrf(request: Request, token: str) -> None:
-    if not same_token(token, request.cookies.get(CSRF_COOKIE)):
-        raise _FormExpiredError
-
-
-class _FormExpiredError(ValidationError):
-    def __init__(self) -> None:
-        super().__init__("the form expired or came from another site (CSRF token missing or wrong); reload the page")
+def _check_csrf(request: Request, token: str, *, bound: bool = False) -> None:
+    """403 unless the token was signed for this session (`bound`: and for the receipt code in its cookie)."""
+    secret = request.app.state.web.secret
+    cookies = request.cookies
+    if not form_token_ok(secret, token, cookies.get(CSRF_COOKIE), cookies.get(RECEIPT_COOKIE), bound=bound):
+        raise FormRefusedError
 
 
 def _too_many(request: Request, what: str) -> HTMLResponse:
@@ -224,23 +224,61 @@ def outcome_chart(doc: Document, lang: Lang) -> list[dict[str, Any]]:
 
 
 @router.get("/c/{consultation_id}/account", response_class=HTMLResponse)
-def account_page(request: Request, consultation_id: int, round: int | None = None) -> HTMLResponse:  # noqa: A002
-    """The published account (意见采纳情况说明), for all rounds or one; names as surnames only."""
+def account_page(
+    request: Request,
+    consultation_id: int,
+    round: int | None = None,  # noqa: A002 - the address's word
+    category: str | None = None,
+    page: int = 1,
+) -> HTMLResponse:
+    """The published account (意见采纳情况说明), for all rounds or one, all categories or one, a page at a time.
+
+    Names are surnames only.
+    """
     ctx, lang = _ctx(request), page_lang(request)
     shown = consultations.show_consultation(ctx, consultation_id)
     if round is not None and round not in {r.number for r in shown.rounds}:
         return message_page(request, Said("round_unknown", {"n": round}), 404)
-    doc = reports.account_report(ctx, consultation_id, lang=lang, round_no=round, at_most=PUBLIC_REPORT_ROWS)
-    return render(request, "document.html", doc=doc, c=shown, round=round, kind="account")
+    only = category or None
+    paged = reports.use_account_report(
+        ctx, consultation_id, lambda doc: window(doc, only=only, page=page), lang=lang, round_no=round
+    )
+    if paged is None:
+        return message_page(request, Said("not_found"), 404)
+    path = f"/c/{consultation_id}/account"
+    return render(
+        request,
+        "document.html",
+        w=paged,
+        c=shown,
+        round=round,
+        category=only,
+        kind="account",
+        page_href=lambda n: href(path, round=round, category=only, page=n),
+        round_href=lambda n: href(path, round=n, category=only),
+        category_href=lambda key: href(path, round=round, category=key),
+    )
 
 
 @router.get("/c/{consultation_id}/plan", response_class=HTMLResponse)
-def plan_page(request: Request, consultation_id: int) -> HTMLResponse:
-    """Plan traceability: each plan section and the opinions it answers."""
+def plan_page(request: Request, consultation_id: int, page: int = 1) -> HTMLResponse:
+    """Plan traceability: each plan section and the opinions it answers, a page at a time."""
     ctx, lang = _ctx(request), page_lang(request)
-    doc = reports.plan_report(ctx, consultation_id, lang=lang, at_most=PUBLIC_REPORT_ROWS)
     shown = consultations.show_consultation(ctx, consultation_id)
-    return render(request, "document.html", doc=doc, c=shown, round=None, kind="plan")
+    paged = reports.use_plan_report(ctx, consultation_id, lambda doc: window(doc, only=None, page=page), lang=lang)
+    if paged is None:
+        return message_page(request, Said("not_found"), 404)
+    path = f"/c/{consultation_id}/plan"
+    return render(
+        request,
+        "document.html",
+        w=paged,
+        c=shown,
+        round=None,
+        category=None,
+        kind="plan",
+        page_href=lambda n: href(path, page=n),
+    )
 
 
 @router.get("/c/{consultation_id}/submit", response_class=HTMLResponse)
@@ -297,8 +335,8 @@ def my_opinion(request: Request) -> HTMLResponse:
         response = render(request, "lookup.html", flash=flash, error=None)
     else:
         try:
-            line = receipts.timeline(_ctx(request), code)
-        except ConsultflowError as exc:  # a code replaced since: back to the form
+            line = receipts.timeline(_ctx(request), code, guard_of(request).asker(client_of(request)))
+        except ConsultflowError as exc:  # a code replaced since (or a limit): back to the form
             response = render(request, "lookup.html", http_status(exc), flash=None, error=refusal(request, exc))
             response.delete_cookie(RECEIPT_COOKIE, path="/")
             return response
@@ -314,17 +352,10 @@ def my_opinion(request: Request) -> HTMLResponse:
 def look_up(request: Request, csrf: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "") -> Response:
     """Check a receipt code; wrong codes are counted per client, and past the limit refused unchecked."""
     _check_csrf(request, csrf)
-    guard, client = guard_of(request), client_of(request)
-    if guard.guessing(client):
-        return _too_many(request, "receipt lookup")
     try:
-        receipts.timeline(_ctx(request), code)
+        receipts.timeline(_ctx(request), code, guard_of(request).asker(client_of(request)))
     except ConsultflowError as exc:
-        if isinstance(exc, receipts.ReceiptNotFoundError):
-            guard.wrong_code(client)
         return render(request, "lookup.html", http_status(exc), flash=None, error=refusal(request, exc))
-    if not guard.spend_code(code):
-        return _too_many(request, "receipt code")
     response = RedirectResponse("/my", status_code=303)
     _cookie(response, request.app.state.web, RECEIPT_COOKIE, normalised(code), max_age=RECEIPT_MINUTES * 60)
     return response
@@ -338,27 +369,34 @@ def reply(
     text: Annotated[str, Form()] = "",
 ) -> Response:
     """Re-participate: answer the feedback."""
-    return _answer(request, csrf, lambda ctx, code: receipts.reply(ctx, code=code, stance=stance, text=text), "replied")
+    return _answer(
+        request,
+        csrf,
+        lambda ctx, code, who: receipts.reply(ctx, code=code, stance=stance, text=text, asker=who),
+        "replied",
+    )
 
 
 @router.post("/my/withdraw", response_model=None)
 def withdraw(request: Request, csrf: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
     """Withdraw the opinion."""
-    return _answer(request, csrf, lambda ctx, code: receipts.withdraw(ctx, code=code, reason=reason), "withdrawn")
+    return _answer(
+        request, csrf, lambda ctx, code, who: receipts.withdraw(ctx, code=code, reason=reason, asker=who), "withdrawn"
+    )
 
 
 def _answer(request: Request, csrf: str, act: Any, done: str) -> Response:
-    _check_csrf(request, csrf)
+    _check_csrf(request, csrf, bound=True)  # bound to the receipt code it acts on
     code = request.cookies.get(RECEIPT_COOKIE)
     if not code:
         return RedirectResponse("/my", status_code=303)
-    if not guard_of(request).spend_code(code):
-        return _too_many(request, "receipt code")
     ctx = _ctx(request)
     try:
-        act(ctx, code)
+        act(ctx, code, guard_of(request).asker(client_of(request)))  # counted and limited in the database
+    except (receipts.ReceiptNotFoundError, TooManyAttemptsError):
+        raise
     except ConsultflowError as exc:
-        line = receipts.timeline(ctx, code)
+        line = receipts.timeline(ctx, code)  # the code was counted and found above, in this request
         status = http_status(exc)
         error = refusal(request, exc)
         shown = {"line": line, "code": grouped(code), "flash": None, "stances": STANCE_LABELS, "error": error}

@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 
-from consultflow.domain.errors import ConsultflowError
+from consultflow.domain.errors import ConsultflowError, ValidationError
 from consultflow.domain.receipts import receipt_hash
 from consultflow.logconfig import get_logger
+from consultflow.services import receipts, throttle
+from consultflow.services.context import ServiceContext
+from consultflow.services.throttle import Rate
 
 log = get_logger(__name__)
 
@@ -48,23 +47,37 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 
 class SecurityHeaders:
-    """Adds the security headers to every response (pages, API, static files, errors)."""
+    """Adds the security headers to every response (pages, API, static files, errors), and answers a bug itself.
 
-    def __init__(self, app: ASGIApp) -> None:
+    An exception that reaches it (a bug anywhere below) is answered by `on_error` with the headers
+    too, instead of Starlette's outermost handler, which would answer without them.
+    """
+
+    def __init__(self, app: ASGIApp, on_error: Callable[[Scope, Exception], Awaitable[Any]] | None = None) -> None:
         self.app = app
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on; add the headers as the response starts."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *HEADERS]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if self.on_error is None or started:
+                raise
+            response = await self.on_error(scope, exc)
+            await response(scope, receive, send_with_headers)
 
 
 def new_token() -> str:
@@ -82,76 +95,66 @@ def client_key(secret: bytes, address: str) -> str:
     return hmac.new(secret, address.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Limit:
-    """At most `count` events per `seconds`."""
-
-    count: int
-    seconds: float
-
-
-class RateLimiter:
-    """Sliding-window counters, per process; the reverse proxy's limits cover several workers together.
-
-    The number of keys is bounded: past `max_keys`, the least recently used are forgotten.
-    """
-
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-        self._max_keys = max_keys
-
-    def allow(self, key: str, limit: Limit, *, now: float | None = None) -> bool:
-        """Count one event for `key`; False when the limit is already reached (the event is refused)."""
-        at = time.monotonic() if now is None else now
-        with self._lock:
-            hits = self._hits.pop(key, None) or deque()
-            while hits and hits[0] <= at - limit.seconds:
-                hits.popleft()
-            allowed = len(hits) < limit.count
-            if allowed:
-                hits.append(at)
-            self._hits[key] = hits  # re-inserted: most recently used last
-            while len(self._hits) > self._max_keys:
-                self._hits.pop(next(iter(self._hits)))
-            return allowed
-
-    def count(self, key: str, limit: Limit, *, now: float | None = None) -> int:
-        """Events counted for `key` within the window (without counting one)."""
-        at = time.monotonic() if now is None else now
-        with self._lock:
-            return sum(1 for t in self._hits.get(key, ()) if t > at - limit.seconds)
+Limit = Rate  # at most `count` events per `seconds`
 
 
 class Guard:
-    """The portal's rate limits as pages and the API apply them, in one place.
+    """The portal's rate limits as pages and the API apply them, in one place, shared by every process.
 
-    `submits` counts a client's submissions; `lookups` counts a client's wrong receipt codes (past
+    Counts are kept in the database (see `consultflow.services.throttle`): `submits` counts a
+    client's submissions; `lookups` counts every receipt lookup of a client, right or wrong (past
     the limit, even a right code is refused unchecked, so guessing stops); `code` counts the
-    lookups and answers made with one receipt code. Codes are known here only by their hash.
+    lookups and answers made with one receipt code. Codes are known there only by their hash.
     """
 
-    def __init__(self, limits: Mapping[str, Limit]) -> None:
+    def __init__(self, ctx: ServiceContext, limits: Mapping[str, Limit]) -> None:
+        self.ctx = ctx
         self.limits = dict(limits)
-        self.limiter = RateLimiter()
 
     def spend(self, bucket: str, key: str) -> bool:
-        """Count one event for `key` in `bucket`; False when its limit was already reached."""
-        return self.limiter.allow(f"{bucket}:{key}", self.limits[bucket])
+        """Count one submission for client `key`; False when its limit was already reached."""
+        assert bucket == "submits", bucket
+        return throttle.spend(self.ctx, [(throttle.SUBMIT_CLIENT + key, self.limits[bucket])]) is None
 
-    def spend_code(self, code: str) -> bool:
-        """Count one use of a receipt code; a malformed code is left to the service to refuse."""
-        try:
-            digest = receipt_hash(code)
-        except ConsultflowError:
-            return True
-        return self.spend("code", digest[:24])
+    def asker(self, client: str) -> receipts.Asker:
+        """What every receipt lookup of `client` is counted and limited by."""
+        return receipts.Asker(client, self.limits["lookups"], self.limits["code"])
 
-    def guessing(self, client: str) -> bool:
-        """Whether `client` has given too many wrong codes lately."""
-        return self.limiter.count(f"lookups:{client}", self.limits["lookups"]) >= self.limits["lookups"].count
 
-    def wrong_code(self, client: str) -> None:
-        """A code that matched no opinion: counted against the client, and logged (by the client's hash)."""
-        self.limiter.allow(f"lookups:{client}", self.limits["lookups"])
-        log.warning("receipt_refused", client=client)
+class FormRefusedError(ValidationError):
+    """A form whose CSRF token is missing, forged, or from another session or receipt (HTTP 403)."""
+
+    def __init__(self) -> None:
+        super().__init__("the form expired or came from another site (CSRF token missing or wrong); reload the page")
+
+
+def _mac(secret: bytes, *parts: str) -> str:
+    joined = "\x00".join(("consultflow-form", *parts)).encode("utf-8", "surrogatepass")
+    return hmac.new(secret, joined, hashlib.sha256).hexdigest()[:32]
+
+
+def _receipt_part(receipt: str | None) -> str:
+    try:
+        return receipt_hash(receipt)[:32] if receipt else ""
+    except ConsultflowError:
+        return ""
+
+
+def form_token(secret: bytes, session: str, receipt: str | None) -> str:
+    """A form's CSRF token: HMACs under the server's secret of the visitor's session, and of it with their receipt code.
+
+    A cookie planted from elsewhere (another port of the same host) cannot carry a token for
+    another session, and a token from the planter's own session does not hold the victim's code.
+    """
+    return f"{_mac(secret, session)}.{_mac(secret, session, _receipt_part(receipt))}"
+
+
+def form_token_ok(secret: bytes, given: str, session: str | None, receipt: str | None, *, bound: bool) -> bool:
+    """Whether `given` is this session's token; `bound`: and for this receipt code (forms that act on it)."""
+    if not session or not given:
+        return False
+    first, _, second = str(given).partition(".")
+    ok = hmac.compare_digest(first, _mac(secret, session))
+    if bound:
+        ok = hmac.compare_digest(second, _mac(secret, session, _receipt_part(receipt))) and ok
+    return ok

@@ -23,10 +23,14 @@ from tests.conftest import WORKFLOWS
 SECRET = b"t" * 32
 
 
-def client(ctx: ServiceContext, limits: str = "") -> TestClient:
-    """A test client over `ctx`, with the portal's default limits unless told otherwise."""
+def client(ctx: ServiceContext, limits: str = "", address: str = "testclient") -> TestClient:
+    """A test client over `ctx`, with the portal's default limits unless told otherwise.
+
+    Limits are counted in the database, per client address: give clients that must not share
+    counts an `address` of their own.
+    """
     app = create_app(ctx, WebSettings(SECRET, parse_limits(limits)))
-    return TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+    return TestClient(app, follow_redirects=False, raise_server_exceptions=False, client=(address, 50000))
 
 
 def hidden(html: str, name: str) -> str:

@@ -75,9 +75,12 @@ def test_an_idempotency_key_makes_a_retried_submission_one_opinion(ctx: ServiceC
     first = _submit(web, setup.consultation_id, headers={"Idempotency-Key": "kiosk-7-0001"})
     second = _submit(web, setup.consultation_id, headers={"Idempotency-Key": "kiosk-7-0001"})
     assert (first.status_code, second.status_code) == (201, 200)
-    assert second.json() == {**first.json(), "receipt_code": "", "repeated": True}
+    assert second.json() == {**first.json(), "repeated": True}  # the same receipt code again, never stored in clear
+    assert first.json()["receipt_code"] != ""
     third = _submit(web, setup.consultation_id, headers={"Idempotency-Key": "kiosk-7-0002"})
     assert third.status_code == 201 and third.json()["opinion_id"] != first.json()["opinion_id"]
+    other = _submit(web, setup.consultation_id, text="另一条意见", headers={"Idempotency-Key": "kiosk-7-0001"})
+    assert other.status_code == 409 and other.json()["kind"] == "idempotency_key_reused"  # never dropped silently
 
 
 def test_refusals_carry_the_clis_message_and_exit_code(cli: Cli, ctx_from_cli: ServiceContext) -> None:
