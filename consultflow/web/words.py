@@ -76,11 +76,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "not_found": ("页面不存在。", "There is no such page."),
     "too_many": ("操作过于频繁，请稍后再试。", "Too many attempts; please wait a while and try again."),
     "form_expired": ("表单已过期，请重新填写。", "The form expired; please fill it in again."),
-    "raw_error": ("错误说明（英文）", "Details"),
     "adopted_chart": ("各类别办理结果", "Outcomes by category"),
-    "rows_cut": (
-        "此处仅列出前 {n} 条；完整的说明请向协调人索取文件版本。",
-        "Only the first {n} are listed here; ask the coordinators for the full account as a file.",
+    "all_categories": ("全部类别", "All categories"),
+    "continued": ("（续）", "(continued)"),
+    "nothing_listed": ("暂无可列出的意见。", "No opinions to list yet."),
+    "pages": ("分页", "Pages"),
+    "page_n": ("第 {n} 页", "Page {n}"),
+    "prev_page": ("上一页", "Previous"),
+    "next_page": ("下一页", "Next"),
+    "pages_end": (
+        "网页只列到这里；完整的说明请向协调人索取文件版本，或按类别查看。",
+        "The pages stop here; choose a category, or ask the coordinators for the full account as a file.",
     ),
     "pseudonym_note": (
         "提出人以化名显示，不公开联系方式。",
