@@ -1,8 +1,10 @@
 """Bulk intake and duplicate search, each beside its raw limit measured in the same run.
 
-    python benchmarks/intake.py [--rows 100000] [--pg postgresql://user@host/db]
+    python benchmarks/intake.py [--rows 100000] [--layout plain|wjx] [--pg postgresql://user@host/db]
 
-Makes a questionnaire-like CSV of N rows (Chinese, 10% reworded copies), then on SQLite (and on
+Makes a questionnaire-like CSV of N rows (Chinese, 10% reworded copies; with `--layout wjx`, a
+问卷星 export: numbered questions, submission times, 来源 and IP columns, (空) and landline contacts,
+categories as people shorten them), then on SQLite (and on
 PostgreSQL when --pg is given, in a fresh schema):
 - `consultflow opinion import` of the file, beside a raw load of the same rows into the same
   `opinion` table (executemany on SQLite, COPY on PostgreSQL), as a ratio;
@@ -43,14 +45,14 @@ BASES = (
 RAW_SQLITE = """
 import csv, sqlite3, sys
 from datetime import datetime, timezone
-db, path = sys.argv[1], sys.argv[2]
+db, path, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 now = datetime.now(timezone.utc).isoformat()
 con = sqlite3.connect(db)
 with open(path, encoding="utf-8-sig", newline="") as f:
     rows = csv.reader(f); next(rows)
     batch = []
     for r in rows:
-        batch.append((2, 1, 1, 2, "industry", "online_survey", r[5], "submitted", now, 1, 0, 1, now, 1, "raw:" + r[0]))
+        batch.append((2, 1, 1, 2, "industry", "online_survey", r[at], "submitted", now, 1, 0, 1, now, 1, "raw:" + r[0]))
         if len(batch) == 1000:
             con.executemany("INSERT INTO opinion (consultation_id, workflow_id, participant_id, recorded_by_id, category, "
                 "channel, text, state, state_entered_at, current_round, rounds_count, last_seq, submitted_at, version, "
@@ -65,7 +67,7 @@ RAW_POSTGRES = """
 import csv, sys
 from datetime import datetime, timezone
 import psycopg
-url, schema, path = sys.argv[1], sys.argv[2], sys.argv[3]
+url, schema, path, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 now = datetime.now(timezone.utc)
 with psycopg.connect(url, options=f"-csearch_path={schema}") as con, con.cursor() as cur:
     with open(path, encoding="utf-8-sig", newline="") as f, cur.copy(
@@ -74,25 +76,50 @@ with psycopg.connect(url, options=f"-csearch_path={schema}") as con, con.cursor(
     ) as copy:
         rows = csv.reader(f); next(rows)
         for r in rows:
-            copy.write_row((2, 1, 1, 2, "industry", "online_survey", r[5], "submitted", now, 1, 0, 1, now, 1, "raw:" + r[0]))
+            copy.write_row((2, 1, 1, 2, "industry", "online_survey", r[at], "submitted", now, 1, 0, 1, now, 1, "raw:" + r[0]))
 """
 
 
-def make_csv(path: Path, rows: int, seed: int = 2023) -> None:
+WJX_HEADERS = [
+    "序号", "提交答卷时间", "所用时间", "来源", "来自IP", "1、您的姓名：", "2、您所在的村：",
+    "3、您的意见属于哪一类？", "4、您对规划的意见和建议：", "5、联系电话：",
+]  # fmt: skip
+TEXT_AT = {"plain": 5, "wjx": 8}
+
+
+def make_csv(path: Path, rows: int, seed: int = 2023, layout: str = "plain") -> None:
     """A questionnaire export: serial, name, village, category, text; every tenth row a reworded copy."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["序号", "姓名", "村", "电话", "类别", "意见内容"])
+        writer.writerow(WJX_HEADERS if layout == "wjx" else ["序号", "姓名", "村", "电话", "类别", "意见内容"])
         for i in range(1, rows + 1):
             if i % 10 == 0:
                 text = rng.choice(BASES) + rng.choice(("", "。", "！", "，谢谢"))
             else:
                 text = "".join(rng.choice(CHARS) for _ in range(rng.randint(12, 60)))
             name = rng.choice("王李张刘陈杨赵黄周吴") + rng.choice(("秀英", "建国", "明", "华", "桂兰", "国强"))
-            writer.writerow(
-                [i, name, rng.choice(("青龙村", "白马村", "石桥村", "梨园村")), "", rng.choice(CATEGORIES), text]
-            )
+            village = rng.choice(("青龙村", "白马村", "石桥村", "梨园村"))
+            if layout == "wjx":
+                when = f"2023/3/{1 + i % 28} {i % 24}:{i % 60:02d}:{i % 59:02d}"
+                phone = rng.choice(("(空)", "(空)", "028-87765767", f"139{i:08d}"))
+                kind = rng.choice(("产业", "公共服务", "农村路网"))
+                writer.writerow(
+                    [
+                        i,
+                        when,
+                        f"{60 + i % 300}秒",
+                        "微信",
+                        f"10.0.{i % 250}.{i % 200}",
+                        name,
+                        village,
+                        kind,
+                        text,
+                        phone,
+                    ]
+                )
+            else:
+                writer.writerow([i, name, village, "", rng.choice(CATEGORIES), text])
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -119,7 +146,7 @@ def prepare(cli: list[str], db: str) -> None:
 
 
 def bench_backend(
-    name: str, db: str, raw: list[str], path: Path, small: Path, env: dict[str, str]
+    name: str, db: str, raw: list[str], path: Path, small: Path, env: dict[str, str], layout: str = "plain"
 ) -> list[dict[str, object]]:
     """Import beside the raw load, then duplicate search at both sizes."""
     cli = [sys.executable, "-m", "consultflow"]
@@ -174,7 +201,7 @@ def bench_backend(
     results.append(
         {
             "backend": name,
-            "work": f"opinion import, {fresh} new rows",
+            "work": f"opinion import, {fresh} new rows" + (" (问卷星 layout)" if layout == "wjx" else ""),
             "s": import_s,
             "mb": import_mb,
             "raw": "executemany" if name == "sqlite" else "COPY",
@@ -194,23 +221,26 @@ def bench_backend(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--layout", choices=("plain", "wjx"), default="plain", help="The file's layout.")
     parser.add_argument("--pg", help="PostgreSQL URL to measure too (a fresh schema is made and dropped).")
     args = parser.parse_args()
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         path, small = Path(tmp) / "rows.csv", Path(tmp) / "first-tenth.csv"
-        make_csv(path, args.rows)
-        make_csv(small, args.rows // 10)  # the same first rows: the big import then adds the rest
+        make_csv(path, args.rows, layout=args.layout)
+        make_csv(small, args.rows // 10, layout=args.layout)  # the same first rows: the big import then adds the rest
+        at = str(TEXT_AT[args.layout])
         env = dict(os.environ)
         db = str(Path(tmp) / "bench.sqlite")
-        results += bench_backend("sqlite", db, [sys.executable, "-c", RAW_SQLITE, db, str(path)], path, small, env)
+        raw_lite = [sys.executable, "-c", RAW_SQLITE, db, str(path), at]
+        results += bench_backend("sqlite", db, raw_lite, path, small, env, args.layout)
         if args.pg:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             subprocess.run(["psql", args.pg, "-qc", f"CREATE SCHEMA {schema}"], check=True)
             try:
                 url = f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}"
-                raw = [sys.executable, "-c", RAW_POSTGRES, args.pg, schema, str(path)]
-                results += bench_backend("postgresql", url, raw, path, small, env)
+                raw = [sys.executable, "-c", RAW_POSTGRES, args.pg, schema, str(path), at]
+                results += bench_backend("postgresql", url, raw, path, small, env, args.layout)
             finally:
                 subprocess.run(["psql", args.pg, "-qc", f"DROP SCHEMA {schema} CASCADE"], check=True)
     print("| backend | work | seconds | peak MB | raw limit | seconds | ratio |")

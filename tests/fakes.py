@@ -797,6 +797,9 @@ class FakeIntake:
     def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> NoReturn:
         _no_aggregates(consultation_id, keys)
 
+    def source_fields(self, opinion_id: int) -> None:  # fakes record no imports
+        return None
+
     def participants(self, rows: Sequence[Any], *, created_by: int, now: datetime) -> NoReturn:
         _no_aggregates(rows, created_by, now)
 

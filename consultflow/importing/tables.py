@@ -1,9 +1,11 @@
-"""A CSV or XLSX file as a header and re-readable rows, streamed: memory stays flat as files grow.
+"""A CSV, TSV, XLSX or XLS file as its first rows and re-readable rows, streamed: memory stays flat.
 
 CSV comes as UTF-8, UTF-8 with a BOM (Excel's "CSV UTF-8") or GB18030 (Excel's plain "CSV" on a
 Chinese Windows, and what GBK files are a subset of); the encoding is detected from the bytes
-unless given. XLSX is read in openpyxl's read-only mode. Row numbers are as a spreadsheet shows
-them: the header is row 1.
+unless given. Tab-separated text (.tsv, or a .csv/.txt whose first line has tabs and no commas)
+is read the same way. XLSX is read in openpyxl's read-only mode, XLS with xlrd (the `xls` extra).
+Row numbers are as a spreadsheet shows them; the header is found among the first rows
+(consultflow.domain.intake.find_header), so title rows above it are fine.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from zipfile import BadZipFile
@@ -19,7 +21,8 @@ from zipfile import BadZipFile
 from consultflow.domain.errors import ValidationError
 
 SAMPLE_BYTES = 1 << 16
-FORMATS = ("csv", "xlsx")
+FORMATS = ("csv", "tsv", "xlsx", "xls")
+HEAD_ROWS = 15  # rows read up front, to find the header below title rows
 
 
 @dataclass(frozen=True)
@@ -31,15 +34,27 @@ class Table:
     encoding: str | None
     headers: list[str]
     sheet: str | None = None
+    header_row: int = 1
+    head: list[tuple[int, list[str]]] = field(default_factory=list)  # the first rows, header among them
+
+    def with_header(self, line: int) -> Table:
+        """The table with its header at `line` (one of `head`)."""
+        cells = next(c for n, c in self.head if n == line)
+        return replace(self, header_row=line, headers=[str(h) for h in cells])
 
     def rows(self) -> Iterator[tuple[int, Sequence[str]]]:
         """(row number, cells) for every row below the header that is not blank."""
-        source = _csv_rows(self.path, self.encoding or "utf-8") if self.format == "csv" else _xlsx_rows(self)
-        for line, cells in source:
-            if line == 1:
+        for line, cells in _rows(self):
+            if line <= self.header_row:
                 continue
             if any(c.strip() for c in cells):
                 yield line, cells
+
+
+def _rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
+    if table.format in ("csv", "tsv"):
+        return _csv_rows(table.path, table.encoding or "utf-8", "\t" if table.format == "tsv" else ",")
+    return _xls_rows(table) if table.format == "xls" else _xlsx_rows(table)
 
 
 def detect_encoding(sample: bytes) -> str:
@@ -62,6 +77,8 @@ def open_table(
         ValidationError: unknown format or encoding, unreadable file, missing sheet, no header.
     """
     chosen = file_format or path.suffix.lower().lstrip(".")
+    if chosen == "txt":
+        chosen = "csv"  # tab-separated or not: told by its first line below
     if chosen not in FORMATS:
         msg = f"cannot tell the format of {path.name}; give --format ({', '.join(FORMATS)})"
         raise ValidationError(msg)
@@ -72,26 +89,58 @@ def open_table(
             msg = f"unknown encoding {encoding!r}; e.g. utf-8, utf-8-sig, gb18030"
             raise ValidationError(msg) from None
     try:
-        if chosen == "csv":
+        if chosen in ("csv", "tsv"):
             with path.open("rb") as raw:
-                found = encoding or detect_encoding(raw.read(SAMPLE_BYTES))
+                sample = raw.read(SAMPLE_BYTES)
+            found = encoding or detect_encoding(sample)
+            if chosen == "csv" and file_format is None:
+                line = sample.split(b"\n", 1)[0]
+                chosen = "tsv" if b"\t" in line and b"," not in line else "csv"
             table = Table(path, chosen, found, [])
         else:
             table = Table(path, chosen, None, [], sheet)
-        first = next(_csv_rows(path, table.encoding or "") if chosen == "csv" else _xlsx_rows(table), None)
+            table = replace(table, sheet=_sheet_name(table))
+        head = []
+        for number, cells in _rows(table):
+            head.append((number, [str(c) for c in cells]))
+            if len(head) == HEAD_ROWS:
+                break
     except OSError as exc:
         msg = f"cannot read {path}: {exc.strerror}"
         raise ValidationError(msg) from None
-    if first is None or not any(h.strip() for h in first[1]):
+    if not any(any(c.strip() for c in cells) for _, cells in head):
         msg = f"{path.name} has no header row"
         raise ValidationError(msg)
-    return Table(path, chosen, table.encoding, [str(h) for h in first[1]], sheet)
+    return replace(table, head=head).with_header(head[0][0])
 
 
-def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, Sequence[str]]]:
+def _sheet_name(table: Table) -> str | None:
+    """The sheet a workbook's rows are read from: the one asked for, or the first."""
+    if table.sheet is not None:
+        return table.sheet
+    for _ in _rows(table):
+        break  # opening it checks it is a workbook
+    if table.format == "xls":
+        import xlrd  # noqa: PLC0415 - only .xls imports need it
+
+        book = xlrd.open_workbook(str(table.path), on_demand=True)
+        try:
+            return str(book.sheet_names()[0])
+        finally:
+            book.release_resources()
+    from openpyxl import load_workbook  # noqa: PLC0415
+
+    book = load_workbook(table.path, read_only=True)
+    try:
+        return str(book.sheetnames[0])
+    finally:
+        book.close()
+
+
+def _csv_rows(path: Path, encoding: str, delimiter: str = ",") -> Iterator[tuple[int, Sequence[str]]]:
     with path.open(encoding=encoding, newline="") as handle:
         try:
-            yield from enumerate(csv.reader(handle), start=1)
+            yield from enumerate(csv.reader(handle, delimiter=delimiter), start=1)
         except UnicodeDecodeError as exc:
             msg = f"{path.name} is not {encoding} text near byte {exc.start}; give --encoding (e.g. gb18030, utf-8)"
             raise ValidationError(msg) from None
@@ -128,3 +177,31 @@ def _xlsx_rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
             yield number, [_cell(v) for v in values]
     finally:
         book.close()
+
+
+def _xls_rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
+    try:
+        import xlrd  # noqa: PLC0415 - only .xls imports need it
+    except ImportError:
+        msg = f"{table.path.name}: reading .xls needs xlrd (pip install 'consultflow[xls]'), or save it as .xlsx"
+        raise ValidationError(msg) from None
+    try:
+        book = xlrd.open_workbook(str(table.path), on_demand=True)
+    except (xlrd.XLRDError, ValueError, AssertionError, IndexError, KeyError, OSError) as exc:
+        msg = f"{table.path.name} is not a readable XLS workbook ({type(exc).__name__})"
+        raise ValidationError(msg) from None
+    try:
+        names = book.sheet_names()
+        if table.sheet is not None and table.sheet not in names:
+            msg = f"no sheet {table.sheet!r} in {table.path.name}; it has: {', '.join(names)}"
+            raise ValidationError(msg)
+        sheet = book.sheet_by_name(table.sheet) if table.sheet else book.sheet_by_index(0)
+        for number in range(sheet.nrows):
+            cells = []
+            for kind, value in zip(sheet.row_types(number), sheet.row_values(number), strict=True):
+                if kind == xlrd.XL_CELL_DATE:
+                    value = xlrd.xldate_as_datetime(value, book.datemode)  # noqa: PLW2901
+                cells.append(_cell(value))
+            yield number + 1, cells
+    finally:
+        book.release_resources()

@@ -2,9 +2,12 @@
 
 The file is read twice, so memory does not grow with it: once to check every row (all problems
 are reported at once, each naming its row and column, and by default nothing is written when any
-row is bad), then again to write the good rows in set-based batches. Rows already imported (the
-same key) are skipped, so importing a file twice, or an overlapping later export, adds nothing
-twice. Each opinion gets its `submitted` audit event, naming the file row it came from.
+row is bad), then again to write the good rows in set-based batches. A row's key is scoped to its
+source (the layout or a named source, and the sheet): a key already recorded with the same content
+is counted as already there, with other content it is refused naming the opinion, in the check
+(and so in a dry run) too. Totals and signature rows are skipped and said so. Every row of the file
+is counted once: imported, already there, refused (by reason) or skipped. Each opinion gets its
+`submitted` audit event, naming the file row it came from, with the file's other columns sealed.
 """
 
 from __future__ import annotations
@@ -13,30 +16,52 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
-from consultflow.domain.intake import Column, IntakeRow, RowProblem, check_row, map_columns
+from consultflow.domain.intake import (
+    PROFILES,
+    Column,
+    IntakeRow,
+    RowProblem,
+    Rules,
+    Skipped,
+    check_row,
+    map_columns,
+    skip_reason,
+)
+from consultflow.domain.model import ConsultationRow
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.opinions import record_submitted
 from consultflow.services.pipeline import Change, run
+from consultflow.services.ports import UnitOfWork as Ports
 
 # Re-openable: each call yields (line number, cells) from the start of the file.
 RowSource = Callable[[], Iterable[tuple[int, Sequence[str]]]]
 BATCH = 1000
 SHOWN_PROBLEMS = 200
+SHOWN_SKIPPED = 20
+ONLINE_PROFILES = frozenset({"wjx", "tencent", "jinshuju"})
+ONLINE_CHANNEL = "online_survey"
 
 
 @dataclass
 class ImportReport:
-    """What an import found and did."""
+    """What an import found and did: every data row counted once (imported, already, invalid, skipped)."""
 
     rows: int = 0
     imported: int = 0
     already: int = 0
     invalid: int = 0
+    skipped: int = 0  # totals and signature rows: no opinion
+    new: int = 0  # rows the check found to import (what a dry run would import)
+    contacts_dropped: int = 0  # optional contacts that are none (a landline, a typo): left out, the row kept
+    refused: dict[str, int] = field(default_factory=dict)  # invalid rows by reason
     columns: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    skipped_rows: list[str] = field(default_factory=list)
     rows_shown: int = 0
+    profile: str | None = None
+    header_row: int = 1
 
 
 @dataclass(frozen=True)
@@ -49,13 +74,21 @@ class ImportRequest:
     mapping: Mapping[Column, str] = field(default_factory=dict)
     default_channel: str | None = None
     skip_invalid: bool = False
-    source: str = "import"
+    source: str = "import"  # the file's name, for the audit events
+    scope: str = "file\x1f"  # where its row keys belong (consultflow.domain.intake.source_scope)
+    profile: str | None = None
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # --map-value
+    sheet: str | None = None
+    header_row: int = 1
 
 
-def _checked(
-    request: ImportRequest, spec: WorkflowSpec, columns: Mapping[Column, int]
-) -> Iterable[tuple[Sequence[str], IntakeRow | list[RowProblem]]]:
+Checked = IntakeRow | list[RowProblem] | Skipped
+
+
+def _rules(ctx: ServiceContext, request: ImportRequest, spec: WorkflowSpec, columns: Mapping[Column, int]) -> Rules:
     channel = request.default_channel
+    if channel is None and request.profile in ONLINE_PROFILES and ONLINE_CHANNEL in spec.channels:
+        channel = ONLINE_CHANNEL  # a survey platform's export is the online questionnaire
     if channel is not None and channel not in spec.channels:
         msg = f"--channel {channel!r}: allowed: {', '.join(spec.channels)}"
         raise ValidationError(msg)
@@ -65,30 +98,107 @@ def _checked(
             f"(allowed: {', '.join(spec.channels)}) or name its column with --map channel=HEADER"
         )
         raise ValidationError(msg)
+    return Rules.of(
+        spec.categories, spec.channels, channel, values=request.values, scope=request.scope, now=ctx.clock.now()
+    )
+
+
+def _columns(request: ImportRequest) -> dict[Column, int]:
+    profile = PROFILES.get(request.profile) if request.profile else None
+    return map_columns(request.headers, request.mapping, profile)
+
+
+def _checked(
+    request: ImportRequest, rules: Rules, columns: Mapping[Column, int]
+) -> Iterable[tuple[Sequence[str], Checked]]:
     for line, cells in request.rows():
-        yield cells, check_row(line, cells, columns, request.headers, spec.categories, spec.channels, channel)
+        why = skip_reason(cells, columns)
+        if why is not None:
+            yield cells, Skipped(line, why)
+        else:
+            yield cells, check_row(line, cells, columns, request.headers, rules)
+
+
+def _conflict(row: IntakeRow, other: str, request: ImportRequest) -> RowProblem:
+    scope = request.scope.replace("\x1f", " / ").rstrip(" /")
+    reason = (
+        f"its key in source {scope!r} is already {other} with different content; nothing was dropped: "
+        "if this file is another source, import it with --source NAME"
+    )
+    return RowProblem(row.line, "key", reason, "key conflict")
 
 
 def check_file(
     ctx: ServiceContext,
     request: ImportRequest,
     on_reject: Callable[[Sequence[str], list[RowProblem]], None] | None = None,
+    refused: set[int] | None = None,
 ) -> ImportReport:
-    """Check every row without writing; the report counts good and bad rows and lists the problems."""
+    """Check every row without writing: the report counts each row once and lists the problems.
+
+    Keys already recorded are looked up batch by batch, so a conflict shows in a dry run too.
+    `refused` gets the lines of the rows refused (for the writing pass to leave out).
+    """
+    columns = _columns(request)
+    report = ImportReport(
+        columns={c.value: request.headers[i] for c, i in columns.items()},
+        profile=request.profile,
+        header_row=request.header_row,
+    )
+
+    def refuse(cells: Sequence[str], problems: list[RowProblem]) -> None:
+        report.invalid += 1
+        kind = problems[0].kind or problems[0].column
+        report.refused[kind] = report.refused.get(kind, 0) + 1
+        if refused is not None:
+            refused.add(problems[0].line)
+        if len(report.problems) < SHOWN_PROBLEMS:
+            report.problems.extend(str(p) for p in problems)
+            report.rows_shown += 1
+        if on_reject is not None:
+            on_reject(cells, problems)
+
     with ctx.uow() as uow:
         consultation = uow.consultations.get(request.consultation_id)
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-    columns = map_columns(request.headers, request.mapping)
-    report = ImportReport(columns={c.value: request.headers[i] for c, i in columns.items()})
-    for cells, checked in _checked(request, spec, columns):
-        report.rows += 1
-        if isinstance(checked, list):
-            report.invalid += 1
-            if len(report.problems) < SHOWN_PROBLEMS:
-                report.problems.extend(str(p) for p in checked)
-                report.rows_shown += 1
-            if on_reject is not None:
-                on_reject(cells, checked)
+        rules = _rules(ctx, request, spec, columns)
+        seen: dict[str, tuple[int, str]] = {}  # the file's own keys: a repeat, or the same key saying else
+        pending: list[tuple[Sequence[str], IntakeRow]] = []
+
+        def settle() -> None:
+            found = uow.intake.recorded(request.consultation_id, [r for _, r in pending])
+            for cells, row in pending:
+                hit = found.get(row.key)
+                if hit is None:
+                    report.new += 1
+                elif hit[1]:
+                    report.already += 1
+                else:
+                    refuse(cells, [_conflict(row, f"recorded as opinion {hit[0]}", request)])
+            pending.clear()
+
+        for cells, checked in _checked(request, rules, columns):
+            report.rows += 1
+            if isinstance(checked, Skipped):
+                report.skipped += 1
+                if len(report.skipped_rows) < SHOWN_SKIPPED:
+                    report.skipped_rows.append(f"row {checked.line} skipped: {checked.reason}")
+            elif isinstance(checked, list):
+                refuse(cells, checked)
+            else:
+                report.contacts_dropped += checked.contact_dropped
+                prior = seen.get(checked.key)
+                if prior is None:
+                    seen[checked.key] = (checked.line, checked.content)
+                    pending.append((cells, checked))
+                    if len(pending) == BATCH:
+                        settle()
+                elif prior[1] == checked.content:
+                    report.already += 1  # the same row twice in the file
+                else:
+                    refuse(cells, [_conflict(checked, f"row {prior[0]} of this file", request)])
+        if pending:
+            settle()
     return report
 
 
@@ -105,7 +215,7 @@ def refuse_invalid(checked: ImportReport) -> None:
     tail = f"\n(and {more} more rows)" if more > 0 else ""
     msg = (
         f"{checked.invalid} of {checked.rows} rows are invalid; nothing was written "
-        f"(--skip-invalid imports the {checked.rows - checked.invalid} good rows):\n{shown}{tail}"
+        f"(--skip-invalid imports the {checked.new} good rows):\n{shown}{tail}"
     )
     raise ValidationError(msg)
 
@@ -117,14 +227,18 @@ def import_opinions(
     request: ImportRequest,
     progress: Callable[[int], None] | None = None,
     checked: ImportReport | None = None,
+    refused: set[int] | None = None,
 ) -> ImportReport:
-    """Check the whole file (unless `checked` tells), then record its good rows in one transaction.
+    """Check the whole file (unless `checked` and its `refused` lines tell), then record its good rows.
 
     Raises:
         ValidationError: a bad row (all of them listed) unless `skip_invalid`, or a bad mapping.
         PermissionDeniedError: the acting person may not submit, or is a participant.
     """
-    checked = checked or check_file(ctx, request)
+    if checked is None:
+        refused = set()
+        checked = check_file(ctx, request, refused=refused)
+    left_out = refused or set()
     if not request.skip_invalid:
         refuse_invalid(checked)
 
@@ -132,59 +246,44 @@ def import_opinions(
         if change.acting_role is Role.PARTICIPANT:
             msg = f"{change.actor.name} may submit only their own opinions; imports are for experts and coordinators"
             raise PermissionDeniedError(msg)
-        report = ImportReport(rows=checked.rows, invalid=checked.invalid, columns=checked.columns)
+        report = ImportReport(
+            rows=checked.rows,
+            invalid=checked.invalid,
+            skipped=checked.skipped,
+            new=checked.new,
+            contacts_dropped=checked.contacts_dropped,
+            refused=dict(checked.refused),
+            columns=checked.columns,
+            problems=list(checked.problems),
+            skipped_rows=list(checked.skipped_rows),
+            rows_shown=checked.rows_shown,
+            profile=checked.profile,
+            header_row=checked.header_row,
+        )
         consultation = change.consultation(request.consultation_id)
         spec = change.spec(consultation.id)
         open_round = change.current_round(consultation.id)
-        columns = map_columns(request.headers, request.mapping)
+        columns = _columns(request)
+        rules = _rules(ctx, request, spec, columns)
         seen: set[str] = set()
         batch: list[IntakeRow] = []
+        intake = {"source": request.source, "sheet": request.sheet, "profile": request.profile}
+        intake = {k: v for k, v in intake.items() if v}
 
         def write(rows: list[IntakeRow]) -> None:
-            fresh_keys = set(rows_keys := [r.key for r in rows]) - change.uow.intake.existing_keys(
-                consultation.id, rows_keys
-            )
-            fresh = [r for r in rows if r.key in fresh_keys]
+            found = change.uow.intake.recorded(consultation.id, rows)
+            for r in rows:
+                hit = found.get(r.key)
+                if hit is not None and not hit[1]:  # recorded since the check: refuse, never drop
+                    raise ValidationError(str(_conflict(r, f"recorded as opinion {hit[0]}", request)))
+            fresh = [r for r in rows if r.key not in found]
             report.already += len(rows) - len(fresh)
             if not fresh:
                 return
-            people = change.uow.intake.participants(fresh, created_by=change.actor.id, now=change.now)
-            # Each text sealed once with its participant's key: the live row and its event hold the same.
-            texts = change.uow.texts.seal_many([(people[r.participant_key], r.text) for r in fresh])
-            ids = change.uow.intake.add_opinions(
-                consultation,
-                fresh,
-                people,
-                texts,
-                recorded_by=change.actor.id,
-                state=spec.initial,
-                round_no=open_round.number,
-                now=change.now,
-            )
-            record_submitted(
-                change,
-                consultation.id,
-                spec.initial,
-                open_round.number,
-                (
-                    (
-                        oid,
-                        {
-                            "category": r.category,
-                            "channel": r.channel,
-                            "participant_id": people[r.participant_key],
-                            "intake": {"source": request.source, "row": r.line},
-                            "text": text,
-                        },
-                    )
-                    for oid, r, text in zip(ids, fresh, texts, strict=True)
-                ),
-            )
-            change.flush()  # events and reminders of this batch, so memory stays flat
-            report.imported += len(ids)
+            _record(change, consultation, spec, open_round.number, fresh, intake, report)
 
-        for _cells, row in _checked(request, spec, columns):
-            if isinstance(row, list):
+        for _cells, row in _checked(request, rules, columns):
+            if not isinstance(row, IntakeRow) or row.line in left_out:
                 continue
             if row.key in seen:  # the same row twice in this batch (earlier batches are in the table)
                 report.already += 1
@@ -208,5 +307,68 @@ def import_opinions(
         action=Action.SUBMIT_OPINION,
         event="opinions_imported",
         body=body,
-        describe=lambda r: {"consultation_id": request.consultation_id, "imported": r.imported, "already": r.already},
+        describe=lambda r: {
+            "consultation_id": request.consultation_id,
+            "imported": r.imported,
+            "already": r.already,
+            "invalid": r.invalid,
+            "skipped": r.skipped,
+        },
     )
+
+
+def _record(
+    change: Change,
+    consultation: ConsultationRow,
+    spec: WorkflowSpec,
+    round_no: int,
+    fresh: list[IntakeRow],
+    intake: Mapping[str, object],
+    report: ImportReport,
+) -> None:
+    uow: Ports = change.uow
+    people = uow.intake.participants(fresh, created_by=change.actor.id, now=change.now)
+    # Each text sealed once with its participant's key: the live row and its event hold the same.
+    texts = uow.texts.seal_many([(people[r.participant_key], r.text) for r in fresh])
+    with_fields = [(i, r) for i, r in enumerate(fresh) if r.fields]
+    sealed = uow.texts.seal_many([(people[r.participant_key], r.fields_text() or "") for _, r in with_fields])
+    fields: list[str | None] = [None] * len(fresh)
+    for (i, _r), value in zip(with_fields, sealed, strict=True):
+        fields[i] = value
+    ids = uow.intake.add_opinions(
+        consultation,
+        fresh,
+        people,
+        texts,
+        fields,
+        recorded_by=change.actor.id,
+        state=spec.initial,
+        round_no=round_no,
+        now=change.now,
+    )
+
+    def payload(r: IntakeRow, text: str, sealed_fields: str | None) -> dict[str, object]:
+        found: dict[str, object] = {
+            "category": r.category,
+            "channel": r.channel,
+            "participant_id": people[r.participant_key],
+            "intake": {
+                **intake,
+                "row": r.line,
+                **({"submitted_at": r.submitted_at.isoformat()} if r.submitted_at else {}),
+            },
+            "text": text,
+        }
+        if sealed_fields is not None:
+            found["source_fields"] = sealed_fields  # sealed like the text: erasure forgets both
+        return found
+
+    record_submitted(
+        change,
+        consultation.id,
+        spec.initial,
+        round_no,
+        ((oid, payload(r, t, f)) for oid, r, t, f in zip(ids, fresh, texts, fields, strict=True)),
+    )
+    change.flush()  # events and reminders of this batch, so memory stays flat
+    report.imported += len(ids)

@@ -478,6 +478,12 @@ class Intake(Protocol):
     def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> set[str]:
         """Those of `keys` already imported into the consultation."""
 
+    def recorded(self, consultation_id: int, rows: Sequence[IntakeRow]) -> dict[str, tuple[int, bool]]:
+        """For each row whose key is already recorded: (the opinion, whether it said the same)."""
+
+    def source_fields(self, opinion_id: int) -> dict[str, str] | None:
+        """The file's other columns an opinion was imported with (opened), if any."""
+
     def participants(self, rows: Sequence[IntakeRow], *, created_by: int, now: datetime) -> dict[str, int]:
         """Participant ids by key, creating the ones not registered yet."""
 
@@ -487,13 +493,14 @@ class Intake(Protocol):
         rows: Sequence[IntakeRow],
         participant_ids: dict[str, int],
         texts: Sequence[str],
+        fields: Sequence[str | None] | None = None,
         *,
         recorded_by: int,
         state: str,
         round_no: int,
         now: datetime,
     ) -> list[int]:
-        """Insert a batch of opinions with their (sealed) texts; their ids in order."""
+        """Insert a batch of opinions with their (sealed) texts and source fields; their ids in order."""
 
 
 class Accounts(Protocol):

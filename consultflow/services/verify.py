@@ -178,7 +178,8 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     EventKind.ROUND_CLOSED: frozenset({"number", "affected", "summary"}),
     EventKind.ROUND_RESCHEDULED: frozenset({"closes_at", "previous"}),
     EventKind.SETTINGS_CHANGED: frozenset({"auto_close"}),
-    EventKind.SUBMITTED: frozenset({"category", "channel", "participant_id", "intake", "text"}),
+    # source_fields: an imported row's other columns, sealed like the text (services.intake)
+    EventKind.SUBMITTED: frozenset({"category", "channel", "participant_id", "intake", "text", "source_fields"}),
     EventKind.ASSIGNED: frozenset({"planner"}),
     EventKind.TRANSITION: frozenset(f.value for f in Field),
     EventKind.CARRIED_OVER: frozenset({"round_close", "next_round"}),

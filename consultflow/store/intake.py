@@ -6,6 +6,7 @@ made per row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -40,6 +41,35 @@ class IntakeStore:
             )
             found.update(keyed[k] for k in self.session.scalars(stmt) if k is not None)
         return found
+
+    def recorded(self, consultation_id: int, rows: Sequence[IntakeRow]) -> dict[str, tuple[int, bool]]:
+        """For each row whose key is already recorded: (the opinion, whether it said the same)."""
+        keyed = {self.texts.keyed(r.key): r for r in rows}
+        found: dict[str, tuple[int, bool]] = {}
+        for batch in chunked(sorted(keyed)):
+            stmt = matching(
+                self.session,
+                select(Opinion.intake_key, Opinion.id, Opinion.content_key).where(
+                    Opinion.consultation_id == consultation_id
+                ),
+                Opinion.intake_key,
+                batch,
+            )
+            for key, oid, content in self.session.execute(stmt):
+                row = keyed[str(key)]
+                found[row.key] = (int(oid), content is not None and content == self.texts.keyed(row.content))
+        return found
+
+    def source_fields(self, opinion_id: int) -> dict[str, str] | None:
+        """The file's other columns an opinion was imported with (opened), if any."""
+        value = self.session.scalar(select(Opinion.source_fields).where(Opinion.id == opinion_id))
+        if value is None:
+            return None
+        try:
+            found = json.loads(value)
+        except ValueError:
+            return {"": str(value)}  # forgotten on erasure, or not readable by this login
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {"": str(value)}
 
     def participants(self, rows: Sequence[IntakeRow], *, created_by: int, now: datetime) -> dict[str, int]:
         """Participant ids by key: the ones already registered (and not erased), the rest created now."""
@@ -85,6 +115,7 @@ class IntakeStore:
         rows: Sequence[IntakeRow],
         participant_ids: dict[str, int],
         texts: Sequence[str],
+        fields: Sequence[str | None] | None = None,
         *,
         recorded_by: int,
         state: str,
@@ -92,6 +123,9 @@ class IntakeStore:
         now: datetime,
     ) -> list[int]:
         """Insert a batch of opinions at sequence 1; their ids, in the order of `rows`.
+
+        `fields` are the rows' source fields, sealed (or None); the submission time is the row's
+        own when the file gave one.
 
         The rows go in as one executemany, and their ids are read back by intake key (unique in a
         consultation). An INSERT … RETURNING in parameter order would be one statement per row on
@@ -112,11 +146,13 @@ class IntakeStore:
                 "current_round": round_no,
                 "rounds_count": 0,
                 "last_seq": 1,
-                "submitted_at": now,
+                "submitted_at": r.submitted_at or now,
                 "version": 1,
                 "intake_key": self.texts.keyed(r.key),
+                "content_key": self.texts.keyed(r.content) if r.content else None,
+                "source_fields": sealed,
             }
-            for r, text in zip(rows, texts, strict=True)
+            for r, text, sealed in zip(rows, texts, fields or [None] * len(rows), strict=True)
         ]
         insert_plain(self.session, table_of(Opinion), values)  # the driver's executemany or COPY
         keys = [str(v["intake_key"]) for v in values]

@@ -189,6 +189,10 @@ class Opinion(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     # The file row it came from (consultflow.domain.intake): a re-import adds nothing twice.
     intake_key: Mapped[str | None] = mapped_column(String(64))
+    # What that row said (keyed like intake_key): the same key with other content is refused (0016).
+    content_key: Mapped[str | None] = mapped_column(String(64))
+    # The file's other columns (JSON), sealed with the participant's key like the text (0016).
+    source_fields: Mapped[str | None] = mapped_column(SealedText())
     # SHA-256 of its receipt code (consultflow.domain.receipts); the code itself is never stored.
     receipt_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
 

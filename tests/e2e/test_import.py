@@ -87,8 +87,8 @@ def test_an_assembly_spreadsheet_goes_in_with_one_command_and_only_once(cli: Cli
     history = json.loads(cli.ok("audit", "history", "--consultation", "1", "--json").stdout)
     submitted = [e for e in history if e["kind"] == "submitted"]
     assert [e["payload"]["intake"] for e in submitted][:2] == [
-        {"source": "村民大会.xlsx", "row": 2},
-        {"source": "村民大会.xlsx", "row": 3},
+        {"source": "村民大会.xlsx", "sheet": "村民大会", "row": 2},
+        {"source": "村民大会.xlsx", "sheet": "村民大会", "row": 3},
     ]
     assert "chain intact" in cli.ok("audit", "verify").stdout
 
@@ -118,23 +118,24 @@ def test_bad_rows_mid_way_are_all_named_and_nothing_is_written(cli: Cli, tmp_pat
     rows = [list(r) for r in ASSEMBLY]
     rows[1][4] = "道路交通"  # row 3: no such category
     rows[3][5] = ""  # row 5: no text
-    rows[2][3] = "1234"  # row 4: not a contact
+    rows[2][3] = "1234"  # row 4: not a contact: left out, the opinion kept
     path = _csv(tmp_path / "assembly.csv", ASSEMBLY_HEADERS, rows, "gb18030")
     base = ["opinion", "import", str(path), "--consultation", "1", "--channel", "villagers_assembly"]
     refused = cli(*base, actor=EXPERT)
     assert refused.exit_code == 1
-    assert "3 of 4 rows are invalid; nothing was written" in refused.stderr
+    assert "2 of 4 rows are invalid; nothing was written" in refused.stderr
     assert "row 3, column 类别: unknown category '道路交通'; allowed: 产业发展/industry" in refused.stderr
-    assert "row 4, column 电话: contact is neither" in refused.stderr
     assert "row 5, column 意见内容: the opinion text is empty" in refused.stderr
     assert "Traceback" not in refused.stderr and _count(cli) == 0
     dry = cli.ok(*base, "--dry-run", actor=EXPERT)
-    assert "4 row(s): 1 good, 3 invalid; nothing written" in dry.stdout and _count(cli) == 0
-    (tmp_path / "assembly.csv.rejects.csv").unlink()
+    assert "2 to import, 0 already there (same content), 2 refused" in dry.stdout
+    assert "= 4 of 4 data row(s); nothing written (dry run)" in dry.stdout and _count(cli) == 0
+    assert not (tmp_path / "assembly.csv.rejects.csv").exists()  # a dry run writes nothing at all
     partial = cli.ok(*base, "--skip-invalid", actor=EXPERT)
-    assert "1 opinion(s) imported" in partial.stdout and _count(cli) == 1
+    assert "2 imported" in partial.stdout and _count(cli) == 2
+    assert "1 contact(s) left out" in partial.stdout
     rejects = list(csv.reader(io.StringIO((tmp_path / "assembly.csv.rejects.csv").read_text(encoding="utf-8-sig"))))
-    assert [r[0] for r in rejects[1:]] == ["3", "4", "5"] and rejects[0][:2] == ["row", "problem"]
+    assert [r[0] for r in rejects[1:]] == ["3", "5"] and rejects[0][:2] == ["row", "problem"]
 
 
 def test_files_that_cannot_be_read_get_one_clear_line(cli: Cli, tmp_path: Path) -> None:
@@ -225,7 +226,7 @@ def test_a_row_repeated_later_in_the_file_goes_in_once(cli: Cli, tmp_path: Path,
             "--json", "opinion", "import", str(path), "--consultation", "1", "--channel", "online_survey", actor=EXPERT
         ).stdout
     )
-    assert (done["imported"], done["already"], done["rows"]) == (4, 3, 7)
+    assert (done["imported"], done["already"], done["rows"], done["invalid"]) == (4, 3, 7, 0)
     assert _count(cli) == 4
 
 

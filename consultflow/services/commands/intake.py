@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.intake import Column, RowProblem, map_columns
+from consultflow.domain.intake import PROFILES, Column, Profile, RowProblem, map_columns, source_scope
 from consultflow.domain.redaction import personal_data_kinds
 from consultflow.domain.roles import ACTION_ROLES, Action, Role
 from consultflow.domain.similarity import DEFAULT_THRESHOLD
@@ -39,7 +39,12 @@ class ImportRows:
     channel: str | None = None
     skip_invalid: bool = False
     dry_run: bool = False
-    source: str = "import"
+    source: str = "import"  # the file's name, for the audit events
+    source_name: str | None = None  # --source: where its row keys belong (default: the layout)
+    profile: str | None = None  # the layout found or named (wjx, tencent, jinshuju, clerk)
+    sheet: str | None = None
+    header_row: int = 1
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # --map-value, by field
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,12 @@ def _submitters() -> frozenset[Role]:
 def _import(
     ctx: ServiceContext, acting: str | None, given: ImportRows, progress: Callable[[int], None] | None = None
 ) -> ImportOutcome:
+    profile = None
+    if given.profile is not None:
+        profile = PROFILES.get(given.profile)
+        if profile is None:
+            msg = f"--profile {given.profile!r}: one of {', '.join(PROFILES)}"
+            raise ValidationError(msg)
     request = intake.ImportRequest(
         consultation_id=given.consultation_id,
         headers=given.headers,
@@ -89,32 +100,42 @@ def _import(
         default_channel=given.channel,
         skip_invalid=given.skip_invalid,
         source=given.source,
+        scope=source_scope(given.source_name, profile, given.sheet),
+        profile=profile.name if profile else None,
+        values=given.values,
+        sheet=given.sheet,
+        header_row=given.header_row,
     )
     rejected: list[Rejected] = []
-    keep = given.skip_invalid or given.dry_run  # a refused import lists its problems in the error instead
+    keep = given.skip_invalid and not given.dry_run  # a refused import lists its problems in the error instead
 
     def reject(cells: Sequence[str], why: list[RowProblem]) -> None:
         if keep:
             rejected.append(Rejected(tuple(str(c) for c in cells), tuple(why)))
 
-    flagged = _PersonalData(request.headers, request.mapping)
-    checked = intake.check_file(ctx, replace(request, rows=lambda: flagged.counted(given.rows)), on_reject=reject)
+    flagged = _PersonalData(request.headers, request.mapping, profile)
+    refused: set[int] = set()
+    checked = intake.check_file(
+        ctx, replace(request, rows=lambda: flagged.counted(given.rows)), on_reject=reject, refused=refused
+    )
     if given.dry_run:
-        return ImportOutcome(checked, tuple(rejected), dry_run=True, personal_data=flagged.rows)
+        return ImportOutcome(checked, (), dry_run=True, personal_data=flagged.rows)
     if not given.skip_invalid:
         intake.refuse_invalid(checked)
-    report = intake.import_opinions(ctx, acting=acting, request=request, checked=checked, progress=progress)
+    report = intake.import_opinions(
+        ctx, acting=acting, request=request, checked=checked, refused=refused, progress=progress
+    )
     return ImportOutcome(report, tuple(rejected), personal_data=flagged.rows)
 
 
 class _PersonalData:
     """Counts, during the check's pass over the rows, those whose text holds personal information."""
 
-    def __init__(self, headers: Sequence[str], mapping: Mapping[Column, str]) -> None:
+    def __init__(self, headers: Sequence[str], mapping: Mapping[Column, str], profile: Profile | None) -> None:
         self.rows = 0
         self.columns: dict[Column, int] = {}
         with contextlib.suppress(ValidationError):  # a file without a text column: the check says so
-            self.columns = map_columns(headers, mapping)
+            self.columns = map_columns(headers, mapping, profile)
 
     def counted(self, rows: Sequence[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
         text_at, name_at = self.columns.get(Column.TEXT), self.columns.get(Column.NAME)
