@@ -142,7 +142,9 @@ class SmtpChannel:
         else:
             client = _SMTP(deadline, timeout=timeout)
         try:
-            client.connect(s.host, s.port)
+            code, greeting = client.connect(s.host, s.port)
+            if code != 220:  # as smtplib.SMTP(host) checks
+                raise smtplib.SMTPConnectError(code, greeting)  # noqa: TRY301 - closed below like any other failure
             if s.security == "starttls":
                 client.starttls(context=ssl.create_default_context())
             if s.username:

@@ -128,9 +128,12 @@ class WebhookChannel:
             headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key},
         )
         response = connection.getresponse()
-        if deadline.expired:  # headers cut short read as their end: an answer the deadline cut is none
-            raise TimeoutError
-        answer = b""
-        with contextlib.suppress(OSError, http.client.HTTPException):  # the status decides; the body only informs
-            answer = response.read(MAX_ANSWER_BYTES)
-        return response.status, response.reason or "", response.getheader("Location") or "-", answer
+        try:
+            if deadline.expired:  # headers cut short read as their end: an answer the deadline cut is none
+                raise TimeoutError
+            answer = b""
+            with contextlib.suppress(OSError, http.client.HTTPException):  # the status decides; the body informs
+                answer = response.read(MAX_ANSWER_BYTES)
+            return response.status, response.reason or "", response.getheader("Location") or "-", answer
+        finally:
+            response.close()
