@@ -3,17 +3,22 @@
 `consultflow web` runs as its own process on a fresh database; planners and coordinators act
 through the CLI as real subprocesses; the villager only ever uses the browser. Screenshots of each
 page, in Chinese and English, at phone and desktop widths, go to $CONSULTFLOW_SCREENSHOTS (or the
-test's temporary folder). Without Chromium the test is skipped, unless CONSULTFLOW_REQUIRE_BROWSER
-is set (CI sets it), where a missing browser fails.
+test's temporary folder). Every page, in both languages and at 360 and 1280 px, must fit the screen,
+offer touch targets of 44 px, and pass axe-core (vendored in tests/web/data, MPL-2.0) without a
+serious or critical violation. Without Chromium (or Playwright) the tests are skipped, unless
+CONSULTFLOW_REQUIRE_BROWSER is set (CI sets it), where a missing browser fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -32,6 +37,8 @@ CHROMIUM_ARGS = [
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 COORD, PLANNER = "李协调", "王规划"
+AXE = Path(__file__).parent / "data" / "axe.min.js"
+TOUCH = 44  # px: the smallest touch target a page may offer
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +48,15 @@ def _shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("CONSULTFLOW_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _playwright() -> ModuleType:
+    """Playwright's sync API; where the browser is required (CI), its absence fails instead of skipping."""
+    if os.environ.get("CONSULTFLOW_REQUIRE_BROWSER"):
+        import playwright.sync_api
+
+        return playwright.sync_api
+    return pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(name="portal")
@@ -62,7 +78,7 @@ def _portal(db_url: str, tmp_path: Path) -> Iterator[tuple[Consultflow, str]]:
 def test_a_villager_walks_the_whole_loop_in_chromium(
     portal: tuple[Consultflow, str], shots: Path, db_url: str, tmp_path: Path
 ) -> None:
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    playwright_api = _playwright()
     run, base = portal
     backend = "pg" if db_url.startswith("postgresql") else "sqlite"
     taken: list[Path] = []
@@ -162,3 +178,78 @@ def test_a_villager_walks_the_whole_loop_in_chromium(
     logged = (tmp_path / "web.log").read_text(encoding="utf-8")
     assert code not in logged and code.replace("-", "") not in logged  # the code never reaches the log
     assert "13700001234" not in logged and "127.0.0.1" not in logged.replace(base, "")
+
+
+# Each visible link, button, summary, field and choice smaller than a touch target (a radio or
+# checkbox counts as its label, which is the target).
+_TARGETS = """() => [...document.querySelectorAll('a, button, summary, label.choice, input, textarea')]
+  .filter(e => e.offsetParent !== null && e.type !== 'hidden')
+  .filter(e => !(e.matches('input[type=radio], input[type=checkbox]') && e.closest('label')))  // its label is the target
+  .map(e => { const r = e.getBoundingClientRect(); return {what: e.outerHTML.slice(0, 80), w: r.width, h: r.height}; })
+  .filter(t => t.w < 44 || t.h < 44)"""
+_AXE = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))"""
+
+
+def _check_page(page: Any, url: str, width: int) -> list[str]:
+    """What is wrong with the page at `url`: too wide, small targets, serious or critical axe violations."""
+    page.goto(url)
+    problems = []
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    if wide > width:
+        problems.append(f"{url} at {width}px: {wide}px wide")
+    problems += [f"{url} at {width}px: target {t['w']:.0f}x{t['h']:.0f} {t['what']}" for t in page.evaluate(_TARGETS)]
+    page.add_script_tag(path=str(AXE))
+    for v in page.evaluate(_AXE):
+        if v["impact"] in ("serious", "critical"):
+            problems.append(f"{url} at {width}px: axe {v['impact']} {v['id']} on {v['nodes']}")
+    return problems
+
+
+def test_every_page_fits_a_phone_has_touch_targets_and_passes_axe(
+    portal: tuple[Consultflow, str], tmp_path: Path
+) -> None:
+    """Every page, zh and en, at 360 and 1280 px: no wider than the screen, targets >= 44 px, axe clean."""
+    playwright_api = _playwright()
+    run, base = portal
+    sheet = tmp_path / "村民大会.csv"  # 60 opinions: enough for a second page of the account
+    rows = [f"{n},村民{n},青龙村,产业发展,建议在村口建设农产品冷链仓储点并修通第{n}组的机耕道" for n in range(60)]
+    sheet.write_text("\n".join(["序号,姓名,村,类别,意见内容", *rows]) + "\n", encoding="utf-8")
+    run("opinion", "import", str(sheet), "--consultation", "1", "--channel", "villagers_assembly", actor=COORD)
+    opinion = json.loads(run("--json", "opinion", "list", "--consultation", "1", "--limit", "1"))[0]["id"]
+    run("opinion", "assign", str(opinion), "--to", PLANNER, actor=COORD)
+    run("opinion", "fire", str(opinion), "screen", actor=PLANNER)
+    run(
+        "opinion",
+        "fire",
+        str(opinion),
+        "give_feedback",
+        "--text",
+        "拟纳入产业用地布局研究，请问是否合适？",
+        actor=PLANNER,
+    )
+    issued = re.search(r"\d{5}(?:-\d{5}){4}", run("opinion", "receipt", str(opinion), actor=COORD))
+    assert issued, "no receipt code printed"
+    code = issued.group()
+    pages = ["/", "/c/1", "/c/1/submit", "/c/1/account", "/c/1/account?page=2", "/c/1/account?round=1",
+             "/c/1/account?category=industry", "/c/1/plan", "/my", "/nope", "/c/1/account?round=99"]  # fmt: skip
+    problems: list[str] = []
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for lang in ("zh", "en"):
+            for viewport in (PHONE, DESKTOP):
+                visitor = browser.new_context(
+                    viewport=viewport, bypass_csp=True
+                )  # axe is a script; the portal allows none
+                page = visitor.new_page()
+                page.goto(f"{base}/?lang={lang}")  # the language cookie
+                for path in pages:
+                    problems += _check_page(page, base + path, viewport["width"])
+                page.goto(base + "/my")
+                page.fill("input[name=code]", code)
+                page.click("button[type=submit]")
+                assert "拟纳入产业用地布局研究" in page.inner_text("main")
+                problems += _check_page(page, base + "/my", viewport["width"])  # the timeline and the reply form
+                visitor.close()
+        browser.close()
+    assert not problems, "\n".join(problems)
