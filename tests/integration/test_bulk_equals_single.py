@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import text
 
 from consultflow.domain.clock import FixedClock
+from consultflow.domain.sealing import is_sealed
 from consultflow.domain.vocabulary import Field
 from consultflow.services import opinions
 from consultflow.services.context import ServiceContext
-from tests.conftest import START, engine_of
+from tests.conftest import START, sql_uow
 from tests.helpers import EXPERT, PLANNER, assert_loop_invariants, seed, submit
 
 PER_PATH = 20  # more than the reminder store's set-based threshold
@@ -41,9 +42,17 @@ def _still_clock() -> FixedClock:
 
 
 def _profile(ctx: ServiceContext, opinion_id: int) -> tuple[Any, ...]:
-    with engine_of(ctx).connect() as con:
+    """The opinion's rows; texts opened (each is sealed with a fresh nonce, so their stored bytes differ)."""
+    with sql_uow(ctx) as uow:
+
+        def opened(value: object) -> object:
+            if isinstance(value, str) and value.startswith("{"):
+                return uow.texts.open_payload(value)
+            return uow.texts.open(value) if is_sealed(value) else value
+
+        con = uow.session.connection()
         return tuple(
-            tuple(tuple(row) for row in con.execute(text(sql), {"o": opinion_id}))
+            tuple(tuple(opened(v) for v in row) for row in con.execute(text(sql), {"o": opinion_id}))
             for sql in (OPINION, REMINDERS, ENTRIES, EVENTS)
         )
 
