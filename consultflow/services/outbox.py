@@ -8,6 +8,7 @@ can drop the repeat.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import re
 import threading
@@ -277,7 +278,8 @@ def send_batch(
             results.put((message, outcome))
 
     def spawn(channel: str) -> None:
-        threading.Thread(target=work, args=(channel,), name=f"send-{channel}", daemon=True).start()
+        context = contextvars.copy_context()  # log lines from the thread keep the command's bound fields
+        threading.Thread(target=context.run, args=(work, channel), name=f"send-{channel}", daemon=True).start()
 
     for channel, queued in waiting.items():
         for _ in range(min(settings.per_channel, len(queued))):
