@@ -182,7 +182,9 @@ class PersonalDataStore:
             .where(Participant.id == participant_id)
             .values(name=pseudonym, contact=None, village="", erased_at=now, match_key=None)
         )
-        self.session.execute(update(Opinion).where(Opinion.participant_id == participant_id).values(intake_key=None))
+        self.session.execute(  # the keyed hashes of her rows: of her name, contact and text
+            update(Opinion).where(Opinion.participant_id == participant_id).values(intake_key=None, content_key=None)
+        )
         self.session.execute(update(Actor).where(Actor.participant_id == participant_id).values(contact=None))
 
     def _mask_messages(self, person: _Person) -> None:

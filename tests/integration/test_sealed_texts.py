@@ -21,7 +21,7 @@ from sqlalchemy import make_url, text
 from consultflow.domain import sealing
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.vocabulary import Field
-from consultflow.services import audit, opinion_views, opinions, people, verify
+from consultflow.services import audit, opinion_views, opinions, people, personal_data, verify
 from consultflow.services.context import ServiceContext
 from consultflow.services.intake import ImportRequest, import_opinions
 from consultflow.store import migrate
@@ -29,7 +29,7 @@ from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import make_engine, normalize_url
 from consultflow.store.roles import DatabaseRoles
 from tests.conftest import WORKFLOWS, _pg_schema_url, engine_of, make_context, sql_uow
-from tests.helpers import EXPERT, PLANNER, seed, submit
+from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 
 SHE = "张秀英"
 PHONE = "13812345678"
@@ -247,3 +247,22 @@ def test_only_the_servers_login_reads_the_keys(
         stored = str(uow.session.execute(text("SELECT text FROM opinion ORDER BY id")).scalars().first())
         assert uow.texts.open(stored) == sealing.UNREADABLE
     reader.dispose()
+
+
+def test_erasure_clears_the_keyed_hashes_of_her_imported_rows(ctx: ServiceContext) -> None:
+    """An imported row's intake and content keys (HMACs of her name, contact and text) go with her."""
+    setup = seed(ctx)
+    request = ImportRequest(
+        consultation_id=setup.consultation_id,
+        headers=["姓名", "村", "联系方式", "类别", "意见内容"],
+        rows=lambda: [(2, ["王五", "金田村", "13700000000", "公共服务配套", "建议修建文化广场"])],
+        default_channel="villagers_assembly",
+    )
+    assert import_opinions(ctx, acting=EXPERT, request=request).imported == 1
+    query = text("SELECT participant_id, intake_key, content_key FROM opinion WHERE participant_id <> :p")
+    with engine_of(ctx).connect() as conn:
+        (participant_id, intake_key, content_key) = conn.execute(query, {"p": setup.participant_id}).one()
+    assert intake_key and content_key
+    personal_data.erase_participant(ctx, acting=COORD, participant_id=participant_id, reason="本人申请")
+    with engine_of(ctx).connect() as conn:
+        assert conn.execute(query, {"p": setup.participant_id}).one()[1:] == (None, None)
