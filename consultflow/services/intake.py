@@ -12,6 +12,7 @@ is counted once: imported, already there, refused (by reason) or skipped. Each o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -162,7 +163,9 @@ def check_file(
         consultation = uow.consultations.get(request.consultation_id)
         spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
         rules = _rules(ctx, request, spec, columns)
-        seen: dict[str, tuple[int, str]] = {}  # the file's own keys: a repeat, or the same key saying else
+        # The file's own keys, to tell a repeat from the same key saying something else: 8-byte digests
+        # of the key and of the content with the row's line, ~130 bytes a row (100,000 rows: 13 MB).
+        seen: dict[int, int] = {}
         pending: list[tuple[Sequence[str], IntakeRow]] = []
 
         def settle() -> None:
@@ -187,19 +190,25 @@ def check_file(
                 refuse(cells, checked)
             else:
                 report.contacts_dropped += checked.contact_dropped
-                prior = seen.get(checked.key)
+                key, content = _digest(checked.key), _digest(checked.content)
+                prior = seen.get(key)
                 if prior is None:
-                    seen[checked.key] = (checked.line, checked.content)
+                    seen[key] = content << 32 | checked.line
                     pending.append((cells, checked))
                     if len(pending) == BATCH:
                         settle()
-                elif prior[1] == checked.content:
+                elif prior >> 32 == content:
                     report.already += 1  # the same row twice in the file
                 else:
-                    refuse(cells, [_conflict(checked, f"row {prior[0]} of this file", request)])
+                    refuse(cells, [_conflict(checked, f"row {prior & 0xFFFFFFFF} of this file", request)])
         if pending:
             settle()
     return report
+
+
+def _digest(value: str) -> int:
+    """A 64-bit digest of a row's key or content (two different rows share one about once in 10^19 pairs)."""
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
 def refuse_invalid(checked: ImportReport) -> None:
