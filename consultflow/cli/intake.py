@@ -235,7 +235,7 @@ def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[commands.Re
     type=click.FloatRange(0.3, 1.0),
     default=0.6,
     show_default=True,
-    help="How alike texts must be (Jaccard similarity of character pairs).",
+    help="How alike texts must be (Jaccard similarity of their words and character pairs, clause order ignored).",
 )
 @json_flag
 @pass_state

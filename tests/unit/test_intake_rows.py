@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.intake import Column, IntakeRow, RowProblem, check_row, map_columns, normalise_header
+from consultflow.domain.intake import Choices, Column, IntakeRow, RowProblem, check_row, map_columns, normalise_header
+from consultflow.domain.labels import Label
 from consultflow.domain.workflow_loader import load_workflow_text
 from tests.conftest import WORKFLOWS
 
@@ -61,3 +62,16 @@ def test_labels_match_in_either_language_and_width() -> None:
         None,
     )
     assert isinstance(good, IntakeRow) and (good.category, good.channel) == ("industry", "open_air_meeting")
+
+
+def test_an_import_takes_the_short_forms_opinion_list_takes() -> None:
+    """院坝会 and 问卷 name their channels in a file as they do on the command line; a label wins over a short form."""
+    channels = {
+        "open_air_meeting": Label("坝坝会", "Open-air meeting"),
+        "online_survey": Label("线上问卷", "Online survey"),
+    }
+    choices = Choices("channel", channels)
+    assert choices.resolve("院坝会") == "open_air_meeting"
+    assert choices.resolve("问卷") == "online_survey"
+    assert choices.resolve("坝坝会") == "open_air_meeting"
+    assert choices.resolve("广播") == []
