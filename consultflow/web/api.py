@@ -8,7 +8,7 @@ HTTP status that fits. Receipt codes travel in request bodies, never in URLs.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -49,6 +49,7 @@ def _text(max_length: int, description: str = "") -> Any:
 
 
 Text = Annotated[str, AfterValidator(_decodable)]
+CODE_PATTERN = r"^[\s\-_.\u2013\u2014]*(?:\d[\s\-_.\u2013\u2014]*){25}$"  # \d: full-width digits too
 
 
 class Error(BaseModel):
@@ -86,8 +87,8 @@ class OpinionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category: Text = _text(64, "a category name of the consultation's workflow, e.g. industry")
-    text: Text = _text(5000, "the opinion (at most 5000 characters; required)")
-    village: Text = _text(120, "village or area (required)")
+    text: Text = Field(..., min_length=1, max_length=5000, pattern=r"\S", description="the opinion (required)")
+    village: Text = Field(..., min_length=1, max_length=120, pattern=r"\S", description="village or area (required)")
     name: Text = _text(120, "optional; never published")
     contact: Text = _text(200, "optional phone or e-mail; kept only with contact_consent")
     contact_consent: bool = False
@@ -108,13 +109,13 @@ class CodeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: Text = Field(..., max_length=64, description="25 digits, spaces and dashes allowed")
+    code: Text = Field(..., max_length=64, pattern=CODE_PATTERN, description="25 digits, spaces and dashes allowed")
 
 
 class ReplyIn(CodeIn):
     """Re-participation: agree, object or revise, with text."""
 
-    stance: Text = Field(..., max_length=16, description="agree, object or revise")
+    stance: Literal["agree", "object", "revise"] = Field(..., description="agree, object or revise")
     text: Text = _text(5000)
 
 

@@ -258,6 +258,10 @@ async def _malformed(request: Request, exc: Exception) -> Response:
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
     message = f"{where}: {first.get('msg', 'malformed')}".replace("\n", " ")
     if wants_json(request):
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media and not (media == "application/json" or media.endswith("+json")):  # no type: read as JSON
+            message = "the body must be JSON (Content-Type: application/json)"
+            return JSONResponse(error_body(message, USAGE_EXIT_CODE, "unsupported_media_type"), 415)
         return JSONResponse(error_body(message, USAGE_EXIT_CODE, "usage"), 422)
     from consultflow.web.pages import error_page  # noqa: PLC0415
 

@@ -4,13 +4,17 @@ Starlette reads a request body without a size limit, and a form parser's limit d
 JSON. This gate sits in front of the staff API: a request without a bearer token is refused before
 its body is read, and a body is counted as it arrives and refused (413) once it passes its limit,
 so no client can make a server process hold an unbounded body. An import carries a file's rows
-and gets the larger limit.
+and gets the larger limit. Every other path has a limit too: 64 KB for the portal's JSON API,
+128 KB for the portal's forms and anything else. A declared Content-Length past the limit is
+refused before a byte is read; a chunked body is counted chunk by chunk. A body must arrive
+within READ_SECONDS of the request (408 after), so a slow client cannot hold a worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -34,21 +38,23 @@ BODY_LIMIT = 8 * 1024 * 1024  # bytes: any command's fields (a 2,000,000-id list
 LARGE_BODY_LIMIT = 512 * 1024 * 1024  # bytes: an import's rows, or a province's id list
 LARGE = frozenset({"opinion.import", "opinion.fire", "opinion.assign", "opinion.merge"})
 SIGN_IN_LIMIT = 64 * 1024
+OTHER_LIMIT = 128 * 1024  # bytes: a portal form (a 5,000-character opinion percent-encoded is about 45 KB)
+READ_SECONDS = 30.0  # a whole body must arrive within this many seconds of the request
 
 
 class _TooLargeError(Exception):
-    """The body passed its limit."""
+    """The body passed its limit (or its deadline): answered already."""
 
 
-def limit_of(path: str) -> int | None:
-    """The body limit of a staff API path, None for other paths (the portal keeps its own)."""
+def limit_of(path: str) -> int:
+    """The body limit of a path."""
     if path.startswith(COMMANDS):
         return LARGE_BODY_LIMIT if path.removeprefix(COMMANDS) in LARGE else BODY_LIMIT
     if path.startswith(SIGN_IN):
         return SIGN_IN_LIMIT
     if path.startswith(PORTAL_API):
         return PORTAL_LIMIT
-    return None
+    return OTHER_LIMIT
 
 
 class StaffGate:
@@ -59,10 +65,10 @@ class StaffGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request's token header and count its body as it arrives."""
-        limit = limit_of(str(scope.get("path", ""))) if scope["type"] == "http" else None
-        if limit is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = limit_of(str(scope.get("path", "")))
         headers = dict(scope.get("headers") or [])
         if scope["path"].startswith(COMMANDS):
             refusal = await _token_refused(scope, headers.get(b"authorization", b""))
@@ -75,10 +81,18 @@ class StaffGate:
             return
         seen = 0
         answered = False
+        deadline = anyio.current_time() + READ_SECONDS
 
         async def counted() -> Message:
             nonlocal seen, answered
-            message = await receive()
+            left = deadline - anyio.current_time()
+            with anyio.move_on_after(max(left, 0.0)) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                if not answered:
+                    answered = True
+                    await _answer(send, 408, f"the request's body did not arrive within {READ_SECONDS:g} s", "timeout")
+                raise _TooLargeError
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit and not answered:
@@ -120,7 +134,9 @@ async def _token_refused(scope: Scope, header: bytes) -> tuple[int, str, str] | 
 
 
 def _too_large(limit: int) -> str:
-    return f"the request is over {limit // (1024 * 1024) or 1} MB; split the file or the id list"
+    if limit < 1024 * 1024:
+        return f"the request is over {math.ceil(limit / 1024)} KB"
+    return f"the request is over {limit // (1024 * 1024)} MB; split the file or the id list"
 
 
 async def _answer(send: Send, status: int, message: str, kind: str) -> None:
