@@ -12,11 +12,12 @@ from typing import cast, overload
 from consultflow.domain.audit import EventKind
 from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
+from consultflow.domain.labels import resolve_choice
 from consultflow.domain.machine import PreparedTransition
 from consultflow.domain.ownership import Holding, check_owner, check_submitter
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
-from consultflow.domain.vocabulary import FIELD_MAX_CHARS, MAX_OPINION_CHARS, Field
+from consultflow.domain.vocabulary import CHOICE_ALIASES, FIELD_MAX_CHARS, MAX_OPINION_CHARS, Field
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import required_text
 from consultflow.services.opinion_views import OpinionView, opinion_views
@@ -129,13 +130,11 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
     open_round = change.current_round(consultation.id)
     rows = []
     for item in items:
-        _check_choice(item.category, spec.categories, "category")
-        _check_choice(item.channel, spec.channels, "channel")
+        category = resolve_choice(item.category, spec.categories, "category", CHOICE_ALIASES)
+        channel = resolve_choice(item.channel, spec.channels, "channel", CHOICE_ALIASES)
         text = required_text(item.text, "opinion text", MAX_OPINION_CHARS)
         check_submitter(change.acting_as(change.acting_role), item.participant_id)
-        rows.append(
-            NewOpinionRow(item.participant_id, item.category, item.channel, text, item.intake_key, item.receipt_hash)
-        )
+        rows.append(NewOpinionRow(item.participant_id, category, channel, text, item.intake_key, item.receipt_hash))
     missing = change.uow.actors.missing_participants([r.participant_id for r in rows])
     if missing:
         noun = "participant" if len(missing) == 1 else "participants"
@@ -165,13 +164,6 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
         ),
     )
     return [replace(v, text=t) for v, t in zip(opinion_views(change.uow, added), plain, strict=True)]
-
-
-def _check_choice(value: str, choices: Mapping[str, object], what: str) -> None:
-    if value not in choices:
-        allowed = ", ".join(choices)
-        msg = f"unknown {what} {value!r}; allowed: {allowed}"
-        raise ValidationError(msg)
 
 
 def fire(
