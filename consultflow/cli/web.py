@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import click
 
 from consultflow.cli.main import CliState, pass_state
 from consultflow.config import env_default, environment
+from consultflow.domain.errors import AddressInUseError, ConfigurationError
 
 APP_FACTORY = "consultflow.web.app:app_from_env"
 
@@ -60,6 +63,7 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
         os.environ["CONSULTFLOW_WORKFLOWS"] = str(settings.workflows_dir)
     if settings.chain_key_file is not None:
         os.environ["CONSULTFLOW_CHAIN_KEY_FILE"] = str(settings.chain_key_file)
+    check_port(host, port)  # a port in use: one line and exit code 71, before "listening"
     click.echo(f"consultflow server on http://{host}:{port}/ ({workers} worker(s)); Ctrl-C stops it", err=True)
     uvicorn.run(
         APP_FACTORY,
@@ -73,3 +77,28 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
         log_level="warning",
         server_header=False,
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on, or an address this machine cannot listen on, in one line.
+
+    Raises:
+        AddressInUseError: the port is in use (exit code 71).
+        ConfigurationError: the address is not this machine's, or the port needs privileges.
+    """
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        msg = f"cannot listen on {host}:{port}: {exc.strerror}"
+        raise ConfigurationError(msg) from None
+    family, kind, proto, _name, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                msg = f"port {port} on {host} is in use by another process; nothing was started (choose --port)"
+                raise AddressInUseError(msg) from None
+            msg = f"cannot listen on {host}:{port}: {exc.strerror}"
+            raise ConfigurationError(msg) from None

@@ -74,6 +74,42 @@ class DatabaseUnavailableError(ConsultflowError):
     """The database cannot be reached or written (connection lost, read-only file)."""
 
 
+class DatabaseUnreachableError(DatabaseUnavailableError):
+    """The database server is down, restarting or refusing connections; nothing was written.
+
+    Its own exit code (69, EX_UNAVAILABLE): the same command can be run once the database is back.
+    """
+
+    exit_code = 69
+
+
+class DatabaseStorageError(DatabaseUnavailableError):
+    """The database's disk is full or failing (I/O error); the change was rolled back.
+
+    Exit code 74 (EX_IOERR).
+    """
+
+    exit_code = 74
+
+
+class DatabaseDamagedError(DatabaseUnavailableError):
+    """The database file is damaged (malformed, not a database): it must be restored from a backup.
+
+    Exit code 65 (EX_DATAERR).
+    """
+
+    exit_code = 65
+
+
+class AddressInUseError(ConsultflowError):
+    """The server's port is taken by another process; nothing was started.
+
+    Exit code 71 (EX_OSERR).
+    """
+
+    exit_code = 71
+
+
 class WorkflowInvalidError(ConsultflowError):
     """A workflow file with problems; `problems` lists every one with its path."""
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import stat
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -21,6 +23,7 @@ from zipfile import BadZipFile
 from consultflow.domain.errors import ValidationError
 
 SAMPLE_BYTES = 1 << 16
+MAX_LINE_CHARS = 1 << 20  # a CSV line longer than this is not a table's row (an endless stream, a binary file)
 FORMATS = ("csv", "tsv", "xlsx", "xls")
 HEAD_ROWS = 15  # rows read up front, to find the header below title rows
 
@@ -58,9 +61,11 @@ def _rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """utf-8-sig with a BOM, utf-8 when the bytes decode as such, else gb18030."""
+    """utf-8-sig with a BOM, utf-16 with its BOM, utf-8 when the bytes decode as such, else gb18030."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
     except UnicodeDecodeError:
@@ -89,10 +94,19 @@ def open_table(
             msg = f"unknown encoding {encoding!r}; e.g. utf-8, utf-8-sig, gb18030"
             raise ValidationError(msg) from None
     try:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            msg = f"{path} is not a regular file (a device, pipe or folder); give a saved CSV, TSV, XLSX or XLS file"
+            raise ValidationError(msg)
         if chosen in ("csv", "tsv"):
             with path.open("rb") as raw:
                 sample = raw.read(SAMPLE_BYTES)
             found = encoding or detect_encoding(sample)
+            if b"\x00" in sample and not found.startswith("utf-16"):
+                msg = (
+                    f"{path.name} holds NUL bytes, so it is not {found} text: perhaps UTF-16 without its "
+                    "byte-order mark (give --encoding utf-16-le) or not a text file at all"
+                )
+                raise ValidationError(msg)
             if chosen == "csv" and file_format is None:
                 line = sample.split(b"\n", 1)[0]
                 chosen = "tsv" if b"\t" in line and b"," not in line else "csv"
@@ -137,10 +151,20 @@ def _sheet_name(table: Table) -> str | None:
         book.close()
 
 
+def _bounded_lines(handle: Iterator[str], name: str) -> Iterator[str]:
+    """The file's lines, refusing one past MAX_LINE_CHARS (so memory stays bounded on any input)."""
+    read = getattr(handle, "readline")  # noqa: B009 - a text file's readline(limit)
+    while line := read(MAX_LINE_CHARS + 1):
+        if len(line) > MAX_LINE_CHARS:
+            msg = f"{name} has a line over {MAX_LINE_CHARS:,} characters: it is not a CSV table"
+            raise ValidationError(msg)
+        yield line
+
+
 def _csv_rows(path: Path, encoding: str, delimiter: str = ",") -> Iterator[tuple[int, Sequence[str]]]:
     with path.open(encoding=encoding, newline="") as handle:
         try:
-            yield from enumerate(csv.reader(handle, delimiter=delimiter), start=1)
+            yield from enumerate(csv.reader(_bounded_lines(handle, path.name), delimiter=delimiter), start=1)
         except UnicodeDecodeError as exc:
             msg = f"{path.name} is not {encoding} text near byte {exc.start}; give --encoding (e.g. gb18030, utf-8)"
             raise ValidationError(msg) from None
@@ -165,8 +189,8 @@ def _xlsx_rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
 
     try:
         book = load_workbook(table.path, read_only=True, data_only=True)
-    except (InvalidFileException, BadZipFile, KeyError, ValueError, OSError) as exc:
-        msg = f"{table.path.name} is not a readable XLSX workbook ({type(exc).__name__})"
+    except (InvalidFileException, BadZipFile, KeyError, ValueError, OSError, SyntaxError, zlib.error, EOFError) as exc:
+        msg = f"{table.path.name} is not a readable XLSX workbook ({_why(exc)})"
         raise ValidationError(msg) from None
     try:
         if table.sheet is not None and table.sheet not in book.sheetnames:
@@ -175,8 +199,22 @@ def _xlsx_rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
         sheet = book[table.sheet] if table.sheet else book.worksheets[0]
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield number, [_cell(v) for v in values]
+    except (BadZipFile, KeyError, ValueError, SyntaxError, zlib.error, EOFError) as exc:  # a sheet damaged inside
+        msg = f"{table.path.name} is not a readable XLSX workbook ({_why(exc)})"
+        raise ValidationError(msg) from None
     finally:
         book.close()
+
+
+def _why(exc: BaseException) -> str:
+    """A damaged workbook's problem in a few words (SyntaxError: its XML is broken)."""
+    if isinstance(exc, SyntaxError):
+        return "its XML is broken"
+    if isinstance(exc, (BadZipFile, zlib.error, EOFError)):
+        return "it is not a whole ZIP file"
+    if isinstance(exc, KeyError):
+        return "a ZIP file, but no workbook inside"
+    return type(exc).__name__
 
 
 def _xls_rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:

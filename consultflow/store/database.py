@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.store import migrate
-from consultflow.store.engine import make_engine, snapshot_engine
+from consultflow.store.engine import make_engine, shown_database, snapshot_engine
+from consultflow.store.errors import translate
 from consultflow.store.repositories import StoredWorkflow
 from consultflow.store.uow import UnitOfWork, session_factory
 
@@ -34,8 +36,18 @@ class SqlDatabase:
         return UnitOfWork(self._reads, self._workflows)
 
     def schema_revision(self) -> str | None:
-        """The revision the database is at, None when never migrated."""
-        return migrate.current_revision(self.engine)
+        """The revision the database is at, None when never migrated.
+
+        Raises:
+            DatabaseUnavailableError: the database is unreachable, full or damaged (in words).
+        """
+        try:
+            return migrate.current_revision(self.engine)
+        except DBAPIError as exc:
+            translated = translate(exc, shown_database(self.engine))
+            if translated is None:
+                raise
+            raise translated from exc
 
     def head_revision(self) -> str | None:
         """The newest revision this consultflow ships."""

@@ -31,6 +31,13 @@ def display_url(url: str) -> str:
         return "<an unreadable database URL>"
 
 
+def shown_database(engine: Engine) -> str:
+    """The engine's database as messages name it: a SQLite file's path, or the URL without its password."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return engine.url.database
+    return engine.url.render_as_string(hide_password=True)
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file a SQLite URL names (None for PostgreSQL); refuses an empty or in-memory database.
 

@@ -6,9 +6,11 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.store.accounts import AccountStore
+from consultflow.store.engine import shown_database
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
 from consultflow.store.heads import SignedHeads
@@ -86,13 +88,25 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.session.close()  # rolls back what was not committed; loaded rows stay readable
-        OPENER.reset(self._opener)
-        _OPEN.reset(self._token)
-        if exc is not None:
-            translated = translate(exc)
-            if translated is not None and translated is not exc:
-                raise translated from exc
+        closing: DBAPIError | None = None
+        try:
+            self.session.close()  # rolls back what was not committed; loaded rows stay readable
+        except DBAPIError as failed:  # the connection died under the transaction: nothing was committed
+            closing = failed
+        finally:
+            OPENER.reset(self._opener)
+            _OPEN.reset(self._token)
+        failure = exc if exc is not None else closing
+        if failure is not None:
+            translated = translate(failure, self._shown())
+            if translated is not None and translated is not failure:
+                raise translated from failure
+            if failure is closing:
+                raise closing
+
+    def _shown(self) -> str:
+        bind = self._factory.kw.get("bind")
+        return shown_database(bind) if isinstance(bind, Engine) else ""
 
     def commit(self) -> None:
         """Make the use case's changes permanent (and the workflow rows read, known to later ones)."""

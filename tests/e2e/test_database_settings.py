@@ -36,7 +36,7 @@ def test_empty_and_in_memory_databases_are_refused(tmp_path: Path) -> None:
 def test_a_password_in_the_database_url_is_never_shown() -> None:
     """An unreachable PostgreSQL named with a password: the error shows the URL without it."""
     code, out = _run("--db", "postgresql://root:S3cret@127.0.0.1:1/county", "consultation", "list")
-    assert code == 1 and "cannot open database" in out
+    assert code == 69 and "is not reachable (connection refused); nothing was written" in out
     assert "S3cret" not in out and "root:***@127.0.0.1:1/county" in out
 
 

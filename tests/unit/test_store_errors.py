@@ -10,7 +10,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from consultflow.domain.errors import (
     AppendOnlyError,
     ConflictError,
+    DatabaseDamagedError,
+    DatabaseStorageError,
     DatabaseUnavailableError,
+    DatabaseUnreachableError,
     RetryableConflictError,
     ValidationError,
 )
@@ -47,7 +50,18 @@ def _pg(sqlstate: str, message: str = "boom", constraint: str | None = None) -> 
         (_pg("23503", constraint="fk_opinion_participant_id_participant"), ValidationError, "does not exist"),
         (_pg("22003"), ValidationError, "larger than the database can hold"),
         (_pg("P0001", "audit_event is append-only"), AppendOnlyError, "append-only"),
-        (_pg("08006"), DatabaseUnavailableError, "connection failed"),
+        (_pg("08006"), DatabaseUnreachableError, "connection failed"),
+        (
+            _pg("57P01", "terminating connection due to administrator command"),
+            DatabaseUnreachableError,
+            "shutting down",
+        ),
+        (_pg("57P03", "the database system is starting up"), DatabaseUnreachableError, "starting up"),
+        (_pg("53100", "could not extend file"), DatabaseStorageError, "disk full"),
+        (OperationalError("x", {}, Exception("database disk image is malformed")), DatabaseDamagedError, "db restore"),
+        (OperationalError("x", {}, Exception("file is not a database")), DatabaseDamagedError, "is damaged"),
+        (OperationalError("x", {}, Exception("database or disk is full")), DatabaseStorageError, "disk full"),
+        (OperationalError("x", {}, Exception("disk I/O error")), DatabaseStorageError, "rolled back"),
         (OperationalError("x", {}, Exception("database is locked")), RetryableConflictError, "busy"),
         (IntegrityError("x", {}, Exception("UNIQUE constraint failed: actor.name")), ValidationError, "already"),
         (IntegrityError("x", {}, Exception("audit_event is append-only")), AppendOnlyError, "append-only"),
@@ -73,3 +87,18 @@ def test_driver_errors_become_what_they_mean(error: BaseException, kind: type[Ex
 def test_anything_else_is_left_to_surface_as_an_internal_error(error: BaseException) -> None:
     """What no user can cause is not dressed up as a user's mistake."""
     assert translate(error) is None
+
+
+def test_a_refused_connection_names_the_database_and_its_exit_code() -> None:
+    """psycopg's own connection errors (no SQLSTATE) are "not reachable", exit code 69, with the database named."""
+    import psycopg
+
+    refused = psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", port 1 failed: '
+                                       "Connection refused")  # fmt: skip
+    translated = translate(OperationalError("x", {}, refused), "postgresql+psycopg://cf@127.0.0.1:1/county")
+    assert isinstance(translated, DatabaseUnreachableError) and translated.exit_code == 69
+    assert str(translated) == (
+        "the database at postgresql+psycopg://cf@127.0.0.1:1/county is not reachable (connection refused); "
+        "nothing was written"
+    )
+    assert DatabaseStorageError.exit_code == 74 and DatabaseDamagedError.exit_code == 65
