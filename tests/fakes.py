@@ -797,6 +797,9 @@ class FakeIntake:
     def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> NoReturn:
         _no_aggregates(consultation_id, keys)
 
+    def recorded(self, consultation_id: int, rows: Sequence[Any]) -> NoReturn:
+        _no_aggregates(consultation_id, rows)
+
     def source_fields(self, opinion_id: int) -> None:  # fakes record no imports
         return None
 

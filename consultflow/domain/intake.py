@@ -387,8 +387,8 @@ class Choices:
         self.what = what
         self.choices = choices
         self.names = dict(_names_of(tuple(choices.items())))
-        for key, written in ((k, w) for k, ws in CHOICE_ALIASES.items() if k in choices for w in ws):
-            self.names.setdefault(normalise_header(written), key)  # the short forms `opinion list` takes too
+        for aliased, written in ((k, w) for k, ws in CHOICE_ALIASES.items() if k in choices for w in ws):
+            self.names.setdefault(normalise_header(written), aliased)  # the short forms `opinion list` takes too
         self._labels = [(key, normalise_header(label.zh), normalise_header(label.en)) for key, label in choices.items()]
         for written, target in (given or {}).items():
             key = self.names.get(normalise_header(target))

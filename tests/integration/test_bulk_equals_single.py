@@ -48,7 +48,7 @@ def _profile(ctx: ServiceContext, opinion_id: int) -> tuple[Any, ...]:
         def opened(value: object) -> object:
             if isinstance(value, str) and value.startswith("{"):
                 return uow.texts.open_payload(value)
-            return uow.texts.open(value) if is_sealed(value) else value
+            return uow.texts.open(value) if isinstance(value, str) and is_sealed(value) else value
 
         con = uow.session.connection()
         return tuple(

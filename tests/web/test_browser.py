@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -56,7 +56,7 @@ def _playwright() -> ModuleType:
         import playwright.sync_api
 
         return playwright.sync_api
-    return pytest.importorskip("playwright.sync_api")
+    return cast("ModuleType", pytest.importorskip("playwright.sync_api"))
 
 
 @pytest.fixture(name="portal")
