@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from consultflow.config import Settings, head_publishing
 from consultflow.domain.clock import Clock, SystemClock
 from consultflow.domain.errors import ConfigurationError
-from consultflow.services import identity
+from consultflow.services import identity, schema
 from consultflow.services.context import ServiceContext
 from consultflow.services.database_roles import RoleAdmin
 from consultflow.store.database import SqlDatabase
@@ -18,6 +19,9 @@ from consultflow.store.engine import display_url, sqlite_file
 
 if TYPE_CHECKING:
     from consultflow.services.backup import Backups
+    from consultflow.services.health import HealthQueries
+
+_log = logging.getLogger(__name__)
 
 
 def build_context(
@@ -37,7 +41,8 @@ def build_context(
     proves nothing about them).
 
     Raises:
-        ConfigurationError: the database cannot be opened, is missing, or its schema is missing or old.
+        ConfigurationError: the database cannot be opened, is missing, or has no schema.
+        SchemaMismatchError: its schema is older or newer than this consultflow's (exit 78).
     """
     shown = display_url(settings.db_url)
     path = sqlite_file(settings.db_url)
@@ -61,7 +66,10 @@ def build_context(
         heads=heads,
     )
     try:
-        _check_schema(database, shown, check_schema=check_schema)
+        # The server's worker processes (acting_proven) start after `serve` checked the schema strictly,
+        # before listening; uvicorn restarts one that dies, and during a rolling upgrade the database may
+        # be a step ahead by then (expand-only: README, "Upgrading"). They serve on rather than crash.
+        _check_schema(database, shown, check_schema=check_schema, newer_ok=acting_proven)
         if check_schema and not acting_proven:
             identity.check_reader(ctx)
     except BaseException:
@@ -80,6 +88,16 @@ def role_admin(ctx: ServiceContext) -> RoleAdmin:
     return DatabaseRoles(ctx.database.engine)
 
 
+def health_queries(ctx: ServiceContext) -> HealthQueries:
+    """The read-only queries behind readiness and `/metrics`, over the context's database."""
+    from consultflow.store.health import SqlHealthQueries  # noqa: PLC0415 - only the server needs them
+
+    if not isinstance(ctx.database, SqlDatabase):
+        msg = "health figures need a SQL database"
+        raise ConfigurationError(msg)
+    return SqlHealthQueries(ctx.database.engine)
+
+
 def backups(settings: Settings) -> Backups:
     """Backups of the configured database and restores into it (SQLite's backup API; pg_dump, pg_restore)."""
     from consultflow.store.backup import SqlBackups  # noqa: PLC0415 - only `db backup` and `db restore` need it
@@ -94,7 +112,7 @@ def restore_grants(settings: Settings, path: Path) -> str:
     return grants_only(settings.db_url, path)
 
 
-def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool) -> None:
+def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool, newer_ok: bool = False) -> None:
     try:
         current = database.schema_revision()
     except OperationalError as exc:
@@ -102,8 +120,15 @@ def _check_schema(database: SqlDatabase, shown: str, *, check_schema: bool) -> N
         msg = f"cannot open database {shown!r}: {reason}"
         raise ConfigurationError(msg) from None
     if check_schema:
-        head = database.head_revision()
-        if current != head:
-            state = "has no consultflow schema" if current is None else f"is at revision {current}, not {head}"
-            msg = f"database {shown!r} {state}; run 'consultflow db upgrade'"
-            raise ConfigurationError(msg)
+        found = schema.SchemaStatus(current, database.head_revision())
+        if newer_ok and found.newer:  # a running server's worker process, (re)started by uvicorn
+            _log.warning(
+                "database at schema %s, newer than this server's %s: serving on (expand-only); roll the servers "
+                "to the new release",
+                found.database,
+                found.head,
+            )
+            return
+        refused = found.refusal(f"database {shown!r}")
+        if refused is not None:
+            raise refused
