@@ -26,6 +26,9 @@ down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+CONTRACT = "revokes what the per-person logins of 0004 held (participant, alembic_version): written before upgrades ran beside a serving release"
+
 GROUPS = ("consultflow_coordinator", "consultflow_staff", "consultflow_auditor", "consultflow_worker")
 WRITERS = "consultflow_coordinator, consultflow_staff, consultflow_worker"
 EVERYONE = ", ".join(GROUPS)

@@ -20,6 +20,9 @@ down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+LOCKS = "indexes opinion (consultation_id, intake_key) and participant (match_key), and fills every participant's match_key: their writers wait until the upgrade commits"
+
 
 def upgrade() -> None:
     op.add_column("opinion", sa.Column("intake_key", sa.String(length=64), nullable=True))

@@ -21,6 +21,9 @@ down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+LOCKS = "indexes opinion (receipt_hash): writes to opinion wait while it builds"
+
 
 def upgrade() -> None:
     op.add_column("opinion", sa.Column("receipt_hash", sa.String(length=64), nullable=True))

@@ -20,6 +20,9 @@ down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+LOCKS = "indexes opinion twice: writes to opinion wait while they build"
+
 
 def upgrade() -> None:
     op.create_index(

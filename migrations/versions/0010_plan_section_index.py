@@ -19,6 +19,9 @@ down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+LOCKS = "indexes opinion (consultation_id, plan_ref): writes to opinion wait while it builds"
+
 
 def upgrade() -> None:
     op.create_index("ix_opinion_consultation_id_plan_ref", "opinion", ["consultation_id", "plan_ref"])

@@ -51,6 +51,9 @@ down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+CONTRACT = "revokes every privilege of the four cluster-wide groups: their logins (the previous release's way to connect) stop working; move the processes to the new roles' logins first"
+
 OLD_GROUPS = ("consultflow_coordinator", "consultflow_staff", "consultflow_auditor", "consultflow_worker")
 APPEND_ONLY = ("audit_event", "signed_head", "personal_data_access", "personal_data_access_item", "account_event")
 

@@ -38,6 +38,9 @@ down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# What this step contracts or locks (migrations/versions/__init__.py; tests/unit/test_migration_rules.py).
+CONTRACT = "changes what participant.match_key and opinion.intake_key mean (keyed hashes) and seals texts: the previous release would write plain keys and open texts, so stop its servers first. Every participant and keyed opinion row stays locked, and participant writes wait (the new foreign key), until the upgrade commits"
+
 _BATCH = 1000
 
 
