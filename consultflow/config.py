@@ -134,6 +134,8 @@ SETTINGS: tuple[Setting, ...] = (
             default="0", parse=_flag),
     Setting("CONSULTFLOW_WEB_LIMITS", "the portal's rate limits, NAME=COUNT/SECONDS,...", "the server",
             default="submits=20/3600,lookups=10/900,code=30/3600"),
+    Setting("CONSULTFLOW_METRICS_TOKEN", "a bearer token that lets /metrics answer a scrape from elsewhere "
+            "than this machine", "the server", secret=True),
     Setting("CONSULTFLOW_OIDC_ISSUER", "single sign-on: the OpenID Connect provider's issuer URL (the oidc extra)",
             "the server"),
     Setting("CONSULTFLOW_OIDC_CLIENT_ID", "single sign-on: this server's client id at the provider", "the server"),

@@ -200,6 +200,9 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.add_middleware(StaffGate)  # a token before a staff request's body is read; bodies bounded
     app.add_middleware(GZipMiddleware, minimum_size=500)  # pages and JSON compressed when the client asks
     app.add_middleware(SecurityHeaders, on_error=_bug)  # outermost: headers on every answer, a bug's too
+    from consultflow.web import health  # noqa: PLC0415 - /readyz, and /metrics with prometheus_client
+
+    health.install(app)  # last: request metrics see every answer
     return app
 
 
@@ -242,6 +245,9 @@ def error_body(message: str, exit_code: int, kind: str) -> dict[str, Any]:
 async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsultflowError)
     status = http_status(exc)
+    from consultflow.web.health import log_refusal  # noqa: PLC0415
+
+    log_refusal(exc)  # a database failure: one line, rate-limited, no traceback
     headers = {"Retry-After": "2"} if status == 503 else None
     if isinstance(exc, TooManyAttemptsError):
         headers = {"Retry-After": str(max(1, int((exc.until - request.app.state.ctx.clock.now()).total_seconds())))}
@@ -288,6 +294,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _bug(scope: Any, exc: Exception) -> Response:
     """A bug anywhere in the app, answered by the outermost middleware (so with the security headers)."""
+    if isinstance(exc, ConsultflowError):  # raised in a middleware (a token's lookup), e.g. the database is down
+        return await _refused(Request(scope), exc)
     return await _internal(Request(scope), exc)
 
 
