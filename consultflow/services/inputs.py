@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from consultflow.domain.errors import ValidationError
@@ -51,3 +53,51 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return moment.astimezone(timezone.utc)
+
+
+_SMALLEST, _LARGEST = -(2**31), 2**31 - 1  # the database's INTEGER columns
+_EARLIEST, _LATEST = 1970, 2999  # the years a consultation can run in (parse_time says the same)
+
+
+def refuse_unstorable(value: Any, where: str = "body") -> None:
+    """Refuse what no database can store: a NUL or a lone surrogate, a number or date out of range, a negative limit.
+
+    Checked on every decoded request before anything runs, so such input is one line (422),
+    never an error inside the database.
+
+    Raises:
+        ValidationError: the first field holding such a value.
+    """
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        field = where.rsplit(".", 1)[-1].split("[", 1)[0]
+        if field == "limit" and value < 0:
+            msg = f"{where}: {value} is negative; give 0 or more"
+            raise ValidationError(msg)
+        if not _SMALLEST <= value <= _LARGEST:
+            msg = f"{where}: {value} is out of range; numbers here lie between {_SMALLEST} and {_LARGEST}"
+            raise ValidationError(msg)
+    elif isinstance(value, datetime):
+        if not _EARLIEST <= value.year <= _LATEST:
+            msg = f"{where}: {value.date().isoformat()} is out of range; give a date between {_EARLIEST} and {_LATEST}"
+            raise ValidationError(msg)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            msg = f"{where}: text may not hold a NUL character (U+0000)"
+            raise ValidationError(msg)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            msg = f"{where}: text is not valid Unicode (a lone surrogate)"
+            raise ValidationError(msg) from None
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            refuse_unstorable(getattr(value, f.name), f"{where}.{f.name}" if where != "body" else f.name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_unstorable(key, where)
+            refuse_unstorable(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)) and value and isinstance(value[0], (str, int, list, tuple, dict)):
+        for index, item in enumerate(value):
+            refuse_unstorable(item, f"{where}[{index}]")

@@ -13,7 +13,6 @@ if it were whole.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from functools import cache
 from typing import Any
@@ -22,6 +21,19 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from consultflow.domain.errors import ValidationError
+from consultflow.services.inputs import refuse_unstorable
+
+__all__ = [
+    "adapter",
+    "decode",
+    "decode_line",
+    "encode",
+    "encode_bytes",
+    "end_line",
+    "error_line",
+    "item_line",
+    "refuse_unstorable",
+]
 
 
 @cache
@@ -81,33 +93,3 @@ def end_line(count: int) -> bytes:
 def error_line(message: str, exit_code: int, kind: str) -> bytes:
     """The last line of a stream that failed part-way."""
     return json.dumps({"error": message, "exit_code": exit_code, "kind": kind}, ensure_ascii=False).encode() + b"\n"
-
-
-def refuse_unstorable(value: Any, where: str = "body") -> None:
-    """Refuse text no database can store or no file can hold: a NUL, or a lone surrogate (not UTF-8).
-
-    Checked on every decoded request before anything runs, so such input is one line (422),
-    never an error inside the database.
-
-    Raises:
-        ValidationError: the first field holding such text.
-    """
-    if isinstance(value, str):
-        if "\x00" in value:
-            msg = f"{where}: text may not hold a NUL character (U+0000)"
-            raise ValidationError(msg)
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            msg = f"{where}: text is not valid Unicode (a lone surrogate)"
-            raise ValidationError(msg) from None
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            refuse_unstorable(getattr(value, f.name), f"{where}.{f.name}" if where != "body" else f.name)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            refuse_unstorable(key, where)
-            refuse_unstorable(item, f"{where}.{key}")
-    elif isinstance(value, (list, tuple)) and value and isinstance(value[0], (str, list, tuple, dict)):
-        for index, item in enumerate(value):
-            refuse_unstorable(item, f"{where}[{index}]")

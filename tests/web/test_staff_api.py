@@ -204,3 +204,24 @@ def test_text_no_database_can_store_is_one_line_not_an_internal_error(sqlite_ctx
     )
     assert signed.status_code == 422 and "title" in signed.json()["error"]
     assert snapshot(sqlite_ctx) == before
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "named"),
+    [
+        ("audit.access", {"limit": -3}, "limit"),
+        ("audit.as-of", {"moment": "9999-12-31T23:59:00+00:00"}, "moment"),
+        ("audit.as-of", {"moment": "0001-01-01T00:00:00+00:00"}, "moment"),
+        ("audit.history", {"opinion_id": 2**40}, "opinion_id"),
+    ],
+    ids=["negative-limit", "year-9999", "year-1", "huge-id"],
+)
+def test_values_no_database_holds_are_one_line_not_an_internal_error(
+    ctx: ServiceContext, command: str, body: dict[str, Any], named: str
+) -> None:
+    """A negative limit, a date out of the years a consultation runs in, an id past INTEGER: 422 naming the field."""
+    seed(ctx)
+    web, token = _signed_in(ctx, COORD)
+    refused = web.post(f"/api/v1/commands/{command}", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 422, refused.text
+    assert named in refused.json()["error"] and "\n" not in refused.json()["error"]

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.roles import ACTION_ROLES, ASSIGNABLE_ROLES, Action, Role
 from consultflow.services.context import ServiceContext
+from consultflow.services.inputs import refuse_unstorable
 
 I = TypeVar("I")  # noqa: E741 - the input type, as in Command[I, R]
 R = TypeVar("R")
@@ -36,12 +37,14 @@ class Command(Generic[I, R]):
     def run(self, ctx: ServiceContext, acting: str | None, given: I, **hooks: Any) -> R:
         """Run a held command; `hooks` are local-only extras a handler may take (a progress bar)."""
         assert not self.streamed, f"{self.name} streams: use run_streamed"
+        refuse_unstorable(given)  # locally as through the server: one line, before anything runs
         result: R = self.handler(ctx if self.writes else ctx.for_reading(), acting, given, **hooks)
         return result
 
     def run_streamed(self, ctx: ServiceContext, acting: str | None, given: I, use: Callable[[Iterable[Any]], T]) -> T:
         """Run a streamed command: `use` reads its items (once, or again for a `Reread`) while they stream."""
         assert self.streamed, f"{self.name} is held: use run"
+        refuse_unstorable(given)
         result: T = self.handler(ctx if self.writes else ctx.for_reading(), acting, given, use)
         return result
 
