@@ -183,6 +183,14 @@ class FakeActors:
             created_at=now,
         )
 
+    def registered_participant(self, name: str, village: str, contact: str) -> int | None:
+        same = [
+            p.id
+            for p in self.t.participants
+            if (p.name, p.village, p.contact) == (name, village, contact) and p.erased_at is None
+        ]
+        return min(same, default=None)
+
 
 class FakeConsultations:
     """Consultations, workflows and rounds; row locks are written to `locks` as asked."""

@@ -136,6 +136,9 @@ class ActorRepository(Protocol):
     ) -> ParticipantRow:
         """Register a participant."""
 
+    def registered_participant(self, name: str, village: str, contact: str) -> int | None:
+        """The participant (not erased) registered with this name, village and contact, if any."""
+
 
 class ConsultationRepository(Protocol):
     """Consultations, their workflows and rounds."""

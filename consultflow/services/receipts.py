@@ -244,17 +244,21 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
                     raise IdempotencyKeyReusedError
                 return Receipt(again, opinion_views(change.uow, [op])[0], repeated=True)
         change.current_round(form.consultation_id)
-        person = change.uow.actors.add_participant(
-            name=name,
-            village=village,
-            contact=contact,
-            lang=language(form.lang),
-            created_by=change.actor.id,
-            now=change.now,
-        )
-        change.vouched_participant = person.id
+        # A villager who comes back with the same name, village and contact is the participant she
+        # was (her opinions are counted as one person's); without a name and contact no one can tell.
+        returning = change.uow.actors.registered_participant(name, village, contact) if name and contact else None
+        if returning is None:
+            returning = change.uow.actors.add_participant(
+                name=name,
+                village=village,
+                contact=contact,
+                lang=language(form.lang),
+                created_by=change.actor.id,
+                now=change.now,
+            ).id
+        change.vouched_participant = returning
         code = new_receipt_code() if intake_key is None else _derived_code(change.uow, intake_key, digest)
-        item = NewOpinion(person.id, form.category, ONLINE_CHANNEL, form.text, intake_key, receipt_hash(code))
+        item = NewOpinion(returning, form.category, ONLINE_CHANNEL, form.text, intake_key, receipt_hash(code))
         (view,) = record_opinions(change, form.consultation_id, [item])
         return Receipt(code, view)
 

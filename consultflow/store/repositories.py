@@ -125,6 +125,13 @@ class ActorRepository:
         self.texts.create([row.id], now)  # the key their free text is sealed with
         return row
 
+    def registered_participant(self, name: str, village: str, contact: str) -> int | None:
+        """The participant (not erased) registered with this name, village and contact: by its keyed match key."""
+        key = self.texts.keyed(participant_key(name, village, contact))
+        stmt = select(func.min(Participant.id)).where(Participant.match_key == key, Participant.erased_at.is_(None))
+        found = self.session.scalar(stmt)
+        return int(found) if found is not None else None
+
     def participants_by_id(self, participant_ids: Sequence[int]) -> list[Participant]:
         """The participants with these ids (unknown ids are left out), by id."""
         found: list[Participant] = []

@@ -200,3 +200,19 @@ def test_a_public_account_lists_a_bounded_number_of_rows(
     monkeypatch.setattr("consultflow.web.api.PUBLIC_REPORT_ROWS", 3)
     whole = web.get(f"/api/v1/consultations/{setup.consultation_id}/account").json()
     assert [t.get("cut") for t in whole["tables"] if t["key"] == "environment_roads"] == [None]
+
+
+def test_a_villager_coming_back_is_the_participant_she_was(ctx: ServiceContext) -> None:
+    """The same name, village and contact on the portal twice is one participant; without a contact, two."""
+    setup = seed(ctx)
+    web = client(ctx)
+    her = {"name": "刘桂芳", "contact": "13611112222", "contact_consent": True}
+    first = _submit(web, setup.consultation_id, **her).json()["opinion_id"]
+    again = _submit(web, setup.consultation_id, text="再补充一条：卫生室要有全科医生", **her).json()["opinion_id"]
+    elsewhere = _submit(web, setup.consultation_id, **{**her, "village": "青龙村"}).json()["opinion_id"]
+    nameless = [_submit(web, setup.consultation_id, text=f"匿名意见{i}").json()["opinion_id"] for i in range(2)]
+    with sql_uow(ctx) as uow:
+        owner = dict(uow.session.execute(select(Opinion.id, Opinion.participant_id)).all())
+    assert owner[first] == owner[again]  # she is counted once, with two opinions
+    assert owner[elsewhere] != owner[first]  # another village: another person
+    assert owner[nameless[0]] != owner[nameless[1]]  # nothing ties two anonymous submissions
