@@ -27,7 +27,7 @@ def display_url(url: str) -> str:
     """The database as it may be shown in messages and logs: never with its password."""
     try:
         return make_url(normalize_url(url)).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<an unreadable database URL>"
 
 
@@ -77,6 +77,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         msg = f"cannot use database URL {display_url(url)!r}: {exc}"
+        raise ConfigurationError(msg) from None
+    except ValueError:  # SQLAlchemy's parser on a port it cannot read (several hosts with ports: h1:5432,h2:5432)
+        msg = (
+            f"cannot use database URL {display_url(url)!r}: a port there is not a number; for several hosts "
+            "give them without ports (postgresql://user@h1,h2/db) or with ?port=5432,5433"
+        )
         raise ConfigurationError(msg) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)

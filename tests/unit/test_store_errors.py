@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from consultflow.domain.errors import (
     AppendOnlyError,
+    ConfigurationError,
     ConflictError,
     DatabaseDamagedError,
     DatabaseStorageError,
@@ -17,6 +18,7 @@ from consultflow.domain.errors import (
     RetryableConflictError,
     ValidationError,
 )
+from consultflow.store.engine import make_engine
 from consultflow.store.errors import translate
 
 
@@ -102,3 +104,9 @@ def test_a_refused_connection_names_the_database_and_its_exit_code() -> None:
         "nothing was written"
     )
     assert DatabaseStorageError.exit_code == 74 and DatabaseDamagedError.exit_code == 65
+
+
+def test_several_hosts_with_ports_is_one_line_not_a_crash() -> None:
+    """libpq takes h1:5432,h2:5432, SQLAlchemy's URL parser does not: one line saying how to write it."""
+    with pytest.raises(ConfigurationError, match="give them without ports"):
+        make_engine("postgresql://u@h1:5432,h2:5432/county")
