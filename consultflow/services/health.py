@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from consultflow.domain.errors import ConfigurationError, DatabaseUnavailableError
+from consultflow.domain.errors import DatabaseUnavailableError
 from consultflow.services.context import ServiceContext
+from consultflow.services.schema import SchemaStatus
 
 MAX_CONSULTATIONS = 1000  # chain heads' ages are reported for at most this many consultations
 
@@ -55,7 +56,7 @@ class Readiness:
     revision: str | None
     expected: str | None
     problem: str = ""
-    exit_code: int = 0  # the CLI's exit code for the problem: 69 unreachable, 65 damaged, 1 an old schema
+    exit_code: int = 0  # the CLI's exit code for the problem: 69 unreachable, 65 damaged, 78 another schema
     kind: str = ""
 
 
@@ -67,10 +68,9 @@ def readiness(ctx: ServiceContext) -> Readiness:
     except DatabaseUnavailableError as exc:
         kind = type(exc).__name__.removesuffix("Error").removeprefix("Database").lower() or "unavailable"
         return Readiness(False, None, expected, str(exc), exc.exit_code, f"database_{kind}")
-    if revision != expected:
-        found = "no consultflow schema" if revision is None else f"schema revision {revision}"
-        problem = f"the database has {found}, not {expected}; run 'consultflow db upgrade'"
-        return Readiness(False, revision, expected, problem, ConfigurationError.exit_code, "schema")
+    refused = SchemaStatus(revision, expected).refusal("the database")  # what a starting server says, and its code
+    if refused is not None:
+        return Readiness(False, revision, expected, str(refused), refused.exit_code, "schema")
     return Readiness(ready=True, revision=revision, expected=expected)
 
 

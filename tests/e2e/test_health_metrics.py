@@ -138,6 +138,7 @@ def test_metrics_and_readiness_on_a_running_server(db_url: str, tmp_path: Path) 
             status, body, _ = _get(server.port, "/readyz")
             answer = json.loads(body)
             assert status == 503 and answer["kind"] == "schema" and older in answer["error"]
+            assert answer["exit_code"] == 78  # what a server starting on that schema exits with
             assert "\n" not in answer["error"]
         finally:
             with engine.begin() as conn:
