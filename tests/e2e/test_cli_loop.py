@@ -170,10 +170,8 @@ def test_unopenable_database_is_one_line(tmp_path: Path) -> None:
     """A database path in a missing directory is one clear line, even for `db upgrade`."""
     result = Cli(f"sqlite:///{tmp_path}/missing/x.sqlite", FixedClock(START))("db", "upgrade")
     assert result.exit_code == 1
-    assert (
-        result.stderr.strip()
-        == f"Error: cannot open database 'sqlite:///{tmp_path}/missing/x.sqlite': unable to open database file"
-    )
+    said = result.stderr.strip()
+    assert said.startswith("Error: ") and "unable to open database file" in said and "\n" not in said
 
 
 def test_json_errors_go_to_stderr_as_json(cli: Cli) -> None:

@@ -165,6 +165,6 @@ def test_import_summary_counts_rows_holding_personal_data(cli: Cli, tmp_path: Pa
     dry = cli.ok(*base, "--dry-run", actor=EXPERT).stdout
     assert "注意：2 行意见内容含个人信息 / note: 2 row(s) hold personal information" in dry
     done = cli.ok(*base, actor=EXPERT).stdout
-    assert "3 opinion(s) imported" in done and "note: 2 row(s) hold personal information" in done
+    assert "3 imported" in done and "note: 2 row(s) hold personal information" in done
     account = cli.ok("report", "account", "1", "--format", "csv").stdout
     assert "159 8876 5432" not in account and "德福" not in account and "350万元" in account

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from consultflow.cli.main import main
+from consultflow.domain import messages
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import Actor, Participant
 from tests.conftest import WORKFLOWS, Cli, sql_uow
@@ -105,13 +106,17 @@ def test_an_import_refuses_the_row(cli: Cli, error_log: Path, tmp_path: Path, va
     )
     source = tmp_path / "assembly.csv"
     source.write_text(out.getvalue(), encoding="utf-8")
-    result = run(cli, "opinion", "import", str(source), "--consultation", "1", "--channel", "villagers_assembly")
-    assert result.exit_code == 1, result.output
-    assert "row 3, column 电话: contact " in result.stderr and says in result.stderr
+    result = run(
+        cli, "opinion", "import", str(source), "--consultation", "1", "--channel", "villagers_assembly", actor=EXPERT
+    )
+    # An optional contact that is refused is left out, counted; the opinion goes in (nothing lost).
+    assert result.exit_code == 0, result.output
+    assert "1 contact(s) left out" in result.stdout + result.stderr
     assert not leaks(value, result.stdout + result.stderr)
     assert not error_log.exists() or not leaks(value, error_log.read_text(encoding="utf-8"))
-    assert counts(cli) == before
-    assert json.loads(cli.ok("opinion", "list", "--json").stdout) == []
+    assert counts(cli)[0] == before[0] + 2
+    assert len(json.loads(cli.ok("opinion", "list", "--json").stdout)) == 2
+    assert not leaks(value, cli.ok("participant", "list", "--with-contact", "--purpose", "核对", actor=COORD).stdout)
 
 
 @pytest.mark.parametrize(("value", "says"), BAD)
@@ -128,7 +133,7 @@ def test_the_portal_refuses_it(
         )
     with capture_logs() as logs:
         refused = web.post(f"/c/{setup.consultation_id}/submit", data=data)
-    assert refused.status_code == 422 and says in refused.text
+    assert refused.status_code == 422 and messages.say(messages.Said("contact_invalid"), "zh") in refused.text
     assert not leaks(value, str(logs))  # (the form comes back filled in, to the person who typed it)
     captured = capsys.readouterr()
     assert not leaks(value, captured.out + captured.err)

@@ -182,7 +182,10 @@ def test_assignment_builds_a_planners_work_queue(ctx: ServiceContext) -> None:
 def test_unknown_category_lists_the_allowed_ones(ctx: ServiceContext) -> None:
     """A category outside the workflow is refused with the list of categories."""
     setup = seed(ctx)
-    with pytest.raises(ValidationError, match="allowed: industry, public_services, environment_roads"):
+    with pytest.raises(
+        ValidationError,
+        match="allowed: 产业发展/industry, 公共服务配套/public_services, 环境卫生与农村路网/environment_roads",
+    ):
         submit(ctx, setup, category="roads")
 
 

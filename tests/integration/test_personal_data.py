@@ -51,11 +51,12 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     opinions.correct(ctx, acting=EXPERT, opinion_id=carried, text=f"{VILLAGE}的道路", reason="录入笔误")
     receipts.issue_receipt(ctx, acting=EXPERT, opinion_id=carried)
     online = receipts.OnlineOpinion(cid, "industry", "建议修桥", VILLAGE, NAME, CONTACT, contact_consent=True)
-    web = receipts.submit_online(ctx, online)  # the portal registers the submitter: their name and contact stay out too
+    web = receipts.submit_online(ctx, online)  # the portal knows her again: her name and contact stay out too
+    assert web.opinion.participant_id == setup.participant_id  # same name, village and contact: the same record
     erased = personal_data.erase_participant(
         ctx, acting=COORD, participant_id=setup.participant_id, reason="本人申请，编号2026-17"
-    )  # the portal's record has her contact: the same person, erased with the first
-    assert erased.participant_ids == [setup.participant_id, web.opinion.participant_id]
+    )
+    assert erased.participant_ids == [setup.participant_id]
     return cid, carried
 
 
@@ -87,12 +88,12 @@ def test_erasure_removes_name_contact_and_village_and_the_chain_still_verifies(
             dump = "\n".join(str(tuple(r)) for r in conn.execute(text(f"SELECT * FROM {table}")))
             assert NAME not in dump and CONTACT not in dump, table
     listed = people.list_participants(ctx, acting=COORD, with_contact=True, purpose="核对")
-    assert [(p.name, p.contact, p.village, p.erased) for p in listed] == [("张某某", None, "", True)] * 2
+    assert [(p.name, p.contact, p.village, p.erased) for p in listed] == [("张某某", None, "", True)]
     account = reports.account_report(ctx, cid, names="full", acting=COORD, purpose="核对")
     assert NAME not in repr(account) and "张某某" in repr(account)
     assert opinion_views.show_opinion(ctx, carried)[0].text == FORGOTTEN  # her text is gone; the opinion stays
     erasures = [r for r in personal_data.access_records(ctx) if r.what == "erasure"]
-    assert [(r.actor, r.purpose, r.participants) for r in erasures] == [(COORD, "本人申请，编号2026-17", 2)]
+    assert [(r.actor, r.purpose, r.participants) for r in erasures] == [(COORD, "本人申请，编号2026-17", 1)]
     with pytest.raises(ValidationError, match="already erased"):
         personal_data.erase_participant(ctx, acting=COORD, participant_id=1, reason="again")
 
