@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
 
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Label
@@ -261,9 +261,10 @@ def blank_placeholder(value: str) -> str:
 
 def skip_reason(cells: Sequence[str], columns: Mapping[Column, int]) -> str | None:
     """Why a row is not an opinion at all (a totals row, a signature line), or None."""
-    filled = [unicodedata.normalize("NFKC", str(c)).strip() for c in cells if str(c).strip()]
-    if not filled or len(filled) > 4:
+    present = [c for c in cells if c is not None and str(c).strip()]
+    if not present or len(present) > 4:  # an opinion's row fills more cells than a total or a signature
         return None
+    filled = [unicodedata.normalize("NFKC", str(c)).strip() for c in present]
     at = columns.get(Column.TEXT)
     text = str(cells[at]).strip() if at is not None and at < len(cells) else ""
     if len(text) > 40:
@@ -489,6 +490,18 @@ class Rules:
         )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+
+
+@lru_cache(maxsize=32)
+def _field_columns(headers: tuple[str, ...], mapped: frozenset[int]) -> tuple[tuple[int, str], ...]:
+    """The columns a file's rows keep as source fields, by index with the header as kept.
+
+    The unmapped, named ones, never network addresses; worked out once per file, not per row.
+    """
+    return tuple((i, h[:100]) for i, h in enumerate(headers) if i not in mapped and h.strip() and not is_address(h))
+
+
 def source_scope(source: str | None, profile: Profile | None, sheet: str | None) -> str:
     """Where a file's row keys belong: the named source or the layout (or "file"), and the sheet."""
     return f"{source or (profile.name if profile else 'file')}\x1f{sheet or ''}"
@@ -582,13 +595,11 @@ def check_row(
     named = name or ANONYMOUS
     # An anonymous respondent without a contact is a person of their own, not everyone's namesake.
     person = participant_key(named, village, contact) if name or contact else participant_key(named, village, key)
-    mapped = set(columns.values())
     fields = tuple(
-        (headers[i][:100], value[:MAX_FIELD_CHARS])
-        for i in range(min(len(cells), len(headers)))
-        if i not in mapped and headers[i].strip() and not is_address(headers[i]) and (value := cell(i))
-        and not any(unicodedata.category(ch) == "Cc" for ch in value)
-    )[:MAX_FIELDS]  # fmt: skip
+        (header, value[:MAX_FIELD_CHARS])
+        for i, header in _field_columns(tuple(headers), frozenset(columns.values()))
+        if i < len(cells) and (value := cell(i)) and not _CONTROL.search(value)
+    )[:MAX_FIELDS]
     return IntakeRow(
         line, key, text, category, channel, named, village, contact, person, digest, submitted, fields, dropped
     )

@@ -1,8 +1,9 @@
-"""Importing many opinions at once: every row checked first, then all written in one transaction.
+"""Importing many opinions at once: every row checked, the good ones written, in one pass and one transaction.
 
-The file is read twice, so memory does not grow with it: once to check every row (all problems
-are reported at once, each naming its row and column, and by default nothing is written when any
-row is bad), then again to write the good rows in set-based batches. A row's key is scoped to its
+Rows are checked and recorded in set-based batches as they are read, so memory does not grow
+with the file; every problem is reported at once, each naming its row and column, and by default
+a bad row refuses the whole import: the transaction is rolled back and nothing is written. A dry
+run checks without writing. A row's key is scoped to its
 source (the layout or a named source, and the sheet): a key already recorded with the same content
 is counted as already there, with other content it is refused naming the opinion, in the check
 (and so in a dry run) too. Totals and signature rows are skipped and said so. Every row of the file
@@ -129,56 +130,66 @@ def _conflict(row: IntakeRow, other: str, request: ImportRequest) -> RowProblem:
     return RowProblem(row.line, "key", reason, "key conflict")
 
 
-def check_file(
-    ctx: ServiceContext,
-    request: ImportRequest,
-    on_reject: Callable[[Sequence[str], list[RowProblem]], None] | None = None,
-    refused: set[int] | None = None,
-) -> ImportReport:
-    """Check every row without writing: the report counts each row once and lists the problems.
+class _Pass:
+    """One pass over a file's rows: each counted once, keys looked up batch by batch, new rows handed on.
 
-    Keys already recorded are looked up batch by batch, so a conflict shows in a dry run too.
-    `refused` gets the lines of the rows refused (for the writing pass to leave out).
+    `sink` gets each batch of rows to record (none in a check); `on_reject` each refused row. The
+    file's own keys are kept as 8-byte digests of the key and of the content with the row's line,
+    ~130 bytes a row (100,000 rows: 13 MB), to tell a repeat from the same key saying something else.
     """
-    columns = _columns(request)
-    report = ImportReport(
-        columns={c.value: request.headers[i] for c, i in columns.items()},
-        profile=request.profile,
-        header_row=request.header_row,
-    )
 
-    def refuse(cells: Sequence[str], problems: list[RowProblem]) -> None:
+    def __init__(
+        self,
+        request: ImportRequest,
+        report: ImportReport,
+        on_reject: Callable[[Sequence[str], list[RowProblem]], None] | None,
+        refused: set[int] | None,
+    ) -> None:
+        self.request = request
+        self.report = report
+        self.on_reject = on_reject
+        self.refused = refused
+        self.seen: dict[int, int] = {}
+
+    def refuse(self, cells: Sequence[str], problems: list[RowProblem]) -> None:
+        report = self.report
         report.invalid += 1
         kind = problems[0].kind or problems[0].column
         report.refused[kind] = report.refused.get(kind, 0) + 1
-        if refused is not None:
-            refused.add(problems[0].line)
+        if self.refused is not None:
+            self.refused.add(problems[0].line)
         if len(report.problems) < SHOWN_PROBLEMS:
             report.problems.extend(str(p) for p in problems)
             report.rows_shown += 1
-        if on_reject is not None:
-            on_reject(cells, problems)
+        if self.on_reject is not None:
+            self.on_reject(cells, problems)
 
-    with ctx.uow() as uow:
-        consultation = uow.consultations.get(request.consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
-        rules = _rules(ctx, request, spec, columns)
-        # The file's own keys, to tell a repeat from the same key saying something else: 8-byte digests
-        # of the key and of the content with the row's line, ~130 bytes a row (100,000 rows: 13 MB).
-        seen: dict[int, int] = {}
+    def run(
+        self,
+        uow: Ports,
+        consultation_id: int,
+        rules: Rules,
+        columns: Mapping[Column, int],
+        sink: Callable[[list[IntakeRow]], None] | None = None,
+    ) -> None:
+        report, request = self.report, self.request
         pending: list[tuple[Sequence[str], IntakeRow]] = []
 
         def settle() -> None:
-            found = uow.intake.recorded(request.consultation_id, [r for _, r in pending])
+            found = uow.intake.recorded(consultation_id, [r for _, r in pending])
+            fresh: list[IntakeRow] = []
             for cells, row in pending:
                 hit = found.get(row.key)
                 if hit is None:
                     report.new += 1
+                    fresh.append(row)
                 elif hit[1]:
                     report.already += 1
                 else:
-                    refuse(cells, [_conflict(row, f"recorded as opinion {hit[0]}", request)])
+                    self.refuse(cells, [_conflict(row, f"recorded as opinion {hit[0]}", request)])
             pending.clear()
+            if sink is not None and fresh:
+                sink(fresh)
 
         for cells, checked in _checked(request, rules, columns):
             report.rows += 1
@@ -187,22 +198,50 @@ def check_file(
                 if len(report.skipped_rows) < SHOWN_SKIPPED:
                     report.skipped_rows.append(f"row {checked.line} skipped: {checked.reason}")
             elif isinstance(checked, list):
-                refuse(cells, checked)
+                self.refuse(cells, checked)
             else:
                 report.contacts_dropped += checked.contact_dropped
                 key, content = _digest(checked.key), _digest(checked.content)
-                prior = seen.get(key)
+                prior = self.seen.get(key)
                 if prior is None:
-                    seen[key] = content << 32 | checked.line
+                    self.seen[key] = content << 32 | checked.line
                     pending.append((cells, checked))
                     if len(pending) == BATCH:
                         settle()
                 elif prior >> 32 == content:
                     report.already += 1  # the same row twice in the file
                 else:
-                    refuse(cells, [_conflict(checked, f"row {prior & 0xFFFFFFFF} of this file", request)])
+                    self.refuse(cells, [_conflict(checked, f"row {prior & 0xFFFFFFFF} of this file", request)])
         if pending:
             settle()
+
+
+def _report(request: ImportRequest, columns: Mapping[Column, int]) -> ImportReport:
+    return ImportReport(
+        columns={c.value: request.headers[i] for c, i in columns.items()},
+        profile=request.profile,
+        header_row=request.header_row,
+    )
+
+
+def check_file(
+    ctx: ServiceContext,
+    request: ImportRequest,
+    on_reject: Callable[[Sequence[str], list[RowProblem]], None] | None = None,
+    refused: set[int] | None = None,
+) -> ImportReport:
+    """Check every row without writing (a dry run): the report counts each row once and lists the problems.
+
+    Keys already recorded are looked up batch by batch, so a conflict shows in a dry run too.
+    `refused` gets the lines of the rows refused.
+    """
+    columns = _columns(request)
+    report = _report(request, columns)
+    with ctx.uow() as uow:
+        consultation = uow.consultations.get(request.consultation_id)
+        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        rules = _rules(ctx, request, spec, columns)
+        _Pass(request, report, on_reject, refused).run(uow, consultation.id, rules, columns)
     return report
 
 
@@ -235,79 +274,42 @@ def import_opinions(
     acting: str | None,
     request: ImportRequest,
     progress: Callable[[int], None] | None = None,
-    checked: ImportReport | None = None,
-    refused: set[int] | None = None,
+    on_reject: Callable[[Sequence[str], list[RowProblem]], None] | None = None,
 ) -> ImportReport:
-    """Check the whole file (unless `checked` and its `refused` lines tell), then record its good rows.
+    """Check and record the file's rows in one pass and one transaction.
+
+    Good rows are recorded batch by batch as they are checked; a bad row (unless `skip_invalid`)
+    refuses the whole import at the end, listing every problem, and the transaction is rolled back:
+    nothing is written.
 
     Raises:
         ValidationError: a bad row (all of them listed) unless `skip_invalid`, or a bad mapping.
         PermissionDeniedError: the acting person may not submit, or is a participant.
     """
-    if checked is None:
-        refused = set()
-        checked = check_file(ctx, request, refused=refused)
-    left_out = refused or set()
-    if not request.skip_invalid:
-        refuse_invalid(checked)
 
     def body(change: Change) -> ImportReport:
         if change.acting_role is Role.PARTICIPANT:
             msg = f"{change.actor.name} may submit only their own opinions; imports are for experts and coordinators"
             raise PermissionDeniedError(msg)
-        report = ImportReport(
-            rows=checked.rows,
-            invalid=checked.invalid,
-            skipped=checked.skipped,
-            new=checked.new,
-            contacts_dropped=checked.contacts_dropped,
-            refused=dict(checked.refused),
-            columns=checked.columns,
-            problems=list(checked.problems),
-            skipped_rows=list(checked.skipped_rows),
-            rows_shown=checked.rows_shown,
-            profile=checked.profile,
-            header_row=checked.header_row,
-        )
         consultation = change.consultation(request.consultation_id)
         spec = change.spec(consultation.id)
         open_round = change.current_round(consultation.id)
         columns = _columns(request)
         rules = _rules(ctx, request, spec, columns)
-        seen: set[str] = set()
-        batch: list[IntakeRow] = []
+        report = _report(request, columns)
         intake = {"source": request.source, "sheet": request.sheet, "profile": request.profile}
         intake = {k: v for k, v in intake.items() if v}
 
         def write(rows: list[IntakeRow]) -> None:
-            found = change.uow.intake.recorded(consultation.id, rows)
-            for r in rows:
-                hit = found.get(r.key)
-                if hit is not None and not hit[1]:  # recorded since the check: refuse, never drop
-                    raise ValidationError(str(_conflict(r, f"recorded as opinion {hit[0]}", request)))
-            fresh = [r for r in rows if r.key not in found]
-            report.already += len(rows) - len(fresh)
-            if not fresh:
-                return
-            _record(change, consultation, spec, open_round.number, fresh, intake, report)
-
-        for _cells, row in _checked(request, rules, columns):
-            if not isinstance(row, IntakeRow) or row.line in left_out:
-                continue
-            if row.key in seen:  # the same row twice in this batch (earlier batches are in the table)
-                report.already += 1
-                continue
-            seen.add(row.key)
-            batch.append(row)
-            if len(batch) == BATCH:
-                write(batch)
-                batch, seen = [], set()
-                if progress is not None:
-                    progress(BATCH)
-        if batch:
-            write(batch)
+            if report.invalid and not request.skip_invalid:
+                return  # refused at the end: the rest is only checked
+            _record(change, consultation, spec, open_round.number, rows, intake, report)
             if progress is not None:
-                progress(len(batch))
+                progress(len(rows))
+
+        _Pass(request, report, on_reject, None).run(change.uow, consultation.id, rules, columns, write)
+        if not request.skip_invalid:
+            refuse_invalid(report)  # rolls back what was recorded
         return report
 
     return run(

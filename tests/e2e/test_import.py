@@ -210,6 +210,30 @@ def test_the_planning_team_sees_duplicates_and_merges_them_on_record(cli: Cli, t
     assert json.loads(cli.ok("opinion", "duplicates", "--consultation", "1", "--json").stdout) == []
 
 
+def test_a_bad_row_after_batches_were_recorded_leaves_nothing(cli: Cli, tmp_path: Path, monkeypatch: object) -> None:
+    """Rows are recorded batch by batch as they are checked: a bad last row still leaves no opinion, person or event."""
+    import pytest
+
+    from consultflow.services import intake
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(intake, "BATCH", 1)  # every good row is recorded before the bad one is read
+    _ready(cli)
+    people = len(json.loads(cli.ok("participant", "list", "--json").stdout))
+    events = cli.ok("audit", "verify").stdout
+    rows = [list(r) for r in ASSEMBLY]
+    rows[3][4] = "道路交通"  # the last row: no such category
+    path = _csv(tmp_path / "late.csv", ASSEMBLY_HEADERS, rows, "utf-8")
+    base = ["opinion", "import", str(path), "--consultation", "1", "--channel", "villagers_assembly"]
+    refused = cli(*base, actor=EXPERT)
+    assert refused.exit_code == 1 and "1 of 4 rows are invalid; nothing was written" in refused.stderr
+    assert "row 5, column 类别: unknown category '道路交通'" in refused.stderr
+    assert _count(cli) == 0 and len(json.loads(cli.ok("participant", "list", "--json").stdout)) == people
+    assert cli.ok("audit", "verify").stdout == events  # no event was appended
+    done = json.loads(cli.ok("--json", *base, "--skip-invalid", actor=EXPERT).stdout)
+    assert (done["imported"], done["already"], done["invalid"], done["rows"]) == (3, 0, 1, 4) and _count(cli) == 3
+
+
 def test_a_row_repeated_later_in_the_file_goes_in_once(cli: Cli, tmp_path: Path, monkeypatch: object) -> None:
     """Repeats within a batch and across batches (batches of two here) are each recorded once."""
     import pytest

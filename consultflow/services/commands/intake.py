@@ -114,17 +114,17 @@ def _import(
             rejected.append(Rejected(tuple(str(c) for c in cells), tuple(why)))
 
     flagged = _PersonalData(request.headers, request.mapping, profile)
-    refused: set[int] = set()
-    checked = intake.check_file(
-        ctx, replace(request, rows=lambda: flagged.counted(given.rows)), on_reject=reject, refused=refused
-    )
+
+    def rows() -> Iterator[tuple[int, list[str]]]:  # each pass (a retried transaction is another) counts afresh
+        rejected.clear()
+        flagged.rows = 0
+        return flagged.counted(given.rows)
+
+    counted = replace(request, rows=rows)
     if given.dry_run:
+        checked = intake.check_file(ctx, counted, on_reject=reject)
         return ImportOutcome(checked, (), dry_run=True, personal_data=flagged.rows)
-    if not given.skip_invalid:
-        intake.refuse_invalid(checked)
-    report = intake.import_opinions(
-        ctx, acting=acting, request=request, checked=checked, refused=refused, progress=progress
-    )
+    report = intake.import_opinions(ctx, acting=acting, request=counted, on_reject=reject, progress=progress)
     return ImportOutcome(report, tuple(rejected), personal_data=flagged.rows)
 
 
