@@ -186,7 +186,7 @@ def _summary(report: intake.ImportReport, *, dry_run: bool, personal_data: int =
     ]
     if report.contacts_dropped:
         lines.append(
-            f"{report.contacts_dropped} contact(s) left out: neither an e-mail address nor a mobile number "
+            f"{report.contacts_dropped} contact(s) left out: neither an e-mail address nor a mobile or landline number "
             "(the opinions are kept)"
         )
     lines += report.skipped_rows

@@ -338,7 +338,7 @@ class IntakeRow:
     content: str = ""  # a hash of what the row says: the same key with other content is refused
     submitted_at: datetime | None = None
     fields: tuple[tuple[str, str], ...] = ()  # the file's other columns, as the source wrote them
-    contact_dropped: bool = False  # a contact given but not one (a landline, a typo): left out, the row kept
+    contact_dropped: bool = False  # a contact given but not one (a typo, a bare 8 digits): left out, the row kept
 
     def fields_text(self) -> str | None:
         """The source fields as JSON text (to seal and keep with the opinion), or None without any."""
@@ -577,7 +577,7 @@ def check_row(
     try:
         contact = checked_contact(values[Column.CONTACT])
     except ValidationError:
-        dropped = True  # optional: a landline or a typo loses the contact, not the opinion
+        dropped = True  # optional: a typo loses the contact, not the opinion
     submitted: datetime | None = None
     if values[Column.SUBMITTED_AT]:
         try:

@@ -120,13 +120,17 @@ def redact_fields(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 _EMAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _MAINLAND_MOBILE = re.compile(r"(?:\+?86[- ]?)?1[3-9]\d{9}")
+# A landline with its area code (010, 028, 0755…) and 7 or 8 digits, written 028-87765767, 028 8776 5767
+# or (028)87765767: kept as 028-87765767 (02887765767 as written). Without its area code it is
+# ambiguous, so refused.
+_LANDLINE = re.compile(r"[(（]?(0[1-9]\d{1,2})[)）]?[- ]?(\d{3,4})[- ]?(\d{4})")
 
 
 MAX_CONTACT_CHARS = 254  # the longest address SMTP carries (RFC 5321); every column holds it
 
 
 def checked_contact(value: str | None) -> str | None:
-    """A contact as registered: an email address or a mainland mobile number, or none.
+    """A contact as registered: an email address, a mainland mobile or a landline with its area code, or none.
 
     Anything else is refused before it can reach an email header, an SMS gateway or the database
     (a line break would break a header or smuggle another one in; an over-long value would not fit
@@ -149,5 +153,13 @@ def checked_contact(value: str | None) -> str | None:
     compact = text if "@" in text else re.sub(r"[ -]", "", text)  # 138-1234-5678 is 13812345678
     if _EMAIL_ADDRESS.fullmatch(text) or _MAINLAND_MOBILE.fullmatch(compact):
         return compact
-    msg = "contact is neither an email address nor a mainland mobile number (11 digits starting with 1, optionally +86)"
+    landline = _LANDLINE.fullmatch(text)
+    if landline is not None and 10 <= len(landline[1] + landline[2] + landline[3]) <= 12:
+        if text.isdigit():  # 02887765767: where the area code ends is not said, so not guessed
+            return compact
+        return f"{landline[1]}-{landline[2]}{landline[3]}"  # reached through the webhook's gateway, not by SMS
+    msg = (
+        "contact is neither an email address nor a mainland mobile number (11 digits starting with 1, optionally +86) "
+        "nor a landline with its area code (区号), such as 028-xxxxxxxx"
+    )
     raise ValidationError(msg)

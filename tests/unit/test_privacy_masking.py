@@ -43,12 +43,14 @@ def test_contacts_are_checked_when_registered() -> None:
     assert checked_contact("wang@plan.example") == "wang@plan.example"
     assert checked_contact("138-1234-5678") == "13812345678"
     assert checked_contact("+86 13812345678") == "+8613812345678"
+    assert checked_contact("028-87765767") == checked_contact("(028) 8776 5767") == "028-87765767"  # landlines
+    assert checked_contact("02887765767") == "02887765767"  # where its area code ends is not guessed
     assert checked_contact("  ") is None
     for bad in ("13812345678\r\nBcc: all@county.example", "wang@plan.example\nX: y"):
         with pytest.raises(ValidationError, match="control character") as caught:
             checked_contact(bad)
         assert "13812345678" not in str(caught.value) and "wang" not in str(caught.value)  # never echoed
-    for bad in ("12345", "wang@", "微信号abc"):
+    for bad in ("12345", "87765767", "wang@", "微信号abc"):
         with pytest.raises(ValidationError, match="neither an email address nor a mainland mobile") as caught:
             checked_contact(bad)
         assert bad not in str(caught.value)
