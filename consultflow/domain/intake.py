@@ -339,6 +339,9 @@ class IntakeRow:
     submitted_at: datetime | None = None
     fields: tuple[tuple[str, str], ...] = ()  # the file's other columns, as the source wrote them
     contact_dropped: bool = False  # a contact given but not one (a typo, a bare 8 digits): left out, the row kept
+    # What the row said as releases before landlines were contacts keyed it (the landline left out):
+    # a row they recorded is the same row, not a conflict.
+    legacy_content: str = ""
 
     def fields_text(self) -> str | None:
         """The source fields as JSON text (to seal and keep with the opinion), or None without any."""
@@ -590,6 +593,10 @@ def check_row(
     stamp = submitted.isoformat() if submitted else ""
     content = "\x1f".join((text, category, channel, name, village, contact or "", stamp))
     digest = "c:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:40]
+    legacy = ""
+    if contact is not None and contact.startswith("0"):  # a landline
+        before = f"{text}\x1f{category}\x1f{channel}\x1f{name}\x1f{village}\x1f\x1f{stamp}"
+        legacy = "c:" + hashlib.sha256(before.encode("utf-8")).hexdigest()[:40]
     row_id = "id:" + external if external else digest
     key = "k2:" + hashlib.sha256(f"{rules.scope}\x1f{row_id}".encode()).hexdigest()[:48]
     named = name or ANONYMOUS
@@ -601,5 +608,6 @@ def check_row(
         if i < len(cells) and (value := cell(i)) and not _CONTROL.search(value)
     )[:MAX_FIELDS]
     return IntakeRow(
-        line, key, text, category, channel, named, village, contact, person, digest, submitted, fields, dropped
-    )
+        line, key, text, category, channel, named, village, contact, person, digest, submitted, fields, dropped,
+        legacy_content=legacy,
+    )  # fmt: skip

@@ -57,7 +57,11 @@ class IntakeStore:
             )
             for key, oid, content in self.session.execute(stmt):
                 row = keyed[str(key)]
-                found[row.key] = (int(oid), content is not None and content == self.texts.keyed(row.content))
+                same = content is not None and (
+                    content == self.texts.keyed(row.content)
+                    or (bool(row.legacy_content) and content == self.texts.keyed(row.legacy_content))
+                )
+                found[row.key] = (int(oid), same)
         return found
 
     def source_fields(self, opinion_id: int) -> dict[str, str] | None:

@@ -190,3 +190,17 @@ def test_an_unknown_value_names_the_allowed_ones_and_an_xls_file_is_read(cli: Cl
     book.save(str(tmp_path / "old.xls"))
     done = _import(cli, tmp_path / "old.xls")
     assert done["imported"] == 1
+
+
+def test_an_export_imported_before_landlines_were_contacts_is_already_there(cli: Cli, tmp_path: Path) -> None:
+    """Earlier releases left a landline out of what a row said; the same export imported again is not a conflict."""
+    _ready(cli)
+    rows = _wjx(4)  # row 1 gives a landline
+    assert rows[0][-1] == "028-87765767"
+    earlier = [[*r[:-1], ""] if r[-1] == "028-87765767" else r for r in rows]  # as an earlier release read it
+    _accounted(_import(cli, _write_csv(tmp_path / "earlier.csv", [WJX_HEADERS, *earlier], "utf-8")), 4)
+    again = _import(cli, _write_csv(tmp_path / "问卷星.csv", [WJX_HEADERS, *rows], "utf-8"))
+    assert (again["imported"], again["already"], again["invalid"]) == (0, 4, 0)
+    changed = [[*r[:8], r[8] + "（改）", r[9]] if r[0] == "1" else r for r in rows]  # what it says differs: refused
+    refused = _import(cli, _write_csv(tmp_path / "changed.csv", [WJX_HEADERS, *changed], "utf-8"), ok=False)
+    assert refused["code"] == 1 and "already recorded as opinion 1 with different content" in str(refused["stderr"])
