@@ -799,6 +799,60 @@ class FakeTexts:
         return value
 
 
+class FakePlans:
+    """Plan drafts and reviews run against a real database (tests/integration/test_plan_review.py)."""
+
+    def add_version(
+        self, consultation_id: int, clauses: Sequence[Any], *, label: str | None, source: str | None,
+        actor_id: int, now: datetime,
+    ) -> NoReturn:  # fmt: skip
+        _no_aggregates(consultation_id, clauses, label, source, actor_id, now)
+
+    def clause_ids(self, consultation_id: int, numbers: Sequence[str]) -> NoReturn:
+        _no_aggregates(consultation_id, numbers)
+
+    def versions(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+    def version(self, consultation_id: int, number: int | None) -> NoReturn:
+        _no_aggregates(consultation_id, number)
+
+    def clauses(self, version_id: int) -> NoReturn:
+        _no_aggregates(version_id)
+
+    def link(self, opinion_id: int, clause_ids: Sequence[int], actor_id: int, now: datetime) -> NoReturn:
+        _no_aggregates(opinion_id, clause_ids, actor_id, now)
+
+    def clauses_of_opinion(self, opinion_id: int) -> NoReturn:
+        _no_aggregates(opinion_id)
+
+    def linked_opinions(self, consultation_id: int, clause_ids: Sequence[int]) -> NoReturn:
+        _no_aggregates(consultation_id, clause_ids)
+
+    def add_review(self, consultation_id: int, round_no: int, version_id: int, category: str, now: datetime) -> NoReturn:
+        _no_aggregates(consultation_id, round_no, version_id, category, now)
+
+    def reviews(self, consultation_id: int) -> NoReturn:
+        _no_aggregates(consultation_id)
+
+    def rated(self, consultation_id: int, round_no: int, participant_id: int) -> NoReturn:
+        _no_aggregates(consultation_id, round_no, participant_id)
+
+    def form_used(self, consultation_id: int, round_no: int, form_key: str) -> NoReturn:
+        _no_aggregates(consultation_id, round_no, form_key)
+
+    def add_ratings(
+        self, consultation_id: int, round_no: int, ratings: Sequence[Any], actor_id: int, now: datetime
+    ) -> NoReturn:
+        _no_aggregates(consultation_id, round_no, ratings, actor_id, now)
+
+    def rating_counts(self, consultation_id: int, version_id: int) -> NoReturn:
+        _no_aggregates(consultation_id, version_id)
+
+    def comment_states(self, consultation_id: int, version_id: int) -> NoReturn:
+        _no_aggregates(consultation_id, version_id)
+
+
 class FakeIntake:
     """Bulk intake runs against a real database (set-based SQL is the point)."""
 
@@ -831,6 +885,27 @@ class FakeAccounts:
         return _no_aggregates
 
 
+class FakeParticipation:
+    """Participation is counted set-based: tested against real databases."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _no_aggregates
+
+
+class FakeProgrammes:
+    """Programmes of areas: tested against real databases."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _no_aggregates
+
+
+class FakeThemes:
+    """Themes are coded and counted set-based: tested against real databases."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _no_aggregates
+
+
 class FakeUnitOfWork:
     """One transaction over the fake tables: changes are kept only when committed."""
 
@@ -854,6 +929,10 @@ class FakeUnitOfWork:
         self.accounts = FakeAccounts(self.tables)
         self.heads = FakeHeads()
         self.texts = FakeTexts()
+        self.plans = FakePlans()
+        self.themes = FakeThemes()
+        self.participation = FakeParticipation()
+        self.programmes = FakeProgrammes()
         return self
 
     def __exit__(

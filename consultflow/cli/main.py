@@ -204,13 +204,33 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Opinions (意见建议): the unit that moves through the workflow.",
     ),
     "participant": ("consultflow.cli.people", "participant_group", "Villagers and groups whose opinions are recorded."),
+    "programme": (
+        "consultflow.cli.programme",
+        "programme_group",
+        "County programmes of areas (片区): consultations side by side.",
+    ),
     "reminders": (
         "consultflow.cli.reminders",
         "reminders_group",
         "Reminders owed to planners, participants and coordinators, and their deliveries.",
     ),
+    "plan": (
+        "consultflow.cli.plans",
+        "plan_group",
+        "The draft plan (规划草案): versions of numbered sections and clauses, and their diff.",
+    ),
     "report": ("consultflow.cli.report", "report_group", "Reports for publication, in zh or en (--lang)."),
+    "review": (
+        "consultflow.cli.plans",
+        "review_group",
+        "Review rounds (成果评审 / 大众点评): the public rates each clause of a plan version.",
+    ),
     "round": ("consultflow.cli.rounds", "round_group", "Rounds (轮次): each one a pass of participate -> feedback."),
+    "theme": (
+        "consultflow.cli.themes",
+        "theme_group",
+        "Themes (主题) opinions are coded with: counts, keyword suggestions, % coded per round.",
+    ),
     "login": (
         "consultflow.cli.session",
         "login_command",

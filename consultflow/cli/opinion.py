@@ -10,6 +10,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
+from consultflow.cli.plans import clause_lines
 from consultflow.domain.document import Reread
 from consultflow.domain.labels import Label
 from consultflow.domain.model import MAX_ID
@@ -183,6 +184,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
     detail: commands.OpinionDetail = state.call("opinion.show", commands.OfOpinion(opinion_id))
     view, entries = detail.opinion, list(detail.entries)
     tz = state.settings.tz
+    clauses = clause_lines(state, opinion_id)  # the plan clauses it is linked to
 
     def text() -> str:
         out = [
@@ -212,6 +214,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
             out.append(flag)
         if view.source_fields:
             out.append("from the file: " + "; ".join(f"{k}: {v}" if k else v for k, v in view.source_fields.items()))
+        out += clauses
         out += ["", view.text]
         if entries:
             out += [
@@ -375,6 +378,9 @@ def _register_import() -> None:
 
     for command in (opinion_import, opinion_duplicates, opinion_merge):
         opinion_group.add_command(command)
+    from consultflow.cli.themes import opinion_theme_group  # noqa: PLC0415 - `opinion theme add|remove`
+
+    opinion_group.add_command(opinion_theme_group)
 
 
 _register_import()

@@ -161,6 +161,21 @@ def report_plan(
     _report(state, consultation_id, "plan", fmt, output, force, names=names, purpose=purpose)
 
 
+@report_group.command("review")
+@click.argument("consultation_id", type=ID)
+@click.option("--version", "version", type=ID, help="The plan version (default: the latest one reviewed).")
+@click.option("--format", "fmt", type=FORMAT, help="table, markdown, csv, xlsx, json.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this new file.")
+@FORCE
+@json_flag
+@pass_state
+def report_review(
+    state: CliState, consultation_id: int, version: int | None, fmt: str | None, output: Path | None, force: bool
+) -> None:
+    """Review results per clause: each rating's count, the share satisfied, comments and their states."""
+    _report(state, consultation_id, "review", fmt, output, force, version=version)
+
+
 @report_group.command("chart")
 @click.argument("consultation_id", type=ID)
 @click.option("--kind", type=click.Choice(charts.CHARTS), default="rounds", show_default=True)
@@ -199,6 +214,26 @@ def _category_rows(state: CliState, consultation_id: int, lang: str) -> list[lis
     return rows
 
 
+def _more_reports() -> None:
+    """`report participation` and `report programme` (issue 26), kept in their own module."""
+    from consultflow.cli.programme import report_participation, report_programme  # noqa: PLC0415
+
+    report_group.add_command(report_participation)
+    report_group.add_command(report_programme)
+
+
+_more_reports()
+
+
 def register(main: click.Group) -> None:
     """Attach the commands."""
     main.add_command(report_group)
+
+
+def _register_brief() -> None:
+    from consultflow.cli.brief import report_brief  # noqa: PLC0415 - `report brief`, the county's DOCX
+
+    report_group.add_command(report_brief)
+
+
+_register_brief()

@@ -42,6 +42,13 @@ class EventKind:
     PARTICIPANT_ERASED = "participant_erased"
     CORRECTED = "corrected"
     RECEIPT_ISSUED = "receipt_issued"
+    PARTICIPANT_GROUP_CHANGED = "participant_group_changed"
+    PLAN_IMPORTED = "plan_imported"  # a draft plan version (issue 26)
+    REVIEW_OPENED = "review_opened"  # a round made a review of a plan version
+    CLAUSE_RATED = "clause_rated"  # a participant rated a clause in a review
+    CLAUSES_LINKED = "clauses_linked"  # an opinion linked to plan clauses
+    THEME_ADDED = "theme_added"
+    THEME_REMOVED = "theme_removed"
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class Action(str, Enum):
     ISSUE_RECEIPT = "issue receipt codes"
     READ_PERSONAL_DATA = "see participants' full names or contacts"
     ERASE_PERSONAL_DATA = "erase participants' personal information"
+    IMPORT_PLAN = "import plan drafts and link opinions to their clauses"
+    CODE_THEMES = "code opinions with themes"
 
 
 ACTION_ROLES: dict[Action, frozenset[Role]] = {
@@ -72,6 +74,8 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.ISSUE_RECEIPT: frozenset({Role.COORDINATOR, Role.EXPERT}),
     Action.READ_PERSONAL_DATA: frozenset({Role.COORDINATOR}),
     Action.ERASE_PERSONAL_DATA: frozenset({Role.COORDINATOR}),
+    Action.IMPORT_PLAN: frozenset({Role.COORDINATOR, Role.PLANNER}),
+    Action.CODE_THEMES: frozenset({Role.COORDINATOR, Role.PLANNER}),
 }
 
 

@@ -15,9 +15,11 @@ from datetime import datetime, timedelta, timezone
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.vocabulary import Field, Stance
-from consultflow.services import consultations, opinion_views, opinions, people, rounds
+from consultflow.services import consultations, demo_plan, opinion_views, opinions, people, rounds, themes
 from consultflow.services.context import ServiceContext
 from consultflow.services.opinions import FireRequest, NewOpinion
+from consultflow.services.participation import groups_of, set_groups
+from consultflow.services.programmes import add_area, create_programme
 
 COORDINATOR = "李协调"
 PLANNERS = ("王规划", "张规划")
@@ -99,6 +101,8 @@ class DemoResult:
     opinions: int
     participants: int
     rounds: int
+    programme_id: int | None = None  # the county programme its area is in, with a second, small area
+    second_area: int | None = None
 
 
 @dataclass
@@ -145,6 +149,8 @@ def run_demo(ctx: ServiceContext, *, total: int = 809, seed: int = 2023) -> Demo
         area="三产融合试点片区",
     )
     cid = consultation.id
+    demo_plan.import_draft(sim, cid)  # the draft plan the last round reviews
+    _give_groups(sim, random.Random(seed + 17), villagers)
     fates, took_part = _submit_round_one(sim, rng, cid, total, villagers)
     for round_no in (1, 2, 3):
         if round_no > 1:
@@ -158,7 +164,114 @@ def run_demo(ctx: ServiceContext, *, total: int = 809, seed: int = 2023) -> Demo
         clock.advance(timedelta(days=20))
         rounds.close_round(sim, acting=COORDINATOR, consultation_id=cid)
         clock.advance(timedelta(days=10))
-    return DemoResult(cid, total, took_part, 3)  # those who gave an opinion, not everyone registered
+    demo_plan.review_draft(sim, clock, random.Random(seed + 19), cid, villagers)  # 成果评审, then version 2
+    _code_themes(sim, cid)
+    programme, second = _programme_of_two_areas(sim, clock, random.Random(seed + 26), cid)
+    # those who gave an opinion, not everyone registered
+    return DemoResult(cid, total, took_part, 3, programme, second)
+
+
+# How a planner codes the demo's opinions with themes (主题): (category, keyword in the text, theme),
+# each applied with `opinion theme add --matching`, so the brief names the pilot's adopted themes.
+DEMO_THEMES = (
+    ("industry", "种业园区", "特色农业"),
+    ("industry", "种业园区", "完善产业联农带农机制"),
+    ("industry", "制种基地", "特色农业"),
+    ("industry", "加工产业链", "完善产业联农带农机制"),
+    ("industry", "加工企业", "完善产业联农带农机制"),
+    ("industry", "乡村旅游", "乡村旅游"),
+    ("public_services", "便民服务点", "加强交通设施配套"),
+    ("public_services", "老年活动中心", "加强交通设施配套"),
+    ("public_services", "幼儿园和小学", "学校"),
+    ("public_services", "卫生室", "卫生院"),
+    ("environment_roads", "污水", "加强环境整治"),
+    ("environment_roads", "垃圾", "加强环境整治"),
+    ("environment_roads", "垃圾", "垃圾处理"),
+    ("environment_roads", "硬化", "加强环境整治"),
+    ("environment_roads", "道路", "农村路网"),
+    ("environment_roads", "桥梁", "农村路网"),
+)
+
+
+def _code_themes(ctx: ServiceContext, cid: int) -> None:
+    """A planner codes every opinion with the themes its text is about (DEMO_THEMES)."""
+    for category, keyword, theme in DEMO_THEMES:
+        themes.code(
+            ctx, acting=PLANNERS[0], theme=theme, add=True, matching=keyword, consultation_id=cid, category=category
+        )
+
+
+# Who the demo's villagers are (参与群体), in shares like a county's consultations: mostly residents.
+GROUP_SHARES = (
+    ("officials", 0.06),
+    ("companies", 0.08),
+    ("business_leaders", 0.10),
+    ("respected_villagers", 0.12),
+    ("residents", 0.64),
+)
+
+
+def _give_groups(ctx: ServiceContext, rng: random.Random, villagers: Sequence[int]) -> None:
+    """Each villager's group, in GROUP_SHARES (its own random stream: the rest of the demo is unchanged)."""
+    kinds = [g for (g, _), n in zip(GROUP_SHARES, split(len(villagers), [s for _, s in GROUP_SHARES]), strict=True)
+             for _ in range(n)]  # fmt: skip
+    rng.shuffle(kinds)
+    groups = groups_of(ctx)  # the default workflow's (the five kinds)
+    set_groups(ctx, acting=EXPERTS[0], assignments=dict(zip(villagers, kinds, strict=True)), groups=groups)
+
+
+SECOND_AREA = "乡村振兴第二片区"
+
+
+def _programme_of_two_areas(ctx: ServiceContext, clock: FixedClock, rng: random.Random, cid: int) -> tuple[int, int]:
+    """The county programme: the pilot area, and a second, small area started from its setup.
+
+    The second area's one round: 30 opinions from 12 villagers (most give two or three), screened
+    and answered; most answer the feedback, and a few are decided.
+    """
+    programme = create_programme(ctx, acting=COORDINATOR, name="县域片区规划", title="某县片区国土空间规划意见征集")
+    add_area(ctx, acting=COORDINATOR, programme=programme.name, consultation_id=cid)
+    second = consultations.create_consultation(
+        ctx, acting=COORDINATOR, title="乡村振兴第二片区规划意见征集", area=SECOND_AREA, copy_from=cid
+    ).id
+    villagers = [
+        people.add_participant(
+            ctx, acting=EXPERTS[1], name=rng.choice(SURNAMES) + rng.choice(GIVEN), village=rng.choice(VILLAGES[4:])
+        ).id
+        for _ in range(12)
+    ]
+    kinds = ["officials", "companies", "business_leaders", "respected_villagers"] + ["residents"] * 8
+    set_groups(
+        ctx, acting=EXPERTS[1], assignments=dict(zip(villagers, kinds, strict=True)), groups=groups_of(ctx, second)
+    )
+    rounds.open_round(ctx, acting=COORDINATOR, consultation_id=second, closes_at=ctx.clock.now() + timedelta(days=21))
+    themes = [t for t, _ in THEMES]
+    items = [
+        NewOpinion(
+            villagers[i % len(villagers)], themes[i % 3], CHANNELS[i % len(CHANNELS)][0], ASKS[themes[i % 3]][i % 4]
+        )
+        for i in range(30)
+    ]
+    made = opinions.submit_many(ctx, acting=EXPERTS[1], consultation_id=second, items=items)
+    ids = [v.id for v in made]
+    opinions.fire_many(ctx, acting=EXPERTS[1], requests=[FireRequest(i, "screen", {}) for i in ids])
+    opinions.assign(ctx, acting=COORDINATOR, opinion_ids=ids, planner=PLANNERS[1])
+    decided, answered = ids[:6], ids[6:]
+    requests = [
+        FireRequest(
+            i, "adopt", {Field.TEXT: "意见合理可行，已纳入规划", Field.PLAN_REF: rng.choice(PLAN_SECTIONS["industry"])}
+        )
+        for i in decided
+    ] + [FireRequest(i, "give_feedback", {Field.TEXT: _feedback(rng, 1)}) for i in answered]
+    opinions.fire_many(ctx, acting=PLANNERS[1], requests=requests)
+    replies = [
+        FireRequest(i, "reparticipate", {Field.STANCE: Stance.AGREE.value, Field.TEXT: _reply(Stance.AGREE)})
+        for i in answered[:16]
+    ]
+    opinions.fire_many(ctx, acting=EXPERTS[1], requests=replies)
+    clock.advance(timedelta(days=20))
+    rounds.close_round(ctx, acting=COORDINATOR, consultation_id=second)
+    return programme.id, second
 
 
 def _register_people(ctx: ServiceContext) -> None:

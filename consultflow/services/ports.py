@@ -77,6 +77,8 @@ from consultflow.domain.model import (
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Role
 from consultflow.domain.workflow import WorkflowSpec
+from consultflow.services.plan_ports import PlanStore
+from consultflow.services.programme_ports import Participation, Programmes
 
 
 class ActorRepository(Protocol):
@@ -659,6 +661,31 @@ class TextKeys(Protocol):
         """The text a stored value holds (opened, or FORGOTTEN / UNREADABLE / DAMAGED)."""
 
 
+class Themes(Protocol):
+    """Themes opinions are coded with (issue 26), and the read models around them."""
+
+    def of_opinions(self, opinion_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Each opinion's themes (sorted), for those that have any."""
+
+    def add(self, rows: Sequence[tuple[int, int, str]], *, actor_id: int, now: datetime) -> None:
+        """(consultation, opinion, theme) rows added (none may exist yet)."""
+
+    def remove(self, pairs: Sequence[tuple[int, str]]) -> None:
+        """(opinion, theme) pairs removed."""
+
+    def counts(self, consultation_id: int) -> Sequence[tuple[str, str, str | None, int]]:
+        """(category, theme, outcome, opinions) for every theme used in the consultation."""
+
+    def coded_per_round(self, consultation_id: int) -> Sequence[tuple[int, int, int]]:
+        """(round, opinions in it, of which coded with a theme) per round."""
+
+    def texts(self, consultation_id: int, category: str | None = None) -> Iterator[tuple[int, str, str]]:
+        """(id, category, text) of every opinion of the consultation (of one category), streamed."""
+
+    def participation(self, consultation_id: int, reparticipations: Sequence[str]) -> Sequence[tuple[int, int]]:
+        """(times, participants who took part that many times): submissions plus re-participations."""
+
+
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""
 
@@ -711,8 +738,24 @@ class UnitOfWork(Protocol):
         """Chain heads the server signed."""
 
     @property
+    def participation(self) -> Participation:
+        """Who took part and how often; participants' groups."""
+
+    @property
+    def programmes(self) -> Programmes:
+        """County programmes of areas."""
+
+    @property
     def texts(self) -> TextKeys:
         """Participants' keys, for their free text."""
+
+    @property
+    def plans(self) -> PlanStore:
+        """The draft plan's versions and clauses, review rounds and ratings."""
+
+    @property
+    def themes(self) -> Themes:
+        """Themes opinions are coded with."""
 
     def __enter__(self) -> UnitOfWork:  # noqa: PYI034 - Python 3.10 has no typing.Self
         """Begin the transaction."""

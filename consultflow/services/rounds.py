@@ -86,32 +86,34 @@ def open_round(
         msg = "--closes-at must be in the future"
         raise ValidationError(msg)
 
-    def body(change: Change) -> RoundView:
-        consultation = change.consultation(consultation_id)
-        current = change.open_round(consultation.id)
-        if current is not None:
-            msg = (
-                f"round {current.number} of consultation {consultation.id} is still open; "
-                f"close it first with 'consultflow round close {consultation.id}'"
-            )
-            raise RoundStateError(msg)
-        number = change.uow.consultations.last_round_number(consultation.id) + 1
-        row = change.uow.consultations.add_round(consultation.id, number, closes_at, change.now)
-        _stay_until_close(change, consultation.id, number)
-        payload: dict[str, object] = {"number": number}
-        if closes_at is not None:
-            payload["closes_at"] = closes_at.isoformat()
-        change.record(consultation.id, change.event(EventKind.ROUND_OPENED, round_no=number, payload=payload))
-        return round_view(row)
-
     return run(
         ctx,
         acting=acting,
         action=Action.OPEN_ROUND,
         event="round_opened",
-        body=body,
+        body=lambda change: open_in(change, consultation_id, closes_at),
         describe=lambda view: {"consultation_id": consultation_id, "round": view.number},
     )
+
+
+def open_in(change: Change, consultation_id: int, closes_at: datetime | None) -> RoundView:
+    """Open the consultation's next round within a change (a review round opens one this way too)."""
+    consultation = change.consultation(consultation_id)
+    current = change.open_round(consultation.id)
+    if current is not None:
+        msg = (
+            f"round {current.number} of consultation {consultation.id} is still open; "
+            f"close it first with 'consultflow round close {consultation.id}'"
+        )
+        raise RoundStateError(msg)
+    number = change.uow.consultations.last_round_number(consultation.id) + 1
+    row = change.uow.consultations.add_round(consultation.id, number, closes_at, change.now)
+    _stay_until_close(change, consultation.id, number)
+    payload: dict[str, object] = {"number": number}
+    if closes_at is not None:
+        payload["closes_at"] = closes_at.isoformat()
+    change.record(consultation.id, change.event(EventKind.ROUND_OPENED, round_no=number, payload=payload))
+    return round_view(row)
 
 
 def _stay_until_close(change: Change, consultation_id: int, round_no: int) -> None:

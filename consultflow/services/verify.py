@@ -173,19 +173,31 @@ def verify_chain(
 # event may also say which channel a change came through ("via") and the token it was made with.
 ANY_EVENT_FIELDS = frozenset({"via", "token"})
 KNOWN_FIELDS: dict[str, frozenset[str]] = {
-    EventKind.CONSULTATION_CREATED: frozenset({"title", "area", "workflow", "digest", "auto_close"}),
+    # programme, copied_from: the county programme it is an area of, the consultation its setup came from
+    EventKind.CONSULTATION_CREATED: frozenset(
+        {"title", "area", "workflow", "digest", "auto_close", "programme", "copied_from"}
+    ),
     EventKind.ROUND_OPENED: frozenset({"number", "closes_at"}),
     EventKind.ROUND_CLOSED: frozenset({"number", "affected", "summary"}),
     EventKind.ROUND_RESCHEDULED: frozenset({"closes_at", "previous"}),
-    EventKind.SETTINGS_CHANGED: frozenset({"auto_close"}),
+    EventKind.SETTINGS_CHANGED: frozenset({"auto_close", "programme"}),
     # source_fields: an imported row's other columns, sealed like the text (services.intake)
-    EventKind.SUBMITTED: frozenset({"category", "channel", "participant_id", "intake", "text", "source_fields"}),
+    EventKind.SUBMITTED: frozenset(
+        {"category", "channel", "participant_id", "intake", "text", "source_fields", "group"}
+    ),
     EventKind.ASSIGNED: frozenset({"planner"}),
     EventKind.TRANSITION: frozenset(f.value for f in Field),
     EventKind.CARRIED_OVER: frozenset({"round_close", "next_round"}),
     EventKind.PARTICIPANT_ERASED: frozenset({"participant_id", "reason"}),
     EventKind.CORRECTED: frozenset({"previous", "text", "reason"}),
     EventKind.RECEIPT_ISSUED: frozenset({"replaces_earlier_code"}),
+    EventKind.PARTICIPANT_GROUP_CHANGED: frozenset({"participant_id", "group", "previous"}),
+    EventKind.PLAN_IMPORTED: frozenset({"version", "label", "source", "clauses", "digest"}),
+    EventKind.REVIEW_OPENED: frozenset({"version", "category"}),
+    EventKind.CLAUSE_RATED: frozenset({"version", "clause", "rating", "participant_id", "comment", "opinion_id"}),
+    EventKind.CLAUSES_LINKED: frozenset({"clauses"}),
+    EventKind.THEME_ADDED: frozenset({"theme", "matching"}),
+    EventKind.THEME_REMOVED: frozenset({"theme"}),
 }
 # Every kind consultflow writes; one added later without a KNOWN_FIELDS entry has its fields unchecked.
 _KINDS = frozenset(v for k, v in vars(EventKind).items() if k.isupper() and isinstance(v, str))

@@ -96,6 +96,8 @@ class Participant(Base):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # consultflow.domain.intake.participant_key: how bulk intake recognises the same person.
     match_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The kind of person (an id of the workflow's `groups:`, e.g. residents); not personal data (0017).
+    group_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class ParticipantKey(Base):
@@ -134,6 +136,20 @@ class Consultation(Base):
     auto_close: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The id (not the secret) of the key its chain is HMAC-keyed with; NULL: plain SHA-256.
     chain_key_id: Mapped[str | None] = mapped_column(String(16))
+    # The county programme it is an area (片区) of, if any (0017).
+    programme_id: Mapped[int | None] = mapped_column(ForeignKey("programme.id"), index=True)
+
+
+class Programme(Base):
+    """A county programme of areas (片区): several consultations, one per area, side by side (0017)."""
+
+    __tablename__ = "programme"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
 
 
 class Round(Base):
@@ -214,6 +230,23 @@ class OpinionEntry(Base):
     text: Mapped[str] = mapped_column(SealedText())  # sealed with the opinion's participant's key
     actor_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OpinionTheme(Base):
+    """A theme a planner coded an opinion with (0018); adding and removing one are audit events."""
+
+    __tablename__ = "opinion_theme"
+    __table_args__ = (
+        UniqueConstraint("opinion_id", "theme"),
+        Index(None, "consultation_id", "theme"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    opinion_id: Mapped[int] = mapped_column(ForeignKey("opinion.id"))
+    theme: Mapped[str] = mapped_column(String(60))
+    added_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEvent(Base):
@@ -443,3 +476,87 @@ class AccountChain(Base):
     seq: Mapped[int] = mapped_column(Integer)
     head: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(16))
+
+
+class PlanVersion(Base):
+    """One imported draft of a consultation's plan; numbered 1, 2, … per consultation (issue 26)."""
+
+    __tablename__ = "plan_version"
+    __table_args__ = (UniqueConstraint("consultation_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(200))  # the file's name, never its folder
+    clauses: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    imported_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+
+
+class PlanClause(Base):
+    """A clause's identity: the same number in a later version is the same clause."""
+
+    __tablename__ = "plan_clause"
+    __table_args__ = (UniqueConstraint("consultation_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"))
+    number: Mapped[str] = mapped_column(String(40))
+
+
+class PlanClauseText(Base):
+    """What a clause says in one version, with its section (the planners' text, no personal data)."""
+
+    __tablename__ = "plan_clause_text"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("plan_version.id"), primary_key=True)
+    clause_id: Mapped[int] = mapped_column(ForeignKey("plan_clause.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    section_no: Mapped[str] = mapped_column(String(40))
+    section_title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class PlanReview(Base):
+    """A review round (成果评审 / 大众点评): the round it is and the plan version it rates."""
+
+    __tablename__ = "plan_review"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("consultation_round.id"), primary_key=True, autoincrement=False)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultation.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("plan_version.id"))
+    category: Mapped[str] = mapped_column(String(60))  # the category its comments are recorded under
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PlanRating(Base):
+    """One participant's rating of one clause in a review; a comment is sealed and is also an opinion."""
+
+    __tablename__ = "plan_rating"
+    __table_args__ = (
+        UniqueConstraint("round_id", "clause_id", "participant_id"),
+        CheckConstraint("rating IN ('satisfied', 'mostly', 'not_satisfied')", name="rating"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("plan_review.round_id"))
+    clause_id: Mapped[int] = mapped_column(ForeignKey("plan_clause.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"))
+    rating: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str | None] = mapped_column(SealedText())  # sealed with the participant's key
+    opinion_id: Mapped[int | None] = mapped_column(ForeignKey("opinion.id"))  # the comment's opinion
+    form_key: Mapped[str | None] = mapped_column(String(64), index=True)  # a portal form posted twice
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OpinionClause(Base):
+    """An opinion linked to a plan clause (its review comment, or a planner's link)."""
+
+    __tablename__ = "opinion_clause"
+
+    opinion_id: Mapped[int] = mapped_column(ForeignKey("opinion.id"), primary_key=True)
+    clause_id: Mapped[int] = mapped_column(ForeignKey("plan_clause.id"), primary_key=True, index=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    linked_by_id: Mapped[int] = mapped_column(ForeignKey("actor.id"))

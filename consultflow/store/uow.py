@@ -20,9 +20,12 @@ from consultflow.store.models import Opinion, OpinionEntry
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
 from consultflow.store.personal_data import PersonalDataStore
+from consultflow.store.plans import PlanStore
+from consultflow.store.programmes import Participation, Programmes
 from consultflow.store.reminders import ReminderStore
 from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository, StoredWorkflow
 from consultflow.store.texts import TextKeys
+from consultflow.store.themes import ThemeStore
 from consultflow.store.types import OPENER, TextOpener
 
 
@@ -49,6 +52,10 @@ class UnitOfWork:
     accounts: AccountStore
     heads: SignedHeads
     texts: TextKeys
+    plans: PlanStore
+    participation: Participation
+    programmes: Programmes
+    themes: ThemeStore
     _token: Token[bool]
     _opener: Token[TextOpener | None]
 
@@ -79,6 +86,10 @@ class UnitOfWork:
         self.intake = IntakeStore(self.session, self.texts)
         self.accounts = AccountStore(self.session)
         self.heads = SignedHeads(self.session)
+        self.plans = PlanStore(self.session)
+        self.participation = Participation(self.session)
+        self.programmes = Programmes(self.session)
+        self.themes = ThemeStore(self.session)
         self._opener = OPENER.set(self.texts)  # sealed texts read in this unit open with its keys
         return self
 

@@ -158,7 +158,7 @@ def client_of(request: Request) -> str:
 
 def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     """The portal over a wired service context."""
-    from consultflow.web import api, pages, staff  # noqa: PLC0415 - they import this module's helpers
+    from consultflow.web import api, pages, programme_page, staff  # noqa: PLC0415, F401 - they import this module's helpers
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -186,6 +186,9 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.state.web = settings
     app.state.guard = Guard(ctx, settings.limits)
     app.include_router(pages.router)
+    from consultflow.web import review_pages  # noqa: PLC0415 - the plan review's pages (大众点评)
+
+    app.include_router(review_pages.router)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(staff.router())
     if settings.oidc is not None:  # single sign-on: its routes exist only when it is configured

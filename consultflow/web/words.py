@@ -26,6 +26,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "category": ("意见类别", "Category"),
     "text": ("意见内容", "Your opinion"),
     "village": ("所在村/片区", "Village"),
+    "group": ("您的身份（可不选）", "You are (optional)"),
+    "programme": ("各片区对比", "All areas of the programme"),
+    "programme_areas_n": ("共{n}个片区", "{n} area(s)"),
+    "programme_no_areas": ("暂无片区。", "No areas yet."),
+    "programme_repeat": ("多次参与{p}%", "{p}% took part more than once"),
+    "programme_side_by_side": ("各片区对比", "Areas side by side"),
     "name": ("姓名（可不填）", "Name (optional)"),
     "contact": ("联系方式（可不填）", "Contact (optional)"),
     "consent": (
@@ -119,6 +125,50 @@ WORDS: dict[str, tuple[str, str]] = {
             "Your opinion's last record (#{n}) is in the chain head signed and published on {at} (#{seq}): "
             "any later change to it would be detected."
         ),
+    ),
+    # The review of the draft plan (大众点评 / 成果评审): web/review_pages.py
+    "review_title": ("规划成果评审（大众点评）", "Review the draft plan"),
+    "review_link": ("参与规划成果评审", "Rate the draft plan"),
+    "review_version": ("规划草案第 {v} 版", "Plan draft version {v}"),
+    "review_intro": (
+        "请对您关心的条款逐条评价：满意、基本满意或不满意；可以只评价其中几条。附上的意见会作为您的意见进入办理流程，并得到反馈。",
+        (
+            "Rate the clauses you care about: satisfied, mostly satisfied or not satisfied (some are enough). "
+            "A comment becomes your opinion and gets feedback."
+        ),
+    ),
+    "review_comment": ("意见（可不填）", "Comment (optional)"),
+    "review_thanks": ("感谢您的评价", "Thank you for your ratings"),
+    "review_recorded": ("已记录您对 {n} 条条款的评价。", "Your rating of {n} clause(s) is recorded."),
+    "review_repeated": (
+        "这份评价表已经提交过，没有重复记录。",
+        "This form was submitted before; nothing was recorded twice.",
+    ),
+    "review_codes": (
+        "您的每条意见都有一个回执码，请保存，凭它查询反馈并回应：",
+        "Each of your comments has a receipt code; keep it to read the feedback and reply:",
+    ),
+    "review_results": ("评审结果", "Review results"),
+    "review_clause": ("条款", "Clause"),
+    "review_share": ("满意率", "Share satisfied"),
+    "review_comments": ("意见数", "Comments"),
+    "review_share_note": (
+        "满意率 = (满意 + 基本满意) / 评价数。只公布数字，不公布评价人。",
+        "Share satisfied = (satisfied + mostly) / ratings. Figures only; no one is named.",
+    ),
+    "review_none": ("目前没有正在进行的规划成果评审。", "No review of the draft plan is open at the moment."),
+    "review_clause_unknown": (
+        "评价中有本版草案没有的条款，请刷新页面后重新填写。",
+        "A clause rated is not in this draft; reload the page.",
+    ),
+    "review_rating_unknown": (
+        "评价只能是：满意、基本满意或不满意。",
+        "A rating is one of: satisfied, mostly satisfied, not satisfied.",
+    ),
+    "review_rate_one": ("请至少评价一条条款。", "Please rate at least one clause."),
+    "review_comment_long": (
+        "每条意见最多 {limit} 个字，请删减后再提交。",
+        "A comment may have at most {limit} characters.",
     ),
     "mine_pending": (
         "您这条意见的最后一条记录（第 {n} 条）将在服务器下一次签名链头时公布。",

@@ -36,7 +36,7 @@ def test_adoption_report_shows_the_pilots_figures(demo_db: str) -> None:
     """800+ opinions, 203 adopted, and the 57% / 28.3% / 14.7% split by theme."""
     doc = json.loads(run(demo_db, "report", "adoption", "1", "--format", "json"))
     figures = doc["figures"]
-    assert figures["opinions"] == 809
+    assert figures["opinions"] == 809 + 3  # the intake, and three comments in the plan's review (demo_plan)
     assert figures["outcomes"]["adopted"]["opinions"] == 203
     assert [(c["name"], c["share"]) for c in figures["by_category"]] == [
         ("industry", 57.0),

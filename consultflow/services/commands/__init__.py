@@ -27,6 +27,9 @@ from consultflow.services.commands.core import *  # noqa: F403 - the registry an
 from consultflow.services.commands.intake import *  # noqa: F403
 from consultflow.services.commands.opinions import *  # noqa: F403
 from consultflow.services.commands.people import *  # noqa: F403
+from consultflow.services.commands.plans import *  # noqa: F403
+from consultflow.services.commands.programmes import *  # noqa: F403
 from consultflow.services.commands.reminders import *  # noqa: F403
 from consultflow.services.commands.reports import *  # noqa: F403
+from consultflow.services.commands.themes import *  # noqa: F403
 from consultflow.services.commands.workflows import *  # noqa: F403

@@ -21,13 +21,13 @@ from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import formats
-from consultflow.services import reports
+from consultflow.services import plans, reports
 from consultflow.services.commands.core import STAFF, command
 from consultflow.services.context import ServiceContext
 
 T = TypeVar("T")
 CHUNK_BYTES = 256 * 1024
-KINDS = ("adoption", "account", "plan")
+KINDS = ("adoption", "account", "plan", "review")
 
 
 __all__ = ["Chunk", "RenderReport", "chunk_bytes"]
@@ -45,6 +45,7 @@ class RenderReport:
     names: str = "pseudonym"
     purpose: str | None = None
     for_file: bool = False  # a file's bytes (CSV with the BOM spreadsheets need) or the terminal's text
+    version: int | None = None  # review: the plan version (the latest reviewed)
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def _checked(given: RenderReport) -> tuple[Lang, NameMode]:
     if given.names not in NAME_MODES:
         msg = f"--names {given.names!r}: allowed: {', '.join(NAME_MODES)}"
         raise ValidationError(msg)
-    if given.kind == "adoption" and given.names != "pseudonym":
-        msg = "the adoption report names nobody; --names is for the account and plan reports"
+    if given.kind in ("adoption", "review") and given.names != "pseudonym":
+        msg = f"the {given.kind} report names nobody; --names is for the account and plan reports"
         raise ValidationError(msg)
     lang: Lang = "en" if given.lang == "en" else "zh"
     names: NameMode = "full" if given.names == "full" else "none" if given.names == "none" else "pseudonym"
@@ -96,7 +97,9 @@ def _chunks(spool: IO[bytes]) -> Iterator[Chunk]:
 def _report(ctx: ServiceContext, acting: str | None, given: RenderReport, use: Callable[[Iterable[Any]], T]) -> T:
     lang, names = _checked(given)
     with tempfile.TemporaryFile() as spool:  # private to this process; gone when closed
-        if given.kind == "adoption":
+        if given.kind == "review":
+            _render(plans.results_report(ctx, given.consultation_id, lang, given.version), given, spool)
+        elif given.kind == "adoption":
             _render(reports.adoption_report(ctx, given.consultation_id, lang), given, spool)
         elif given.kind == "account":
             reports.use_account_report(
