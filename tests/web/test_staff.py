@@ -268,6 +268,12 @@ MORE: list[tuple[str, tuple[str, ...]]] = [
     (AUDITOR, ("--lang", "en", "workflow", "diagram", "--format", "dot")),
     (AUDITOR, ("--json", "workflow", "diagram")),
     (AUDITOR, ("audit", "verify")),
+    (PLANNER, ("opinion", "theme", "add", "1", "2", "农村路网")),
+    (PLANNER, ("--json", "opinion", "theme", "add", "--consultation", "1", "--matching", "乡村旅游", "乡村旅游")),
+    (COORD, ("opinion", "theme", "remove", "2", "农村路网")),
+    (AUDITOR, ("theme", "list", "1")),
+    (AUDITOR, ("--lang", "en", "--json", "theme", "progress", "1")),
+    (AUDITOR, ("theme", "suggest", "1", "--top", "5")),
     (COORD, ("account", "totp", "disable", PLANNER2)),  # refused: two-step codes are not on
     (COORD, ("account", "disable", PLANNER2)),
     (COORD, ("account", "enable", PLANNER2)),

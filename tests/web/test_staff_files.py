@@ -105,6 +105,9 @@ def _steps(folder: Path) -> list[tuple[str, tuple[str, ...]]]:
         (AUDITOR, ("report", "chart", "1", "--kind", "rounds", "-o", str(folder / "rounds.png"))),
         (AUDITOR, ("--lang", "en", "report", "chart", "1", "--kind", "funnel", "-o", str(folder / "funnel.png"))),
         (AUDITOR, ("report", "chart", "1", "--kind", "categories", "-o", str(folder / "categories.png"))),
+        (PLANNER, ("opinion", "theme", "add", "1", "4", "农村路网")),
+        (AUDITOR, ("report", "brief", "1", "--out", str(folder / "brief.docx"))),
+        (AUDITOR, ("report", "brief", "1", "--out", str(folder / "brief.docx"))),  # refused: the file exists
         (AUDITOR, ("--json", "audit", "access")),
     ]
 
