@@ -26,6 +26,7 @@ from consultflow.store.models import ParticipantKey, PrivacySecret
 MATCH_SECRET = "match_key"  # noqa: S105 - the secret's name, not a secret
 _WINDOW = 1024  # keys read at once around a participant asked for
 _CACHED = 65536  # keys kept by one unit of work
+_KEYED_KEPT = 8192  # keyed hashes kept by one unit of work (about 1 MB)
 
 
 class TextKeys:
@@ -36,6 +37,7 @@ class TextKeys:
         self._keys: OrderedDict[int, bytes | None] = OrderedDict()
         self._readable: bool | None = None
         self._match_secret: bytes | None = None
+        self._keyed: dict[str, str] = {}  # plain -> keyed, the last few thousand asked for
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -140,4 +142,9 @@ class TextKeys:
         if self._match_secret is None:
             stmt = select(PrivacySecret.secret).where(PrivacySecret.name == MATCH_SECRET)
             self._match_secret = bytes.fromhex(str(self.session.execute(stmt).scalar_one()))
-        return sealing.keyed(self._match_secret, plain)
+        found = self._keyed.get(plain)
+        if found is None:
+            if len(self._keyed) >= _KEYED_KEPT:  # a bulk import asks for each batch's keys two or three times
+                self._keyed.clear()
+            found = self._keyed[plain] = sealing.keyed(self._match_secret, plain)
+        return found
