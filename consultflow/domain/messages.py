@@ -62,8 +62,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "category_unknown": ("请从列出的类别中选择一项。", "Please choose one of the categories listed."),
     "stance_unknown": ("请选择您的态度。", "Please choose your answer."),
     "contact_invalid": (
-        "联系方式请填写一个手机号码（11位，以1开头）或电子邮箱。",
-        "Please give one mobile number (11 digits starting with 1) or one email address as the contact.",
+        "联系方式请填写一个手机号码（11位，以1开头）、带区号的座机号码或电子邮箱。",
+        "Please give one mobile number (11 digits starting with 1), a landline with its area code or an email address.",
     ),
     "consent_needed": (
         "只有勾选同意后才能保存联系方式。请勾选同意，或把联系方式留空。",
