@@ -209,12 +209,13 @@ def parse_markdown(text: str) -> list[Clause]:
             paragraph.append(line)
     close()
     clauses: list[Clause] = []
-    ordinal = 0
+    last = 0  # the last section's number: a heading without one is the next
     for written, items in sections:
         if not items:
             continue
-        ordinal += 1
-        section_no, title = _section(written, ordinal)
+        section_no, title = _section(written, last + 1)
+        head = section_no.split(".", 1)[0]
+        last = int(head) if head.isdigit() else last + 1
         for place, (given, said) in enumerate(items, start=1):
             clauses.append(Clause(f"{section_no}.{given or place}", section_no, title, said))
     return checked(clauses)

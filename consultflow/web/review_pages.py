@@ -46,7 +46,7 @@ def _review_refusal(request: Request, exc: ConsultflowError) -> str:
         return word("review_rating_unknown", lang)
     if "rate at least one clause" in text:
         return word("review_rate_one", lang)
-    if "comment is" in text and "long" in text:
+    if text.startswith("comment is") and "at most" in text:
         return word("review_comment_long", lang, limit=MAX_COMMENT_CHARS)
     return refusal(request, exc)
 
