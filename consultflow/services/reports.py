@@ -64,6 +64,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "in_progress": ("办理中", "In progress"),
     "round": ("第{n}轮", "Round {n}"),
     "all_rounds": ("全部轮次", "All rounds"),
+    "by_theme": ("采纳意见主题", "Adopted opinions by theme"),
+    "theme": ("主题", "Theme"),
+    "adopted": ("采纳意见数", "Adopted opinions"),
+    "share_of_adopted": ("占采纳(%)", "Share of adopted (%)"),
 }
 
 
@@ -84,6 +88,7 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
         counts = uow.figures.outcome_counts(c.id)
         participants = uow.figures.participant_count(c.id)
         rounds_held = len(uow.consultations.rounds(c.id))
+        theme_rows = uow.themes.counts(c.id)  # (category, theme, outcome, opinions)
     outcomes: Counter[str | None] = Counter()
     for _category, _channel, outcome, n in counts:
         outcomes[outcome] += n
@@ -162,6 +167,7 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
             for o in rounds.outcomes
         ),
     )
+    by_theme, theme_figures = _adopted_by_theme(theme_rows, outcomes.get(Outcome.ADOPTED.value, 0), lang)
     figures = {
         "consultation_id": c.id,
         "title": c.title,
@@ -177,13 +183,34 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
         "by_category": category_figures,
         "by_channel": channel_figures,
         "rounds": {o.outcome: {str(k): v for k, v in o.histogram.items()} for o in rounds.outcomes},
+        "adopted_by_theme": theme_figures,
     }
     return Document(
         title=f"{c.title} — {_w('adoption_title', lang)}",
         subtitle=f"{c.area} · {spec.key}",
-        tables=(summary, outcome_table, by_category, by_channel, rounds_table),
+        tables=(summary, outcome_table, by_category, by_channel, rounds_table, *by_theme),
         figures=figures,
     )
+
+
+def _adopted_by_theme(
+    rows: Iterable[tuple[str, str, str | None, int]], adopted: int, lang: Lang
+) -> tuple[tuple[Table, ...], list[dict[str, object]]]:
+    """Adopted opinions counted by theme (most first): a table when any adopted opinion is coded, and figures.
+
+    A theme is a planner's tag, published like any text: redacted.
+    """
+    counted: Counter[str] = Counter()
+    for _category, theme, outcome, n in rows:
+        if outcome == Outcome.ADOPTED.value:
+            counted[redacted(theme)] += n
+    ranked = sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))
+    figures: list[dict[str, object]] = [{"theme": t, "adopted": n, "share": _pct(n, adopted)} for t, n in ranked]
+    if not ranked:
+        return (), figures
+    headers = (_w("theme", lang), _w("adopted", lang), _w("share_of_adopted", lang))
+    table = Table("by_theme", _w("by_theme", lang), headers, tuple((t, n, _pct(n, adopted)) for t, n in ranked))
+    return (table,), figures
 
 
 def account_report(

@@ -7,8 +7,10 @@ import json
 import pytest
 
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
-from consultflow.services import audit, rounds, themes, verify
+from consultflow.domain.vocabulary import Field
+from consultflow.services import audit, consultations, opinions, reports, rounds, themes, verify
 from consultflow.services.context import ServiceContext
+from consultflow.services.opinions import FireRequest
 from tests.conftest import Cli
 from tests.helpers import COORD, EXPERT, PLANNER, Setup, assert_loop_invariants, seed, snapshot, submit
 
@@ -124,3 +126,33 @@ def test_cli_theme_commands(cli: Cli, ctx: ServiceContext) -> None:
     assert refused.exit_code == 1 and "is not coded with '学校'" in refused.output
     progress = cli.ok("theme", "progress", str(s.consultation_id), "--json")
     assert json.loads(progress.output)["rounds"][0]["percent"] == 100.0
+
+
+def test_the_adoption_report_counts_adopted_opinions_by_theme(ctx: ServiceContext) -> None:
+    s = seed(ctx)
+    coded = {"学校": [0, 1], "道路": [1, 2]}  # opinion 0 and 1 adopted, 2 rejected
+    ids = [submit(ctx, s, f"建议{n}") for n in range(3)]
+    opinions.fire_many(ctx, acting=EXPERT, requests=[FireRequest(i, "screen", {}) for i in ids])
+    adopt = {Field.TEXT: "已纳入", Field.PLAN_REF: "v1 §1"}
+    opinions.fire_many(
+        ctx,
+        acting=PLANNER,
+        requests=[
+            FireRequest(ids[0], "adopt", adopt),
+            FireRequest(ids[1], "adopt", adopt),
+            FireRequest(ids[2], "reject", {Field.REASON: "超出范围"}),
+        ],
+    )
+    for theme, which in coded.items():
+        themes.code(ctx, acting=PLANNER, theme=theme, add=True, opinion_ids=[ids[i] for i in which])
+    doc = reports.adoption_report(ctx, s.consultation_id)
+    # 学校: both adopted opinions; 道路: one of them (the other is rejected). Shares of the 2 adopted.
+    assert doc.figures["adopted_by_theme"] == [
+        {"theme": "学校", "adopted": 2, "share": 100.0},
+        {"theme": "道路", "adopted": 1, "share": 50.0},
+    ]
+    table = next(t for t in doc.tables if t.key == "by_theme")
+    assert [tuple(r) for r in table.rows] == [("学校", 2, 100.0), ("道路", 1, 50.0)]
+    # A consultation with no theme has no theme table: its adoption report is as before.
+    other = consultations.create_consultation(ctx, acting=COORD, title="第二片区", area="第二片区")
+    assert all(t.key != "by_theme" for t in reports.adoption_report(ctx, other.id).tables)
