@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from consultflow.domain.clock import FixedClock
 from consultflow.services.context import ServiceContext
@@ -161,8 +161,8 @@ def _rate(cli: Cli, participant: int, *pairs: tuple[str, str], comments: tuple[t
     args = ["review", "record", "1", str(participant)]
     for clause, rating in pairs:
         args += ["--rate", clause, rating]
-    for clause, text in comments:
-        args += ["--comment", clause, text]
+    for clause, comment in comments:
+        args += ["--comment", clause, comment]
     return _json(cli, *args, actor=EXPERT)
 
 
@@ -227,21 +227,26 @@ def test_a_review_round_rates_clauses_and_comments_go_round_the_loop(
 
     ctx = _ctx(cli, clock)
     try:
-        from consultflow.store.models import AuditEvent, PlanRating
-        from consultflow.store.types import stored
-
-        with sql_uow(ctx) as uow:
-            raw = uow.session.execute(
-                select(stored(PlanRating.comment)).where(PlanRating.opinion_id == comment_opinion)
-            ).scalar_one()
-            events = (
-                uow.session.execute(select(stored(AuditEvent.payload)).where(AuditEvent.kind == "clause_rated"))
-                .scalars()
-                .all()
-            )
+        with sql_uow(ctx) as uow:  # as stored: plain SQL, not the columns' opening types
+            said = {"o": comment_opinion}
+            raw = str(uow.session.scalar(text("SELECT comment FROM plan_rating WHERE opinion_id = :o"), said))
+            events = [
+                str(p) for p in uow.session.scalars(text("SELECT payload FROM audit_event WHERE kind = 'clause_rated'"))
+            ]
         assert raw.startswith("cf1:") and "污水" not in raw  # sealed with the participant's key
         assert len(events) == 7  # each rating is an audit event
         assert sum(raw in e for e in events) == 1 and not any("污水" in e for e in events)
+        # erasing the person forgets her comment, in the rating and its opinion alike; the figures stay
+        cli.ok("participant", "erase", "1", "--reason", "本人申请", actor=COORD)
+        with sql_uow(ctx) as uow:
+            from consultflow.store.models import PlanRating
+
+            opened = uow.session.scalars(select(PlanRating.comment).where(PlanRating.opinion_id == comment_opinion))
+            assert list(opened) == ["（已删除）"]
+        assert _json(cli, "opinion", "show", str(comment_opinion))["opinion"]["text"] == "（已删除）"
+        after = json.loads(cli.ok("report", "review", "1", "--version", "1", "--format", "json").stdout)
+        assert after["figures"]["by_clause"] == report["figures"]["by_clause"]
+        assert cli.ok("audit", "verify", "1").exit_code == 0
     finally:
         ctx.database.dispose()
 

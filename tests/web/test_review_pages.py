@@ -58,6 +58,13 @@ def _ratings(ctx: ServiceContext) -> list[tuple[str, str, int | None]]:
         return [(n, r, o) for n, r, o in rows]
 
 
+def _cells(html: str, clause: str) -> list[str]:
+    """A clause's row of the results table, after the clause itself."""
+    row = re.search(rf'<tr id="result-{re.escape(clause)}">(.*?)</tr>', html, re.DOTALL)
+    assert row is not None, f"no row for clause {clause}"
+    return list(re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1)))[1:]
+
+
 def test_the_review_page_lists_clauses_with_one_control_each_in_both_languages(ctx: ServiceContext) -> None:
     _review(ctx)
     web = client(ctx)
@@ -116,14 +123,10 @@ def test_a_villager_rates_comments_and_follows_her_comment_through_the_loop(ctx:
         assert uow.session.get(Opinion, opinion_id).state == "under_review"  # type: ignore[union-attr]
     # the results page: figures counted by hand, no names
     results = web.get("/c/1/review/results")
-    row = re.search(r'<tr id="result-2\.1">(.*?)</tr>', results.text, re.DOTALL)
-    assert row is not None
-    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
-    assert cells[1:] == ["0", "0", "1", "0.0%", "1"]
-    first = re.findall(
-        r"<td[^>]*>([^<]*)</td>", re.search(r'<tr id="result-1\.1">(.*?)</tr>', results.text, re.DOTALL).group(1)
-    )  # type: ignore[union-attr]
-    assert first[1:] == ["1", "0", "0", "100.0%", "0"]
+    # 满意, 基本满意, 不满意, share satisfied, comments
+    assert _cells(results.text, "2.1") == ["0", "0", "1", "0.0%", "1"]
+    assert _cells(results.text, "1.1") == ["1", "0", "0", "100.0%", "0"]
+    assert _cells(results.text, "1.2") == ["0", "0", "0", "—", "0"]
     assert "张秀英" not in results.text and "张某某" not in results.text
 
 
