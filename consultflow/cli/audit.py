@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
@@ -20,6 +21,10 @@ from consultflow.domain.vocabulary import Outcome
 from consultflow.export.text import table_lines
 from consultflow.services import audit, commands, statistics
 from consultflow.services.inputs import parse_time
+
+if TYPE_CHECKING:
+    from consultflow.services.accounts import AccountChainReport
+    from consultflow.services.verify import ChainReport
 
 
 @click.group("audit")
@@ -258,28 +263,42 @@ def audit_verify(
             lines.append(
                 f"{len(published)} signed head(s) from {heads_from}, key(s) {', '.join(keys)}: signatures good"
             )
-        for r in reports:
-            if r.intact:
-                lines.append(
-                    f"consultation {r.consultation_id}: {r.events} event(s), chain intact, {r.mode}, head {r.head}"
-                )
-                continue
-            b = r.broken
-            assert b is not None
-            if b.chain_seq == 0:
-                lines.append(f"consultation {r.consultation_id}: REFUSED ({r.mode}): {b.problem}")
-                continue
-            where = f"event #{b.chain_seq}"
-            if b.opinion_id is not None:
-                where += f" (opinion {b.opinion_id} #{b.opinion_seq}, {b.trigger or b.kind}, {local_time(b.at, tz)})"
-            elif b.kind is not None:
-                where += f" ({b.kind}, {local_time(b.at, tz)})"
-            lines.append(f"consultation {r.consultation_id}: TAMPERED at {where}: {b.problem}")
+        lines.extend(chain_lines(reports, tz))
         return "\n".join(lines) or "no consultations"
 
     state.emit(reports, text)
     if not all(r.intact for r in reports):
         raise SystemExit(1)
+
+
+def chain_lines(reports: Iterable[ChainReport], tz: ZoneInfo) -> list[str]:
+    """One line per consultation's chain: intact with its head, refused, or the first event that does not match."""
+    lines = []
+    for r in reports:
+        if r.intact:
+            lines.append(
+                f"consultation {r.consultation_id}: {r.events} event(s), chain intact, {r.mode}, head {r.head}"
+            )
+            continue
+        b = r.broken
+        assert b is not None
+        if b.chain_seq == 0:
+            lines.append(f"consultation {r.consultation_id}: REFUSED ({r.mode}): {b.problem}")
+            continue
+        where = f"event #{b.chain_seq}"
+        if b.opinion_id is not None:
+            where += f" (opinion {b.opinion_id} #{b.opinion_seq}, {b.trigger or b.kind}, {local_time(b.at, tz)})"
+        elif b.kind is not None:
+            where += f" ({b.kind}, {local_time(b.at, tz)})"
+        lines.append(f"consultation {r.consultation_id}: TAMPERED at {where}: {b.problem}")
+    return lines
+
+
+def account_log_line(report: AccountChainReport) -> str:
+    """The account log's chain: intact with its head, or the first event that does not match."""
+    if report.intact:
+        return f"account log: {report.events} event(s), chain intact, {report.mode}, head {report.head}"
+    return f"account log: TAMPERED at event #{report.broken_seq}: {report.problem}"
 
 
 @audit_group.command("heads")
@@ -419,9 +438,7 @@ def audit_verify_accounts(
     report = state.call("audit.verify-accounts", given)
 
     def text() -> str:
-        if report.intact:
-            return f"account log: {report.events} event(s), chain intact, {report.mode}, head {report.head}"
-        return f"account log: TAMPERED at event #{report.broken_seq}: {report.problem}"
+        return account_log_line(report)
 
     state.emit(report, text)
     if not report.intact:

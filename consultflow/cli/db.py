@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import click
 
 from consultflow.cli.main import CliState, json_flag, pass_state
-from consultflow.cli.output import local_time
 from consultflow.domain.heads import SignedHead, parse_lines
 from consultflow.services import schema
 
@@ -166,29 +165,11 @@ def _published(heads_from: str | None, public_key: str | None) -> tuple[SignedHe
 
 def _verified_lines(state: CliState, verified: Verified) -> list[str]:
     """One line per consultation and one for the account log, as `audit verify` says them."""
-    lines = []
-    for r in verified.reports:
-        if r.intact:
-            lines.append(
-                f"consultation {r.consultation_id}: {r.events} event(s), chain intact, {r.mode}, head {r.head}"
-            )
-            continue
-        b = r.broken
-        assert b is not None
-        if b.chain_seq == 0:
-            lines.append(f"consultation {r.consultation_id}: REFUSED ({r.mode}): {b.problem}")
-            continue
-        where = f"event #{b.chain_seq}"
-        if b.opinion_id is not None:
-            at = local_time(b.at, state.settings.tz)
-            where += f" (opinion {b.opinion_id} #{b.opinion_seq}, {b.trigger or b.kind}, {at})"
-        lines.append(f"consultation {r.consultation_id}: TAMPERED at {where}: {b.problem}")
-    log = verified.account_log
-    if log is not None:
-        if log.intact:
-            lines.append(f"account log: {log.events} event(s), chain intact, {log.mode}, head {log.head}")
-        else:
-            lines.append(f"account log: TAMPERED at event #{log.broken_seq}: {log.problem}")
+    from consultflow.cli.audit import account_log_line, chain_lines  # noqa: PLC0415 - loads with its command
+
+    lines = chain_lines(verified.reports, state.settings.tz)
+    if verified.account_log is not None:
+        lines.append(account_log_line(verified.account_log))
     if verified.problem is not None:
         lines.append(f"NOT VERIFIED: {verified.problem}")
     if verified.skipped is not None:
