@@ -67,7 +67,7 @@ class ClauseChange:
 
 
 def diff(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
-    """What changed between two versions, clause by clause (by number), in the new version's order."""
+    """What changed between two versions, clause by clause (by number and text), in the new version's order."""
     before = {c.number: c for c in old}
     after = {c.number: c for c in new}
     changes: list[ClauseChange] = []
@@ -75,7 +75,7 @@ def diff(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
         was = before.get(c.number)
         if was is None:
             changes.append(ClauseChange(c.number, "added", None, c.text))
-        elif (was.text, was.section_title) != (c.text, c.section_title):
+        elif was.text != c.text:  # a section renamed around it leaves the clause as it was
             changes.append(ClauseChange(c.number, "changed", was.text, c.text))
     changes.extend(ClauseChange(c.number, "removed", c.text, None) for c in old if c.number not in after)
     return changes

@@ -85,12 +85,16 @@ def test_format_from_the_file_name() -> None:
 
 def test_diff_lists_changed_added_and_removed_clauses_by_number() -> None:
     old = [Clause("1.1", "1", "交通", "甲"), Clause("1.2", "1", "交通", "乙"), Clause("2.1", "2", "产业", "丙")]
-    new = [Clause("1.1", "1", "交通", "甲"), Clause("1.2", "1", "交通", "乙（修改）"), Clause("3.1", "3", "环境", "丁")]
+    new = [
+        Clause("1.1", "1", "交通设施", "甲"),
+        Clause("1.2", "1", "交通", "乙（修改）"),
+        Clause("3.1", "3", "环境", "丁"),
+    ]
     assert [(c.number, c.change, c.before, c.after) for c in diff(old, new)] == [
         ("1.2", "changed", "乙", "乙（修改）"),
         ("3.1", "added", None, "丁"),
         ("2.1", "removed", "丙", None),
-    ]
+    ]  # 1.1: only its section's title changed
     assert diff(old, old) == []
 
 

@@ -38,6 +38,8 @@ NOT_WALKED: dict[str, str] = {
     "through the server in test_signed_heads_server.py",
     "audit.heads": "lists what the server signed, which a local run without the key has nothing of; "
     "through the server in test_signed_heads_server.py",
+    "review.results": "the staff API's structured figures of a review (the CLI reads them as 'report review'); "
+    "through the server in tests/web/test_review_pages.py",
 }
 
 

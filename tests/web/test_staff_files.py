@@ -108,7 +108,27 @@ def _steps(folder: Path) -> list[tuple[str, tuple[str, ...]]]:
         (PLANNER, ("opinion", "theme", "add", "1", "4", "农村路网")),
         (AUDITOR, ("report", "brief", "1", "--out", str(folder / "brief.docx"))),
         (AUDITOR, ("report", "brief", "1", "--out", str(folder / "brief.docx"))),  # refused: the file exists
+        *_plan_steps(folder),
         (AUDITOR, ("--json", "audit", "access")),
+    ]
+
+
+def _plan_steps(folder: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """The draft plan read where the planner is, reviewed, and its second version diffed (issue 26)."""
+    (folder / "草案.md").write_text("# 草案\n\n## 一、交通\n\n1. 环线公路\n2. 通组道路硬化\n", encoding="utf-8")
+    (folder / "草案2.csv").write_text("章节,条款,内容\n1,1,环线公路\n1,2,通组道路硬化，宽4米\n", encoding="utf-8")
+    return [
+        (PLANNER, ("plan", "import", "1", str(folder / "草案.md"), "--version-label", "征求意见稿")),
+        (AUDITOR, ("plan", "show", "1")),
+        (PLANNER, ("plan", "link", "1", "1.2")),
+        (COORD, ("round", "close", "1")),
+        (COORD, ("review", "open", "1")),
+        (EXPERT, ("review", "record", "1", "1", "--rate", "1.1", "满意", "--rate", "1.2", "不满意", "--comment", "1.2", "要加宽")),
+        (EXPERT, ("review", "record", "1", "1", "--rate", "9.9", "满意")),  # refused: no such clause
+        (PLANNER, ("--json", "plan", "import", "1", str(folder / "草案2.csv"))),
+        (AUDITOR, ("plan", "diff", "1", "1", "2")),
+        (AUDITOR, ("report", "review", "1")),
+        (AUDITOR, ("--lang", "en", "report", "review", "1", "--format", "csv")),
     ]
 
 
