@@ -685,6 +685,14 @@ class Themes(Protocol):
     def participation(self, consultation_id: int, reparticipations: Sequence[str]) -> Sequence[tuple[int, int]]:
         """(times, participants who took part that many times): submissions plus re-participations."""
 
+    def id_range(self, consultation_id: int) -> tuple[int, int] | None:
+        """The lowest and highest opinion id with a theme or a theme event, if any."""
+
+    def replay_window(
+        self, consultation_id: int, low: int, high: int
+    ) -> tuple[Sequence[tuple[int, str, str]], Sequence[tuple[int, str]]]:
+        """For opinions low..high: their theme events (opinion, kind, payload) in chain order, and live themes."""
+
 
 class UnitOfWork(Protocol):
     """One transaction and the repositories inside it."""

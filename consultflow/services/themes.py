@@ -9,6 +9,7 @@ by itself. "% coded" is the share of a round's opinions with at least one theme.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -236,3 +237,38 @@ def progress(ctx: ServiceContext, consultation_id: int) -> list[RoundCoding]:
         uow.consultations.get(consultation_id)
         rows = uow.themes.coded_per_round(consultation_id)
     return [RoundCoding(r, n, k, percent(k, n)) for r, n, k in rows]
+
+
+VERIFY_WINDOW = 2000  # opinions whose themes are replayed at a time: memory stays flat
+
+
+def themes_problem(uow: UnitOfWork, consultation_id: int) -> str | None:
+    """The first opinion whose live themes are not what its theme events say, in words (for `audit verify`).
+
+    Each opinion's theme_added and theme_removed events are replayed in chain order, a window of
+    opinions at a time, and the themes they leave are compared with the live rows.
+    """
+    span = uow.themes.id_range(consultation_id)
+    if span is None:
+        return None
+    low, high = span
+    for start in range(low, high + 1, VERIFY_WINDOW):
+        events, live = uow.themes.replay_window(consultation_id, start, start + VERIFY_WINDOW - 1)
+        said: dict[int, set[str]] = defaultdict(set)
+        for opinion_id, kind, payload in events:
+            theme = str(json.loads(payload).get("theme", ""))
+            if kind == EventKind.THEME_ADDED:
+                said[opinion_id].add(theme)
+            else:
+                said[opinion_id].discard(theme)
+        now: dict[int, set[str]] = defaultdict(set)
+        for opinion_id, theme in live:
+            now[opinion_id].add(theme)
+        for opinion_id in sorted(set(said) | set(now)):
+            if said[opinion_id] != now[opinion_id]:
+                shown, expected = sorted(now[opinion_id]), sorted(said[opinion_id])
+                return (
+                    f"opinion {opinion_id}: the live themes are {shown} but its events say {expected} "
+                    "(a live row was edited)"
+                )
+    return None

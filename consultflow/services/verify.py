@@ -43,6 +43,7 @@ from consultflow.domain.vocabulary import EntryKind, Field
 from consultflow.domain.workflow import WorkflowSpec
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.ports import UnitOfWork, VerifyReads
+from consultflow.services.themes import themes_problem
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ def verify_chain(
                 problem = _compare_in_database(reads, uow, consultation, spec, planners, said.opinion_events)
             else:  # a payload the database may read otherwise than Python: every opinion is replayed here
                 problem = _compare_streams(uow, consultation, spec, planners)
+            problem = problem or themes_problem(uow, consultation.id)  # the themes opinions are coded with
     if problem is None:
         return report
     broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)

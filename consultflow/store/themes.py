@@ -133,3 +133,37 @@ class ThemeStore:
         )
         stmt = select(per_person.c.times, func.count()).group_by(per_person.c.times).order_by(per_person.c.times)
         return [(int(t), int(n)) for t, n in self.session.execute(stmt)]
+
+    def id_range(self, consultation_id: int) -> tuple[int, int] | None:
+        """The lowest and highest opinion id with a theme or a theme event (for verify), if any."""
+        kinds = [EventKind.THEME_ADDED, EventKind.THEME_REMOVED]
+        found: list[int] = []
+        for stmt in (
+            select(func.min(OpinionTheme.opinion_id), func.max(OpinionTheme.opinion_id)).where(
+                OpinionTheme.consultation_id == consultation_id
+            ),
+            select(func.min(AuditEvent.opinion_id), func.max(AuditEvent.opinion_id)).where(
+                AuditEvent.consultation_id == consultation_id, AuditEvent.kind.in_(kinds)
+            ),
+        ):
+            low, high = self.session.execute(stmt).one()
+            found += [int(v) for v in (low, high) if v is not None]
+        return (min(found), max(found)) if found else None
+
+    def replay_window(
+        self, consultation_id: int, low: int, high: int
+    ) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+        """For opinions low..high: their theme events (opinion, kind, payload) in chain order, and live themes."""
+        kinds = [EventKind.THEME_ADDED, EventKind.THEME_REMOVED]
+        events = select(AuditEvent.opinion_id, AuditEvent.kind, AuditEvent.payload).where(
+            AuditEvent.consultation_id == consultation_id,
+            AuditEvent.kind.in_(kinds),
+            AuditEvent.opinion_id.between(low, high),
+        )
+        live = select(OpinionTheme.opinion_id, OpinionTheme.theme).where(
+            OpinionTheme.consultation_id == consultation_id, OpinionTheme.opinion_id.between(low, high)
+        )
+        return (
+            [(int(o or 0), str(k), str(p)) for o, k, p in self.session.execute(events.order_by(AuditEvent.chain_seq))],
+            [(int(o), str(t)) for o, t in self.session.execute(live.order_by(OpinionTheme.opinion_id))],
+        )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
 
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import audit, consultations, opinions, reports, rounds, themes, verify
 from consultflow.services.context import ServiceContext
 from consultflow.services.opinions import FireRequest
-from tests.conftest import Cli
+from tests.conftest import Cli, engine_of
 from tests.helpers import COORD, EXPERT, PLANNER, Setup, assert_loop_invariants, seed, snapshot, submit
 
 
@@ -22,7 +23,7 @@ def _events(ctx: ServiceContext, opinion_id: int) -> list[tuple[str, dict[str, o
 
 def test_adding_and_removing_a_theme_is_on_the_record_and_verify_holds(ctx: ServiceContext) -> None:
     s = seed(ctx)
-    first, second, third = (submit(ctx, s, text) for text in ("建议增设幼儿园", "希望改善小学条件", "建议硬化通组道路"))
+    first, second, third = (submit(ctx, s, said) for said in ("建议增设幼儿园", "希望改善小学条件", "建议硬化通组道路"))
 
     done = themes.code(ctx, acting=PLANNER, theme="  学校。", add=True, opinion_ids=[second, first])
     assert done.theme == "学校"  # spaces and punctuation at the ends taken off
@@ -81,8 +82,8 @@ OTHERS = (
 
 def test_suggestions_find_a_planted_keyword_and_name_nobody(ctx: ServiceContext) -> None:
     s = seed(ctx)
-    for text in PLANTED + OTHERS:
-        submit(ctx, s, text, category="industry", assign=False)
+    for said in PLANTED + OTHERS:
+        submit(ctx, s, said, category="industry", assign=False)
     found = themes.suggest(ctx, s.consultation_id, top=5)
     assert found.read == len(PLANTED) + len(OTHERS)
     assert found.keywords[0].keyword == "光伏"
@@ -115,7 +116,7 @@ def test_percent_coded_per_round_counted_by_hand(ctx: ServiceContext) -> None:
 
 def test_cli_theme_commands(cli: Cli, ctx: ServiceContext) -> None:
     s = seed(ctx)
-    ids = [submit(ctx, s, text, assign=False) for text in ("建议增设垃圾收集点", "希望整治垃圾乱倒", "建议硬化道路")]
+    ids = [submit(ctx, s, said, assign=False) for said in ("建议增设垃圾收集点", "希望整治垃圾乱倒", "建议硬化道路")]
     added = cli.ok("opinion", "theme", "add", "--consultation", str(s.consultation_id), "--matching", "垃圾", "垃圾处理",
                    actor=PLANNER)  # fmt: skip
     assert "新增2条意见" in added.output and "垃圾" in added.output
@@ -156,3 +157,27 @@ def test_the_adoption_report_counts_adopted_opinions_by_theme(ctx: ServiceContex
     # A consultation with no theme has no theme table: its adoption report is as before.
     other = consultations.create_consultation(ctx, acting=COORD, title="第二片区", area="第二片区")
     assert all(t.key != "by_theme" for t in reports.adoption_report(ctx, other.id).tables)
+
+
+def test_verify_names_a_theme_row_edited_behind_consultflows_back(ctx: ServiceContext) -> None:
+    s = seed(ctx)
+    first, second = submit(ctx, s, "建议增设幼儿园"), submit(ctx, s, "希望改善小学条件")
+    themes.code(ctx, acting=PLANNER, theme="学校", add=True, opinion_ids=[first, second])
+    themes.code(ctx, acting=PLANNER, theme="学校", add=False, opinion_ids=[second])
+    assert verify.verify_chain(ctx, s.consultation_id).intact
+    with engine_of(ctx).begin() as conn:  # the owner, with plain SQL: the removed theme put back
+        conn.execute(
+            text(
+                "INSERT INTO opinion_theme (consultation_id, opinion_id, theme, added_by_id, added_at) "
+                "SELECT consultation_id, :o, theme, added_by_id, added_at FROM opinion_theme WHERE opinion_id = :f"
+            ),
+            {"o": second, "f": first},
+        )
+    report = verify.verify_chain(ctx, s.consultation_id)
+    assert not report.intact and report.broken is not None
+    assert f"opinion {second}: the live themes are ['学校'] but its events say []" in report.broken.problem
+    with engine_of(ctx).begin() as conn:  # and a theme taken off
+        conn.execute(text("DELETE FROM opinion_theme"))
+    report = verify.verify_chain(ctx, s.consultation_id)
+    assert not report.intact and report.broken is not None
+    assert f"opinion {first}: the live themes are [] but its events say ['学校']" in report.broken.problem
