@@ -98,9 +98,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Up to 64 MB of pages per connection (2 MB by default): a bulk import inserts keyed hashes at
+        # Up to 32 MB of pages per connection (2 MB by default): a bulk import inserts keyed hashes at
         # random places in its indexes, and with the default it rereads their pages from the OS.
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
 
     @event.listens_for(engine, "begin")
