@@ -63,13 +63,19 @@ def paragraphs(f: BriefFigures, lang: Lang = "zh") -> list[str]:
         "took part more than once.",
     )
     counts = {k: outcome[k].opinions for k in outcome}
+    decided = sum(o.total for o in f.rounds_to_outcome)
+    rounds_sum = sum(n * k for o in f.rounds_to_outcome for n, k in o.histogram.items())
+    several = sum(k for o in f.rounds_to_outcome for n, k in o.histogram.items() if n >= 2)
+    mean = f"{rounds_sum / decided:.1f}" if decided else "0"
     third = _w(
         lang,
         f"经筛选研判，采纳{counts['adopted']}条，部分采纳{counts['partly_adopted']}条，不予采纳{counts['rejected']}条，"
-        f"撤回{counts['withdrawn']}条，合并办理{counts['merged']}条，尚在办理{counts['open']}条。",
+        f"撤回{counts['withdrawn']}条，合并办理{counts['merged']}条，尚在办理{counts['open']}条。"
+        f"采纳、部分采纳和不予采纳的{decided}条意见平均经过{mean}轮办结，其中{several}条经过两轮及以上。",
         f"After screening: {counts['adopted']} adopted, {counts['partly_adopted']} partly adopted, "
         f"{counts['rejected']} rejected, {counts['withdrawn']} withdrawn, {counts['merged']} merged, "
-        f"{counts['open']} still open.",
+        f"{counts['open']} still open. The {decided} opinions adopted, partly adopted or rejected took "
+        f"{mean} rounds on average; {several} of them took two rounds or more.",
     )
     named = [redacted(t) for t in f.headline_themes]
     if lang == "en":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import docx
+import pytest
 
 from consultflow.domain.vocabulary import Field
 from consultflow.export.brief import pct
@@ -101,6 +103,9 @@ def test_brief_docx_says_what_the_data_says_and_names_nobody(cli: Cli, ctx: Serv
         f"采纳{outcomes['adopted']}条，部分采纳{outcomes['partly_adopted']}条，不予采纳{outcomes['rejected']}条" in text
     )
 
+    decided = sum(1 for p in PLANNED if p.outcome in ("adopted", "partly_adopted", "rejected"))
+    assert f"不予采纳的{decided}条意见平均经过1.0轮办结，其中0条经过两轮及以上" in text  # all decided in round 1
+
     # Took part: opinions given plus re-participations, per person.
     times = Counter(p.who for p in PLANNED) + Counter(p.who for p in PLANNED if p.outcome is None)
     repeat = sum(1 for n in times.values() if n >= 2)
@@ -139,3 +144,39 @@ def test_brief_refuses_a_taken_name_and_a_wrong_suffix(cli: Cli, ctx: ServiceCon
     assert taken.read_bytes() == b"last month's"
     wrong = cli("report", "brief", str(cid), "--out", str(tmp_path / "brief.pdf"))
     assert wrong.exit_code == 1 and "name it something.docx" in wrong.output
+
+
+FAKE_SOFFICE = """#!/bin/sh
+# soffice --headless -env:... --convert-to pdf --outdir DIR FILE.docx: writes DIR/FILE.pdf
+while [ "$#" -gt 1 ]; do
+  if [ "$1" = "--outdir" ]; then out="$2"; fi
+  shift
+done
+name=$(basename "$1" .docx)
+printf '%%PDF-1.4 converted' > "$out/$name.pdf"
+"""
+
+
+def test_pdf_beside_the_docx_where_a_converter_is_installed(
+    cli: Cli, ctx: ServiceContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = _set_up(ctx)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    program = tools / "soffice"
+    program.write_text(FAKE_SOFFICE)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    out = tmp_path / "brief.docx"
+    cli.ok("--lang", "en", "report", "brief", str(cid), "--out", str(out), "--pdf")
+    pdf = out.with_suffix(".pdf")
+    assert pdf.read_bytes() == b"%PDF-1.4 converted"
+    assert stat.S_IMODE(pdf.stat().st_mode) == 0o600
+    text = "\n".join(p.text for p in docx.Document(str(out)).paragraphs)  # in English, asked for
+    adopted = sum(1 for p in PLANNED if p.outcome == "adopted")
+    assert f"{len(PLANNED)} opinions and suggestions were collected" in text
+    assert f"{adopted} suggestions, on 特色农业" in text
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no converter: the DOCX, and one line saying so
+    again = cli.ok("report", "brief", str(cid), "--out", str(tmp_path / "again.docx"), "--pdf")
+    assert "no PDF: no converter installed" in again.output
+    assert (tmp_path / "again.docx").exists() and not (tmp_path / "again.pdf").exists()
