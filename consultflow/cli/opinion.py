@@ -10,7 +10,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
-from consultflow.cli.plans import clause_lines
+from consultflow.cli.plans import clause_lines, linked_clauses
 from consultflow.domain.document import Reread
 from consultflow.domain.labels import Label
 from consultflow.domain.model import MAX_ID
@@ -184,7 +184,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
     detail: commands.OpinionDetail = state.call("opinion.show", commands.OfOpinion(opinion_id))
     view, entries = detail.opinion, list(detail.entries)
     tz = state.settings.tz
-    clauses = clause_lines(state, opinion_id)  # the plan clauses it is linked to
+    linked = linked_clauses(state, opinion_id)  # the plan clauses it is linked to
 
     def text() -> str:
         out = [
@@ -214,7 +214,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
             out.append(flag)
         if view.source_fields:
             out.append("from the file: " + "; ".join(f"{k}: {v}" if k else v for k, v in view.source_fields.items()))
-        out += clauses
+        out += clause_lines(state, linked)
         out += ["", view.text]
         if entries:
             out += [
@@ -236,7 +236,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
             ]
         return "\n".join(out)
 
-    state.emit({"opinion": view, "entries": entries}, text)
+    state.emit({"opinion": view, "entries": entries, "clauses": linked.clauses}, text)
 
 
 # The most ids one argument may name (a province's whole consultation); ids are held in memory.

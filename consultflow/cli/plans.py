@@ -15,7 +15,7 @@ from consultflow.domain.plan import RATINGS
 from consultflow.importing.plan_files import read_plan
 from consultflow.services import commands
 from consultflow.services.inputs import parse_time
-from consultflow.services.plans import RatingIn
+from consultflow.services.plans import OpinionClauses, RatingIn
 
 _WORDS: dict[str, tuple[str, str]] = {
     "imported": (
@@ -278,13 +278,18 @@ def review_record(
     state.emit(done, text)
 
 
-def clause_lines(state: CliState, opinion_id: int) -> list[str]:
-    """`opinion show`'s lines about the plan clauses an opinion is linked to (none: no line)."""
-    linked = state.call("plan.clauses-of", commands.OfOpinion(opinion_id))
+def linked_clauses(state: CliState, opinion_id: int) -> OpinionClauses:
+    """The plan clauses an opinion is linked to (for `opinion show`)."""
+    linked: OpinionClauses = state.call("plan.clauses-of", commands.OfOpinion(opinion_id))
+    return linked
+
+
+def clause_lines(state: CliState, linked: OpinionClauses) -> list[str]:
+    """`opinion show`'s line about the plan clauses an opinion is linked to (none: no line)."""
     if not linked.clauses:
         return []
     listed = "; ".join(f"{c.number} {shorten(c.text or '', 30)}".strip() for c in linked.clauses)
-    return [_w(state, "linked", o=opinion_id, cs=listed)]
+    return [_w(state, "linked", o=linked.opinion_id, cs=listed)]
 
 
 def register(main: click.Group) -> None:

@@ -182,7 +182,9 @@ def test_a_review_round_rates_clauses_and_comments_go_round_the_loop(
     (comment_opinion,) = [r["opinion_id"] for r in first["ratings"] if r["opinion_id"]]
 
     # the comment is an opinion like any other: linked to its clause, screened, answered, adopted
-    opinion = _json(cli, "opinion", "show", str(comment_opinion))["opinion"]
+    shown = _json(cli, "opinion", "show", str(comment_opinion))
+    opinion = shown["opinion"]
+    assert [c["number"] for c in shown["clauses"]] == ["3.1"]
     assert (opinion["text"], opinion["category"], opinion["state"]) == (
         "污水治理覆盖率应提高到80%",
         "environment_roads",
