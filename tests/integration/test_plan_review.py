@@ -243,8 +243,8 @@ def test_a_review_round_rates_clauses_and_comments_go_round_the_loop(
         with sql_uow(ctx) as uow:
             from consultflow.store.models import PlanRating
 
-            opened = uow.session.scalars(select(PlanRating.comment).where(PlanRating.opinion_id == comment_opinion))
-            assert list(opened) == ["（已删除）"]
+            comments = uow.session.scalars(select(PlanRating.comment).where(PlanRating.opinion_id == comment_opinion))
+            assert list(comments) == ["（已删除）"]
         assert _json(cli, "opinion", "show", str(comment_opinion))["opinion"]["text"] == "（已删除）"
         after = json.loads(cli.ok("report", "review", "1", "--version", "1", "--format", "json").stdout)
         assert after["figures"]["by_clause"] == report["figures"]["by_clause"]
