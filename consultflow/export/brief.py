@@ -153,6 +153,20 @@ def _tables(f: BriefFigures, lang: Lang) -> list[tuple[str, list[str], list[list
     )
     tables.append(
         (
+            label("各轮办理结果", "Decided in each round"),
+            [label("轮次", "Round")] + [o.label.get(lang) for o in Outcome] + [label("合计", "Total")],
+            [
+                [
+                    label(f"第{r.round_no}轮", f"Round {r.round_no}"),
+                    *(n for _o, n in r.outcomes),
+                    sum(n for _o, n in r.outcomes),
+                ]
+                for r in f.decided_per_round
+            ],
+        )
+    )
+    tables.append(
+        (
             label("采纳意见主题", "Adopted opinions by theme"),
             [label("主题", "Theme"), label("采纳意见数", "Adopted opinions")],
             [[redacted(t), n] for t, n in f.adopted_themes],

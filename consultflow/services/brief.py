@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from consultflow.domain.audit import EventKind
 from consultflow.domain.labels import Label
 from consultflow.domain.vocabulary import Outcome
 from consultflow.services import statistics
@@ -44,6 +45,14 @@ class Participation:
 
 
 @dataclass(frozen=True)
+class RoundOutcomes:
+    """One round: how many opinions reached each outcome in it."""
+
+    round_no: int
+    outcomes: tuple[tuple[str, int], ...]  # (outcome, opinions), in Outcome's order
+
+
+@dataclass(frozen=True)
 class BriefFigures:
     """What the county's brief reports, for one consultation."""
 
@@ -57,6 +66,7 @@ class BriefFigures:
     rounds_to_outcome: tuple[OutcomeRounds, ...]
     funnel: tuple[FunnelRow, ...]
     coding: tuple[RoundCoding, ...]
+    decided_per_round: tuple[RoundOutcomes, ...]
     participation: Participation
     themes: tuple[ThemeCount, ...]  # every theme, by category
     adopted_themes: tuple[tuple[str, int], ...]  # (theme, adopted opinions), most first
@@ -74,6 +84,7 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
         coding = uow.themes.coded_per_round(c.id)
         starts = sorted(t.trigger for t in spec.transitions.values() if t.starts_round)
         times = uow.themes.participation(c.id, starts)
+        events = uow.figures.event_counts(c.id)
     by_category: Counter[str] = Counter()
     by_outcome: Counter[str | None] = Counter()
     for category, _channel, outcome, n in counts:
@@ -94,6 +105,15 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
     ]
     still_open = by_outcome.get(None, 0)
     outcomes.append(Share("open", Label("办理中", "Still open"), still_open, percent(still_open, total)))
+    decided: dict[int, Counter[str]] = {}
+    for round_no, kind, _trigger, to_state, n in events:
+        state = spec.states.get(to_state or "")
+        if kind in (EventKind.TRANSITION, EventKind.CARRIED_OVER) and state is not None and state.outcome is not None:
+            decided.setdefault(round_no, Counter())[state.outcome.value] += n
+    per_round = tuple(
+        RoundOutcomes(r, tuple((o.value, decided.get(r, Counter())[o.value]) for o in Outcome))
+        for r in range(1, max([int(rounds_held), *decided], default=0) + 1)
+    )
     people = sum(n for _t, n in times)
     repeat = sum(n for t, n in times if t >= 2)
     themes = _counted(spec, theme_rows, None)
@@ -119,6 +139,7 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
         rounds_to_outcome=statistics.rounds_report(ctx, c.id).outcomes,
         funnel=tuple(statistics.funnel(ctx, c.id)),
         coding=tuple(RoundCoding(r, n, k, percent(k, n)) for r, n, k in coding),
+        decided_per_round=per_round,
         participation=Participation(people, repeat, percent(repeat, people), tuple(times)),
         themes=tuple(themes),
         adopted_themes=adopted_themes,

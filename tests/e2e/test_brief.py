@@ -130,8 +130,12 @@ def test_brief_docx_says_what_the_data_says_and_names_nobody(cli: Cli, ctx: Serv
         "公共服务配套": per_category["public_services"],
         "环境卫生与农村路网": per_category["environment_roads"],
     }
-    rounds_table = next(t for t in tables if t[0][0] == "轮次")
+    rounds_table = next(t for t in tables if t[0][0] == "轮次" and t[0][-1] == "已编码主题(%)")
     assert rounds_table[1][:2] == ["第1轮", str(total)] and rounds_table[1][-1] == "100"  # every opinion coded
+    decided_table = next(t for t in tables if t[0][-1] == "合计")
+    assert decided_table[0] == ["轮次", "采纳", "部分采纳", "不予采纳", "撤回", "合并", "合计"]
+    in_round_one = [outcomes[o] for o in ("adopted", "partly_adopted", "rejected", "withdrawn", "merged")]
+    assert decided_table[1] == ["第1轮", *map(str, in_round_one), str(sum(in_round_one))]  # all decided in round 1
     assert len(document.inline_shapes) == 3  # the rounds, categories and funnel charts
 
 
