@@ -69,6 +69,16 @@ async def review_submit(request: Request, consultation_id: int) -> Response:
     if not await run_in_threadpool(guard_of(request).spend, "submits", client_of(request)):
         return _too_many(request, "review")
     ctx = _ctx(request)
+    unrated = [
+        k.removeprefix("comment_")
+        for k, v in posted.items()
+        if k.startswith("comment_") and v.strip() and not posted.get("rate_" + k.removeprefix("comment_"))
+    ]
+    if unrated:  # a comment on a clause not rated would be lost: say so, record nothing
+        form = await run_in_threadpool(plans.review_form, ctx, consultation_id)
+        shown = {"form": form, "form_key": posted.get("form_key", ""), "ratings": RATINGS, "values": posted}
+        error = word("review_comment_unrated", page_lang(request), clause=", ".join(unrated))
+        return render(request, "review.html", 422, error=error, **shown)
     ratings = tuple(
         plans.RatingIn(key.removeprefix("rate_"), value, posted.get("comment_" + key.removeprefix("rate_")) or None)
         for key, value in posted.items()

@@ -166,6 +166,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "A rating is one of: satisfied, mostly satisfied, not satisfied.",
     ),
     "review_rate_one": ("请至少评价一条条款。", "Please rate at least one clause."),
+    "review_comment_unrated": (
+        "您对条款 {clause} 写了意见，请同时选择评价（满意、基本满意或不满意）。",
+        "You commented on clause {clause}: please rate it too (satisfied, mostly satisfied or not satisfied).",
+    ),
     "review_comment_long": (
         "每条意见最多 {limit} 个字，请删减后再提交。",
         "A comment may have at most {limit} characters.",

@@ -156,6 +156,7 @@ def test_refusals_are_in_the_pages_words_and_write_nothing(ctx: ServiceContext) 
         ({"rate_1.1": "great", "comment_1.1": "好"}, 422, "评价只能是：满意、基本满意或不满意"),
         ({}, 422, "请至少评价一条条款"),
         ({"rate_1.1": "satisfied", "comment_1.1": "长" * 2001}, 422, "每条意见最多 2000 个字"),
+        ({"rate_1.1": "satisfied", "comment_1.2": "没选评价的意见"}, 422, "您对条款 1.2 写了意见，请同时选择评价"),
     ]
     for fields, status, said in cases:
         answer = web.post("/c/1/review", data=_form(web, **fields))
