@@ -6,6 +6,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
+from consultflow.domain.errors import ValidationError
 from consultflow.services import commands, consultations
 
 
@@ -24,11 +25,25 @@ def consultation_group() -> None:
     help="NAME or NAME@VERSION.",
 )
 @click.option("--auto-close", is_flag=True, help="Let the worker close each round at its closing time.")
+@click.option("--programme", help="The county programme (id or name) this area (片区) belongs to.")
+@click.option(
+    "--from",
+    "copy_from",
+    type=int,
+    help="Start from this consultation's setup: workflow version, categories, groups, programme (not opinions).",
+)
 @as_option
 @pass_state
-def consultation_create(state: CliState, title: str, area: str, workflow: str, auto_close: bool) -> None:
+def consultation_create(
+    state: CliState, title: str, area: str, workflow: str, auto_close: bool, programme: str | None,
+    copy_from: int | None,
+) -> None:  # fmt: skip
     """Create a consultation called TITLE, pinned to a workflow version."""
-    view = state.call("consultation.create", commands.CreateConsultation(title, area, workflow, auto_close))
+    if copy_from is not None and workflow != consultations.DEFAULT_WORKFLOW:
+        msg = "--from takes the other consultation's workflow version; leave --workflow out"
+        raise ValidationError(msg)
+    given = commands.CreateConsultation(title, area, workflow, auto_close, programme, copy_from)
+    view = state.call("consultation.create", given)
     state.emit(
         view,
         lambda: (

@@ -134,12 +134,41 @@ def participant_group() -> None:
 @click.option("--village", required=True, help="Village or area (村/片区).")
 @click.option("--contact", help="Phone or email, kept private.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("--group", help="Kind of person: 乡镇干部, 企业代表, 致富带头人, 乡村乡贤, 普通群众 (or the ids).")
+@click.option("--consultation", "consultation_id", type=int, help="Name --group from this consultation's groups.")
 @as_option
 @pass_state
-def participant_add(state: CliState, name: str, village: str, contact: str | None, lang: str) -> None:
+def participant_add(
+    state: CliState, name: str, village: str, contact: str | None, lang: str, group: str | None,
+    consultation_id: int | None,
+) -> None:  # fmt: skip
     """Register a participant called NAME."""
-    view = state.call("participant.add", commands.AddParticipant(name, village, contact, lang))
-    state.emit(view, lambda: f"participant {view.id} {view.name} ({view.village})")
+    view = state.call("participant.add", commands.AddParticipant(name, village, contact, lang, group, consultation_id))
+    shown = f", {view.group}" if view.group else ""
+    state.emit(view, lambda: f"participant {view.id} {view.name} ({view.village}{shown})")
+
+
+@participant_group.command("set-group")
+@click.argument("participant_id", type=int)
+@click.argument("group")
+@click.option("--consultation", "consultation_id", type=int, help="Name GROUP from this consultation's groups.")
+@as_option
+@json_flag
+@pass_state
+def participant_set_group(state: CliState, participant_id: int, group: str, consultation_id: int | None) -> None:
+    """Change participant PARTICIPANT_ID's group to GROUP ('' clears it); recorded in the audit trail."""
+    done = state.call("participant.group", commands.SetParticipantGroup(participant_id, group, consultation_id))
+
+    def said() -> str:
+        if not done.changed:
+            return f"participant {participant_id} is in group {done.group or '-'} already; nothing changed"
+        where = ", ".join(map(str, done.consultations)) or "none yet"
+        return (
+            f"participant {participant_id}: group {done.previous or '-'} -> {done.group or '-'} "
+            f"(recorded in the audit trail of consultation(s) {where})"
+        )
+
+    state.emit(done, said)
 
 
 @participant_group.command("list")

@@ -46,6 +46,7 @@ class Column(str, Enum):
     CONTACT = "contact"
     EXTERNAL_ID = "external_id"
     SUBMITTED_AT = "submitted_at"
+    GROUP = "group"  # the kind of person (乡镇干部, 普通群众…): one of the workflow's groups
 
 
 # Whole headers, compared after normalising (case, width, spaces, trailing colons and numbering).
@@ -60,6 +61,7 @@ EXACT: dict[Column, tuple[str, ...]] = {
     Column.SUBMITTED_AT: (
         "提交时间", "提交答卷时间", "答题时间", "结束答题时间", "填写时间", "submitted_at", "submitted", "time",
     ),
+    Column.GROUP: ("群体", "参与群体", "所属群体", "人员类别", "身份", "group"),
 }  # fmt: skip
 # Words inside a question's text ("3、您对规划有什么意见和建议？"), tried when no header matched exactly.
 # The text comes last: "您的意见类别" and "您的意见属于哪一类" are the category, not the opinion.
@@ -69,6 +71,7 @@ CONTAINS: dict[Column, tuple[str, ...]] = {
     Column.VILLAGE: ("村",),
     Column.CONTACT: ("电话", "手机", "联系方式"),
     Column.SUBMITTED_AT: ("提交",),
+    Column.GROUP: ("群体",),
     Column.TEXT: ("意见", "建议"),
 }
 REQUIRED = (Column.TEXT, Column.CATEGORY, Column.VILLAGE)
@@ -342,6 +345,7 @@ class IntakeRow:
     # What the row said as releases before landlines were contacts keyed it (the landline left out):
     # a row they recorded is the same row, not a conflict.
     legacy_content: str = ""
+    group: str | None = None  # the person's group (an id of the workflow's groups), if the file gives one
 
     def fields_text(self) -> str | None:
         """The source fields as JSON text (to seal and keep with the opinion), or None without any."""
@@ -466,6 +470,7 @@ class Rules:
     default_channel: str | None = None
     scope: str = ""  # the source the file's row keys belong to ("wjx", "tencent", --source NAME) and sheet
     now: datetime | None = None
+    groups: Choices | None = None  # the workflow's participant groups (a 群体 column names one)
 
     @classmethod
     def of(
@@ -477,12 +482,13 @@ class Rules:
         values: Mapping[str, Mapping[str, str]] | None = None,
         scope: str = "",
         now: datetime | None = None,
+        groups: Mapping[str, Label] | None = None,
     ) -> Rules:
         """Rules for a workflow's choices, with values the person mapped (`values["category"]["产业"]`)."""
         given = values or {}
-        unknown = set(given) - {"category", "channel"}
+        unknown = set(given) - {"category", "channel", "group"}
         if unknown:
-            msg = f"--map-value takes category:VALUE=KEY or channel:VALUE=KEY (not {min(unknown)!r})"
+            msg = f"--map-value takes category:VALUE=KEY, channel:VALUE=KEY or group:VALUE=KEY (not {min(unknown)!r})"
             raise ValidationError(msg)
         return cls(
             _choices("category", categories, given.get("category")),
@@ -490,6 +496,7 @@ class Rules:
             default_channel,
             scope,
             now,
+            _choices("group", groups, given.get("group")) if groups else None,
         )
 
 
@@ -572,6 +579,17 @@ def check_row(
     if not village or len(village) > MAX_NAME_CHARS:
         reason = "the village is empty or over 120 characters"
         problems.append(RowProblem(line, where(Column.VILLAGE), reason, "no village"))
+    group: str | None = None
+    if values[Column.GROUP]:
+        found_group = rules.groups.resolve(values[Column.GROUP]) if rules.groups is not None else []
+        if isinstance(found_group, str):
+            group = found_group
+        elif rules.groups is None:
+            reason = "this workflow defines no participant groups; leave the column empty"
+            problems.append(RowProblem(line, where(Column.GROUP), reason, "unknown group"))
+        else:
+            reason = rules.groups.refusal(values[Column.GROUP], found_group)
+            problems.append(RowProblem(line, where(Column.GROUP), reason, "unknown group"))
     name = values[Column.NAME]
     if len(name) > MAX_NAME_CHARS:
         problems.append(RowProblem(line, where(Column.NAME), "the name is over 120 characters", "name too long"))
@@ -609,5 +627,5 @@ def check_row(
     )[:MAX_FIELDS]
     return IntakeRow(
         line, key, text, category, channel, named, village, contact, person, digest, submitted, fields, dropped,
-        legacy_content=legacy,
+        legacy_content=legacy, group=group,
     )  # fmt: skip

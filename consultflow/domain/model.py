@@ -72,6 +72,7 @@ class ParticipantRow(Protocol):
     created_at: datetime
     created_by_id: int
     erased_at: datetime | None
+    group_id: str | None  # the kind of person (an id of the workflow's groups), if given
 
 
 class WorkflowRow(Protocol):
@@ -96,6 +97,7 @@ class ConsultationRow(Protocol):
     chain_head: str
     auto_close: bool
     chain_key_id: str | None
+    programme_id: int | None  # the county programme it is an area of, if any
 
 
 class RoundRow(Protocol):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from consultflow.domain.groups import DEFAULT_GROUPS
 from consultflow.domain.labels import Label
 from consultflow.domain.roles import Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
@@ -98,6 +99,8 @@ class WorkflowSpec:
     channels: Mapping[str, Label]
     reminders: tuple[ReminderRule, ...] = ()
     source: str = field(default="", compare=False, repr=False)
+    # Participant groups (`groups:`; without it, the five kinds of consultflow.domain.groups).
+    groups: Mapping[str, Label] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
 
     @property
     def key(self) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.domain.errors import WorkflowInvalidError
+from consultflow.domain.groups import DEFAULT_GROUPS, GROUP_ID, MAX_GROUP_ID
 from consultflow.domain.labels import Label
 from consultflow.domain.roles import Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
@@ -37,6 +38,7 @@ TOP_LEVEL_KEYS = frozenset(
         "categories",
         "channels",
         "reminders",
+        "groups",
     }
 )
 
@@ -148,6 +150,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> WorkflowSpec:
     categories = _labelled_names(data.get("categories"), "categories", problems)
     channels = _labelled_names(data.get("channels"), "channels", problems)
     reminders = _reminders(data.get("reminders"), states, problems)
+    groups = _groups(data.get("groups"), problems)
     if isinstance(initial, str) and initial in states:
         _check_graph(initial, states, transitions, problems)
     if problems.items:
@@ -164,6 +167,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> WorkflowSpec:
         channels=channels,
         reminders=reminders,
         source=text,
+        groups=groups,
     )
 
 
@@ -461,6 +465,28 @@ def _labelled_names(raw: object, path: str, problems: _Problems) -> dict[str, La
         label = _label(item.get("label"), f"{item_path}.label", problems)
         if name and label:
             out[name] = label
+    return out
+
+
+def _groups(raw: object, problems: _Problems) -> dict[str, Label]:
+    """`groups:` as {id: label}; absent, the five default kinds (consultflow.domain.groups)."""
+    if raw is None:
+        return dict(DEFAULT_GROUPS)
+    out: dict[str, Label] = {}
+    if isinstance(raw, list) and not raw:
+        return out  # `groups: []`: this workflow records no groups
+    for item_path, item in _entries(raw, "groups", problems):
+        _unknown_keys(item, {"id", "label"}, item_path, problems)
+        group = item.get("id")
+        if not isinstance(group, str) or not GROUP_ID.match(group) or len(group) > MAX_GROUP_ID:
+            problems.add(f"{item_path}.id", f"required, lowercase letters, digits and '_', at most {MAX_GROUP_ID}")
+            continue
+        if group in out:
+            problems.add(f"{item_path}.id", f"duplicate id {group!r}")
+            continue
+        label = _label(item.get("label"), f"{item_path}.label", problems)
+        if label:
+            out[group] = label
     return out
 
 

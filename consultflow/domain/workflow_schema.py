@@ -114,6 +114,16 @@ SCHEMA: dict[str, Any] = {
         },
         "categories": _LABELLED,
         "channels": _LABELLED,
+        "groups": {
+            "type": "array",
+            "maxItems": MAX_ITEMS,
+            "items": {
+                "type": "object",
+                "properties": {"id": {**_NAME, "maxLength": 40}, "label": _LABEL},
+                "required": ["id", "label"],
+                "additionalProperties": False,
+            },
+        },
         "reminders": {
             "type": "array",
             "maxItems": MAX_ITEMS,

@@ -40,6 +40,7 @@ class ConsultationView:
     auto_close: bool = False
     rounds: tuple[RoundView, ...] = ()
     by_state: tuple[tuple[str, int], ...] = ()
+    programme_id: int | None = None  # the county programme it is an area (片区) of
 
 
 def create_consultation(
@@ -50,34 +51,55 @@ def create_consultation(
     area: str,
     workflow: str = DEFAULT_WORKFLOW,
     auto_close: bool = False,
+    programme: str | None = None,
+    copy_from: int | None = None,
 ) -> ConsultationView:
     """Start a consultation on a pinned workflow version.
 
-    With `auto_close`, the worker closes each round at its closing time.
+    With `auto_close`, the worker closes each round at its closing time. With `programme` (its id
+    or name) it is an area (片区) of that county programme. With `copy_from`, it starts from that
+    consultation's setup: its workflow version (so its categories, channels and groups), its
+    auto-close setting and its programme (unless one is given); never its opinions. People and
+    their roles are the database's, not a consultation's, so they serve every area already.
     """
     title = required_text(title, "title", 200)
     area = required_text(area, "area", 200)
     available = file_specs(ctx.workflows_dir)
 
     def body(change: Change) -> ConsultationView:
-        wf = pin_workflow(change.uow, available, ctx.workflows_dir, ref=workflow, now=change.now)
+        closing, programme_id = auto_close, None
+        if copy_from is not None:
+            source = change.consultation(copy_from)
+            wf = change.uow.consultations.workflow(source.workflow_id)
+            closing, programme_id = source.auto_close, source.programme_id
+        else:
+            wf = pin_workflow(change.uow, available, ctx.workflows_dir, ref=workflow, now=change.now)
+        if programme is not None:
+            programme_id = change.uow.programmes.get(programme).id
         row = change.uow.consultations.add(
             title=title,
             area=area,
             workflow_id=wf.id,
             created_by=change.actor.id,
-            auto_close=auto_close,
+            auto_close=closing,
             genesis=GENESIS_HASH,
             now=change.now,
             chain_key_id=ctx.chain_key.key_id if ctx.chain_key is not None else None,
         )
         key = f"{wf.name}@{wf.version}"
-        payload = {"title": title, "area": area, "workflow": key, "digest": wf.digest, "auto_close": auto_close}
+        payload: dict[str, object] = {
+            "title": title, "area": area, "workflow": key, "digest": wf.digest, "auto_close": closing
+        }  # fmt: skip
+        if programme_id is not None:
+            row.programme_id = programme_id
+            payload["programme"] = programme_id
+        if copy_from is not None:
+            payload["copied_from"] = copy_from
         change.record(
             row.id,
             change.event(EventKind.CONSULTATION_CREATED, payload=payload),
         )
-        return ConsultationView(row.id, title, area, key, change.now, 0, auto_close)
+        return ConsultationView(row.id, title, area, key, change.now, 0, closing, programme_id=programme_id)
 
     return run(
         ctx,
@@ -107,7 +129,8 @@ def show_consultation(ctx: ServiceContext, consultation_id: int) -> Consultation
         rounds = tuple(round_view(r) for r in uow.consultations.rounds(c.id))
     by_state = tuple((s, counts.get(s, 0)) for s in spec.states)
     return ConsultationView(
-        c.id, c.title, c.area, spec.key, c.created_at, sum(counts.values()), c.auto_close, rounds, by_state
+        c.id, c.title, c.area, spec.key, c.created_at, sum(counts.values()), c.auto_close, rounds, by_state,
+        c.programme_id,
     )  # fmt: skip
 
 

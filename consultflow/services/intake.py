@@ -101,8 +101,9 @@ def _rules(ctx: ServiceContext, request: ImportRequest, spec: WorkflowSpec, colu
         )
         raise ValidationError(msg)
     return Rules.of(
-        spec.categories, spec.channels, channel, values=request.values, scope=request.scope, now=ctx.clock.now()
-    )
+        spec.categories, spec.channels, channel, values=request.values, scope=request.scope, now=ctx.clock.now(),
+        groups=spec.groups,
+    )  # fmt: skip
 
 
 def _columns(request: ImportRequest) -> dict[Column, int]:
@@ -339,6 +340,12 @@ def _record(
 ) -> None:
     uow: Ports = change.uow
     people = uow.intake.participants(fresh, created_by=change.actor.id, now=change.now)
+    grouped: dict[str, list[int]] = {}
+    for r in fresh:
+        if r.group is not None:
+            grouped.setdefault(r.group, []).append(people[r.participant_key])
+    for group, pids in grouped.items():  # a 群体 column: new people, and those without a group yet, get it
+        uow.participation.set_group(pids, group, only_unset=True)
     # Each text sealed once with its participant's key: the live row and its event hold the same.
     texts = uow.texts.seal_many([(people[r.participant_key], r.text) for r in fresh])
     with_fields = [(i, r) for i, r in enumerate(fresh) if r.fields]
@@ -372,6 +379,8 @@ def _record(
         }
         if sealed_fields is not None:
             found["source_fields"] = sealed_fields  # sealed like the text: erasure forgets both
+        if r.group is not None:
+            found["group"] = r.group  # as the file gave it (the person keeps a group given earlier)
         return found
 
     record_submitted(

@@ -10,6 +10,7 @@ from typing import TypeVar
 from consultflow.domain.accounts import AccountDraft, AccountKind
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import NotFoundError, PermissionDeniedError, ValidationError
+from consultflow.domain.groups import resolve_group
 from consultflow.domain.identity import PORTAL_ACTOR, checked_login, group_for
 from consultflow.domain.privacy import checked_contact, pseudonymise
 from consultflow.domain.roles import (
@@ -21,6 +22,7 @@ from consultflow.logconfig import get_logger
 from consultflow.services.accounts import record_account_events
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import language, required_text
+from consultflow.services.participation import groups_of
 from consultflow.services.personal_data import read_on_record
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import ParticipantRow, UnitOfWork
@@ -54,6 +56,7 @@ class ParticipantView:
     contact: str | None
     created_at: datetime
     erased: bool = False
+    group: str | None = None  # the kind of person (an id of the workflow's groups)
 
 
 def add_actor(
@@ -153,10 +156,17 @@ def add_participant(
     village: str,
     contact: str | None = None,
     lang: str = "zh",
+    group: str | None = None,
+    consultation_id: int | None = None,
 ) -> ParticipantView:
-    """Register a participant (a villager, household or group whose opinions are recorded)."""
+    """Register a participant (a villager, household or group whose opinions are recorded).
+
+    `group` (an id or label) is named from the groups of `consultation_id`'s workflow, or of the
+    default workflow without one.
+    """
     name = required_text(name, "name", 120)
     village = required_text(village, "village/area", 120)
+    chosen = resolve_group(group, groups_of(ctx, consultation_id)) if group is not None and group.strip() else None
 
     def body(change: Change) -> ParticipantView:
         row = change.uow.actors.add_participant(
@@ -167,6 +177,7 @@ def add_participant(
             created_by=change.actor.id,
             now=change.now,
         )
+        row.group_id = chosen
         return _participant_view(row, with_contact=False, full_name=True)  # the registrar typed it
 
     return run(
@@ -242,6 +253,7 @@ def _participant_view(row: ParticipantRow, *, with_contact: bool, full_name: boo
         contact=row.contact if with_contact else None,
         created_at=row.created_at,
         erased=row.erased_at is not None,
+        group=row.group_id,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.errors import InvalidTransitionError, NotFoundError, ValidationError
+from consultflow.domain.groups import resolve_group
 from consultflow.domain.heads import SignedHead
 from consultflow.domain.identity import PORTAL_ACTOR
 from consultflow.domain.labels import Label
@@ -115,7 +116,11 @@ def _wrong_code(asker: Asker | None) -> None:
 
 def _form_digest(form: OnlineOpinion) -> str:
     """What a form held, as one digest: the same key with another body is another opinion (refused)."""
-    fields = (form.category, form.text, form.village, form.name, form.contact, str(form.contact_consent), form.lang)
+    fields: tuple[str, ...] = (
+        form.category, form.text, form.village, form.name, form.contact, str(form.contact_consent), form.lang
+    )  # fmt: skip
+    if form.group:
+        fields = (*fields, form.group)  # a form without the group question digests as it did before
     joined = "\x1f".join(fields).encode("utf-8", "surrogatepass")
     return hashlib.sha256(joined).hexdigest()
 
@@ -143,6 +148,7 @@ class OnlineOpinion:
     form_key: str = ""  # the form's one-time token: posting the same form twice records one opinion
     lang: str = "zh"
     client: str = ""  # the submitter's client hash: a key is scoped to its client
+    group: str = ""  # the kind of person they are (optional): one of the workflow's groups
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,7 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
                     raise IdempotencyKeyReusedError
                 return Receipt(again, opinion_views(change.uow, [op])[0], repeated=True)
         change.current_round(form.consultation_id)
+        group = resolve_group(form.group, change.spec(form.consultation_id).groups) if form.group.strip() else None
         # A villager who comes back with the same name, village and contact is the participant she
         # was (her opinions are counted as one person's); without a name and contact no one can tell.
         returning = change.uow.actors.registered_participant(name, village, contact) if name and contact else None
@@ -256,6 +263,10 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
                 created_by=change.actor.id,
                 now=change.now,
             ).id
+        if group is not None and change.uow.participation.set_group([returning], group, only_unset=True):
+            # hers from now on (unless she gave one before), in the audit trail like any change of group
+            payload = {"participant_id": returning, "group": group, "previous": None}
+            change.record(form.consultation_id, change.event(EventKind.PARTICIPANT_GROUP_CHANGED, payload=payload))
         change.vouched_participant = returning
         code = new_receipt_code() if intake_key is None else _derived_code(change.uow, intake_key, digest)
         item = NewOpinion(returning, form.category, ONLINE_CHANNEL, form.text, intake_key, receipt_hash(code))
@@ -410,6 +421,7 @@ class Questionnaire:
     open_round: int | None
     closes_at: datetime | None
     takes_online: bool  # the workflow has the online channel
+    groups: tuple[tuple[str, Label], ...] = ()  # the workflow's participant groups (the form asks which)
 
 
 def questionnaire(ctx: ServiceContext, consultation_id: int) -> Questionnaire:
@@ -426,4 +438,5 @@ def questionnaire(ctx: ServiceContext, consultation_id: int) -> Questionnaire:
         current.number if current is not None else None,
         current.closes_at if current is not None else None,
         ONLINE_CHANNEL in spec.channels,
+        tuple(spec.groups.items()),
     )

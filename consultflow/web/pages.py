@@ -300,6 +300,7 @@ def submit(
     name: Annotated[str, Form()] = "",
     contact: Annotated[str, Form()] = "",
     consent: Annotated[str, Form()] = "",
+    group: Annotated[str, Form()] = "",
 ) -> Response:
     """Record the opinion; the receipt code is shown on the next page (and kept in the holder's cookie)."""
     _check_csrf(request, csrf)
@@ -307,13 +308,16 @@ def submit(
         return _too_many(request, "submit")
     ctx, lang = _ctx(request), page_lang(request)
     sent = receipts.OnlineOpinion(
-        consultation_id, category, text, village, name, contact, bool(consent), form_key[:100], lang
-    )
+        consultation_id, category, text, village, name, contact, bool(consent), form_key[:100], lang,
+        group=group[:100],
+    )  # fmt: skip
     try:
         receipt = receipts.submit_online(ctx, sent)
     except ConsultflowError as exc:
         form = receipts.questionnaire(ctx, consultation_id)
-        values = {"category": category, "text": text, "village": village, "name": name, "contact": contact}
+        values = {
+            "category": category, "text": text, "village": village, "name": name, "contact": contact, "group": group
+        }  # fmt: skip
         shown = {"form": form, "form_key": form_key, "values": values, "error": refusal(request, exc)}
         return render(request, "submit.html", http_status(exc), **shown)
     response = RedirectResponse("/my", status_code=303)

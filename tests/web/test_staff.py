@@ -277,8 +277,18 @@ MORE: list[tuple[str, tuple[str, ...]]] = [
     (COORD, ("account", "totp", "disable", PLANNER2)),  # refused: two-step codes are not on
     (COORD, ("account", "disable", PLANNER2)),
     (COORD, ("account", "enable", PLANNER2)),
+    (COORD, ("programme", "create", "县域片区", "--title", "某县片区国土空间规划")),
+    (COORD, ("programme", "add-area", "县域片区", "1")),
+    (COORD, ("consultation", "create", "第二片区规划意见征集", "--area", "第二片区", "--from", "1")),
+    (AUDITOR, ("programme", "list")),
+    (EXPERT, ("participant", "set-group", "1", "普通群众")),
+    (EXPERT, ("participant", "add", "王五", "--village", "白马村", "--group", "企业代表")),
+    (EXPERT, ("participant", "add", "王六", "--village", "白马村", "--group", "外星人")),  # refused: unknown group
+    (AUDITOR, ("report", "participation", "1")),
+    (AUDITOR, ("--json", "report", "participation", "1")),
+    (AUDITOR, ("--lang", "en", "report", "programme", "县域片区", "--format", "markdown")),
 ]
-MORE_REFUSED = 9  # the steps of MORE marked "refused"
+MORE_REFUSED = 10  # the steps of MORE marked "refused"
 
 _TIMES = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?( CST|[+-]\d{2}:\d{2}|Z)?")
 _HASHES = re.compile(r"\b[0-9a-f]{64}\b")

@@ -170,6 +170,9 @@ WRITES: dict[str, dict[str, Any]] = {
     },
     "participant.add": {"name": "p", "village": "v"},
     "participant.erase": {"participant_id": 2, "reason": "r"},
+    "participant.group": {"participant_id": 2, "group": "officials"},
+    "programme.create": {"name": "p", "title": "t"},
+    "programme.add-area": {"programme": "1", "consultation_id": 1},
     "reminders.cancel": {"reminder_ids": [1]},
     "reminders.requeue": {},
     "audit.sign": {"consultation_id": 1},
@@ -178,6 +181,7 @@ WRITES: dict[str, dict[str, Any]] = {
     "round.close": {"consultation_id": 1},
     "round.open": {"consultation_id": 1},
     "round.reschedule": {"consultation_id": 1, "closes_at": "2027-01-01T00:00:00+08:00"},
+    "theme.code": {"theme": "篡改", "opinion_ids": [1, 2]},
 }
 
 

@@ -45,14 +45,17 @@ class CreateConsultation:
     area: str
     workflow: str = consultations.DEFAULT_WORKFLOW
     auto_close: bool = False
+    programme: str | None = None  # a county programme (id or name) it is an area of
+    copy_from: int | None = None  # start from this consultation's setup (workflow, groups, programme)
 
 
 @command("consultation.create", "Create a consultation.", input=CreateConsultation, output=ConsultationView,
          roles=_roles(Action.CREATE_CONSULTATION), writes=True)  # fmt: skip
 def _create_consultation(ctx: ServiceContext, acting: str | None, given: CreateConsultation) -> ConsultationView:
     return consultations.create_consultation(
-        ctx, acting=acting, title=given.title, area=given.area, workflow=given.workflow, auto_close=given.auto_close
-    )
+        ctx, acting=acting, title=given.title, area=given.area, workflow=given.workflow, auto_close=given.auto_close,
+        programme=given.programme, copy_from=given.copy_from,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -83,14 +83,17 @@ class AddParticipant:
     village: str
     contact: str | None = None
     lang: str = "zh"
+    group: str | None = None  # the kind of person: an id or label of the workflow's groups
+    consultation_id: int | None = None  # whose workflow's groups; default: the default workflow's
 
 
 @command("participant.add", "Register a participant.", input=AddParticipant, output=ParticipantView,
          roles=_roles(Action.ADD_PARTICIPANT), writes=True)  # fmt: skip
 def _add_participant(ctx: ServiceContext, acting: str | None, given: AddParticipant) -> ParticipantView:
     return people.add_participant(
-        ctx, acting=acting, name=given.name, village=given.village, contact=given.contact, lang=given.lang
-    )
+        ctx, acting=acting, name=given.name, village=given.village, contact=given.contact, lang=given.lang,
+        group=given.group, consultation_id=given.consultation_id,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
