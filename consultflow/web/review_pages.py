@@ -9,6 +9,8 @@ questionnaire. `/c/{id}/review/results` shows the figures per clause: no names.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -34,20 +36,24 @@ def _ctx(request: Request) -> ServiceContext:
     return ctx
 
 
+# The review's own refusals, matched on the service's words (as consultflow.domain.messages does for
+# the questionnaire): (error type, pattern, the portal's word). Anything else: the catalogue's message.
+_REFUSALS: tuple[tuple[type[ConsultflowError], re.Pattern[str], str], ...] = (
+    (RoundStateError, re.compile(r"takes no ratings now"), "review_none"),
+    (NotFoundError, re.compile(r"has no clause"), "review_clause_unknown"),
+    (ConsultflowError, re.compile(r"^unknown rating"), "review_rating_unknown"),
+    (ConsultflowError, re.compile(r"has rated clause (?P<clause>\S+) in this review already"), "review_rated_already"),
+    (ConsultflowError, re.compile(r"^rate at least one clause"), "review_rate_one"),
+    (ConsultflowError, re.compile(r"^comment is \d+ characters; at most"), "review_comment_long"),
+)
+
+
 def _review_refusal(request: Request, exc: ConsultflowError) -> str:
     """A refusal of the review form in the visitor's words (a clause or rating the form did not offer, no review)."""
-    lang = page_lang(request)
-    text = str(exc)
-    if isinstance(exc, RoundStateError) and "takes no ratings" in text:
-        return word("review_none", lang)
-    if isinstance(exc, NotFoundError) and "has no clause" in text:
-        return word("review_clause_unknown", lang)
-    if "unknown rating" in text:
-        return word("review_rating_unknown", lang)
-    if "rate at least one clause" in text:
-        return word("review_rate_one", lang)
-    if text.startswith("comment is") and "at most" in text:
-        return word("review_comment_long", lang, limit=MAX_COMMENT_CHARS)
+    for kind, pattern, key in _REFUSALS:
+        found = pattern.search(str(exc))
+        if isinstance(exc, kind) and found:
+            return word(key, page_lang(request), limit=MAX_COMMENT_CHARS, **found.groupdict())
     return refusal(request, exc)
 
 

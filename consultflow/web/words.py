@@ -166,6 +166,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "A rating is one of: satisfied, mostly satisfied, not satisfied.",
     ),
     "review_rate_one": ("请至少评价一条条款。", "Please rate at least one clause."),
+    "review_rated_already": (
+        "您在本次评审中已经评价过条款 {clause}，每条条款评价一次。",
+        "You have rated clause {clause} in this review already; each clause is rated once.",
+    ),
     "review_comment_unrated": (
         "您对条款 {clause} 写了意见，请同时选择评价（满意、基本满意或不满意）。",
         "You commented on clause {clause}: please rate it too (satisfied, mostly satisfied or not satisfied).",

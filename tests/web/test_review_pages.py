@@ -174,6 +174,20 @@ def test_refusals_are_in_the_pages_words_and_write_nothing(ctx: ServiceContext) 
     assert web.get("/c/1/review/results").status_code == 200  # the results stay readable
 
 
+def test_a_returning_villager_rates_each_clause_once(ctx: ServiceContext) -> None:
+    """With her name and contact she is the participant she was: a clause she rated is refused, in her words."""
+    _review(ctx)
+    web = client(ctx)
+    me = {"name": "王桂兰", "contact": "13900001111", "consent": "yes"}
+    assert web.post("/c/1/review", data=_form(web, **me, **{"rate_1.1": "satisfied"})).status_code == 200
+    before = _ratings(ctx)
+    again = web.post("/c/1/review", data=_form(web, **me, **{"rate_1.1": "not_satisfied", "rate_1.2": "mostly"}))
+    assert again.status_code == 422 and "您在本次评审中已经评价过条款 1.1" in again.text
+    assert _ratings(ctx) == before
+    assert web.post("/c/1/review", data=_form(web, **me, **{"rate_1.2": "mostly"})).status_code == 200
+    assert [r for _c, r, _o in _ratings(ctx)] == ["satisfied", "mostly"]
+
+
 def test_the_submission_limit_counts_review_forms(sqlite_ctx: ServiceContext) -> None:
     _review(sqlite_ctx)
     web = client(sqlite_ctx, limits="submits=1/3600")
