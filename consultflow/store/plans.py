@@ -291,7 +291,7 @@ class PlanStore:
                 PlanRating.clause_id,
                 PlanRating.rating,
                 func.count(),
-                func.count(PlanRating.comment),
+                func.count(PlanRating.opinion_id),  # a comment is always an opinion; readers may not see comments
             )
             .join(PlanReview, PlanReview.round_id == PlanRating.round_id)
             .where(PlanReview.consultation_id == consultation_id, PlanReview.version_id == version_id)
