@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from consultflow import extras
 from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.domain.redaction import redacted
@@ -21,7 +22,9 @@ from consultflow.export import charts
 from consultflow.export.files import write_new_file, write_new_file_from
 from consultflow.services.brief import BriefFigures
 
-MISSING = "writing the brief needs python-docx: pip install 'consultflow[brief]'"
+MISSING = extras.message("writing the brief", "brief")
+CHARTS_LEFT_OUT = "charts left out: " + extras.message("drawing them", "charts")
+CHARTS_LEFT_OUT_ZH = "本汇报未附图表：绘制图表需安装 charts 扩展（pip install 'consultflow[charts]'）。"
 CONVERTERS = ("soffice", "libreoffice")
 _CJK_FONT = "SimSun"
 _CONVERT_SECONDS = 180
@@ -56,12 +59,19 @@ def paragraphs(f: BriefFigures, lang: Lang = "zh") -> list[str]:
             f"累计收集村民意见建议{total}条" + (f"，其中{split}。" if split else "。")
         )
     p = f.participation
-    second = _w(
-        lang,
-        f"共有{p.participants}人提出意见建议，其中{p.more_than_once}人多次参与，占{pct(p.percent_more_than_once)}%。",
-        f"{p.participants} people gave opinions; {p.more_than_once} of them ({pct(p.percent_more_than_once)}%) "
-        "took part more than once.",
-    )
+    named_groups = [g for g in p.groups if g.key is not None]
+    if lang == "en":
+        kinds = ", ".join(f"{g.label.en} {g.participants}" for g in named_groups)
+        second = (
+            f"{p.participants} people gave opinions" + (f" ({kinds})" if kinds else "") + f"; {p.more_than_once} "
+            f"of them ({pct(p.percent_more_than_once)}%) took part more than once."
+        )
+    else:
+        kinds = "、".join(f"{g.label.zh}{g.participants}人" for g in named_groups)
+        second = (
+            f"共有{p.participants}人提出意见建议" + (f"，其中{kinds}" if kinds else "")
+            + f"；{p.more_than_once}人多次参与，占{pct(p.percent_more_than_once)}%。"
+        )  # fmt: skip
     counts = {k: outcome[k].opinions for k in outcome}
     decided = sum(o.total for o in f.rounds_to_outcome)
     rounds_sum = sum(n * k for o in f.rounds_to_outcome for n, k in o.histogram.items())
@@ -172,11 +182,22 @@ def _tables(f: BriefFigures, lang: Lang) -> list[tuple[str, list[str], list[list
             [[redacted(t), n] for t, n in f.adopted_themes],
         )
     )
+    most = max((t for t, _n in f.participation.times), default=0)
     tables.append(
         (
             label("参与次数", "How often people took part"),
             [label("参与次数", "Times"), label("人数", "People")],
-            [[t, n] for t, n in f.participation.times],
+            [
+                [label(f"{t}次及以上", f"{t} or more") if t == most and t > 1 else str(t), n]
+                for t, n in f.participation.times
+            ],
+        )
+    )
+    tables.append(
+        (
+            label("按参与群体", "By group"),
+            [label("群体", "Group"), label("人数", "People"), label("多次参与", "More than once")],
+            [[g.label.get(lang), g.participants, g.more_than_once] for g in f.participation.groups],
         )
     )
     return tables
@@ -199,8 +220,11 @@ def _east_asian(run: Any) -> None:
 
 
 def _charts(f: BriefFigures, folder: Path, lang: Lang) -> tuple[list[Path], Lang]:
-    """The three PNG charts in `folder`, and the language they could be drawn in (no CJK font: en)."""
-    if not f.opinions:
+    """The three PNG charts in `folder`, and the language they could be drawn in (no CJK font: en).
+
+    None without the charts extra (matplotlib): the brief is written without them.
+    """
+    if not f.opinions or not charts.available():
         return [], lang
     rounds, shares, funnel = folder / "rounds.png", folder / "categories.png", folder / "funnel.png"
     drawn = charts.rounds_chart(f.rounds_to_outcome, rounds, lang)
@@ -227,6 +251,8 @@ def build(f: BriefFigures, lang: Lang, chart_files: Sequence[Path]) -> Any:
         _east_asian(run)
     for path in chart_files:
         doc.add_picture(str(path), width=Cm(15))
+    if f.opinions and not chart_files:
+        _east_asian(doc.add_paragraph().add_run(_w(lang, CHARTS_LEFT_OUT_ZH, CHARTS_LEFT_OUT)))
     for run in doc.add_heading(_w(lang, "三、统计表", "3. Tables"), level=1).runs:
         _east_asian(run)
     for caption, headers, rows in _tables(f, lang):

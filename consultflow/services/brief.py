@@ -5,9 +5,8 @@ the per-round funnel with the share of each round's opinions coded with a theme,
 repeat participation, and the adopted opinions counted by theme. No one is named: people are
 counted, never listed.
 
-Participation: how many times each participant took part is their opinions submitted plus their
-re-participations (the workflow's transitions that start a new round for the opinion), counted
-by the database from the opinions and their audit events.
+Participation comes from the participation report's own figures (consultflow.services.participation):
+each person takes part once for each opinion they gave and once for each answer to feedback.
 """
 
 from __future__ import annotations
@@ -16,9 +15,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from consultflow.domain.audit import EventKind
+from consultflow.domain.groups import group_label
 from consultflow.domain.labels import Label
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import statistics
+from consultflow.services import participation, statistics
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.statistics import FunnelRow, OutcomeRounds
 from consultflow.services.themes import RoundCoding, ThemeCount, _counted, percent
@@ -35,13 +35,24 @@ class Share:
 
 
 @dataclass(frozen=True)
+class GroupTaking:
+    """One group of people (乡镇干部, 企业代表…): how many took part, and how many of them twice or more."""
+
+    key: str | None  # None: no group recorded
+    label: Label
+    participants: int
+    more_than_once: int
+
+
+@dataclass(frozen=True)
 class Participation:
-    """People who gave opinions, how many took part two or more times, and how often each did."""
+    """People who gave opinions, how many took part two or more times, how often, and by group."""
 
     participants: int
     more_than_once: int
     percent_more_than_once: float
-    times: tuple[tuple[int, int], ...]  # (times taken part, participants)
+    times: tuple[tuple[int, int], ...]  # (times taken part, participants); the last is that many or more
+    groups: tuple[GroupTaking, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,7 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
         rounds_held = len(uow.consultations.rounds(c.id))
         theme_rows = uow.themes.counts(c.id)
         coding = uow.themes.coded_per_round(c.id)
-        starts = sorted(t.trigger for t in spec.transitions.values() if t.starts_round)
-        times = uow.themes.participation(c.id, starts)
+        taking = participation.summaries_in(uow, [c.id])[c.id]  # the participation report's own figures
         events = uow.figures.event_counts(c.id)
     by_category: Counter[str] = Counter()
     by_outcome: Counter[str | None] = Counter()
@@ -114,8 +124,16 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
         RoundOutcomes(r, tuple((o.value, decided.get(r, Counter())[o.value]) for o in Outcome))
         for r in range(1, max([int(rounds_held), *decided], default=0) + 1)
     )
-    people = sum(n for _t, n in times)
-    repeat = sum(n for t, n in times if t >= 2)
+    groups = tuple(
+        GroupTaking(
+            key,
+            Label(group_label(key, taking.groups, "zh"), group_label(key, taking.groups, "en")),
+            people,
+            again,
+        )
+        for key, people, again in taking.by_group
+        if people
+    )
     themes = _counted(spec, theme_rows, None)
     adopted: Counter[str] = Counter()
     for t in themes:
@@ -140,7 +158,9 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
         funnel=tuple(statistics.funnel(ctx, c.id)),
         coding=tuple(RoundCoding(r, n, k, percent(k, n)) for r, n, k in coding),
         decided_per_round=per_round,
-        participation=Participation(people, repeat, percent(repeat, people), tuple(times)),
+        participation=Participation(
+            taking.participants, taking.repeat, taking.repeat_share, taking.distribution, groups
+        ),
         themes=tuple(themes),
         adopted_themes=adopted_themes,
         headline_themes=tuple(sorted(headline, key=lambda t: (-headline[t], t))),

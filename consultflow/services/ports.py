@@ -682,9 +682,6 @@ class Themes(Protocol):
     def texts(self, consultation_id: int, category: str | None = None) -> Iterator[tuple[int, str, str]]:
         """(id, category, text) of every opinion of the consultation (of one category), streamed."""
 
-    def participation(self, consultation_id: int, reparticipations: Sequence[str]) -> Sequence[tuple[int, int]]:
-        """(times, participants who took part that many times): submissions plus re-participations."""
-
     def id_range(self, consultation_id: int) -> tuple[int, int] | None:
         """The lowest and highest opinion id with a theme or a theme event, if any."""
 

@@ -1,4 +1,4 @@
-"""Themes opinions are coded with, and the read models around them: counts, % coded, texts, participation.
+"""Themes opinions are coded with, and the read models around them: counts, % coded, texts, verify's replay.
 
 Set-based: themes are added with one executemany per batch and removed with one DELETE per batch;
 the counts are GROUP BYs the database computes. Texts stream a window of rows at a time (opened
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, exists, func, insert, select, tuple_, union_all
+from sqlalchemy import case, delete, exists, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import EventKind
@@ -108,31 +108,6 @@ class ThemeStore:
                 yield int(opinion_id), str(found), str(text)
         finally:
             rows.close()
-
-    def participation(self, consultation_id: int, reparticipations: Sequence[str]) -> list[tuple[int, int]]:
-        """(times, participants who took part that many times): submissions plus re-participations each."""
-        submitted = select(Opinion.participant_id.label("participant_id")).where(
-            Opinion.consultation_id == consultation_id
-        )
-        parts = [submitted]
-        if reparticipations:
-            parts.append(
-                select(Opinion.participant_id.label("participant_id"))
-                .join(AuditEvent, and_(AuditEvent.opinion_id == Opinion.id))
-                .where(
-                    AuditEvent.consultation_id == consultation_id,
-                    AuditEvent.kind == EventKind.TRANSITION,
-                    AuditEvent.trigger.in_(list(reparticipations)),
-                )
-            )
-        taking_part = union_all(*parts).subquery()
-        per_person = (
-            select(taking_part.c.participant_id, func.count().label("times"))
-            .group_by(taking_part.c.participant_id)
-            .subquery()
-        )
-        stmt = select(per_person.c.times, func.count()).group_by(per_person.c.times).order_by(per_person.c.times)
-        return [(int(t), int(n)) for t, n in self.session.execute(stmt)]
 
     def id_range(self, consultation_id: int) -> tuple[int, int] | None:
         """The lowest and highest opinion id with a theme or a theme event (for verify), if any."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import docx
 import pytest
 
+from consultflow.domain.groups import DEFAULT_GROUPS
 from consultflow.domain.vocabulary import Field
 from consultflow.export.brief import pct
 from consultflow.services import opinions, people, themes
@@ -40,13 +41,14 @@ PLANNED = (
     Planned("陈建国", "industry", "partly_adopted", ("完善产业联农带农机制",)),
 )
 NAMES = ("张秀英", "刘桂兰", "陈建国")
+GROUPS = {"刘桂兰": "residents", "陈建国": "companies"}  # 张秀英's group is not recorded
 
 
 def _set_up(ctx: ServiceContext) -> int:
     s = seed(ctx)  # registers 张秀英
     ids = {"张秀英": s.participant_id}
     for name in NAMES[1:]:
-        ids[name] = people.add_participant(ctx, acting=EXPERT, name=name, village="白鹤村").id
+        ids[name] = people.add_participant(ctx, acting=EXPERT, name=name, village="白鹤村", group=GROUPS[name]).id
     made = []
     for p in PLANNED:
         view = opinions.submit_opinion(
@@ -109,7 +111,20 @@ def test_brief_docx_says_what_the_data_says_and_names_nobody(cli: Cli, ctx: Serv
     # Took part: opinions given plus re-participations, per person.
     times = Counter(p.who for p in PLANNED) + Counter(p.who for p in PLANNED if p.outcome is None)
     repeat = sum(1 for n in times.values() if n >= 2)
-    assert f"共有{len(times)}人提出意见建议，其中{repeat}人多次参与，占{pct(100 * repeat / len(times))}%" in text
+    kinds = "、".join(
+        f"{label.zh}{sum(1 for g in GROUPS.values() if g == key)}人"
+        for key, label in DEFAULT_GROUPS.items()
+        if key in GROUPS.values()
+    )  # in the workflow's order of groups
+    assert (
+        f"共有{len(times)}人提出意见建议，其中{kinds}；{repeat}人多次参与，占{pct(100 * repeat / len(times))}%。"
+        in text
+    )
+    group_table = next(t for t in tables if t[0] == ["群体", "人数", "多次参与"])
+    assert {row[0]: (int(row[1]), int(row[2])) for row in group_table[1:]} == {
+        DEFAULT_GROUPS[GROUPS.get(name, "")].zh if name in GROUPS else "未填写": (1, int(times[name] >= 2))
+        for name in NAMES
+    }
 
     adopted = [p for p in PLANNED if p.outcome == "adopted"]
     by_theme = Counter(t for p in adopted for t in p.themes)
