@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from consultflow.domain.audit import EventKind
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import PermissionDeniedError, ValidationError
+from consultflow.domain.plan import parse_markdown
 from consultflow.domain.sealing import FORGOTTEN
 from consultflow.domain.vocabulary import Field
 from consultflow.services import (
@@ -18,6 +19,7 @@ from consultflow.services import (
     opinions,
     people,
     personal_data,
+    plans,
     receipts,
     reports,
     rounds,
@@ -53,6 +55,14 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     online = receipts.OnlineOpinion(cid, "industry", "建议修桥", VILLAGE, NAME, CONTACT, contact_consent=True)
     web = receipts.submit_online(ctx, online)  # the portal knows her again: her name and contact stay out too
     assert web.opinion.participant_id == setup.participant_id  # same name, village and contact: the same record
+    # the draft plan: imported, an opinion linked to a clause, and a review where she rates and comments
+    draft = parse_markdown("## 1 交通\n\n1. 修缮村道桥梁\n")
+    plans.import_plan(ctx, acting=PLANNER, consultation_id=cid, clauses=draft)
+    plans.link_clauses(ctx, acting=PLANNER, opinion_id=answered, clauses=["1.1"])
+    rounds.close_round(ctx, acting=COORD, consultation_id=cid)
+    plans.open_review(ctx, acting=COORD, consultation_id=cid)
+    rating = plans.RatingIn("1.1", "不满意", f"{VILLAGE}的桥要先修")
+    plans.record_ratings(ctx, acting=EXPERT, consultation_id=cid, participant_id=setup.participant_id, ratings=(rating,))
     erased = personal_data.erase_participant(
         ctx, acting=COORD, participant_id=setup.participant_id, reason="本人申请，编号2026-17"
     )
