@@ -62,7 +62,9 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     rounds.close_round(ctx, acting=COORD, consultation_id=cid)
     plans.open_review(ctx, acting=COORD, consultation_id=cid)
     rating = plans.RatingIn("1.1", "不满意", f"{VILLAGE}的桥要先修")
-    plans.record_ratings(ctx, acting=EXPERT, consultation_id=cid, participant_id=setup.participant_id, ratings=(rating,))
+    plans.record_ratings(
+        ctx, acting=EXPERT, consultation_id=cid, participant_id=setup.participant_id, ratings=(rating,)
+    )
     erased = personal_data.erase_participant(
         ctx, acting=COORD, participant_id=setup.participant_id, reason="本人申请，编号2026-17"
     )
