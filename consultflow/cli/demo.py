@@ -14,7 +14,7 @@ import click
 from consultflow.cli.main import CliState, pass_state
 from consultflow.cli.output import table
 from consultflow.domain.vocabulary import Outcome
-from consultflow.services import consultations, demo, reports, schema, statistics
+from consultflow.services import consultations, demo, participation, reports, schema, statistics
 
 
 @click.command("demo")
@@ -86,6 +86,11 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
     themes = reports.adoption_report(ctx, result.consultation_id, state.settings.lang).figures["by_category"]
     assert isinstance(themes, list)
     click.echo("\nBy theme: " + " / ".join(f"{t['label']} {t['share']}%" for t in themes))
+    took_part = participation.participation_summary(ctx, result.consultation_id)
+    click.echo(
+        f"Took part twice or more: {took_part.repeat} of {took_part.participants} people ({took_part.repeat_share}%); "
+        f"programme {result.programme_id} holds this area and area {result.second_area}"
+    )
     db = state.settings.db_url
     prog = _program()
     click.echo(
@@ -93,7 +98,9 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
         f"      {prog} --db {db} audit rounds {result.consultation_id}\n"
         f"      {prog} --db {db} audit history 1\n"
         f"      {prog} --db {db} audit verify {result.consultation_id}\n"
-        f"      {prog} --db {db} report account {result.consultation_id} -o account.md"
+        f"      {prog} --db {db} report account {result.consultation_id} -o account.md\n"
+        f"      {prog} --db {db} report participation {result.consultation_id}\n"
+        f"      {prog} --db {db} report programme {result.programme_id}"
     )
 
 

@@ -20,7 +20,7 @@ from consultflow.importing.tables import FORMATS, Table, open_table
 from consultflow.services import commands, intake
 
 FIELDS = ", ".join(c.value for c in Column)
-VALUE_FIELDS = ("category", "channel")
+VALUE_FIELDS = ("category", "channel", "group")
 
 
 def _values(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -30,7 +30,7 @@ def _values(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
         target, sep, key = pair.rpartition("=")
         what, colon, written = target.partition(":")
         if not sep or not colon or what.strip() not in VALUE_FIELDS or not written.strip() or not key.strip():
-            msg = f"--map-value takes FIELD:VALUE=KEY with FIELD category or channel (not {pair!r})"
+            msg = f"--map-value takes FIELD:VALUE=KEY with FIELD category, channel or group (not {pair!r})"
             raise click.BadParameter(msg, param_hint="--map-value")
         found.setdefault(what.strip(), {})[written.strip()] = key.strip()
     return found

@@ -231,8 +231,12 @@ def test_every_page_fits_a_phone_has_touch_targets_and_passes_axe(
     issued = re.search(r"\d{5}(?:-\d{5}){4}", run("opinion", "receipt", str(opinion), actor=COORD))
     assert issued, "no receipt code printed"
     code = issued.group()
+    run("programme", "create", "县域片区", "--title", "某县片区国土空间规划意见征集", actor=COORD)
+    run("programme", "add-area", "县域片区", "1", actor=COORD)
+    run("consultation", "create", "乡村振兴第二片区规划意见征集", "--area", "乡村振兴第二片区", "--from", "1", actor=COORD)
     pages = ["/", "/c/1", "/c/1/submit", "/c/1/account", "/c/1/account?page=2", "/c/1/account?round=1",
-             "/c/1/account?category=industry", "/c/1/plan", "/my", "/nope", "/c/1/account?round=99"]  # fmt: skip
+             "/c/1/account?category=industry", "/c/1/plan", "/my", "/nope", "/c/1/account?round=99",
+             "/programme/1"]  # fmt: skip
     problems: list[str] = []
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
