@@ -56,7 +56,7 @@ class ImportReport:
     invalid: int = 0
     skipped: int = 0  # totals and signature rows: no opinion
     new: int = 0  # rows the check found to import (what a dry run would import)
-    contacts_dropped: int = 0  # optional contacts that are none (a typo, a number without its area code): left out, the row kept
+    contacts_dropped: int = 0  # optional contacts that are none (a typo, no area code): left out, the row kept
     refused: dict[str, int] = field(default_factory=dict)  # invalid rows by reason
     columns: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
