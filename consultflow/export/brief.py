@@ -234,6 +234,10 @@ def build(f: BriefFigures, lang: Lang, chart_files: Sequence[Path]) -> Any:
 
     doc = docx.Document()
     title = _w(lang, f"{redacted(f.title)}公众参与情况汇报", f"{redacted(f.title)}: public participation")
+    # The document's own properties name no one either (python-docx's template says "python-docx").
+    doc.core_properties.author = doc.core_properties.last_modified_by = "consultflow"
+    doc.core_properties.title = title
+    doc.core_properties.comments = ""
     for run in doc.add_heading(title, level=0).runs:
         _east_asian(run)
     sections = (_w(lang, "一、总体情况", "1. Overview"),)

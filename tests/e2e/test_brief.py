@@ -95,6 +95,7 @@ def test_brief_docx_says_what_the_data_says_and_names_nobody(cli: Cli, ctx: Serv
     every_cell = "\n".join(c for t in tables for row in t for c in row)
     for name in NAMES:  # nobody is named, in the text or in a table
         assert name not in text and name not in every_cell
+    assert document.core_properties.author == document.core_properties.last_modified_by == "consultflow"
 
     total = len(PLANNED)
     per_category = Counter(p.category for p in PLANNED)
