@@ -83,8 +83,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":  # a dropped column keeps its grants in the catalogue: revoke them first
+        reader = current_roles(bind)["reader"]
+        if bind.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": reader}).first() is not None:
+            op.execute(f"REVOKE SELECT (group_id) ON participant FROM {_ident(reader)}")  # noqa: S608 - a quoted role
     op.drop_index("ix_consultation_programme_id", table_name="consultation")
-    if op.get_bind().dialect.name != "sqlite":
+    if bind.dialect.name != "sqlite":
         op.drop_constraint("fk_consultation_programme_id_programme", "consultation", type_="foreignkey")
     op.drop_column("consultation", "programme_id")
     op.drop_table("programme")
