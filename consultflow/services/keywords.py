@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from consultflow.domain.errors import ConfigurationError
-from consultflow.domain.themes import STOP_WORDS
+from consultflow.domain.themes import STOP_WORDS, text_contains
 
 MISSING = "theme suggestions need jieba, the Chinese segmentation library: pip install 'consultflow[themes]'"
 
@@ -63,12 +63,14 @@ def _wanted(word: str, flag: str, stop_words: frozenset[str]) -> bool:
     return not all(ch.isdigit() or (ch.isascii() and not ch.isalpha()) for ch in word)
 
 
-def keywords(texts: Iterable[str], top: int) -> tuple[list[Keyword], int]:
-    """The `top` keywords of `texts` by TF-IDF (jieba's IDF table), and how many texts were read.
+def keywords(texts: Callable[[], Iterable[str]], top: int) -> tuple[list[Keyword], int]:
+    """The `top` keywords of the texts by TF-IDF (jieba's IDF table), and how many texts were read.
 
     A word's weight is its count over all texts times its IDF (a word jieba does not know gets
     the median IDF). Left out: one-character words, numbers, stop words, and names of people and
-    places (as jieba tags them, and words ending in 村, 镇, 乡, 组).
+    places (as jieba tags them, and words ending in 村, 镇, 乡, 组). `texts` gives the texts afresh
+    for a second pass, which counts the opinions containing each keyword as `opinion theme add
+    --matching` finds them (the keyword anywhere in the text, not only as a word jieba cut).
     """
     jieba, tfidf = _jieba()
     stop_words = frozenset(tfidf.stop_words)
@@ -76,14 +78,15 @@ def keywords(texts: Iterable[str], top: int) -> tuple[list[Keyword], int]:
         warnings.simplefilter("ignore", ResourceWarning)
         jieba.initialize()
     counts: Counter[str] = Counter()
-    holding: Counter[str] = Counter()
     read = 0
-    for text in texts:
+    for text in texts():
         read += 1
-        words = [p.word for p in jieba.posseg.cut(text) if _wanted(p.word, p.flag, stop_words)]
-        counts.update(words)
-        holding.update(set(words))
+        counts.update(p.word for p in jieba.posseg.cut(text) if _wanted(p.word, p.flag, stop_words))
     idf: dict[str, float] = tfidf.idf_freq
     median: float = tfidf.median_idf
-    ranked = sorted(((w, n * idf.get(w, median)) for w, n in counts.items()), key=lambda p: (-p[1], p[0]))
-    return [Keyword(w, holding[w], round(weight, 2)) for w, weight in ranked[:top]], read
+    ranked = sorted(((w, n * idf.get(w, median)) for w, n in counts.items()), key=lambda p: (-p[1], p[0]))[:top]
+    holding: Counter[str] = Counter()
+    if ranked:
+        for text in texts():
+            holding.update(w for w, _weight in ranked if text_contains(text, w))
+    return [Keyword(w, holding[w], round(weight, 2)) for w, weight in ranked], read

@@ -223,11 +223,11 @@ def suggest(ctx: ServiceContext, consultation_id: int, *, category: str | None =
     with ctx.reading() as uow:
         wanted = _category(_spec(uow, consultation_id), category)
 
-        def texts() -> Iterator[str]:
+        def texts() -> Iterator[str]:  # streamed afresh for each of the two passes
             for _oid, _cat, text in uow.themes.texts(consultation_id, wanted):
                 yield text
 
-        found, read = keywords.keywords(texts(), top)
+        found, read = keywords.keywords(texts, top)
     return Suggestions(consultation_id, wanted, read, tuple(Suggestion(k.keyword, k.opinions, k.weight) for k in found))
 
 

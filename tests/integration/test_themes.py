@@ -97,7 +97,7 @@ def test_suggestions_find_a_planted_keyword_and_name_nobody(ctx: ServiceContext)
     done = themes.code(
         ctx, acting=PLANNER, theme="光伏产业", add=True, matching="光伏", consultation_id=s.consultation_id
     )
-    assert len(done.changed) == 5
+    assert len(done.changed) == 5 == found.keywords[0].opinions  # what the suggestion said it would tag
     assert verify.verify_chain(ctx, s.consultation_id).intact
 
 
