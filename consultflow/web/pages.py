@@ -25,7 +25,7 @@ from consultflow.domain.receipts import grouped, normalised
 from consultflow.domain.vocabulary import STANCE_LABELS, Outcome
 from consultflow.export.values import local_time
 from consultflow.logconfig import get_logger
-from consultflow.services import consultations, heads, receipts, reports
+from consultflow.services import consultations, heads, programmes, receipts, reports
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import HERE, WebSettings, client_of, guard_of, http_status
 from consultflow.web.paging import href, window
@@ -163,7 +163,10 @@ def _too_many(request: Request, what: str) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> HTMLResponse:
     """Every consultation."""
-    return render(request, "home.html", items=consultations.list_consultations(_ctx(request)))
+    ctx = _ctx(request)
+    return render(
+        request, "home.html", items=consultations.list_consultations(ctx), programmes=programmes.list_programmes(ctx)
+    )
 
 
 @router.get("/healthz")

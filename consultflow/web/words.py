@@ -29,6 +29,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "group": ("您的身份（可不选）", "You are (optional)"),
     "programme": ("各片区对比", "All areas of the programme"),
     "programme_areas_n": ("共{n}个片区", "{n} area(s)"),
+    "programmes": ("各片区规划", "County programmes of areas"),
     "programme_no_areas": ("暂无片区。", "No areas yet."),
     "programme_repeat": ("多次参与{p}%", "{p}% took part more than once"),
     "programme_side_by_side": ("各片区对比", "Areas side by side"),

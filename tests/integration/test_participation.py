@@ -360,6 +360,8 @@ def test_the_programme_page_is_public_figures_only_and_links_each_area(ctx: Serv
     english = web.get("/programme/1?lang=en").text
     assert "2 area(s)" in english and "Took part twice or more (%)" in english
     assert 'href="/programme/1"' in web.get(f"/c/{first}").text  # an area's page links its programme
+    home = web.get("/?lang=zh").text
+    assert 'href="/programme/1"' in home and "各片区规划" in home  # so does the home page
     assert web.get("/programme/9").status_code == 404
 
 
