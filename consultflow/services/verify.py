@@ -299,6 +299,7 @@ class _ConsultationSaid:
 
     created: dict[str, Any] | None = None
     auto_close: object = None
+    programme: object = None  # the county programme it is an area of (issue 26), as its events say
     rounds: dict[int, _RoundSaid] = field(default_factory=dict)
     opinion_events: int = 0  # the chain's events that belong to an opinion
     portable: bool = True  # every payload reads the same in the database's JSON functions as in Python
@@ -312,9 +313,11 @@ class _ConsultationSaid:
         if kind == EventKind.CONSULTATION_CREATED:
             if self.created is None:
                 self.created, self.auto_close = payload, payload.get("auto_close")
+                self.programme = payload.get("programme")
             return
         if kind == EventKind.SETTINGS_CHANGED:
             self.auto_close = payload.get("auto_close", self.auto_close)
+            self.programme = payload.get("programme", self.programme)
             return
         number = e.round_no if e.round_no is not None else payload.get("number")
         if not isinstance(number, int):
@@ -369,6 +372,7 @@ def _consultation_problem(consultation: ConsultationRow, workflow: WorkflowRow, 
         (subject, "title", consultation.title, created.get("title", consultation.title)),
         (subject, "area", consultation.area, created.get("area", consultation.area)),
         (subject, "automatic closing", bool(consultation.auto_close), bool(said.auto_close)),
+        (subject, "programme", consultation.programme_id, said.programme),
     )
     for where, what, now, recorded in checks:
         if now != recorded:

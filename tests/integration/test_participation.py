@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.vocabulary import Field
 from consultflow.services import consultations, opinions, participation, people, programmes, rounds, verify
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AuditEvent, Participant
-from tests.conftest import WORKFLOWS, Cli, sql_uow
+from tests.conftest import WORKFLOWS, Cli, engine_of, sql_uow
 from tests.helpers import COORD, EXPERT, PLANNER, seed
 from tests.web.portal import client, submit_form
 
@@ -426,3 +426,15 @@ def test_programme_refusals_are_one_line_and_write_nothing(cli: Cli) -> None:
     assert len(_json(cli.ok("--json", "consultation", "list", actor="孙审计"))) == 1
     planner = cli("programme", "create", "x片区", "--title", "t", actor=PLANNER)
     assert planner.exit_code == 1
+
+
+def test_verify_names_a_programme_edited_in_the_live_table(ctx: ServiceContext) -> None:
+    """A consultation moved to another programme behind consultflow's back breaks verify, naming the programme."""
+    _county, first, second = _two_areas(ctx)
+    assert verify.verify_chain(ctx, first).intact and verify.verify_chain(ctx, second).intact
+    other = programmes.create_programme(ctx, acting=COORD, name="邻县片区", title="邻县").id
+    with engine_of(ctx).begin() as conn:
+        conn.execute(text("UPDATE consultation SET programme_id = :p WHERE id = :c"), {"p": other, "c": second})
+    report = verify.verify_chain(ctx, second)
+    assert not report.intact
+    assert report.broken is not None and "programme" in report.broken.problem
