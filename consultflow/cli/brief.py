@@ -27,7 +27,7 @@ def report_brief(state: CliState, consultation_id: int, output: Path, pdf: bool,
 
     Every figure and sentence comes from the data; nobody is named.
     """
-    from consultflow.export import brief  # noqa: PLC0415 - python-docx and matplotlib load only here
+    from consultflow.export import brief, charts  # noqa: PLC0415 - python-docx and matplotlib load only here
 
     if output.suffix.lower() != ".docx":
         msg = f"{output.name}: the brief is a Word document; name it something.docx"
@@ -43,7 +43,9 @@ def report_brief(state: CliState, consultation_id: int, output: Path, pdf: bool,
     drawn = brief.write_brief(figures, output, lang, force=force)
     wrote = [str(output)]
     notes = []
-    if drawn != lang:
+    if figures.opinions and not charts.available():
+        notes.append(brief.CHARTS_LEFT_OUT)
+    elif drawn != lang:
         notes.append("charts drawn with English labels: no Chinese font found (install fonts-noto-cjk)")
     if pdf:
         program = brief.converter()

@@ -187,6 +187,7 @@ def report_review(
 @pass_state
 def report_chart(state: CliState, consultation_id: int, kind: str, output: Path, force: bool) -> None:
     """A PNG chart: rounds histogram, category shares, or the round funnel."""
+    charts.require()  # without matplotlib: one line naming the charts extra, before anything is read
     lang = state.settings.lang
     of = commands.OfConsultation(consultation_id)
     if kind == "rounds":

@@ -8,6 +8,7 @@ import socket
 
 import click
 
+from consultflow import extras
 from consultflow.cli.main import CliState, pass_state
 from consultflow.config import env_default, environment
 from consultflow.domain.errors import AddressInUseError, ConfigurationError
@@ -45,6 +46,7 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
     process does. Settings come from the environment (see README, "The server"); the database,
     time zone, workflows and chain key from the global options. Stop it with SIGTERM or Ctrl-C.
     """
+    extras.require(extras.WEB)  # without the web extra: one line naming it
     import uvicorn  # noqa: PLC0415 - loaded when the command runs
 
     from consultflow.web.app import WebSettings  # noqa: PLC0415

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from consultflow import extras
 from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.domain.redaction import redacted
@@ -21,7 +22,9 @@ from consultflow.export import charts
 from consultflow.export.files import write_new_file, write_new_file_from
 from consultflow.services.brief import BriefFigures
 
-MISSING = "writing the brief needs python-docx: pip install 'consultflow[brief]'"
+MISSING = extras.message("writing the brief", "brief")
+CHARTS_LEFT_OUT = "charts left out: " + extras.message("drawing them", "charts")
+CHARTS_LEFT_OUT_ZH = "本汇报未附图表：绘制图表需安装 charts 扩展（pip install 'consultflow[charts]'）。"
 CONVERTERS = ("soffice", "libreoffice")
 _CJK_FONT = "SimSun"
 _CONVERT_SECONDS = 180
@@ -217,8 +220,11 @@ def _east_asian(run: Any) -> None:
 
 
 def _charts(f: BriefFigures, folder: Path, lang: Lang) -> tuple[list[Path], Lang]:
-    """The three PNG charts in `folder`, and the language they could be drawn in (no CJK font: en)."""
-    if not f.opinions:
+    """The three PNG charts in `folder`, and the language they could be drawn in (no CJK font: en).
+
+    None without the charts extra (matplotlib): the brief is written without them.
+    """
+    if not f.opinions or not charts.available():
         return [], lang
     rounds, shares, funnel = folder / "rounds.png", folder / "categories.png", folder / "funnel.png"
     drawn = charts.rounds_chart(f.rounds_to_outcome, rounds, lang)
@@ -249,6 +255,8 @@ def build(f: BriefFigures, lang: Lang, chart_files: Sequence[Path]) -> Any:
         _east_asian(run)
     for path in chart_files:
         doc.add_picture(str(path), width=Cm(15))
+    if f.opinions and not chart_files:
+        _east_asian(doc.add_paragraph().add_run(_w(lang, CHARTS_LEFT_OUT_ZH, CHARTS_LEFT_OUT)))
     for run in doc.add_heading(_w(lang, "三、统计表", "3. Tables"), level=1).runs:
         _east_asian(run)
     for caption, headers, rows in _tables(f, lang):

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from consultflow import extras
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.domain.redaction import redacted
@@ -37,6 +38,20 @@ CJK_FONT_HINTS = (
 CHARTS = ("rounds", "categories", "funnel")
 
 
+def available() -> bool:
+    """Whether charts can be drawn here (matplotlib, the charts extra, is installed)."""
+    return extras.installed(extras.CHARTS)
+
+
+def require() -> None:
+    """Refuse in one line naming the charts extra when matplotlib is not installed.
+
+    Raises:
+        ConfigurationError: matplotlib is not installed.
+    """
+    extras.require(extras.CHARTS)
+
+
 def cjk_font() -> str | None:
     """The name of an installed font that can draw Chinese, if any."""
     from matplotlib import font_manager  # noqa: PLC0415 - matplotlib loads only for charts
@@ -48,6 +63,7 @@ def cjk_font() -> str | None:
 
 
 def _pyplot(lang: Lang) -> tuple[Any, Lang]:
+    require()
     import matplotlib as mpl  # noqa: PLC0415
 
     mpl.use("Agg")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from consultflow import extras
 from consultflow.domain.document import Cell, Document, Reread, Row, Table
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.text import without_control_characters
@@ -275,6 +276,8 @@ def _checked(fmt: str) -> None:
     if fmt != "xlsx" and fmt not in TEXT_WRITERS:
         msg = f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}"
         raise ValidationError(msg)
+    if fmt == "xlsx":
+        extras.require(extras.XLSX)  # before any file is opened
 
 
 def render(doc: Document, fmt: str) -> str | bytes:

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from consultflow import extras
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.plan import Clause, format_of, parse_markdown, parse_text
 
@@ -53,7 +54,7 @@ def docx_as_markdown(path: Path) -> str:
     try:
         import docx  # noqa: PLC0415 - the optional `plan` extra, loaded only for a DOCX file
     except ImportError:
-        msg = "reading a .docx plan needs python-docx: pip install 'consultflow[plan]'"
+        msg = extras.message("reading a .docx plan", "plan")
         raise ValidationError(msg) from None
     from docx.opc.exceptions import OpcError  # noqa: PLC0415 - as above
 

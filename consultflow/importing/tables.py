@@ -20,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zipfile import BadZipFile
 
+from consultflow import extras
 from consultflow.domain.errors import ValidationError
 
 SAMPLE_BYTES = 1 << 16
@@ -87,6 +88,8 @@ def open_table(
     if chosen not in FORMATS:
         msg = f"cannot tell the format of {path.name}; give --format ({', '.join(FORMATS)})"
         raise ValidationError(msg)
+    if chosen == "xlsx":
+        extras.require(extras.XLSX)  # openpyxl is the xlsx extra
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -221,7 +224,7 @@ def _xls_rows(table: Table) -> Iterator[tuple[int, Sequence[str]]]:
     try:
         import xlrd  # noqa: PLC0415 - only .xls imports need it
     except ImportError:
-        msg = f"{table.path.name}: reading .xls needs xlrd (pip install 'consultflow[xls]'), or save it as .xlsx"
+        msg = f"{table.path.name}: {extras.message('reading .xls', 'xls')}; or save it as .xlsx"
         raise ValidationError(msg) from None
     try:
         book = xlrd.open_workbook(str(table.path), on_demand=True)

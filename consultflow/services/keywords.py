@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from consultflow import extras
 from consultflow.domain.errors import ConfigurationError
 from consultflow.domain.themes import STOP_WORDS, text_contains
 
-MISSING = "theme suggestions need jieba, the Chinese segmentation library: pip install 'consultflow[themes]'"
+MISSING = extras.message("theme suggestions", "themes", verb="need")
 
 
 @dataclass(frozen=True)

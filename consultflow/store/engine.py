@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from consultflow import extras
 from consultflow.domain.errors import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -70,10 +71,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     both read and then fail to upgrade to a write (a deferred upgrade ignores the busy timeout).
 
     Raises:
-        ConfigurationError: the URL cannot be parsed or names a driver that is not installed.
+        ConfigurationError: the URL cannot be parsed or names a driver that is not installed (for
+            PostgreSQL: one line naming the postgres extra).
     """
     try:
         parsed = make_url(normalize_url(url))
+        if parsed.drivername == "postgresql+psycopg":
+            extras.require(extras.POSTGRES)  # psycopg is the postgres extra
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         msg = f"cannot use database URL {display_url(url)!r}: {exc}"

@@ -52,6 +52,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from consultflow import extras
 from consultflow.config import Environment, environment
 from consultflow.domain.accounts import SIGNIN_TOKEN_DAYS, FailureReason
 from consultflow.domain.errors import ConfigurationError, ConsultflowError
@@ -85,7 +86,7 @@ LEEWAY_S = 60  # clock difference allowed with the provider
 HTTP_TIMEOUT_S = 10.0
 CACHE_S = 300.0  # how long the discovery document is kept
 DEFAULT_CLAIM = "preferred_username"
-NEEDS_EXTRA = "OpenID Connect needs the oidc extra: pip install 'consultflow[oidc]'"
+NEEDS_EXTRA = extras.message("OpenID Connect", "oidc")
 STATE_REFUSED = (
     "sign-in refused: this sign-in did not start in this browser, or took over 10 minutes; "
     "run 'consultflow login URL --sso' again"

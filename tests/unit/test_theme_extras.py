@@ -34,7 +34,7 @@ def test_a_missing_extra_is_one_line_naming_it(cli: Cli, monkeypatch: pytest.Mon
     suggested = cli("theme", "suggest", "1")
     assert suggested.exit_code != 0
     assert suggested.output.strip().splitlines() == [
-        "Error: theme suggestions need jieba, the Chinese segmentation library: pip install 'consultflow[themes]'"
+        "Error: theme suggestions need the themes extra: pip install 'consultflow[themes]'"
     ]
     brief = cli("report", "brief", "1", "--out", str(tmp_path / "b.docx"))
     assert brief.exit_code != 0 and "pip install 'consultflow[brief]'" in brief.output
