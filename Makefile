@@ -1,8 +1,12 @@
-# The two quick-start commands: `make demo` and `make test`. Both set up .venv on first use.
+# The two quick-start commands: `make demo` and `make test`. Each sets up its virtualenv on first use:
+# the demo's (.venv-demo) holds consultflow's core only (`pip install consultflow`: the CLI on SQLite),
+# the tests' (.venv) every extra and the test tools (`.[test]`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
 # `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits, a web load run, and a bulk fire
 # through the server beside local mode (see benchmarks/).
@@ -14,9 +18,15 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	rm -f demo.sqlite demo.sqlite-wal demo.sqlite-shm
-	$(BIN)/consultflow --db demo.sqlite demo
+	$(DEMO_VENV)/bin/consultflow --db demo.sqlite demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -35,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) demo.sqlite demo.sqlite-wal demo.sqlite-shm .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) demo.sqlite demo.sqlite-wal demo.sqlite-shm .pytest_cache .mypy_cache .ruff_cache

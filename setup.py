@@ -2,8 +2,8 @@
 
 They install as `consultflow.migrations` and `consultflow.workflows`.
 
-Everything else (metadata, dependencies, tool settings) lives in setup.cfg; setup.cfg alone cannot
-add these mapped packages to the ones `find:` discovers.
+The metadata and dependencies live in pyproject.toml (PEP 621), the tools' settings in setup.cfg;
+pyproject.toml alone cannot add these mapped packages to the ones find_packages discovers.
 """
 
 from setuptools import find_packages, setup

@@ -6,13 +6,24 @@ import os
 import subprocess
 import sys
 import sysconfig
+import zipfile
+from collections.abc import Collection, Iterable
+from email.parser import HeaderParser
+from importlib import metadata
 from pathlib import Path
 
+import docx
+import openpyxl
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
+
+# What the core install leaves out, each refused in one line naming its extra (README, "Install").
+OPTIONAL_MODULES = ("psycopg", "fastapi", "uvicorn", "jinja2", "openpyxl", "matplotlib", "docx", "jieba", "xlrd")
 
 
 def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -21,24 +32,135 @@ def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -
     return done.stdout
 
 
-@pytest.fixture(name="installed", scope="module")
-def _installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv holding consultflow installed from a wheel built from this checkout.
-
-    The dependencies come from the test environment (a .pth file), so the test needs no network
-    beyond building the wheel; consultflow itself comes only from the wheel.
-    """
-    base = tmp_path_factory.mktemp("wheel")
-    dist = base / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT], cwd=base)
+@pytest.fixture(name="wheel", scope="module")
+def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this checkout."""
+    dist = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT], cwd=dist)
     (wheel,) = dist.glob("consultflow-*.whl")
+    return wheel
+
+
+def _venv(base: Path, wheel: Path) -> tuple[Path, Path]:
+    """A fresh virtualenv holding consultflow from `wheel` alone (no dependencies), and its site-packages."""
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", venv], cwd=base)
     python = venv / "bin" / "python"
     _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=base)
     site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base).strip())
+    return venv, site
+
+
+@pytest.fixture(name="installed", scope="module")
+def _installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """A fresh virtualenv holding consultflow installed from a wheel built from this checkout.
+
+    The dependencies come from the test environment (a .pth file), so the test needs no network
+    beyond building the wheel; consultflow itself comes only from the wheel.
+    """
+    venv, site = _venv(tmp_path_factory.mktemp("wheel"), wheel)
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return venv
+
+
+def _wanted(requires: Iterable[str], extras: Collection[str]) -> list[Requirement]:
+    """The requirements that apply here with `extras` asked for (none: the core)."""
+    wanted = []
+    for line in requires:
+        req = Requirement(line)
+        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in (*extras, "")):
+            wanted.append(req)
+    return wanted
+
+
+def _distributions(wheel: Path, extras: Collection[str]) -> dict[str, metadata.Distribution]:
+    """The distributions `pip install 'consultflow[extras]'` would install, found in the test environment.
+
+    Read from the wheel's own metadata and followed through every dependency's requirements.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        own = HeaderParser().parsestr(archive.read(name).decode()).get_all("Requires-Dist") or []
+    found: dict[str, metadata.Distribution] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = _wanted(own, extras)
+    while todo:
+        req = todo.pop()
+        key = (canonicalize_name(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        if key[0] == "consultflow":  # an extra naming others ([all])
+            todo += _wanted(own, req.extras)
+            continue
+        dist = metadata.distribution(req.name)
+        found[key[0]] = dist
+        todo += _wanted(dist.requires or [], req.extras)
+    return found
+
+
+def _with_only(tmp_path_factory: pytest.TempPathFactory, wheel: Path, extras: Collection[str]) -> Path:
+    """A fresh virtualenv holding the wheel and only what `pip install 'consultflow[extras]'` installs.
+
+    Each of those distributions is linked from the test environment into one folder the venv reads
+    (a .pth file): nothing else is importable there, and no network is needed.
+    """
+    base = tmp_path_factory.mktemp("wheel-" + ("-".join(extras) or "core"))
+    venv, site = _venv(base, wheel)
+    deps = base / "dependencies"
+    deps.mkdir()
+    for dist in _distributions(wheel, extras).values():
+        for top in {f.parts[0] for f in dist.files or ()}:
+            source = Path(str(dist.locate_file(top)))
+            if top in ("..", "__pycache__") or top.endswith(".pth") or not source.exists():
+                continue
+            if not (deps / top).exists():
+                (deps / top).symlink_to(source)
+    (site / "zz_dependencies.pth").write_text(f"{deps}\n")
+    return venv
+
+
+@pytest.fixture(name="core", scope="module")
+def _core(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """`pip install consultflow`: the wheel and its core dependencies only."""
+    return _with_only(tmp_path_factory, wheel, ())
+
+
+@pytest.fixture(name="core_and_brief", scope="module")
+def _core_and_brief(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """`pip install 'consultflow[brief]'`: python-docx, but no matplotlib."""
+    return _with_only(tmp_path_factory, wheel, ("brief",))
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULTFLOW_")}
+    env |= {"PYTHONPATH": "", "CONSULTFLOW_CREDENTIALS": str(tmp_path / "me" / "credentials.json")}
+    return env
+
+
+def _one_opinion(consultflow: list[str | Path], cwd: Path, env: dict[str, str]) -> None:
+    """A new database with a coordinator, a planner, a villager, a consultation, its first round and one opinion."""
+    _run([*consultflow, "db", "upgrade"], cwd, env)
+    for args in (
+        ["actor", "add", "李协调", "--role", "coordinator"],
+        ["actor", "add", "王规划", "--role", "planner", "--as", "李协调"],
+        ["participant", "add", "张秀英", "--village", "青龙村", "--as", "李协调"],
+        ["consultation", "create", "三产融合片区规划意见征集", "--area", "试点片区", "--as", "李协调"],
+        ["round", "open", "1", "--as", "李协调"],
+        ["opinion", "submit", "--consultation", "1", "--participant", "1", "--category", "environment_roads",
+         "--channel", "open_air_meeting", "--text", "建议硬化通组道路", "--as", "李协调"],
+    ):  # fmt: skip
+        _run([*consultflow, *args], cwd, env)
+
+
+def _refused(args: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
+    """The one line a refused command printed on stderr (exit code 1, nothing on stdout, no traceback)."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
 
 
 def test_wheel_runs_upgrade_demo_and_verify_from_any_directory(installed: Path, tmp_path: Path, db_url: str) -> None:
@@ -133,3 +255,115 @@ def test_the_walk_through_runs_against_a_server_started_from_the_wheel(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_wheel_ships_its_license_migrations_workflows_templates_and_extras(wheel: Path) -> None:
+    """The MIT licence, the migrations, the bundled workflow and the portal's files are inside the wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (meta,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+        info = HeaderParser().parsestr(archive.read(meta).decode())
+        (licence,) = (n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+        assert archive.read(licence).decode().startswith("MIT License")
+    assert info["License-Expression"] == "MIT"
+    assert {"consultflow/migrations/env.py", "consultflow/migrations/script.py.mako"} <= names
+    assert any(n.startswith("consultflow/migrations/versions/0001") for n in names)
+    assert "consultflow/workflows/consultation-loop.yaml" in names
+    assert {"consultflow/web/templates/base.html", "consultflow/web/static/site.css"} <= names
+    extras = set(info.get_all("Provides-Extra") or [])
+    assert {"postgres", "web", "xlsx", "charts", "all", "test", "xls", "oidc", "themes", "brief", "plan"} <= extras
+    core = {canonicalize_name(Requirement(r).name) for r in info.get_all("Requires-Dist") or [] if "extra ==" not in r}
+    assert not core & {"psycopg", "fastapi", "uvicorn", "jinja2", "python-multipart", "openpyxl", "matplotlib"}
+
+
+def test_the_core_install_runs_the_loop_on_sqlite(core: Path, tmp_path: Path) -> None:
+    """With the core alone: help, the demo, and a consultation's loop on SQLite, its chain verified."""
+    env = _clean_env(tmp_path)
+    python, consultflow = core / "bin" / "python", core / "bin" / "consultflow"
+    probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m)])"
+    assert _run([python, "-c", probe, *OPTIONAL_MODULES], tmp_path, env).strip() == "[]"
+    assert "consultation" in _run([consultflow, "--help"], tmp_path, env)
+    assert "300 opinions" in _run([consultflow, "--db", "demo.sqlite", "demo", "--opinions", "300"], tmp_path, env)
+    db = ["--db", str(tmp_path / "loop.sqlite")]
+    _one_opinion([consultflow, *db], tmp_path, env)
+    _run([consultflow, *db, "opinion", "fire", "1", "screen", "--as", "李协调"], tmp_path, env)
+    _run([consultflow, *db, "opinion", "assign", "1", "--to", "王规划", "--as", "李协调"], tmp_path, env)
+    assert "王规划" in _run([consultflow, *db, "opinion", "list", "--state", "under_review"], tmp_path, env)
+    assert "chain intact" in _run([consultflow, *db, "audit", "verify", "1"], tmp_path, env)
+    report = _run([consultflow, *db, "report", "adoption", "1", "--format", "csv"], tmp_path, env)
+    assert "环境卫生与农村路网" in report
+
+
+def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: Path) -> None:
+    """PostgreSQL, the server, XLSX in and out, and charts each refuse naming their extra; nothing is written."""
+    env = _clean_env(tmp_path)
+    consultflow = core / "bin" / "consultflow"
+    db = ["--db", str(tmp_path / "c.sqlite")]
+    _one_opinion([consultflow, *db], tmp_path, env)
+    book = openpyxl.Workbook()
+    book.active.append(["村民", "村", "类别", "渠道", "意见"])  # type: ignore[union-attr]
+    book.active.append(["张秀英", "青龙村", "产业", "坝坝会", "建议发展民宿"])  # type: ignore[union-attr]
+    book.save(tmp_path / "opinions.xlsx")
+
+    def install(extra: str) -> str:
+        return f"pip install 'consultflow[{extra}]'"
+
+    pg = _refused([consultflow, "--db", "postgresql://postgres@127.0.0.1:5432/test", "db", "current"], tmp_path, env)
+    assert pg == f"Error: PostgreSQL needs the postgres extra: {install('postgres')}"
+    served = _refused([consultflow, *db, "serve", "--port", "1"], tmp_path, env)
+    assert served == f"Error: the server (consultflow serve) needs the web extra: {install('web')}"
+    web = _refused([consultflow, *db, "web", "--port", "1"], tmp_path, env)
+    assert web == served
+    xlsx = f"Error: reading or writing XLSX files needs the xlsx extra: {install('xlsx')}"
+    imported: list[str | Path] = [
+        consultflow,
+        *db,
+        "opinion",
+        "import",
+        "opinions.xlsx",
+        "--consultation",
+        "1",
+        "--as",
+        "李协调",
+    ]
+    assert _refused(imported, tmp_path, env) == xlsx
+    exported: list[str | Path] = [
+        consultflow,
+        *db,
+        "report",
+        "adoption",
+        "1",
+        "--format",
+        "xlsx",
+        "-o",
+        "adoption.xlsx",
+    ]
+    assert _refused(exported, tmp_path, env) == xlsx
+    assert not (tmp_path / "adoption.xlsx").exists()
+    charted = _refused([consultflow, *db, "report", "chart", "1", "-o", "rounds.png"], tmp_path, env)
+    assert charted == f"Error: drawing charts needs the charts extra: {install('charts')}"
+    assert not (tmp_path / "rounds.png").exists()
+    brief = _refused([consultflow, *db, "report", "brief", "1", "--out", "brief.docx"], tmp_path, env)
+    assert brief == f"Error: writing the brief needs the brief extra: {install('brief')}"
+
+
+def test_the_brief_without_the_charts_extra_is_written_and_says_charts_were_left_out(
+    core_and_brief: Path, tmp_path: Path
+) -> None:
+    """`report brief` with python-docx but no matplotlib: the DOCX is written, the charts are left out and said so."""
+    env = _clean_env(tmp_path)
+    consultflow = core_and_brief / "bin" / "consultflow"
+    db = ["--db", str(tmp_path / "b.sqlite")]
+    _one_opinion([consultflow, *db], tmp_path, env)
+    done = subprocess.run(
+        [consultflow, *db, "report", "brief", "1", "--out", "brief.docx"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    left_out = "charts left out: drawing them needs the charts extra: pip install 'consultflow[charts]'"
+    assert done.stderr.strip().splitlines() == [left_out, "wrote brief.docx"]
+    written = docx.Document(str(tmp_path / "brief.docx"))
+    assert not written.inline_shapes
+    text = "\n".join(p.text for p in written.paragraphs)
+    assert "本汇报未附图表" in text
+    assert "公众参与情况汇报" in text
