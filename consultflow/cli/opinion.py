@@ -11,6 +11,7 @@ import click
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.cli.plans import clause_lines, linked_clauses
+from consultflow.cli.themes import theme_lines
 from consultflow.domain.document import Reread
 from consultflow.domain.labels import Label
 from consultflow.domain.model import MAX_ID
@@ -185,6 +186,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
     view, entries = detail.opinion, list(detail.entries)
     tz = state.settings.tz
     linked = linked_clauses(state, opinion_id)  # the plan clauses it is linked to
+    coded, coded_lines = theme_lines(state, opinion_id)  # the themes it is coded with
 
     def text() -> str:
         out = [
@@ -215,6 +217,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
         if view.source_fields:
             out.append("from the file: " + "; ".join(f"{k}: {v}" if k else v for k, v in view.source_fields.items()))
         out += clause_lines(state, linked)
+        out += coded_lines
         out += ["", view.text]
         if entries:
             out += [
@@ -236,7 +239,7 @@ def opinion_show(state: CliState, opinion_id: int) -> None:
             ]
         return "\n".join(out)
 
-    state.emit({"opinion": view, "entries": entries, "clauses": linked.clauses}, text)
+    state.emit({"opinion": view, "entries": entries, "clauses": linked.clauses, "themes": coded}, text)
 
 
 # The most ids one argument may name (a province's whole consultation); ids are held in memory.

@@ -160,3 +160,11 @@ def opinion_theme_remove(state: CliState, items: tuple[str, ...]) -> None:
     ids, theme = _ids_and_theme(items)
     done = state.call("theme.code", commands.CodeTheme(theme, False, tuple(ids)))
     state.emit(done, lambda: _done(state, done))
+
+
+def theme_lines(state: CliState, opinion_id: int) -> tuple[tuple[str, ...], list[str]]:
+    """`opinion show`'s themes of an opinion, and its line about them (none coded: no line)."""
+    coded: tuple[str, ...] = state.call("theme.of", commands.OfOpinion(opinion_id)).themes
+    if not coded:
+        return coded, []
+    return coded, [_say(state, f"主题：{'、'.join(coded)}", f"themes: {', '.join(coded)}")]

@@ -231,6 +231,13 @@ def suggest(ctx: ServiceContext, consultation_id: int, *, category: str | None =
     return Suggestions(consultation_id, wanted, read, tuple(Suggestion(k.keyword, k.opinions, k.weight) for k in found))
 
 
+def opinion_themes(ctx: ServiceContext, opinion_id: int) -> tuple[str, ...]:
+    """The themes an opinion is coded with now, sorted (its history says who coded them, and when)."""
+    with ctx.reading() as uow:
+        uow.opinions.get(opinion_id)  # an unknown opinion is one line saying so
+        return tuple(uow.themes.of_opinions([opinion_id]).get(opinion_id, ()))
+
+
 def progress(ctx: ServiceContext, consultation_id: int) -> list[RoundCoding]:
     """Per round: its opinions (submitted, moved or carried over in it), how many carry a theme, the share."""
     with ctx.reading() as uow:

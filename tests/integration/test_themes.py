@@ -125,8 +125,12 @@ def test_cli_theme_commands(cli: Cli, ctx: ServiceContext) -> None:
     assert "垃圾处理" in listed.output and "农村路网" in listed.output
     refused = cli("opinion", "theme", "remove", str(ids[2]), "学校", actor=PLANNER)
     assert refused.exit_code == 1 and "is not coded with '学校'" in refused.output
+    shown = cli.ok("opinion", "show", str(ids[0]))
+    assert "主题：垃圾处理" in shown.output
+    assert json.loads(cli.ok("--json", "opinion", "show", str(ids[2])).output)["themes"] == ["农村路网"]
     progress = cli.ok("theme", "progress", str(s.consultation_id), "--json")
     assert json.loads(progress.output)["rounds"][0]["percent"] == 100.0
+    assert "主题" not in cli.ok("opinion", "show", str(submit(ctx, s, "未编码的意见", assign=False))).output
 
 
 def test_the_adoption_report_counts_adopted_opinions_by_theme(ctx: ServiceContext) -> None:

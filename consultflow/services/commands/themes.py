@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from consultflow.domain.roles import Action
 from consultflow.services import brief, themes
 from consultflow.services.brief import BriefFigures
-from consultflow.services.commands.core import STAFF, _roles, command
+from consultflow.services.commands.core import STAFF, OfOpinion, _roles, command
 from consultflow.services.context import ServiceContext
 from consultflow.services.themes import Coded, RoundCoding, Suggestions, ThemeCount
 
@@ -17,6 +17,7 @@ __all__ = [
     "CodeTheme",
     "Coded",
     "CodingProgress",
+    "OpinionThemes",
     "SuggestThemes",
     "ThemeCounts",
     "ThemesOf",
@@ -98,6 +99,20 @@ class CodingProgress:
          input=ThemesOf, output=CodingProgress, roles=STAFF, writes=False)  # fmt: skip
 def _progress(ctx: ServiceContext, _acting: str | None, given: ThemesOf) -> CodingProgress:
     return CodingProgress(given.consultation_id, tuple(themes.progress(ctx, given.consultation_id)))
+
+
+@dataclass(frozen=True)
+class OpinionThemes:
+    """The themes one opinion is coded with."""
+
+    opinion_id: int
+    themes: tuple[str, ...]
+
+
+@command("theme.of", "The themes one opinion is coded with (for opinion show).", input=OfOpinion,
+         output=OpinionThemes, roles=STAFF, writes=False)  # fmt: skip
+def _of(ctx: ServiceContext, _acting: str | None, given: OfOpinion) -> OpinionThemes:
+    return OpinionThemes(given.opinion_id, themes.opinion_themes(ctx, given.opinion_id))
 
 
 @dataclass(frozen=True)
