@@ -93,6 +93,7 @@ class OpinionIn(BaseModel):
     contact: Text = _text(200, "optional phone or e-mail; kept only with contact_consent")
     contact_consent: bool = False
     lang: Text = Field("zh", max_length=2, description="zh or en: the language messages to the submitter use")
+    group: Text = _text(100, "optional: the kind of person, an id or label of the workflow's groups, e.g. residents")
 
 
 class Submitted(BaseModel):
@@ -221,6 +222,7 @@ def submit(
         idempotency_key,
         body.lang,
         client_of(request),
+        body.group,
     )
     receipt = receipts.submit_online(_ctx(request), form)
     result = Submitted(
