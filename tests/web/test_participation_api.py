@@ -90,7 +90,13 @@ def test_the_portal_api_takes_the_submitters_group(ctx: ServiceContext) -> None:
     """POST /api/v1/consultations/1/opinions with a group: her group; an unknown one is 422 naming the allowed ones."""
     seed(ctx)
     web = client(ctx)
-    body = {"category": "industry", "text": "建议发展乡村旅游", "village": "青龙村", "name": "陈桂兰", "group": "企业代表"}
+    body = {
+        "category": "industry",
+        "text": "建议发展乡村旅游",
+        "village": "青龙村",
+        "name": "陈桂兰",
+        "group": "企业代表",
+    }
     assert web.post("/api/v1/consultations/1/opinions", json=body).status_code == 201
     refused = web.post("/api/v1/consultations/1/opinions", json={**body, "name": "陈二", "group": "外星人"})
     assert refused.status_code == 422 and "allowed: 乡镇干部/officials" in refused.json()["error"]
