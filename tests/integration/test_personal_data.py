@@ -17,6 +17,7 @@ from consultflow.services import (
     consultations,
     opinion_views,
     opinions,
+    participation,
     people,
     personal_data,
     plans,
@@ -55,6 +56,10 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     online = receipts.OnlineOpinion(cid, "industry", "建议修桥", VILLAGE, NAME, CONTACT, contact_consent=True)
     web = receipts.submit_online(ctx, online)  # the portal knows her again: her name and contact stay out too
     assert web.opinion.participant_id == setup.participant_id  # same name, village and contact: the same record
+    groups = participation.groups_of(ctx)  # her group, changed: an event in each chain she took part in
+    participation.set_participant_group(
+        ctx, acting=EXPERT, participant_id=setup.participant_id, group="乡村乡贤", groups=groups
+    )
     # the draft plan: imported, an opinion linked to a clause, and a review where she rates and comments
     draft = parse_markdown("## 1 交通\n\n1. 修缮村道桥梁\n")
     plans.import_plan(ctx, acting=PLANNER, consultation_id=cid, clauses=draft)
