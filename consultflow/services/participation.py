@@ -47,6 +47,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "by_group": ("按参与群体", "By group"),
     "group": ("群体", "Group"),
     "by_village": ("按村", "By village"),
+    "by_group_village": ("各村参与群体", "Groups in each village"),
     "village": ("村/片区", "Village"),
     "representation": ("代表性（对照人口）", "Representation against the population"),
     "kind": ("类型", "Kind"),
@@ -94,6 +95,7 @@ class ParticipationSummary:
     by_group: tuple[tuple[str | None, int, int], ...]  # (group id, None: not given; people; repeat)
     by_village: tuple[tuple[str, int, int], ...]  # (village; people; repeat), most people first
     groups: Mapping[str, Label] = field(default_factory=dict)  # the workflow's groups, for labels
+    by_group_village: tuple[tuple[str | None, str, int], ...] = ()  # (group id, village, people)
 
     @property
     def times(self) -> int:
@@ -138,6 +140,7 @@ def summaries_in(uow: UnitOfWork, consultation_ids: Sequence[int]) -> dict[int, 
             tuple(group_rows),
             tuple(sorted(((v, n, a) for v, (n, a) in by_village.items()), key=lambda r: (-r[1], r[0]))),
             groups,
+            tuple((group, village, n) for _c, group, village, n, _a, _s, _r in mine),
         )
     return out
 
@@ -234,7 +237,7 @@ def _document(
         (_w("village", lang), *headers),
         tuple((v, n, _pct(n, s.participants), again, _pct(again, n)) for v, n, again in s.by_village),
     )
-    tables = [summary, distribution, by_group, by_village]
+    tables = [summary, distribution, by_group, by_village, _cross(s, lang)]
     notes: list[str] = []
     figures: dict[str, object] = {
         "consultation_id": s.consultation_id,
@@ -308,6 +311,15 @@ def _document(
         figures["representation"] = found
     tables.append(_people_table(uow, s, lang, names))  # names: pseudonyms, full (on record) or left empty
     return Document(_w("title", lang), f"{c.title} · {c.area}", tuple(tables), figures, tuple(notes))
+
+
+def _cross(s: ParticipationSummary, lang: Lang) -> Table:
+    """People by village (rows) and group (columns): who took part where."""
+    shown = [g for g, _n, _a in s.by_group]
+    cells: dict[tuple[str, str | None], int] = {(v, g): n for g, v, n in s.by_group_village}
+    rows = tuple((village, *[cells.get((village, g), 0) for g in shown], n) for village, n, _a in s.by_village)
+    headers = (_w("village", lang), *[group_label(g, s.groups, lang) for g in shown], _w("people", lang))
+    return Table("by_group_village", _w("by_group_village", lang), headers, rows)
 
 
 def _people_table(uow: UnitOfWork, s: ParticipationSummary, lang: Lang, names: NameMode) -> Table:

@@ -170,6 +170,14 @@ def test_times_taken_part_count_submissions_and_answers_to_feedback(ctx: Service
         None: (1, 1),
     }
     assert s.by_village == (("白鹤村", 2, 1), ("青龙村", 2, 2))
+    cross = participation.use_participation_report(
+        ctx, cid, lambda d: next(t for t in d.tables if t.key == "by_group_village"), lang="en"
+    )
+    assert cross.headers == (
+        "Village", "Town and township officials", "Company representatives", "Local business leaders",
+        "Respected villagers", "Residents", "not given", "People",
+    )  # fmt: skip
+    assert list(cross.rows) == [("白鹤村", 0, 0, 0, 0, 1, 1, 2), ("青龙村", 0, 1, 0, 0, 1, 0, 2)]
 
 
 def test_the_report_pseudonymises_people_unless_a_coordinator_reads_them_on_record(ctx: ServiceContext) -> None:
