@@ -317,7 +317,9 @@ def _cross(s: ParticipationSummary, lang: Lang) -> Table:
     """People by village (rows) and group (columns): who took part where."""
     shown = [g for g, _n, _a in s.by_group]
     cells: dict[tuple[str, str | None], int] = {(v, g): n for g, v, n in s.by_group_village}
-    rows = tuple((village, *[cells.get((village, g), 0) for g in shown], n) for village, n, _a in s.by_village)
+    rows: tuple[Row, ...] = tuple(
+        (village, *[cells.get((village, g), 0) for g in shown], n) for village, n, _a in s.by_village
+    )
     headers = (_w("village", lang), *[group_label(g, s.groups, lang) for g in shown], _w("people", lang))
     return Table("by_group_village", _w("by_group_village", lang), headers, rows)
 
