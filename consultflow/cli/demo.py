@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import click
@@ -100,7 +101,11 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
         f"      {prog} --db {db} audit verify {result.consultation_id}\n"
         f"      {prog} --db {db} report account {result.consultation_id} -o account.md\n"
         f"      {prog} --db {db} report participation {result.consultation_id}\n"
-        f"      {prog} --db {db} report programme {result.programme_id}"
+        f"      {prog} --db {db} report review {result.consultation_id}\n"
+        f"      {prog} --db {db} theme list {result.consultation_id}\n"
+        f"      {prog} --db {db} report programme {result.programme_id}\n"
+        f"      {prog} --db {db} report brief {result.consultation_id} --out brief.docx"
+        + ("" if find_spec("docx") else "   # pip install 'consultflow[brief]' first")
     )
 
 
