@@ -829,7 +829,9 @@ class FakePlans:
     def linked_opinions(self, consultation_id: int, clause_ids: Sequence[int]) -> NoReturn:
         _no_aggregates(consultation_id, clause_ids)
 
-    def add_review(self, consultation_id: int, round_no: int, version_id: int, category: str, now: datetime) -> NoReturn:
+    def add_review(
+        self, consultation_id: int, round_no: int, version_id: int, category: str, now: datetime
+    ) -> NoReturn:
         _no_aggregates(consultation_id, round_no, version_id, category, now)
 
     def reviews(self, consultation_id: int) -> NoReturn:

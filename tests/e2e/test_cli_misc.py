@@ -80,7 +80,11 @@ def test_demo_reproduces_the_pilots_shape(tmp_path: Path) -> None:
     assert outcomes["adopted"]["total"] == 203
     assert set(outcomes["adopted"]["histogram"]) == {"1", "2", "3"}
     assert doc["by_state"]["submitted"] == doc["by_state"]["under_review"] == doc["by_state"]["feedback_given"] == 0
-    share = json.loads(runner.invoke(main, ["--db", db, "opinion", "list", "--json", "--consultation", "1", "--category", "industry"]).stdout)
+    share = json.loads(
+        runner.invoke(
+            main, ["--db", db, "opinion", "list", "--json", "--consultation", "1", "--category", "industry"]
+        ).stdout
+    )
     assert round(len(share) / (809 + 3) * 100, 1) == 57.0  # with the plan review's three comments
 
 

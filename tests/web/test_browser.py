@@ -233,7 +233,16 @@ def test_every_page_fits_a_phone_has_touch_targets_and_passes_axe(
     code = issued.group()
     run("programme", "create", "县域片区", "--title", "某县片区国土空间规划意见征集", actor=COORD)
     run("programme", "add-area", "县域片区", "1", actor=COORD)
-    run("consultation", "create", "乡村振兴第二片区规划意见征集", "--area", "乡村振兴第二片区", "--from", "1", actor=COORD)
+    run(
+        "consultation",
+        "create",
+        "乡村振兴第二片区规划意见征集",
+        "--area",
+        "乡村振兴第二片区",
+        "--from",
+        "1",
+        actor=COORD,
+    )
     pages = ["/", "/c/1", "/c/1/submit", "/c/1/account", "/c/1/account?page=2", "/c/1/account?round=1",
              "/c/1/account?category=industry", "/c/1/plan", "/my", "/nope", "/c/1/account?round=99",
              "/programme/1"]  # fmt: skip
