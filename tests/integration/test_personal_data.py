@@ -25,6 +25,7 @@ from consultflow.services import (
     reports,
     rounds,
     sweep,
+    themes,
     verify,
 )
 from consultflow.services.context import ServiceContext
@@ -60,6 +61,10 @@ def _every_kind_of_event(ctx: ServiceContext, clock: FixedClock) -> tuple[int, i
     participation.set_participant_group(
         ctx, acting=EXPERT, participant_id=setup.participant_id, group="乡村乡贤", groups=groups
     )
+    # themes coded and one taken off again
+    themes.code(ctx, acting=PLANNER, theme="加强交通设施配套", add=True, opinion_ids=[answered])
+    themes.code(ctx, acting=PLANNER, theme="道路", add=True, opinion_ids=[answered])
+    themes.code(ctx, acting=PLANNER, theme="道路", add=False, opinion_ids=[answered])
     # the draft plan: imported, an opinion linked to a clause, and a review where she rates and comments
     draft = parse_markdown("## 1 交通\n\n1. 修缮村道桥梁\n")
     plans.import_plan(ctx, acting=PLANNER, consultation_id=cid, clauses=draft)
