@@ -37,6 +37,8 @@ CJK_FONT_HINTS = (
 )
 CHARTS = ("rounds", "categories", "funnel")
 
+_CJK_FILE_HINTS = ("wqy", "noto", "cjk", "droidsansfallback", "source-han", "sourcehan", "simhei", "simsun", "msyh")
+
 
 def available() -> bool:
     """Whether charts can be drawn here (matplotlib, the charts extra, is installed)."""
@@ -56,6 +58,17 @@ def cjk_font() -> str | None:
     """The name of an installed font that can draw Chinese, if any."""
     from matplotlib import font_manager  # noqa: PLC0415 - matplotlib loads only for charts
 
+    for font in font_manager.fontManager.ttflist:
+        if any(hint in font.name for hint in CJK_FONT_HINTS):
+            return str(font.name)
+    # matplotlib lists the fonts it found when it first ran, in a cache it does not renew: a font
+    # installed since (apt-get install fonts-wqy-microhei) is looked for among the system's files.
+    for path in font_manager.findSystemFonts():
+        if any(part in path.lower() for part in _CJK_FILE_HINTS):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
     for font in font_manager.fontManager.ttflist:
         if any(hint in font.name for hint in CJK_FONT_HINTS):
             return str(font.name)
