@@ -218,7 +218,7 @@ def review_open(
             r=made.round.number,
             v=made.version,
             n=made.clauses,
-            cat=made.category,
+            cat=(made.category_en if state.settings.lang == "en" else made.category_zh) or made.category,
             until=until,
         ),
     )

@@ -275,6 +275,8 @@ class ReviewOpened:
     version: int
     clauses: int
     category: str
+    category_zh: str = ""  # the category's labels, as the workflow names it
+    category_en: str = ""
 
 
 def open_review(
@@ -304,7 +306,8 @@ def open_review(
         change.uow.plans.add_review(consultation.id, opened.number, plan.id, chosen, change.now)
         payload = {"version": plan.number, "category": chosen}
         change.record(consultation.id, change.event(EventKind.REVIEW_OPENED, round_no=opened.number, payload=payload))
-        return ReviewOpened(opened, plan.number, plan.clauses, chosen)
+        label = spec.categories[chosen]
+        return ReviewOpened(opened, plan.number, plan.clauses, chosen, label.zh, label.en)
 
     return run(
         ctx,

@@ -174,7 +174,7 @@ def test_a_review_round_rates_clauses_and_comments_go_round_the_loop(
     cli.ok("plan", "import", "1", str(tmp_path / "v1.md"), actor=PLANNER)
     opened = _json(cli, "review", "open", "1", "--category", "环境卫生与农村路网", actor=COORD)
     assert (opened["round"]["number"], opened["version"], opened["clauses"]) == (1, 1, 6)
-    assert opened["category"] == "environment_roads"
+    assert opened["category"] == "environment_roads" and opened["category_zh"] == "环境卫生与农村路网"
 
     first = _rate(cli, 1, ("1.1", "满意"), ("3.1", "不满意"), comments=(("3.1", "污水治理覆盖率应提高到80%"),))
     _rate(cli, 2, ("1.1", "基本满意"), ("3.1", "not_satisfied"), ("2.1", "satisfied"))
