@@ -93,8 +93,36 @@ def load_workflow_text(text: str, source: str = "<text>", *, stored_digest: str 
     try:
         _build({k: v for k, v in data.items() if k not in broken}, text, source)
     except WorkflowInvalidError as exc:
-        problems += [p for p in exc.problems if _section(p) not in broken]
+        problems += [p for p in exc.problems if _section(p) not in broken and not _graph_noise(p, broken)]
+    if "transitions" in broken and "states" not in broken and data.get("states"):
+        problems += _unknown_references(data)  # a misspelt destination is said with the shape's problems
     raise WorkflowInvalidError(source, problems)
+
+
+def _graph_noise(problem: str, broken: set[str]) -> bool:
+    """A reachability problem found without the transitions (they are of the wrong shape): not the file's."""
+    return "transitions" in broken and ("unreachable from the initial state" in problem or "no path from" in problem)
+
+
+def _unknown_references(data: dict[str, Any]) -> list[str]:
+    """Each transition's source or destination that names no state, when the transitions' shape is wrong."""
+    raw_states = data.get("states")
+    names = {s.get("name") for s in raw_states if isinstance(s, dict)} if isinstance(raw_states, list) else set()
+    found: list[str] = []
+    transitions = data.get("transitions")
+    for i, item in enumerate(transitions if isinstance(transitions, list) else []):
+        if not isinstance(item, dict):
+            continue
+        raw_source = item.get("source")
+        sources = [raw_source] if isinstance(raw_source, str) else raw_source if isinstance(raw_source, list) else []
+        for j, src in enumerate(sources):
+            if isinstance(src, str) and src != "*" and src not in names:
+                where = f"transitions[{i}].source" + ("" if isinstance(raw_source, str) else f"[{j}]")
+                found.append(f"{where}: unknown state {src!r}")
+        dest = item.get("dest")
+        if isinstance(dest, str) and dest not in names:
+            found.append(f"transitions[{i}].dest: unknown state {dest!r}; states: {', '.join(sorted(map(str, names)))}")
+    return found
 
 
 def _section(problem: str) -> str:
@@ -141,7 +169,11 @@ def _build(data: dict[str, Any], text: str, source: str) -> WorkflowSpec:
     title = _label(data.get("title"), "title", problems) or Label(name, name)
     states = _states(data.get("states"), problems)
     initial = data.get("initial")
-    if initial not in states:
+    if initial is None:
+        problems.add("initial", "required, the name of the state opinions start in")
+    elif not states:
+        pass  # the states' own problem is said: naming none of them here would only repeat it
+    elif initial not in states:
         problems.add("initial", f"unknown state {initial!r}; states: {', '.join(states)}")
     elif states[initial].terminal:
         problems.add("initial", f"state {initial!r} is terminal")

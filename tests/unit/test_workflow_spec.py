@@ -51,6 +51,34 @@ def test_every_problem_is_reported_at_once() -> None:
     assert any("transitions[1].required[0]: unknown field 'txt'" in p for p in problems)
 
 
+NEW_FILE = """\
+name: my-loop
+version: 1
+title: {zh: 测试, en: Test}
+initial: submitted
+states:
+  - {name: submitted, label: {zh: 已收集, en: Submitted}}
+  - {name: adopted, label: {zh: 采纳, en: Adopted}, outcome: adopted}
+transitions:
+  - trigger: adopt
+    source: submitted
+    dest: adoptd
+"""
+
+
+def test_a_new_file_hears_of_its_misspelt_destination_with_its_missing_keys() -> None:
+    """Missing keys, a transition of the wrong shape and a misspelt destination are said together, without noise."""
+    problems = problems_of(NEW_FILE)
+    assert "transitions[0].dest: unknown state 'adoptd'; states: adopted, submitted" in problems
+    assert "transitions[0]: 'label' is a required property" in problems
+    assert {"categories: required, a non-empty list", "channels: required, a non-empty list"} <= set(problems)
+    assert not [p for p in problems if "unreachable" in p or "no path" in p]  # not the file's problem: its shape is
+    head, _states, tail = NEW_FILE.partition("states:")
+    without_states = problems_of(head + "transitions:" + tail.partition("transitions:")[2])
+    assert "states: required, a non-empty list" in without_states
+    assert not [p for p in without_states if "unknown state" in p]  # no state is known: naming one repeats that
+
+
 def test_malformed_yaml_gives_a_line_number() -> None:
     """Broken YAML is one problem naming the line, not a parser traceback."""
     problems = problems_of("name: x\nstates: [\n")
