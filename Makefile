@@ -12,10 +12,10 @@ DEMO_STAMP := $(DEMO_VENV)/.installed
 # through the server beside local mode (see benchmarks/).
 .PHONY: demo test lint bench clean
 
-$(STAMP): setup.cfg setup.py pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group test --group lint -c constraints.txt
 	touch $(STAMP)
 
 $(DEMO_STAMP): setup.cfg setup.py pyproject.toml
