@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
+from consultflow.cli.report import render
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.groups import read_roster
 from consultflow.domain.privacy import NAME_MODES
 from consultflow.export import formats
-from consultflow.export.files import refuse_existing, write_new_file_from
 from consultflow.services import commands
 
 FORMAT = click.Choice(formats.FORMATS)
@@ -99,42 +96,6 @@ def _roster(path: Path | None) -> tuple[tuple[str, int], ...]:
     return read_roster(text)
 
 
-def _guess(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    known = {"md": "markdown", "markdown": "markdown", "csv": "csv", "xlsx": "xlsx", "json": "json", "txt": "table"}
-    if suffix not in known:
-        msg = f"cannot tell the format of {path.name}; give --format ({', '.join(formats.FORMATS)})"
-        raise ValidationError(msg)
-    return known[suffix]
-
-
-def _show(state: CliState, name: str, make: Any, fmt: str | None, output: Path | None, force: bool) -> None:
-    """Render a report (here, or on the server) and show it, or write it to a new file."""
-    chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
-    if output is None and chosen in formats.BINARY_FORMATS:
-        msg = f"{chosen} is a binary format; give --output FILE"
-        raise ValidationError(msg)
-    if output is not None and not force:
-        refuse_existing(output)
-    given = make(chosen, output is not None)
-
-    def show(chunks: Iterable[commands.Chunk]) -> None:
-        data = commands.chunk_bytes(chunks)
-        if output is None:
-            text = codecs.getincrementaldecoder("utf-8")()
-            for block in data:
-                click.echo(text.decode(block), nl=False)
-            click.echo(text.decode(b"", final=True), nl=False)
-            return
-        write_new_file_from(output, lambda out: [out.write(block) for block in data], force=force)
-        if state.json:
-            state.emit({"wrote": str(output), "format": chosen}, lambda: "")
-        else:
-            click.echo(f"wrote {output} ({chosen})", err=True)
-
-    state.stream(name, given, show)
-
-
 _OUTPUT = click.option(
     "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this new file."
 )
@@ -177,7 +138,7 @@ def report_participation(
     """Who took part, by group and village, how many times each, and the share who took part twice or more."""
     lines = _roster(roster)
     lang = state.settings.lang
-    _show(
+    render(
         state,
         "report.participation",
         lambda chosen, for_file: commands.RenderParticipation(
@@ -199,7 +160,7 @@ def report_participation(
 def report_programme(state: CliState, programme: str, fmt: str | None, output: Path | None, force: bool) -> None:
     """The county dashboard: PROGRAMME's areas side by side (opinions, categories, rounds, outcomes, repeat share)."""
     lang = state.settings.lang
-    _show(
+    render(
         state,
         "report.programme",
         lambda chosen, for_file: commands.RenderProgramme(programme, chosen, lang, for_file),

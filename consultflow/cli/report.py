@@ -62,11 +62,28 @@ def _report(
     force: bool,
     **options: Any,
 ) -> None:
-    """Render a report (here, or on the server) and show it, or write it to a new file.
+    """Render a consultation's report (here, or on the server) and show it, or write it to a new file."""
 
-    The format and a taken file name are checked before anything is read. The report arrives whole
-    (a full-name report only once its read is on record) and is then shown, or written beside its
-    file name and moved into place: a report that fails half-way leaves no file.
+    def make(chosen: str, for_file: bool) -> commands.RenderReport:
+        return commands.RenderReport(consultation_id, kind, chosen, state.settings.lang, for_file=for_file, **options)
+
+    render(state, "report.render", make, fmt, output, force)
+
+
+def render(
+    state: CliState,
+    name: str,
+    make: Callable[[str, bool], object],
+    fmt: str | None,
+    output: Path | None,
+    force: bool,
+) -> None:
+    """Render a report through the streaming command `name` and show it, or write it to a new file.
+
+    `make(format, for_file)` builds the command's input. The format and a taken file name are
+    checked before anything is read. The report arrives whole (a full-name report only once its
+    read is on record) and is then shown, or written beside its file name and moved into place: a
+    report that fails half-way leaves no file.
     """
     chosen = fmt or (_guess(output) if output else "json" if state.json else "table")
     if output is None and chosen in formats.BINARY_FORMATS:
@@ -74,9 +91,7 @@ def _report(
         raise ValidationError(msg)
     if output is not None and not force:
         refuse_existing(output)
-    given = commands.RenderReport(
-        consultation_id, kind, chosen, state.settings.lang, for_file=output is not None, **options
-    )
+    given = make(chosen, output is not None)
 
     def show(chunks: Iterable[commands.Chunk]) -> None:
         data = commands.chunk_bytes(chunks)
@@ -92,7 +107,7 @@ def _report(
         else:
             click.echo(f"wrote {output} ({chosen})", err=True)
 
-    state.stream("report.render", given, show)
+    state.stream(name, given, show)
 
 
 def _guess(path: Path) -> str:
