@@ -83,6 +83,7 @@ def _cells(table: object) -> list[list[str]]:
 
 
 def test_brief_docx_says_what_the_data_says_and_names_nobody(cli: Cli, ctx: ServiceContext, tmp_path: Path) -> None:
+    """The county's brief states the figures counted by hand from the data, names no villager, and is private."""
     cid = _set_up(ctx)
     out = tmp_path / "汇报.docx"
     result = cli.ok("report", "brief", str(cid), "--out", str(out), "--pdf")
@@ -156,6 +157,7 @@ def test_brief_docx_says_what_the_data_says_and_names_nobody(cli: Cli, ctx: Serv
 
 
 def test_brief_refuses_a_taken_name_and_a_wrong_suffix(cli: Cli, ctx: ServiceContext, tmp_path: Path) -> None:
+    """A brief is not written over an existing file, nor under a name that does not end in .docx."""
     cid = _set_up(ctx)
     taken = tmp_path / "brief.docx"
     taken.write_bytes(b"last month's")
@@ -180,6 +182,7 @@ printf '%%PDF-1.4 converted' > "$out/$name.pdf"
 def test_pdf_beside_the_docx_where_a_converter_is_installed(
     cli: Cli, ctx: ServiceContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Where a converter is installed the brief gets a private PDF too; without one, the DOCX and a line saying so."""
     cid = _set_up(ctx)
     tools = tmp_path / "bin"
     tools.mkdir()

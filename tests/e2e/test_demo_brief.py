@@ -22,6 +22,7 @@ def _run(db: str, *args: str) -> str:
 
 
 def test_the_demos_brief_has_the_pilots_figures_and_names_its_adopted_themes(tmp_path: Path) -> None:
+    """From the demo, one command writes a brief with the pilot's figures, its adopted themes and its repeat share."""
     db = f"sqlite:///{tmp_path / 'demo.sqlite'}"
     _run(db, "demo")
     out = tmp_path / "汇报.docx"

@@ -21,6 +21,7 @@ def _run(db: str, *args: str) -> str:
 
 
 def test_the_demo_reviews_its_draft_and_traces_version_two_to_adopted_opinions(tmp_path: Path) -> None:
+    """The demo's draft is reviewed in a final round; the diff to version two names the adopted opinions behind it."""
     db = f"sqlite:///{tmp_path / 'demo.sqlite'}"
     _run(db, "demo")
     shown = json.loads(_run(db, "--json", "plan", "show", "1"))

@@ -420,6 +420,7 @@ def _cross_host_checks() -> None:
 
 
 def test_several_servers_on_several_hosts_survive_a_killed_host_and_a_failover(tmp_path: Path) -> None:
+    """With a host killed and the database failed over, each receipted submission is kept once; the chain verifies."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)

@@ -30,6 +30,7 @@ def mode(path: Path) -> int:
 
 
 def test_a_full_name_report_file_is_readable_by_its_owner_only(cli: Cli, tmp_path: Path, umask: int) -> None:
+    """A report file, with full names or pseudonymised, is readable by its owner only, whatever the umask."""
     setup_people(cli)
     cli.ok("round", "open", "1", actor=COORD)
     submit(cli, "建议扩大生猪种业园区配套用地")
@@ -45,6 +46,7 @@ def test_a_full_name_report_file_is_readable_by_its_owner_only(cli: Cli, tmp_pat
 
 
 def test_a_file_replaced_with_force_is_private_too(cli: Cli, tmp_path: Path, umask: int) -> None:
+    """A report written with force over a readable file leaves it private, with no temporary file beside it."""
     setup_people(cli)
     cli.ok("round", "open", "1", actor=COORD)
     submit(cli, "希望增设村卫生室")
@@ -58,6 +60,7 @@ def test_a_file_replaced_with_force_is_private_too(cli: Cli, tmp_path: Path, uma
 
 
 def test_an_import_rejects_file_is_readable_by_its_owner_only(cli: Cli, tmp_path: Path, umask: int) -> None:
+    """The file of rows an import rejected, names and phones included, is readable by its owner only."""
     setup_people(cli)
     cli.ok("round", "open", "1", actor=COORD)
     source = tmp_path / "assembly.csv"

@@ -38,6 +38,7 @@ def accesses(cli: Cli) -> list[dict[str, Any]]:
 
 
 def test_without_a_purpose_staff_see_the_villager_pseudonymised_and_no_body(cli: Cli) -> None:
+    """Without a purpose, staff see a failed reminder's villager pseudonymised and no body, and nothing is recorded."""
     rid = failed_to_villager(cli)
     for args in (("reminders", "list", "--failed"), ("reminders", "show", str(rid))):
         for fmt in ((), ("--json",)):
@@ -48,6 +49,7 @@ def test_without_a_purpose_staff_see_the_villager_pseudonymised_and_no_body(cli:
 
 
 def test_a_coordinator_reads_full_names_and_bodies_on_record(cli: Cli) -> None:
+    """A coordinator giving a purpose reads full names and bodies, and each reading is on record with its purpose."""
     rid = failed_to_villager(cli)
     shown = cli.ok("reminders", "show", str(rid), "--names", "full", "--purpose", "电话回访未送达的提醒", actor=COORD)
     assert "张秀英" in shown.stdout
@@ -74,6 +76,7 @@ def test_a_coordinator_reads_full_names_and_bodies_on_record(cli: Cli) -> None:
 def test_full_names_without_a_purpose_or_by_a_non_coordinator_are_refused_and_not_recorded(
     cli: Cli, who: str, extra: tuple[str, ...], code: int, says: str
 ) -> None:
+    """Full names without a purpose, or for a non-coordinator, are refused in one line; no name shown or recorded."""
     rid = failed_to_villager(cli)
     for args in (("reminders", "show", str(rid)), ("reminders", "list", "--failed")):
         refused = cli(*args, "--names", "full", *extra, actor=who)

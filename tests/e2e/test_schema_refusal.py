@@ -59,6 +59,7 @@ def one_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_server_and_worker_refuse_an_older_schema(db_url: str) -> None:
+    """The server, worker and commands refuse a database not yet upgraded, in one line saying to run db upgrade."""
     run = Consultflow(db_url)
     run("db", "upgrade")
     engine = make_engine(db_url)
@@ -73,6 +74,7 @@ def test_server_and_worker_refuse_an_older_schema(db_url: str) -> None:
 
 
 def test_server_worker_and_upgrade_refuse_a_newer_schema(db_url: str) -> None:
+    """The server, worker and db upgrade refuse a database a later release migrated, in one line saying to run it."""
     run = Consultflow(db_url)
     run("db", "upgrade")
     later_release_expands(db_url)

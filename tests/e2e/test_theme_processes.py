@@ -27,6 +27,7 @@ def _consultflow(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_suggest_prints_keywords_and_jieba_logs_nothing(tmp_path: Path, clock: FixedClock) -> None:
+    """Theme suggestions print keywords without jieba's chatter; listing themes loads neither jieba nor docx."""
     url = f"sqlite:///{tmp_path / 'themes.sqlite'}"
     ctx = make_context(url, clock)
     s = seed(ctx)

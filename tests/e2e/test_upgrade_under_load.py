@@ -131,6 +131,7 @@ class Submitters:
 
 
 def test_db_upgrade_while_the_previous_release_serves(db_url: str, tmp_path: Path) -> None:
+    """The database upgrades while the previous release takes submissions: none fails, none is lost or doubled."""
     old_code = previous_release(tmp_path / "previous")
     head = migrate.head_revision()
     assert head is not None

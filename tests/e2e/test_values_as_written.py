@@ -34,6 +34,7 @@ def _ids(cli: Cli, *filters: str) -> list[int]:
 
 
 def test_submit_takes_labels_and_short_forms(cli: Cli) -> None:
+    """Submitting takes a category or channel by key, label or short form; an unknown one is one line, no opinion."""
     _loop(cli)
     head = ["opinion", "submit", "--consultation", "1", "--participant", "1"]
     cli.ok(*head, "--category", "环境卫生与农村路网", "--channel", "坝坝会", "--text", "建议硬化通组道路", actor=EXPERT)
@@ -55,6 +56,7 @@ def test_submit_takes_labels_and_short_forms(cli: Cli) -> None:
 
 
 def test_list_filters_take_keys_labels_and_short_forms(cli: Cli) -> None:
+    """Listing filters by category, channel, state or outcome written as key, label or short form, in any case."""
     _loop(cli)
     head = ["opinion", "submit", "--consultation", "1", "--participant", "1"]
     cli.ok(*head, "--category", "industry", "--channel", "open_air_meeting", "--text", "发展研学基地", actor=EXPERT)
@@ -84,6 +86,7 @@ def test_list_filters_take_keys_labels_and_short_forms(cli: Cli) -> None:
     ],
 )
 def test_an_unknown_value_is_refused_in_one_line(cli: Cli, option: str, value: str, message: str) -> None:
+    """A filter value no workflow knows is refused in one line naming the allowed values, not an empty table."""
     _loop(cli)
     for where in ((), ("--consultation", "1")):
         refused = cli("opinion", "list", option, value, *where)

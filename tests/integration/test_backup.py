@@ -129,6 +129,7 @@ def _live(db_url: str) -> Iterator[tuple[ServiceContext, Setup]]:
 def test_a_backup_taken_while_writers_commit_restores_what_was_committed(
     live: tuple[ServiceContext, Setup], db_url: str, restore_url: str, tmp_path: Path
 ) -> None:
+    """A backup taken while writers commit restores each opinion committed before it began, none never committed."""
     ctx, setup = live
     logs = [tmp_path / f"writer-{n}.log" for n in range(WRITERS)]
     stop = tmp_path / "stop"
@@ -170,6 +171,7 @@ def test_a_backup_taken_while_writers_commit_restores_what_was_committed(
 def test_a_backup_of_a_tampered_database_fails_and_is_kept_as_failed(
     live: tuple[ServiceContext, Setup], db_url: str, tmp_path: Path
 ) -> None:
+    """A backup of a tampered database fails, naming the opinion, and is kept only as a private FILE.failed."""
     ctx, _setup = live
     engine = make_engine(db_url)
     with engine.begin() as conn:
@@ -186,6 +188,7 @@ def test_a_backup_of_a_tampered_database_fails_and_is_kept_as_failed(
 
 
 def test_a_tampered_sqlite_backup_fails_when_restored(sqlite_url: str, tmp_path: Path) -> None:
+    """A backup file edited after it was taken fails verification when it is restored."""
     engine = make_engine(sqlite_url)
     migrate.upgrade(engine)
     engine.dispose()
@@ -206,6 +209,7 @@ def test_a_tampered_sqlite_backup_fails_when_restored(sqlite_url: str, tmp_path:
 def test_restore_into_a_database_that_is_not_empty_is_refused_and_writes_nothing(
     live: tuple[ServiceContext, Setup], db_url: str, tmp_path: Path
 ) -> None:
+    """A restore into a non-empty database is refused in one line and writes nothing; so is a backup onto a file."""
     ctx, setup = live
     path = tmp_path / "b.db"
     assert backup_service.backup(ctx, SqlBackups(db_url), path, force=False).verified.intact
@@ -224,6 +228,7 @@ def test_restore_into_a_database_that_is_not_empty_is_refused_and_writes_nothing
 def test_a_truncated_backup_is_one_clear_line_and_nothing_is_written(
     live: tuple[ServiceContext, Setup], db_url: str, restore_url: str, tmp_path: Path
 ) -> None:
+    """A truncated backup, or a file that is none, is refused in one clear line and nothing is restored."""
     ctx, _setup = live
     path = tmp_path / "b.db"
     assert backup_service.backup(ctx, SqlBackups(db_url), path, force=False).verified.intact
@@ -253,6 +258,7 @@ def test_a_truncated_backup_is_one_clear_line_and_nothing_is_written(
 def test_a_sqlite_backup_given_to_postgresql_and_missing_tools_are_one_line(
     restore_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """PostgreSQL refuses a SQLite backup, saying so; without pg_dump a backup says so and writes nothing."""
     if restore_url.startswith("sqlite"):
         pytest.skip("PostgreSQL only")
     engine = make_engine(sqlite_url)

@@ -65,6 +65,7 @@ STEPS: list[tuple[str, str, Mapping[Field, object]]] = [
 
 
 def test_bulk_and_single_transitions_write_the_same_rows(ctx: ServiceContext) -> None:
+    """Moving opinions in bulk writes, row for row, what moving them one at a time writes."""
     _bulk_equals_single(ctx, lambda ids, trigger, fields: [opinions.FireRequest(i, trigger, fields) for i in ids])
 
 

@@ -98,6 +98,7 @@ def _all_or_nothing(ctx: ServiceContext, operation: Callable[[], object]) -> obj
 
 
 def test_submit_many_is_all_or_nothing_at_every_step(ctx: ServiceContext) -> None:
+    """Submitting many opinions fails whole at any step, commit included; a success reports what it stored."""
     setup = seed(ctx)
     items = [NewOpinion(setup.participant_id, "industry", "villagers_assembly", f"意见{i}") for i in range(3)]
     views = _all_or_nothing(
@@ -112,6 +113,7 @@ def test_submit_many_is_all_or_nothing_at_every_step(ctx: ServiceContext) -> Non
 
 
 def test_round_close_is_all_or_nothing_at_every_step(ctx: ServiceContext) -> None:
+    """A round close failing at any step, commit included, leaves nothing; one that succeeds keeps the chain whole."""
     setup = seed(ctx)
     answered = submit(ctx, setup)
     submit(ctx, setup)

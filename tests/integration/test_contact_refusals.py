@@ -75,6 +75,7 @@ def refused_cleanly(result: Result, value: str, says: str, error_log: Path) -> N
 
 @pytest.mark.parametrize(("value", "says"), BAD)
 def test_participant_add_refuses_it(cli: Cli, error_log: Path, value: str, says: str) -> None:
+    """Adding a villager with an impossible contact is refused in one line, writes nothing, and logs no trace of it."""
     setup_people(cli)
     before = counts(cli)
     result = run(cli, "participant", "add", "王秀兰", "--village", "青龙村", "--contact", value, actor=EXPERT)
@@ -84,6 +85,7 @@ def test_participant_add_refuses_it(cli: Cli, error_log: Path, value: str, says:
 
 @pytest.mark.parametrize(("value", "says"), BAD)
 def test_actor_add_refuses_it(cli: Cli, error_log: Path, value: str, says: str) -> None:
+    """Adding staff with an impossible contact is refused in one line, writes nothing, and logs no trace of it."""
     setup_people(cli)
     before = counts(cli)
     result = run(cli, "actor", "add", "刘规划", "--role", "planner", "--contact", value, actor=COORD)
@@ -93,6 +95,7 @@ def test_actor_add_refuses_it(cli: Cli, error_log: Path, value: str, says: str) 
 
 @pytest.mark.parametrize(("value", "says"), BAD)
 def test_an_import_refuses_the_row(cli: Cli, error_log: Path, tmp_path: Path, value: str, says: str) -> None:
+    """An import leaves an impossible contact out, counted, keeps the opinion, and shows the contact nowhere."""
     setup_people(cli)
     cli.ok("round", "open", "1", actor=COORD)
     before = counts(cli)
@@ -123,6 +126,7 @@ def test_an_import_refuses_the_row(cli: Cli, error_log: Path, tmp_path: Path, va
 def test_the_portal_refuses_it(
     ctx: ServiceContext, error_log: Path, value: str, says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The portal refuses an impossible contact (422, plain words), registers nobody and logs no trace of it."""
     setup = seed(ctx)
     web = client(ctx)
     _key, data = submit_form(web, setup.consultation_id, name="王秀兰", contact=value, consent="yes")

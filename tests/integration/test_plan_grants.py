@@ -15,6 +15,7 @@ DRAFT = "# 草案\n\n## 一、交通\n\n1. 环线公路\n2. 通组道路硬化\n
 
 
 def test_the_server_records_a_review_and_the_reader_reads_its_figures_but_no_comment(county: County) -> None:
+    """Under PostgreSQL roles the server records a review; the reader reads its figures but no comment or who rated."""
     cid = county.setup.consultation_id
     server = replace(county.ctx["server"], acting_proven=True)  # the server's login: the people it serves act
     plans.import_plan(server, acting=PLANNER, consultation_id=cid, clauses=parse_markdown(DRAFT))

@@ -86,6 +86,7 @@ def _docx(path: Path) -> None:
 
 
 def test_markdown_docx_and_csv_become_versions_with_stable_clauses(cli: Cli, clock: FixedClock, tmp_path: Path) -> None:
+    """Markdown, DOCX and CSV drafts become versions whose clauses keep their ids by number; the diff says so."""
     _people(cli)
     (tmp_path / "v1.md").write_text(DRAFT_MD, encoding="utf-8")
     first = _json(cli, "plan", "import", "1", str(tmp_path / "v1.md"), "--version-label", "征求意见稿", actor=PLANNER)
@@ -133,6 +134,7 @@ def test_markdown_docx_and_csv_become_versions_with_stable_clauses(cli: Cli, clo
 
 
 def test_bad_drafts_are_one_line_and_write_nothing(cli: Cli, clock: FixedClock, tmp_path: Path) -> None:
+    """A bad draft, or one imported by an expert, is refused in one line and no version or clause is written."""
     _people(cli)
     cases = {
         "loose.md": ("开头没有标题的一段话。\n\n## 一、交通设施\n\n1. 条款\n", "text before the first heading"),
@@ -169,6 +171,7 @@ def _rate(cli: Cli, participant: int, *pairs: tuple[str, str], comments: tuple[t
 def test_a_review_round_rates_clauses_and_comments_go_round_the_loop(
     cli: Cli, clock: FixedClock, tmp_path: Path
 ) -> None:
+    """A review counts villagers' ratings by clause; comments become opinions, sealed, traced in the diff, erasable."""
     _people(cli)
     (tmp_path / "v1.md").write_text(DRAFT_MD, encoding="utf-8")
     cli.ok("plan", "import", "1", str(tmp_path / "v1.md"), actor=PLANNER)
@@ -254,6 +257,7 @@ def test_a_review_round_rates_clauses_and_comments_go_round_the_loop(
 
 
 def test_refusals_write_nothing(cli: Cli, clock: FixedClock, tmp_path: Path) -> None:
+    """A rating with no review open, for an unknown clause or rating, or twice, is refused in one line; no write."""
     _people(cli)
     (tmp_path / "v1.md").write_text(DRAFT_MD, encoding="utf-8")
     cli.ok("plan", "import", "1", str(tmp_path / "v1.md"), actor=PLANNER)
@@ -300,6 +304,7 @@ def test_refusals_write_nothing(cli: Cli, clock: FixedClock, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("rating", ["满意", "satisfied", "Mostly satisfied", "基本满意", "不满意", "NOT_SATISFIED"])
 def test_ratings_are_understood_in_either_language(rating: str) -> None:
+    """A villager's rating is understood in Chinese or English, in any case."""
     from consultflow.domain.plan import resolve_rating
 
     assert resolve_rating(rating) in ("satisfied", "mostly", "not_satisfied")

@@ -20,6 +20,7 @@ from tests.helpers import EXPERT, PLANNER, seed, submit
 
 
 def test_a_writer_commits_while_a_listing_streams_and_the_listing_keeps_its_snapshot(ctx: ServiceContext) -> None:
+    """A long listing does not hold up a planner's feedback, and its two passes show the same opinions."""
     setup = seed(ctx)
     ids = [submit(ctx, setup, f"意见{i}") for i in range(3)]
     opinions.fire(ctx, acting=EXPERT, opinion_id=ids[0], trigger="screen", fields={})

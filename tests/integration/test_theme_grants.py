@@ -11,6 +11,7 @@ from tests.integration.test_db_roles import _county as _county  # noqa: PLC0414 
 
 
 def test_the_server_codes_themes_and_the_reader_counts_and_verifies_them(county: County) -> None:
+    """Under PostgreSQL roles the server codes themes, the reader counts them, and neither writes what it may not."""
     cid, oid = county.setup.consultation_id, county.opinion_id
     server = replace(county.ctx["server"], acting_proven=True)  # the server's login: the people it serves act
     themes.code(server, acting=PLANNER, theme="农村路网", add=True, opinion_ids=[oid])

@@ -22,6 +22,7 @@ def _events(ctx: ServiceContext, opinion_id: int) -> list[tuple[str, dict[str, o
 
 
 def test_adding_and_removing_a_theme_is_on_the_record_and_verify_holds(ctx: ServiceContext) -> None:
+    """Adding and removing a theme is an event on the opinion's record, never doubled, and the chain still verifies."""
     s = seed(ctx)
     first, second, third = (submit(ctx, s, said) for said in ("建议增设幼儿园", "希望改善小学条件", "建议硬化通组道路"))
 
@@ -44,6 +45,7 @@ def test_adding_and_removing_a_theme_is_on_the_record_and_verify_holds(ctx: Serv
 
 
 def test_refusals_write_nothing(ctx: ServiceContext) -> None:
+    """A theme coded by an expert, removed where absent, empty, too long or matching nothing is refused; no write."""
     s = seed(ctx)
     opinion = submit(ctx, s)
     themes.code(ctx, acting=PLANNER, theme="农村路网", add=True, opinion_ids=[opinion])
@@ -81,6 +83,7 @@ OTHERS = (
 
 
 def test_suggestions_find_a_planted_keyword_and_name_nobody(ctx: ServiceContext) -> None:
+    """Theme suggestions find the common keyword, name no person or place, and count what they would tag."""
     s = seed(ctx)
     for said in PLANTED + OTHERS:
         submit(ctx, s, said, category="industry", assign=False)
@@ -102,6 +105,7 @@ def test_suggestions_find_a_planted_keyword_and_name_nobody(ctx: ServiceContext)
 
 
 def test_percent_coded_per_round_counted_by_hand(ctx: ServiceContext) -> None:
+    """The share of opinions coded per round, carried-over opinions included, is what counting by hand gives."""
     s: Setup = seed(ctx)
     round_one = [submit(ctx, s, f"建议{n}号", assign=False) for n in range(4)]
     themes.code(ctx, acting=PLANNER, theme="道路", add=True, opinion_ids=round_one[:1])
@@ -115,6 +119,7 @@ def test_percent_coded_per_round_counted_by_hand(ctx: ServiceContext) -> None:
 
 
 def test_cli_theme_commands(cli: Cli, ctx: ServiceContext) -> None:
+    """From the CLI a planner codes opinions by keyword or id and sees their themes; a wrong removal is refused."""
     s = seed(ctx)
     ids = [submit(ctx, s, said, assign=False) for said in ("建议增设垃圾收集点", "希望整治垃圾乱倒", "建议硬化道路")]
     added = cli.ok("opinion", "theme", "add", "--consultation", str(s.consultation_id), "--matching", "垃圾", "垃圾处理",
@@ -134,6 +139,7 @@ def test_cli_theme_commands(cli: Cli, ctx: ServiceContext) -> None:
 
 
 def test_the_adoption_report_counts_adopted_opinions_by_theme(ctx: ServiceContext) -> None:
+    """The adoption report counts adopted opinions per theme, with shares; with no themes it is as before."""
     s = seed(ctx)
     coded = {"学校": [0, 1], "道路": [1, 2]}  # opinion 0 and 1 adopted, 2 rejected
     ids = [submit(ctx, s, f"建议{n}") for n in range(3)]
@@ -164,6 +170,7 @@ def test_the_adoption_report_counts_adopted_opinions_by_theme(ctx: ServiceContex
 
 
 def test_verify_names_a_theme_row_edited_behind_consultflows_back(ctx: ServiceContext) -> None:
+    """Audit verify names the opinion whose themes were put back or taken off with plain SQL."""
     s = seed(ctx)
     first, second = submit(ctx, s, "建议增设幼儿园"), submit(ctx, s, "希望改善小学条件")
     themes.code(ctx, acting=PLANNER, theme="学校", add=True, opinion_ids=[first, second])

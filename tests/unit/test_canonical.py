@@ -54,6 +54,7 @@ moments = st.datetimes(
     payload=st.none() | st.dictionaries(texts, json_values, max_size=4),
 )
 def test_canonical_text_equals_the_defined_json(**fields: Any) -> None:
+    """For any content, an event's canonical text is the JSON the chain was defined over, so old digests verify."""
     content = AuditContent(**fields)
     assert content.canonical() == defined_canonical(content)
     assert json.loads(content.canonical())["payload"] == (fields["payload"] or {})
@@ -61,6 +62,7 @@ def test_canonical_text_equals_the_defined_json(**fields: Any) -> None:
 
 @given(payload=st.dictionaries(texts, json_values, max_size=4))
 def test_stored_payload_text_is_the_canonical_payload(payload: dict[str, Any]) -> None:
+    """The payload stored with an event reads back as itself and is the very payload its digest covers."""
     text = payload_text(payload)
     assert json.loads(text) == payload
     made = canonical_text(
@@ -83,6 +85,7 @@ def test_stored_payload_text_is_the_canonical_payload(payload: dict[str, Any]) -
 
 
 def test_utc_iso_keeps_microseconds_and_converts_zones() -> None:
+    """Event times are written in UTC with microseconds, whatever zone they were taken in, even in early years."""
     shanghai = datetime(2026, 11, 29, 8, 0, tzinfo=timezone(timedelta(hours=8)))
     assert utc_iso(shanghai) == "2026-11-29T00:00:00.000000Z"
     early = datetime(999, 1, 1, tzinfo=timezone.utc)

@@ -21,14 +21,17 @@ from consultflow.store.personal_data import _Person, forget_quote, normal_contac
     ],
 )
 def test_contacts_compare_by_digits_or_lower_case(written: str | None, normal: str) -> None:
+    """Erasure finds a villager's contact however it was written: a phone by its digits, an email in any case."""
     assert normal_contact(written) == normal
 
 
 def test_a_different_phone_is_not_the_same_person() -> None:
+    """A phone one digit away belongs to someone else: erasing one villager does not reach another."""
     assert normal_contact("13812345679") != normal_contact("13812345678")
 
 
 def test_a_quoted_opinion_is_forgotten_and_the_reminder_kept() -> None:
+    """Erasure drops the opinion a stored reminder quotes and keeps the rest; a message of unknown form goes whole."""
     old = "意见 #12：青龙村张秀英建议…\n当前状态：研究办理中\n事项：请对意见给出反馈\n截止时间：2026-03-08 09:00 CST\n"
     assert (
         forget_quote(old)
@@ -43,6 +46,7 @@ def test_a_quoted_opinion_is_forgotten_and_the_reminder_kept() -> None:
 
 
 def test_her_name_given_name_phone_and_email_are_masked_only_hers() -> None:
+    """Erasure masks her name, given name, phone (in any form) and email in stored messages, and nobody else's."""
     phone = _Person.of("张秀英", "+8613812345678", "张某某")
     said = "张秀英（秀英）来电 138-1234-5678、+86 138 1234 5678、１３８１２３４５６７８；李明 13999998888"
     assert phone.mask(said) == (

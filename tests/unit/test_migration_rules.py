@@ -109,6 +109,7 @@ def findings(path: Path) -> tuple[list[str], list[str]]:
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem[:4] for p in SCRIPTS])
 def test_each_migration_expands_or_declares_what_it_contracts_or_locks(path: Path) -> None:
+    """An upgrade breaks no running release and blocks no writer unless its migration says so (CONTRACT, LOCKS)."""
     module = ast.parse(path.read_text(encoding="utf-8"))
     incompatible, locks = findings(path)
     contract, locking = _declared(module, "CONTRACT"), _declared(module, "LOCKS")

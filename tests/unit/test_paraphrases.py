@@ -34,6 +34,7 @@ def _labelled() -> tuple[list[tuple[int, str, str]], dict[int, str]]:
 
 
 def test_the_labelled_set_is_big_enough() -> None:
+    """The duplicate figures rest on a set big enough to mean something: 30+ requests and 10+ explained near misses."""
     requests = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     same_kind = [r for r in requests if "near_miss_of" not in r]
     assert len(same_kind) >= 30

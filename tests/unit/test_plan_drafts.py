@@ -47,12 +47,14 @@ def test_markdown_headings_are_sections_and_items_or_paragraphs_clauses() -> Non
 
 
 def test_a_clause_number_given_twice_is_refused() -> None:
+    """A draft that numbers one clause twice is refused, naming the clause, so no rating lands on the wrong one."""
     twice = "## 1 交通\n\n1. 甲\n1. 乙\n"
     with pytest.raises(ValidationError, match=r"clause '1\.1' is given twice"):
         parse_markdown(twice)
 
 
 def test_text_before_the_first_heading_and_an_empty_draft_are_refused() -> None:
+    """A draft with text before its first heading, or with no clauses at all, is refused rather than read in part."""
     with pytest.raises(ValidationError, match="line 1: text before the first heading"):
         parse_markdown("引言\n\n## 1 交通\n\n1. 甲\n")
     with pytest.raises(ValidationError, match="the draft has no clauses"):
@@ -60,6 +62,7 @@ def test_text_before_the_first_heading_and_an_empty_draft_are_refused() -> None:
 
 
 def test_csv_with_chinese_headers_and_json_in_both_shapes() -> None:
+    """A CSV draft with Chinese headers and a JSON draft in either shape give their clauses; bad files are refused."""
     csv_text = "\ufeff章节,章节标题,条款,内容\n1,交通设施,1,新建环线公路\n1,交通设施,2.5,通组道路硬化\n"
     assert _rows(parse_csv(csv_text)) == [
         ("1.1", "1", "交通设施", "新建环线公路"),
@@ -78,12 +81,14 @@ def test_csv_with_chinese_headers_and_json_in_both_shapes() -> None:
 
 
 def test_format_from_the_file_name() -> None:
+    """A draft is read by its file name's suffix in any case; a file of another kind is refused, naming the kinds."""
     assert [format_of(n) for n in ("a.md", "b.DOCX", "c.csv", "d.json")] == ["markdown", "docx", "csv", "json"]
     with pytest.raises(ValidationError, match=r"a plan draft is a \.md, \.docx, \.csv or \.json file"):
         format_of("plan.pdf")
 
 
 def test_diff_lists_changed_added_and_removed_clauses_by_number() -> None:
+    """Two versions' diff lists changed, added and removed clauses by number; a renamed section alone is no change."""
     old = [Clause("1.1", "1", "交通", "甲"), Clause("1.2", "1", "交通", "乙"), Clause("2.1", "2", "产业", "丙")]
     new = [
         Clause("1.1", "1", "交通设施", "甲"),
@@ -99,6 +104,7 @@ def test_diff_lists_changed_added_and_removed_clauses_by_number() -> None:
 
 
 def test_ratings_in_either_language_and_nothing_else() -> None:
+    """A rating is understood in Chinese or English, label or key; anything else is refused, naming what is allowed."""
     assert [resolve_rating(r) for r in ("满意", "基本满意", "不满意", "Mostly satisfied", "not_satisfied")] == [
         "satisfied",
         "mostly",

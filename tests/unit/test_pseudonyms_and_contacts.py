@@ -23,6 +23,7 @@ from consultflow.domain.privacy import checked_contact, mask_text, pseudonymise
     ],
 )
 def test_pseudonyms_keep_one_character_and_one_length(name: str, expected: str) -> None:
+    """A pseudonym keeps only a name's first character, at one length, for Chinese and Latin names alike."""
     assert pseudonymise(name) == expected
 
 
@@ -46,6 +47,7 @@ LONG_EMAIL = "a" * 250 + "@county.example"  # well-formed, but 265 characters
     ],
 )
 def test_a_bad_contact_is_refused_in_one_line_that_does_not_repeat_it(value: str, says: str) -> None:
+    """A contact too long, with a control character or of no known kind is refused in one line not repeating it."""
     with pytest.raises(ValidationError, match=says) as caught:
         checked_contact(value)
     message = str(caught.value)
@@ -54,6 +56,7 @@ def test_a_bad_contact_is_refused_in_one_line_that_does_not_repeat_it(value: str
 
 
 def test_the_longest_contact_allowed_is_254_characters() -> None:
+    """A contact of 254 characters, the longest an email address may be, is accepted as written."""
     fits = "a" * 239 + "@county.example"
     assert len(fits) == 254
     assert checked_contact(fits) == fits
@@ -71,6 +74,7 @@ def test_the_longest_contact_allowed_is_254_characters() -> None:
     ],
 )
 def test_phones_in_text_are_masked_in_every_common_form(text: str, gone: str, kept: str) -> None:
+    """Phone numbers in text are masked whether written with dashes, spaces, full-width digits or an area code."""
     masked = mask_text(text)
     assert gone not in masked and kept in masked
 
@@ -80,4 +84,5 @@ def test_phones_in_text_are_masked_in_every_common_form(text: str, gone: str, ke
     ["event 20261129 after 3 tries (550)", "head 5f0c2e9a1d7b3c44 ab01012345678", "at 2026-12-08T09:00:00+08:00"],
 )
 def test_dates_ids_and_digests_are_not_taken_for_phones(text: str) -> None:
+    """Dates, ids, digests and timestamps in text are left as they are, not masked as phone numbers."""
     assert mask_text(text) == text

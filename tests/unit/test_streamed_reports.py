@@ -61,6 +61,7 @@ def documents(draw: st.DrawFn) -> Document:
 @settings(max_examples=150, deadline=None)
 @given(documents())
 def test_every_text_format_streams_the_bytes_it_would_hold(doc: Document) -> None:
+    """A report written row by row gives the same bytes as the report held whole, in table, Markdown, CSV and JSON."""
     streamed, _passes = _streamed(doc)
     for fmt in ("table", "markdown", "csv", "json"):
         assert formats.render(streamed, fmt) == formats.render(held(streamed), fmt), fmt
@@ -69,6 +70,7 @@ def test_every_text_format_streams_the_bytes_it_would_hold(doc: Document) -> Non
 @settings(max_examples=150, deadline=None)
 @given(documents())
 def test_streamed_json_is_the_json_of_the_held_document(doc: Document) -> None:
+    """A streamed JSON report is the held document's JSON: title, subtitle, figures and every table's rows."""
     streamed, _passes = _streamed(doc)
     whole = held(streamed)
     expected = {
@@ -91,6 +93,7 @@ def test_markdown_ends_as_if_joined_and_stripped() -> None:
 
 
 def test_an_xlsx_streams_the_same_cells_with_text_kept_as_text(tmp_path: Path) -> None:
+    """A streamed spreadsheet has the same cells, keeps formula-like text as text, and a bold frozen header row."""
     rows: tuple[Row, ...] = (("=1+1", 2, "#N/A"), ("中文内容", None, 3.5))
     doc = Document("标题", "sub", (Table("k", "表", ("a", "b", "c"), rows),))
     streamed, passes = _streamed(Document(doc.title, doc.subtitle, doc.tables, {"items": []}))
@@ -118,6 +121,7 @@ def _failing_document() -> Document:
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table", "xlsx"])
 def test_a_report_that_fails_half_way_leaves_no_file(tmp_path: Path, fmt: str) -> None:
+    """A report that fails half way leaves no file behind, in any format."""
     target = tmp_path / f"report.{fmt}"
     with pytest.raises(RuntimeError):
         formats.write(_failing_document(), fmt, target)
@@ -125,6 +129,7 @@ def test_a_report_that_fails_half_way_leaves_no_file(tmp_path: Path, fmt: str) -
 
 
 def test_a_forced_report_that_fails_keeps_the_old_file(tmp_path: Path) -> None:
+    """A report written with force that fails half way leaves the old file as it was."""
     target = tmp_path / "report.csv"
     target.write_text("last month's account", encoding="utf-8")
     with pytest.raises(RuntimeError):
@@ -134,6 +139,7 @@ def test_a_forced_report_that_fails_keeps_the_old_file(tmp_path: Path) -> None:
 
 
 def test_an_existing_file_is_refused_before_any_row_is_read(tmp_path: Path) -> None:
+    """A report onto an existing file is refused before any row is read, and the file is kept."""
     target = tmp_path / "report.csv"
     target.write_text("kept", encoding="utf-8")
     read: list[int] = []
@@ -150,6 +156,7 @@ def test_an_existing_file_is_refused_before_any_row_is_read(tmp_path: Path) -> N
 
 
 def test_streamed_text_goes_out_as_written() -> None:
+    """A report streamed to the terminal comes out exactly as the table would be written."""
     out = io.StringIO()
     doc = Document("T", "S", (Table("k", "K", ("a",), Reread(lambda: iter([("x",), ("yy",)]))),))
     formats.write_out(doc, "table", out)

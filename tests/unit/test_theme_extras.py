@@ -26,6 +26,7 @@ def test_jieba_and_python_docx_load_only_in_the_commands_that_need_them() -> Non
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_missing_extra_is_one_line_naming_it(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without the themes or brief extra, suggest and brief fail in one line naming what to install; no file."""
     cli.ok("actor", "add", "李协调", "--role", "coordinator")
     cli.ok("actor", "add", PLANNER, "--role", "planner", actor="李协调")
     cli.ok("consultation", "create", "片区规划", "--area", "试点片区", actor="李协调")

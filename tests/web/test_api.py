@@ -27,6 +27,7 @@ def _submit(web: Any, consultation_id: int, **extra: Any) -> Any:
 
 
 def test_the_openapi_document_validates_and_names_every_call(sqlite_ctx: ServiceContext) -> None:
+    """The API's OpenAPI document is valid, names every public call, and describes the one error format."""
     document = client(sqlite_ctx).get("/api/v1/openapi.json").json()
     validate(document)
     staff = {path for path in document["paths"] if path.startswith(("/api/v1/commands/", "/api/v1/auth/"))}
@@ -44,6 +45,7 @@ def test_the_openapi_document_validates_and_names_every_call(sqlite_ctx: Service
 
 
 def test_submit_follow_reply_and_withdraw(ctx: ServiceContext) -> None:
+    """Through the API a villager submits, follows her opinion by code, replies to feedback and withdraws it, once."""
     setup = seed(ctx)
     web = client(ctx)
     made = _submit(web, setup.consultation_id)
@@ -70,6 +72,7 @@ def test_submit_follow_reply_and_withdraw(ctx: ServiceContext) -> None:
 
 
 def test_an_idempotency_key_makes_a_retried_submission_one_opinion(ctx: ServiceContext) -> None:
+    """A submission retried with its Idempotency-Key is one opinion, same code; the key with new text is refused."""
     setup = seed(ctx)
     web = client(ctx)
     first = _submit(web, setup.consultation_id, headers={"Idempotency-Key": "kiosk-7-0001"})
@@ -84,6 +87,7 @@ def test_an_idempotency_key_makes_a_retried_submission_one_opinion(ctx: ServiceC
 
 
 def test_refusals_carry_the_clis_message_and_exit_code(cli: Cli, ctx_from_cli: ServiceContext) -> None:
+    """An API refusal carries the CLI's message, exit code and kind, and writes nothing."""
     ctx = ctx_from_cli
     setup = seed(ctx)
     web = client(ctx)
@@ -120,6 +124,7 @@ def _ctx_from_cli(cli: Cli) -> Any:
 
 
 def test_a_guessed_code_gets_nothing_through_the_api(sqlite_ctx: ServiceContext) -> None:
+    """Guessed receipt codes find nothing through the API, and guessing is stopped, even for the right code."""
     setup = seed(sqlite_ctx)
     web = client(sqlite_ctx, limits="lookups=2/900")
     code = _submit(web, setup.consultation_id).json()["receipt_code"]
@@ -132,6 +137,7 @@ def test_a_guessed_code_gets_nothing_through_the_api(sqlite_ctx: ServiceContext)
 
 
 def test_submissions_are_limited_per_client(sqlite_ctx: ServiceContext) -> None:
+    """Submissions are limited per client: past the limit the API answers 429 and records nothing."""
     setup = seed(sqlite_ctx)
     web = client(sqlite_ctx, limits="submits=2/3600")
     assert [_submit(web, setup.consultation_id).status_code for _ in range(3)] == [201, 201, 429]
@@ -140,6 +146,7 @@ def test_submissions_are_limited_per_client(sqlite_ctx: ServiceContext) -> None:
 
 
 def test_public_reads(ctx: ServiceContext) -> None:
+    """Anyone can read the consultations, their account (pseudonymised, no phone) and the plan through the API."""
     setup = seed(ctx)
     submit(ctx, setup)
     web = client(ctx)
@@ -154,6 +161,7 @@ def test_public_reads(ctx: ServiceContext) -> None:
 
 
 def test_receipt_codes_are_unguessable_and_forgiving_to_type() -> None:
+    """Receipt codes are unguessable and work typed with spaces or full-width digits; wrong shapes are refused."""
     codes = {new_receipt_code() for _ in range(2000)}
     assert len(codes) == 2000 and ENTROPY_BITS >= 80
     code = next(iter(codes))
@@ -166,6 +174,7 @@ def test_receipt_codes_are_unguessable_and_forgiving_to_type() -> None:
 
 
 def test_opinion_receipt_issues_a_code_that_replaces_the_last(cli: Cli, ctx_from_cli: ServiceContext) -> None:
+    """Staff may issue a new receipt code that voids the last, planners may not; the code stays off the record."""
     ctx = ctx_from_cli
     setup = seed(ctx)
     opinion_id = submit(ctx, setup)

@@ -78,6 +78,7 @@ def _portal(db_url: str, tmp_path: Path) -> Iterator[tuple[Consultflow, str]]:
 def test_a_villager_walks_the_whole_loop_in_chromium(
     portal: tuple[Consultflow, str], shots: Path, db_url: str, tmp_path: Path
 ) -> None:
+    """In a real browser a villager submits, follows by code, replies, sees the outcome; code and phone not logged."""
     playwright_api = _playwright()
     run, base = portal
     backend = "pg" if db_url.startswith("postgresql") else "sqlite"

@@ -43,6 +43,7 @@ def _has_security_headers(headers: Any) -> bool:
 
 
 def test_a_planted_csrf_cookie_cannot_withdraw_a_villagers_opinion(ctx: ServiceContext) -> None:
+    """A planted CSRF cookie or another session's token cannot withdraw a villager's opinion; her own form can."""
     setup = seed(ctx)
     villager = client(ctx)
     _key, data = submit_form(villager, setup.consultation_id)
@@ -74,6 +75,7 @@ def test_a_planted_csrf_cookie_cannot_withdraw_a_villagers_opinion(ctx: ServiceC
 
 
 def test_every_api_refusal_is_in_the_error_format_with_the_headers(sqlite_ctx: ServiceContext) -> None:
+    """Every API refusal, from 404 to 422, is in the one error format with the security headers, and writes nothing."""
     setup = seed(sqlite_ctx)
     web = client(sqlite_ctx)
     answers = {
@@ -105,6 +107,7 @@ def test_every_api_refusal_is_in_the_error_format_with_the_headers(sqlite_ctx: S
 def test_a_bug_is_answered_with_the_security_headers(
     sqlite_ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A bug is answered 500 with the security headers, and the page does not show the error."""
     seed(sqlite_ctx)
 
     def broken(*_args: object, **_kw: object) -> None:
@@ -121,6 +124,7 @@ def test_a_bug_is_answered_with_the_security_headers(
 
 
 def test_an_idempotency_key_is_scoped_to_its_client_and_its_body(sqlite_ctx: ServiceContext) -> None:
+    """An Idempotency-Key is its client's and body's: on another kiosk it is a new opinion; with new text, refused."""
     setup = seed(sqlite_ctx)
     kiosk, other = client(sqlite_ctx), client(sqlite_ctx, address="192.0.2.9")
     url, key = f"/api/v1/consultations/{setup.consultation_id}/opinions", {"Idempotency-Key": "k-1"}
@@ -218,6 +222,7 @@ def _seeded(db_url: str) -> Consultflow:
 
 @pytest.mark.slow
 def test_forty_wrong_codes_at_once_through_two_workers_pass_at_most_the_limit(db_url: str, tmp_path: Path) -> None:
+    """Forty wrong codes at once via two workers pass at most the limit, then lock every path; no code is logged."""
     run = _seeded(db_url)
     with _server(run, tmp_path, "lookups=20/900,code=1000/3600") as (port, _proc):
         status, body = _request(
@@ -277,6 +282,7 @@ def test_forty_wrong_codes_at_once_through_two_workers_pass_at_most_the_limit(db
 
 @pytest.mark.slow
 def test_a_100_mb_body_is_refused_without_the_worker_growing(sqlite_url: str, tmp_path: Path) -> None:
+    """A 100 MB body is refused with 413 before it is read, and the worker does not grow."""
     run = _seeded(sqlite_url)
     with _server(run, tmp_path, "") as (port, proc):
         workers = _workers(proc.pid)

@@ -34,6 +34,7 @@ def _only_opinion(ctx: ServiceContext) -> Opinion:
 
 
 def test_public_pages_in_chinese_and_english(ctx: ServiceContext) -> None:
+    """The public pages answer in Chinese or, once asked, in English, kept by a cookie; the health check says ok."""
     setup = seed(ctx)
     web = client(ctx)
     home = web.get("/")
@@ -52,6 +53,7 @@ def test_public_pages_in_chinese_and_english(ctx: ServiceContext) -> None:
 
 @pytest.mark.parametrize("path", ["/", "/c/1", "/my", "/static/site.css", "/c/99", "/api/v1/consultations", "/nope"])
 def test_every_answer_carries_the_security_headers(sqlite_ctx: ServiceContext, path: str) -> None:
+    """Every answer, page, file, API call or 404, carries the security headers, and no script runs on the portal."""
     seed(sqlite_ctx)
     response = client(sqlite_ctx).get(path)
     assert response.headers["content-security-policy"] == CSP
@@ -62,6 +64,7 @@ def test_every_answer_carries_the_security_headers(sqlite_ctx: ServiceContext, p
 
 
 def test_villager_submits_reads_feedback_replies_and_sees_the_outcome(ctx: ServiceContext) -> None:
+    """A villager submits, reads feedback with her code, replies and sees the outcome; her steps are on record."""
     setup = seed(ctx)
     web = client(ctx)
     _key, data = submit_form(web, setup.consultation_id)
@@ -102,6 +105,7 @@ def test_villager_submits_reads_feedback_replies_and_sees_the_outcome(ctx: Servi
 
 
 def test_the_same_form_posted_twice_records_one_opinion(ctx: ServiceContext) -> None:
+    """A questionnaire posted twice (a double tap, a retry) records one opinion and says it was sent already."""
     setup = seed(ctx)
     web = client(ctx)
     _key, data = submit_form(web, setup.consultation_id)
@@ -114,6 +118,7 @@ def test_the_same_form_posted_twice_records_one_opinion(ctx: ServiceContext) -> 
 
 
 def test_a_form_without_its_csrf_token_writes_nothing(ctx: ServiceContext) -> None:
+    """A questionnaire without its own CSRF token, or from another browser, is refused and writes nothing."""
     setup = seed(ctx)
     web = client(ctx)
     _key, data = submit_form(web, setup.consultation_id)
@@ -142,6 +147,7 @@ def test_a_form_without_its_csrf_token_writes_nothing(ctx: ServiceContext) -> No
 def test_bad_questionnaires_are_refused_in_the_pages_language_and_nothing_written(
     sqlite_ctx: ServiceContext, fields: dict[str, str], message: str
 ) -> None:
+    """A questionnaire with a missing, wrong or too long field is refused in the page's words; nothing written."""
     setup = seed(sqlite_ctx)
     web = client(sqlite_ctx)
     _key, data = submit_form(web, setup.consultation_id, **fields)
@@ -157,6 +163,7 @@ def test_bad_questionnaires_are_refused_in_the_pages_language_and_nothing_writte
 
 
 def test_no_open_round_means_no_questionnaire(ctx: ServiceContext) -> None:
+    """With no round open there is no questionnaire, and a post is refused in plain words with no CLI hint."""
     setup = seed(ctx, open_first_round=False)
     web = client(ctx)
     page = web.get(f"/c/{setup.consultation_id}/submit")
@@ -170,6 +177,7 @@ def test_no_open_round_means_no_questionnaire(ctx: ServiceContext) -> None:
 
 
 def test_contact_is_kept_with_consent_and_never_shown_publicly(ctx: ServiceContext) -> None:
+    """A contact given with consent is kept, and neither it nor the name shows on a public page or in the log."""
     setup = seed(ctx)
     web = client(ctx)
     _key, data = submit_form(web, setup.consultation_id, name="王小明", contact="13900001111", consent="yes")
@@ -184,6 +192,7 @@ def test_contact_is_kept_with_consent_and_never_shown_publicly(ctx: ServiceConte
 
 
 def test_a_guessed_code_gets_nothing_and_guessing_is_stopped(ctx: ServiceContext) -> None:
+    """Guessed codes show nothing and are logged without codes; past the limit even the right code is refused."""
     setup = seed(ctx)
     web = client(ctx, limits="lookups=3/900")
     _key, data = submit_form(web, setup.consultation_id)
@@ -207,6 +216,7 @@ def test_a_guessed_code_gets_nothing_and_guessing_is_stopped(ctx: ServiceContext
 
 
 def test_a_receipt_code_typed_with_spaces_or_full_width_digits_works(sqlite_ctx: ServiceContext) -> None:
+    """A receipt code typed with spaces or full-width digits finds the villager's opinion."""
     setup = seed(sqlite_ctx)
     web = client(sqlite_ctx)
     _key, data = submit_form(web, setup.consultation_id)
@@ -221,6 +231,7 @@ def test_a_receipt_code_typed_with_spaces_or_full_width_digits_works(sqlite_ctx:
 
 
 def test_per_code_limit(sqlite_ctx: ServiceContext) -> None:
+    """One receipt code can be looked up only so often: past its limit the lookup is refused with 429."""
     setup = seed(sqlite_ctx)
     web = client(sqlite_ctx, limits="code=4/3600")  # every lookup counts: the two pages below, then two posts
     _key, data = submit_form(web, setup.consultation_id)
@@ -231,6 +242,7 @@ def test_per_code_limit(sqlite_ctx: ServiceContext) -> None:
 
 
 def test_withdraw_and_replies_the_state_does_not_allow(ctx: ServiceContext) -> None:
+    """A reply the opinion's state does not allow is refused, writing nothing; she can withdraw, then leave."""
     setup = seed(ctx)
     web = client(ctx)
     _key, data = submit_form(web, setup.consultation_id)
@@ -257,6 +269,7 @@ def test_withdraw_and_replies_the_state_does_not_allow(ctx: ServiceContext) -> N
 def test_an_internal_error_is_one_line_and_the_traceback_stays_in_the_log(
     sqlite_ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
+    """An internal error shows the villager one plain line (the API its kind and exit code), never the traceback."""
     monkeypatch.setenv("CONSULTFLOW_ERROR_LOG", str(tmp_path) + "/errors.log")
     seed(sqlite_ctx)
 

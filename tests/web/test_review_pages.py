@@ -66,6 +66,7 @@ def _cells(html: str, clause: str) -> list[str]:
 
 
 def test_the_review_page_lists_clauses_with_one_control_each_in_both_languages(ctx: ServiceContext) -> None:
+    """The review page lists every clause with three ratings and a comment box, in Chinese or English."""
     _review(ctx)
     web = client(ctx)
     page = web.get("/c/1/review")
@@ -80,6 +81,7 @@ def test_the_review_page_lists_clauses_with_one_control_each_in_both_languages(c
 
 
 def test_a_villager_rates_comments_and_follows_her_comment_through_the_loop(ctx: ServiceContext) -> None:
+    """A villager rates clauses; her comment becomes an opinion she follows by code; the results name nobody."""
     _review(ctx)
     web = client(ctx)
     data = _form(
@@ -131,6 +133,7 @@ def test_a_villager_rates_comments_and_follows_her_comment_through_the_loop(ctx:
 
 
 def test_the_same_form_twice_records_once_and_a_form_without_csrf_nothing(ctx: ServiceContext) -> None:
+    """A review form posted twice records once; one without its CSRF token, or from elsewhere, records nothing."""
     _review(ctx)
     web = client(ctx)
     data = _form(web, **{"rate_1.2": "mostly", "comment_1.2": "路面还要加宽"})
@@ -148,6 +151,7 @@ def test_the_same_form_twice_records_once_and_a_form_without_csrf_nothing(ctx: S
 
 
 def test_refusals_are_in_the_pages_words_and_write_nothing(ctx: ServiceContext) -> None:
+    """A review form with an unknown clause, bad rating, no rating or too long a comment is refused in plain words."""
     _review(ctx)
     web = client(ctx)
     before = snapshot(ctx)
@@ -189,6 +193,7 @@ def test_a_returning_villager_rates_each_clause_once(ctx: ServiceContext) -> Non
 
 
 def test_the_submission_limit_counts_review_forms(sqlite_ctx: ServiceContext) -> None:
+    """Review forms count against the same submission limit as questionnaires."""
     _review(sqlite_ctx)
     web = client(sqlite_ctx, limits="submits=1/3600")
     assert web.post("/c/1/review", data=_form(web, **{"rate_1.1": "satisfied"})).status_code == 200
@@ -206,6 +211,7 @@ def _signed_in(ctx: ServiceContext, name: str) -> tuple[TestClient, dict[str, st
 
 
 def test_the_staff_api_records_ratings_and_reads_results(ctx: ServiceContext) -> None:
+    """Through the staff API an expert records ratings from an assembly and reads results; bad ones write nothing."""
     _review(ctx)
     web, bearer = _signed_in(ctx, EXPERT)
     body = {

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_portal_api_answers_what_its_openapi_document_says(tmp_path: Path) -> None:
+    """The portal's JSON API answers what its OpenAPI document says, and no request makes it fail internally."""
     try:
         import schemathesis  # noqa: F401
     except ImportError:

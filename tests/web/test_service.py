@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
     ],
 )
 def test_bad_settings_stop_the_portal_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    """A bad limit or secret setting stops the portal at start in one line naming the setting, with no traceback."""
     run = Consultflow(str(tmp_path / "cf.sqlite"))
     run("db", "upgrade")
     proc = subprocess.run(
@@ -48,6 +49,7 @@ def test_bad_settings_stop_the_portal_in_one_line(tmp_path: Path, env: dict[str,
 
 
 def test_a_missing_database_stops_the_portal_in_one_line(tmp_path: Path) -> None:
+    """A portal pointed at a database that does not exist stops in one line saying so."""
     proc = subprocess.run(
         [sys.executable, "-m", "consultflow", "--db", str(tmp_path / "none.sqlite"), "web"],
         env={**os.environ},

@@ -11,6 +11,7 @@ from tests.web.portal import client
 
 
 def test_the_consultation_page_lists_adopted_themes_redacted(ctx: ServiceContext) -> None:
+    """The consultation page lists the themes of adopted opinions only, with phone numbers in them masked."""
     s = seed(ctx)
     ids = [submit(ctx, s, f"建议{n}") for n in range(3)]
     opinions.fire_many(ctx, acting=EXPERT, requests=[FireRequest(i, "screen", {}) for i in ids])
