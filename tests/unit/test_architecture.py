@@ -95,3 +95,17 @@ def test_schema_head_constant_is_alembics_head() -> None:
     from consultflow.store import migrate
 
     assert migrate.head_revision() == migrate.alembic_head_revision()
+
+
+def test_every_test_says_what_a_user_relies_on() -> None:
+    """Every test has a docstring, so a failure says which promise to a user broke, not only which code did."""
+    tests = Path(__file__).resolve().parents[1]
+    offences = [
+        f"{path.relative_to(tests.parent)}:{node.lineno} {node.name} has no docstring"
+        for path in sorted(tests.rglob("test_*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.name.startswith("test_")
+        and not ast.get_docstring(node)
+    ]
+    assert offences == []
