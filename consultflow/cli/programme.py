@@ -8,7 +8,7 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
-from consultflow.cli.report import render
+from consultflow.cli.rendering import render
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.groups import read_roster
 from consultflow.domain.privacy import NAME_MODES
