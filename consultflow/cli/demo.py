@@ -58,9 +58,11 @@ def demo_command(state: CliState, total: int, seed: int) -> None:
         )
         return
     most = max((max(o.histogram, default=0) for o in report.outcomes), default=0)
+    now = sum(n for _state, n in shown.by_state)
     click.echo(
         f"consultation {result.consultation_id}: {result.opinions} opinions from {result.participants} participants, "
-        f"{result.rounds} rounds (simulated dates from March 2023), {elapsed:.1f}s\n"
+        f"{result.rounds} rounds (simulated dates from March 2023), then the draft plan reviewed clause by clause "
+        f"in round {result.rounds + 1} ({now - result.opinions} comments became opinions: {now} in all), {elapsed:.1f}s\n"
     )
     click.echo("Rounds each opinion went through before its outcome:")
     click.echo(
