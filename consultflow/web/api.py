@@ -21,7 +21,7 @@ from consultflow.export.values import to_jsonable
 from consultflow.logconfig import get_logger
 from consultflow.services import consultations, receipts, reports
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import client_of, error_body, guard_of
+from consultflow.web.common import client_of, error_body, guard_of
 from consultflow.web.security import PUBLIC_REPORT_ROWS
 
 log = get_logger(__name__)

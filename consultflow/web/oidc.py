@@ -58,7 +58,7 @@ from consultflow.domain.accounts import SIGNIN_TOKEN_DAYS, FailureReason
 from consultflow.domain.errors import ConfigurationError, ConsultflowError
 from consultflow.services import accounts
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import WebSettings, client_of
+from consultflow.web.common import WebSettings, client_of
 
 try:
     import httpx2

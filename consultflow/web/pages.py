@@ -27,7 +27,7 @@ from consultflow.export.values import local_time
 from consultflow.logconfig import get_logger
 from consultflow.services import consultations, heads, programmes, receipts, reports
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import HERE, WebSettings, client_of, guard_of, http_status
+from consultflow.web.common import HERE, WebSettings, client_of, guard_of, http_status
 from consultflow.web.paging import href, window
 from consultflow.web.security import FormRefusedError, form_token, form_token_ok, new_token
 from consultflow.web.words import word

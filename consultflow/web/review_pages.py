@@ -21,7 +21,7 @@ from consultflow.domain.plan import MAX_COMMENT_CHARS, RATINGS
 from consultflow.domain.receipts import grouped
 from consultflow.services import plans
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import client_of, guard_of, http_status
+from consultflow.web.common import client_of, guard_of, http_status
 from consultflow.web.pages import _check_csrf, _PageRoute, _too_many, message_page, page_lang, refusal, render
 from consultflow.web.security import new_token
 from consultflow.web.words import word

@@ -28,7 +28,7 @@ from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services import accounts, wire
 from consultflow.services.commands import REGISTRY, Command
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import client_of, error_kind
+from consultflow.web.common import client_of, error_kind
 from consultflow.web.limits import PRINCIPAL, SIGN_IN_FIRST, bearer_token
 
 log = get_logger(__name__)
