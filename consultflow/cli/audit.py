@@ -383,8 +383,10 @@ def read_published(where: str) -> str:
         try:
             with Path(where).open("rb") as f:
                 data = f.read(MAX_HEADS_BYTES + 1)
-        except OSError as exc:
-            raise click.UsageError(f"cannot read the heads file {where}: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL or a lone surrogate in the name
+            shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in where)
+            reason = exc.strerror if isinstance(exc, OSError) else "not a file name"
+            raise click.UsageError(f"cannot read the heads file {shown}: {reason}") from None
     if len(data) > MAX_HEADS_BYTES:
         raise click.UsageError(f"{where} is over 64 MB; a heads file holds one short line per signed head")
     try:

@@ -136,3 +136,14 @@ def test_no_argument_makes_a_traceback(
             leftover.unlink()  # files a command wrote; the next example starts clean
 
     check()
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\ud800.jsonl"])
+def test_a_heads_file_name_no_file_can_have_is_one_line(populated: tuple[str, Path], name: str) -> None:
+    """A heads file named with a NUL or a lone surrogate is refused as a usage error, shown escaped, no traceback."""
+    url, _tmp = populated
+    result = CliRunner().invoke(
+        main, ["--db", url, "-q", "audit", "verify", "--heads", name], obj={"clock": FixedClock(START)}
+    )
+    assert result.exit_code == 2 and "not a file name" in result.output and "Traceback" not in result.output
+    assert "\x00" not in result.output
