@@ -49,7 +49,7 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
     extras.require(extras.WEB)  # without the web extra: one line naming it
     import uvicorn  # noqa: PLC0415 - loaded when the command runs
 
-    from consultflow.web.app import WebSettings  # noqa: PLC0415
+    from consultflow.web.common import WebSettings  # noqa: PLC0415
 
     state.services()  # a missing database or an old schema is refused here, in one line
     settings = state.settings

@@ -28,17 +28,14 @@ from consultflow.domain.errors import (
 )
 from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services.context import ServiceContext
-from consultflow.web.common import (  # noqa: F401 - also imported from here by callers of create_app
-    DEFAULT_LIMITS,
+from consultflow.web.common import (
     HERE,
     USAGE_EXIT_CODE,
     WebSettings,
     client_of,
     error_body,
     error_kind,
-    guard_of,
     http_status,
-    parse_limits,
     wants_json,
 )
 from consultflow.web.limits import StaffGate

@@ -45,7 +45,8 @@ from consultflow.store import migrate
 from consultflow.store.database import SqlDatabase
 from consultflow.store.engine import make_engine, normalize_url
 from consultflow.store.roles import DatabaseRoles, current_roles
-from consultflow.web.app import WebSettings, create_app, parse_limits
+from consultflow.web.app import create_app
+from consultflow.web.common import WebSettings, parse_limits
 from tests.conftest import PG_ENV, WORKFLOWS, _pg_schema_url, engine_of, make_context
 from tests.helpers import COORD, EXPERT, PLANNER, seed, submit
 from tests.integration.test_audit_trail import forge, small_consultation

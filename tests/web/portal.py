@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import WebSettings, create_app, parse_limits
+from consultflow.web.app import create_app
+from consultflow.web.common import WebSettings, parse_limits
 from tests.conftest import WORKFLOWS
 
 SECRET = b"t" * 32

@@ -42,7 +42,8 @@ from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConfigurationError, PermissionDeniedError
 from consultflow.services import accounts, people
 from consultflow.services.context import ServiceContext
-from consultflow.web.app import WebSettings, create_app
+from consultflow.web.app import create_app
+from consultflow.web.common import WebSettings
 from consultflow.web.oidc import NEEDS_EXTRA, OidcSettings
 from tests.conftest import START, WORKFLOWS, make_context
 from tests.helpers import COORD, PLANNER

@@ -29,7 +29,8 @@ from consultflow.services.commands import REGISTRY
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AccessToken, AccountEvent, Participant, StaffCredential
 from consultflow.web import limits
-from consultflow.web.app import WebSettings, create_app, parse_limits
+from consultflow.web.app import create_app
+from consultflow.web.common import WebSettings, parse_limits
 from tests.conftest import sql_uow
 from tests.helpers import AUDITOR, COORD, EXPERT, PLANNER, VILLAGER, Setup, seed, snapshot, submit
 from tests.web.portal import SECRET
