@@ -44,11 +44,11 @@ from consultflow.domain.roles import Action
 from consultflow.domain.vocabulary import CHOICE_ALIASES, Outcome
 from consultflow.services.consultations import RoundView
 from consultflow.services.context import ServiceContext, spec_for
-from consultflow.services.inputs import language, required_text
+from consultflow.services.inputs import required_text
 from consultflow.services.opinions import NewOpinion, note_on, record_opinions
 from consultflow.services.pipeline import Change, run
 from consultflow.services.ports import UnitOfWork
-from consultflow.services.receipts import ONLINE_CHANNEL
+from consultflow.services.receipts import ONLINE_CHANNEL, portal_participant
 from consultflow.services.rounds import open_in
 
 _LABEL_MAX = 200
@@ -710,16 +710,7 @@ def submit_review_online(ctx: ServiceContext, form: OnlineReview) -> ReviewRecei
             msg = "rate at least one clause: 满意/satisfied, 基本满意/mostly or 不满意/not_satisfied"
             raise ValidationError(msg)
         change.current_round(form.consultation_id)
-        returning = change.uow.actors.registered_participant(name, village, contact) if name and contact else None
-        if returning is None:
-            returning = change.uow.actors.add_participant(
-                name=name,
-                village=village,
-                contact=contact,
-                lang=language(form.lang),
-                created_by=change.actor.id,
-                now=change.now,
-            ).id
+        returning = portal_participant(change, name, village, contact, form.lang)
         change.vouched_participant = returning
         commented = [r.clause.strip() for r in form.ratings if r.comment and r.comment.strip()]
         codes = [new_receipt_code() for _ in commented]

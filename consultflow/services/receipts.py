@@ -220,6 +220,20 @@ def issue_receipt(ctx: ServiceContext, *, acting: str | None, opinion_id: int) -
     )
 
 
+def portal_participant(change: Change, name: str, village: str, contact: str | None, lang: str) -> int:
+    """The participant a portal visitor is: the one registered with her name, village and contact, or a new one.
+
+    A villager who comes back with the same name, village and contact is the participant she was
+    (her opinions are counted as one person's); without a name and contact no one can tell.
+    """
+    found = change.uow.actors.registered_participant(name, village, contact) if name and contact else None
+    if found is not None:
+        return found
+    return change.uow.actors.add_participant(
+        name=name, village=village, contact=contact, lang=language(lang), created_by=change.actor.id, now=change.now
+    ).id
+
+
 def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
     """Record an opinion from the online questionnaire, with its submitter, and give its receipt code.
 
@@ -251,18 +265,7 @@ def submit_online(ctx: ServiceContext, form: OnlineOpinion) -> Receipt:
                 return Receipt(again, opinion_views(change.uow, [op])[0], repeated=True)
         change.current_round(form.consultation_id)
         group = resolve_group(form.group, change.spec(form.consultation_id).groups) if form.group.strip() else None
-        # A villager who comes back with the same name, village and contact is the participant she
-        # was (her opinions are counted as one person's); without a name and contact no one can tell.
-        returning = change.uow.actors.registered_participant(name, village, contact) if name and contact else None
-        if returning is None:
-            returning = change.uow.actors.add_participant(
-                name=name,
-                village=village,
-                contact=contact,
-                lang=language(form.lang),
-                created_by=change.actor.id,
-                now=change.now,
-            ).id
+        returning = portal_participant(change, name, village, contact, form.lang)
         if group is not None and change.uow.participation.set_group([returning], group, only_unset=True):
             # hers from now on (unless she gave one before), in the audit trail like any change of group
             payload = {"participant_id": returning, "group": group, "previous": None}
