@@ -10,12 +10,12 @@ DEMO_STAMP := $(DEMO_VENV)/.installed
 
 # `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits, a web load run, and a bulk fire
 # through the server beside local mode (see benchmarks/).
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all]' --group test --group lint -c constraints.txt
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group test --group lint --group docs -c constraints.txt
 	touch $(STAMP)
 
 $(DEMO_STAMP): setup.cfg setup.py pyproject.toml
@@ -43,6 +43,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The documentation site (mkdocs.yml, docs/) into build/site; --strict fails it on any broken link or anchor.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) demo.sqlite demo.sqlite-wal demo.sqlite-shm .pytest_cache .mypy_cache .ruff_cache
