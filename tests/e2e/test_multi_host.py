@@ -1,4 +1,4 @@
-"""Several servers on several hosts, one database and its replica (README, "Several servers and a replica").
+"""Several servers on several hosts, one database and its replica (docs/operators/several-servers.md).
 
 Hosts are network namespaces on this machine, joined by a bridge: `db1` (the primary PostgreSQL),
 `db2` (a streaming replica made with pg_basebackup -R), `app1` and `app2` (each `consultflow

@@ -1,4 +1,4 @@
-"""A process refuses to start on a schema it does not know, in one line with exit 78 (README, "Upgrading").
+"""A process refuses to start on a schema it does not know, in one line with exit 78 (docs/operators/upgrading.md).
 
 Older (not upgraded yet): run `db upgrade`. Newer (a later release migrated it): run that release.
 A server already running keeps serving a database one expand-only step ahead, and its worker

@@ -1,4 +1,4 @@
-"""`consultflow db upgrade` while the previous release's server takes submissions (README, "Upgrading").
+"""`consultflow db upgrade` while the previous release's server takes submissions (docs/operators/upgrading.md).
 
 The previous release is the commit just before the newest migration was added, taken from git
 history (`git archive`) and run from its own folder with this checkout's virtualenv. Its server

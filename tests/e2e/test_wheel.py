@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
-# What the core install leaves out, each refused in one line naming its extra (README, "Install").
+# What the core install leaves out, each refused in one line naming its extra (docs/install.md).
 OPTIONAL_MODULES = ("psycopg", "fastapi", "uvicorn", "jinja2", "openpyxl", "matplotlib", "docx", "jieba", "xlrd")
 
 

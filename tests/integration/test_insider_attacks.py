@@ -451,7 +451,7 @@ def test_the_other_countys_logins_reach_nothing_here(clock: FixedClock) -> None:
 
 @pytest.fixture(name="documented_owner")
 def _documented_owner(clock: FixedClock) -> Iterator[tuple[str, str, dict[str, str], str]]:
-    """County X set up as the README says: a superuser creates its roles (`db roles --sql`) and its
+    """County X set up as docs/operators/postgresql.md says: a superuser creates its roles (`db roles --sql`) and its
     owner, with no CREATEROLE, migrates it; and county Y beside it on the same cluster."""
     base = os.environ.get(PG_ENV)
     if not base:
@@ -634,7 +634,7 @@ def test_a_chain_rebuilt_without_the_key_is_caught_by_the_heads_file_and_require
 
 
 def test_a_chain_rebuilt_without_the_key_is_caught_by_the_portals_heads(ctx: ServiceContext, tmp_path: Path) -> None:
-    """The README's own check (`--heads https://portal/c/1/heads.jsonl --public-key …`) must catch the rebuild."""
+    """The auditors' guide's own check (`--heads https://portal/c/1/heads.jsonl --public-key …`) must catch the rebuild."""
     server, _heads_file, signer = _server_ctx(ctx, tmp_path)
     cid, _ids = _keyed_consultation(server)
     heads.sign_heads(server, cid)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -16,12 +18,33 @@ from consultflow.domain.errors import ConfigurationError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_readme_table_is_the_generated_one() -> None:
-    """The README's settings table is exactly what `consultflow settings --markdown` prints."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"<!-- settings:begin -->\n(.*?)\n<!-- settings:end -->", readme, re.DOTALL)
-    assert found is not None
-    assert found.group(1) == settings_table()
+def _docs_hooks() -> ModuleType:
+    """docs/hooks.py, the MkDocs hooks that generate the reference pages, loaded as a module."""
+    spec = importlib.util.spec_from_file_location("consultflow_docs_hooks", ROOT / "docs" / "hooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_configuration_page_is_the_generated_table() -> None:
+    """The configuration reference shows exactly what `consultflow settings --markdown` prints, every setting in it.
+
+    The page holds only the mark the site's build fills from the settings object, never a copy.
+    """
+    hooks = _docs_hooks()
+    page = (ROOT / "docs" / "reference" / "configuration.md").read_text(encoding="utf-8")
+    assert page.count(hooks.SETTINGS_MARK) == 1
+    assert "| `CONSULTFLOW_" not in page
+    built = hooks.on_page_markdown(
+        page, page=SimpleNamespace(file=SimpleNamespace(src_uri="reference/configuration.md")), config=None, files=None
+    )
+    printed = CliRunner().invoke(main, ["settings", "--markdown"])
+    assert printed.exit_code == 0
+    assert printed.output.strip() == settings_table()
+    assert built == page.replace(hooks.SETTINGS_MARK, printed.output.strip())
+    assert [s.env for s in SETTINGS if f"| `{s.env}` |" not in built] == []
 
 
 def test_no_module_reads_a_setting_but_the_settings_module() -> None:
