@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
+from functools import cached_property
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -39,23 +40,13 @@ class UnitOfWork:
 
     Leaving the block without `commit()` rolls everything back, so a use case that raises half way
     leaves no trace: the state change and its audit event land together or not at all.
+
+    Each repository is built the first time a use case asks for it in this transaction (a
+    `cached_property` below) and forgotten when the unit is entered again, so a reused unit never
+    hands out a repository bound to an old session. Adding a repository is one property here.
     """
 
     session: Session
-    actors: ActorRepository
-    consultations: ConsultationRepository
-    opinions: OpinionRepository
-    audit: AuditLog
-    reminders: ReminderStore
-    figures: Figures
-    outbox: Outbox
-    accounts: AccountStore
-    heads: SignedHeads
-    texts: TextKeys
-    plans: PlanStore
-    participation: Participation
-    programmes: Programmes
-    themes: ThemeStore
     _token: Token[bool]
     _opener: Token[TextOpener | None]
 
@@ -72,26 +63,100 @@ class UnitOfWork:
             msg = "a unit of work is already open in this context: pass it down instead of opening another"
             raise RuntimeError(msg)
         self._token = _OPEN.set(True)
+        for name in _REPOSITORIES:  # those of an earlier transaction belong to its (closed) session
+            self.__dict__.pop(name, None)
         self.session = self._factory()
-        self.texts = TextKeys(self.session)
-        self.actors = ActorRepository(self.session, self.texts)
-        self.consultations = ConsultationRepository(self.session, self._known_workflows)
-        self.opinions = OpinionRepository(self.session, self.texts)
-        self.audit = AuditLog(self.session)
-        self.reminders = ReminderStore(self.session)
-        self.figures = Figures(self.session)
-        self.outbox = Outbox(self.session)
-        self.personal_data = PersonalDataStore(self.session)
-        self.logins = Logins(self.session)
-        self.intake = IntakeStore(self.session, self.texts)
-        self.accounts = AccountStore(self.session)
-        self.heads = SignedHeads(self.session)
-        self.plans = PlanStore(self.session)
-        self.participation = Participation(self.session)
-        self.programmes = Programmes(self.session)
-        self.themes = ThemeStore(self.session)
         self._opener = OPENER.set(self.texts)  # sealed texts read in this unit open with its keys
         return self
+
+    # --- repositories, built when first used ---------------------------------------------------
+
+    @cached_property
+    def texts(self) -> TextKeys:
+        """Participants' keys (shared: the repositories that seal or open texts use this one)."""
+        return TextKeys(self.session)
+
+    @cached_property
+    def actors(self) -> ActorRepository:
+        """People who act, and participants."""
+        return ActorRepository(self.session, self.texts)
+
+    @cached_property
+    def consultations(self) -> ConsultationRepository:
+        """Consultations, workflows and rounds."""
+        return ConsultationRepository(self.session, self._known_workflows)
+
+    @cached_property
+    def opinions(self) -> OpinionRepository:
+        """Opinions and what was exchanged about them."""
+        return OpinionRepository(self.session, self.texts)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit chain."""
+        return AuditLog(self.session)
+
+    @cached_property
+    def reminders(self) -> ReminderStore:
+        """Reminder records."""
+        return ReminderStore(self.session)
+
+    @cached_property
+    def figures(self) -> Figures:
+        """Aggregates for reports."""
+        return Figures(self.session)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        """Messages to send."""
+        return Outbox(self.session)
+
+    @cached_property
+    def personal_data(self) -> PersonalDataStore:
+        """Access records and erasure."""
+        return PersonalDataStore(self.session)
+
+    @cached_property
+    def logins(self) -> Logins:
+        """Database logins and their bindings."""
+        return Logins(self.session)
+
+    @cached_property
+    def intake(self) -> IntakeStore:
+        """Bulk intake."""
+        return IntakeStore(self.session, self.texts)
+
+    @cached_property
+    def accounts(self) -> AccountStore:
+        """Staff accounts and the account log."""
+        return AccountStore(self.session)
+
+    @cached_property
+    def heads(self) -> SignedHeads:
+        """Chain heads the server signed."""
+        return SignedHeads(self.session)
+
+    @cached_property
+    def plans(self) -> PlanStore:
+        """The draft plan's versions and clauses, review rounds and ratings."""
+        return PlanStore(self.session)
+
+    @cached_property
+    def participation(self) -> Participation:
+        """Who took part and how often; participants' groups."""
+        return Participation(self.session)
+
+    @cached_property
+    def programmes(self) -> Programmes:
+        """County programmes of areas."""
+        return Programmes(self.session)
+
+    @cached_property
+    def themes(self) -> ThemeStore:
+        """Themes opinions are coded with."""
+        return ThemeStore(self.session)
+
+    # --- the transaction -----------------------------------------------------------------------
 
     def __exit__(
         self,
@@ -122,7 +187,8 @@ class UnitOfWork:
     def commit(self) -> None:
         """Make the use case's changes permanent (and the workflow rows read, known to later ones)."""
         self.session.commit()
-        self._known_workflows.update(self.consultations.read_workflows)
+        if "consultations" in self.__dict__:  # workflows are read only through it
+            self._known_workflows.update(self.consultations.read_workflows)
 
     def flush(self) -> None:
         """Send pending changes so generated ids are known, without committing."""
@@ -137,3 +203,4 @@ class UnitOfWork:
 
 
 _OPEN: ContextVar[bool] = ContextVar("consultflow_uow_open", default=False)
+_REPOSITORIES = tuple(name for name, value in vars(UnitOfWork).items() if isinstance(value, cached_property))
