@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from consultflow.services import consultations, opinions, people, rounds, statistics, verify
 from consultflow.services.context import ServiceContext
-from consultflow.store.models import AuditEvent, Opinion, OpinionEntry, Reminder
-from tests.conftest import sql_uow
+from consultflow.store.models import AuditEvent, Base, Opinion, OpinionEntry, Reminder
+from tests.conftest import engine_of, sql_uow
 
 COORD, PLANNER, EXPERT, VILLAGER, AUDITOR = "李协调", "王规划", "赵专家", "村民代表", "孙审计"
 
@@ -81,6 +81,15 @@ def snapshot(ctx: ServiceContext) -> dict[str, object]:
                     ).order_by(Opinion.id)
                 )
             ],
+        }
+
+
+def every_row(ctx: ServiceContext) -> dict[str, list[str]]:
+    """Every row of every table, as text in a stable order: what a refused use case must leave as it was."""
+    with engine_of(ctx).connect() as conn:
+        return {
+            table.name: sorted(repr(tuple(row)) for row in conn.execute(select(table)))
+            for table in Base.metadata.sorted_tables
         }
 
 

@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consultflow.domain.accounts import (
-    AccountKind,
     account_canonical,
     account_chain_key,
     checked_days,
@@ -27,13 +26,7 @@ from consultflow.domain.accounts import (
     verify_password,
 )
 from consultflow.domain.audit import ChainKey, payload_text
-from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConfigurationError, ValidationError
-from consultflow.services import people
-from consultflow.services.context import ServiceContext
-from tests.conftest import START, WORKFLOWS
-from tests.fakes import FakeDatabase
-from tests.helpers import COORD, PLANNER
 
 KEY = ChainKey(b"county-secret-0123456789abcdef-0123")
 texts = st.text(max_size=20)
@@ -147,18 +140,3 @@ def test_a_keyed_log_is_never_extended_without_its_key() -> None:
         account_chain_key(KEY.key_id, None)
     with pytest.raises(ConfigurationError, match=f"but the configured key is {other.key_id}"):
         account_chain_key(KEY.key_id, other)
-
-
-def test_adding_a_person_records_an_account_event_in_the_same_change() -> None:
-    """add_actor writes actor_added with the roles, by whoever registered them, and nothing when refused."""
-    fake = FakeDatabase()
-    ctx = ServiceContext(database=fake, workflows_dir=WORKFLOWS, clock=FixedClock(START))
-    people.add_actor(ctx, acting=None, name=COORD, roles=["coordinator"])
-    people.add_actor(ctx, acting=COORD, name=PLANNER, roles=["planner", "expert"])
-    with pytest.raises(ValidationError):
-        people.add_actor(ctx, acting=COORD, name=PLANNER, roles=["planner"])
-    logged = [(d.kind, d.actor, d.subject, d.payload) for d in fake.tables.account_events]
-    assert logged == [
-        (AccountKind.ACTOR_ADDED, "system", COORD, {"roles": ["coordinator"]}),
-        (AccountKind.ACTOR_ADDED, COORD, PLANNER, {"roles": ["planner", "expert"]}),
-    ]
