@@ -414,12 +414,6 @@ class Figures(Protocol):
     def last_round(self, consultation_id: int) -> int:
         """The highest round of the consultation's events."""
 
-    def event_summary(self, consultation_id: int) -> dict[int, tuple[int, int, int]]:
-        """Per opinion: (events, cycles, highest sequence)."""
-
-    def last_events(self, consultation_id: int) -> dict[int, tuple[str | None, str, int | None]]:
-        """Per opinion, its latest event: (destination, payload JSON, round)."""
-
 
 class PersonalData(Protocol):
     """Records of reads of personal information, and erasure."""

@@ -1,7 +1,7 @@
-"""Round statistics: rounds to outcome, the per-round funnel, and the check behind them.
+"""Round statistics: rounds to outcome and the per-round funnel.
 
-The figures come from maintained, indexed columns; `check_consistency` proves those columns equal
-to what the audit events say.
+The figures come from maintained, indexed columns; verify (services/verify.py) checks those columns
+against what the audit events say.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Literal, TypeVar
 from consultflow.domain.audit import EventKind
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import ValidationError
-from consultflow.domain.model import OpinionFilter
 from consultflow.domain.vocabulary import DECIDED_OUTCOMES
 from consultflow.services.context import ServiceContext, spec_for
 
@@ -82,8 +81,8 @@ def use_rounds_report(
 ) -> T:
     """How many rounds each adopted, partly adopted and rejected opinion went through.
 
-    Read from the maintained `rounds_count` column (indexed with the outcome), which
-    `check_consistency` proves equal to what the audit events say. With `per_opinion`, each
+    Read from the maintained `rounds_count` column (indexed with the outcome), which verify checks
+    against what the audit events say. With `per_opinion`, each
     decided opinion streams from the database while `use` reads the report (a `Reread`).
     """
     if by not in (None, "category", "channel"):
@@ -154,35 +153,3 @@ def funnel(ctx: ServiceContext, consultation_id: int) -> list[FunnelRow]:
         entered = r["submitted"] + table[round_no - 1]["carried_over"]
         out.append(FunnelRow(round_no, entered, r["feedback"], r["reparticipated"], r["decided"], r["carried_over"]))
     return out
-
-
-@dataclass(frozen=True)
-class Inconsistency:
-    """An opinion whose stored columns disagree with its audit events."""
-
-    opinion_id: int
-    problem: str
-
-
-def check_consistency(ctx: ServiceContext, consultation_id: int) -> list[Inconsistency]:
-    """Compare every opinion's state, rounds count and sequence with its audit events.
-
-    State must equal the last event's destination, the rounds count the number of events that
-    completed a participate-feedback cycle, and sequence numbers must run 1..last_seq unbroken.
-    """
-    with ctx.reading() as uow:
-        uow.consultations.get(consultation_id)
-        per_opinion = uow.figures.event_summary(consultation_id)
-        last_state = {i: state for i, (state, _payload, _round) in uow.figures.last_events(consultation_id).items()}
-        problems = []
-        for op in uow.opinions.search(OpinionFilter(consultation_id=consultation_id)):
-            n, cycles, max_seq = per_opinion.get(op.id, (0, 0, 0))
-            if n != op.last_seq or max_seq != op.last_seq:
-                problems.append(
-                    Inconsistency(op.id, f"{n} events, sequence up to {max_seq}, expected 1..{op.last_seq}")
-                )
-            if cycles != op.rounds_count:
-                problems.append(Inconsistency(op.id, f"rounds count {op.rounds_count}, events say {cycles}"))
-            if last_state.get(op.id) != op.state:
-                problems.append(Inconsistency(op.id, f"state {op.state!r}, last event says {last_state.get(op.id)!r}"))
-    return problems

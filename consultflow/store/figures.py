@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, case, cast, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from consultflow.domain.model import AccountRow, ReportRow
@@ -178,26 +178,3 @@ class Figures:
         """The highest round any of the consultation's events is in."""
         stmt = select(func.max(AuditEvent.round_no)).where(AuditEvent.consultation_id == consultation_id)
         return int(self.session.scalar(stmt) or 0)
-
-    def event_summary(self, consultation_id: int) -> dict[int, tuple[int, int, int]]:
-        """Per opinion: (events, cycles completed, highest sequence number)."""
-        stmt = (
-            select(
-                AuditEvent.opinion_id,
-                func.count(),
-                func.sum(cast(AuditEvent.completes_cycle, Integer)),
-                func.max(AuditEvent.opinion_seq),
-            )
-            .where(AuditEvent.consultation_id == consultation_id, AuditEvent.opinion_id.is_not(None))
-            .group_by(AuditEvent.opinion_id)
-        )
-        return {i: (n, int(cycles or 0), seq or 0) for i, n, cycles, seq in self.session.execute(stmt) if i is not None}
-
-    def last_events(self, consultation_id: int) -> dict[int, tuple[str | None, str, int | None]]:
-        """Per opinion, its latest event: (destination state, payload JSON, round)."""
-        stmt = (
-            select(AuditEvent.opinion_id, AuditEvent.to_state, AuditEvent.payload, AuditEvent.round_no)
-            .join(Opinion, Opinion.id == AuditEvent.opinion_id)
-            .where(Opinion.consultation_id == consultation_id, AuditEvent.opinion_seq == Opinion.last_seq)
-        )
-        return {i: (state, payload, r) for i, state, payload, r in self.session.execute(stmt) if i is not None}

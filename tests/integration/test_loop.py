@@ -14,7 +14,18 @@ from consultflow.domain.errors import (
 from consultflow.domain.vocabulary import Field
 from consultflow.services import audit, opinion_views, opinions, people, rounds, statistics
 from consultflow.services.context import ServiceContext
-from tests.helpers import COORD, EXPERT, PLANNER, VILLAGER, Setup, assert_loop_invariants, seed, snapshot, submit
+from tests.helpers import (
+    COORD,
+    EXPERT,
+    PLANNER,
+    VILLAGER,
+    Setup,
+    assert_loop_invariants,
+    check_consistency,
+    seed,
+    snapshot,
+    submit,
+)
 
 
 def fire(ctx: ServiceContext, opinion_id: int, trigger: str, actor: str = PLANNER, **fields: object):
@@ -59,7 +70,7 @@ def test_three_rounds_to_three_outcomes(ctx: ServiceContext) -> None:
     assert view.plan_ref == "v2 §5.3 农村路网"
     assert [e.kind for e in entries] == ["feedback", "reparticipation"] * 2 + ["feedback"]
     assert [e.round_no for e in entries] == [1, 1, 2, 2, 3]
-    assert statistics.check_consistency(ctx, setup.consultation_id) == []
+    assert check_consistency(ctx, setup.consultation_id) == []
 
 
 @pytest.mark.parametrize(
@@ -150,7 +161,7 @@ def test_round_close_applies_the_rules_and_dry_run_equals_real_close(ctx: Servic
     assert by_id[answered].rounds_count == 1
     assert by_id[waiting].current_round == 2
     assert by_id[decided].current_round == 1
-    assert statistics.check_consistency(ctx, setup.consultation_id) == []
+    assert check_consistency(ctx, setup.consultation_id) == []
 
 
 def test_merge_records_the_target_and_refuses_merged_targets(ctx: ServiceContext) -> None:

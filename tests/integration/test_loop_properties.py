@@ -19,9 +19,20 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from consultflow.domain.errors import ConsultflowError, PermissionDeniedError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import consultations, opinion_views, opinions, people, personal_data, rounds, statistics
+from consultflow.services import consultations, opinion_views, opinions, people, personal_data, rounds
 from consultflow.services.context import ServiceContext
-from tests.helpers import COORD, EXPERT, PLANNER, VILLAGER, Setup, assert_loop_invariants, seed, snapshot, submit
+from tests.helpers import (
+    COORD,
+    EXPERT,
+    PLANNER,
+    VILLAGER,
+    Setup,
+    assert_loop_invariants,
+    check_consistency,
+    seed,
+    snapshot,
+    submit,
+)
 
 TRIGGERS = ["screen", "give_feedback", "reparticipate", "lapse", "adopt", "partly_adopt", "reject", "withdraw", "merge"]
 FIELDS: dict[str, dict[Field, object]] = {
@@ -204,7 +215,7 @@ class LoopMachine(RuleBasedStateMachine):
     @invariant()
     def columns_agree_with_events(self) -> None:
         """State, rounds count and sequence numbers equal what the audit events say, after every step."""
-        assert statistics.check_consistency(self.ctx, self.setup.consultation_id) == []
+        assert check_consistency(self.ctx, self.setup.consultation_id) == []
 
     def teardown(self) -> None:
         """The whole set of invariants at the end of every run."""
