@@ -1,6 +1,7 @@
-"""What the use cases need from storage, as protocols: the store implements them, tests fake them.
+"""What the use cases need from storage, as protocols: the store implements them (store/uow.py builds them).
 
 Services speak only to these. The rows they return are the protocols of `consultflow.domain.model`.
+Each protocol names the test file that checks the store's implementation on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ from consultflow.services.programme_ports import Participation, Programmes
 
 
 class ActorRepository(Protocol):
-    """People who act, and participants."""
+    """People who act, and participants.
+
+    Checked in tests/integration/test_use_cases.py.
+    """
 
     def by_name(self, name: str) -> ActorRow | None:
         """The actor called `name`."""
@@ -143,7 +147,10 @@ class ActorRepository(Protocol):
 
 
 class ConsultationRepository(Protocol):
-    """Consultations, their workflows and rounds."""
+    """Consultations, their workflows and rounds.
+
+    Checked in tests/integration/test_loop.py.
+    """
 
     def lock_of_opinions(self, opinion_ids: Sequence[int]) -> Sequence[ConsultationRow]:
         """The consultations of opinions, locked in id order."""
@@ -209,7 +216,10 @@ class ConsultationRepository(Protocol):
 
 
 class OpinionRepository(Protocol):
-    """Opinions and what was exchanged about them."""
+    """Opinions and what was exchanged about them.
+
+    Checked in tests/integration/test_loop.py.
+    """
 
     def open_texts(self, consultation_id: int, category: str | None = None) -> Iterator[tuple[int, str, str]]:
         """(id, category, text) of the undecided opinions (of one category, if given), streamed."""
@@ -290,7 +300,10 @@ class OpinionRepository(Protocol):
 
 
 class AuditLog(Protocol):
-    """The append-only, hash-chained audit events."""
+    """The append-only, hash-chained audit events.
+
+    Checked in tests/integration/test_audit_trail.py.
+    """
 
     def append(
         self, consultation: ConsultationRow, drafts: Sequence[AuditContent], key: ChainKey | None = None
@@ -317,7 +330,10 @@ class AuditLog(Protocol):
 
 
 class ReminderStore(Protocol):
-    """Reminder records, planned and cancelled in the transaction that causes them."""
+    """Reminder records, planned and cancelled in the transaction that causes them.
+
+    Checked in tests/integration/test_reminders.py.
+    """
 
     def plan(
         self, spec: WorkflowSpec, entries: Sequence[StateEntry], round_closes_at: datetime | None, now: datetime
@@ -350,7 +366,10 @@ class ReminderStore(Protocol):
 
 
 class Outbox(Protocol):
-    """Deliveries and their attempts."""
+    """Deliveries and their attempts.
+
+    Checked in tests/integration/test_reminders.py.
+    """
 
     def queue(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Add messages, skipping known idempotency keys."""
@@ -375,7 +394,10 @@ class Outbox(Protocol):
 
 
 class Figures(Protocol):
-    """Aggregates over a consultation's opinions and events (see store.figures)."""
+    """Aggregates over a consultation's opinions and events (see store.figures).
+
+    Checked in tests/integration/test_audit_trail.py.
+    """
 
     def outcome_counts(self, consultation_id: int) -> Sequence[tuple[str, str, str | None, int]]:
         """(category, channel, outcome or None, opinions), grouped by the database."""
@@ -416,7 +438,10 @@ class Figures(Protocol):
 
 
 class PersonalData(Protocol):
-    """Records of reads of personal information, and erasure."""
+    """Records of reads of personal information, and erasure.
+
+    Checked in tests/integration/test_personal_data.py.
+    """
 
     def record_access(
         self, *, actor_id: int, at: datetime, what: str, purpose: str, participant_ids: Iterable[int]
@@ -447,7 +472,10 @@ class PersonalData(Protocol):
 
 
 class Logins(Protocol):
-    """Database logins (PostgreSQL): the connected one, bindings to actors, group roles."""
+    """Database logins (PostgreSQL): the connected one, bindings to actors, group roles.
+
+    Checked in tests/integration/test_pg_logins.py (PostgreSQL only: SQLite has no logins).
+    """
 
     def session_login(self) -> str | None:
         """The login this connection authenticated as (None on SQLite)."""
@@ -472,7 +500,10 @@ class Logins(Protocol):
 
 
 class Intake(Protocol):
-    """Bulk intake in set-based batches."""
+    """Bulk intake in set-based batches.
+
+    Checked in tests/integration/test_sealed_texts.py.
+    """
 
     def existing_keys(self, consultation_id: int, keys: Sequence[str]) -> set[str]:
         """Those of `keys` already imported into the consultation."""
@@ -503,7 +534,10 @@ class Intake(Protocol):
 
 
 class Accounts(Protocol):
-    """Staff accounts: credentials, access tokens, the sign-in throttle and the account log."""
+    """Staff accounts: credentials, access tokens, the sign-in throttle and the account log.
+
+    Checked in tests/integration/test_accounts.py.
+    """
 
     def credential(self, actor_id: int) -> CredentialRow | None:
         """A person's credential row, read afresh, if they have one."""
@@ -593,7 +627,10 @@ class Accounts(Protocol):
 
 @runtime_checkable
 class VerifyReads(Protocol):
-    """What the store's audit log offers verify beyond `AuditLog`; without it verify replays every opinion itself."""
+    """What the store's audit log offers verify beyond `AuditLog`; without it verify replays every opinion itself.
+
+    Checked in tests/integration/test_verify_facts.py.
+    """
 
     def chain_rows(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
         """A consultation's events in chain order as plain tuples in StoredEvent's order, streamed."""
@@ -615,7 +652,10 @@ class VerifyReads(Protocol):
 
 
 class SignedHeads(Protocol):
-    """Chain heads the server signed and published: added once, never changed."""
+    """Chain heads the server signed and published: added once, never changed.
+
+    Checked in tests/integration/test_signed_heads.py.
+    """
 
     def add(self, head: SignedHead) -> bool:
         """Store a signed head; False when this key had already signed it (another server process did)."""
@@ -634,7 +674,10 @@ class SignedHeads(Protocol):
 
 
 class TextKeys(Protocol):
-    """Participants' keys: their free text sealed with them, forgotten when a key is destroyed."""
+    """Participants' keys: their free text sealed with them, forgotten when a key is destroyed.
+
+    Checked in tests/integration/test_sealed_texts.py.
+    """
 
     def create(self, participant_ids: Iterable[int], now: datetime) -> None:
         """A new key for each of these new participants."""
@@ -656,7 +699,10 @@ class TextKeys(Protocol):
 
 
 class Themes(Protocol):
-    """Themes opinions are coded with (issue 26), and the read models around them."""
+    """Themes opinions are coded with (issue 26), and the read models around them.
+
+    Checked in tests/integration/test_themes.py.
+    """
 
     def of_opinions(self, opinion_ids: Sequence[int]) -> dict[int, list[str]]:
         """Each opinion's themes (sorted), for those that have any."""
@@ -686,7 +732,11 @@ class Themes(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction and the repositories inside it."""
+    """One transaction and the repositories inside it.
+
+    A repository is one read-only property here; the store builds it when a use case first asks for
+    it in a transaction (store/uow.py).
+    """
 
     @property
     def actors(self) -> ActorRepository:
