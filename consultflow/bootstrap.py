@@ -68,7 +68,7 @@ def build_context(
     try:
         # The server's worker processes (acting_proven) start after `serve` checked the schema strictly,
         # before listening; uvicorn restarts one that dies, and during a rolling upgrade the database may
-        # be a step ahead by then (expand-only: README, "Upgrading"). They serve on rather than crash.
+        # be a step ahead by then (expand-only: docs/operators/upgrading.md). They serve on rather than crash.
         _check_schema(database, shown, check_schema=check_schema, newer_ok=acting_proven)
         if check_schema and not acting_proven:
             identity.check_reader(ctx)

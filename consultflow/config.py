@@ -3,8 +3,9 @@
 `SETTINGS` lists each variable with its command-line option (if any), its default, what it
 means and which part of consultflow reads it; `Environment` reads them all from the process
 environment and checks each value, so a bad one is refused in one line before anything runs;
-`settings_table` renders the list for the README and `consultflow settings`. Command-line options
-that a variable also sets take their defaults from the `Environment`, never from `os.environ`.
+`settings_table` renders the list for `consultflow settings` and the documentation's configuration
+reference (docs/reference/configuration.md). Command-line options that a variable also sets take
+their defaults from the `Environment`, never from `os.environ`.
 """
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ def env_default(env: str, fallback: Any = None) -> Callable[[], Any]:
 
 
 def settings_table() -> str:
-    """Every setting as a Markdown table (the README's is generated from it; a test keeps them equal)."""
+    """Every setting as a Markdown table (the documentation's configuration reference is generated from it)."""
     lines = [
         "| variable | option | default | used by | meaning |",
         "| --- | --- | --- | --- | --- |",

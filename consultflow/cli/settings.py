@@ -10,7 +10,11 @@ from consultflow.config import SETTINGS, environment, settings_table
 
 
 @click.command("settings")
-@click.option("--markdown", is_flag=True, help="The table as Markdown (the README's is made from it).")
+@click.option(
+    "--markdown",
+    is_flag=True,
+    help="The table as Markdown (the documentation's configuration reference is made from it).",
+)
 @json_flag
 @pass_state
 def settings_command(state: CliState, markdown: bool) -> None:

@@ -43,7 +43,7 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
     """Run the server: the staff API (the only writer), the villagers' portal, the published account.
 
     Staff sign in to it (`consultflow login URL`) and never hold database credentials: only this
-    process does. Settings come from the environment (see README, "The server"); the database,
+    process does. Settings come from the environment (see docs/operators/server.md); the database,
     time zone, workflows and chain key from the global options. Stop it with SIGTERM or Ctrl-C.
     """
     extras.require(extras.WEB)  # without the web extra: one line naming it

@@ -146,7 +146,7 @@ class DatabaseRoles:
         return (
             f"login {me!r} holds CREATEROLE, which before PostgreSQL 16 lets it take any other database's roles "
             "on this cluster (and run programs as the database server): now that this database's roles exist, "
-            f'have a superuser run \'ALTER ROLE "{me}" NOCREATEROLE\' (see README, "Database roles")'
+            f"have a superuser run 'ALTER ROLE \"{me}\" NOCREATEROLE' (see docs/operators/postgresql.md)"
         )
 
     def may_close_rounds(self) -> bool:

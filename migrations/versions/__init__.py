@@ -1,7 +1,7 @@
 """Alembic revisions, numbered 0001, 0002, … without gaps (`services.schema` relies on it).
 
 Writing a migration: expand, then contract. `consultflow db upgrade` runs while the previous
-release's servers serve (README, "Upgrading"), so a migration may only add what that release
+release's servers serve (docs/operators/upgrading.md), so a migration may only add what that release
 ignores: tables, nullable columns (or NOT NULL with a server default), indexes, constraints on new
 tables, grants. It must not drop, rename or retype a table or column, drop an index or
 constraint, revoke a grant, or change what a stored value means: the previous release still
