@@ -29,7 +29,7 @@ demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/consultflow --db demo.sqlite demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py

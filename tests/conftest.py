@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -11,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 
 from consultflow.cli.main import main
@@ -26,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 PG_ENV = "CONSULTFLOW_TEST_PG"
 START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
+
+if os.environ.get("CI"):
+    # Hypothesis's CI profile: the same examples on every run (derandomised, no example database, no
+    # deadline), so a red CI is a bug to read from the log, not a lucky draw; on a desk it explores.
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
@@ -79,10 +87,50 @@ def _clock() -> FixedClock:
     return FixedClock(START, tick=timedelta(seconds=1))
 
 
+_TEMPLATE: list[Path] = []
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///` URL that does not exist yet (or is empty), else None."""
+    if not url.startswith("sqlite:///") or "?" in url:
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return path if not path.exists() or path.stat().st_size == 0 else None
+
+
+def _migrated_template() -> Path:
+    """A SQLite file migrated to head once per test process (running every migration costs about a second)."""
+    if not _TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="consultflow-template-"))
+        template = folder / "head.sqlite"
+        engine = make_engine(f"sqlite:///{template}")
+        migrate.upgrade(engine)
+        engine.dispose()  # the last connection's close folds the WAL into the file
+        _TEMPLATE.append(template)
+    return _TEMPLATE[0]
+
+
+def migrated(url: str) -> None:
+    """Bring a test's database to the schema head: a new SQLite file is a copy of one migrated once.
+
+    The copy is the file `db upgrade` makes (tests/integration/test_store.py runs the migrations
+    themselves, up, down and up, on both backends); PostgreSQL schemas are migrated each time.
+    """
+    target = _sqlite_file(url)
+    if target is not None:
+        shutil.copyfile(_migrated_template(), target)
+        return
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 def make_context(url: str, clock: FixedClock) -> ServiceContext:
     """A migrated database and the services over it."""
+    migrated(url)
     engine = make_engine(url)
-    migrate.upgrade(engine)
     return ServiceContext(database=SqlDatabase(engine), workflows_dir=WORKFLOWS, clock=clock)
 
 
@@ -149,5 +197,5 @@ class Cli:
 def _cli(db_url: str, clock: FixedClock) -> Cli:
     """The CLI on a fresh database (upgraded), on both backends."""
     cli = Cli(db_url, clock)
-    cli.ok("db", "upgrade")
+    migrated(db_url)
     return cli
