@@ -7,7 +7,9 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
@@ -15,10 +17,17 @@ from pathlib import Path
 import docx
 import openpyxl
 import pytest
+from click.testing import CliRunner
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from consultflow.cli.main import main
+from consultflow.domain.clock import FixedClock
+from tests.conftest import START, WORKFLOWS, Cli, migrated
+
 ROOT = Path(__file__).resolve().parents[2]
+
+Done = subprocess.CompletedProcess[str]
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +35,20 @@ pytestmark = pytest.mark.slow
 OPTIONAL_MODULES = ("psycopg", "fastapi", "uvicorn", "jinja2", "openpyxl", "matplotlib", "docx", "jieba", "xlrd")
 
 
-def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
+def _run(args: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def _side_by_side(commands: Sequence[Sequence[str | Path]], cwd: Path, env: dict[str, str]) -> list[Done]:
+    """Independent commands, each its own process, run at the same time; their results in order."""
+
+    def one(args: Sequence[str | Path]) -> Done:
+        return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, commands))
 
 
 @pytest.fixture(name="wheel", scope="module")
@@ -42,11 +61,15 @@ def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _venv(base: Path, wheel: Path) -> tuple[Path, Path]:
-    """A fresh virtualenv holding consultflow from `wheel` alone (no dependencies), and its site-packages."""
+    """A fresh virtualenv holding consultflow from `wheel` alone (no dependencies), and its site-packages.
+
+    The venv gets no pip of its own (seeding one costs about ten seconds): this environment's pip
+    installs the wheel into it (`pip --python`), entry point and byte code as a user's pip would.
+    """
     venv = base / "venv"
-    _run([sys.executable, "-m", "venv", venv], cwd=base)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=base)
     python = venv / "bin" / "python"
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=base)
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel], base)
     site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base).strip())
     return venv, site
 
@@ -138,25 +161,40 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+# A coordinator, a planner, a villager, a consultation, its first round and one opinion.
+ONE_OPINION = (
+    ["actor", "add", "李协调", "--role", "coordinator"],
+    ["actor", "add", "王规划", "--role", "planner", "--as", "李协调"],
+    ["participant", "add", "张秀英", "--village", "青龙村", "--as", "李协调"],
+    ["consultation", "create", "三产融合片区规划意见征集", "--area", "试点片区", "--as", "李协调"],
+    ["round", "open", "1", "--as", "李协调"],
+    ["opinion", "submit", "--consultation", "1", "--participant", "1", "--category", "environment_roads",
+     "--channel", "open_air_meeting", "--text", "建议硬化通组道路", "--as", "李协调"],
+)  # fmt: skip
+
+
 def _one_opinion(consultflow: list[str | Path], cwd: Path, env: dict[str, str]) -> None:
-    """A new database with a coordinator, a planner, a villager, a consultation, its first round and one opinion."""
+    """A new database with ONE_OPINION in it, each step a command of the installed wheel."""
     _run([*consultflow, "db", "upgrade"], cwd, env)
-    for args in (
-        ["actor", "add", "李协调", "--role", "coordinator"],
-        ["actor", "add", "王规划", "--role", "planner", "--as", "李协调"],
-        ["participant", "add", "张秀英", "--village", "青龙村", "--as", "李协调"],
-        ["consultation", "create", "三产融合片区规划意见征集", "--area", "试点片区", "--as", "李协调"],
-        ["round", "open", "1", "--as", "李协调"],
-        ["opinion", "submit", "--consultation", "1", "--participant", "1", "--category", "environment_roads",
-         "--channel", "open_air_meeting", "--text", "建议硬化通组道路", "--as", "李协调"],
-    ):  # fmt: skip
+    for args in ONE_OPINION:
         _run([*consultflow, *args], cwd, env)
 
 
-def _refused(args: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
+def _one_opinion_here(db: Path) -> None:
+    """The database `_one_opinion` makes, made by this checkout's CLI in this process.
+
+    For the tests whose subject is a later command of the wheel: preparing the data in a process of
+    its own per step would only add an interpreter's start-up (the core install runs those steps).
+    """
+    cli = Cli(f"sqlite:///{db}", FixedClock(START, tick=timedelta(seconds=1)))
+    migrated(cli.url)
+    for args in ONE_OPINION:
+        cli.ok(*args)
+
+
+def _refused(done: Done) -> str:
     """The one line a refused command printed on stderr (exit code 1, nothing on stdout, no traceback)."""
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 1, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 1, f"{done.args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -182,7 +220,11 @@ def test_wheel_runs_upgrade_demo_and_verify_from_any_directory(installed: Path, 
 def test_the_walk_through_runs_against_a_server_started_from_the_wheel(
     installed: Path, tmp_path: Path, db_url: str
 ) -> None:
-    """`consultflow serve` from the wheel on a fresh database; staff sign in with the wheel's CLI and run the loop."""
+    """`consultflow serve` from the wheel on a fresh database; staff sign in with the wheel's CLI and run the loop.
+
+    The administrator's account is made in this process (the wheel's `db upgrade` is the first test's
+    subject): the server, the sign-in and every step of the loop are the wheel's, in their own processes.
+    """
 
     from tests.web.portal import _free_port
     from tests.web.test_staff import _wait_for
@@ -191,18 +233,14 @@ def test_the_walk_through_runs_against_a_server_started_from_the_wheel(
     env |= {"PYTHONPATH": "", "CONSULTFLOW_CREDENTIALS": str(tmp_path / "me" / "credentials.json")}
     consultflow = installed / "bin" / "consultflow"
     db = ["--db", db_url]
-    _run([consultflow, *db, "db", "upgrade"], tmp_path, env)
-    _run([consultflow, *db, "actor", "add", "李协调", "--role", "coordinator"], tmp_path, env)
-    password = subprocess.run(
-        [consultflow, *db, "account", "set-password", "李协调", "--password-stdin"],
-        cwd=tmp_path,
-        env=env,
-        input="a long enough password\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert password.returncode == 0, password.stderr
+    migrated(db_url)
+    here = ["--db", db_url, "--workflows", str(WORKFLOWS)]
+    for args, given in (
+        (["actor", "add", "李协调", "--role", "coordinator"], None),
+        (["account", "set-password", "李协调", "--password-stdin"], "a long enough password\n"),
+    ):
+        done = CliRunner().invoke(main, [*here, *args], input=given, catch_exceptions=False)
+        assert done.exit_code == 0, done.output
     port = _free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -281,25 +319,31 @@ def test_the_core_install_runs_the_loop_on_sqlite(core: Path, tmp_path: Path) ->
     env = _clean_env(tmp_path)
     python, consultflow = core / "bin" / "python", core / "bin" / "consultflow"
     probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m)])"
-    assert _run([python, "-c", probe, *OPTIONAL_MODULES], tmp_path, env).strip() == "[]"
-    assert "consultation" in _run([consultflow, "--help"], tmp_path, env)
-    assert "300 opinions" in _run([consultflow, "--db", "demo.sqlite", "demo", "--opinions", "300"], tmp_path, env)
-    db = ["--db", str(tmp_path / "loop.sqlite")]
-    _one_opinion([consultflow, *db], tmp_path, env)
-    _run([consultflow, *db, "opinion", "fire", "1", "screen", "--as", "李协调"], tmp_path, env)
-    _run([consultflow, *db, "opinion", "assign", "1", "--to", "王规划", "--as", "李协调"], tmp_path, env)
-    assert "王规划" in _run([consultflow, *db, "opinion", "list", "--state", "under_review"], tmp_path, env)
-    assert "chain intact" in _run([consultflow, *db, "audit", "verify", "1"], tmp_path, env)
-    report = _run([consultflow, *db, "report", "adoption", "1", "--format", "csv"], tmp_path, env)
-    assert "环境卫生与农村路网" in report
+    with ThreadPoolExecutor(max_workers=1) as aside:  # the demo, on its own database, beside the loop
+        demo = aside.submit(_run, [consultflow, "--db", "demo.sqlite", "demo", "--opinions", "300"], tmp_path, env)
+        assert _run([python, "-c", probe, *OPTIONAL_MODULES], tmp_path, env).strip() == "[]"
+        assert "consultation" in _run([consultflow, "--help"], tmp_path, env)
+        db = ["--db", str(tmp_path / "loop.sqlite")]
+        _one_opinion([consultflow, *db], tmp_path, env)
+        _run([consultflow, *db, "opinion", "fire", "1", "screen", "--as", "李协调"], tmp_path, env)
+        _run([consultflow, *db, "opinion", "assign", "1", "--to", "王规划", "--as", "李协调"], tmp_path, env)
+        assert "王规划" in _run([consultflow, *db, "opinion", "list", "--state", "under_review"], tmp_path, env)
+        assert "chain intact" in _run([consultflow, *db, "audit", "verify", "1"], tmp_path, env)
+        report = _run([consultflow, *db, "report", "adoption", "1", "--format", "csv"], tmp_path, env)
+        assert "环境卫生与农村路网" in report
+        assert "300 opinions" in demo.result()
 
 
 def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: Path) -> None:
-    """PostgreSQL, the server, XLSX in and out, and charts each refuse naming their extra; nothing is written."""
+    """PostgreSQL, the server, XLSX in and out, and charts each refuse naming their extra; nothing is written.
+
+    The consultation is made in this process; each refusal is the core install's, a process of its own
+    (independent of each other, they run side by side).
+    """
     env = _clean_env(tmp_path)
     consultflow = core / "bin" / "consultflow"
     db = ["--db", str(tmp_path / "c.sqlite")]
-    _one_opinion([consultflow, *db], tmp_path, env)
+    _one_opinion_here(tmp_path / "c.sqlite")
     book = openpyxl.Workbook()
     book.active.append(["村民", "村", "类别", "渠道", "意见"])  # type: ignore[union-attr]
     book.active.append(["张秀英", "青龙村", "产业", "坝坝会", "建议发展民宿"])  # type: ignore[union-attr]
@@ -308,43 +352,33 @@ def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: P
     def install(extra: str) -> str:
         return f"pip install 'consultflow[{extra}]'"
 
-    pg = _refused([consultflow, "--db", "postgresql://postgres@127.0.0.1:5432/test", "db", "current"], tmp_path, env)
+    pg, served, web, imported, exported, charted, brief = (
+        _refused(done)
+        for done in _side_by_side(
+            [
+                [consultflow, "--db", "postgresql://postgres@127.0.0.1:5432/test", "db", "current"],
+                [consultflow, *db, "serve", "--port", "1"],
+                [consultflow, *db, "web", "--port", "1"],
+                [consultflow, *db, "opinion", "import", "opinions.xlsx", "--consultation", "1", "--as", "李协调"],
+                [consultflow, *db, "report", "adoption", "1", "--format", "xlsx", "-o", "adoption.xlsx"],
+                [consultflow, *db, "report", "chart", "1", "-o", "rounds.png"],
+                [consultflow, *db, "report", "brief", "1", "--out", "brief.docx"],
+            ],
+            tmp_path,
+            env,
+        )
+    )
     assert pg == f"Error: PostgreSQL needs the postgres extra: {install('postgres')}"
-    served = _refused([consultflow, *db, "serve", "--port", "1"], tmp_path, env)
     assert served == f"Error: the server (consultflow serve) needs the web extra: {install('web')}"
-    web = _refused([consultflow, *db, "web", "--port", "1"], tmp_path, env)
     assert web == served
     xlsx = f"Error: reading or writing XLSX files needs the xlsx extra: {install('xlsx')}"
-    imported: list[str | Path] = [
-        consultflow,
-        *db,
-        "opinion",
-        "import",
-        "opinions.xlsx",
-        "--consultation",
-        "1",
-        "--as",
-        "李协调",
-    ]
-    assert _refused(imported, tmp_path, env) == xlsx
-    exported: list[str | Path] = [
-        consultflow,
-        *db,
-        "report",
-        "adoption",
-        "1",
-        "--format",
-        "xlsx",
-        "-o",
-        "adoption.xlsx",
-    ]
-    assert _refused(exported, tmp_path, env) == xlsx
+    assert imported == xlsx
+    assert exported == xlsx
     assert not (tmp_path / "adoption.xlsx").exists()
-    charted = _refused([consultflow, *db, "report", "chart", "1", "-o", "rounds.png"], tmp_path, env)
     assert charted == f"Error: drawing charts needs the charts extra: {install('charts')}"
     assert not (tmp_path / "rounds.png").exists()
-    brief = _refused([consultflow, *db, "report", "brief", "1", "--out", "brief.docx"], tmp_path, env)
     assert brief == f"Error: writing the brief needs the brief extra: {install('brief')}"
+    assert not (tmp_path / "brief.docx").exists()
 
 
 def test_the_brief_without_the_charts_extra_is_written_and_says_charts_were_left_out(
@@ -354,7 +388,7 @@ def test_the_brief_without_the_charts_extra_is_written_and_says_charts_were_left
     env = _clean_env(tmp_path)
     consultflow = core_and_brief / "bin" / "consultflow"
     db = ["--db", str(tmp_path / "b.sqlite")]
-    _one_opinion([consultflow, *db], tmp_path, env)
+    _one_opinion_here(tmp_path / "b.sqlite")  # the data, made in this process; the brief is the wheel's
     done = subprocess.run(
         [consultflow, *db, "report", "brief", "1", "--out", "brief.docx"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
