@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +28,7 @@ from click.testing import CliRunner
 
 from consultflow.cli.main import main
 from consultflow.services.commands import REGISTRY
-from tests.conftest import _pg_schema_url
+from tests.conftest import _pg_schema_url, _sqlite_file
 from tests.web.portal import _free_port
 
 pytestmark = pytest.mark.slow
@@ -108,7 +111,8 @@ def server(people: People, folder: Path) -> Iterator[str]:
 
 
 def _wait_for(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(200):
+    deadline = time.monotonic() + 90  # a loaded 2-core machine running two test workers starts it slowly
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=1) as answer:
                 if answer.status == 200:
@@ -119,8 +123,33 @@ def _wait_for(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"consultflow serve did not start: {log.read_text(encoding='utf-8')[-2000:]}")
 
 
+_STAFFED: list[Path] = []
+
+
 def _staff(people: People) -> None:
-    """The people of the walk-through, each with a password (set by the administrator on the server's machine)."""
+    """The people of the walk-through, each with a password (set by the administrator on the server's machine).
+
+    A new SQLite file is a copy of one database these same commands staffed once per test process
+    (argon2id makes each password cost a quarter of a second); a PostgreSQL schema runs them each time.
+    """
+    target = _sqlite_file(people.db_url)
+    if target is None:
+        _staff_by_cli(people)
+        return
+    if not _STAFFED:
+        folder = Path(tempfile.mkdtemp(prefix="consultflow-staffed-"))
+        _staff_by_cli(People(f"sqlite:///{folder / 'staffed.sqlite'}", folder / "home"))
+        _STAFFED.append(folder / "staffed.sqlite")
+    source, copy = sqlite3.connect(_STAFFED[0]), sqlite3.connect(target)
+    try:
+        source.backup(copy)  # a consistent copy, whatever is still in the write-ahead log
+    finally:
+        copy.close()
+        source.close()
+
+
+def _staff_by_cli(people: People) -> None:
+    """Migrate, add the five people and set their passwords, as the administrator does with the CLI."""
     people.ok("db", "upgrade", local=True)
     people.ok("actor", "add", COORD, "--role", "coordinator", local=True)
     for name, role in ((PLANNER, "planner"), (PLANNER2, "planner"), (EXPERT, "expert"), (AUDITOR, "auditor")):
@@ -342,16 +371,44 @@ def _another_database(db_url: str) -> Iterator[str]:
         next(made, None)  # drops the schema
 
 
-@pytest.fixture(name="served")
-def _served(db_url: str, tmp_path: Path) -> Iterator[tuple[People, str]]:
-    """A server on a fresh database with everyone signed in, round 1 open and two opinions with 王规划."""
-    people = People(db_url, tmp_path / "home")
+@pytest.fixture(
+    name="shared_db", scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def _shared_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database on each backend, for the server the module's `served` tests share."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('shared') / 'consultflow.sqlite'}"
+    else:
+        yield from _pg_schema_url()
+
+
+@pytest.fixture(name="shared_server", scope="module")
+def _shared_server(shared_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[People, str]]:
+    """One server per backend for the tests below, on a fresh database with everyone signed in.
+
+    Round 1 is open and two opinions are with 王规划. The tests that share it change nothing another
+    one asserts: their writes are refused, or are a token or a failed sign-in no other test counts;
+    the one that signs out does so with a sign-in of its own.
+    """
+    folder = tmp_path_factory.mktemp("served")
+    people = People(shared_db, folder / "home")
     _staff(people)
-    with server(people, tmp_path) as base:
+    with server(people, folder) as base:
         _login(people, base, COORD, PLANNER, PLANNER2, EXPERT, AUDITOR)
         for who, args in WALK[:7]:
             people.ok(*args, person=who)
         yield people, base
+
+
+@pytest.fixture(name="served")
+def _served(shared_server: tuple[People, str], tmp_path: Path) -> tuple[People, str]:
+    """The module's server, with everyone's sign-in copied into this test's own home (its files are its own)."""
+    shared, base = shared_server
+    people = People(shared.db_url, tmp_path / "home")
+    for name in (COORD, PLANNER, PLANNER2, EXPERT, AUDITOR):
+        people.credentials(name).parent.mkdir(mode=0o700, parents=True)
+        shutil.copy2(shared.credentials(name), people.credentials(name))
+    return people, base
 
 
 def _post(base: str, token: str | None, path: str, body: object) -> tuple[int, dict[str, object]]:
@@ -446,6 +503,7 @@ def test_an_auditor_and_a_read_token_change_nothing(served: tuple[People, str]) 
 def test_revoked_unknown_and_missing_tokens_are_refused(served: tuple[People, str]) -> None:
     """After logout the old token is dead; a made-up token and no token are refused in one line."""
     people, base = served
+    _login(people, base, EXPERT)  # a sign-in of this test's own: the other tests' one stays good
     old = _token(people, EXPERT)
     people.ok("logout", person=EXPERT)
     assert not people.credentials(EXPERT).exists()
@@ -490,7 +548,8 @@ def test_the_openapi_document_lists_every_command(served: tuple[People, str]) ->
 
 def test_the_credentials_file_is_private_and_a_shared_one_is_refused(served: tuple[People, str]) -> None:
     """The token is kept readable by its owner only; a file others may read is refused before use."""
-    people, _base = served
+    people, base = served
+    _login(people, base, COORD)  # the file as `login` writes it, in this test's own home
     path = people.credentials(COORD)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     path.chmod(0o644)
