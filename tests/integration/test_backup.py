@@ -146,7 +146,10 @@ def test_a_backup_taken_while_writers_commit_restores_what_was_committed(
     before = _committed(logs) | {1, 2, 3, 4, 5}
     path = tmp_path / "backup.db"
     report = backup_service.backup(ctx, SqlBackups(db_url), path, force=False)
-    time.sleep(0.3)  # the writers go on committing after the backup
+    at_backup = len(_committed(logs))
+    deadline = time.monotonic() + 60
+    while len(_committed(logs)) <= at_backup and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writers go on committing after the backup
     stop.touch()
     for w in writers:
         w.join(60)

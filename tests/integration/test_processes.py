@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,6 +108,17 @@ def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sen
         sweep.sweep(ctx, _RecordingSender(sent), outbox.SweepSettings(batch=20), now=FUTURE)
 
 
+def _processes() -> ForkServerContext:
+    """Real processes, each with its own connections, forked from a server process that imported this module once.
+
+    A spawned process would start a fresh interpreter and import everything again: a second or two
+    of CPU for each of the ten, which on a loaded 2-core machine delays the test, not its proof.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _worker(
     kind: str, url: str, ids: list[int], seed_: int, sent: str, start: Any, results: Any, ops: int = OPS
 ) -> None:
@@ -142,11 +154,11 @@ def test_many_processes_at_once_keep_every_invariant(ctx: ServiceContext, db_url
     sent = tmp_path / "sent.txt"
     sent.touch()
     kinds = ["fire", "fire", "fire", "assign", "bulk", "batches", "merge", "rounds", "sweep", "sweep"]
-    spawn = multiprocessing.get_context("spawn")
-    results = spawn.Queue()
-    start = spawn.Barrier(len(kinds))
+    processes = _processes()
+    results = processes.Queue()
+    start = processes.Barrier(len(kinds))
     procs = [
-        spawn.Process(target=_worker, args=(kind, db_url, ids, n, str(sent), start, results))
+        processes.Process(target=_worker, args=(kind, db_url, ids, n, str(sent), start, results))
         for n, kind in enumerate(kinds)
     ]
     for proc in procs:
@@ -194,22 +206,23 @@ def test_killing_writers_mid_transaction_leaves_every_invariant(
     sent = tmp_path / "sent.txt"
     sent.touch()
     doomed = ["fire", "fire", "assign", "bulk", "merge", "rounds"]
-    spawn = multiprocessing.get_context("spawn")
-    results = spawn.Queue()
-    start = spawn.Barrier(len(doomed) + 2)
+    processes = _processes()
+    results = processes.Queue()
+    start = processes.Barrier(len(doomed) + 2)
     procs = [
-        spawn.Process(target=_worker, args=(kind, db_url, ids, n, str(sent), start, results, 10_000))
+        processes.Process(target=_worker, args=(kind, db_url, ids, n, str(sent), start, results, 10_000))
         for n, kind in enumerate(doomed)
     ]
     sweepers = [
-        spawn.Process(target=_worker, args=("sweep", db_url, ids, 100 + n, str(sent), start, results)) for n in range(2)
+        processes.Process(target=_worker, args=("sweep", db_url, ids, 100 + n, str(sent), start, results))
+        for n in range(2)
     ]
     for proc in [*procs, *sweepers]:
         proc.start()
     # Kill once they are well into their work (on a loaded machine that takes longer to reach).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and snapshot(ctx)["events"] < events_before + 60:  # type: ignore[operator]
-        time.sleep(0.5)
+        time.sleep(0.05)
     for proc in procs:
         assert proc.is_alive(), "a writer finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
