@@ -10,16 +10,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
 from consultflow.bootstrap import build_context
+from consultflow.cli.main import main
 from consultflow.config import Settings
 from consultflow.services.schema import SCHEMA_MISMATCH_EXIT_CODE, SchemaMismatchError
 from consultflow.store import migrate
 from consultflow.store.engine import make_engine
+from tests.conftest import migrated
 from tests.web.portal import Consultflow, served
 from tests.web.test_browser import COORD
 
@@ -39,6 +44,14 @@ def later_release_expands(db_url: str) -> None:
     engine.dispose()
 
 
+def here(run: Consultflow, *args: str, actor: str | None = None) -> str:
+    """A command run in this process on the same database and settings: to prepare what a real process meets."""
+    env = {name: run.env[name] for name in ("CONSULTFLOW_DB", "CONSULTFLOW_WORKFLOWS")}
+    result = CliRunner(env={**env, "CONSULTFLOW_ACTOR": actor}).invoke(main, ["-q", *args], catch_exceptions=False)
+    assert result.exit_code == 0, f"{args}: {result.output}"
+    return result.stdout
+
+
 def start(run: Consultflow, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "consultflow", *args],
@@ -48,6 +61,12 @@ def start(run: Consultflow, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def start_side_by_side(run: Consultflow, commands: Sequence[Sequence[str]]) -> list[subprocess.CompletedProcess[str]]:
+    """Each command a process of its own, all started at once (they only read the schema); results in order."""
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return list(pool.map(lambda args: start(run, *args), commands))
 
 
 def one_line(proc: subprocess.CompletedProcess[str]) -> str:
@@ -61,28 +80,30 @@ def one_line(proc: subprocess.CompletedProcess[str]) -> str:
 def test_server_and_worker_refuse_an_older_schema(db_url: str) -> None:
     """The server, worker and commands refuse a database not yet upgraded, in one line saying to run db upgrade."""
     run = Consultflow(db_url)
-    run("db", "upgrade")
+    migrated(db_url)
     engine = make_engine(db_url)
     previous = f"{int(HEAD) - 1:04d}"
     migrate.downgrade(engine, previous)
     engine.dispose()
-    for args in (("serve", "--port", "1"), ("worker",), ("opinion", "list")):
-        line = one_line(start(run, *args))
+    for refused in start_side_by_side(run, (("serve", "--port", "1"), ("worker",), ("opinion", "list"))):
+        line = one_line(refused)
         assert f"is at schema {previous}, older than this consultflow's {HEAD}" in line
         assert "run 'consultflow db upgrade'" in line
-    assert "(was" in run("db", "upgrade")
+    assert "(was" in here(run, "db", "upgrade")  # what the line says to do, done
 
 
 def test_server_worker_and_upgrade_refuse_a_newer_schema(db_url: str) -> None:
     """The server, worker and db upgrade refuse a database a later release migrated, in one line saying to run it."""
     run = Consultflow(db_url)
-    run("db", "upgrade")
+    migrated(db_url)
     later_release_expands(db_url)
-    for args in (("serve", "--port", "1"), ("worker",), ("db", "upgrade")):
-        line = one_line(start(run, *args))
+    *refused, as_json = start_side_by_side(
+        run, (("serve", "--port", "1"), ("worker",), ("db", "upgrade"), ("--json", "worker"))
+    )
+    for proc in refused:
+        line = one_line(proc)
         assert f"is at schema {NEXT}, newer than this consultflow's {HEAD}" in line
         assert "run that release's consultflow" in line
-    as_json = start(run, "--json", "worker")
     assert json.loads(as_json.stderr)["exit_code"] == SCHEMA_MISMATCH_EXIT_CODE
 
 
@@ -91,10 +112,10 @@ def test_a_running_server_serves_on_after_an_expand_only_step(db_url: str, tmp_p
     import httpx2 as httpx
 
     run = Consultflow(db_url)
-    run("db", "upgrade")
-    run("actor", "add", COORD, "--role", "coordinator")
-    run("consultation", "create", "滚动升级", "--area", "测试片区", actor=COORD)
-    run("round", "open", "1", actor=COORD)
+    migrated(db_url)
+    here(run, "actor", "add", COORD, "--role", "coordinator")  # the data, made in this process; the server is real
+    here(run, "consultation", "create", "滚动升级", "--area", "测试片区", actor=COORD)
+    here(run, "round", "open", "1", actor=COORD)
     with served(run, tmp_path) as base, httpx.Client(base_url=base, timeout=60) as web:
         body = {"category": "industry", "text": "升级之前", "village": "青龙村"}
         assert web.post("/api/v1/consultations/1/opinions", json=body).status_code in (200, 201)
