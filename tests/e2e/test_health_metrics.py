@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from consultflow.store.engine import normalize_url
+from tests.conftest import migrated
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +111,7 @@ def _families(body: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
 
 def test_metrics_and_readiness_on_a_running_server(db_url: str, tmp_path: Path) -> None:
     """/metrics parses, holds every expected name and no id in a label; /readyz is 200, then 503 on an older schema."""
-    assert _run("--db", db_url, "db", "upgrade")[0] == 0
+    migrated(db_url)  # what `db upgrade` makes, made in this process: the server is the real process here
     server = Server(db_url, tmp_path)
     try:
         status, body, _ = _get(server.port, "/readyz")
@@ -216,7 +218,7 @@ def _pg_url(db_url: str) -> str:
 
 def test_the_portal_answers_503_while_postgresql_is_away_and_recovers(pg_url: str, tmp_path: Path) -> None:
     """Pages and API calls get 503 (exit code 69 in the API's body), never 500, and no traceback reaches stderr."""
-    assert _run("--db", pg_url, "db", "upgrade")[0] == 0
+    migrated(pg_url)
     url = make_url(normalize_url(pg_url))
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
@@ -255,7 +257,7 @@ def test_the_portal_answers_503_while_postgresql_is_away_and_recovers(pg_url: st
 def test_a_sqlite_file_with_a_zeroed_page_is_one_line_and_exit_code_65(tmp_path: Path) -> None:
     """A damaged file names itself and the restore command; no traceback."""
     db = tmp_path / "county.sqlite"
-    assert _run("--db", str(db), "db", "upgrade")[0] == 0
+    migrated(f"sqlite:///{db}")
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -302,9 +304,15 @@ def _damaged_inputs(tmp_path: Path) -> dict[str, list[str]]:
 def test_damaged_input_files_are_one_line_each(tmp_path: Path) -> None:
     """Broken XLSX XML, a ZIP that is no workbook, UTF-16 without BOM, endless devices: one line, exit code 1."""
     db = tmp_path / "county.sqlite"
-    assert _run("--db", str(db), "db", "upgrade")[0] == 0
-    for what, args in _damaged_inputs(tmp_path).items():
-        code, out = _run("--db", str(db), "--as", "someone", "opinion", "import", *args, "--consultation", "1")
+    migrated(f"sqlite:///{db}")
+    damaged = _damaged_inputs(tmp_path)
+
+    def imported(args: list[str]) -> tuple[int, str]:
+        return _run("--db", str(db), "--as", "someone", "opinion", "import", *args, "--consultation", "1")
+
+    with ThreadPoolExecutor(max_workers=len(damaged)) as pool:  # each import its own process, side by side
+        answers = dict(zip(damaged, pool.map(imported, damaged.values()), strict=True))
+    for what, (code, out) in answers.items():
         assert code == 1, (what, out)
         assert out.strip().count("\n") == 0 and out.startswith("Error: "), (what, out)
         assert "internal error" not in out, (what, out)
@@ -313,7 +321,7 @@ def test_damaged_input_files_are_one_line_each(tmp_path: Path) -> None:
 def test_a_port_in_use_is_exit_code_71_before_listening(tmp_path: Path) -> None:
     """One line naming the port, its own exit code, and no "server on" line."""
     db = tmp_path / "county.sqlite"
-    assert _run("--db", str(db), "db", "upgrade")[0] == 0
+    migrated(f"sqlite:///{db}")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
