@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from consultflow.cli.main import main
 from consultflow.services.context import ServiceContext
 from consultflow.web.app import create_app
 from consultflow.web.common import WebSettings, parse_limits
@@ -93,6 +95,23 @@ class Consultflow:
         assert proc.returncode == 0, f"{args}: {proc.stderr}"
         return proc.stdout
 
+    def here(self, *args: str, actor: str | None = None) -> str:
+        """The same command run in this process, on the same database and settings.
+
+        For preparing and reading the database around a served test: the server under test is still
+        a real process, and a subprocess per command would only add an interpreter's start-up.
+        """
+        env: dict[str, str | None] = {
+            "CONSULTFLOW_DB": self.env["CONSULTFLOW_DB"],
+            "CONSULTFLOW_WORKFLOWS": str(WORKFLOWS),
+            "CONSULTFLOW_ACTOR": actor,
+            **dict.fromkeys(("CONSULTFLOW_SERVER", "CONSULTFLOW_TOKEN")),
+        }
+        result = CliRunner(env=env).invoke(main, ["-q", *args])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert result.exit_code == 0, f"{args}: {result.stderr}"
+        return result.stdout
+
 
 @contextmanager
 def served(run: Consultflow, folder: Path, workers: int = 1, limits: str = "") -> Iterator[str]:
@@ -108,7 +127,8 @@ def served(run: Consultflow, folder: Path, workers: int = 1, limits: str = "") -
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        deadline = time.monotonic() + 90  # a loaded 2-core machine running two test workers starts it slowly
+        while time.monotonic() < deadline and server.poll() is None:
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=1) as answer:
                     if answer.status == 200:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import Opinion
 from consultflow.web.security import HEADERS
-from tests.conftest import sql_uow
+from tests.conftest import migrated, sql_uow
 from tests.helpers import seed, snapshot
 from tests.web.portal import Consultflow, client, hidden, submit_form
 from tests.web.test_browser import COORD
@@ -164,7 +164,8 @@ def _server(run: Consultflow, folder: Path, limits: str) -> Iterator[tuple[int, 
             stderr=subprocess.STDOUT,
         )
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 90  # a loaded 2-core machine running two test workers starts it slowly
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if _request(port, "GET", "/healthz")[0] == 200 and len(_workers(proc.pid)) == 2:
                     break
@@ -212,11 +213,12 @@ def _request(
 
 
 def _seeded(db_url: str) -> Consultflow:
+    """A migrated database with round 1 open, prepared in this process for the server to serve."""
     run = Consultflow(db_url)
-    run("db", "upgrade")
-    run("actor", "add", COORD, "--role", "coordinator")
-    run("consultation", "create", "限流测试", "--area", "测试片区", actor=COORD)
-    run("round", "open", "1", actor=COORD)
+    migrated(db_url)
+    run.here("actor", "add", COORD, "--role", "coordinator")
+    run.here("consultation", "create", "限流测试", "--area", "测试片区", actor=COORD)
+    run.here("round", "open", "1", actor=COORD)
     return run
 
 

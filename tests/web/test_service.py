@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import migrated
 from tests.web.portal import Consultflow, served
 from tests.web.test_browser import COORD
 
@@ -66,10 +67,10 @@ def test_two_worker_processes_record_each_submission_once(db_url: str, tmp_path:
     import httpx2 as httpx
 
     run = Consultflow(db_url)
-    run("db", "upgrade")
-    run("actor", "add", COORD, "--role", "coordinator")
-    run("consultation", "create", "并发测试", "--area", "测试片区", actor=COORD)
-    run("round", "open", "1", actor=COORD)
+    migrated(db_url)  # what `db upgrade` makes; the commands around the server run in this process
+    run.here("actor", "add", COORD, "--role", "coordinator")
+    run.here("consultation", "create", "并发测试", "--area", "测试片区", actor=COORD)
+    run.here("round", "open", "1", actor=COORD)
     with served(run, tmp_path, workers=2, limits="submits=1000/60") as base:
 
         def send(i: int) -> int:
@@ -87,6 +88,6 @@ def test_two_worker_processes_record_each_submission_once(db_url: str, tmp_path:
         with ThreadPoolExecutor(max_workers=8) as pool:
             ids = list(pool.map(send, range(60)))
     assert all(ids[i] == ids[i + 1] for i in range(0, 60, 2))  # both sends of a key got the same opinion
-    listed = json.loads(run("--json", "opinion", "list", "--consultation", "1"))
+    listed = json.loads(run.here("--json", "opinion", "list", "--consultation", "1"))
     assert sorted(o["id"] for o in listed) == sorted(set(ids)) and len(listed) == 30
-    assert "intact" in run("audit", "verify", "1")
+    assert "intact" in run.here("audit", "verify", "1")
