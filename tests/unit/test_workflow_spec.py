@@ -8,7 +8,11 @@ import pytest
 
 from consultflow.domain.diagram import to_dot, to_mermaid
 from consultflow.domain.errors import WorkflowInvalidError
+from consultflow.domain.groups import DEFAULT_GROUPS
+from consultflow.domain.labels import Label
 from consultflow.domain.roles import Role
+from consultflow.domain.vocabulary import EntryKind, Field, Outcome
+from consultflow.domain.workflow import CloseRule, Deadline, ReminderRule, StateSpec, TransitionSpec
 from consultflow.domain.workflow_loader import load_workflow_text
 from tests.conftest import WORKFLOWS
 
@@ -35,10 +39,80 @@ def test_default_workflow_is_valid_and_complete() -> None:
     assert set(spec.round_close) == set(spec.active_states())
 
 
+def test_default_workflow_spec_is_the_one_written_in_its_file() -> None:
+    """Every field of the shipped workflow, written out by hand: what opinions on it have always run on."""
+    spec = load_workflow_text(DEFAULT)
+    assert (spec.name, spec.version, spec.initial) == ("consultation-loop", 1, "submitted")
+    assert spec.title == Label("参与—反馈—再参与—再反馈", "Participate, feedback, re-participate, re-feedback")
+    c, p, e, s, a = Role.COORDINATOR, Role.PLANNER, Role.EXPERT, Role.SYSTEM, Role.PARTICIPANT
+    assert spec.states == {
+        "submitted": StateSpec("submitted", Label("已收集", "Submitted"), None, Deadline(c, 3.0)),
+        "under_review": StateSpec("under_review", Label("研究办理中", "Under review"), None, Deadline(p, 7.0)),
+        "feedback_given": StateSpec(
+            "feedback_given", Label("已反馈待回应", "Feedback given"), None, Deadline(a, None, at_round_close=True)
+        ),
+        "adopted": StateSpec("adopted", Label("采纳", "Adopted"), Outcome.ADOPTED),
+        "partly_adopted": StateSpec("partly_adopted", Label("部分采纳", "Partly adopted"), Outcome.PARTLY_ADOPTED),
+        "rejected": StateSpec("rejected", Label("不予采纳", "Rejected"), Outcome.REJECTED),
+        "withdrawn": StateSpec("withdrawn", Label("已撤回", "Withdrawn"), Outcome.WITHDRAWN),
+        "merged": StateSpec("merged", Label("已合并", "Merged"), Outcome.MERGED),
+    }
+    assert list(spec.states) == ["submitted", "under_review", "feedback_given", *spec.terminal_states()]
+    active = ("submitted", "under_review", "feedback_given")
+    text, reason, stance, plan_ref = Field.TEXT, Field.REASON, Field.STANCE, Field.PLAN_REF
+    feedback = EntryKind.FEEDBACK
+    expected = [
+        TransitionSpec("screen", Label("筛选受理", "Accept for review"), ("submitted",), "under_review",
+                       frozenset({c, p, e}), optional=(text,)),
+        TransitionSpec("give_feedback", Label("反馈", "Give feedback"), ("under_review",), "feedback_given",
+                       frozenset({p}), required=(text,), completes_cycle=True, entry=feedback),
+        TransitionSpec("reparticipate", Label("再参与", "Re-participate"), ("feedback_given",), "under_review",
+                       frozenset({a, e, c}), required=(stance,), optional=(text,), starts_round=True,
+                       entry=EntryKind.REPARTICIPATION),
+        TransitionSpec("lapse", Label("逾期未回应", "No reply before round close"), ("feedback_given",),
+                       "under_review", frozenset({s, c})),
+        TransitionSpec("adopt", Label("采纳", "Adopt"), ("under_review",), "adopted", frozenset({p}),
+                       required=(text, plan_ref), completes_cycle=True, entry=feedback),
+        TransitionSpec("partly_adopt", Label("部分采纳", "Partly adopt"), ("under_review",), "partly_adopted",
+                       frozenset({p}), required=(text, plan_ref), completes_cycle=True, entry=feedback),
+        TransitionSpec("reject", Label("不予采纳", "Reject"), ("under_review",), "rejected", frozenset({p}),
+                       required=(reason,), optional=(text,), completes_cycle=True, entry=feedback),
+        TransitionSpec("withdraw", Label("撤回", "Withdraw"), active, "withdrawn", frozenset({e, c, a}),
+                       optional=(reason,)),
+        TransitionSpec("merge", Label("合并", "Merge into another opinion"), active, "merged", frozenset({p, c}),
+                       required=(Field.MERGE_TARGET,), optional=(text,)),
+    ]  # fmt: skip
+    assert list(spec.transitions.values()) == expected
+    assert list(spec.transitions) == [t.trigger for t in expected]
+    assert spec.round_close == {
+        "submitted": CloseRule("submitted", "carry_over"),
+        "under_review": CloseRule("under_review", "carry_over"),
+        "feedback_given": CloseRule("feedback_given", "fire", "lapse"),
+    }
+    assert spec.categories == {
+        "industry": Label("产业发展", "Industry development"),
+        "public_services": Label("公共服务配套", "Public services"),
+        "environment_roads": Label("环境卫生与农村路网", "Environment, sanitation and rural roads"),
+    }
+    assert list(spec.channels) == [
+        "villagers_assembly", "open_air_meeting", "lecture_hall", "online_survey", "feedback_point"
+    ]  # fmt: skip
+    assert spec.channels["villagers_assembly"] == Label("村民大会", "Villagers' assembly")
+    assert spec.channels["feedback_point"] == Label("意见反馈点", "Feedback point")
+    assert spec.reminders == (
+        ReminderRule("screening_due", "submitted", c, (0.0,)),
+        ReminderRule("feedback_due", "under_review", p, (-2.0, 0.0)),
+        ReminderRule("feedback_overdue", "under_review", c, (1.0,), escalation=True),
+        ReminderRule("reparticipation_open", "feedback_given", a, (-2.0,)),
+    )
+    assert spec.groups == DEFAULT_GROUPS
+
+
 def test_typo_in_destination_is_reported_with_its_path() -> None:
-    """A misspelt state names the transition entry and the unknown state."""
+    """A misspelt state names the transition entry, the unknown state and the states there are, and only that."""
     problems = problems_of(DEFAULT.replace("dest: adopted", "dest: adoptd"))
-    assert "transitions[4].dest: unknown state 'adoptd'" in problems
+    states = "adopted, feedback_given, merged, partly_adopted, rejected, submitted, under_review, withdrawn"
+    assert problems == [f"transitions[4].dest: unknown state 'adoptd'; states: {states}"]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -70,13 +144,34 @@ def test_a_new_file_hears_of_its_misspelt_destination_with_its_missing_keys() ->
     """Missing keys, a transition of the wrong shape and a misspelt destination are said together, without noise."""
     problems = problems_of(NEW_FILE)
     assert "transitions[0].dest: unknown state 'adoptd'; states: adopted, submitted" in problems
-    assert "transitions[0]: 'label' is a required property" in problems
+    assert "transitions[0].label: required, a label {zh: ..., en: ...}" in problems
     assert {"categories: required, a non-empty list", "channels: required, a non-empty list"} <= set(problems)
     assert not [p for p in problems if "unreachable" in p or "no path" in p]  # not the file's problem: its shape is
     head, _states, tail = NEW_FILE.partition("states:")
     without_states = problems_of(head + "transitions:" + tail.partition("transitions:")[2])
     assert "states: required, a non-empty list" in without_states
     assert not [p for p in without_states if "unknown state" in p]  # no state is known: naming one repeats that
+
+
+def test_values_of_the_wrong_type_are_problems_naming_their_place_and_what_is_allowed() -> None:
+    """A list or mapping where a name belongs, a number out of bounds, an empty list: each said with its path, at once."""
+    broken = (
+        DEFAULT.replace("dest: adopted", "dest: [adopted]")
+        .replace("source: submitted\n", "source: [[submitted]]\n", 1)
+        .replace("feedback_given: {fire: lapse}", "feedback_given: {fire: [lapse]}")
+        .replace("deadline: {after_days: 7, owner: planner}", "deadline: {after_days: 99999, owner: planner}")
+        .replace("required: [text]\n    completes_cycle", "required:\n    completes_cycle", 1)
+    )
+    problems = problems_of(broken)
+    assert "transitions[4].dest: ['adopted'] is not of type 'string'; expected the name of a state" in problems
+    assert "transitions[0].source[0]: ['submitted'] is not of type 'string'; expected the name of a state" in problems
+    assert (
+        "round_close.feedback_given.fire: ['lapse'] is not of type 'string'; expected the trigger of a transition"
+        in (problems)
+    )
+    assert "states[1].deadline.after_days: expected a number of days from 0 to 3650" in problems
+    assert "transitions[1].required: expected a list of field names" in problems
+    assert not [p for p in problems if "unreachable" in p or "no path" in p or "unknown" in p]
 
 
 def test_malformed_yaml_gives_a_line_number() -> None:
