@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -53,9 +54,16 @@ def _side_by_side(commands: Sequence[Sequence[str | Path]], cwd: Path, env: dict
 
 @pytest.fixture(name="wheel", scope="module")
 def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from this checkout."""
+    """The wheel built from this checkout.
+
+    Built from a copy of the sources: setuptools writes build/ and *.egg-info into the tree it
+    builds, and two test workers (or a developer's own build) building the checkout at once collide.
+    """
     dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT], cwd=dist)
+    source = dist.parent / f"{dist.name}-source"
+    left_out = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*left_out), symlinks=True)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, source], cwd=dist)
     (wheel,) = dist.glob("consultflow-*.whl")
     return wheel
 
