@@ -366,7 +366,7 @@ def _deadline(raw: object, path: str, problems: _Problems) -> Deadline | None:
 
 
 def _fields(raw: object, path: str, problems: _Problems) -> tuple[Field, ...] | None:
-    """A list of field names; None when it is not a list (what the transition accepts is then unknown)."""
+    """A list of field names; None when it has a problem (what the transition accepts is then unknown)."""
     if raw is _ABSENT:
         return ()
     if not isinstance(raw, list):
@@ -380,7 +380,7 @@ def _fields(raw: object, path: str, problems: _Problems) -> tuple[Field, ...] | 
         except ValueError:
             allowed = ", ".join(f.value for f in Field)
             problems.add(f"{path}[{i}]", f"unknown field {_shown(value)}; allowed: {allowed}")
-    return tuple(out)
+    return tuple(out) if len(out) == len(raw) else None
 
 
 def _sources(
