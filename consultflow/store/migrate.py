@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,14 +36,38 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+# On PostgreSQL a migration's ALTER TABLE waits at most this long for its table lock: a waiting
+# ACCESS EXCLUSIVE request holds up every later reader and writer of that table, so a running
+# server would stall behind it. A migration that takes table locks in another order than the
+# server's transactions can deadlock with them; either way the transaction rolls back whole
+# and the upgrade starts again, up to UPGRADE_ATTEMPTS times.
+LOCK_TIMEOUT = "3s"
+UPGRADE_ATTEMPTS = 8
+_RETRY_SQLSTATES = frozenset({"40P01", "55P03"})  # deadlock detected, lock not available
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to `revision` in one transaction."""
+    """Bring the schema up to `revision` in one transaction (again, if it lost a lock race).
+
+    Raises:
+        DBAPIError: the database refused, or the locks were not had after every attempt.
+    """
     from alembic import command  # noqa: PLC0415
 
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    for attempt in range(1, UPGRADE_ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except DBAPIError as exc:
+            if attempt == UPGRADE_ATTEMPTS or getattr(exc.orig, "sqlstate", None) not in _RETRY_SQLSTATES:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
+        else:
+            return
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -1,0 +1,79 @@
+"""`db upgrade` on a PostgreSQL database a server is writing to: lock waits are bounded and retried."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+
+from consultflow.store import migrate
+from consultflow.store.engine import make_engine
+
+
+def _postgresql(db_url: str) -> str:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("table locks and lock_timeout are PostgreSQL's; SQLite's upgrade takes the whole file")
+    return db_url
+
+
+def test_an_upgrade_that_waits_too_long_for_a_table_lock_starts_again_and_succeeds(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer holding `consultation` past the lock timeout makes the first attempt give up, not stall the server."""
+    url = _postgresql(db_url)
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0016")
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT", "200ms")
+    attempts: list[str] = []
+
+    # every attempt is a transaction of its own: count them (the writer's below is one more)
+    event.listen(engine, "begin", lambda _conn: attempts.append("begin"))
+
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:  # a server's transaction in the middle of a submission
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("LOCK TABLE consultation IN ROW EXCLUSIVE MODE"))
+            holding.set()
+            release.wait(10)
+
+    blocker = threading.Thread(target=writer)
+    blocker.start()
+    holding.wait(10)
+    timer = threading.Timer(0.6, release.set)  # the writer commits after the first attempts gave up
+    timer.start()
+    try:
+        migrate.upgrade(engine)
+    finally:
+        release.set()
+        blocker.join(10)
+        timer.cancel()
+    upgrade_attempts = len(attempts) - 1  # the writer's own transaction began once
+    assert upgrade_attempts >= 2, "the first attempt gave up on the lock and the upgrade began again"
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    with engine.connect() as conn:
+        columns = conn.execute(
+            text("SELECT column_name FROM information_schema.columns WHERE table_name = 'consultation'")
+        ).scalars()
+        assert "programme_id" in set(columns)
+    engine.dispose()
+
+
+def test_a_lock_never_had_ends_the_upgrade_with_the_database_as_it_was(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the last attempt the lock error is reported (one line, by the CLI) and no migration is half applied."""
+    url = _postgresql(db_url)
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0016")
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(migrate, "UPGRADE_ATTEMPTS", 2)
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("LOCK TABLE consultation IN ROW EXCLUSIVE MODE"))
+        with pytest.raises(DBAPIError) as refused:
+            migrate.upgrade(engine)
+    assert getattr(refused.value.orig, "sqlstate", None) == "55P03"
+    assert migrate.current_revision(engine) == "0016"
+    engine.dispose()
