@@ -10,7 +10,7 @@ DEMO_STAMP := $(DEMO_VENV)/.installed
 
 # `make bench`: CLI start-up, bulk intake and duplicate search beside their raw limits, a web load run, and a bulk fire
 # through the server beside local mode (see benchmarks/).
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-fast lint docs bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist worksteal
+
+# The fast lane while you work: everything but the tests marked slow (real servers, browsers,
+# several hosts, process storms). `make test` (and CI) runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n auto --dist worksteal -m 'not slow'
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
