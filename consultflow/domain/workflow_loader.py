@@ -13,7 +13,8 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from consultflow.domain.errors import WorkflowInvalidError
 from consultflow.domain.groups import DEFAULT_GROUPS, GROUP_ID, MAX_GROUP_ID
@@ -21,6 +22,8 @@ from consultflow.domain.labels import Label
 from consultflow.domain.roles import Role
 from consultflow.domain.vocabulary import EntryKind, Field, Outcome
 from consultflow.domain.workflow import CloseRule, Deadline, ReminderRule, StateSpec, TransitionSpec, WorkflowSpec
+
+_E = TypeVar("_E", bound=Enum)
 
 MAX_FILE_CHARS = 200_000
 MAX_DEPTH = 8
@@ -64,6 +67,16 @@ class _Problems:
 
     def add(self, path: str, message: str) -> None:
         self.items.append(f"{path}: {message}")
+
+
+def _member(kind: type[_E], raw: object, path: str, what: str, problems: _Problems) -> _E | None:
+    """`raw` as one of `kind`'s values, or None and a problem naming the values allowed."""
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        problems.add(path, f"unknown {what} {_shown(raw)}; allowed: {allowed}")
+        return None
 
 
 def _shown(value: object) -> str:
@@ -300,14 +313,7 @@ def _states(raw: object, problems: _Problems, declared: _Declared) -> dict[str, 
         label = _label(item.get("label"), f"{path}.label", problems)
         outcome = None
         if item.get("outcome") is not None:
-            try:
-                outcome = Outcome(item["outcome"])
-            except ValueError:
-                allowed = ", ".join(o.value for o in Outcome)
-                problems.add(
-                    f"{path}.outcome",
-                    f"unknown outcome {_shown(item['outcome'])}; allowed: {allowed}",
-                )
+            outcome = _member(Outcome, item["outcome"], f"{path}.outcome", "outcome", problems)
         deadline = _deadline(item.get("deadline", _ABSENT), f"{path}.deadline", problems)
         if outcome is not None and deadline is not None:
             problems.add(f"{path}.deadline", "a terminal state has no deadline")
@@ -325,11 +331,7 @@ def _role(raw: object, path: str, problems: _Problems) -> Role | None:
     if raw is None:
         problems.add(path, f"required, a role; allowed: {allowed}")
         return None
-    try:
-        return Role(raw)
-    except ValueError:
-        problems.add(path, f"unknown role {_shown(raw)}; allowed: {allowed}")
-        return None
+    return _member(Role, raw, path, "role", problems)
 
 
 def _days(raw: object, path: str, problems: _Problems, *, signed: bool = False) -> float | None:
@@ -375,11 +377,9 @@ def _fields(raw: object, path: str, problems: _Problems) -> tuple[Field, ...] | 
     _too_many(raw, MAX_LIST, path, problems)
     out: list[Field] = []
     for i, value in enumerate(raw):
-        try:
-            out.append(Field(value))
-        except ValueError:
-            allowed = ", ".join(f.value for f in Field)
-            problems.add(f"{path}[{i}]", f"unknown field {_shown(value)}; allowed: {allowed}")
+        member = _member(Field, value, f"{path}[{i}]", "field", problems)
+        if member is not None:
+            out.append(member)
     return tuple(out) if len(out) == len(raw) else None
 
 
@@ -498,14 +498,7 @@ def _transition(
         flags[flag] = value
     entry = None
     if item.get("entry") is not None:
-        try:
-            entry = EntryKind(item["entry"])
-        except ValueError:
-            allowed = ", ".join(e.value for e in EntryKind)
-            problems.add(
-                f"{path}.entry",
-                f"unknown entry {_shown(item['entry'])}; allowed: {allowed}",
-            )
+        entry = _member(EntryKind, item["entry"], f"{path}.entry", "entry", problems)
     if required is None or optional is None:
         return None  # the entry rule below needs both lists
     if entry is not None and Field.TEXT not in required + optional and Field.REASON not in required + optional:
