@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from types import ModuleType
 
 from sqlalchemy import Integer, cast, func, select
 
 from consultflow.services import consultations, opinions, people, rounds, verify
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AuditEvent, Base, Opinion, OpinionEntry, Reminder
-from tests.conftest import engine_of, sql_uow
+from tests.conftest import ROOT, engine_of, sql_uow
 
 COORD, PLANNER, EXPERT, VILLAGER, AUDITOR = "李协调", "王规划", "赵专家", "村民代表", "孙审计"
 
@@ -165,3 +167,13 @@ def assert_loop_invariants(ctx: ServiceContext, consultation_id: int) -> None:
             opinion = by_id[reminder.opinion_id]
             assert (opinion.state, opinion.state_entered_at) == (reminder.state, reminder.state_entered_at)
     assert verify.verify_chain(ctx, consultation_id).intact
+
+
+def docs_hooks() -> ModuleType:
+    """docs/hooks.py, the MkDocs hooks that generate the reference pages, loaded as a module."""
+    spec = importlib.util.spec_from_file_location("consultflow_docs_hooks", ROOT / "docs" / "hooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from consultflow.store import migrate
 from consultflow.store.engine import make_engine
 
 
-def _postgresql(db_url: str) -> str:
+@pytest.fixture(name="at_0016")
+def _at_0016(db_url: str) -> Iterator[Engine]:
+    """A PostgreSQL schema at revision 0016, the one before migration 0017 alters `consultation`."""
     if not db_url.startswith("postgresql"):
         pytest.skip("table locks and lock_timeout are PostgreSQL's; SQLite's upgrade takes the whole file")
-    return db_url
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0016")
+    yield engine
+    engine.dispose()
 
 
 def test_an_upgrade_that_waits_too_long_for_a_table_lock_starts_again_and_succeeds(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
+    at_0016: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer holding `consultation` past the lock timeout makes the first attempt give up, not stall the server."""
-    url = _postgresql(db_url)
-    engine = make_engine(url)
-    migrate.upgrade(engine, "0016")
+    engine = at_0016
     monkeypatch.setattr(migrate, "LOCK_TIMEOUT", "200ms")
     attempts: list[str] = []
 
@@ -58,16 +62,13 @@ def test_an_upgrade_that_waits_too_long_for_a_table_lock_starts_again_and_succee
             text("SELECT column_name FROM information_schema.columns WHERE table_name = 'consultation'")
         ).scalars()
         assert "programme_id" in set(columns)
-    engine.dispose()
 
 
 def test_a_lock_never_had_ends_the_upgrade_with_the_database_as_it_was(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
+    at_0016: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the last attempt the lock error is reported (one line, by the CLI) and no migration is half applied."""
-    url = _postgresql(db_url)
-    engine = make_engine(url)
-    migrate.upgrade(engine, "0016")
+    engine = at_0016
     monkeypatch.setattr(migrate, "LOCK_TIMEOUT", "100ms")
     monkeypatch.setattr(migrate, "UPGRADE_ATTEMPTS", 2)
     with engine.connect() as conn, conn.begin():
@@ -76,4 +77,3 @@ def test_a_lock_never_had_ends_the_upgrade_with_the_database_as_it_was(
             migrate.upgrade(engine)
     assert getattr(refused.value.orig, "sqlstate", None) == "55P03"
     assert migrate.current_revision(engine) == "0016"
-    engine.dispose()

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
+
+from tests.helpers import docs_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _docs_hooks() -> ModuleType:
-    """docs/hooks.py, the MkDocs hooks that generate the reference pages, loaded as a module."""
-    spec = importlib.util.spec_from_file_location("consultflow_docs_hooks", ROOT / "docs" / "hooks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_readme_links_lead_to_files_that_exist() -> None:
@@ -39,7 +30,7 @@ def test_the_readme_keeps_the_two_quick_start_commands() -> None:
 
 def test_the_api_reference_lists_every_operation_of_the_servers_document() -> None:
     """The API reference is made from the server's OpenAPI document: every operation in it, with its role."""
-    hooks = _docs_hooks()
+    hooks = docs_hooks()
     document = hooks.openapi_document()
     page = (ROOT / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
     built = hooks.on_page_markdown(
@@ -54,7 +45,7 @@ def test_the_api_reference_lists_every_operation_of_the_servers_document() -> No
 
 def test_the_changelog_page_is_the_changelog() -> None:
     """The site's changelog is CHANGELOG.md itself, with an Unreleased section and 0.1.0."""
-    hooks = _docs_hooks()
+    hooks = docs_hooks()
     page = (ROOT / "docs" / "changelog.md").read_text(encoding="utf-8")
     built = hooks.on_page_markdown(
         page, page=SimpleNamespace(file=SimpleNamespace(src_uri="changelog.md")), config=None, files=None

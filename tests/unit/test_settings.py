@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -14,18 +13,9 @@ from click.testing import CliRunner
 from consultflow.cli.main import main
 from consultflow.config import KNOWN, SETTINGS, TOOLING_PREFIXES, Environment, settings_table
 from consultflow.domain.errors import ConfigurationError
+from tests.helpers import docs_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _docs_hooks() -> ModuleType:
-    """docs/hooks.py, the MkDocs hooks that generate the reference pages, loaded as a module."""
-    spec = importlib.util.spec_from_file_location("consultflow_docs_hooks", ROOT / "docs" / "hooks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_configuration_page_is_the_generated_table() -> None:
@@ -33,7 +23,7 @@ def test_the_configuration_page_is_the_generated_table() -> None:
 
     The page holds only the mark the site's build fills from the settings object, never a copy.
     """
-    hooks = _docs_hooks()
+    hooks = docs_hooks()
     page = (ROOT / "docs" / "reference" / "configuration.md").read_text(encoding="utf-8")
     assert page.count(hooks.SETTINGS_MARK) == 1
     assert "| `CONSULTFLOW_" not in page
