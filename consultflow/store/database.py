@@ -54,8 +54,19 @@ class SqlDatabase:
         return migrate.head_revision()
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest revision."""
-        migrate.upgrade(self.engine)
+        """Bring the schema to the newest revision.
+
+        Raises:
+            ConflictError: a table lock was not had after every attempt (a server held it).
+            DatabaseUnavailableError: the database is unreachable, full or damaged (in words).
+        """
+        try:
+            migrate.upgrade(self.engine)
+        except DBAPIError as exc:
+            translated = translate(exc, shown_database(self.engine))
+            if translated is None:
+                raise
+            raise translated from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
+from consultflow.domain.errors import RetryableConflictError
+from consultflow.store.errors import translate
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -43,7 +46,6 @@ def alembic_config(engine: Engine | None = None) -> Config:
 # and the upgrade starts again, up to UPGRADE_ATTEMPTS times.
 LOCK_TIMEOUT = "3s"
 UPGRADE_ATTEMPTS = 8
-_RETRY_SQLSTATES = frozenset({"40P01", "55P03"})  # deadlock detected, lock not available
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -63,8 +65,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
         except DBAPIError as exc:
-            if attempt == UPGRADE_ATTEMPTS or getattr(exc.orig, "sqlstate", None) not in _RETRY_SQLSTATES:
-                raise
+            if attempt == UPGRADE_ATTEMPTS or not isinstance(translate(exc), RetryableConflictError):
+                raise  # SqlDatabase.upgrade says it in words
             time.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
         else:
             return

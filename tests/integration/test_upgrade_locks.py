@@ -6,9 +6,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
+from consultflow.cli.main import main
+from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE
 from consultflow.store import migrate
 from consultflow.store.engine import make_engine
 
@@ -75,5 +78,10 @@ def test_a_lock_never_had_ends_the_upgrade_with_the_database_as_it_was(
         conn.execute(text("LOCK TABLE consultation IN ROW EXCLUSIVE MODE"))
         with pytest.raises(DBAPIError) as refused:
             migrate.upgrade(engine)
+        said = CliRunner().invoke(main, ["--db", engine.url.render_as_string(hide_password=False), "db", "upgrade"])
     assert getattr(refused.value.orig, "sqlstate", None) == "55P03"
+    assert said.exit_code not in (0, INTERNAL_ERROR_EXIT_CODE), said.output
+    assert said.stderr.count("\n") == 1, said.stderr
+    assert "a lock another transaction holds" in said.stderr
+    assert "internal error" not in said.stderr
     assert migrate.current_revision(engine) == "0016"
