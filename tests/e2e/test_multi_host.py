@@ -37,7 +37,7 @@ from tests.conftest import WORKFLOWS
 from tests.web.portal import hidden, shown_code
 from tests.web.test_browser import COORD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 SUBNET = "10.77.0"
 HOSTS = {

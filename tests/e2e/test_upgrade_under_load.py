@@ -24,7 +24,7 @@ from consultflow.store import migrate
 from tests.web.portal import Consultflow, served
 from tests.web.test_browser import COORD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 ROOT = Path(__file__).resolve().parents[2]
 

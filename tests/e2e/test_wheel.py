@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 Done = subprocess.CompletedProcess[str]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # What the core install leaves out, each refused in one line naming its extra (docs/install.md).
 OPTIONAL_MODULES = ("psycopg", "fastapi", "uvicorn", "jinja2", "openpyxl", "matplotlib", "docx", "jieba", "xlrd")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -222,6 +223,7 @@ class LoopMachine(RuleBasedStateMachine):
         assert_loop_invariants(self.ctx, self.setup.consultation_id)
 
 
+@pytest.mark.long
 def test_the_loop_keeps_its_invariants_under_any_sequence_of_operations(ctx: ServiceContext) -> None:
     """Random runs of people's operations on SQLite and PostgreSQL never break the loop."""
     LoopMachine.ctx = ctx

@@ -40,7 +40,7 @@ COORD, PLANNER = "李协调", "王规划"
 AXE = Path(__file__).parent / "data" / "axe.min.js"
 TOUCH = 44  # px: the smallest touch target a page may offer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(name="shots")

@@ -19,7 +19,7 @@ import pytest
 from tests.web.portal import Consultflow, served
 from tests.web.test_browser import COORD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def test_the_portal_api_answers_what_its_openapi_document_says(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ def _run(runner: CliRunner, url: str, who: str, args: tuple[str, ...]) -> None:
     runner.invoke(main, ["--db", url, "--workflows", str(WORKFLOWS), "-q", "--as", who, *args])
 
 
+@pytest.mark.long
 def test_every_registered_command_is_walked_through_the_server_or_says_why_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

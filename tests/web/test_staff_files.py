@@ -25,7 +25,7 @@ from tests.web.test_staff import (
     server,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 ROWS = """序号,姓名,村,意见内容,类别
 1,张秀英,青龙村,建议硬化三组至五组的通组道路,环境卫生与农村路网
