@@ -1,7 +1,7 @@
 """The optional parts of consultflow (pip extras), and the one line that names a missing one.
 
-`pip install consultflow` is the core: the CLI on SQLite, locally or signed in to a server, and the
-worker. A command that needs more says which extra to install, before it reads or writes anything:
+`pip install consultflow` is the core: the CLI on SQLite and the worker. Signing in to a server is
+the remote extra. A command that needs more says which extra to install, before it reads or writes anything:
 
     Error: PostgreSQL needs the postgres extra: pip install 'consultflow[postgres]'
 
@@ -19,6 +19,8 @@ POSTGRES = ("PostgreSQL", "postgres", ("psycopg",))
 WEB = ("the server (consultflow serve)", "web", ("fastapi", "uvicorn", "jinja2", ("python_multipart", "multipart")))
 XLSX = ("reading or writing XLSX files", "xlsx", ("openpyxl",))
 CHARTS = ("drawing charts", "charts", ("matplotlib",))
+# The CLI signed in to a server speaks JSON with it through pydantic (the server has it with FastAPI).
+REMOTE = ("signing in to a consultflow server", "remote", ("pydantic",))
 
 Module = str | tuple[str, ...]
 Extra = tuple[str, str, tuple[Module, ...]]

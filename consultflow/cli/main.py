@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from consultflow import __version__
+from consultflow import __version__, extras
 from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Environment, Settings, env_default, load_zone
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import (
@@ -440,6 +440,7 @@ def main(
 
         signed = load_sign_in()
         if signed is not None:
+            extras.require(extras.REMOTE)  # signed in, but without the remote extra: one line naming it
             ctx.obj.remote = Client(signed.server, signed.token)
             ctx.obj.signed_in_as = signed.name
             if chain_key_file is not None or env.get("CONSULTFLOW_CHAIN_KEY"):

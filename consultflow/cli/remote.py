@@ -23,13 +23,14 @@ from contextlib import closing as _closing
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from consultflow import extras
 from consultflow.config import environment
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import ConfigurationError, ConsultflowError
-from consultflow.services import wire
 from consultflow.services.commands import Command
 
 # Seconds a read may wait for the next bytes. A streamed answer gets an empty line every few
@@ -193,11 +194,13 @@ class Client:
 
     def call(self, command: Command[Any, Any], given: Any) -> Any:
         """Run a held command on the server; its result as the local call returns it."""
+        wire = _wire()
         data = self.json("POST", f"/api/v1/commands/{command.name}", wire.encode(command.input, given))
         return wire.decode(command.output, data, f"the server's answer to {command.name}")
 
     def stream(self, command: Command[Any, Any], given: Any, use: Callable[[Iterable[Any]], Any]) -> Any:
         """Run a streamed command on the server: its items are spooled, then `use` reads them (maybe twice)."""
+        wire = _wire()
         body = wire.encode(command.input, given)
         with (
             self.request("POST", f"/api/v1/commands/{command.name}", body) as response,
@@ -213,6 +216,18 @@ class Client:
                     yield wire.decode_line(command.output, line, f"the server's answer to {command.name}")
 
             return use(Reread(items))
+
+
+def _wire() -> ModuleType:
+    """The JSON codec commands travel in (pydantic: the remote extra).
+
+    Raises:
+        ConfigurationError: the remote extra is not installed.
+    """
+    extras.require(extras.REMOTE)
+    from consultflow.services import wire  # noqa: PLC0415 - the remote extra, imported when a command is sent
+
+    return wire
 
 
 def _spool(response: http.client.HTTPResponse, spool: IO[bytes], server: str) -> None:

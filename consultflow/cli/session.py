@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 
+from consultflow import extras
 from consultflow.cli.main import CliState, json_flag, pass_state
 from consultflow.cli.output import local_time
 from consultflow.cli.remote import (
@@ -59,6 +60,7 @@ def login_command(
     access token, kept in a file only you may read. With `--sso` you sign in in the browser at the
     identity provider the server trusts instead. `--db` still works on a database directly.
     """
+    extras.require(extras.REMOTE)  # before a password is asked for: commands could not be sent without it
     url = checked_server(server)
     wanted: dict[str, Any] = {
         "token_name": f"cli on {_host()}",

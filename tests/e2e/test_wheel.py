@@ -14,6 +14,7 @@ from datetime import timedelta
 from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import docx
 import openpyxl
@@ -33,7 +34,18 @@ Done = subprocess.CompletedProcess[str]
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # What the core install leaves out, each refused in one line naming its extra (docs/install.md).
-OPTIONAL_MODULES = ("psycopg", "fastapi", "uvicorn", "jinja2", "openpyxl", "matplotlib", "docx", "jieba", "xlrd")
+OPTIONAL_MODULES = (
+    "psycopg",
+    "pydantic",
+    "fastapi",
+    "uvicorn",
+    "jinja2",
+    "openpyxl",
+    "matplotlib",
+    "docx",
+    "jieba",
+    "xlrd",
+)
 
 
 def _run(args: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -200,6 +212,9 @@ def _one_opinion_here(db: Path) -> None:
         cli.ok(*args)
 
 
+QUIET: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120}
+
+
 def _refused(done: Done) -> str:
     """The one line a refused command printed on stderr (exit code 1, nothing on stdout, no traceback)."""
     assert done.returncode == 1, f"{done.args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
@@ -317,9 +332,31 @@ def test_the_wheel_ships_its_license_migrations_workflows_templates_and_extras(w
     assert "consultflow/workflows/consultation-loop.yaml" in names
     assert {"consultflow/web/templates/base.html", "consultflow/web/static/site.css"} <= names
     extras = set(info.get_all("Provides-Extra") or [])
-    assert {"postgres", "web", "xlsx", "charts", "all", "test", "xls", "oidc", "themes", "brief", "plan"} <= extras
+    assert {
+        "postgres",
+        "remote",
+        "web",
+        "xlsx",
+        "charts",
+        "all",
+        "test",
+        "xls",
+        "oidc",
+        "themes",
+        "brief",
+        "plan",
+    } <= extras
     core = {canonicalize_name(Requirement(r).name) for r in info.get_all("Requires-Dist") or [] if "extra ==" not in r}
-    assert not core & {"psycopg", "fastapi", "uvicorn", "jinja2", "python-multipart", "openpyxl", "matplotlib"}
+    assert not core & {
+        "psycopg",
+        "pydantic",
+        "fastapi",
+        "uvicorn",
+        "jinja2",
+        "python-multipart",
+        "openpyxl",
+        "matplotlib",
+    }
 
 
 def test_the_core_install_runs_the_loop_on_sqlite(core: Path, tmp_path: Path) -> None:
@@ -343,7 +380,9 @@ def test_the_core_install_runs_the_loop_on_sqlite(core: Path, tmp_path: Path) ->
 
 
 def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: Path) -> None:
-    """PostgreSQL, the server, XLSX in and out, and charts each refuse naming their extra; nothing is written.
+    """PostgreSQL, the server, signing in to one, XLSX in and out, and charts each refuse naming their extra.
+
+    Nothing is written.
 
     The consultation is made in this process; each refusal is the core install's, a process of its own
     (independent of each other, they run side by side).
@@ -387,6 +426,14 @@ def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: P
     assert not (tmp_path / "rounds.png").exists()
     assert brief == f"Error: writing the brief needs the brief extra: {install('brief')}"
     assert not (tmp_path / "brief.docx").exists()
+    remote = f"Error: signing in to a consultflow server needs the remote extra: {install('remote')}"
+    login: list[str | Path] = [consultflow, "login", "http://127.0.0.1:1", "--name", "李协调", "--password-stdin"]
+    # Refused before the password is read or the server is asked, and before a signed-in command is sent.
+    assert _refused(subprocess.run(login, check=False, cwd=tmp_path, env=env, input="", **QUIET)) == remote
+    signed_in = env | {"CONSULTFLOW_SERVER": "http://127.0.0.1:1", "CONSULTFLOW_TOKEN": "cf_x"}
+    listed = subprocess.run([consultflow, "opinion", "list"], check=False, cwd=tmp_path, env=signed_in, **QUIET)
+    assert _refused(listed) == remote
+    assert not (tmp_path / "me" / "credentials.json").exists()
 
 
 def test_the_brief_without_the_charts_extra_is_written_and_says_charts_were_left_out(
