@@ -21,7 +21,7 @@ from consultflow.export.values import to_jsonable
 from consultflow.logconfig import get_logger
 from consultflow.services import consultations, receipts, reports
 from consultflow.services.context import ServiceContext
-from consultflow.web.common import client_of, error_body, guard_of
+from consultflow.web.common import Error, client_of, error_body, guard_of
 from consultflow.web.security import PUBLIC_REPORT_ROWS
 
 log = get_logger(__name__)
@@ -50,14 +50,6 @@ def _text(max_length: int, description: str = "") -> Any:
 
 Text = Annotated[str, AfterValidator(_decodable)]
 CODE_PATTERN = r"^[\s\-_.\u2013\u2014]*(?:\d[\s\-_.\u2013\u2014]*){25}$"  # \d: full-width digits too
-
-
-class Error(BaseModel):
-    """Every refusal: the CLI's one line, its exit code, and a stable kind."""
-
-    error: str
-    exit_code: int
-    kind: str
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

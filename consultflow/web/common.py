@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from pydantic import BaseModel
 
 from consultflow.config import environment
 from consultflow.domain.errors import (
@@ -149,6 +150,14 @@ def guard_of(request: Request) -> Guard:
 def wants_json(request: Request) -> bool:
     """Whether the request came to the API (JSON errors) rather than a page (HTML errors)."""
     return request.url.path.startswith("/api/")
+
+
+class Error(BaseModel):
+    """Every refusal: the CLI's one line, its exit code, and a stable kind."""
+
+    error: str
+    exit_code: int
+    kind: str
 
 
 def error_body(message: str, exit_code: int, kind: str) -> dict[str, Any]:

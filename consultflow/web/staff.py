@@ -15,20 +15,23 @@ import contextlib
 import inspect
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError as PydanticValidationError
+from starlette.concurrency import run_in_threadpool
 
 from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError, PermissionDeniedError
 from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services import accounts, wire
 from consultflow.services.commands import REGISTRY, Command
 from consultflow.services.context import ServiceContext
-from consultflow.web.common import client_of, error_kind
+from consultflow.web.common import Error, client_of, error_kind
 from consultflow.web.limits import PRINCIPAL, SIGN_IN_FIRST, bearer_token
 
 log = get_logger(__name__)
@@ -36,6 +39,38 @@ log = get_logger(__name__)
 _STREAM_CHUNK = 64 * 1024  # bytes of JSON lines sent at a time
 _STREAM_QUEUE = 16  # chunks waiting for a slow client before the reader waits too
 HEARTBEAT_S = 10.0  # an empty line while a long change runs: the client knows the server is still at it
+
+_ERROR_SCHEMA = "#/components/schemas/Error"  # the portal's routes and the held commands' put it there
+
+# Every refusal a command's route can answer with, as the OpenAPI document lists them.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": what, "model": Error}
+    for status, what in (
+        (400, "refused (the CLI's message and exit code)"),
+        (403, "no token, a token refused, or a role or scope that may not run this command"),
+        (404, "no such record"),
+        (408, "the body did not arrive in time"),
+        (409, "not possible in the record's current state"),
+        (413, "the body is too large"),
+        (415, "the body is not JSON"),
+        (422, "invalid input (the CLI's message and exit code)"),
+        (429, "too many attempts"),
+        (500, "internal error (logged)"),
+        (503, "busy or the database is unavailable: nothing was written; try again"),
+    )
+}
+
+# A streamed command answers in JSON lines, but is refused, before its stream starts, in JSON.
+_STREAM_ERRORS = {
+    status: {"description": error["description"], "content": {"application/json": {"schema": {"$ref": _ERROR_SCHEMA}}}}
+    for status, error in _ERRORS.items()
+}
+
+
+class JsonLines(StreamingResponse):
+    """A streamed command's answer: one JSON document a line."""
+
+    media_type = "application/x-ndjson"
 
 
 def _ctx(request: Request) -> ServiceContext:
@@ -82,19 +117,20 @@ def allowed(command: Command[Any, Any], who: accounts.Principal) -> None:
         raise PermissionDeniedError(msg)
 
 
-def _endpoint(command: Command[Any, Any]) -> Callable[..., Response]:
+def _endpoint(command: Command[Any, Any]) -> Callable[..., Awaitable[Response]]:
     def run(request: Request, who: accounts.Principal, body: Any) -> Response:
         allowed(command, who)
         wire.refuse_unstorable(body)
         ctx = replace(_ctx(request), token_id=who.token_id)  # each event records the token it came with
         log.info("command", command=command.name, actor=who.name, client=client_of(request))
         if command.streamed:
-            return StreamingResponse(_stream(command, ctx, who.name, body), media_type="application/x-ndjson")
+            return JsonLines(_stream(command, ctx, who.name, body))
         result = command.run(ctx, who.name, body)
         return Response(wire.encode_bytes(command.output, result), media_type="application/json")
 
-    def endpoint(request: Request, who: Signed, body: Any) -> Response:
-        return run(request, who, body)
+    async def endpoint(request: Request, who: Signed, body: Any) -> Response:
+        _strictly(command.input, await request.body())
+        return await run_in_threadpool(run, request, who, body)
 
     # FastAPI reads the body's type from the signature: give it the command's input dataclass.
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -106,6 +142,20 @@ def _endpoint(command: Command[Any, Any]) -> Callable[..., Response]:
     )
     endpoint.__name__ = command.name.replace(".", "_")
     return endpoint
+
+
+def _strictly(kind: Any, raw: bytes) -> None:
+    """The body's JSON types as the document gives them: FastAPI's check alone takes 0 for false, "1" or true for 1.
+
+    Raises:
+        RequestValidationError: the first field whose JSON type is not the documented one (422, one line).
+    """
+    try:
+        wire.adapter(kind).validate_json(raw, strict=True)
+    except PydanticValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if errors[0]["type"] != "json_invalid":  # JSON Python reads (a lone surrogate): refuse_unstorable names it
+            raise RequestValidationError(errors) from None
 
 
 class _GoneError(Exception):
@@ -227,7 +277,9 @@ def router() -> APIRouter:
     """Sign-in, whoami, sign-out, and one route per registered command."""
     made = APIRouter(prefix="/api/v1")
 
-    @made.post("/auth/signin", tags=["sign-in"], summary="Sign in with a password (and TOTP code): a token")
+    @made.post(
+        "/auth/signin", tags=["sign-in"], responses=_ERRORS, summary="Sign in with a password (and TOTP code): a token"
+    )
     def sign_in(request: Request, body: SignIn) -> Token:
         wire.refuse_unstorable(body)
         issued = accounts.sign_in(
@@ -242,11 +294,11 @@ def router() -> APIRouter:
         )
         return Token(issued.token, issued.token_id, issued.name, issued.scope, issued.expires_at)
 
-    @made.get("/auth/whoami", tags=["sign-in"], summary="Who this token belongs to")
+    @made.get("/auth/whoami", tags=["sign-in"], responses=_ERRORS, summary="Who this token belongs to")
     def whoami(who: Signed) -> Whoami:
         return Whoami(who.name, tuple(who.roles), who.token_id, who.scope, who.expires_at)
 
-    @made.post("/auth/signout", tags=["sign-in"], summary="Revoke this token")
+    @made.post("/auth/signout", tags=["sign-in"], responses=_ERRORS, summary="Revoke this token")
     def sign_out(request: Request, who: Signed) -> JSONResponse:
         accounts.revoke_token(_ctx(request), acting=who.name, token_id=who.token_id)
         return JSONResponse({"revoked": who.token_id})
@@ -264,6 +316,8 @@ def router() -> APIRouter:
                 + (' Answers with JSON lines: {"item": ...} per item, then {"end": N}.' if command.streamed else "")
             ),
             response_model=None if command.streamed else command.output,
+            response_class=JsonLines if command.streamed else JSONResponse,
+            responses=_STREAM_ERRORS if command.streamed else _ERRORS,
             operation_id=command.name,
         )
     return made
