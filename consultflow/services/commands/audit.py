@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from consultflow.domain.errors import ValidationError
+from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.heads import SignedHead, chain_name, checked
 from consultflow.domain.model import AccessRecord, EventFilter
 from consultflow.domain.roles import Role
@@ -164,6 +164,12 @@ class SignOutcomes:
 @command("audit.sign", "Sign and publish chain heads now (the server holds the key; it also signs on a schedule).",
          input=SignHeads, output=SignOutcomes, roles={Role.COORDINATOR, Role.AUDITOR}, writes=True)  # fmt: skip
 def _sign(ctx: ServiceContext, _acting: str | None, given: SignHeads) -> SignOutcomes:
+    if ctx.heads is None and ctx.token_id is not None:  # asked through a server: "run this through the server" misleads
+        msg = (
+            "this server holds no head signing key: its administrator makes one with "
+            "'consultflow audit keygen FILE' and starts the server with CONSULTFLOW_SIGNING_KEY_FILE set to it"
+        )
+        raise ConfigurationError(msg)
     return SignOutcomes(tuple(heads.sign_heads(ctx, given.consultation_id)))
 
 
