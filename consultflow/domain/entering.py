@@ -1,8 +1,10 @@
 """What entering a state means for an opinion, defined once.
 
-A single transition applies it to one opinion (`apply_entering`); a round close compiles the same
-`Entering` values into one set-based UPDATE in the store. Both paths read this definition, so they
-cannot drift apart, and a test compares the rows each writes.
+Firing a trigger applies it to one opinion: each transition of a workflow's machine has an
+`Entering` computed here when the machine is built, and its callback on entering the new state is
+`apply_entering` (consultflow.domain.machine). A round close compiles the same `Entering` values
+into one set-based UPDATE in the store. Both paths read this definition, so they cannot drift
+apart, and a test compares the rows each writes.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ def round_close_effects(spec: WorkflowSpec) -> dict[str, Entering | None]:
 
 
 def apply_entering(opinion: OpinionColumns, effect: Entering, round_no: int, now: datetime) -> int:
-    """Set the columns entering `effect.dest` changes (the machine has set `state`); returns the new seq."""
+    """Set the columns entering `effect.dest` changes (the machine has set `state`); returns the new seq.
+
+    The machine's callback on entering a state, for one opinion at a time.
+    """
     if opinion.state != effect.dest:  # pragma: no cover - the machine moved it, so this is a bug
         msg = f"opinion is in {opinion.state!r}, expected {effect.dest!r}"
         raise AssertionError(msg)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from consultflow.domain.machine import WorkflowEngine
+    from consultflow.domain.opinion import Firing, Move
+    from consultflow.domain.vocabulary import Field
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL; larger numbers name nothing
 
@@ -139,7 +146,7 @@ class OpinionRow(Protocol):
 class MovingOpinion:
     """An opinion as a transition sees it: a plain locked row, not an ORM object.
 
-    Transitions change it in memory (the machine sets `state`, entering a state the rest); the
+    `fire` changes it in memory (the machine sets `state`, its callback on entering the rest); the
     store then writes a batch of them as a set, relative to the sequence and rounds count it read
     (`loaded_seq`, `loaded_rounds`), so bulk work costs statements per batch, not per opinion.
     """
@@ -162,6 +169,15 @@ class MovingOpinion:
 
     def __post_init__(self) -> None:
         self.loaded_seq, self.loaded_rounds = self.last_seq, self.rounds_count
+
+    def fire(self, engine: WorkflowEngine, trigger: str, fields: Mapping[Field, object], firing: Firing) -> Move:
+        """Move along `trigger` through the workflow's machine, and say what happened.
+
+        The machine refuses a trigger this state does not allow; its guards refuse the actor's role,
+        the fields, and what `firing`'s hooks refuse, leaving this opinion as it was; its callback
+        on entering the new state sets the entering columns (consultflow.domain.machine).
+        """
+        return engine.fire(self, trigger, fields, firing)
 
 
 # The opinion columns a MovingOpinion holds, in its constructor's order.

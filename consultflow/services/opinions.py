@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -10,11 +9,10 @@ from itertools import pairwise
 from typing import cast, overload
 
 from consultflow.domain.audit import EventKind
-from consultflow.domain.entering import apply_entering, entering
 from consultflow.domain.errors import NotFoundError, ValidationError
 from consultflow.domain.labels import resolve_choice
-from consultflow.domain.machine import PreparedTransition
-from consultflow.domain.ownership import Holding, check_owner, check_submitter
+from consultflow.domain.opinion import Firing, Move
+from consultflow.domain.ownership import Acting, Holding, check_owner, check_submitter
 from consultflow.domain.reminders import StateEntry
 from consultflow.domain.roles import Action, Role
 from consultflow.domain.vocabulary import CHOICE_ALIASES, FIELD_MAX_CHARS, MAX_OPINION_CHARS, Field
@@ -235,20 +233,27 @@ def fire_in(change: Change, requests: Sequence[FireRequest]) -> list[TransitionR
 def _fire_batch(
     change: Change, requests: Sequence[FireRequest], *, owners_locked: bool = False
 ) -> list[TransitionResult]:
-    """Move a batch in memory through the machine, then write it as a set: rows, entries, events."""
+    """Fire a batch in memory (each opinion through its machine), then write it as a set: rows, entries, events."""
     loaded = {o.id: o for o in change.moving([r.opinion_id for r in requests], owners_locked=owners_locked)}
     registrars = change.registrars(o.participant_id for o in loaded.values())
+    acting: dict[Role, Acting] = {}
+
+    def owner(opinion: MovingOpinion, role: Role, what: str) -> None:
+        found = acting.get(role)
+        if found is None:
+            found = acting[role] = change.acting_as(role)
+        check_owner(found, holding(opinion, registrars.get(opinion.participant_id, 0)), what)
+
+    firing = Firing(
+        actor_name=change.actor.name,
+        actor_roles=change.roles,
+        now=change.now,
+        round_no=lambda opinion: change.current_round(opinion.consultation_id).number,  # read once per change
+        owner=owner,
+        merge_target=lambda opinion, target: _check_merge_target(change.uow, opinion, target),
+    )
     batch = _Batch()
-    results = [
-        _transition(
-            change,
-            loaded[request.opinion_id],
-            request,
-            registrars.get(loaded[request.opinion_id].participant_id, 0),
-            batch,
-        )
-        for request in requests
-    ]
+    results = [_transition(change, loaded[request.opinion_id], request, firing, batch) for request in requests]
     change.uow.opinions.write_moves(list(loaded.values()))
     change.uow.opinions.add_entries(batch.entries)
     moved = [loaded[i] for i in dict.fromkeys(r.opinion_id for r in results if r.from_state != r.to_state)]
@@ -264,71 +269,46 @@ _SEALED_FIELDS = (Field.TEXT, Field.REASON)  # free text about the participant's
 
 @dataclass
 class _Batch:
-    """What a batch of transitions collects: the entries to write, and the checks already made.
+    """What a batch of transitions collects: the entries to write, and one event payload per set of fields.
 
-    A bulk fire sends one trigger with one set of fields to thousands of opinions in a few
-    states, so the trigger, role and field checks are made once per (workflow, state, trigger,
-    fields) rather than once per opinion.
+    A bulk fire sends one trigger with one set of fields to thousands of opinions, and their moves
+    share one cleaned mapping of fields (the batch's `Firing` cleans them once), so their events
+    share one payload too.
     """
 
     entries: list[NewEntry] = field(default_factory=list)
-    prepared: dict[tuple[int, str, str, int], PreparedTransition] = field(default_factory=dict)
-    payloads: dict[int, dict[str, object]] = field(default_factory=dict)  # by prepared transition: shared
+    payloads: dict[int, tuple[Mapping[Field, object], dict[str, object]]] = field(default_factory=dict)
 
-    def payload(self, prepared: PreparedTransition) -> dict[str, object]:
-        """The event payload of a prepared transition, one dict for all its events (written out once)."""
-        found = self.payloads.get(id(prepared))
-        if found is None:
-            found = self.payloads[id(prepared)] = {f.value: v for f, v in prepared.fields.items()}
-        return found
+    def payload(self, move: Move) -> dict[str, object]:
+        """The event payload of a move's fields, one dict for all moves with the same fields (written out once)."""
+        found = self.payloads.get(id(move.fields))
+        if found is None or found[0] is not move.fields:
+            found = self.payloads[id(move.fields)] = (move.fields, {f.value: v for f, v in move.fields.items()})
+        return found[1]
 
 
 def _transition(
-    change: Change, opinion: MovingOpinion, request: FireRequest, registrar: int, batch: _Batch
+    change: Change, opinion: MovingOpinion, request: FireRequest, firing: Firing, batch: _Batch
 ) -> TransitionResult:
-    """Move one opinion in memory (if it is the actor's to move), note its entry, record its audit event."""
-    engine = change.workflow(opinion.consultation_id)
-    checked = (id(engine), opinion.state, request.trigger, id(request.fields))  # the requests hold the fields
-    prepared = batch.prepared.get(checked)
-    if prepared is None:
-        prepared = batch.prepared[checked] = engine.prepare(
-            subject_name=f"opinion {opinion.id}",
-            state=opinion.state,
-            trigger=request.trigger,
-            actor_name=change.actor.name,
-            actor_roles=change.roles,
-            fields=request.fields,
-        )
-    check_owner(change.acting_as(prepared.role), holding(opinion, registrar), f"fire {prepared.spec.trigger!r} on")
-    # checked after the trigger, so a wrong trigger is named first
-    open_round = change.current_round(opinion.consultation_id)  # once per change: a query per opinion flushed each
-    if Field.MERGE_TARGET in prepared.fields:
-        _check_merge_target(change.uow, opinion, int(prepared.fields[Field.MERGE_TARGET]))
-    from_state = sys.intern(opinion.state)  # one copy of the name, however many results hold it
-    effect = entering(engine.spec, prepared.spec.trigger, from_state)
-    engine.apply(opinion, prepared)
-    seq = apply_entering(opinion, effect, open_round.number, change.now)
-    if Field.PLAN_REF in prepared.fields:
-        opinion.plan_ref = str(prepared.fields[Field.PLAN_REF])
-    if Field.MERGE_TARGET in prepared.fields:
-        opinion.merged_into_id = int(prepared.fields[Field.MERGE_TARGET])
-    payload = batch.payload(prepared)
+    """Fire one opinion (the machine checks and moves it), seal its free text, note its entry and audit event."""
+    move = opinion.fire(change.workflow(opinion.consultation_id), request.trigger, request.fields, firing)
+    payload = batch.payload(move)
     sealed = {
-        f.value: change.uow.texts.seal(opinion.participant_id, str(prepared.fields[f]))
+        f.value: change.uow.texts.seal(opinion.participant_id, str(move.fields[f]))
         for f in _SEALED_FIELDS
-        if prepared.fields.get(f)
+        if move.fields.get(f)
     }
     if sealed:  # the participant's free text, sealed with their key: this opinion's own payload
         payload = {**payload, **sealed}
-    if effect.entry is not None:
+    if move.entry is not None:
         text = sealed.get(Field.TEXT.value) or sealed.get(Field.REASON.value) or ""
-        stance = prepared.fields.get(Field.STANCE)
+        stance = move.fields.get(Field.STANCE)
         batch.entries.append(
             NewEntry(
                 opinion.id,
-                opinion.last_seq,
-                opinion.current_round,
-                effect.entry.value,
+                move.seq,
+                move.round_no,
+                move.entry.value,
                 str(stance) if stance else None,
                 str(text),
                 change.actor.id,
@@ -339,27 +319,27 @@ def _transition(
         opinion.consultation_id,
         change.event(
             EventKind.TRANSITION,
-            role=prepared.role,
+            role=move.role,
             opinion_id=opinion.id,
-            opinion_seq=seq,
-            trigger=prepared.spec.trigger,
-            from_state=from_state,
-            to_state=opinion.state,
-            round_no=open_round.number,
-            completes_cycle=prepared.spec.completes_cycle,
+            opinion_seq=move.seq,
+            trigger=move.trigger,
+            from_state=move.from_state,
+            to_state=move.to_state,
+            round_no=move.round_no,
+            completes_cycle=move.completes_cycle,
             payload=payload,
         ),
     )
     return TransitionResult(
         request.opinion_id,  # the caller's number: the loaded row's copy can go
-        prepared.spec.trigger,
-        from_state,
-        opinion.state,
-        open_round.number,
+        move.trigger,
+        move.from_state,
+        move.to_state,
+        move.round_no,
         opinion.rounds_count,
         change.actor.name,
-        prepared.role.value,
-        seq,
+        move.role.value,
+        move.seq,
         change.now,
     )
 
