@@ -55,7 +55,7 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-_SMALLEST, _LARGEST = -(2**31), 2**31 - 1  # the database's INTEGER columns
+SMALLEST_INT, LARGEST_INT = -(2**31), 2**31 - 1  # the database's INTEGER columns
 _EARLIEST, _LATEST = 1970, 2999  # the years a consultation can run in (parse_time says the same)
 
 
@@ -75,8 +75,8 @@ def refuse_unstorable(value: Any, where: str = "body") -> None:
         if field == "limit" and value < 0:
             msg = f"{where}: {value} is negative; give 0 or more"
             raise ValidationError(msg)
-        if not _SMALLEST <= value <= _LARGEST:
-            msg = f"{where}: {value} is out of range; numbers here lie between {_SMALLEST} and {_LARGEST}"
+        if not SMALLEST_INT <= value <= LARGEST_INT:
+            msg = f"{where}: {value} is out of range; numbers here lie between {SMALLEST_INT} and {LARGEST_INT}"
             raise ValidationError(msg)
     elif isinstance(value, datetime):
         if not _EARLIEST <= value.year <= _LATEST:

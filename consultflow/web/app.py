@@ -79,6 +79,8 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     app.include_router(review_pages.router)
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(staff.router())
+    generated = app.openapi
+    app.openapi = lambda: staff.bound_numbers(generated())  # type: ignore[method-assign]
     if settings.oidc is not None:  # single sign-on: its routes exist only when it is configured
         from consultflow.web import oidc  # noqa: PLC0415 - Authlib loads only then
 

@@ -31,6 +31,7 @@ from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services import accounts, wire
 from consultflow.services.commands import REGISTRY, Command
 from consultflow.services.context import ServiceContext
+from consultflow.services.inputs import LARGEST_INT, SMALLEST_INT
 from consultflow.web.common import Error, client_of, error_kind
 from consultflow.web.limits import PRINCIPAL, SIGN_IN_FIRST, bearer_token
 
@@ -271,6 +272,30 @@ class Whoami:
     token_id: int
     scope: str
     expires_at: datetime
+
+
+def bound_numbers(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with each command's numbers bounded as `refuse_unstorable` bounds them (a 422 outside)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def bound(schema: dict[str, Any], name: str) -> None:
+        if "$ref" in schema and schema["$ref"] not in seen:
+            seen.add(schema["$ref"])
+            bound(schemas[schema["$ref"].rsplit("/", 1)[-1]], name)
+        if schema.get("type") == "integer":
+            schema.setdefault("minimum", 0 if name == "limit" else SMALLEST_INT)
+            schema.setdefault("maximum", LARGEST_INT)
+        for field, inner in schema.get("properties", {}).items():
+            bound(inner, field)
+        for inner in [*schema.get("anyOf", ()), *schema.get("prefixItems", ()), schema.get("items")]:
+            if isinstance(inner, dict):
+                bound(inner, name)
+
+    for path, item in document.get("paths", {}).items():
+        if path.startswith("/api/v1/commands/"):
+            bound(item["post"]["requestBody"]["content"]["application/json"]["schema"], "")
+    return document
 
 
 def router() -> APIRouter:
