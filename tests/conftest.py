@@ -12,11 +12,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 
 from consultflow.cli.main import main
+from consultflow.domain import accounts as account_rules
 from consultflow.domain.clock import FixedClock
 from consultflow.services.context import ServiceContext
 from consultflow.store import migrate
@@ -43,6 +45,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     another's queue; a test of two minutes started last would run alone while the other core idles.
     """
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+CHEAP_ARGON2 = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Passwords hash at test speed in the test's own process: the same argon2id at its smallest cost.
+
+    The shipped cost (64 MiB, four lanes) takes a quarter of a second of both cores per hash, and
+    the suite signs people in hundreds of times. Servers and CLIs the tests start as processes
+    hash as shipped; `@pytest.mark.argon2_as_shipped` keeps the shipped hasher here too.
+    """
+    if request.node.get_closest_marker("argon2_as_shipped") is None:
+        monkeypatch.setattr(account_rules, "_HASHER", CHEAP_ARGON2)
+    account_rules._no_account_hash.cache_clear()  # the dummy hash follows the hasher: an unknown name
+    yield  # costs what a known one does
+    account_rules._no_account_hash.cache_clear()
 
 
 @pytest.fixture(autouse=True)

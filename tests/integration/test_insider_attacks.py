@@ -28,11 +28,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 
-from consultflow.domain import accounts as account_rules
 from consultflow.domain.audit import ChainKey
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.errors import ConfigurationError, ValidationError
@@ -765,11 +763,6 @@ def test_a_signing_key_others_could_read_is_refused(tmp_path: Path, mode: int) -
 
 
 # --- through the server: tokens, actors, and the chain key ---------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(account_rules, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 def test_through_the_server_no_client_sets_the_actor_or_token_and_the_key_never_leaks(

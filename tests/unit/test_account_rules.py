@@ -77,6 +77,7 @@ def test_the_password_policy_names_what_is_allowed() -> None:
             checked_password(bad)
 
 
+@pytest.mark.argon2_as_shipped
 def test_an_argon2id_hash_checks_the_password_and_nothing_else() -> None:
     """The right password matches; a wrong one, no hash or a broken hash do not; old parameters want a rehash."""
     stored = hash_password("correct horse battery")

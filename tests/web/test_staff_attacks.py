@@ -17,7 +17,6 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -40,12 +39,6 @@ PLANNER2, EXPERT2 = "陈规划", "钱专家"
 FULL_NAME, CONTACT = "张秀英", "13812345678"  # the participant `seed` registers
 OTHER_NAME, OTHER_CONTACT = "刘德华", "13999998888"  # one registered by the second expert
 STAFF = (COORD, PLANNER, PLANNER2, EXPERT, EXPERT2, AUDITOR, VILLAGER)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sign-ins at test speed: the same argon2id, with the smallest cost it takes."""
-    monkeypatch.setattr(account_rules, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @dataclass
