@@ -8,10 +8,13 @@ them as a report, with people pseudonymised unless a coordinator states why (on 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TypeVar
+from itertools import groupby
+from typing import Any, TypeVar
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.document import Cell, Document, Reread, Row, Table
@@ -23,7 +26,7 @@ from consultflow.domain.roles import Action
 from consultflow.services.context import ServiceContext, spec_for
 from consultflow.services.personal_data import read_on_record
 from consultflow.services.pipeline import Change, run
-from consultflow.services.ports import UnitOfWork
+from consultflow.services.ports import UnitOfWork, VerifyReads
 
 T = TypeVar("T")
 
@@ -459,3 +462,60 @@ def groups_of(ctx: ServiceContext, consultation_id: int | None = None) -> Mappin
     from consultflow.services.workflows import find_spec  # noqa: PLC0415
 
     return find_spec(ctx, DEFAULT_WORKFLOW).groups
+
+
+# --- audit verify: a participant's group against the events that set it ---------------------------
+
+_UNKNOWN = object()  # no event has said what the group is (one given at registration, or before any opinion)
+
+
+def groups_problem(reads: VerifyReads, consultation_id: int) -> str | None:
+    """The first participant of the consultation whose live group is not what the group events leave (verify).
+
+    A participant's events from every chain are replayed in the order they happened: a
+    participant_group_changed sets the group (and names the group it found, which must be what the
+    events before it left); a submitted event with a group (a file's 群体 column) gives it only to
+    someone without one. A participant none of these events names (a group given at registration,
+    or changed before their first opinion: no chain holds it) is not checked. Other consultations'
+    events are read as stored: `audit verify` of every consultation proves their chains. Names
+    participant ids, consultations, event numbers and group ids only.
+    """
+    events = reads.group_events(consultation_id)
+    live = reads.live_groups(consultation_id)
+    with closing(events), closing(live):
+        said = groupby(events, key=lambda r: int(r[0]))
+        current = next(said, None)
+        for participant, group in live:
+            pid = int(participant)
+            while current is not None and current[0] < pid:
+                current = next(said, None)
+            if current is None or current[0] != pid:
+                continue
+            problem = _group_replayed(pid, group, list(current[1]))
+            if problem is not None:
+                return problem
+    return None
+
+
+def _group_replayed(participant: int, live: str | None, events: list[tuple[Any, ...]]) -> str | None:
+    state: object = _UNKNOWN
+    last: tuple[int, int] | None = None  # the consultation and sequence of the event that set it
+    for _p, consultation, seq, kind, payload in events:
+        found = json.loads(payload)
+        group = found.get("group")
+        if kind == EventKind.PARTICIPANT_GROUP_CHANGED:
+            previous = found.get("previous")
+            if state is not _UNKNOWN and state not in (previous, group):  # the same change in another chain
+                return (
+                    f"participant {participant}: group event #{seq} of consultation {consultation} found "
+                    f"{previous!r}, but the events before it leave {state!r} (the group was changed without an event)"
+                )
+            state, last = group, (int(consultation), int(seq))
+        elif state is None:  # submitted with a group: given to someone without one
+            state, last = group, (int(consultation), int(seq))
+    if state is _UNKNOWN or state == live or last is None:
+        return None
+    return (
+        f"participant {participant}: the live group is {live!r} but the last group event "
+        f"(#{last[1]} of consultation {last[0]}) records {state!r} (a live row was edited)"
+    )

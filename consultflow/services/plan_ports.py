@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from consultflow.domain.plan import (
     Clause,
@@ -75,3 +75,29 @@ class PlanStore(Protocol):
 
     def comment_states(self, consultation_id: int, version_id: int) -> list[tuple[int, str, int]]:
         """(clause, state of its comments' opinions, count), over the version's reviews."""
+
+    # --- for audit verify: the rows as stored, and the events that account for them ----------------
+
+    def plan_events(self, consultation_id: int) -> list[tuple[Any, ...]]:
+        """The chain's plan_imported and review_opened events: (kind, round, chain sequence, payload), in order."""
+
+    def live_plan(self, consultation_id: int) -> tuple[list[tuple[Any, ...]], list[str], list[tuple[Any, ...]]]:
+        """Versions (id, number, label, source, clauses), clause numbers, reviews.
+
+        A review is (round, version, its consultation, category, the round's consultation).
+        """
+
+    def rating_events(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """clause_rated events: (participant, round, chain sequence, payload as stored), by participant and round."""
+
+    def live_ratings(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """plan_rating rows, by participant and round.
+
+        Each is (participant, round, clause number, its consultation, rating, comment as stored, opinion).
+        """
+
+    def link_events(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """Events linking an opinion to clauses: (opinion, chain sequence, kind, payload), by opinion."""
+
+    def live_links(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """The consultation's opinions' opinion_clause rows: (opinion, clause number, its consultation), by opinion."""

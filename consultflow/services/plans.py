@@ -15,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from typing import Any
 
 from consultflow.domain.audit import EventKind
 from consultflow.domain.document import Document, Row, Table
@@ -68,7 +71,7 @@ class PlanShown:
     reviews: tuple[ReviewInfo, ...]
 
 
-def _digest(clauses: Sequence[Clause]) -> str:
+def _digest(clauses: Sequence[Clause | StoredClause]) -> str:
     text = json.dumps([[c.number, c.section_no, c.section_title, c.text] for c in clauses], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -737,3 +740,217 @@ def submit_review_online(ctx: ServiceContext, form: OnlineReview) -> ReviewRecei
             "repeated": r.recorded.repeated,
         },
     )
+
+
+# --- audit verify: the plan's, the reviews' and the ratings' events against their live rows --------
+
+
+def review_problem(uow: UnitOfWork, consultation_id: int) -> str | None:
+    """The first live draft version, clause text, review, rating or clause link no event accounts for (verify).
+
+    Replayed from the consultation's chain (checked as a chain already): plan_imported against
+    plan_version and its clause texts (their digest), review_opened against plan_review,
+    clause_rated against plan_rating, clauses_linked and commented clause_rated against
+    opinion_clause. The ratings and links stream, sorted by participant or opinion, so memory
+    holds one participant's or opinion's rows at a time. Names clause numbers, rounds, ids and
+    ratings; never a name, a contact or a comment.
+    """
+    return (
+        _plan_problem(uow, consultation_id)
+        or _ratings_problem(uow, consultation_id)
+        or _links_problem(uow, consultation_id)
+    )
+
+
+def _plan_problem(uow: UnitOfWork, consultation_id: int) -> str | None:
+    """Versions (with their clause texts) and reviews against plan_imported and review_opened."""
+    imported: dict[int, tuple[int, dict[str, Any]]] = {}
+    opened: dict[int, tuple[int, dict[str, Any]]] = {}
+    for kind, round_no, seq, payload in uow.plans.plan_events(consultation_id):
+        said = json.loads(payload)
+        if kind == EventKind.PLAN_IMPORTED:
+            imported[int(said.get("version", 0))] = (int(seq), said)
+        elif round_no is not None:
+            opened[int(round_no)] = (int(seq), said)
+    versions, numbers, reviews = uow.plans.live_plan(consultation_id)
+    return _versions_problem(uow, versions, numbers, imported) or _reviews_problem(consultation_id, reviews, opened)
+
+
+def _versions_problem(
+    uow: UnitOfWork,
+    versions: Sequence[tuple[Any, ...]],
+    numbers: Sequence[str],
+    imported: dict[int, tuple[int, dict[str, Any]]],
+) -> str | None:
+    texts: set[str] = set()
+    for version_id, number, label, source, count in versions:
+        found = imported.pop(int(number), None)
+        subject = f"plan version {number}"
+        if found is None:
+            return f"{subject}: the live tables have it but no plan_imported event records it (a row was added)"
+        seq, said = found
+        checks = (("label", label, "label"), ("source", source, "source"), ("number of clauses", count, "clauses"))
+        for what, now, key in checks:
+            if now != said.get(key):
+                return f"{subject}: its live {what} is {now!r} but plan_imported event #{seq} records {said.get(key)!r}"
+        clauses = uow.plans.clauses(int(version_id))
+        texts.update(c.number for c in clauses)
+        if len(clauses) != count or _digest(clauses) != said.get("digest"):
+            return (
+                f"{subject}: its live clauses ({len(clauses)}) are not the ones plan_imported event #{seq} "
+                "records (a clause's number, section or text was changed, added or removed)"
+            )
+    if imported:
+        number = min(imported)
+        return (
+            f"plan_imported event #{imported[number][0]} records plan version {number}, "
+            "which the live tables no longer have (a row was deleted)"
+        )
+    stray = sorted(set(numbers) - texts)
+    if stray:
+        return f"the live plan has clause {stray[0]}, which no imported version has (a row was added without an event)"
+    return None
+
+
+def _reviews_problem(
+    consultation_id: int, reviews: Sequence[tuple[Any, ...]], opened: dict[int, tuple[int, dict[str, Any]]]
+) -> str | None:
+    for round_no, version, version_consultation, category, round_consultation in reviews:
+        subject = f"review round {round_no}"
+        found = opened.pop(int(round_no), None)
+        if found is None or round_consultation != consultation_id:
+            return f"{subject}: the live tables have it but no review_opened event records it (a row was added)"
+        seq, said = found
+        checks = (
+            ("plan version", version if version_consultation == consultation_id else None, said.get("version")),
+            ("category", category, said.get("category")),
+        )
+        for what, now, recorded in checks:
+            if now != recorded:
+                return f"{subject}: its live {what} is {now!r} but review_opened event #{seq} records {recorded!r}"
+    if opened:
+        round_no = min(opened)
+        return (
+            f"review_opened event #{opened[round_no][0]} opens round {round_no} as a review, "
+            "which the live tables no longer have (a row was deleted)"
+        )
+    return None
+
+
+_Rated = tuple[str, object, object, int | None]  # rating, comment as stored, comment's opinion, event sequence
+
+
+def _ratings_problem(uow: UnitOfWork, consultation_id: int) -> str | None:
+    """plan_rating against clause_rated, merged by (participant, round): one participant's ballot in memory."""
+    live_count: Counter[tuple[int, str]] = Counter()
+    said_count: Counter[tuple[int, str]] = Counter()
+    first: tuple[int, str, str] | None = None  # round, clause, what happened
+
+    def note(round_no: int, clause: str, what: str) -> None:
+        nonlocal first
+        if first is None:
+            first = (round_no, clause, what)
+
+    events = _grouped(uow.plans.rating_events(consultation_id), 2)
+    live = _grouped(uow.plans.live_ratings(consultation_id), 2)
+    with closing(events), closing(live):
+        for key, said_rows, live_rows in _merge(events, live):
+            participant, round_no = key
+            said: dict[str, _Rated] = {}
+            for _p, _r, seq, payload in said_rows:
+                p = json.loads(payload)
+                said[str(p.get("clause"))] = (str(p.get("rating")), p.get("comment"), p.get("opinion_id"), int(seq))
+                said_count[(round_no, str(p.get("clause")))] += 1
+            for _p, _r, clause, clause_consultation, rating, comment, opinion_id in live_rows:
+                live_count[(round_no, clause)] += 1
+                recorded = said.pop(clause, None)
+                who = f"participant {participant}'s rating"
+                if clause_consultation != consultation_id:
+                    note(round_no, clause, f"{who} names a clause of another consultation (a live row was edited)")
+                elif recorded is None:
+                    note(round_no, clause, f"{who} was added without an event")
+                elif rating != recorded[0]:
+                    note(
+                        round_no,
+                        clause,
+                        f"{who} is {rating!r} live but clause_rated event #{recorded[3]} records {recorded[0]!r} "
+                        "(a live row was edited)",
+                    )
+                elif comment != recorded[1] or opinion_id != recorded[2]:
+                    note(
+                        round_no,
+                        clause,
+                        f"the comment of {who} is not the one clause_rated event #{recorded[3]} records "
+                        "(a live row was edited)",
+                    )
+            for clause, (_rating, _c, _o, seq) in sorted(said.items()):
+                note(round_no, clause, f"participant {participant}'s rating (clause_rated event #{seq}) was deleted")
+    if first is None:
+        return None
+    round_no, clause, what = first
+    live_n, said_n = live_count[(round_no, clause)], said_count[(round_no, clause)]
+    counts = f"the live ratings count {live_n} but the clause_rated events record {said_n}: "
+    return f"review round {round_no}, clause {clause}: {counts if live_n != said_n else ''}{what}"
+
+
+def _links_problem(uow: UnitOfWork, consultation_id: int) -> str | None:
+    """opinion_clause against clauses_linked and commented clause_rated, merged by opinion."""
+    events = _grouped(uow.plans.link_events(consultation_id), 1)
+    live = _grouped(uow.plans.live_links(consultation_id), 1)
+    with closing(events), closing(live):
+        for (opinion_id,), said_rows, live_rows in _merge(events, live):
+            said: dict[str, int] = {}
+            for _o, seq, kind, payload in said_rows:
+                p = json.loads(payload)
+                numbers = p.get("clauses", []) if kind == EventKind.CLAUSES_LINKED else [p.get("clause")]
+                for number in numbers if isinstance(numbers, list) else []:
+                    said.setdefault(str(number), int(seq))
+            for _o, clause, clause_consultation in sorted(live_rows, key=lambda r: str(r[1])):
+                if clause_consultation != consultation_id:
+                    return (
+                        f"opinion {opinion_id}: a live link names another consultation's clause (a live row was edited)"
+                    )
+                if said.pop(clause, None) is None:
+                    return (
+                        f"opinion {opinion_id}: the live links name clause {clause}, which no clauses_linked or "
+                        "clause_rated event records (a link was added without an event)"
+                    )
+            if said:
+                clause = min(said)
+                return (
+                    f"opinion {opinion_id}: event #{said[clause]} links it to clause {clause}, "
+                    "which the live links no longer have (a link was deleted)"
+                )
+    return None
+
+
+_Row = tuple[Any, ...]
+
+
+def _grouped(rows: Iterator[_Row], width: int) -> Generator[tuple[tuple[int, ...], list[_Row]], None, None]:
+    """Rows sorted by their first `width` integer columns, a run of equal keys at a time (the cursor closed after)."""
+    try:
+        for key, run_ in groupby(rows, key=lambda r: tuple(int(v) for v in r[:width])):
+            yield key, list(run_)
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
+def _merge(
+    said: Iterator[tuple[tuple[int, ...], list[_Row]]], live: Iterator[tuple[tuple[int, ...], list[_Row]]]
+) -> Iterator[tuple[tuple[int, ...], list[_Row], list[_Row]]]:
+    """Two streams of keyed runs (sorted by key) merged: each key once, with the events' rows and the live rows."""
+    a, b = next(said, None), next(live, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            yield a[0], a[1], []
+            a = next(said, None)
+        elif a is None or b[0] < a[0]:
+            yield b[0], [], b[1]
+            b = next(live, None)
+        else:
+            yield a[0], a[1], b[1]
+            a, b = next(said, None), next(live, None)

@@ -650,6 +650,15 @@ class VerifyReads(Protocol):
     def opinion_replay(self, consultation_id: int, opinion_id: int) -> OpinionReplay:
         """One opinion's live row, the summary of its events, its fact events and its feedback and replies."""
 
+    def group_events(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """Every chain's events setting a group of this consultation's participants, streamed.
+
+        Each is (participant, consultation, chain sequence, kind, payload), by participant, then as they happened.
+        """
+
+    def live_groups(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """(participant, group) of each participant with opinions in the consultation, by id."""
+
 
 class SignedHeads(Protocol):
     """Chain heads the server signed and published: added once, never changed.

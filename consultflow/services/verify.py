@@ -165,6 +165,12 @@ def verify_chain(
             else:  # a payload the database may read otherwise than Python: every opinion is replayed here
                 problem = _compare_streams(uow, consultation, spec, planners)
             problem = problem or themes_problem(uow, consultation.id)  # the themes opinions are coded with
+            # imported here: plans and participation import verify's importers (heads, rounds) at import time
+            from consultflow.services import participation, plans  # noqa: PLC0415
+
+            problem = problem or plans.review_problem(uow, consultation.id)  # drafts, reviews, ratings, clause links
+            if problem is None and reads is not None:
+                problem = participation.groups_problem(reads, consultation.id)  # the participants' groups
     if problem is None:
         return report
     broken = BrokenEvent(report.events, None, None, None, None, None, None, problem)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from consultflow.domain.plan import (
     ReviewInfo,
     StoredClause,
 )
+from consultflow.store import verify_queries
 from consultflow.store.batches import chunked
 from consultflow.store.models import (
     Actor,
@@ -309,3 +311,29 @@ class PlanStore:
             .group_by(PlanRating.clause_id, Opinion.state)
         )
         return [(c, s, int(n)) for c, s, n in self.session.execute(stmt)]
+
+    # --- for audit verify (the SQL is verify_queries') ------------------------------------------
+
+    def plan_events(self, consultation_id: int) -> list[tuple[Any, ...]]:
+        """The chain's plan_imported and review_opened events: (kind, round, chain sequence, payload), in order."""
+        return verify_queries.plan_events(self.session, consultation_id)
+
+    def live_plan(self, consultation_id: int) -> tuple[list[tuple[Any, ...]], list[str], list[tuple[Any, ...]]]:
+        """Versions, clause numbers and reviews of the consultation, as stored."""
+        return verify_queries.live_plan(self.session, consultation_id)
+
+    def rating_events(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """clause_rated events by participant and round, streamed."""
+        return verify_queries.rating_events(self.session, consultation_id)
+
+    def live_ratings(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """plan_rating rows by participant and round, streamed."""
+        return verify_queries.live_ratings(self.session, consultation_id)
+
+    def link_events(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """Events linking an opinion to clauses, by opinion, streamed."""
+        return verify_queries.link_events(self.session, consultation_id)
+
+    def live_links(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """opinion_clause rows of the consultation's opinions, by opinion, streamed."""
+        return verify_queries.live_links(self.session, consultation_id)

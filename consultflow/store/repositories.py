@@ -567,6 +567,14 @@ class AuditLog:
         """The lowest opinion id the chain's events name that is not one of the consultation's opinions."""
         return verify_queries.first_orphan(self.session, consultation_id)
 
+    def group_events(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """Every chain's events setting a group of this consultation's participants, by participant, streamed."""
+        return verify_queries.group_events(self.session, consultation_id)
+
+    def live_groups(self, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+        """(participant, group) of each participant with opinions in the consultation, by id, streamed."""
+        return verify_queries.live_groups(self.session, consultation_id)
+
     def search(self, criteria: EventFilter) -> Iterator[AuditEvent]:
         """Opinion events matching every filter, in the order they happened, streamed."""
         c = criteria

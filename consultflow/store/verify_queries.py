@@ -17,6 +17,7 @@ from itertools import count
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Select,
@@ -41,7 +42,20 @@ from consultflow.domain.audit import EventKind
 from consultflow.domain.model import Disagreement, ReplayRules
 from consultflow.store.batches import STREAM_ROWS
 from consultflow.store.bulk import table_of
-from consultflow.store.models import Actor, ActorRole, AuditEvent, Opinion, OpinionEntry
+from consultflow.store.models import (
+    Actor,
+    ActorRole,
+    AuditEvent,
+    Opinion,
+    OpinionClause,
+    OpinionEntry,
+    Participant,
+    PlanClause,
+    PlanRating,
+    PlanReview,
+    PlanVersion,
+    Round,
+)
 
 _cursor_names = count(1)
 
@@ -380,3 +394,165 @@ def by_opinion(column: Any, consultation_column: Any, consultation_id: int, opin
     if opinion_id is None:
         return (consultation_column == consultation_id,)
     return (column == opinion_id, _consultation_is(consultation_column, consultation_id))
+
+
+# --- reviews, draft plans, clause links and groups: their events against their live rows ----------
+
+
+def _member(session: Session, payload: Any, key: str, *, integer: bool) -> ColumnElement[Any]:
+    """A payload's top-level member as the database reads it (NULL when absent): an integer or a text."""
+    if session.get_bind().dialect.name == "postgresql":
+        text: ColumnElement[Any] = cast(payload, JSONB)[key].astext
+        return cast(text, BigInteger) if integer else text
+    return func.json_extract(payload, f"$.{key}")
+
+
+def rating_events(session: Session, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+    """The chain's clause_rated events as (participant id, round, chain sequence, payload as stored).
+
+    Ordered by participant and round (numbers only: no collation decides the order), streamed.
+    """
+    e = table_of(AuditEvent)
+    participant = _member(session, e.c.payload, "participant_id", integer=True)
+    stmt = (
+        select(participant, e.c.round_no, e.c.chain_seq, e.c.payload)
+        .where(e.c.consultation_id == consultation_id, e.c.kind == EventKind.CLAUSE_RATED)
+        .order_by(participant, e.c.round_no, e.c.chain_seq)
+    )
+    return stream_tuples(session, stmt)
+
+
+def live_ratings(session: Session, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+    """The consultation's plan_rating rows, ordered by participant and round, streamed.
+
+    Each is (participant, round, clause number, the clause's consultation, rating, comment as
+    stored, the comment's opinion).
+    """
+    r, rounds, clause = table_of(PlanRating), table_of(Round), table_of(PlanClause)
+    stmt = (
+        select(
+            r.c.participant_id,
+            rounds.c.number,
+            clause.c.number,
+            clause.c.consultation_id,
+            r.c.rating,
+            r.c.comment,
+            r.c.opinion_id,
+        )
+        .join(rounds, rounds.c.id == r.c.round_id)
+        .join(clause, clause.c.id == r.c.clause_id)
+        .where(rounds.c.consultation_id == consultation_id)
+        .order_by(r.c.participant_id, rounds.c.number, r.c.id)
+    )
+    return stream_tuples(session, stmt)
+
+
+def link_events(session: Session, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+    """The chain's events that link an opinion to clauses, as (opinion id, chain sequence, kind, payload).
+
+    clauses_linked (the opinion's own event) and clause_rated with a comment (the comment's
+    opinion, named in the payload); ordered by opinion, streamed.
+    """
+    e = table_of(AuditEvent)
+    named = _member(session, e.c.payload, "opinion_id", integer=True)
+    rated = and_(
+        e.c.kind == EventKind.CLAUSE_RATED, _member(session, e.c.payload, "opinion_id", integer=False).is_not(None)
+    )
+    opinion = case((e.c.kind == EventKind.CLAUSE_RATED, named), else_=e.c.opinion_id)
+    stmt = (
+        select(opinion, e.c.chain_seq, e.c.kind, e.c.payload)
+        .where(
+            e.c.consultation_id == consultation_id,
+            or_(e.c.kind == EventKind.CLAUSES_LINKED, rated),
+        )
+        .order_by(opinion, e.c.chain_seq)
+    )
+    return stream_tuples(session, stmt)
+
+
+def live_links(session: Session, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+    """The consultation's opinions' opinion_clause rows as (opinion id, clause number, the clause's consultation)."""
+    link, o, clause = table_of(OpinionClause), table_of(Opinion), table_of(PlanClause)
+    stmt = (
+        select(link.c.opinion_id, clause.c.number, clause.c.consultation_id)
+        .join(o, o.c.id == link.c.opinion_id)
+        .join(clause, clause.c.id == link.c.clause_id)
+        .where(o.c.consultation_id == consultation_id)
+        .order_by(link.c.opinion_id)
+    )
+    return stream_tuples(session, stmt)
+
+
+def plan_events(session: Session, consultation_id: int) -> list[tuple[Any, ...]]:
+    """The chain's plan_imported and review_opened events as (kind, round, chain sequence, payload), in chain order."""
+    e = table_of(AuditEvent)
+    stmt = (
+        select(e.c.kind, e.c.round_no, e.c.chain_seq, e.c.payload)
+        .where(
+            e.c.consultation_id == consultation_id,
+            e.c.kind.in_([EventKind.PLAN_IMPORTED, EventKind.REVIEW_OPENED]),
+        )
+        .order_by(e.c.chain_seq)
+    )
+    return list(stream_tuples(session, stmt))
+
+
+def live_plan(session: Session, consultation_id: int) -> tuple[list[tuple[Any, ...]], list[str], list[tuple[Any, ...]]]:
+    """The consultation's plan_version rows, its plan_clause numbers, and its plan_review rows.
+
+    Versions are (id, number, label, source, clauses); reviews (round number, the rated version's
+    number and consultation, category, the round's consultation).
+    """
+    v, clause, review, rounds = table_of(PlanVersion), table_of(PlanClause), table_of(PlanReview), table_of(Round)
+    versions = select(v.c.id, v.c.number, v.c.label, v.c.source, v.c.clauses).where(
+        v.c.consultation_id == consultation_id
+    )
+    numbers = select(clause.c.number).where(clause.c.consultation_id == consultation_id)
+    reviews = (
+        select(rounds.c.number, v.c.number, v.c.consultation_id, review.c.category, rounds.c.consultation_id)
+        .select_from(review)
+        .join(rounds, rounds.c.id == review.c.round_id)
+        .join(v, v.c.id == review.c.version_id)
+        .where(or_(review.c.consultation_id == consultation_id, rounds.c.consultation_id == consultation_id))
+    )
+    return (
+        [tuple(row) for row in session.execute(versions.order_by(v.c.number, v.c.id))],
+        [str(n) for (n,) in session.execute(numbers)],
+        [tuple(row) for row in session.execute(reviews.order_by(rounds.c.number))],
+    )
+
+
+def group_events(session: Session, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+    """Every chain's events that set a group of a participant with opinions in this consultation.
+
+    participant_group_changed, and submitted with a group (a file's 群体 column), as (participant
+    id, consultation, chain sequence, kind, payload), ordered by participant, then as they
+    happened (time, consultation, sequence), streamed.
+    """
+    e, o = table_of(AuditEvent), table_of(Opinion)
+    participant = _member(session, e.c.payload, "participant_id", integer=True)
+    if session.get_bind().dialect.name == "postgresql":
+        with_group = and_(e.c.payload.contains('"group"'), cast(e.c.payload, JSONB).has_key("group"))
+    else:
+        with_group = and_(func.instr(e.c.payload, '"group"') > 0, func.json_type(e.c.payload, "$.group").is_not(None))
+    theirs = select(o.c.participant_id).where(o.c.consultation_id == consultation_id)
+    stmt = (
+        select(participant, e.c.consultation_id, e.c.chain_seq, e.c.kind, e.c.payload)
+        .where(
+            or_(
+                e.c.kind == EventKind.PARTICIPANT_GROUP_CHANGED,
+                and_(e.c.kind == EventKind.SUBMITTED, with_group),
+            ),
+            participant.in_(theirs),
+        )
+        .order_by(participant, e.c.at, e.c.consultation_id, e.c.chain_seq)
+    )
+    return stream_tuples(session, stmt)
+
+
+def live_groups(session: Session, consultation_id: int) -> Generator[tuple[Any, ...], None, None]:
+    """(participant id, group) of each participant with opinions in this consultation, by id, streamed."""
+    p, o = table_of(Participant), table_of(Opinion)
+    theirs = select(o.c.participant_id).where(o.c.consultation_id == consultation_id)
+    stmt = select(p.c.id, p.c.group_id).where(p.c.id.in_(theirs)).order_by(p.c.id)
+    return stream_tuples(session, stmt)

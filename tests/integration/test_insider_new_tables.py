@@ -7,8 +7,8 @@ SQLAlchemy and the `psql` binary, to change a recorded review, rating, comment, 
 plan version or programme membership, to read review comments and who rated what, to reach the
 keys that open sealed comments, to alter or drop the tables and their triggers, to grant itself
 more, to COPY, and to move the sequences. PostgreSQL refuses each for want of a privilege; what
-the server's login may write because its use cases do is named by `audit verify` afterwards, or,
-where it is not (yet), is marked `xfail(strict=True)` with what it does.
+the server's login may write because its use cases do (a rating, a clause link, a draft version,
+a group, a theme, a programme membership) is named by `audit verify` afterwards.
 
 One schema (with its logins) serves the whole module: a refused statement changes nothing, and
 the tests that tamper put the rows back as they were.
@@ -601,7 +601,7 @@ def test_what_the_servers_login_writes_behind_the_use_cases_verify_names(
 
 
 @pytest.mark.parametrize(
-    ("attack", "undo"),
+    ("attack", "undo", "named"),
     [
         pytest.param(
             [("INSERT INTO participant (name, village, lang, created_at, created_by_id) "
@@ -611,60 +611,37 @@ def test_what_the_servers_login_writes_behind_the_use_cases_verify_names(
              "FROM plan_rating")],
             ["DELETE FROM plan_rating WHERE participant_id = (SELECT max(id) FROM participant)",
              "DELETE FROM participant WHERE name = 'nobody'"],
+            "the live ratings count 2 but the clause_rated events record 1",
             id="ballots-stuffed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="FINDING: the server's login INSERTs plan_rating rows with no clause_rated event (a 满意 for "
-                "every clause from a participant it adds) and review results count them; audit verify does not "
-                "replay clause_rated events against plan_rating",
-            ),
         ),
         pytest.param(
             [("INSERT INTO opinion_clause (opinion_id, clause_id, linked_at, linked_by_id) "
              "SELECT :oid, max(id), now(), 1 FROM plan_clause WHERE id NOT IN "
              "(SELECT clause_id FROM opinion_clause WHERE opinion_id = :oid)")],
             ["DELETE FROM opinion_clause WHERE opinion_id = :oid AND linked_by_id = 1"],
+            "no clauses_linked or clause_rated event records",
             id="clause-link-forged",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="FINDING: the server's login INSERTs opinion_clause links no clauses_linked event records; "
-                "audit verify does not replay clauses_linked events against opinion_clause",
-            ),
         ),
         pytest.param(
             [("INSERT INTO plan_version (consultation_id, number, label, clauses, imported_at, imported_by_id) "
              "VALUES (:cid, 2, '第二稿', 0, now(), 1)")],
             ["DELETE FROM plan_version WHERE consultation_id = :cid AND number = 2"],
+            "plan version 2: the live tables have it but no plan_imported event",
             id="plan-version-forged",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="FINDING: the server's login INSERTs a plan_version (a draft no one imported, shown as the "
-                "latest) with no plan_imported event; audit verify does not replay plan_imported / review_opened "
-                "events against plan_version, plan_clause_text and plan_review",
-            ),
         ),
         pytest.param(
             ["UPDATE participant SET group_id = 'companies' WHERE id = :pid"],
             ["UPDATE participant SET group_id = 'officials' WHERE id = :pid"],
+            "the live group is 'companies' but the last group event",
             id="group-changed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="FINDING: the server's login UPDATEs participant.group_id (its role needs UPDATE on participant) "
-                "without a participant_group_changed event, and the figures by group follow; audit verify does not "
-                "replay submitted.group / participant_group_changed against participant.group_id",
-            ),
         ),
     ],
 )  # fmt: skip
 def test_rows_the_servers_login_adds_without_an_event_are_named(
-    scene: Scene, attack: list[str], undo: list[str]
+    scene: Scene, attack: list[str], undo: list[str], named: str
 ) -> None:
-    """An auditor relies on `audit verify` naming a rating, a clause link or a group the server's login wrote with
-    plain SQL and no event; PostgreSQL cannot refuse these, as the server's use cases write them too.
+    """An auditor relies on `audit verify` naming a rating, a clause link, a draft version or a group the server's
+    login wrote with plain SQL and no event; PostgreSQL cannot refuse these, as the server's use cases write them too.
     """
     params = {"cid": scene.consultation_id, "oid": scene.opinion_id, "pid": scene.participant_id}
     server = _as_server(scene)
@@ -677,7 +654,10 @@ def test_rows_the_servers_login_adds_without_an_event_are_named(
         server.dispose()
         _owner_sql(scene, *undo, params=params)
     assert verify.verify_chain(scene.owner, scene.consultation_id).intact  # put back as it was
-    assert not report.intact, attack
+    assert not report.intact and report.broken is not None, attack
+    assert named in (report.broken.problem or ""), report.broken
+    for personal in (FULL_NAME, CONTACT, COMMENT):  # the subject is named, never the person or their words
+        assert personal not in report.broken.problem, report.broken
 
 
 SQLALCHEMY_REFUSED = (
