@@ -34,7 +34,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from intake import RAW_POSTGRES, RAW_SQLITE, make_csv, timed
+from intake import RAW_POSTGRES, RAW_SQLITE, TEXT_AT, make_csv, timed
 
 from consultflow.store.engine import make_engine
 
@@ -331,7 +331,7 @@ def main() -> None:
             make_csv(csv_path, n)
             db = str(folder / "bench.sqlite")
             run = Run("sqlite", db, n, folder)
-            bench(run, csv_path, [sys.executable, "-c", RAW_SQLITE, db, str(csv_path)])
+            bench(run, csv_path, [sys.executable, "-c", RAW_SQLITE, db, str(csv_path), str(TEXT_AT["plain"])])
             run.engine.dispose()
             rows += run.rows
             if args.pg:
@@ -339,7 +339,11 @@ def main() -> None:
                 try:
                     run = Run("postgresql", url, n, folder)
                     schema = url.rsplit("%3D", 1)[1]
-                    bench(run, csv_path, [sys.executable, "-c", RAW_POSTGRES, args.pg, schema, str(csv_path)])
+                    bench(
+                        run,
+                        csv_path,
+                        [sys.executable, "-c", RAW_POSTGRES, args.pg, schema, str(csv_path), str(TEXT_AT["plain"])],
+                    )
                     run.engine.dispose()
                     rows += run.rows
                 finally:
