@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import _pg_schema_url
 from tests.web.test_staff import AUDITOR, COORD, EXPERT, PASSWORD, WALK, People, _login, _staff, _token, server
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(name="st")
