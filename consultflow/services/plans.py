@@ -930,7 +930,8 @@ _Row = tuple[Any, ...]
 def _grouped(rows: Iterator[_Row], width: int) -> Generator[tuple[tuple[int, ...], list[_Row]], None, None]:
     """Rows sorted by their first `width` integer columns, a run of equal keys at a time (the cursor closed after)."""
     try:
-        for key, run_ in groupby(rows, key=lambda r: tuple(int(v) for v in r[:width])):
+        readable = (r for r in rows if None not in r[:width])  # a payload the database could not read names none
+        for key, run_ in groupby(readable, key=lambda r: tuple(int(v) for v in r[:width])):
             yield key, list(run_)
     finally:
         close = getattr(rows, "close", None)

@@ -399,10 +399,20 @@ def by_opinion(column: Any, consultation_column: Any, consultation_id: int, opin
 # --- reviews, draft plans, clause links and groups: their events against their live rows ----------
 
 
+def _jsonb(payload: Any) -> Any:
+    """A payload as PostgreSQL's jsonb, or NULL where jsonb would refuse it (see `_member`)."""
+    refused = payload.op("~")(literal_column(r"'\\u(0000|[dD][89a-fA-F])'"))
+    return cast(case((refused, null()), else_=payload), JSONB)
+
+
 def _member(session: Session, payload: Any, key: str, *, integer: bool) -> ColumnElement[Any]:
-    """A payload's top-level member as the database reads it (NULL when absent): an integer or a text."""
+    r"""A payload's top-level member as the database reads it (NULL when absent): an integer or a text.
+
+    On PostgreSQL a payload jsonb refuses (a \u0000 or a lone surrogate, which no event of these
+    kinds is written with) reads as NULL instead of failing the whole statement.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        text: ColumnElement[Any] = cast(payload, JSONB)[key].astext
+        text: ColumnElement[Any] = _jsonb(payload)[key].astext
         return cast(text, BigInteger) if integer else text
     return func.json_extract(payload, f"$.{key}")
 
@@ -532,7 +542,7 @@ def group_events(session: Session, consultation_id: int) -> Generator[tuple[Any,
     e, o = table_of(AuditEvent), table_of(Opinion)
     participant = _member(session, e.c.payload, "participant_id", integer=True)
     if session.get_bind().dialect.name == "postgresql":
-        with_group = and_(e.c.payload.contains('"group"'), cast(e.c.payload, JSONB).has_key("group"))
+        with_group = and_(e.c.payload.contains('"group"'), _jsonb(e.c.payload).has_key("group"))
     else:
         with_group = and_(func.instr(e.c.payload, '"group"') > 0, func.json_type(e.c.payload, "$.group").is_not(None))
     theirs = select(o.c.participant_id).where(o.c.consultation_id == consultation_id)
