@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from consultflow.domain.plan import parse_markdown
-from consultflow.services import consultations, opinions, participation, people, plans, rounds, verify
+from consultflow.services import consultations, opinions, participation, people, plans, receipts, rounds, verify
 from consultflow.services.context import ServiceContext
 from consultflow.services.plans import RatingIn
 from tests.conftest import engine_of
@@ -263,3 +263,31 @@ def test_a_group_no_event_ever_named_is_not_checked(ctx: ServiceContext) -> None
     honest = _honest(ctx)
     _owner(ctx, "UPDATE participant SET group_id = 'companies' WHERE id = :second", second=honest.second)
     assert verify.verify_chain(ctx, honest.consultation_id).intact
+
+
+def test_a_group_the_portal_gives_in_one_consultation_holds_in_the_others_chains(ctx: ServiceContext) -> None:
+    """An auditor relies on no false alarm when a villager's group is given on the portal of one consultation (its
+    event is in that chain only) after it was cleared in all of hers: each chain is checked against the latest
+    group event in any chain, and an edit after it is named in every consultation she took part in.
+    """
+    honest = _honest(ctx)
+    groups = participation.groups_of(ctx, honest.consultation_id)
+    participation.set_participant_group(ctx, acting=COORD, participant_id=honest.first, group=None, groups=groups)
+    rounds.close_round(ctx, acting=COORD, consultation_id=honest.consultation_id)  # the review
+    rounds.open_round(ctx, acting=COORD, consultation_id=honest.consultation_id)
+    form = receipts.OnlineOpinion(
+        consultation_id=honest.consultation_id,
+        category="industry",
+        text="建议在村口建设农产品冷链仓储点",
+        village="青龙村",
+        name=FULL_NAME,
+        contact=CONTACT,
+        contact_consent=True,
+        group="respected_villagers",
+    )
+    assert receipts.submit_online(ctx, form).opinion.participant_id == honest.first  # she came back
+    for cid in (honest.consultation_id, honest.other_id):
+        assert verify.verify_chain(ctx, cid).intact, cid
+    _owner(ctx, "UPDATE participant SET group_id = 'officials' WHERE id = :first", first=honest.first)
+    for cid in (honest.consultation_id, honest.other_id):
+        assert "the live group is 'officials' but the last group event" in _problem(ctx, cid)
