@@ -61,8 +61,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
-# A streamed command answers in JSON lines, but is refused, before its stream starts, in JSON.
-_STREAM_ERRORS = {
+# The same refusals by reference, for the command routes (the sign-in routes above put Error in the
+# document): FastAPI builds a pydantic field for each response model of each route, and 11 models on
+# each of 80 routes were most of what building the server's app cost. A streamed command answers in
+# JSON lines, but is refused, before its stream starts, in JSON, so its refusals are these too.
+_ERROR_REFS = {
     status: {"description": error["description"], "content": {"application/json": {"schema": {"$ref": _ERROR_SCHEMA}}}}
     for status, error in _ERRORS.items()
 }
@@ -342,7 +345,7 @@ def router() -> APIRouter:
             ),
             response_model=None if command.streamed else command.output,
             response_class=JsonLines if command.streamed else JSONResponse,
-            responses=_STREAM_ERRORS if command.streamed else _ERRORS,
+            responses=_ERROR_REFS,
             operation_id=command.name,
         )
     return made
