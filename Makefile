@@ -28,13 +28,18 @@ demo: $(DEMO_STAMP)
 	rm -f demo.sqlite demo.sqlite-wal demo.sqlite-shm
 	$(DEMO_VENV)/bin/consultflow --db demo.sqlite demo
 
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set (this machine sets it): the suite
+# starts hundreds of consultflow processes, and each would compile the package from source again
+# (a quarter of a CLI command's start), as would each worker's assertion rewriting.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist worksteal
+	$(PYTEST) -n auto --dist worksteal
 
 # The fast lane while you work: everything but the tests marked slow (real servers, browsers,
 # several hosts, process storms). `make test` (and CI) runs them all.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist worksteal -m 'not slow'
+	$(PYTEST) -n auto --dist worksteal -m 'not slow'
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
