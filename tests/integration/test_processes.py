@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from consultflow.domain.errors import ConflictError, ConsultflowError, RoundStateError
 from consultflow.domain.vocabulary import Field
-from consultflow.services import opinions, outbox, rounds, sweep
+from consultflow.services import opinion_views, opinions, outbox, rounds, sweep
 from consultflow.services.context import ServiceContext
 from consultflow.store.database import SqlDatabase
 from consultflow.store.models import DeliveryAttempt
@@ -41,6 +41,11 @@ FIELDS: dict[str, dict[Field, object]] = {
     "reject": {Field.REASON: "不可行"},
 }
 WHO = {"screen": EXPERT, "give_feedback": PLANNER, "reparticipate": EXPERT, "adopt": PLANNER, "reject": PLANNER}
+NEXT = {
+    "submitted": ["screen"],
+    "under_review": ["give_feedback", "adopt", "reject"],
+    "feedback_given": ["reparticipate"],
+}
 FUTURE = datetime(2030, 1, 1, tzinfo=timezone.utc)
 OPS = 25
 
@@ -73,10 +78,13 @@ def _submit_when_open(ctx: ServiceContext, rng: random.Random, items: list[opini
 
 
 def _one(kind: str, ctx: ServiceContext, rng: random.Random, ids: list[int], sent: Path) -> None:
-    if kind == "fire":
-        trigger = rng.choice(list(WHO))
-        opinions.fire(
-            ctx, acting=WHO[trigger], opinion_id=rng.choice(ids), trigger=trigger, fields=FIELDS.get(trigger, {})
+    if kind == "fire":  # a trigger the opinion's state allows when read (another process may move it first)
+        opinion_id = rng.choice(ids)
+        allowed = NEXT.get(opinion_views.show_opinion(ctx, opinion_id)[0].state)
+        trigger = rng.choice(allowed or list(WHO))  # decided: any trigger, refused
+        fields = FIELDS.get(trigger, {})
+        _when_open(
+            rng, lambda: opinions.fire(ctx, acting=WHO[trigger], opinion_id=opinion_id, trigger=trigger, fields=fields)
         )
     elif kind == "assign":
         opinions.assign(ctx, acting=COORD, opinion_ids=[rng.choice(ids)], planner=PLANNER)
