@@ -12,6 +12,7 @@ A streamed command answers with JSON lines as its items are read (`consultflow.s
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import queue
 import threading
@@ -301,8 +302,14 @@ def bound_numbers(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+@functools.cache
 def router() -> APIRouter:
-    """Sign-in, whoami, sign-out, and one route per registered command."""
+    """Sign-in, whoami, sign-out, and one route per registered command.
+
+    Built once a process: the registry does not change while it runs, and each app includes the
+    router by reference (as it does the portal's module-level routers). Building it (a pydantic
+    field for each command's input and result) was most of what building an app cost.
+    """
     made = APIRouter(prefix="/api/v1")
 
     @made.post(
