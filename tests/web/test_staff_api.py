@@ -18,6 +18,7 @@ from consultflow.cli.main import main
 from consultflow.domain.clock import FixedClock
 from consultflow.services import accounts
 from consultflow.services.context import ServiceContext
+from tests.conftest import make_context
 from tests.helpers import COORD, PLANNER, seed, snapshot, submit
 from tests.servers import raw_server
 from tests.web.portal import client
@@ -225,3 +226,44 @@ def test_values_no_database_holds_are_one_line_not_an_internal_error(
     refused = web.post(f"/api/v1/commands/{command}", json=body, headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 422, refused.text
     assert named in refused.json()["error"] and "\n" not in refused.json()["error"]
+
+
+def test_two_apps_in_one_process_each_answer_from_their_own_database(
+    sqlite_ctx: ServiceContext, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Apps built in one process share the staff API's routes, never each other's database or tokens."""
+    other = make_context(f"sqlite:///{tmp_path / 'other.sqlite'}", clock)
+    try:
+        seed(sqlite_ctx)
+        seed(other, open_first_round=False)
+        here, here_token = _signed_in(sqlite_ctx, COORD)
+        there, there_token = _signed_in(other, COORD)
+        assert here.app is not there.app
+
+        def rounds(web: TestClient, token: str) -> Any:
+            answer = web.post(
+                "/api/v1/commands/round.status",
+                json={"consultation_id": 1},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        before_there = snapshot(other)
+        closed = here.post(
+            "/api/v1/commands/round.close",
+            json={"consultation_id": 1},
+            headers={"Authorization": f"Bearer {here_token}"},
+        )
+        assert closed.status_code == 200, closed.text
+        assert snapshot(other) == before_there  # the close went to its own app's database only
+        assert rounds(here, here_token) != rounds(there, there_token)
+        # A token is only known where it was issued.
+        crossed = there.post(
+            "/api/v1/commands/round.status",
+            json={"consultation_id": 1},
+            headers={"Authorization": f"Bearer {here_token}"},
+        )
+        assert crossed.status_code == 403
+    finally:
+        other.database.dispose()
