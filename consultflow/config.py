@@ -197,9 +197,12 @@ class Environment:
             ConfigurationError: a value its setting does not allow, in one line naming both.
         """
         source = os.environ if environ is None else environ
+        # One pass over the environment (a few dozen variables), not a lookup per setting: click asks
+        # for an option's default several times in each command.
+        given = {k: v for k, v in source.items() if k.startswith("CONSULTFLOW_")}
         self._values: dict[str, Any] = {}
         for setting in SETTINGS:
-            raw = source.get(setting.env)
+            raw = given.get(setting.env)
             if raw is None or raw == "":
                 continue
             try:
@@ -208,9 +211,7 @@ class Environment:
                 shown = "(hidden)" if setting.secret else str(exc)
                 msg = f"{setting.env}: {shown} ({setting.meaning})"
                 raise ConfigurationError(msg) from None
-        self.unknown = sorted(
-            k for k in source if k.startswith("CONSULTFLOW_") and k not in KNOWN and not k.startswith(TOOLING_PREFIXES)
-        )
+        self.unknown = sorted(k for k in given if k not in KNOWN and not k.startswith(TOOLING_PREFIXES))
 
     def get(self, env: str, default: Any = None) -> Any:
         """A setting's checked value, or `default` when it is not set."""

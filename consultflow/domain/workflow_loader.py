@@ -9,6 +9,7 @@ the file format; files without it are format 1.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -102,14 +103,29 @@ def load_workflow_text(text: str, source: str = "<text>", *, stored_digest: str 
     digest, it is the very text that passed validation when it was stored, so it is parsed with
     libyaml (when PyYAML has it). The one pass of rules that builds the spec runs either way.
 
+    A text this process has loaded before gives the spec it gave then: a spec is frozen and depends
+    on its text alone, and the server, the worker and the tests read the same files again and again
+    (parsing the bundled workflow with PyYAML's own loader costs about 60 ms). A text with problems
+    is checked again each time, so its error names the source it was read from.
+
     Raises:
         WorkflowInvalidError: listing every problem found, each with its path.
     """
+    checked = stored_digest is not None and hashlib.sha256(text.encode("utf-8")).hexdigest() == stored_digest
+    try:
+        return _spec_of(text, checked=checked)
+    except WorkflowInvalidError as exc:
+        raise WorkflowInvalidError(source, exc.problems) from None
+
+
+@functools.lru_cache(maxsize=32)
+def _spec_of(text: str, *, checked: bool) -> WorkflowSpec:
+    """The spec of `text`; `checked`: it is a stored copy whose digest still matches."""
+    source = "<text>"  # load_workflow_text names the real source in any error
     if len(text) > MAX_FILE_CHARS:
         raise WorkflowInvalidError(source, [f"(file): longer than {MAX_FILE_CHARS} characters"])
     import yaml  # noqa: PLC0415 - read commands that load no workflow text never pay for it
 
-    checked = stored_digest is not None and hashlib.sha256(text.encode("utf-8")).hexdigest() == stored_digest
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if checked else yaml.SafeLoader
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader either way

@@ -48,7 +48,7 @@ def start(ctx: ServiceContext, *, heads_seconds: float, close_seconds: float) ->
     if ctx.heads is not None:
         scheduler.add_job(
             _sign, IntervalTrigger(seconds=heads_seconds, timezone=timezone.utc), args=[ctx], id="sign",
-            next_run_time=now + timedelta(seconds=5),
+            next_run_time=now + timedelta(seconds=1),
         )  # fmt: skip
     scheduler.add_job(
         _close, IntervalTrigger(seconds=close_seconds, timezone=timezone.utc), args=[ctx], id="close",

@@ -261,6 +261,17 @@ def test_a_stored_copy_with_its_digest_loads_the_same_and_an_edited_one_is_check
     assert any("transitions" in p for p in info.value.problems)
 
 
+def test_the_same_broken_text_in_two_files_names_each_file_and_a_good_one_loads_alike_again() -> None:
+    """A coordinator copying a broken file is told of each copy by its own name, every time it is read."""
+    broken = DEFAULT.replace("dest: adopted", "dest: adoptd")
+    for _again in range(2):
+        for name in ("县里的.yaml", "乡里的.yaml"):
+            with pytest.raises(WorkflowInvalidError) as info:
+                load_workflow_text(broken, name)
+            assert info.value.source == name and str(info.value).startswith(f"{name}: 1 problem(s): ")
+    assert load_workflow_text(DEFAULT, "a.yaml") == load_workflow_text(DEFAULT, "b.yaml") == load_workflow_text(DEFAULT)
+
+
 def test_diagrams_cover_every_edge_with_labels() -> None:
     """DOT and Mermaid carry every transition from every source, and the Chinese labels."""
     spec = load_workflow_text(DEFAULT)

@@ -63,7 +63,7 @@ def _signing_server(db_url: str, tmp_path: Path) -> Iterator[tuple[People, str, 
 
 
 def _signed_at_start(heads_file: Path) -> None:
-    """Wait for the server's first signing run (5 s after it starts): it signs the account log, grown by the sign-ins.
+    """Wait for the server's first signing run (a second after it starts): it signs the account log.
 
     Before it no consultation exists, so it signs none; after it only what a test does signs. Without
     the wait the run could land in the middle of a test, on a loaded machine, and sign its chain.
