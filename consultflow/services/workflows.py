@@ -52,28 +52,52 @@ def _files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
-def file_specs(directory: Path) -> list[WorkflowSpec]:
-    """Every valid workflow in `directory` (invalid ones are reported by `list_workflows`)."""
-    specs = []
+def _scan(directory: Path) -> tuple[list[tuple[Path, WorkflowSpec]], list[tuple[Path, str, int, tuple[str, ...]]]]:
+    """The folder's usable workflows (each name and version once, with its file) and the files that cannot be used.
+
+    A file that does not validate cannot be used, and neither can two files that give one name
+    and version different texts: which of them a new consultation would run on is not for the
+    order of file names to decide. The same text twice is one workflow.
+    """
+    usable: dict[tuple[str, int], tuple[Path, WorkflowSpec]] = {}
+    clashed: dict[tuple[str, int], list[Path]] = {}
+    broken: list[tuple[Path, str, int, tuple[str, ...]]] = []
     for path in _files(directory):
         try:
-            specs.append(read_file(path))
-        except WorkflowInvalidError:
+            spec = read_file(path)
+        except WorkflowInvalidError as exc:
+            broken.append((path, path.stem, 0, tuple(exc.problems)))
             continue
-    return specs
+        key = (spec.name, spec.version)
+        first = usable.get(key)
+        if key in clashed or (first is not None and first[1].digest != spec.digest):
+            clashed.setdefault(key, [first[0]] if first is not None else []).append(path)
+            usable.pop(key, None)
+        elif first is None:
+            usable[key] = (path, spec)
+    for (name, version), paths in clashed.items():
+        for path in paths:
+            others = ", ".join(p.name for p in paths if p != path)
+            problem = f"{name}@{version} is also in {others}, with other content: give one of them a new version"
+            broken.append((path, name, version, (problem,)))
+    return list(usable.values()), broken
+
+
+def file_specs(directory: Path) -> list[WorkflowSpec]:
+    """Every usable workflow in `directory` (the others are reported by `list_workflows`)."""
+    return [spec for _path, spec in _scan(directory)[0]]
 
 
 def list_workflows(ctx: ServiceContext) -> list[WorkflowListing]:
     """Workflow files in the directory and versions stored in the database."""
-    out: dict[tuple[str, int], WorkflowListing] = {}
-    broken: list[WorkflowListing] = []
-    for path in _files(ctx.workflows_dir):
-        try:
-            spec = read_file(path)
-        except WorkflowInvalidError as exc:
-            broken.append(WorkflowListing(path.stem, 0, str(path), False, False, tuple(exc.problems)))
-            continue
-        out[(spec.name, spec.version)] = WorkflowListing(spec.name, spec.version, str(path), False, True)
+    usable, unusable = _scan(ctx.workflows_dir)
+    out = {
+        (spec.name, spec.version): WorkflowListing(spec.name, spec.version, str(path), False, True)
+        for path, spec in usable
+    }
+    broken = [
+        WorkflowListing(name, version, str(path), False, False, problems) for path, name, version, problems in unusable
+    ]
     with ctx.uow() as uow:
         for row in uow.consultations.stored_workflows():
             found = out.get((row.name, row.version))
@@ -110,15 +134,23 @@ def _choose(ref: str, from_files: list[WorkflowSpec], stored: list[WorkflowSpec]
     candidates.update({s.version: s for s in stored if s.name == name})
     if not candidates:
         known = sorted({s.name for s in from_files})
-        msg = f"unknown workflow {name!r}; known: {', '.join(known) or 'none'} (in {directory})"
+        msg = f"unknown workflow {name!r}; known: {', '.join(known) or 'none'} (in {directory}){_unusable(directory)}"
         raise NotFoundError(msg)
     if version is None:
         return candidates[max(candidates)]
     if version not in candidates:
         have = ", ".join(str(v) for v in sorted(candidates))
-        msg = f"workflow {name!r} has no version {version}; versions: {have}"
+        msg = f"workflow {name!r} has no version {version}; versions: {have}{_unusable(directory)}"
         raise NotFoundError(msg)
     return candidates[version]
+
+
+def _unusable(directory: Path) -> str:
+    """Said with a workflow not found: the files of the folder that could not be used, if any (perhaps it is one)."""
+    names = [path.name for path, *_rest in _scan(directory)[1]]
+    if not names:
+        return ""
+    return f"; {', '.join(names)} could not be used: 'consultflow workflow list' says why"
 
 
 def pin_workflow(

@@ -184,6 +184,45 @@ def test_an_invalid_workflow_file_is_listed_with_its_problems_and_breaks_nothing
     assert run("--as", "李协调", "consultation", "create", "一期", "--area", "A")[0] == 0
 
 
+def test_two_files_giving_one_version_different_texts_are_both_named_and_neither_is_used(
+    tmp_path: Path, sqlite_url: str, clock: FixedClock
+) -> None:
+    """A copy edited without a new version number clashes with the original: both are listed, nothing runs on either.
+
+    The same text twice is one workflow, and works.
+    """
+    wf_dir = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, wf_dir, ignore=shutil.ignore_patterns("*.py"))
+    original = (wf_dir / "consultation-loop.yaml").read_text(encoding="utf-8")
+    (wf_dir / "乡里的.yaml").write_text(original.replace("after_days: 3", "after_days: 4"), encoding="utf-8")
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        r = runner.invoke(main, ["--db", sqlite_url, "--workflows", str(wf_dir), "-q", *args], obj={"clock": clock})
+        return r.exit_code, r.stdout, r.stderr
+
+    assert "after_days: 3" in original
+    assert run("db", "upgrade")[0] == 0
+    listed = {Path(w["file"]).name: w for w in json.loads(run("workflow", "list", "--json")[1])}
+    assert set(listed) == {"consultation-loop.yaml", "乡里的.yaml"}
+    assert listed["consultation-loop.yaml"]["problems"] == [
+        "consultation-loop@1 is also in 乡里的.yaml, with other content: give one of them a new version"
+    ]
+    assert listed["乡里的.yaml"]["problems"] == [
+        "consultation-loop@1 is also in consultation-loop.yaml, with other content: give one of them a new version"
+    ]
+    assert not any(w["valid"] for w in listed.values())
+    assert run("actor", "add", "李协调", "--role", "coordinator")[0] == 0
+    code, out, err = run("--as", "李协调", "consultation", "create", "一期", "--area", "A")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "unknown workflow 'consultation-loop'" in err
+    assert "consultation-loop.yaml, 乡里的.yaml could not be used: 'consultflow workflow list' says why" in err
+    assert json.loads(run("consultation", "list", "--json")[1]) == []
+    (wf_dir / "乡里的.yaml").write_text(original, encoding="utf-8")  # now the same text: one workflow
+    assert [w["valid"] for w in json.loads(run("workflow", "list", "--json")[1])] == [True]
+    assert run("--as", "李协调", "consultation", "create", "一期", "--area", "A")[0] == 0
+
+
 def test_json_is_one_document_on_diagrams_and_written_reports(cli: Cli, tmp_path: Path) -> None:
     """`--json` after the command name, on commands that draw or write files: exactly one JSON document."""
     drawn = json.loads(cli.ok("workflow", "diagram", "--format", "dot", "--json").stdout)
