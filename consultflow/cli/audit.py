@@ -255,14 +255,9 @@ def audit_verify(
     given = commands.Verify(consultation_id, expect_head or None, require_keyed, published)
     reports = list(state.call("audit.verify", given).reports)
     tz = state.settings.tz
-    keys = sorted({h.key_id for h in published})
 
     def text() -> str:
-        lines = []
-        if published:
-            lines.append(
-                f"{len(published)} signed head(s) from {heads_from}, key(s) {', '.join(keys)}: signatures good"
-            )
+        lines = _heads_checked(published, heads_from)
         lines.extend(chain_lines(reports, tz))
         return "\n".join(lines) or "no consultations"
 
@@ -440,11 +435,19 @@ def audit_verify_accounts(
     report = state.call("audit.verify-accounts", given)
 
     def text() -> str:
-        return account_log_line(report)
+        return "\n".join([*_heads_checked(published, heads_from), account_log_line(report)])
 
     state.emit(report, text)
     if not report.intact:
         raise SystemExit(1)
+
+
+def _heads_checked(published: tuple[SignedHead, ...], heads_from: str | None) -> list[str]:
+    """The line saying the published heads' signatures were checked (none without --heads)."""
+    if not published:
+        return []
+    keys = ", ".join(sorted({h.key_id for h in published}))
+    return [f"{len(published)} signed head(s) from {heads_from}, key(s) {keys}: signatures good"]
 
 
 def register(main: click.Group) -> None:

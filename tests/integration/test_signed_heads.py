@@ -358,3 +358,24 @@ def test_another_keys_heads_in_the_file_are_not_this_servers_record(signing: tup
     assert outcome.problem is None
     latest = heads.latest(ctx, cid)
     assert latest is not None and latest.key_id == ctx.heads.signer.key_id
+
+
+def test_verify_accounts_with_heads_says_it_checked_their_signatures(
+    signing: tuple[ServiceContext, Path], db_url: str
+) -> None:
+    """`audit verify-accounts --heads FILE --public-key KEY` says how many signed heads it checked, as `audit verify` does."""
+    ctx, heads_file = signing
+    small_consultation(ctx)
+    heads.sign_heads(ctx)
+    assert ctx.heads is not None
+    signer = ctx.heads.signer
+    published = len(heads_file.read_text().splitlines())
+    assert published >= 2  # the consultation's head and the account log's
+    args = ["--db", db_url, "audit", "verify-accounts", "--heads", str(heads_file), "--public-key", signer.public_key]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    checked_line, log_line = done.stdout.splitlines()
+    assert checked_line == f"{published} signed head(s) from {heads_file}, key(s) {signer.key_id}: signatures good"
+    assert log_line.startswith("account log: ") and "chain intact" in log_line
+    alone = CliRunner().invoke(main, ["--db", db_url, "audit", "verify-accounts"])
+    assert alone.exit_code == 0 and alone.stdout.splitlines() == [log_line]
