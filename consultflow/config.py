@@ -209,7 +209,7 @@ class Environment:
                 self._values[setting.env] = setting.parse(raw)
             except (ValueError, ConfigurationError) as exc:
                 shown = "(hidden)" if setting.secret else str(exc)
-                msg = f"{setting.env}: {shown} ({setting.meaning})"
+                msg = f"{setting.env}: {shown} — {setting.meaning}"
                 raise ConfigurationError(msg) from None
         self.unknown = sorted(k for k in given if k not in KNOWN and not k.startswith(TOOLING_PREFIXES))
 

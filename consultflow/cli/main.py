@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from consultflow import __version__, extras
-from consultflow.config import DEFAULT_DB, DEFAULT_TZ, Environment, Settings, env_default, load_zone
+from consultflow.config import DEFAULT_DB, DEFAULT_TZ, KNOWN, Environment, Settings, env_default, load_zone
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import (
     INTERNAL_ERROR_EXIT_CODE,
@@ -405,10 +405,16 @@ def main(
     structlog.contextvars.clear_contextvars()
     env = Environment()  # every CONSULTFLOW_* setting checked once: a bad one is one line, before anything runs
     if env.unknown:
+        import difflib  # noqa: PLC0415
+
         from consultflow.logconfig import get_logger  # noqa: PLC0415
 
+        meant = {n: m[0] for n in env.unknown if (m := difflib.get_close_matches(n, sorted(KNOWN), n=1, cutoff=0.8))}
         get_logger(__name__).warning(
-            "unknown_settings", names=env.unknown, hint="not consultflow settings; see 'consultflow settings'"
+            "unknown_settings",
+            names=env.unknown,
+            hint="not consultflow settings; see 'consultflow settings'",
+            **({"did_you_mean": meant} if meant else {}),
         )
     structlog.contextvars.bind_contextvars(command=ctx.invoked_subcommand)
     if actor == "system":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,6 +86,29 @@ def test_a_bad_value_stops_any_command_in_one_line(name: str, value: str, says: 
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [f"Error: {result.stderr.strip().removeprefix('Error: ')}"]
     assert says in result.stderr
+
+
+def test_a_bad_value_says_what_the_setting_is_for_after_the_problem() -> None:
+    """The setting's meaning follows the problem after a dash, so a meaning in brackets is not nested in more."""
+    with pytest.raises(ConfigurationError) as info:
+        Environment({"CONSULTFLOW_TZ": "Mars/Base"})
+    assert str(info.value) == (
+        "CONSULTFLOW_TZ: unknown time zone 'Mars/Base'; use an IANA name such as Asia/Shanghai or UTC"
+        " — time zone times are shown in (stored in UTC)"
+    )
+
+
+def test_a_misspelt_variable_is_warned_of_with_the_setting_it_is_close_to(tmp_path: Path) -> None:
+    """CONSULTFLOW_DBB is not a setting: the command runs, and the warning names it and CONSULTFLOW_DB."""
+    db = str(tmp_path / "x.sqlite")
+    assert CliRunner().invoke(main, ["--db", db, "-q", "db", "upgrade"]).exit_code == 0
+    typo = CliRunner(env={"CONSULTFLOW_DBB": "x", "CONSULTFLOW_SOMETHING_ELSE": "y"})
+    result = typo.invoke(main, ["--db", db, "-q", "--log-json", "actor", "list"])
+    assert result.exit_code == 0, result.output
+    (warning,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert warning["event"] == "unknown_settings" and warning["level"] == "warning"
+    assert warning["names"] == ["CONSULTFLOW_DBB", "CONSULTFLOW_SOMETHING_ELSE"]
+    assert warning["did_you_mean"] == {"CONSULTFLOW_DBB": "CONSULTFLOW_DB"}
 
 
 def test_a_secrets_bad_value_is_not_echoed() -> None:
