@@ -12,6 +12,7 @@ from consultflow import extras
 from consultflow.cli.main import CliState, pass_state
 from consultflow.config import env_default, environment
 from consultflow.domain.errors import AddressInUseError, ConfigurationError
+from consultflow.logconfig import get_logger
 
 APP_FACTORY = "consultflow.web.app:app_from_env"
 
@@ -54,9 +55,16 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
     state.services()  # a missing database or an old schema is refused here, in one line
     settings = state.settings
     env = environment()
-    if not env.get("CONSULTFLOW_WEB_SECRET") and not env.get("CONSULTFLOW_WEB_SECRET_FILE"):
+    random_secret = not env.get("CONSULTFLOW_WEB_SECRET") and not env.get("CONSULTFLOW_WEB_SECRET_FILE")
+    if random_secret:
         os.environ["CONSULTFLOW_WEB_SECRET"] = os.urandom(32).hex()  # one secret shared by this run's workers
     WebSettings.from_env()  # bad limits or a short secret: one line before anything listens
+    if random_secret:
+        get_logger(__name__).warning(
+            "web_secret_random",
+            hint="sign-ins in progress, forms and the portal's limits do not survive a restart or agree between "
+            "servers; set CONSULTFLOW_WEB_SECRET_FILE (or CONSULTFLOW_WEB_SECRET)",
+        )
     os.environ["CONSULTFLOW_DB"] = settings.db_url
     os.environ["CONSULTFLOW_TZ"] = settings.tz_name
     os.environ["CONSULTFLOW_LOG_JSON"] = "1" if settings.log_json else ""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import migrated
-from tests.web.portal import Consultflow, served
+from tests.web.portal import Consultflow, _free_port, served
 from tests.web.test_browser import COORD
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,27 @@ def test_bad_settings_stop_the_portal_in_one_line(tmp_path: Path, env: dict[str,
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"Error: {proc.stderr.strip().removeprefix('Error: ')}"]
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_server_without_a_secret_of_its_own_starts_and_warns_what_that_costs(tmp_path: Path) -> None:
+    """No CONSULTFLOW_WEB_SECRET: the server makes one for this run and says, once, what a restart will forget."""
+    run = Consultflow(str(tmp_path / "cf.sqlite"))
+    run("db", "upgrade")
+    env = {k: v for k, v in run.env.items() if not k.startswith("CONSULTFLOW_WEB_SECRET")}
+    command = [sys.executable, "-m", "consultflow", "--log-json", "web", "--port", str(_free_port())]
+    lines = []
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        try:
+            for line in proc.stderr:
+                lines.append(line)
+                if line.startswith("consultflow server on http://"):
+                    break
+        finally:
+            proc.terminate()
+    warnings = [json.loads(x) for x in lines if x.startswith("{")]
+    assert [w["event"] for w in warnings] == ["web_secret_random"], lines
+    assert "CONSULTFLOW_WEB_SECRET_FILE" in warnings[0]["hint"] and warnings[0]["level"] == "warning"
 
 
 def test_a_missing_database_stops_the_portal_in_one_line(tmp_path: Path) -> None:
