@@ -59,12 +59,6 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
     if random_secret:
         os.environ["CONSULTFLOW_WEB_SECRET"] = os.urandom(32).hex()  # one secret shared by this run's workers
     WebSettings.from_env()  # bad limits or a short secret: one line before anything listens
-    if random_secret:
-        get_logger(__name__).warning(
-            "web_secret_random",
-            hint="sign-ins in progress, forms and the portal's limits do not survive a restart or agree between "
-            "servers; set CONSULTFLOW_WEB_SECRET_FILE (or CONSULTFLOW_WEB_SECRET)",
-        )
     os.environ["CONSULTFLOW_DB"] = settings.db_url
     os.environ["CONSULTFLOW_TZ"] = settings.tz_name
     os.environ["CONSULTFLOW_LOG_JSON"] = "1" if settings.log_json else ""
@@ -74,6 +68,12 @@ def web_command(state: CliState, host: str, port: int, workers: int, forwarded_a
     if settings.chain_key_file is not None:
         os.environ["CONSULTFLOW_CHAIN_KEY_FILE"] = str(settings.chain_key_file)
     check_port(host, port)  # a port in use: one line and exit code 71, before "listening"
+    if random_secret:  # said once it starts: a refusal above stays one line
+        get_logger(__name__).warning(
+            "web_secret_random",
+            hint="sign-ins in progress, forms and the portal's limits do not survive a restart or agree between "
+            "servers; set CONSULTFLOW_WEB_SECRET_FILE (or CONSULTFLOW_WEB_SECRET)",
+        )
     click.echo(f"consultflow server on http://{host}:{port}/ ({workers} worker(s)); Ctrl-C stops it", err=True)
     uvicorn.run(
         APP_FACTORY,
