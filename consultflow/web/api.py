@@ -25,7 +25,7 @@ from consultflow.web.common import Error, client_of, error_body, guard_of
 from consultflow.web.security import PUBLIC_REPORT_ROWS
 
 log = get_logger(__name__)
-router = APIRouter(tags=["consultflow"])
+router = APIRouter(prefix="/api/v1", tags=["consultflow"])
 
 MAX_ID = 2**31 - 1
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="an id, 1 to 2**31-1")]

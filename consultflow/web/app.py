@@ -8,6 +8,7 @@ thread pool, each with its own unit of work.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import BaseRoute
 
 from consultflow import __version__
 from consultflow.domain.errors import (
@@ -44,9 +46,23 @@ from consultflow.web.security import Guard, SecurityHeaders
 log = get_logger(__name__)
 
 
+@functools.cache
+def portal_routes() -> tuple[BaseRoute, ...]:
+    """The portal's pages, the plan review's pages, the public API and the staff API, built once a process.
+
+    Every app takes these same route objects: a route holds no app's state (a view finds the app's
+    services through the request), and building one (a pydantic field for each parameter, input
+    and result) was most of what building an app and answering its first request cost. Including a
+    router instead would have each app build its routes again when it first matched a request.
+    """
+    from consultflow.web import api, pages, programme_page, review_pages, staff  # noqa: PLC0415, F401 - their routes
+
+    return (*pages.router.routes, *review_pages.router.routes, *api.router.routes, *staff.router().routes)
+
+
 def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
     """The portal over a wired service context."""
-    from consultflow.web import api, pages, programme_page, staff  # noqa: PLC0415, F401 - their routes
+    from consultflow.web import staff  # noqa: PLC0415
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,16 +85,11 @@ def create_app(ctx: ServiceContext, settings: WebSettings) -> FastAPI:
         docs_url=None,  # the interactive docs load scripts from a CDN; county intranets are offline
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
+        routes=list(portal_routes()),
     )
     app.state.ctx = ctx
     app.state.web = settings
     app.state.guard = Guard(ctx, settings.limits)
-    app.include_router(pages.router)
-    from consultflow.web import review_pages  # noqa: PLC0415 - the plan review's pages (大众点评)
-
-    app.include_router(review_pages.router)
-    app.include_router(api.router, prefix="/api/v1")
-    app.include_router(staff.router())
     generated = app.openapi
     app.openapi = lambda: staff.bound_numbers(generated())  # type: ignore[method-assign]
     if settings.oidc is not None:  # single sign-on: its routes exist only when it is configured

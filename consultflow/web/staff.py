@@ -306,9 +306,9 @@ def bound_numbers(document: dict[str, Any]) -> dict[str, Any]:
 def router() -> APIRouter:
     """Sign-in, whoami, sign-out, and one route per registered command.
 
-    Built once a process: the registry does not change while it runs, and each app includes the
-    router by reference (as it does the portal's module-level routers). Building it (a pydantic
-    field for each command's input and result) was most of what building an app cost.
+    Built once a process: the registry does not change while it runs, and every app takes its
+    routes as they are (`consultflow.web.app.portal_routes`). Building them (a pydantic field for
+    each command's input and result) was most of what building an app cost.
     """
     made = APIRouter(prefix="/api/v1")
 
