@@ -43,6 +43,10 @@ DEFAULT_LIMITS = {
 }
 
 
+#: Single sign-on is configured, or half configured (which `OidcSettings.from_env` refuses), when one of these is set.
+OIDC_NAMED_BY = ("CONSULTFLOW_OIDC_ISSUER", "CONSULTFLOW_OIDC_CLIENT_ID", "CONSULTFLOW_OIDC_PUBLIC_URL")
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """The portal's own settings (the database and the rest come from consultflow's Settings)."""
@@ -63,8 +67,6 @@ class WebSettings:
             ConfigurationError: a secret under 32 characters, limits that do not parse, or single
                 sign-on configured without the oidc extra or with a setting that cannot work.
         """
-        from consultflow.web.oidc import OidcSettings  # noqa: PLC0415 - it imports this module's helpers
-
         env = environment()
         secret = env.text("CONSULTFLOW_WEB_SECRET")
         secret_file = env.text("CONSULTFLOW_WEB_SECRET_FILE")
@@ -81,11 +83,16 @@ class WebSettings:
             raise ConfigurationError(msg)
         secure = bool(env.get("CONSULTFLOW_WEB_SECURE_COOKIES", False))
         limits = parse_limits(env.text("CONSULTFLOW_WEB_LIMITS"))
+        oidc = None
+        if any(env.text(name) for name in OIDC_NAMED_BY):  # else Authlib is not even loaded (0.1 s a process)
+            from consultflow.web.oidc import OidcSettings  # noqa: PLC0415 - it imports this module's helpers
+
+            oidc = OidcSettings.from_env(env)
         return cls(
             secret.encode("utf-8"),
             limits,
             secure,
-            OidcSettings.from_env(env),
+            oidc,
             jobs=bool(env.get("CONSULTFLOW_SERVER_JOBS", True)),
             heads_seconds=float(env.get("CONSULTFLOW_HEADS_SECONDS", 3600.0)),
             close_seconds=float(env.get("CONSULTFLOW_AUTO_CLOSE_SECONDS", 60.0)),

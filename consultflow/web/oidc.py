@@ -58,7 +58,7 @@ from consultflow.domain.accounts import SIGNIN_TOKEN_DAYS, FailureReason
 from consultflow.domain.errors import ConfigurationError, ConsultflowError
 from consultflow.services import accounts
 from consultflow.services.context import ServiceContext
-from consultflow.web.common import WebSettings, client_of
+from consultflow.web.common import OIDC_NAMED_BY, WebSettings, client_of
 
 try:
     import httpx2
@@ -131,7 +131,7 @@ class OidcSettings:
         env = env or environment()
         issuer = env.text("CONSULTFLOW_OIDC_ISSUER").strip()
         if not issuer:
-            for stray in ("CONSULTFLOW_OIDC_CLIENT_ID", "CONSULTFLOW_OIDC_PUBLIC_URL"):
+            for stray in OIDC_NAMED_BY[1:]:
                 if env.text(stray):
                     msg = f"{stray} is set but CONSULTFLOW_OIDC_ISSUER is not; set both for single sign-on, or neither"
                     raise ConfigurationError(msg)

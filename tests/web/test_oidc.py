@@ -632,3 +632,17 @@ def test_login_sso_at_a_server_without_it_is_one_line(provider: Provider) -> Non
     assert done.stderr.strip() == (
         f"Error: the server at {provider.issuer} does not offer single sign-on; sign in with a password (leave out --sso)"
     )
+
+
+@pytest.mark.parametrize("name", ["CONSULTFLOW_OIDC_CLIENT_ID", "CONSULTFLOW_OIDC_PUBLIC_URL"])
+def test_the_servers_settings_refuse_half_a_set_up_and_have_no_sign_on_without_one(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as the server reads them: a stray single sign-on setting stops it in one line; none, no sign-on."""
+    for each in [v for v in os.environ if v.startswith("CONSULTFLOW_OIDC_")]:
+        monkeypatch.delenv(each)
+    monkeypatch.setenv("CONSULTFLOW_WEB_SECRET", "s" * 40)
+    assert WebSettings.from_env().oidc is None
+    monkeypatch.setenv(name, "https://yj.example")
+    with pytest.raises(ConfigurationError, match=f"{name} is set but CONSULTFLOW_OIDC_ISSUER is not"):
+        WebSettings.from_env()
