@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.conftest import migrated
 from tests.web.portal import Consultflow, served
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ""
@@ -66,11 +67,11 @@ def _portal(db_url: str, tmp_path: Path) -> Iterator[tuple[Consultflow, str]]:
             pytest.fail("CONSULTFLOW_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
     run = Consultflow(db_url)
-    run("db", "upgrade")
-    run("actor", "add", COORD, "--role", "coordinator")
-    run("actor", "add", PLANNER, "--role", "planner", actor=COORD)
-    run("consultation", "create", "青龙片区国土空间规划", "--area", "青龙片区（五个行政村）", actor=COORD)
-    run("round", "open", "1", "--closes-at", "2099-06-30", actor=COORD)
+    migrated(db_url)  # what `db upgrade` makes; the commands around the server run in this process
+    run.here("actor", "add", COORD, "--role", "coordinator")
+    run.here("actor", "add", PLANNER, "--role", "planner", actor=COORD)
+    run.here("consultation", "create", "青龙片区国土空间规划", "--area", "青龙片区（五个行政村）", actor=COORD)
+    run.here("round", "open", "1", "--closes-at", "2099-06-30", actor=COORD)
     with served(run, tmp_path) as base:
         yield run, base
 

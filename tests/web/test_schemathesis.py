@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import migrated
 from tests.web.portal import Consultflow, served
 from tests.web.test_browser import COORD
 
@@ -32,10 +33,10 @@ def test_the_portal_api_answers_what_its_openapi_document_says(tmp_path: Path) -
         pytest.skip("schemathesis is not installed (pip install schemathesis)")
     st = shutil.which("st") or str(Path(os.sys.executable).parent / "st")  # type: ignore[attr-defined]
     run = Consultflow(str(tmp_path / "cf.sqlite"))
-    run("db", "upgrade")
-    run("actor", "add", COORD, "--role", "coordinator")
-    run("consultation", "create", "接口测试", "--area", "测试片区", actor=COORD)
-    run("round", "open", "1", actor=COORD)
+    migrated(run.env["CONSULTFLOW_DB"])  # what `db upgrade` makes; the commands around the server run in this process
+    run.here("actor", "add", COORD, "--role", "coordinator")
+    run.here("consultation", "create", "接口测试", "--area", "测试片区", actor=COORD)
+    run.here("round", "open", "1", actor=COORD)
     with served(run, tmp_path, limits="submits=100000/60,lookups=100000/60,code=100000/60") as base:
         proc = subprocess.run(
             [

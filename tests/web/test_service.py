@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 def test_bad_settings_stop_the_portal_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
     """A bad limit or secret setting stops the portal at start in one line naming the setting, with no traceback."""
     run = Consultflow(str(tmp_path / "cf.sqlite"))
-    run("db", "upgrade")
+    migrated(run.env["CONSULTFLOW_DB"])  # what `db upgrade` makes
     proc = subprocess.run(
         [sys.executable, "-m", "consultflow", "web", "--port", "1"],
         env={**run.env, **env},
@@ -52,7 +52,7 @@ def test_bad_settings_stop_the_portal_in_one_line(tmp_path: Path, env: dict[str,
 def test_a_server_without_a_secret_of_its_own_starts_and_warns_what_that_costs(tmp_path: Path) -> None:
     """No CONSULTFLOW_WEB_SECRET: the server makes one for this run and says, once, what a restart will forget."""
     run = Consultflow(str(tmp_path / "cf.sqlite"))
-    run("db", "upgrade")
+    migrated(run.env["CONSULTFLOW_DB"])  # what `db upgrade` makes
     env = {k: v for k, v in run.env.items() if not k.startswith("CONSULTFLOW_WEB_SECRET")}
     command = [sys.executable, "-m", "consultflow", "--log-json", "web", "--port", str(_free_port())]
     lines = []
