@@ -8,7 +8,16 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
-from consultflow.services import commands
+from consultflow.services.commands.accounts import (
+    DisableTotp,
+    IssueToken,
+    ListTokens,
+    OfAccount,
+    OfToken,
+    SetPassword,
+    TotpCode,
+)
+from consultflow.services.commands.core import Nothing
 
 
 @click.group("account")
@@ -45,7 +54,7 @@ def account_set_password(state: CliState, name: str, password_stdin: bool) -> No
     """
     me = state.signed_in_as if state.remote is not None else state.actor
     current, new = _passwords(password_stdin, own=me == name)
-    done = state.call("account.set-password", commands.SetPassword(name, new, current))
+    done = state.call("account.set-password", SetPassword(name, new, current))
     state.emit(done, lambda: done.done)
 
 
@@ -55,7 +64,7 @@ def account_set_password(state: CliState, name: str, password_stdin: bool) -> No
 @pass_state
 def account_tokens(state: CliState, everyone: bool) -> None:
     """Personal access tokens (never the token itself): name, scope, expiry, last use."""
-    tokens = list(state.call("account.tokens", commands.ListTokens(everyone)).tokens)
+    tokens = list(state.call("account.tokens", ListTokens(everyone)).tokens)
     tz = state.settings.tz
     state.emit(
         tokens,
@@ -86,7 +95,7 @@ def account_tokens(state: CliState, everyone: bool) -> None:
 @pass_state
 def account_issue_token(state: CliState, name: str, scope: str, expires_days: int) -> None:
     """Issue another token called NAME for yourself (a script, a dashboard); it is shown once."""
-    issued = state.call("account.issue-token", commands.IssueToken(name, scope, expires_days))
+    issued = state.call("account.issue-token", IssueToken(name, scope, expires_days))
     tz = state.settings.tz
     state.emit(
         {
@@ -109,7 +118,7 @@ def account_issue_token(state: CliState, name: str, scope: str, expires_days: in
 @pass_state
 def account_revoke_token(state: CliState, token_id: int) -> None:
     """Revoke token TOKEN_ID: yours, or anyone's as a coordinator."""
-    done = state.call("account.revoke-token", commands.OfToken(token_id))
+    done = state.call("account.revoke-token", OfToken(token_id))
     state.emit(done, lambda: done.done)
 
 
@@ -123,7 +132,7 @@ def totp_group() -> None:
 @pass_state
 def totp_enable(state: CliState) -> None:
     """Start two-step sign-in: enter the secret in your app, then run 'account totp confirm CODE'."""
-    setup = state.call("account.totp-enable", commands.Nothing())
+    setup = state.call("account.totp-enable", Nothing())
     state.emit(
         {"secret": setup.secret, "provisioning_uri": setup.provisioning_uri},
         lambda: (
@@ -140,7 +149,7 @@ def totp_enable(state: CliState) -> None:
 @pass_state
 def totp_confirm(state: CliState, code: str, password_stdin: bool) -> None:
     """Confirm two-step sign-in with the first CODE your app shows (and your current password)."""
-    done = state.call("account.totp-confirm", commands.TotpCode(code, _current(password_stdin)))
+    done = state.call("account.totp-confirm", TotpCode(code, _current(password_stdin)))
     state.emit(done, lambda: done.done)
 
 
@@ -153,7 +162,7 @@ def totp_disable(state: CliState, name: str, password_stdin: bool) -> None:
     """Turn two-step sign-in off for NAME (yourself, with your current password; or anyone as a coordinator)."""
     me = state.signed_in_as if state.remote is not None else state.actor
     current = _current(password_stdin) if me == name else None
-    done = state.call("account.totp-disable", commands.DisableTotp(name, current))
+    done = state.call("account.totp-disable", DisableTotp(name, current))
     state.emit(done, lambda: done.done)
 
 
@@ -163,7 +172,7 @@ def totp_disable(state: CliState, name: str, password_stdin: bool) -> None:
 @pass_state
 def account_disable(state: CliState, name: str) -> None:
     """Disable NAME's account: no sign-in, every token revoked (coordinators)."""
-    done = state.call("account.disable", commands.OfAccount(name))
+    done = state.call("account.disable", OfAccount(name))
     state.emit(done, lambda: done.done)
 
 
@@ -173,5 +182,5 @@ def account_disable(state: CliState, name: str) -> None:
 @pass_state
 def account_enable(state: CliState, name: str) -> None:
     """Enable NAME's account again (coordinators)."""
-    done = state.call("account.enable", commands.OfAccount(name))
+    done = state.call("account.enable", OfAccount(name))
     state.emit(done, lambda: done.done)

@@ -19,7 +19,21 @@ from consultflow.domain.document import Reread
 from consultflow.domain.heads import HeadSigner, SignedHead, chain_name, parse_lines
 from consultflow.domain.vocabulary import Outcome
 from consultflow.export.text import table_lines
-from consultflow.services import audit, commands, statistics
+from consultflow.services import audit, statistics
+from consultflow.services.commands.accounts import AccountEventsOf, VerifyAccounts
+from consultflow.services.commands.audit import (
+    AccessOf,
+    AsOf,
+    ChainHead,
+    HeadsOf,
+    OpinionHistory,
+    PublishedHeads,
+    RoundsFigures,
+    RoundsOf,
+    SignHeads,
+    Verify,
+)
+from consultflow.services.commands.core import OfConsultation, OfOpinion
 from consultflow.services.inputs import parse_time
 
 if TYPE_CHECKING:
@@ -82,7 +96,7 @@ def audit_history(
     """The timeline of OPINION_ID, or the events matching the filters."""
     tz = state.settings.tz
     if opinion_id is not None:
-        found: commands.OpinionHistory = state.call("audit.history", commands.OfOpinion(opinion_id))
+        found: OpinionHistory = state.call("audit.history", OfOpinion(opinion_id))
         view, events = found.opinion, list(found.events)
 
         def timeline() -> str:
@@ -126,7 +140,7 @@ def audit_history(
 def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> None:
     """Every opinion's state at MOMENT (local time, ISO 8601), rebuilt from the audit events alone."""
     when = parse_time(moment, state.settings.tz)
-    given = commands.AsOf(when, consultation_id)
+    given = AsOf(when, consultation_id)
     if state.json:  # every opinion, written out as it is read
         state.stream("audit.as-of", given, lambda rows: state.emit(iter(rows), lambda: ""))
         return
@@ -143,14 +157,14 @@ def audit_as_of(state: CliState, moment: str, consultation_id: int | None) -> No
 @pass_state
 def audit_rounds(state: CliState, consultation_id: int, by: str | None) -> None:
     """How many rounds each adopted, partly adopted and rejected opinion went through."""
-    figures: commands.RoundsFigures = state.call("audit.rounds", commands.RoundsOf(consultation_id, by))
+    figures: RoundsFigures = state.call("audit.rounds", RoundsOf(consultation_id, by))
     report = statistics.RoundsReport(figures.consultation_id, figures.outcomes, (), figures.by)
     if not state.json:
         _show_rounds(state, report, consultation_id, by)
         return
     state.stream(  # every decided opinion, written out as it is read
         "audit.decided",
-        commands.OfConsultation(consultation_id),
+        OfConsultation(consultation_id),
         lambda rows: _show_rounds(state, replace(report, opinions=rows), consultation_id, by),
     )
 
@@ -180,7 +194,7 @@ def _show_rounds(state: CliState, report: statistics.RoundsReport, consultation_
 @pass_state
 def audit_funnel(state: CliState, consultation_id: int) -> None:
     """Per round: opinions that entered, got feedback, re-participated, were decided, carried over."""
-    rows = list(state.call("audit.funnel", commands.OfConsultation(consultation_id)).rounds)
+    rows = list(state.call("audit.funnel", OfConsultation(consultation_id)).rounds)
     state.emit(
         rows,
         lambda: table(
@@ -198,7 +212,7 @@ def audit_funnel(state: CliState, consultation_id: int) -> None:
 @pass_state
 def audit_access(state: CliState, participant_id: int | None, actor: str | None, limit: int) -> None:
     """Who read personal information (full names, contacts), when, what and why: newest first."""
-    records = list(state.call("audit.access", commands.AccessOf(participant_id, actor, limit)).records)
+    records = list(state.call("audit.access", AccessOf(participant_id, actor, limit)).records)
     tz = state.settings.tz
 
     def text() -> str:
@@ -214,7 +228,7 @@ def audit_access(state: CliState, participant_id: int | None, actor: str | None,
 @pass_state
 def audit_head(state: CliState, consultation_id: int) -> None:
     """Print the chain head (SEQ:HASH) of CONSULTATION_ID, to publish beside its account."""
-    head: commands.ChainHead = state.call("audit.head", commands.OfConsultation(consultation_id))
+    head: ChainHead = state.call("audit.head", OfConsultation(consultation_id))
     seq, digest = head.seq, head.hash
     state.emit({"consultation_id": consultation_id, "seq": seq, "hash": digest}, lambda: f"{seq}:{digest}")
 
@@ -252,7 +266,7 @@ def audit_verify(
         published = tuple(parse_lines(read_published(heads_from), heads_from, public_key))
     elif public_key is not None:
         raise click.UsageError("--public-key pins the key of --heads: give --heads too")
-    given = commands.Verify(consultation_id, expect_head or None, require_keyed, published)
+    given = Verify(consultation_id, expect_head or None, require_keyed, published)
     reports = list(state.call("audit.verify", given).reports)
     tz = state.settings.tz
 
@@ -305,7 +319,7 @@ def audit_heads(state: CliState, consultation_id: int | None) -> None:
     One JSON line per head, as published: keep the output, and check a chain against it later
     with 'consultflow audit verify --heads FILE'.
     """
-    found: commands.PublishedHeads = state.call("audit.heads", commands.HeadsOf(consultation_id))
+    found: PublishedHeads = state.call("audit.heads", HeadsOf(consultation_id))
     for head in found.heads:
         click.echo(head.line())
 
@@ -320,7 +334,7 @@ def audit_sign(state: CliState, consultation_id: int | None) -> None:
     The server does this on its own schedule and after each round closes; its key never leaves it.
     A chain whose events since the last signed head do not hold is not signed (exit 1).
     """
-    outcomes = state.call("audit.sign", commands.SignHeads(consultation_id)).outcomes
+    outcomes = state.call("audit.sign", SignHeads(consultation_id)).outcomes
 
     def text() -> str:
         lines = []
@@ -398,7 +412,7 @@ def read_published(where: str) -> str:
 @pass_state
 def audit_accounts(state: CliState, name: str | None, kind: str | None, limit: int) -> None:
     """The account log, newest first: sign-ins, failed sign-ins, tokens, roles, account changes."""
-    events = list(state.call("audit.accounts", commands.AccountEventsOf(name, kind, limit)).events)
+    events = list(state.call("audit.accounts", AccountEventsOf(name, kind, limit)).events)
     tz = state.settings.tz
     state.emit(
         events,
@@ -431,7 +445,7 @@ def audit_verify_accounts(
         published = tuple(parse_lines(read_published(heads_from), heads_from, public_key))
     elif public_key is not None:
         raise click.UsageError("--public-key pins the key of --heads: give --heads too")
-    given = commands.VerifyAccounts(expect_head or None, require_keyed, published)
+    given = VerifyAccounts(expect_head or None, require_keyed, published)
     report = state.call("audit.verify-accounts", given)
 
     def text() -> str:

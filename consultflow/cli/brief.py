@@ -11,7 +11,7 @@ from consultflow.cli.output import ID
 from consultflow.domain.errors import ValidationError
 from consultflow.domain.labels import Lang
 from consultflow.export.files import refuse_existing
-from consultflow.services import commands
+from consultflow.services.commands.themes import BriefOf
 
 
 @click.command("brief")
@@ -38,7 +38,7 @@ def report_brief(state: CliState, consultation_id: int, output: Path, pdf: bool,
         if pdf:
             refuse_existing(pdf_file)
     brief._docx()  # noqa: SLF001 - one line naming the extra, before anything is read
-    figures = state.call("report.brief", commands.BriefOf(consultation_id))
+    figures = state.call("report.brief", BriefOf(consultation_id))
     lang: Lang = "en" if state.settings.lang == "en" else "zh"
     drawn = brief.write_brief(figures, output, lang, force=force)
     wrote = [str(output)]

@@ -7,7 +7,9 @@ import click
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
 from consultflow.domain.errors import ValidationError
-from consultflow.services import commands, consultations
+from consultflow.services import consultations
+from consultflow.services.commands.consultations import ConsultationDetail, CreateConsultation, SetAutoClose
+from consultflow.services.commands.core import Nothing, OfConsultation
 
 
 @click.group("consultation")
@@ -42,7 +44,7 @@ def consultation_create(
     if copy_from is not None and workflow != consultations.DEFAULT_WORKFLOW:
         msg = "--from takes the other consultation's workflow version; leave --workflow out"
         raise ValidationError(msg)
-    given = commands.CreateConsultation(title, area, workflow, auto_close, programme, copy_from)
+    given = CreateConsultation(title, area, workflow, auto_close, programme, copy_from)
     view = state.call("consultation.create", given)
     state.emit(
         view,
@@ -57,7 +59,7 @@ def consultation_create(
 @pass_state
 def consultation_list(state: CliState) -> None:
     """All consultations."""
-    views = list(state.call("consultation.list", commands.Nothing()).consultations)
+    views = list(state.call("consultation.list", Nothing()).consultations)
     tz = state.settings.tz
     state.emit(
         views,
@@ -84,7 +86,7 @@ def consultation_list(state: CliState) -> None:
 @pass_state
 def consultation_show(state: CliState, consultation_id: int) -> None:
     """One consultation: rounds and opinions by state."""
-    detail: commands.ConsultationDetail = state.call("consultation.show", commands.OfConsultation(consultation_id))
+    detail: ConsultationDetail = state.call("consultation.show", OfConsultation(consultation_id))
     view = detail.consultation
     tz = state.settings.tz
 
@@ -128,7 +130,7 @@ def consultation_show(state: CliState, consultation_id: int) -> None:
 @pass_state
 def consultation_auto_close(state: CliState, consultation_id: int, setting: str) -> None:
     """Turn automatic round closing (by the worker, at the round's closing time) on or off."""
-    view = state.call("consultation.auto-close", commands.SetAutoClose(consultation_id, enabled=setting == "on"))
+    view = state.call("consultation.auto-close", SetAutoClose(consultation_id, enabled=setting == "on"))
     state.emit(view, lambda: f"consultation {view.id}: rounds close automatically: {setting}")
 
 

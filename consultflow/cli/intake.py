@@ -17,7 +17,8 @@ from consultflow.domain.intake import PROFILES, Column, find_header
 from consultflow.export.files import write_new_file
 from consultflow.export.formats import spreadsheet_text
 from consultflow.importing.tables import FORMATS, Table, open_table
-from consultflow.services import commands, intake
+from consultflow.services import intake
+from consultflow.services.commands.intake import FindDuplicates, ImportOutcome, ImportRows, MergeOpinions, Rejected
 
 FIELDS = ", ".join(c.value for c in Column)
 VALUE_FIELDS = ("category", "channel", "group")
@@ -132,7 +133,7 @@ def opinion_import(
     target = rejects or _free_name(file.with_name(file.name + ".rejects.csv"))
     if skip_invalid and not dry_run and not force and (target.exists() or target.is_symlink()):
         raise click.BadParameter(f"{target} exists; give --force to replace it", param_hint="--rejects")
-    given = commands.ImportRows(
+    given = ImportRows(
         consultation_id=consultation_id,
         headers=list(table.headers),
         rows=FileRows(table) if state.remote is None else list(FileRows(table)),  # the server gets them all
@@ -148,7 +149,7 @@ def opinion_import(
         values=values,
     )
     if state.remote is not None or dry_run or state.json or not sys.stderr.isatty():  # scripts and logs get no count
-        outcome: commands.ImportOutcome = state.call("opinion.import", given)
+        outcome: ImportOutcome = state.call("opinion.import", given)
     else:
         done = [0]
 
@@ -218,7 +219,7 @@ class FileRows(Sequence[tuple[int, list[str]]]):
         return rows[index]
 
 
-def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[commands.Rejected], *, force: bool) -> None:
+def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[Rejected], *, force: bool) -> None:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["row", "problem", *headers])
@@ -241,7 +242,7 @@ def _write_rejects(path: Path, headers: Sequence[str], bad: Sequence[commands.Re
 @pass_state
 def opinion_duplicates(state: CliState, consultation_id: int, threshold: float) -> None:
     """Groups of undecided opinions in one category that say the same thing, to merge with 'opinion merge'."""
-    groups = list(state.call("opinion.duplicates", commands.FindDuplicates(consultation_id, threshold)).groups)
+    groups = list(state.call("opinion.duplicates", FindDuplicates(consultation_id, threshold)).groups)
 
     def text() -> str:
         if not groups:
@@ -266,6 +267,6 @@ def opinion_duplicates(state: CliState, consultation_id: int, threshold: float) 
 @pass_state
 def opinion_merge(state: CliState, opinion_ids: tuple[int, ...], target: int, text: str) -> None:
     """Merge OPINION_IDS into another opinion of the same consultation (all of them, or none)."""
-    merged = state.call("opinion.merge", commands.MergeOpinions(list(opinion_ids), target, text))
+    merged = state.call("opinion.merge", MergeOpinions(list(opinion_ids), target, text))
     results = list(merged.results)
     state.emit(results, lambda: "\n".join(f"opinion {r.opinion_id} merged into {target}" for r in results))

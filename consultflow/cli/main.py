@@ -68,7 +68,7 @@ class CliState:
 
         `hooks` (a progress callback) are for the local call only.
         """
-        from consultflow.services.commands import lookup  # noqa: PLC0415 - loads the use cases on use
+        from consultflow.services.commands.core import lookup  # noqa: PLC0415 - loads a use case's module if need be
 
         command = lookup(name)
         if self.remote is not None:
@@ -78,7 +78,7 @@ class CliState:
 
     def stream(self, name: str, given: Any, use: Callable[[Iterable[Any]], T]) -> T:
         """Run the registered streamed command `name`; `use` reads its items (as `call` chooses where)."""
-        from consultflow.services.commands import lookup  # noqa: PLC0415
+        from consultflow.services.commands.core import lookup  # noqa: PLC0415
 
         command = lookup(name)
         if self.remote is not None:

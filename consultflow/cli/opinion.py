@@ -17,7 +17,15 @@ from consultflow.domain.labels import Label
 from consultflow.domain.model import MAX_ID
 from consultflow.domain.redaction import flag_line
 from consultflow.export.text import table_lines
-from consultflow.services import commands
+from consultflow.services.commands.core import OfOpinion
+from consultflow.services.commands.opinions import (
+    AssignOpinions,
+    CorrectOpinion,
+    FireTrigger,
+    ListOpinions,
+    OpinionDetail,
+    SubmitOpinion,
+)
 from consultflow.services.opinion_views import OpinionView
 from consultflow.services.opinions import TransitionResult
 
@@ -101,7 +109,7 @@ def opinion_submit(
         raise click.UsageError("give the opinion with --text or --text-file (a file, or - for standard input)")
     view = state.call(
         "opinion.submit",
-        commands.SubmitOpinion(consultation_id, participant_id, category, channel, text),
+        SubmitOpinion(consultation_id, participant_id, category, channel, text),
     )
     flag = flag_line(view.personal_data)
     state.emit(
@@ -138,7 +146,7 @@ def opinion_list(
     limit: int | None,
 ) -> None:
     """Opinions matching every filter given (all of them, as they are read, unless --limit)."""
-    criteria = commands.ListOpinions(
+    criteria = ListOpinions(
         consultation_id=consultation_id,
         state=state_name,
         assigned_to=assigned_to,
@@ -182,7 +190,7 @@ def _shown(state: CliState, label: Label | None, key: str) -> str:
 @pass_state
 def opinion_show(state: CliState, opinion_id: int) -> None:
     """One opinion and the feedback and replies exchanged about it."""
-    detail: commands.OpinionDetail = state.call("opinion.show", commands.OfOpinion(opinion_id))
+    detail: OpinionDetail = state.call("opinion.show", OfOpinion(opinion_id))
     view, entries = detail.opinion, list(detail.entries)
     tz = state.settings.tz
     linked = linked_clauses(state, opinion_id)  # the plan clauses it is linked to
@@ -287,7 +295,7 @@ class OpinionIds(click.ParamType):  # type: ignore[type-arg]  # generic only in 
 def opinion_assign(state: CliState, opinion_ids: tuple[list[int], ...], planner: str) -> None:
     """Assign OPINION_IDS (12 13, 3,5,8 or 10-40) to a planner, in one transaction."""
     ids = list(dict.fromkeys(i for group in opinion_ids for i in group))
-    done = state.stream("opinion.assign", commands.AssignOpinions(ids, planner), list)
+    done = state.stream("opinion.assign", AssignOpinions(ids, planner), list)
     state.emit(done, lambda: f"{len(done)} opinion(s) assigned to {planner}")
 
 
@@ -317,7 +325,7 @@ def opinion_fire(
 
     Several ids (`3,5,8` or `10-40`) fire in one transaction: all of them move, or none does.
     """
-    given = commands.FireTrigger(opinion_ids, trigger, _text(text, text_file), reason, plan_ref, merge_target, stance)
+    given = FireTrigger(opinion_ids, trigger, _text(text, text_file), reason, plan_ref, merge_target, stance)
 
     def show(results: Iterable[TransitionResult]) -> None:
         def lines() -> Iterator[str]:
@@ -350,7 +358,7 @@ def opinion_correct(state: CliState, opinion_id: int, text: str | None, text_fil
     corrected = _text(text, text_file)
     if corrected is None:
         raise click.UsageError("give the corrected text with --text or --text-file (a file, or - for standard input)")
-    view = state.call("opinion.correct", commands.CorrectOpinion(opinion_id, corrected, reason))
+    view = state.call("opinion.correct", CorrectOpinion(opinion_id, corrected, reason))
     state.emit(view, lambda: f"opinion {view.id} corrected; the original is kept in its history")
 
 
@@ -365,7 +373,7 @@ def opinion_receipt(state: CliState, opinion_id: int) -> None:
     With the code, the villager follows the opinion on the web portal, reads the feedback and
     replies. Only a hash is kept: issuing a new code makes the previous one worthless.
     """
-    code = state.call("opinion.receipt", commands.OfOpinion(opinion_id)).receipt_code
+    code = state.call("opinion.receipt", OfOpinion(opinion_id)).receipt_code
     state.emit(
         {"opinion_id": opinion_id, "receipt_code": code},
         lambda: f"opinion {opinion_id}: receipt code {code}\n(hand it to the villager now; it cannot be shown again)",

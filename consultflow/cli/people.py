@@ -12,7 +12,18 @@ from consultflow.cli.output import ID, held_back, local_time, show_held, table
 from consultflow.domain.document import Reread
 from consultflow.domain.roles import ASSIGNABLE_ROLES, Role
 from consultflow.export.text import table_lines
-from consultflow.services import commands
+from consultflow.services.commands.accounts import RoleChange
+from consultflow.services.commands.core import Nothing
+from consultflow.services.commands.people import (
+    AddActor,
+    AddParticipant,
+    BindLogin,
+    Erased,
+    EraseParticipant,
+    ListParticipants,
+    LoginBound,
+)
+from consultflow.services.commands.programmes import SetParticipantGroup
 from consultflow.services.people import ParticipantView
 
 ROLE_CHOICE = click.Choice([r.value for r in ASSIGNABLE_ROLES])
@@ -60,7 +71,7 @@ def actor_add(
     login: str | None,
 ) -> None:
     """Register NAME. The first person on a new database must be a coordinator."""
-    view = state.call("actor.add", commands.AddActor(name, roles, lang, contact, participant_id, login))
+    view = state.call("actor.add", AddActor(name, roles, lang, contact, participant_id, login))
     state.emit(view, lambda: f"actor {view.id} {view.name}: {', '.join(view.roles)}")
 
 
@@ -72,7 +83,7 @@ def actor_add(
 @pass_state
 def actor_bind(state: CliState, name: str, login: str) -> None:
     """Bind NAME to a PostgreSQL login: that login acts as NAME, and only as NAME (coordinators)."""
-    bound: commands.LoginBound = state.call("actor.bind", commands.BindLogin(name, login))
+    bound: LoginBound = state.call("actor.bind", BindLogin(name, login))
     state.emit(
         {"actor": bound.actor, "login": bound.login, "group": bound.group},
         lambda: f"{bound.actor} is now proven by login {bound.login} (member of {bound.group})",
@@ -86,7 +97,7 @@ def actor_bind(state: CliState, name: str, login: str) -> None:
 @pass_state
 def actor_grant(state: CliState, name: str, role: str) -> None:
     """Give NAME a role (coordinators); on the account log."""
-    done = state.call("role.grant", commands.RoleChange(name, role))
+    done = state.call("role.grant", RoleChange(name, role))
     state.emit(done, lambda: done.done)
 
 
@@ -97,7 +108,7 @@ def actor_grant(state: CliState, name: str, role: str) -> None:
 @pass_state
 def actor_revoke(state: CliState, name: str, role: str) -> None:
     """Take a role from NAME (coordinators; the last coordinator keeps theirs); on the account log."""
-    done = state.call("role.revoke", commands.RoleChange(name, role))
+    done = state.call("role.revoke", RoleChange(name, role))
     state.emit(done, lambda: done.done)
 
 
@@ -106,7 +117,7 @@ def actor_revoke(state: CliState, name: str, role: str) -> None:
 @pass_state
 def actor_list(state: CliState) -> None:
     """Everyone registered, with their roles."""
-    views = list(state.call("actor.list", commands.Nothing()).actors)
+    views = list(state.call("actor.list", Nothing()).actors)
 
     def text() -> str:
         rows = [
@@ -143,7 +154,7 @@ def participant_add(
     consultation_id: int | None,
 ) -> None:  # fmt: skip
     """Register a participant called NAME."""
-    view = state.call("participant.add", commands.AddParticipant(name, village, contact, lang, group, consultation_id))
+    view = state.call("participant.add", AddParticipant(name, village, contact, lang, group, consultation_id))
     shown = f", {view.group}" if view.group else ""
     state.emit(view, lambda: f"participant {view.id} {view.name} ({view.village}{shown})")
 
@@ -157,7 +168,7 @@ def participant_add(
 @pass_state
 def participant_set_group(state: CliState, participant_id: int, group: str, consultation_id: int | None) -> None:
     """Change participant PARTICIPANT_ID's group to GROUP ('' clears it); recorded in the audit trail."""
-    done = state.call("participant.group", commands.SetParticipantGroup(participant_id, group, consultation_id))
+    done = state.call("participant.group", SetParticipantGroup(participant_id, group, consultation_id))
 
     def said() -> str:
         if not done.changed:
@@ -216,7 +227,7 @@ def participant_list(state: CliState, village: str | None, names: str, with_cont
         write()
         return None
 
-    given = commands.ListParticipants(village, full_names=names == "full", with_contact=with_contact, purpose=purpose)
+    given = ListParticipants(village, full_names=names == "full", with_contact=with_contact, purpose=purpose)
     show_held(state.stream("participant.list", given, show))
 
 
@@ -255,14 +266,14 @@ def participant_erase(
     the same name and village). Names, contacts and villages go, and their texts are forgotten
     (they read （已删除）).
     """
-    given = commands.EraseParticipant(
+    given = EraseParticipant(
         participant_id, reason, same_name_village, dry_run, full_names=names == "full", purpose=purpose
     )
-    erased: commands.Erased = state.call("participant.erase", given)
+    erased: Erased = state.call("participant.erase", given)
     state.emit(erased, lambda: erasure_text(erased))
 
 
-def erasure_text(erased: commands.Erased) -> str:
+def erasure_text(erased: Erased) -> str:
     """What `participant erase` prints: each record (erased, or that would be), and what stays."""
     full = any(r.name is not None for r in erased.records)
     shown = ["village"] if erased.dry_run else []  # once erased, there is no village to show

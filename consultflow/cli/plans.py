@@ -13,7 +13,8 @@ from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, shorten, table
 from consultflow.domain.plan import RATINGS
 from consultflow.importing.plan_files import read_plan
-from consultflow.services import commands
+from consultflow.services.commands.core import OfOpinion
+from consultflow.services.commands.plans import DiffPlan, ImportPlan, LinkClauses, OpenReview, RecordRatings, ShowPlan
 from consultflow.services.inputs import parse_time
 from consultflow.services.plans import OpinionClauses, RatingIn
 
@@ -84,7 +85,7 @@ def plan_import(state: CliState, consultation_id: int, file: Path, version_label
     already known keeps its clause across versions.
     """
     clauses = tuple(read_plan(file))
-    made = state.call("plan.import", commands.ImportPlan(consultation_id, clauses, version_label, file.name))
+    made = state.call("plan.import", ImportPlan(consultation_id, clauses, version_label, file.name))
     sections = len({c.section_no for c in clauses})
     source = _w(state, "from", f=file.name)
     state.emit(
@@ -99,7 +100,7 @@ def plan_import(state: CliState, consultation_id: int, file: Path, version_label
 @pass_state
 def plan_show(state: CliState, consultation_id: int, version: int | None) -> None:
     """A version of the draft: its sections and clauses, in order."""
-    shown = state.call("plan.show", commands.ShowPlan(consultation_id, version))
+    shown = state.call("plan.show", ShowPlan(consultation_id, version))
     v = shown.version
 
     def text() -> str:
@@ -144,7 +145,7 @@ def plan_diff(state: CliState, consultation_id: int, from_version: int, to_versi
     For each clause, the opinions linked to it (by a review comment, 'plan link', or a plan
     reference naming its number) that were adopted or partly adopted between the two imports.
     """
-    found = state.call("plan.diff", commands.DiffPlan(consultation_id, from_version, to_version))
+    found = state.call("plan.diff", DiffPlan(consultation_id, from_version, to_version))
 
     def text() -> str:
         out = [
@@ -185,7 +186,7 @@ def plan_diff(state: CliState, consultation_id: int, from_version: int, to_versi
 @pass_state
 def plan_link(state: CliState, opinion_id: int, clauses: tuple[str, ...]) -> None:
     """Link OPINION_ID to the plan clauses it is about (by number, such as 2.3)."""
-    linked = state.call("plan.link", commands.LinkClauses(opinion_id, clauses))
+    linked = state.call("plan.link", LinkClauses(opinion_id, clauses))
     numbers = ", ".join(c.number for c in linked.clauses) or _w(state, "none")
     state.emit(linked, lambda: _w(state, "linked", o=opinion_id, cs=numbers))
 
@@ -207,7 +208,7 @@ def review_open(
 ) -> None:
     """Open the next round of CONSULTATION_ID as a review of a plan version."""
     when = parse_time(closes_at, state.settings.tz) if closes_at else None
-    made = state.call("review.open", commands.OpenReview(consultation_id, version, category, when))
+    made = state.call("review.open", OpenReview(consultation_id, version, category, when))
     until = _w(state, "until", at=local_time(when, state.settings.tz)) if when else ""
     state.emit(
         made,
@@ -261,7 +262,7 @@ def review_record(
             f"--comment {unrated[0]}: rate that clause too (--rate {unrated[0]} 满意|基本满意|不满意)"
         )
     ratings = tuple(RatingIn(clause, rating, said.get(clause)) for clause, rating in rates)
-    done = state.call("review.record", commands.RecordRatings(consultation_id, participant_id, ratings, channel))
+    done = state.call("review.record", RecordRatings(consultation_id, participant_id, ratings, channel))
 
     def text() -> str:
         head = _w(
@@ -280,7 +281,7 @@ def review_record(
 
 def linked_clauses(state: CliState, opinion_id: int) -> OpinionClauses:
     """The plan clauses an opinion is linked to (for `opinion show`)."""
-    linked: OpinionClauses = state.call("plan.clauses-of", commands.OfOpinion(opinion_id))
+    linked: OpinionClauses = state.call("plan.clauses-of", OfOpinion(opinion_id))
     return linked
 
 

@@ -13,7 +13,8 @@ from consultflow.domain.errors import ValidationError
 from consultflow.domain.groups import read_roster
 from consultflow.domain.privacy import NAME_MODES
 from consultflow.export import formats
-from consultflow.services import commands
+from consultflow.services.commands.core import Nothing
+from consultflow.services.commands.programmes import AddArea, CreateProgramme, RenderParticipation, RenderProgramme
 
 FORMAT = click.Choice(formats.FORMATS)
 MAX_ROSTER_BYTES = 1_000_000
@@ -32,7 +33,7 @@ def programme_group() -> None:
 @pass_state
 def programme_create(state: CliState, name: str, title: str) -> None:
     """Create a programme called NAME (areas join it with 'consultation create --programme NAME')."""
-    view = state.call("programme.create", commands.CreateProgramme(name, title))
+    view = state.call("programme.create", CreateProgramme(name, title))
     state.emit(
         view,
         lambda: (
@@ -47,7 +48,7 @@ def programme_create(state: CliState, name: str, title: str) -> None:
 @pass_state
 def programme_list(state: CliState) -> None:
     """Every programme, with its number of areas."""
-    views = list(state.call("programme.list", commands.Nothing()).programmes)
+    views = list(state.call("programme.list", Nothing()).programmes)
     tz = state.settings.tz
     state.emit(
         views,
@@ -66,7 +67,7 @@ def programme_list(state: CliState) -> None:
 @pass_state
 def programme_add_area(state: CliState, programme: str, consultation_id: int) -> None:
     """Make consultation CONSULTATION_ID an area of PROGRAMME (id or name); recorded in its audit trail."""
-    done = state.call("programme.add-area", commands.AddArea(programme, consultation_id))
+    done = state.call("programme.add-area", AddArea(programme, consultation_id))
     state.emit(
         done,
         lambda: (
@@ -141,9 +142,7 @@ def report_participation(
     render(
         state,
         "report.participation",
-        lambda chosen, for_file: commands.RenderParticipation(
-            consultation_id, chosen, lang, names, purpose, lines, for_file
-        ),
+        lambda chosen, for_file: RenderParticipation(consultation_id, chosen, lang, names, purpose, lines, for_file),
         fmt,
         output,
         force,
@@ -163,7 +162,7 @@ def report_programme(state: CliState, programme: str, fmt: str | None, output: P
     render(
         state,
         "report.programme",
-        lambda chosen, for_file: commands.RenderProgramme(programme, chosen, lang, for_file),
+        lambda chosen, for_file: RenderProgramme(programme, chosen, lang, for_file),
         fmt,
         output,
         force,

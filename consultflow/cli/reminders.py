@@ -19,7 +19,15 @@ from consultflow.domain.errors import ConfigurationError
 from consultflow.export.text import table_lines
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.scheduler.worker import digest_trigger, run_worker
-from consultflow.services import commands, digest, outbox, reminders, sweep
+from consultflow.services import digest, outbox, reminders, sweep
+from consultflow.services.commands.reminders import (
+    CancelReminders,
+    FailedDeliveries,
+    ListReminders,
+    OfReminder,
+    ReminderDetail,
+    RequeueDeliveries,
+)
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import parse_time
 
@@ -243,7 +251,7 @@ def reminders_list(
     if names == "full" and not failed:
         raise click.UsageError("--names full goes with --failed: reminders name roles, not people")
     if failed:
-        given = commands.FailedDeliveries(limit, full_names=names == "full", purpose=purpose)
+        given = FailedDeliveries(limit, full_names=names == "full", purpose=purpose)
         deliveries = list(state.call("reminders.failed", given).deliveries)
         state.emit(
             deliveries,
@@ -285,7 +293,7 @@ def reminders_list(
         )
         state.emit_lines(iter(views), lambda: table_lines(headers, rows))
 
-    state.stream("reminders.list", commands.ListReminders(consultation_id, status, limit), show)
+    state.stream("reminders.list", ListReminders(consultation_id, status, limit), show)
 
 
 @reminders_group.command("show")
@@ -297,8 +305,8 @@ def reminders_list(
 @pass_state
 def reminders_show(state: CliState, reminder_id: int, names: str, purpose: str | None) -> None:
     """One reminder, its deliveries and every attempt (villagers pseudonymised, no bodies, unless --names full)."""
-    given = commands.OfReminder(reminder_id, full_names=names == "full", purpose=purpose)
-    detail: commands.ReminderDetail = state.call("reminders.show", given)
+    given = OfReminder(reminder_id, full_names=names == "full", purpose=purpose)
+    detail: ReminderDetail = state.call("reminders.show", given)
     view, deliveries = detail.reminder, list(detail.deliveries)
     tz = state.settings.tz
 
@@ -332,7 +340,7 @@ def reminders_show(state: CliState, reminder_id: int, names: str, purpose: str |
 @pass_state
 def reminders_cancel(state: CliState, reminder_ids: tuple[int, ...], reason: str | None) -> None:
     """Cancel pending reminders."""
-    views = list(state.call("reminders.cancel", commands.CancelReminders(list(reminder_ids), reason)).reminders)
+    views = list(state.call("reminders.cancel", CancelReminders(list(reminder_ids), reason)).reminders)
     state.emit(views, lambda: f"{len(views)} reminder(s) cancelled")
 
 
@@ -345,7 +353,7 @@ def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: 
     """Give dead-lettered deliveries (DELIVERY_IDS, or --all-dead) one more try at the next sweep."""
     if bool(delivery_ids) == all_dead:
         raise click.UsageError("give delivery ids (see 'reminders list --failed') or --all-dead, not both")
-    given = commands.RequeueDeliveries(None if all_dead else list(delivery_ids))
+    given = RequeueDeliveries(None if all_dead else list(delivery_ids))
     ids = state.call("reminders.requeue", given).requeued
     state.emit({"requeued": ids}, lambda: f"{len(ids)} delivery(ies) requeued")
 

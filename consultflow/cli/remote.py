@@ -31,7 +31,7 @@ from consultflow import extras
 from consultflow.config import environment
 from consultflow.domain.document import Reread
 from consultflow.domain.errors import ConfigurationError, ConsultflowError
-from consultflow.services.commands import Command
+from consultflow.services.commands.core import Command
 
 # Seconds a read may wait for the next bytes. A streamed answer gets an empty line every few
 # seconds while the server works; a held one (a province's round close) may take many minutes.

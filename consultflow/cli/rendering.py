@@ -12,7 +12,7 @@ from consultflow.cli.main import CliState
 from consultflow.domain.errors import ValidationError
 from consultflow.export import formats
 from consultflow.export.files import refuse_existing, write_new_file_from
-from consultflow.services import commands
+from consultflow.services.commands.reports import Chunk, chunk_bytes
 
 
 def render(
@@ -38,8 +38,8 @@ def render(
         refuse_existing(output)
     given = make(chosen, output is not None)
 
-    def show(chunks: Iterable[commands.Chunk]) -> None:
-        data = commands.chunk_bytes(chunks)
+    def show(chunks: Iterable[Chunk]) -> None:
+        data = chunk_bytes(chunks)
         if output is None:
             text = codecs.getincrementaldecoder("utf-8")()
             for block in data:

@@ -14,7 +14,9 @@ from consultflow.cli.output import ID
 from consultflow.cli.rendering import render
 from consultflow.domain.privacy import NAME_MODES, NameMode
 from consultflow.export import charts, formats
-from consultflow.services import commands
+from consultflow.services.commands.audit import RoundsOf
+from consultflow.services.commands.core import OfConsultation
+from consultflow.services.commands.reports import RenderReport, chunk_bytes
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.Choice(formats.FORMATS)
@@ -62,8 +64,8 @@ def _report(
 ) -> None:
     """Render a consultation's report (here, or on the server) and show it, or write it to a new file."""
 
-    def make(chosen: str, for_file: bool) -> commands.RenderReport:
-        return commands.RenderReport(consultation_id, kind, chosen, state.settings.lang, for_file=for_file, **options)
+    def make(chosen: str, for_file: bool) -> RenderReport:
+        return RenderReport(consultation_id, kind, chosen, state.settings.lang, for_file=for_file, **options)
 
     render(state, "report.render", make, fmt, output, force)
 
@@ -153,9 +155,9 @@ def report_chart(state: CliState, consultation_id: int, kind: str, output: Path,
     """A PNG chart: rounds histogram, category shares, or the round funnel."""
     charts.require()  # without matplotlib: one line naming the charts extra, before anything is read
     lang = state.settings.lang
-    of = commands.OfConsultation(consultation_id)
+    of = OfConsultation(consultation_id)
     if kind == "rounds":
-        figures = state.call("audit.rounds", commands.RoundsOf(consultation_id))
+        figures = state.call("audit.rounds", RoundsOf(consultation_id))
         drawn = charts.rounds_chart(figures.outcomes, output, lang, force=force)
     elif kind == "funnel":
         drawn = charts.funnel_chart(state.call("audit.funnel", of).rounds, output, lang, force=force)
@@ -172,8 +174,8 @@ def report_chart(state: CliState, consultation_id: int, kind: str, output: Path,
 
 def _category_rows(state: CliState, consultation_id: int, lang: str) -> list[list[object]]:
     """The adoption report's rows by category, in `lang` (rendered as JSON where the data is)."""
-    given = commands.RenderReport(consultation_id, "adoption", "json", lang)
-    text = state.stream("report.render", given, lambda chunks: b"".join(commands.chunk_bytes(chunks)))
+    given = RenderReport(consultation_id, "adoption", "json", lang)
+    text = state.stream("report.render", given, lambda chunks: b"".join(chunk_bytes(chunks)))
     tables = json.loads(text)["tables"]
     rows: list[list[object]] = next(t for t in tables if t["key"] == "by_category")["rows"]
     return rows

@@ -6,7 +6,8 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
-from consultflow.services import commands
+from consultflow.services.commands.consultations import CloseRound, OpenRound, RescheduleRound
+from consultflow.services.commands.core import OfConsultation
 from consultflow.services.inputs import parse_time
 
 
@@ -23,7 +24,7 @@ def round_group() -> None:
 def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> None:
     """Open the next round of CONSULTATION_ID."""
     when = parse_time(closes_at, state.settings.tz) if closes_at else None
-    view = state.call("round.open", commands.OpenRound(consultation_id, when))
+    view = state.call("round.open", OpenRound(consultation_id, when))
     state.emit(
         view,
         lambda: (
@@ -41,7 +42,7 @@ def round_open(state: CliState, consultation_id: int, closes_at: str | None) -> 
 def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> None:
     """Set or move the open round's closing time (local time, ISO 8601); reminders follow it."""
     when = parse_time(closes_at, state.settings.tz)
-    view = state.call("round.reschedule", commands.RescheduleRound(consultation_id, when))
+    view = state.call("round.reschedule", RescheduleRound(consultation_id, when))
     state.emit(view, lambda: f"round {view.number} now closes {local_time(view.closes_at, state.settings.tz)}")
 
 
@@ -56,7 +57,7 @@ def round_reschedule(state: CliState, consultation_id: int, closes_at: str) -> N
 @pass_state
 def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
     """Close the open round, applying the workflow's round-close rules."""
-    plan = state.call("round.close", commands.CloseRound(consultation_id, dry_run))
+    plan = state.call("round.close", CloseRound(consultation_id, dry_run))
 
     def text() -> str:
         head = "would close" if plan.dry_run else "closed"
@@ -84,7 +85,7 @@ def round_close(state: CliState, consultation_id: int, dry_run: bool) -> None:
 @pass_state
 def round_status(state: CliState, consultation_id: int) -> None:
     """The open round and the opinions still waiting, by state."""
-    status = state.call("round.status", commands.OfConsultation(consultation_id))
+    status = state.call("round.status", OfConsultation(consultation_id))
     tz = state.settings.tz
 
     def text() -> str:

@@ -6,7 +6,8 @@ import click
 
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, table
-from consultflow.services import commands
+from consultflow.services.commands.core import OfOpinion
+from consultflow.services.commands.themes import Coded, CodeTheme, SuggestThemes, ThemesOf
 
 
 def _say(state: CliState, zh: str, en: str) -> str:
@@ -25,7 +26,7 @@ def theme_group() -> None:
 @pass_state
 def theme_list(state: CliState, consultation_id: int, category: str | None) -> None:
     """Every theme of CONSULTATION_ID by category, with its opinions and how many were adopted."""
-    found = state.call("theme.list", commands.ThemesOf(consultation_id, category)).themes
+    found = state.call("theme.list", ThemesOf(consultation_id, category)).themes
     lang = state.settings.lang
 
     def text() -> str:
@@ -52,7 +53,7 @@ def theme_list(state: CliState, consultation_id: int, category: str | None) -> N
 @pass_state
 def theme_suggest(state: CliState, consultation_id: int, category: str | None, top: int) -> None:
     """Keywords of the opinions' texts, with how many opinions contain each (nothing is coded)."""
-    found = state.call("theme.suggest", commands.SuggestThemes(consultation_id, category, top))
+    found = state.call("theme.suggest", SuggestThemes(consultation_id, category, top))
 
     def text() -> str:
         head = _say(
@@ -78,7 +79,7 @@ def theme_suggest(state: CliState, consultation_id: int, category: str | None, t
 @pass_state
 def theme_progress(state: CliState, consultation_id: int) -> None:
     """Per round: its opinions, how many carry at least one theme, and the share (% coded)."""
-    found = state.call("theme.progress", commands.ThemesOf(consultation_id))
+    found = state.call("theme.progress", ThemesOf(consultation_id))
 
     def text() -> str:
         headers = [
@@ -109,7 +110,7 @@ def _ids_and_theme(items: tuple[str, ...]) -> tuple[list[int], str]:
     return list(dict.fromkeys(ids)), theme
 
 
-def _done(state: CliState, done: commands.Coded) -> str:
+def _done(state: CliState, done: Coded) -> str:
     if done.added:
         line = _say(
             state,
@@ -145,7 +146,7 @@ def opinion_theme_add(
     ('theme suggest') only propose keywords.
     """
     ids, theme = _ids_and_theme(items)
-    given = commands.CodeTheme(theme, True, tuple(ids), matching, consultation_id, category)
+    given = CodeTheme(theme, True, tuple(ids), matching, consultation_id, category)
     done = state.call("theme.code", given)
     state.emit(done, lambda: _done(state, done))
 
@@ -158,13 +159,13 @@ def opinion_theme_add(
 def opinion_theme_remove(state: CliState, items: tuple[str, ...]) -> None:
     """Remove THEME from OPINION…; each removal is an audit event in the opinion's history."""
     ids, theme = _ids_and_theme(items)
-    done = state.call("theme.code", commands.CodeTheme(theme, False, tuple(ids)))
+    done = state.call("theme.code", CodeTheme(theme, False, tuple(ids)))
     state.emit(done, lambda: _done(state, done))
 
 
 def theme_lines(state: CliState, opinion_id: int) -> tuple[tuple[str, ...], list[str]]:
     """`opinion show`'s themes of an opinion, and its line about them (none coded: no line)."""
-    coded: tuple[str, ...] = state.call("theme.of", commands.OfOpinion(opinion_id)).themes
+    coded: tuple[str, ...] = state.call("theme.of", OfOpinion(opinion_id)).themes
     if not coded:
         return coded, []
     return coded, [_say(state, f"主题：{'、'.join(coded)}", f"themes: {', '.join(coded)}")]

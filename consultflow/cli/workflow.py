@@ -11,7 +11,9 @@ from consultflow.cli.output import table
 from consultflow.domain.diagram import to_dot, to_mermaid
 from consultflow.domain.errors import WorkflowInvalidError
 from consultflow.domain.workflow import WorkflowSpec
-from consultflow.services import commands, workflows
+from consultflow.services import workflows
+from consultflow.services.commands.core import Nothing
+from consultflow.services.commands.workflows import OfWorkflow
 
 
 @click.group("workflow")
@@ -24,7 +26,7 @@ def workflow_group() -> None:
 @pass_state
 def workflow_list(state: CliState) -> None:
     """Workflow files and the versions consultations use."""
-    items = list(state.call("workflow.list", commands.Nothing()).workflows)
+    items = list(state.call("workflow.list", Nothing()).workflows)
 
     def text() -> str:
         rows = [
@@ -92,7 +94,7 @@ def spec_summary(spec: WorkflowSpec) -> dict[str, object]:
 @pass_state
 def workflow_show(state: CliState, ref: str) -> None:
     """Show workflow REF (NAME or NAME@VERSION): states, transitions, rules, labels."""
-    spec: WorkflowSpec = state.call("workflow.show", commands.OfWorkflow(ref))
+    spec: WorkflowSpec = state.call("workflow.show", OfWorkflow(ref))
 
     def text() -> str:
         lab = state.label
@@ -213,7 +215,7 @@ def workflow_validate(state: CliState, files: tuple[Path, ...]) -> None:
 @pass_state
 def workflow_diagram(state: CliState, ref: str, fmt: str) -> None:
     """Draw workflow REF as Mermaid text or Graphviz DOT (labels in --lang)."""
-    spec: WorkflowSpec = state.call("workflow.show", commands.OfWorkflow(ref))
+    spec: WorkflowSpec = state.call("workflow.show", OfWorkflow(ref))
     render = to_dot if fmt == "dot" else to_mermaid
     drawn = render(spec, state.settings.lang)
     if state.json:

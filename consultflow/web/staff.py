@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from consultflow.domain.errors import INTERNAL_ERROR_EXIT_CODE, ConsultflowError, PermissionDeniedError
 from consultflow.logconfig import get_logger, record_internal_error
 from consultflow.services import accounts, wire
-from consultflow.services.commands import REGISTRY, Command
+from consultflow.services.commands.core import Command, registry
 from consultflow.services.context import ServiceContext
 from consultflow.services.inputs import LARGEST_INT, SMALLEST_INT
 from consultflow.web.common import Error, client_of, error_kind
@@ -338,7 +338,7 @@ def router() -> APIRouter:
         accounts.revoke_token(_ctx(request), acting=who.name, token_id=who.token_id)
         return JSONResponse({"revoked": who.token_id})
 
-    for command in REGISTRY.values():
+    for command in registry().values():
         roles = ", ".join(sorted(r.value for r in command.roles))
         made.add_api_route(
             f"/commands/{command.name}",

@@ -37,7 +37,7 @@ from consultflow.domain.errors import ConfigurationError, ValidationError
 from consultflow.domain.heads import HeadPublishing, HeadSigner, SignedHead, checked, parse_lines
 from consultflow.domain.vocabulary import Field
 from consultflow.services import accounts, heads, opinions, verify
-from consultflow.services.commands import REGISTRY, Verify
+from consultflow.services.commands import Verify, registry
 from consultflow.services.context import ServiceContext
 from consultflow.store import migrate
 from consultflow.store.database import SqlDatabase
@@ -91,7 +91,7 @@ def _portal_heads(ctx: ServiceContext, cid: int) -> str:
 def _verify_against(ctx: ServiceContext, published: str, cid: int, public_key: str | None) -> verify.ChainReport:
     """`audit verify CID --heads … [--public-key …]`, as the CLI runs it (signatures first, then the chain)."""
     found = tuple(parse_lines(published, "heads", public_key))
-    (report,) = REGISTRY["audit.verify"].run(ctx, None, Verify(cid, heads=found)).reports
+    (report,) = registry()["audit.verify"].run(ctx, None, Verify(cid, heads=found)).reports
     assert isinstance(report, verify.ChainReport)
     return report
 

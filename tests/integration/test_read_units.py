@@ -61,7 +61,7 @@ def test_a_read_of_personal_data_is_still_put_on_record(ctx: ServiceContext) -> 
     chunks = commands.lookup("report.render").run_streamed(
         ctx,
         COORD,
-        commands.REGISTRY["report.render"].input(1, "account", "json", names="full", purpose="回访"),
+        commands.registry()["report.render"].input(1, "account", "json", names="full", purpose="回访"),
         list,
     )
     assert chunks

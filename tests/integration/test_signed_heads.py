@@ -29,7 +29,7 @@ from consultflow.domain.heads import HeadPublishing, HeadSigner, checked, parse_
 from consultflow.domain.vocabulary import Field
 from consultflow.scheduler.channels import SmtpSettings, build_router
 from consultflow.services import heads, opinions, outbox, receipts, rounds, sweep, verify
-from consultflow.services.commands import REGISTRY, Verify, VerifyAccounts
+from consultflow.services.commands import Verify, VerifyAccounts, registry
 from consultflow.services.context import ServiceContext
 from tests.conftest import engine_of, sql_uow
 from tests.helpers import COORD, PLANNER
@@ -59,7 +59,7 @@ def _published(heads_file: Path) -> list[dict[str, Any]]:
 
 def _verify_with(ctx: ServiceContext, heads_file: Path, cid: int) -> verify.ChainReport:
     published = tuple(parse_lines(heads_file.read_text(), str(heads_file)))
-    (report,) = REGISTRY["audit.verify"].run(ctx, None, Verify(cid, heads=published)).reports
+    (report,) = registry()["audit.verify"].run(ctx, None, Verify(cid, heads=published)).reports
     assert isinstance(report, verify.ChainReport)
     return report
 
@@ -306,17 +306,17 @@ def test_the_account_log_is_signed_too_and_its_rebuild_is_caught(signing: tuple[
     published = parse_lines(heads_file.read_text(), "heads")
     assert [h.seq for h in published if h.consultation_id is None] == [log_head.seq]
     given = VerifyAccounts(heads=tuple(published))
-    assert REGISTRY["audit.verify-accounts"].run(ctx, None, given).intact
+    assert registry()["audit.verify-accounts"].run(ctx, None, given).intact
     _rebuild_account_log(ctx)
-    alone = REGISTRY["audit.verify-accounts"].run(ctx, None, VerifyAccounts())
+    alone = registry()["audit.verify-accounts"].run(ctx, None, VerifyAccounts())
     assert alone.intact  # the database agrees with itself
-    caught = REGISTRY["audit.verify-accounts"].run(ctx, None, given)
+    caught = registry()["audit.verify-accounts"].run(ctx, None, given)
     assert not caught.intact and caught.problem is not None
     assert f"the head #{log_head.seq} signed" in caught.problem and "rebuilt" in caught.problem
     refused = next(o for o in heads.sign_heads(ctx) if o.consultation_id is None)
     assert not refused.signed and refused.problem is not None
     # The consultations' chains are untouched, and `audit verify` reads only their heads from the same file.
-    (report,) = REGISTRY["audit.verify"].run(ctx, None, Verify(1, heads=tuple(published))).reports
+    (report,) = registry()["audit.verify"].run(ctx, None, Verify(1, heads=tuple(published))).reports
     assert report.intact
 
 

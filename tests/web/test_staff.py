@@ -27,7 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from consultflow.cli.main import main
-from consultflow.services.commands import REGISTRY
+from consultflow.services.commands import registry
 from tests.conftest import _pg_schema_url, _sqlite_file
 from tests.web.portal import _free_port
 
@@ -539,7 +539,7 @@ def test_the_openapi_document_lists_every_command(served: tuple[People, str]) ->
         document = json.loads(answer.read())
     validate(document)
     paths = document["paths"]
-    for name, command in REGISTRY.items():
+    for name, command in registry().items():
         operation = paths[f"/api/v1/commands/{name}"]["post"]
         assert operation["operationId"] == name
         assert "requestBody" in operation

@@ -24,7 +24,7 @@ from consultflow.domain import accounts as account_rules
 from consultflow.domain.clock import FixedClock
 from consultflow.domain.roles import Role
 from consultflow.services import accounts, opinions, people, personal_data
-from consultflow.services.commands import REGISTRY
+from consultflow.services.commands import registry
 from consultflow.services.context import ServiceContext
 from consultflow.store.models import AccessToken, AccountEvent, Participant, StaffCredential
 from consultflow.web import limits
@@ -188,7 +188,7 @@ WRITES: dict[str, dict[str, Any]] = {
 
 def test_every_write_command_has_an_attack_body() -> None:
     """The sweeps below cover every command that changes data (a new one must be added here)."""
-    assert set(WRITES) == {name for name, c in REGISTRY.items() if c.writes}
+    assert set(WRITES) == {name for name, c in registry().items() if c.writes}
 
 
 def test_a_read_only_token_changes_nothing_through_any_write_command(world: World) -> None:
@@ -204,7 +204,7 @@ def test_a_read_only_token_changes_nothing_through_any_write_command(world: Worl
 
 def test_coordinator_only_commands_refuse_every_other_role(world: World) -> None:
     """Planner, experts, auditor and villager are refused every coordinator-only command; nothing changes."""
-    coordinator_only = [n for n, c in REGISTRY.items() if c.roles == frozenset({Role.COORDINATOR})]
+    coordinator_only = [n for n, c in registry().items() if c.roles == frozenset({Role.COORDINATOR})]
     assert "role.grant" in coordinator_only
     before = _state(world.ctx)
     for person in (PLANNER, EXPERT, AUDITOR, VILLAGER):
@@ -695,5 +695,5 @@ def test_refusals_name_no_owner_and_no_person(world: World) -> None:
 def test_the_attack_inputs_match_the_registry() -> None:
     """Every body above names only fields its command has (so a refusal is the rule, not a typo)."""
     for name, body in WRITES.items():
-        known = {f.name for f in fields(REGISTRY[name].input)}
+        known = {f.name for f in fields(registry()[name].input)}
         assert set(body) <= known, name

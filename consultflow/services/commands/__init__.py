@@ -1,7 +1,7 @@
 """Every use case as data: one typed command (its fields, who may call it, its handler) in one registry.
 
 The server's API routes and their OpenAPI document, the CLI's local and remote calls, and the
-first role check all come from `REGISTRY`, so a use case is written once and the local and remote
+first role check all come from `registry()`, so a use case is written once and the local and remote
 CLI cannot drift:
 
 - `Command.input` is a frozen dataclass: the request body on the server, the keyword arguments in
@@ -20,16 +20,36 @@ Handlers take the wiring, the name of the person acting (proven by the server's 
 
 from __future__ import annotations
 
-from consultflow.services.commands.accounts import *  # noqa: F403
-from consultflow.services.commands.audit import *  # noqa: F403
-from consultflow.services.commands.consultations import *  # noqa: F403
+import sys
+from typing import TYPE_CHECKING, Any
+
 from consultflow.services.commands.core import *  # noqa: F403 - the registry and the shared inputs
-from consultflow.services.commands.intake import *  # noqa: F403
-from consultflow.services.commands.opinions import *  # noqa: F403
-from consultflow.services.commands.people import *  # noqa: F403
-from consultflow.services.commands.plans import *  # noqa: F403
-from consultflow.services.commands.programmes import *  # noqa: F403
-from consultflow.services.commands.reminders import *  # noqa: F403
-from consultflow.services.commands.reports import *  # noqa: F403
-from consultflow.services.commands.themes import *  # noqa: F403
-from consultflow.services.commands.workflows import *  # noqa: F403
+from consultflow.services.commands.core import load_all
+
+if TYPE_CHECKING:  # every use case's names, for type checkers; at run time they load on first use
+    from consultflow.services.commands.accounts import *  # noqa: F403
+    from consultflow.services.commands.audit import *  # noqa: F403
+    from consultflow.services.commands.consultations import *  # noqa: F403
+    from consultflow.services.commands.intake import *  # noqa: F403
+    from consultflow.services.commands.opinions import *  # noqa: F403
+    from consultflow.services.commands.people import *  # noqa: F403
+    from consultflow.services.commands.plans import *  # noqa: F403
+    from consultflow.services.commands.programmes import *  # noqa: F403
+    from consultflow.services.commands.reminders import *  # noqa: F403
+    from consultflow.services.commands.reports import *  # noqa: F403
+    from consultflow.services.commands.themes import *  # noqa: F403
+    from consultflow.services.commands.workflows import *  # noqa: F403
+
+
+def __getattr__(name: str) -> Any:
+    """`commands.OpenRound`: a name from any module of use cases, found by loading them (PEP 562).
+
+    The CLI imports the module it needs (`consultflow.services.commands.consultations`); the
+    package does not import them all up front, so a command does not pay for the others.
+    """
+    load_all()
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(f"{__name__}.") and name in getattr(module, "__all__", ()):
+            return getattr(module, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
