@@ -20,7 +20,6 @@ Handlers take the wiring, the name of the person acting (proven by the server's 
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from consultflow.services.commands.core import *  # noqa: F403 - the registry and the shared inputs
@@ -47,9 +46,9 @@ def __getattr__(name: str) -> Any:
     The CLI imports the module it needs (`consultflow.services.commands.consultations`); the
     package does not import them all up front, so a command does not pay for the others.
     """
-    load_all()
-    for module_name, module in list(sys.modules.items()):
-        if module_name.startswith(f"{__name__}.") and name in getattr(module, "__all__", ()):
-            return getattr(module, name)
+    if not name.startswith("__"):  # a tool probing a module's dunders loads nothing
+        for module in load_all():
+            if name in getattr(module, "__all__", ()):
+                return getattr(module, name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from consultflow.domain.errors import NotFoundError, ValidationError
@@ -56,11 +57,10 @@ class Command(Generic[I, R]):
 _REGISTERED: dict[str, Command[Any, Any]] = {}
 
 
-def load_all() -> None:
-    """Import every module of use cases (each registers its commands as it is imported)."""
+def load_all() -> list[ModuleType]:
+    """Import every module of use cases (each registers its commands as it is imported); they, by name."""
     package = importlib.import_module("consultflow.services.commands")
-    for found in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{found.name}")
+    return [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
 
 
 def registry() -> dict[str, Command[Any, Any]]:
