@@ -11,8 +11,10 @@ their defaults from the `Environment`, never from `os.environ`.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -320,12 +322,27 @@ class Settings:
 
 
 def load_zone(name: str) -> ZoneInfo:
-    """A time zone by IANA name, or one clear error."""
+    """A time zone by IANA name, or one clear error (naming tzdata when the system has no zones at all)."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        msg = f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai or UTC"
+        if not zone_database():
+            msg = (
+                f"time zone {name!r} cannot be read: this system has no time zone database; "
+                "install the system's tzdata package or pip install tzdata"
+            )
+        else:
+            msg = f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai or UTC"
         raise ConfigurationError(msg) from None
+
+
+def zone_database() -> bool:
+    """Whether any IANA zone can be read: the system's files (zoneinfo.TZPATH) or the tzdata package.
+
+    The core installs tzdata on Windows only; Linux and macOS keep the zones in /usr/share/zoneinfo,
+    but a minimal container may have none.
+    """
+    return any(Path(folder, "UTC").is_file() for folder in zoneinfo.TZPATH) or find_spec("tzdata") is not None
 
 
 def head_publishing() -> HeadPublishing | None:

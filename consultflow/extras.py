@@ -1,7 +1,8 @@
 """The optional parts of consultflow (pip extras), and the one line that names a missing one.
 
-`pip install consultflow` is the core: the CLI on SQLite and the worker. Signing in to a server is
-the remote extra. A command that needs more says which extra to install, before it reads or writes anything:
+`pip install consultflow` is the core: the CLI on SQLite, with `reminders run-once` for reminders
+and rounds closing on time. The long-running worker is the worker extra, signing in to a server the
+remote extra. A command that needs more says which extra to install, before it reads or writes anything:
 
     Error: PostgreSQL needs the postgres extra: pip install 'consultflow[postgres]'
 
@@ -16,7 +17,13 @@ from consultflow.domain.errors import ConfigurationError
 
 # What each extra makes possible, and the modules it brings (any one of a tuple's names will do).
 POSTGRES = ("PostgreSQL", "postgres", ("psycopg",))
-WEB = ("the server (consultflow serve)", "web", ("fastapi", "uvicorn", "jinja2", ("python_multipart", "multipart")))
+WEB = (
+    "the server (consultflow serve)",
+    "web",
+    ("fastapi", "uvicorn", "jinja2", ("python_multipart", "multipart"), "apscheduler"),
+)
+# The long-running worker; APScheduler keeps its time (the server has it too, in the web extra).
+WORKER = ("the reminder worker (consultflow worker)", "worker", ("apscheduler",))
 XLSX = ("reading or writing XLSX files", "xlsx", ("openpyxl",))
 CHARTS = ("drawing charts", "charts", ("matplotlib",))
 # The CLI signed in to a server speaks JSON with it through pydantic (the server has it with FastAPI).

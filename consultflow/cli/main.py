@@ -14,7 +14,16 @@ import click
 from click.core import ParameterSource
 
 from consultflow import __version__, extras
-from consultflow.config import DEFAULT_DB, DEFAULT_TZ, KNOWN, Environment, Settings, env_default, load_zone
+from consultflow.config import (
+    DEFAULT_DB,
+    DEFAULT_TZ,
+    KNOWN,
+    Environment,
+    Settings,
+    env_default,
+    load_zone,
+    zone_database,
+)
 from consultflow.domain.clock import Clock
 from consultflow.domain.errors import (
     INTERNAL_ERROR_EXIT_CODE,
@@ -426,6 +435,8 @@ def main(
     try:
         load_zone(tz)
     except ConsultflowError as exc:
+        if not zone_database():
+            raise  # the system has no zones at all: not the option's fault (exit 1, naming tzdata)
         raise click.BadParameter(str(exc), param_hint="--tz") from None
     settings = Settings(
         db_url=db,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from consultflow import extras
 from consultflow.cli.main import CliState, as_option, json_flag, pass_state
 from consultflow.cli.output import ID, local_time, table
 from consultflow.config import env_default, environment, load_zone
@@ -18,7 +19,6 @@ from consultflow.domain.document import Reread
 from consultflow.domain.errors import ConfigurationError
 from consultflow.export.text import table_lines
 from consultflow.scheduler.channels import SmtpSettings, build_router
-from consultflow.scheduler.worker import digest_trigger, run_worker
 from consultflow.services import digest, outbox, reminders, sweep
 from consultflow.services.commands.reminders import (
     CancelReminders,
@@ -381,7 +381,10 @@ def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: 
 def worker_command(
     state: CliState, /, interval_seconds: float, digest_cron: str, digest_tz: str | None, **options: Any
 ) -> None:
-    """Run the reminder worker until SIGTERM or SIGINT."""
+    """Run the reminder worker until SIGTERM or SIGINT (the worker extra; `reminders run-once` needs none)."""
+    extras.require(extras.WORKER)  # before anything is read: one line naming the extra
+    from consultflow.scheduler.worker import digest_trigger, run_worker  # noqa: PLC0415 - APScheduler is the extra
+
     tz = load_zone(digest_tz) if digest_tz else state.settings.tz
     trigger = None if digest_cron.strip().lower() == "off" else digest_trigger(digest_cron, tz)
     ctx = state.services()

@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # What the core install leaves out, each refused in one line naming its extra (docs/install.md).
 OPTIONAL_MODULES = (
+    "apscheduler",
     "psycopg",
     "pydantic",
     "fastapi",
@@ -335,6 +336,7 @@ def test_the_wheel_ships_its_license_migrations_workflows_templates_and_extras(w
     assert {
         "postgres",
         "remote",
+        "worker",
         "web",
         "xlsx",
         "charts",
@@ -356,7 +358,14 @@ def test_the_wheel_ships_its_license_migrations_workflows_templates_and_extras(w
         "python-multipart",
         "openpyxl",
         "matplotlib",
+        "apscheduler",
     }
+    # The IANA zones come from the system, except on Windows, which has none.
+    (tzdata,) = (Requirement(r) for r in info.get_all("Requires-Dist") or [] if r.startswith("tzdata"))
+    assert tzdata.marker is not None
+    assert tzdata.marker.evaluate({"sys_platform": "win32"})
+    assert not tzdata.marker.evaluate({"sys_platform": "linux"})
+    assert not tzdata.marker.evaluate({"sys_platform": "darwin"})
 
 
 def test_the_core_install_runs_the_loop_on_sqlite(core: Path, tmp_path: Path) -> None:
@@ -374,13 +383,15 @@ def test_the_core_install_runs_the_loop_on_sqlite(core: Path, tmp_path: Path) ->
         _run([consultflow, *db, "opinion", "assign", "1", "--to", "王规划", "--as", "李协调"], tmp_path, env)
         assert "王规划" in _run([consultflow, *db, "opinion", "list", "--state", "under_review"], tmp_path, env)
         assert "chain intact" in _run([consultflow, *db, "audit", "verify", "1"], tmp_path, env)
+        # Reminders and rounds closing on time, from cron: no worker extra needed.
+        assert "found 0 due reminder(s)" in _run([consultflow, *db, "reminders", "run-once"], tmp_path, env)
         report = _run([consultflow, *db, "report", "adoption", "1", "--format", "csv"], tmp_path, env)
         assert "环境卫生与农村路网" in report
         assert "300 opinions" in demo.result()
 
 
 def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: Path) -> None:
-    """PostgreSQL, the server, signing in to one, XLSX in and out, and charts each refuse naming their extra.
+    """PostgreSQL, the server, the worker, signing in to one, XLSX in and out, and charts each name their extra.
 
     Nothing is written.
 
@@ -399,13 +410,14 @@ def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: P
     def install(extra: str) -> str:
         return f"pip install 'consultflow[{extra}]'"
 
-    pg, served, web, imported, exported, charted, brief = (
+    pg, served, web, worker, imported, exported, charted, brief = (
         _refused(done)
         for done in _side_by_side(
             [
                 [consultflow, "--db", "postgresql://postgres@127.0.0.1:5432/test", "db", "current"],
                 [consultflow, *db, "serve", "--port", "1"],
                 [consultflow, *db, "web", "--port", "1"],
+                [consultflow, *db, "worker"],
                 [consultflow, *db, "opinion", "import", "opinions.xlsx", "--consultation", "1", "--as", "李协调"],
                 [consultflow, *db, "report", "adoption", "1", "--format", "xlsx", "-o", "adoption.xlsx"],
                 [consultflow, *db, "report", "chart", "1", "-o", "rounds.png"],
@@ -418,6 +430,7 @@ def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: P
     assert pg == f"Error: PostgreSQL needs the postgres extra: {install('postgres')}"
     assert served == f"Error: the server (consultflow serve) needs the web extra: {install('web')}"
     assert web == served
+    assert worker == f"Error: the reminder worker (consultflow worker) needs the worker extra: {install('worker')}"
     xlsx = f"Error: reading or writing XLSX files needs the xlsx extra: {install('xlsx')}"
     assert imported == xlsx
     assert exported == xlsx
@@ -434,6 +447,13 @@ def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: P
     listed = subprocess.run([consultflow, "opinion", "list"], check=False, cwd=tmp_path, env=signed_in, **QUIET)
     assert _refused(listed) == remote
     assert not (tmp_path / "me" / "credentials.json").exists()
+    # A system without time zone files (a minimal container): the core has no tzdata off Windows.
+    no_zones = env | {"PYTHONTZPATH": str(tmp_path / "no-zones")}
+    listed = subprocess.run([consultflow, *db, "opinion", "list"], check=False, cwd=tmp_path, env=no_zones, **QUIET)
+    assert _refused(listed) == (
+        "Error: time zone 'Asia/Shanghai' cannot be read: this system has no time zone database; "
+        "install the system's tzdata package or pip install tzdata"
+    )
 
 
 def test_the_brief_without_the_charts_extra_is_written_and_says_charts_were_left_out(
