@@ -381,7 +381,10 @@ def reminders_requeue(state: CliState, delivery_ids: tuple[int, ...], all_dead: 
 def worker_command(
     state: CliState, /, interval_seconds: float, digest_cron: str, digest_tz: str | None, **options: Any
 ) -> None:
-    """Run the reminder worker until SIGTERM or SIGINT (the worker extra; `reminders run-once` needs none)."""
+    """Run the reminder worker until SIGTERM or SIGINT.
+
+    It needs the worker extra (APScheduler); `reminders run-once`, from cron or a timer, needs none.
+    """
     extras.require(extras.WORKER)  # before anything is read: one line naming the extra
     from consultflow.scheduler.worker import digest_trigger, run_worker  # noqa: PLC0415 - APScheduler is the extra
 
