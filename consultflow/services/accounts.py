@@ -178,7 +178,7 @@ def record_account_events(uow: UnitOfWork, key: ChainKey | None, *drafts: Accoun
     Raises:
         ConfigurationError: the log is keyed and the configured key is missing or another one.
     """
-    uow.accounts.append(drafts, key)
+    uow.account_log.append(drafts, key)
 
 
 def _queue(uow: UnitOfWork) -> None:
@@ -188,7 +188,7 @@ def _queue(uow: UnitOfWork) -> None:
     between a sign-in and, say, disabling the same account), and a check that reads other
     accounts (the last coordinator) sees them settled.
     """
-    uow.accounts.head(lock=True)
+    uow.account_log.head(lock=True)
 
 
 def _transaction(ctx: ServiceContext, event: str | None, body: Callable[[UnitOfWork], R]) -> R:
@@ -307,7 +307,7 @@ def _current_checked(ctx: ServiceContext, name: str, current: str | None) -> str
     now = ctx.clock.now()
     with ctx.reading() as uow:
         found = _account(uow, name)
-        until = uow.accounts.locked_until([account_key(name)], now)
+        until = uow.throttle.locked_until([account_key(name)], now)
     if until is not None:
         raise _too_many(ctx, until)
     if found is None or found.password_hash is None:
@@ -317,7 +317,7 @@ def _current_checked(ctx: ServiceContext, name: str, current: str | None) -> str
 
     def refuse(uow: UnitOfWork) -> None:
         _queue(uow)
-        uow.accounts.count_failure(
+        uow.throttle.count_failure(
             account_key(name), now, limit=ACCOUNT_FAILURES, window=FAILURE_WINDOW, lock_for=LOCK_TIME
         )
         payload = {"reason": FailureReason.BAD_PASSWORD, "via": "password change"}
@@ -391,7 +391,7 @@ def sign_in(
     client = client.strip()[:_CLIENT_MAX] or "unknown"
     now = ctx.clock.now()
     with ctx.reading() as uow:
-        locked = uow.accounts.locked_until([account_key(name), client_key(client)], now)
+        locked = uow.throttle.locked_until([account_key(name), client_key(client)], now)
         account = _account(uow, name)
     if locked is not None:
         attempt = _Attempt(name, client, account, FailureReason.LOCKED, None, None, now)
@@ -455,14 +455,14 @@ def _settle(
         reason = _still_valid(uow, attempt, account, keys)
     subject = account.name if account is not None else None
     if reason == FailureReason.LOCKED:
-        until = uow.accounts.locked_until(keys, now)
+        until = uow.throttle.locked_until(keys, now)
         locked = {"reason": reason, "client": attempt.client}
         record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, None, subject, locked))
         return None, until or now + LOCK_TIME
     if reason is not None:
         payload: dict[str, Any] = {"reason": reason, "client": attempt.client}
         for key, limit in zip(keys, (ACCOUNT_FAILURES, CLIENT_FAILURES), strict=True):
-            failures, until = uow.accounts.count_failure(
+            failures, until = uow.throttle.count_failure(
                 key, now, limit=limit, window=FAILURE_WINDOW, lock_for=LOCK_TIME
             )
             if failures == limit and until is not None:  # this attempt started the lock
@@ -470,7 +470,7 @@ def _settle(
         record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, None, subject, payload))
         return None, None
     assert account is not None
-    uow.accounts.clear_failures(keys[0])
+    uow.throttle.clear(keys[0])
     rehashed = False
     if attempt.rehashed is not None and account.password_hash is not None:
         rehashed = uow.accounts.replace_password_hash(account.actor_id, account.password_hash, attempt.rehashed)
@@ -488,7 +488,7 @@ def _still_valid(uow: UnitOfWork, attempt: _Attempt, account: _Account, keys: Se
     Attempts checked at the same time may have locked the account meanwhile; the password, the
     two-step secret or the account may have changed; the code's step may have been used.
     """
-    if uow.accounts.locked_until(keys, attempt.now) is not None:
+    if uow.throttle.locked_until(keys, attempt.now) is not None:
         return FailureReason.LOCKED
     cred = uow.accounts.credential(account.actor_id)
     if cred is None or cred.password_hash != account.password_hash:
@@ -557,11 +557,11 @@ def sign_in_external(
             reason = FailureReason.UNKNOWN_ACCOUNT
         elif account.disabled:
             reason = FailureReason.DISABLED
-        if reason is not None or account is None or uow.accounts.locked_until([k for k, _ in keys], now):
+        if reason is not None or account is None or uow.throttle.locked_until([k for k, _ in keys], now):
             subject_name = account.name if account is not None else None
             payload = {**via, "reason": reason, "client": client}
             return None, _refused_attempt(ctx, uow, keys, subject_name, payload, now)
-        uow.accounts.clear_failures(keys[0][0])
+        uow.throttle.clear(keys[0][0])
         issued = _issue(uow, account.actor_id, account.name, label, scope, days, now)
         signed_in = {**via, "client": client, **_token_payload(issued)}
         record_account_events(
@@ -637,13 +637,13 @@ def _refused_attempt(
     As a password sign-in: while a key is locked nothing is counted and the event's reason is
     `locked`; the attempt that reaches a limit starts the lock, and its event says until when.
     """
-    until = uow.accounts.locked_until([k for k, _ in keys], now)
+    until = uow.throttle.locked_until([k for k, _ in keys], now)
     if until is not None:
         locked = {**payload, "reason": FailureReason.LOCKED}
         record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, None, subject, locked))
         return until
     for key, limit in keys:
-        failures, locks = uow.accounts.count_failure(key, now, limit=limit, window=FAILURE_WINDOW, lock_for=LOCK_TIME)
+        failures, locks = uow.throttle.count_failure(key, now, limit=limit, window=FAILURE_WINDOW, lock_for=LOCK_TIME)
         if failures == limit and locks is not None:  # this attempt started the lock
             payload[f"{key.split(':', 1)[0]}_locked_until"] = utc_iso(locks)
     record_account_events(uow, ctx.chain_key, AccountDraft(AccountKind.SIGNIN_FAILED, now, None, subject, payload))
@@ -656,7 +656,7 @@ def _refused_attempt(
 def _issue(uow: UnitOfWork, actor_id: int, owner: str, label: str, scope: str, days: int, now: datetime) -> IssuedToken:
     text, digest, prefix = new_token()
     expires_at = now + timedelta(days=days)
-    row = uow.accounts.add_token(
+    row = uow.tokens.add(
         actor_id=actor_id, name=label, token_hash=digest, prefix=prefix, scope=scope, now=now, expires_at=expires_at
     )
     return IssuedToken(text, row.id, owner, label, scope, prefix, expires_at)
@@ -718,13 +718,13 @@ def revoke_token(ctx: ServiceContext, *, acting: str, token_id: int) -> None:
 
     def body(change: Change) -> bool:
         _queue(change.uow)
-        token = change.uow.accounts.token(token_id)
+        token = change.uow.tokens.get(token_id)
         if token is None:
             msg = f"unknown token {token_id}; list tokens with 'consultflow token list'"
             raise NotFoundError(msg)
         if token.actor_id != change.actor.id:
             _coordinator(change, "revoke other people's tokens")
-        if not change.uow.accounts.revoke_token(token_id, by=change.actor.id, now=change.now):
+        if not change.uow.tokens.revoke(token_id, by=change.actor.id, now=change.now):
             return False
         owner = change.uow.actors.get(token.actor_id)
         payload = {"token_id": token_id, "token_name": token.name, "prefix": token.prefix}
@@ -755,7 +755,7 @@ def list_tokens(ctx: ServiceContext, *, acting: str, everyone: bool = False) -> 
         actor, roles = _reader(ctx, uow, acting)
         if everyone:
             acting_role(actor.name, roles, _READERS_OF_ALL, "list other people's tokens")
-        found = uow.accounts.tokens(None if everyone else actor.id)
+        found = uow.tokens.listing(None if everyone else actor.id)
     return [
         TokenView(
             id=t.id,
@@ -788,7 +788,7 @@ def authenticate(ctx: ServiceContext, token: str) -> Principal:
         raise PermissionDeniedError(TOKEN_REFUSED)
     now = ctx.clock.now()
     with ctx.reading() as uow:
-        found = uow.accounts.bearer(token_hash(token))
+        found = uow.tokens.bearer(token_hash(token))
         if found is None:
             raise PermissionDeniedError(TOKEN_REFUSED)
         row, owner, disabled_at = found
@@ -798,7 +798,7 @@ def authenticate(ctx: ServiceContext, token: str) -> Principal:
         principal = Principal(row.actor_id, owner, roles, row.id, row.scope, row.expires_at)
         stale = row.last_used_at is None or row.last_used_at < now - TOKEN_TOUCH_EVERY
     if stale:
-        _transaction(ctx, None, lambda uow: uow.accounts.touch_token(principal.token_id, now, TOKEN_TOUCH_EVERY))
+        _transaction(ctx, None, lambda uow: uow.tokens.touch(principal.token_id, now, TOKEN_TOUCH_EVERY))
     return principal
 
 
@@ -916,7 +916,7 @@ def disable_account(ctx: ServiceContext, *, acting: str, name: str) -> None:
             msg = f"{subject.name} is the last coordinator with an enabled account; make someone else coordinator first"
             raise ValidationError(msg)
         change.uow.accounts.set_disabled(subject.id, change.now)
-        revoked = change.uow.accounts.revoke_tokens_of(subject.id, by=change.actor.id, now=change.now)
+        revoked = change.uow.tokens.revoke_all_of(subject.id, by=change.actor.id, now=change.now)
         payload = {"tokens_revoked": list(revoked)}
         draft = AccountDraft(AccountKind.ACCOUNT_DISABLED, change.now, change.actor.name, subject.name, payload)
         record_account_events(change.uow, ctx.chain_key, draft)
@@ -967,7 +967,7 @@ def grant_role(ctx: ServiceContext, *, acting: str, name: str, role: str) -> Non
         if granted in roles:
             msg = f"{subject.name} holds the role {granted.value} already"
             raise ValidationError(msg)
-        change.uow.accounts.add_role(subject.id, granted)
+        change.uow.actors.add_role(subject.id, granted)
         payload = {"role": granted.value}
         draft = AccountDraft(AccountKind.ROLE_GRANTED, change.now, change.actor.name, subject.name, payload)
         record_account_events(change.uow, ctx.chain_key, draft)
@@ -999,7 +999,7 @@ def revoke_role(ctx: ServiceContext, *, acting: str, name: str, role: str) -> No
         if revoked is Role.COORDINATOR and not _others_coordinate(change, subject):
             msg = f"{subject.name} is the last coordinator with an enabled account; make someone else coordinator first"
             raise ValidationError(msg)
-        change.uow.accounts.remove_role(subject.id, revoked)
+        change.uow.actors.remove_role(subject.id, revoked)
         payload = {"role": revoked.value}
         draft = AccountDraft(AccountKind.ROLE_REVOKED, change.now, change.actor.name, subject.name, payload)
         record_account_events(change.uow, ctx.chain_key, draft)
@@ -1030,7 +1030,7 @@ def account_events(
         if not reads_all and name not in (None, actor.name):
             acting_role(actor.name, roles, _READERS_OF_ALL, "read other people's account events")  # refuses
         involving = None if reads_all else actor.name
-        found = uow.accounts.events(subject=name, involving=involving, kind=kind, limit=limit)
+        found = uow.account_log.events(subject=name, involving=involving, kind=kind, limit=limit)
         return [_event_view(e) for e in found]
 
 
@@ -1041,7 +1041,7 @@ def _event_view(e: AccountEventRow) -> AccountEventView:
 def account_chain_head(ctx: ServiceContext) -> tuple[int, str]:
     """The account log's head (sequence, hash), to publish and check later with `expect_head`."""
     with ctx.reading() as uow:
-        head = uow.accounts.head()
+        head = uow.account_log.head()
         return head.seq, head.head
 
 
@@ -1060,9 +1060,9 @@ def verify_account_chain(
     """
     published_seq, published_hash = expect_head or (0, "")
     with ctx.reading() as uow:
-        recorded = uow.accounts.head()
+        recorded = uow.account_log.head()
         recorded_seq, recorded_head, recorded_key = recorded.seq, recorded.head, recorded.key_id
-        with closing(uow.accounts.chain()) as events:  # a server-side cursor on PostgreSQL, left at a problem
+        with closing(uow.account_log.chain()) as events:  # a server-side cursor on PostgreSQL, left at a problem
             walked = _walk(ctx, events, published_seq, published_hash)
     count, prev, last_key, keyed_from, broken = walked
     mode = chain_mode(last_key)

@@ -80,7 +80,7 @@ def use_event_search(ctx: ServiceContext, criteria: EventFilter, use: Callable[[
         if criteria.consultation_id is not None:
             uow.consultations.get(criteria.consultation_id)
         if criteria.participant_id is not None:
-            uow.actors.participant(criteria.participant_id)
+            uow.participants.get(criteria.participant_id)
         return use(Reread(lambda: (_event(e) for e in uow.audit.search(criteria))))
 
 
@@ -116,7 +116,7 @@ def use_as_of(
 
         def rows() -> Iterator[OpinionAsOf]:
             for last in uow.audit.last_events(moment, consultation_id):
-                outcome = spec_for(uow.consultations.workflow(last.workflow_id)).states[last.state].outcome
+                outcome = spec_for(uow.workflows.get(last.workflow_id)).states[last.state].outcome
                 yield OpinionAsOf(
                     last.opinion_id,
                     last.consultation_id,

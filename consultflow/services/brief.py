@@ -88,7 +88,7 @@ def brief_figures(ctx: ServiceContext, consultation_id: int) -> BriefFigures:
     """Every figure of the brief, read in one snapshot (the rounds and funnel in their own reads)."""
     with ctx.reading() as uow:
         c = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        spec = spec_for(uow.workflows.get(c.workflow_id))
         counts = uow.figures.outcome_counts(c.id)
         rounds_held = len(uow.consultations.rounds(c.id))
         theme_rows = uow.themes.counts(c.id)

@@ -70,7 +70,7 @@ def create_consultation(
         closing, programme_id = auto_close, None
         if copy_from is not None:
             source = change.consultation(copy_from)
-            wf = change.uow.consultations.workflow(source.workflow_id)
+            wf = change.uow.workflows.get(source.workflow_id)
             closing, programme_id = source.auto_close, source.programme_id
         else:
             wf = pin_workflow(change.uow, available, ctx.workflows_dir, ref=workflow, now=change.now)
@@ -124,7 +124,7 @@ def show_consultation(ctx: ServiceContext, consultation_id: int) -> Consultation
     """One consultation with its rounds and opinions by state (in workflow order)."""
     with ctx.uow() as uow:
         c = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        spec = spec_for(uow.workflows.get(c.workflow_id))
         counts = uow.opinions.count_by_state(c.id)
         rounds = tuple(round_view(r) for r in uow.consultations.rounds(c.id))
     by_state = tuple((s, counts.get(s, 0)) for s in spec.states)

@@ -27,7 +27,7 @@ def queue_digests(ctx: ServiceContext, settings: SweepSettings) -> int:
         coordinators_owe: list[OpinionRow] = []  # e.g. opinions waiting to be screened
         coordinators_late: list[OpinionRow] = []
         for op in open_ops:
-            spec = spec_for(uow.consultations.workflow(op.workflow_id))
+            spec = spec_for(uow.workflows.get(op.workflow_id))
             deadline = spec.states[op.state].deadline
             if deadline is None or deadline.owner not in (Role.PLANNER, Role.COORDINATOR):
                 continue

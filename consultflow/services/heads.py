@@ -258,7 +258,7 @@ def accounts_against_published(ctx: ServiceContext, published: Iterable[SignedHe
     if not mine:
         return None
     with ctx.reading() as uow:
-        length = uow.accounts.head().seq
+        length = uow.account_log.head().seq
         at = uow.heads.account_hashes([h.seq for h in mine])
     return _first_missing(mine, length, at)
 

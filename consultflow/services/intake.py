@@ -240,7 +240,7 @@ def check_file(
     report = _report(request, columns)
     with ctx.uow() as uow:
         consultation = uow.consultations.get(request.consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        spec = spec_for(uow.workflows.get(consultation.workflow_id))
         rules = _rules(ctx, request, spec, columns)
         _Pass(request, report, on_reject, refused).run(uow, consultation.id, rules, columns)
     return report

@@ -125,8 +125,8 @@ def use_opinion_list(
 def workflow_specs(uow: Ports, consultation_id: int | None) -> list[WorkflowSpec]:
     """The consultation's workflow, or every stored workflow version when no consultation is named."""
     if consultation_id is not None:
-        return [spec_for(uow.consultations.workflow(uow.consultations.get(consultation_id).workflow_id))]
-    return [spec_for(row) for row in uow.consultations.stored_workflows()]
+        return [spec_for(uow.workflows.get(uow.consultations.get(consultation_id).workflow_id))]
+    return [spec_for(row) for row in uow.workflows.versions()]
 
 
 def _merged(choices: Iterable[Mapping[str, Label]]) -> dict[str, Label]:
@@ -199,7 +199,7 @@ def named_opinion_views(uow: Ports, rows: Sequence[OpinionRow]) -> list[tuple[Op
     if not rows:
         return []
     names = uow.opinions.view_names([r.id for r in rows])
-    specs = {r.workflow_id: spec_for(uow.consultations.workflow(r.workflow_id)) for r in rows}
+    specs = {r.workflow_id: spec_for(uow.workflows.get(r.workflow_id)) for r in rows}
     out = []
     for r in rows:
         p_name, village, pl, rec = names[r.id]

@@ -133,7 +133,7 @@ def record_opinions(change: Change, consultation_id: int, items: Sequence[NewOpi
         text = required_text(item.text, "opinion text", MAX_OPINION_CHARS)
         check_submitter(change.acting_as(change.acting_role), item.participant_id)
         rows.append(NewOpinionRow(item.participant_id, category, channel, text, item.intake_key, item.receipt_hash))
-    missing = change.uow.actors.missing_participants([r.participant_id for r in rows])
+    missing = change.uow.participants.missing([r.participant_id for r in rows])
     if missing:
         noun = "participant" if len(missing) == 1 else "participants"
         listed = ", ".join(map(str, missing))

@@ -114,7 +114,7 @@ def summaries_in(uow: UnitOfWork, consultation_ids: Sequence[int]) -> dict[int, 
     out: dict[int, ParticipationSummary] = {}
     for cid in ids:
         c = uow.consultations.get(cid)
-        groups = spec_for(uow.consultations.workflow(c.workflow_id)).groups
+        groups = spec_for(uow.workflows.get(c.workflow_id)).groups
         mine = [r for r in rows if r[0] == cid]
         people = sum(r[3] for r in mine)
         repeat = sum(r[4] for r in mine)
@@ -360,7 +360,7 @@ def _people_table(uow: UnitOfWork, s: ParticipationSummary, lang: Lang, names: N
 def groups_for(uow: UnitOfWork, consultation_id: int) -> Mapping[str, Label]:
     """The groups of a consultation's workflow."""
     c = uow.consultations.get(consultation_id)
-    return spec_for(uow.consultations.workflow(c.workflow_id)).groups
+    return spec_for(uow.workflows.get(c.workflow_id)).groups
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def add_actor(
             if Role.PARTICIPANT not in parsed:
                 msg = "--participant ties a participant-role actor to their record; add --role participant"
                 raise ValidationError(msg)
-            change.uow.actors.participant(participant_id)  # it exists, or one clear line
+            change.uow.participants.get(participant_id)  # it exists, or one clear line
         row = change.uow.actors.add(
             name=name,
             lang=language(lang),
@@ -169,7 +169,7 @@ def add_participant(
     chosen = resolve_group(group, groups_of(ctx, consultation_id)) if group is not None and group.strip() else None
 
     def body(change: Change) -> ParticipantView:
-        row = change.uow.actors.add_participant(
+        row = change.uow.participants.add(
             name=name,
             village=village,
             contact=checked_contact(contact),
@@ -225,7 +225,7 @@ def use_participant_list(
         return Reread(
             lambda: (
                 _participant_view(p, with_contact=with_contact, full_name=full)
-                for p in uow.actors.participants(village)
+                for p in uow.participants.listing(village)
             )
         )
 
@@ -238,7 +238,7 @@ def use_participant_list(
         acting=acting,
         what=what,
         purpose=purpose,
-        shown=lambda uow: (p.id for p in uow.actors.participants(village)),
+        shown=lambda uow: (p.id for p in uow.participants.listing(village)),
         read=lambda uow: use(views(uow, full=True)),
     )
 

@@ -174,12 +174,12 @@ def erase_participant(
     why = checked_purpose(purpose, "--names full") if full_names else None
 
     def body(change: Change) -> Erasure:
-        person = change.uow.actors.participant(participant_id)
+        person = change.uow.participants.get(participant_id)
         if person.erased_at is not None:
             msg = f"participant {participant_id} was already erased"
             raise ValidationError(msg)
         found = change.uow.personal_data.same_person(participant_id, same_name_village=same_name_village)
-        people = {pid: change.uow.actors.participant(pid) for pid, _ in found}
+        people = {pid: change.uow.participants.get(pid) for pid, _ in found}
         if any(_names_them(stated, p) for p in people.values()):
             msg = "--reason may not contain the participant's name or contact: it is kept in the audit trail"
             raise ValidationError(msg)

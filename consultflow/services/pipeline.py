@@ -126,7 +126,7 @@ class Change:
         engine = self._engines.get(consultation_id)
         if engine is None:
             consultation = self.consultation(consultation_id)
-            engine = engine_for(self.uow.consultations.workflow(consultation.workflow_id))
+            engine = engine_for(self.uow.workflows.get(consultation.workflow_id))
             self._engines[consultation_id] = engine
         return engine
 
@@ -152,7 +152,7 @@ class Change:
         """
         if Role.EXPERT not in self.roles:
             return {}
-        found = self.uow.actors.participants_by_id(list(dict.fromkeys(participant_ids)))
+        found = self.uow.participants.many(list(dict.fromkeys(participant_ids)))
         return {p.id: p.created_by_id for p in found}
 
     def open_round(self, consultation_id: int) -> RoundRow | None:

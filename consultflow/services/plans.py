@@ -172,7 +172,7 @@ def diff_plan(ctx: ServiceContext, consultation_id: int, from_version: int, to_v
     """Added, removed and changed clauses, each with the opinions linked to it adopted in between."""
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        spec = spec_for(uow.workflows.get(consultation.workflow_id))
         old = uow.plans.version(consultation_id, from_version)
         new = uow.plans.version(consultation_id, to_version)
         changes: list[ClauseChange] = diff(
@@ -387,7 +387,7 @@ def rate_in(
         msg = "rate at least one clause: 满意/satisfied, 基本满意/mostly or 不满意/not_satisfied"
         raise ValidationError(msg)
     check_submitter(change.acting_as(change.acting_role), participant_id)
-    if change.uow.actors.missing_participants([participant_id]):
+    if change.uow.participants.missing([participant_id]):
         msg = f"unknown participant {participant_id}; list them with 'consultflow participant list'"
         raise NotFoundError(msg)
     clauses = {c.number: c for c in change.uow.plans.clauses(review.version_id)}
@@ -513,7 +513,7 @@ def review_results(ctx: ServiceContext, consultation_id: int, version: int | Non
     """Results per clause over the reviews of a version (the latest reviewed version unless told)."""
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        spec = spec_for(uow.workflows.get(consultation.workflow_id))
         reviews = uow.plans.reviews(consultation_id)
         if version is None and reviews:
             version = reviews[-1].version_number

@@ -83,7 +83,7 @@ from consultflow.services.programme_ports import Participation, Programmes
 
 
 class ActorRepository(Protocol):
-    """People who act, and participants.
+    """People who act, and their roles.
 
     Checked in tests/integration/test_use_cases.py.
     """
@@ -112,8 +112,11 @@ class ActorRepository(Protocol):
     def with_roles(self) -> Sequence[tuple[ActorRow, Sequence[Role]]]:
         """Every actor with their roles, by id."""
 
-    def participants(self, village: str | None = None) -> Iterable[ParticipantRow]:
-        """Participants by id, of one village when given, streamed."""
+    def add_role(self, actor_id: int, role: Role) -> None:
+        """Give an actor one more role."""
+
+    def remove_role(self, actor_id: int, role: Role) -> None:
+        """Take one role from an actor."""
 
     def add(
         self,
@@ -128,26 +131,58 @@ class ActorRepository(Protocol):
     ) -> ActorRow:
         """Register an actor with roles."""
 
-    def participant(self, participant_id: int) -> ParticipantRow:
-        """A participant by id, or a refusal."""
 
-    def participants_by_id(self, participant_ids: Sequence[int]) -> Sequence[ParticipantRow]:
-        """The participants with these ids."""
+class ParticipantRepository(Protocol):
+    """People who give opinions (the participant aggregate; bulk intake registers them set-based).
 
-    def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
-        """Those of the ids that name no participant."""
+    Checked in tests/integration/test_aggregates.py.
+    """
 
-    def add_participant(
+    def add(
         self, *, name: str, village: str, contact: str | None, lang: str, created_by: int, now: datetime
     ) -> ParticipantRow:
-        """Register a participant."""
+        """Register a participant (and the key their texts are sealed with)."""
 
-    def registered_participant(self, name: str, village: str, contact: str) -> int | None:
+    def get(self, participant_id: int) -> ParticipantRow:
+        """A participant by id, or a refusal."""
+
+    def registered(self, name: str, village: str, contact: str) -> int | None:
         """The participant (not erased) registered with this name, village and contact, if any."""
+
+    def many(self, participant_ids: Sequence[int]) -> Sequence[ParticipantRow]:
+        """The participants with these ids."""
+
+    def missing(self, participant_ids: Sequence[int]) -> list[int]:
+        """Those of the ids that name no participant."""
+
+    def listing(self, village: str | None = None) -> Iterable[ParticipantRow]:
+        """Participants by id, of one village when given, streamed."""
+
+
+class WorkflowRepository(Protocol):
+    """The workflow versions consultations run on: stored once, never changed.
+
+    Checked in tests/integration/test_aggregates.py.
+    """
+
+    def get(self, workflow_id: int) -> WorkflowRow:
+        """A stored workflow version (from memory once a committed transaction read it)."""
+
+    def as_stored(self, workflow_id: int) -> WorkflowRow:
+        """A workflow version's row as the table holds it now (never from memory: verify checks it)."""
+
+    def version(self, name: str, version: int) -> WorkflowRow | None:
+        """The stored copy of a workflow version."""
+
+    def versions(self, name: str | None = None) -> Sequence[WorkflowRow]:
+        """Stored workflow versions, of one name or all."""
+
+    def add(self, spec: WorkflowSpec, now: datetime) -> WorkflowRow:
+        """Store a workflow version's text."""
 
 
 class ConsultationRepository(Protocol):
-    """Consultations, their workflows and rounds.
+    """Consultations and their rounds.
 
     Checked in tests/integration/test_loop.py.
     """
@@ -172,9 +207,6 @@ class ConsultationRepository(Protocol):
     ) -> ConsultationRow:
         """Start a consultation."""
 
-    def workflow(self, workflow_id: int) -> WorkflowRow:
-        """A stored workflow version."""
-
     def ids(self) -> list[int]:
         """Every consultation's id."""
 
@@ -189,18 +221,6 @@ class ConsultationRepository(Protocol):
 
     def rounds(self, consultation_id: int) -> Sequence[RoundRow]:
         """A consultation's rounds, oldest first."""
-
-    def stored_workflow(self, name: str, version: int) -> WorkflowRow | None:
-        """The stored copy of a workflow version."""
-
-    def workflow_as_stored(self, workflow_id: int) -> WorkflowRow:
-        """A workflow version's row as the table holds it now (never from memory: verify checks it)."""
-
-    def stored_workflows(self, name: str | None = None) -> Sequence[WorkflowRow]:
-        """Stored workflow versions, of one name or all."""
-
-    def add_workflow(self, spec: WorkflowSpec, now: datetime) -> WorkflowRow:
-        """Store a workflow version's text."""
 
     def open_round(self, consultation_id: int) -> RoundRow | None:
         """The round now open."""
@@ -534,7 +554,7 @@ class Intake(Protocol):
 
 
 class Accounts(Protocol):
-    """Staff accounts: credentials, access tokens, the sign-in throttle and the account log.
+    """Staff accounts: each person's credential (password hash, two-step secret, disabled or not).
 
     Checked in tests/integration/test_accounts.py.
     """
@@ -562,11 +582,12 @@ class Accounts(Protocol):
     def enabled_with_role(self, role: Role) -> Sequence[int]:
         """Actors holding `role` whose account is not disabled."""
 
-    def add_role(self, actor_id: int, role: Role) -> None:
-        """Give an actor one more role."""
 
-    def remove_role(self, actor_id: int, role: Role) -> None:
-        """Take one role from an actor."""
+class Throttle(Protocol):
+    """Failed sign-ins counted under a key (a name, a client), shared by every server process.
+
+    Checked in tests/integration/test_accounts.py.
+    """
 
     def locked_until(self, keys: Sequence[str], now: datetime) -> datetime | None:
         """The latest moment any of the throttle keys is locked until, if one is locked now."""
@@ -576,10 +597,17 @@ class Accounts(Protocol):
     ) -> tuple[int, datetime | None]:
         """Count one failed sign-in under a key, atomically: (failures in the window, locked until)."""
 
-    def clear_failures(self, key: str) -> None:
+    def clear(self, key: str) -> None:
         """Forget the failed sign-ins counted under a key."""
 
-    def add_token(
+
+class Tokens(Protocol):
+    """Personal access tokens, by their hash.
+
+    Checked in tests/integration/test_accounts.py.
+    """
+
+    def add(
         self,
         *,
         actor_id: int,
@@ -592,23 +620,30 @@ class Accounts(Protocol):
     ) -> TokenRow:
         """Record a new token by its hash."""
 
-    def token(self, token_id: int) -> TokenRow | None:
+    def get(self, token_id: int) -> TokenRow | None:
         """A token by id."""
 
     def bearer(self, token_hash: str) -> tuple[TokenRow, str, datetime | None] | None:
         """The token with this hash, its owner's name and when their account was disabled."""
 
-    def touch_token(self, token_id: int, now: datetime, every: timedelta) -> bool:
+    def touch(self, token_id: int, now: datetime, every: timedelta) -> bool:
         """Set last_used_at unless set less than `every` ago; whether it was set."""
 
-    def revoke_token(self, token_id: int, *, by: int, now: datetime) -> bool:
+    def revoke(self, token_id: int, *, by: int, now: datetime) -> bool:
         """Revoke a token not yet revoked; whether it was."""
 
-    def revoke_tokens_of(self, actor_id: int, *, by: int, now: datetime) -> Sequence[int]:
+    def revoke_all_of(self, actor_id: int, *, by: int, now: datetime) -> Sequence[int]:
         """Revoke every live token of an actor; their ids."""
 
-    def tokens(self, actor_id: int | None) -> Sequence[tuple[TokenRow, str, str | None]]:
+    def listing(self, actor_id: int | None) -> Sequence[tuple[TokenRow, str, str | None]]:
         """Tokens (of one actor, or all) with their owner and who revoked them, newest first."""
+
+
+class AccountLog(Protocol):
+    """The account log: a hash chain of what was done to accounts.
+
+    Checked in tests/integration/test_accounts.py.
+    """
 
     def head(self, *, lock: bool = False) -> ChainHeadRow:
         """The account log's head (locked when asked)."""
@@ -749,11 +784,19 @@ class UnitOfWork(Protocol):
 
     @property
     def actors(self) -> ActorRepository:
-        """People who act, and participants."""
+        """People who act, and their roles."""
+
+    @property
+    def participants(self) -> ParticipantRepository:
+        """People who give opinions."""
+
+    @property
+    def workflows(self) -> WorkflowRepository:
+        """The workflow versions consultations run on."""
 
     @property
     def consultations(self) -> ConsultationRepository:
-        """Consultations, workflows and rounds."""
+        """Consultations and their rounds."""
 
     @property
     def opinions(self) -> OpinionRepository:
@@ -789,7 +832,19 @@ class UnitOfWork(Protocol):
 
     @property
     def accounts(self) -> Accounts:
-        """Staff accounts and the account log."""
+        """Staff accounts' credentials."""
+
+    @property
+    def tokens(self) -> Tokens:
+        """Personal access tokens."""
+
+    @property
+    def throttle(self) -> Throttle:
+        """Failed sign-ins, counted."""
+
+    @property
+    def account_log(self) -> AccountLog:
+        """The account log's chain."""
 
     @property
     def heads(self) -> SignedHeads:

@@ -174,7 +174,7 @@ def _figures(uow: UnitOfWork, programme: str) -> ProgrammeFigures:
     people = summaries_in(uow, ids)
     categories: dict[str, Label] = {}
     for a in areas:
-        for key, label in spec_for(uow.consultations.workflow(a.workflow_id)).categories.items():
+        for key, label in spec_for(uow.workflows.get(a.workflow_id)).categories.items():
             categories.setdefault(key, label)
     by_category: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_outcome: dict[int, dict[str | None, int]] = defaultdict(lambda: defaultdict(int))

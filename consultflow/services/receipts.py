@@ -226,10 +226,10 @@ def portal_participant(change: Change, name: str, village: str, contact: str | N
     A villager who comes back with the same name, village and contact is the participant she was
     (her opinions are counted as one person's); without a name and contact no one can tell.
     """
-    found = change.uow.actors.registered_participant(name, village, contact) if name and contact else None
+    found = change.uow.participants.registered(name, village, contact) if name and contact else None
     if found is not None:
         return found
-    return change.uow.actors.add_participant(
+    return change.uow.participants.add(
         name=name, village=village, contact=contact, lang=language(lang), created_by=change.actor.id, now=change.now
     ).id
 
@@ -313,7 +313,7 @@ def _timeline(ctx: ServiceContext, code: str) -> Timeline:
     with ctx.uow() as uow:
         op = uow.opinions.get(_find(uow, code))
         c = uow.consultations.get(op.consultation_id)
-        engine = engine_for(uow.consultations.workflow(op.workflow_id))
+        engine = engine_for(uow.workflows.get(op.workflow_id))
         ((whole, participant),) = named_opinion_views(uow, [op])
         view = replace(whole, text=redacted(whole.text, participant))
         entries = [
@@ -431,7 +431,7 @@ def questionnaire(ctx: ServiceContext, consultation_id: int) -> Questionnaire:
     """The questionnaire of a consultation, read from its workflow version."""
     with ctx.uow() as uow:
         c = uow.consultations.get(consultation_id)
-        spec = engine_for(uow.consultations.workflow(c.workflow_id)).spec
+        spec = engine_for(uow.workflows.get(c.workflow_id)).spec
         current = uow.consultations.open_round(c.id)
     return Questionnaire(
         c.id,

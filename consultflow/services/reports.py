@@ -84,7 +84,7 @@ def adoption_report(ctx: ServiceContext, consultation_id: int, lang: Lang = "zh"
     """The pilot's table for any consultation: totals, outcomes, categories, channels, rounds."""
     with ctx.reading() as uow:  # counted by the database: no opinion is loaded
         c = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        spec = spec_for(uow.workflows.get(c.workflow_id))
         counts = uow.figures.outcome_counts(c.id)
         participants = uow.figures.participant_count(c.id)
         rounds_held = len(uow.consultations.rounds(c.id))
@@ -261,7 +261,7 @@ def use_account_report(
 
     def read(uow: UnitOfWork) -> T:
         c = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        spec = spec_for(uow.workflows.get(c.workflow_id))
         return use(_account(uow, c, spec, lang, round_no, names))
 
     if names != "full":
@@ -269,7 +269,7 @@ def use_account_report(
             return read(uow)
 
     def shown(uow: UnitOfWork) -> Iterable[int]:
-        spec = spec_for(uow.consultations.workflow(uow.consultations.get(consultation_id).workflow_id))
+        spec = spec_for(uow.workflows.get(uow.consultations.get(consultation_id).workflow_id))
         return uow.figures.account_participants(consultation_id, list(spec.categories), round_no)
 
     return read_on_record(
@@ -398,7 +398,7 @@ def use_plan_report(
 
     def read(uow: UnitOfWork) -> T:
         c = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(c.workflow_id))
+        spec = spec_for(uow.workflows.get(c.workflow_id))
         return use(_plan(uow, c, spec, lang, names))
 
     if names != "full":

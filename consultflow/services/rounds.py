@@ -274,7 +274,7 @@ def round_status(ctx: ServiceContext, consultation_id: int) -> RoundStatus:
     """The open round (if any), all rounds, and active opinions by state."""
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        spec = spec_for(uow.workflows.get(consultation.workflow_id))
         rounds = tuple(round_view(r) for r in uow.consultations.rounds(consultation.id))
         current = uow.consultations.open_round(consultation.id)
         counts = uow.opinions.count_by_state(consultation.id, open_only=True)

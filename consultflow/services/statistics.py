@@ -91,7 +91,7 @@ def use_rounds_report(
     decided = [o.value for o in DECIDED_OUTCOMES]
     with ctx.reading() as uow:
         consultation = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        spec = spec_for(uow.workflows.get(consultation.workflow_id))
         counts: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
         for outcome, rounds_count, group, n in uow.figures.outcome_rounds(consultation_id, decided, by):
             counts[(outcome, group)][rounds_count] = n
@@ -127,7 +127,7 @@ def funnel(ctx: ServiceContext, consultation_id: int) -> list[FunnelRow]:
     """The per-round funnel, counted from the audit events (distinct opinions per step)."""
     with ctx.uow() as uow:
         consultation = uow.consultations.get(consultation_id)
-        spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+        spec = spec_for(uow.workflows.get(consultation.workflow_id))
         rows = uow.figures.event_counts(consultation_id)
         last_round = uow.figures.last_round(consultation_id)
     terminal = set(spec.terminal_states())

@@ -120,7 +120,7 @@ def _recipients(lookups: _Lookups, role: Role, opinion: OpinionRow) -> list[Reci
         # Whoever raised an opinion merged into this one is answered with it, so is told with it.
         merged = [participant for _merged, participant in lookups.uow.opinions.merged_into(opinion.id)]
         speakers = list(dict.fromkeys([opinion.participant_id, *merged]))
-        found = {p.id: p for p in lookups.uow.actors.participants_by_id(speakers)}
+        found = {p.id: p for p in lookups.uow.participants.many(speakers)}
         told = [
             Recipient("participant", p.id, p.name, p.contact, "en" if p.lang == "en" else "zh")
             for p in (found.get(i) for i in speakers)
@@ -134,7 +134,7 @@ def _still_relevant(lookups: _Lookups, reminder: ReminderRow, opinion: OpinionRo
     """Why a reminder must not be sent any more, or None when it still applies."""
     if opinion.state != reminder.state or opinion.state_entered_at != reminder.state_entered_at:
         return "the opinion left the state"
-    spec = spec_for(lookups.uow.consultations.workflow(opinion.workflow_id))
+    spec = spec_for(lookups.uow.workflows.get(opinion.workflow_id))
     deadline = spec.states[reminder.state].deadline
     at_close = deadline is not None and deadline.at_round_close
     if at_close and (reminder.consultation_id, reminder.round_no) not in lookups.open_rounds:
@@ -183,7 +183,7 @@ def _reminder_row(
     settings: SweepSettings,
     now: datetime,
 ) -> dict[str, object]:
-    spec = spec_for(uow.consultations.workflow(opinion.workflow_id))
+    spec = spec_for(uow.workflows.get(opinion.workflow_id))
     message = compose(
         lang=recipient.lang,
         recipient_role=Role(reminder.recipient_role),

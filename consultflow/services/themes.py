@@ -189,7 +189,7 @@ def theme_counts(ctx: ServiceContext, consultation_id: int, category: str | None
 
 def _spec(uow: UnitOfWork, consultation_id: int) -> WorkflowSpec:
     consultation = uow.consultations.get(consultation_id)
-    return spec_for(uow.consultations.workflow(consultation.workflow_id))
+    return spec_for(uow.workflows.get(consultation.workflow_id))
 
 
 def _counted(

@@ -47,7 +47,7 @@ def spend(ctx: ServiceContext, counted: list[tuple[str, Rate]]) -> tuple[int, da
                 refused: tuple[int, datetime] | None = None
                 for i, (key, rate) in enumerate(counted):
                     window = timedelta(seconds=rate.seconds)
-                    n, locked = uow.accounts.count_failure(
+                    n, locked = uow.throttle.count_failure(
                         key[:255], now, limit=max(rate.count, 1), window=window, lock_for=window
                     )
                     if n > rate.count:

@@ -153,12 +153,10 @@ def verify_chain(
             report = replace(_walk(consultation, events, expect_head, key, said), mode=mode)
         if not report.intact:
             return report
-        problem = _consultation_problem(
-            consultation, uow.consultations.workflow_as_stored(consultation.workflow_id), said
-        )
+        problem = _consultation_problem(consultation, uow.workflows.as_stored(consultation.workflow_id), said)
         problem = problem or _rounds_problem(uow.consultations.rounds(consultation.id), said.rounds)
         if problem is None:
-            spec = spec_for(uow.consultations.workflow(consultation.workflow_id))
+            spec = spec_for(uow.workflows.get(consultation.workflow_id))
             planners = {a.id: a.name for a in uow.actors.with_role(Role.PLANNER)}
             if reads is not None and said.portable:
                 problem = _compare_in_database(reads, uow, consultation, spec, planners, said.opinion_events)

@@ -99,7 +99,7 @@ def list_workflows(ctx: ServiceContext) -> list[WorkflowListing]:
         WorkflowListing(name, version, str(path), False, False, problems) for path, name, version, problems in unusable
     ]
     with ctx.uow() as uow:
-        for row in uow.consultations.stored_workflows():
+        for row in uow.workflows.versions():
             found = out.get((row.name, row.version))
             file = found.file if found else None
             out[(row.name, row.version)] = WorkflowListing(row.name, row.version, file, True, True)
@@ -124,7 +124,7 @@ def find_spec(ctx: ServiceContext, ref: str) -> WorkflowSpec:
     """
     name, _ = parse_ref(ref)
     with ctx.uow() as uow:
-        stored = [spec_for(row) for row in uow.consultations.stored_workflows(name)]
+        stored = [spec_for(row) for row in uow.workflows.versions(name)]
     return _choose(ref, file_specs(ctx.workflows_dir), stored, ctx.workflows_dir)
 
 
@@ -165,15 +165,15 @@ def pin_workflow(
     name, version = parse_ref(ref)
     from_files = [s for s in available if s.name == name and version in (None, s.version)]
     if not from_files:
-        stored = [spec_for(row) for row in uow.consultations.stored_workflows(name)]
+        stored = [spec_for(row) for row in uow.workflows.versions(name)]
         spec = _choose(ref, available, stored, directory)  # raises with the list of what exists
-        row = uow.consultations.stored_workflow(spec.name, spec.version)
+        row = uow.workflows.version(spec.name, spec.version)
         assert row is not None  # no file has it, so it was found stored
         return row
     spec = max(from_files, key=lambda s: s.version)
-    row = uow.consultations.stored_workflow(spec.name, spec.version)
+    row = uow.workflows.version(spec.name, spec.version)
     if row is None:
-        return uow.consultations.add_workflow(spec, now)
+        return uow.workflows.add(spec, now)
     if row.digest != spec.digest:
         msg = (
             f"workflow {spec.key} was edited after consultations started using it; "

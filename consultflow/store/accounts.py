@@ -1,4 +1,4 @@
-"""Staff accounts: credentials, access tokens, sign-in counting and the account log's chain.
+"""Staff accounts: credentials, access tokens, sign-in counting and the account log's chain (one class each).
 
 Failed sign-ins are counted by one INSERT … ON CONFLICT DO UPDATE … RETURNING per key, so every
 server process (and every worker of each) shares one count, with no read-then-write race. The
@@ -35,12 +35,10 @@ from consultflow.store.types import UTCDateTime
 
 
 class AccountStore:
-    """Credentials, tokens, the sign-in throttle and the account log."""
+    """A person's credential: password hash, two-step secret, and whether the account is disabled."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    # Credentials
 
     def credential(self, actor_id: int) -> StaffCredential | None:
         """A person's credential row, if they have one."""
@@ -105,17 +103,12 @@ class AccountStore:
         )
         return list(self.session.scalars(stmt))
 
-    def add_role(self, actor_id: int, role: Role) -> None:
-        """Give an actor one more role, after the ones they have."""
-        last = self.session.scalar(select(func.max(ActorRole.position)).where(ActorRole.actor_id == actor_id))
-        self.session.add(ActorRole(actor_id=actor_id, role=role.value, position=0 if last is None else last + 1))
-        self.session.flush()
 
-    def remove_role(self, actor_id: int, role: Role) -> None:
-        """Take one role from an actor."""
-        self.session.execute(delete(ActorRole).where(ActorRole.actor_id == actor_id, ActorRole.role == role.value))
+class Throttle:
+    """Failed sign-ins counted under a key (a name, a client), shared by every server process."""
 
-    # The sign-in throttle
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
     def locked_until(self, keys: Sequence[str], now: datetime) -> datetime | None:
         """The latest moment any of `keys` is locked until, if one is locked now."""
@@ -155,13 +148,18 @@ class AccountStore:
         count, locked = self.session.execute(stmt).one()
         return int(count), locked
 
-    def clear_failures(self, key: str) -> None:
+    def clear(self, key: str) -> None:
         """Forget the failed sign-ins counted under `key`."""
         self.session.execute(delete(SigninThrottle).where(SigninThrottle.key == key))
 
-    # Access tokens
 
-    def add_token(
+class TokenStore:
+    """Personal access tokens, stored by their hash."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
         self,
         *,
         actor_id: int,
@@ -186,7 +184,7 @@ class AccountStore:
         self.session.flush()
         return row
 
-    def token(self, token_id: int) -> AccessToken | None:
+    def get(self, token_id: int) -> AccessToken | None:
         """A token by id."""
         return self.session.get(AccessToken, token_id)
 
@@ -204,7 +202,7 @@ class AccountStore:
         token, owner, disabled_at = row
         return token, owner, disabled_at
 
-    def touch_token(self, token_id: int, now: datetime, every: timedelta) -> bool:
+    def touch(self, token_id: int, now: datetime, every: timedelta) -> bool:
         """Set last_used_at unless it was set less than `every` ago, in one UPDATE; whether it was set."""
         stmt = (
             update(AccessToken)
@@ -217,7 +215,7 @@ class AccountStore:
         )
         return self.session.execute(stmt).first() is not None
 
-    def revoke_token(self, token_id: int, *, by: int, now: datetime) -> bool:
+    def revoke(self, token_id: int, *, by: int, now: datetime) -> bool:
         """Revoke a token not yet revoked; whether it was."""
         stmt = (
             update(AccessToken)
@@ -227,7 +225,7 @@ class AccountStore:
         )
         return self.session.execute(stmt).first() is not None
 
-    def revoke_tokens_of(self, actor_id: int, *, by: int, now: datetime) -> list[int]:
+    def revoke_all_of(self, actor_id: int, *, by: int, now: datetime) -> list[int]:
         """Revoke every live token of an actor (neither revoked nor expired); their ids."""
         stmt = (
             update(AccessToken)
@@ -237,7 +235,7 @@ class AccountStore:
         )
         return sorted(self.session.scalars(stmt))
 
-    def tokens(self, actor_id: int | None) -> list[tuple[AccessToken, str, str | None]]:
+    def listing(self, actor_id: int | None) -> list[tuple[AccessToken, str, str | None]]:
         """Tokens (of one actor, or everyone's) with their owner's name and who revoked them, newest first."""
         revoker = aliased(Actor)
         stmt = (
@@ -250,7 +248,12 @@ class AccountStore:
             stmt = stmt.where(AccessToken.actor_id == actor_id)
         return [(token, owner, revoked_by) for token, owner, revoked_by in self.session.execute(stmt)]
 
-    # The account log
+
+class AccountLog:
+    """The account log: a hash chain of what was done to accounts, appended under its head's lock."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
     def head(self, *, lock: bool = False) -> AccountChain:
         """The account log's head row (locked when asked: appending takes it first)."""

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from consultflow.store import migrate
 from consultflow.store.engine import make_engine, shown_database, snapshot_engine
 from consultflow.store.errors import translate
-from consultflow.store.repositories import StoredWorkflow
 from consultflow.store.uow import UnitOfWork, session_factory
+from consultflow.store.workflows import StoredWorkflow
 
 
 class SqlDatabase:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, delete, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from consultflow.domain.audit import AuditContent, ChainKey, EventKind, payload_text, text_hash, utc_iso
 from consultflow.domain.errors import NotFoundError, RoundStateError
 from consultflow.domain.identity import PORTAL_ACTOR
-from consultflow.domain.intake import participant_key
 from consultflow.domain.model import (
     ConsultationRow,
     Disagreement,
@@ -26,7 +24,6 @@ from consultflow.domain.model import (
     StoredEvent,
 )
 from consultflow.domain.roles import Role
-from consultflow.domain.workflow import WorkflowSpec
 from consultflow.store import verify_queries
 from consultflow.store.batches import BATCH_SIZE, STREAM_ROWS, chunked
 from consultflow.store.bulk import insert_plain, table_of
@@ -37,7 +34,6 @@ from consultflow.store.models import (
     AuditEvent,
     Consultation,
     Opinion,
-    Participant,
     Round,
     Workflow,
 )
@@ -50,9 +46,8 @@ from consultflow.store.verify_queries import by_opinion, stream_tuples
 class ActorRepository:
     """People who act, and their roles."""
 
-    def __init__(self, session: Session, texts: TextKeys) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.texts = texts
 
     def by_name(self, name: str) -> Actor | None:
         """The actor called `name`, if registered."""
@@ -107,45 +102,15 @@ class ActorRepository:
         self.session.add_all(ActorRole(actor_id=row.id, role=r.value, position=i) for i, r in enumerate(roles))
         return row
 
-    def add_participant(
-        self, *, name: str, village: str, contact: str | None, lang: str, created_by: int, now: datetime
-    ) -> Participant:
-        """Register a participant."""
-        row = Participant(
-            name=name,
-            village=village,
-            contact=contact,
-            lang=lang,
-            created_at=now,
-            created_by_id=created_by,
-            match_key=self.texts.keyed(participant_key(name, village, contact)),
-        )
-        self.session.add(row)
+    def add_role(self, actor_id: int, role: Role) -> None:
+        """Give an actor one more role, after the ones they have."""
+        last = self.session.scalar(select(func.max(ActorRole.position)).where(ActorRole.actor_id == actor_id))
+        self.session.add(ActorRole(actor_id=actor_id, role=role.value, position=0 if last is None else last + 1))
         self.session.flush()
-        self.texts.create([row.id], now)  # the key their free text is sealed with
-        return row
 
-    def registered_participant(self, name: str, village: str, contact: str) -> int | None:
-        """The participant (not erased) registered with this name, village and contact: by its keyed match key."""
-        key = self.texts.keyed(participant_key(name, village, contact))
-        stmt = select(func.min(Participant.id)).where(Participant.match_key == key, Participant.erased_at.is_(None))
-        found = self.session.scalar(stmt)
-        return int(found) if found is not None else None
-
-    def participants_by_id(self, participant_ids: Sequence[int]) -> list[Participant]:
-        """The participants with these ids (unknown ids are left out), by id."""
-        found: list[Participant] = []
-        for batch in chunked(sorted(set(participant_ids))):
-            stmt = select(Participant).where(Participant.id.in_(batch)).order_by(Participant.id)
-            found.extend(self.session.scalars(stmt))
-        return found
-
-    def missing_participants(self, participant_ids: Sequence[int]) -> list[int]:
-        """Those of the ids (in the order given) that name no participant."""
-        found: set[int] = set()
-        for batch in chunked(sorted(set(participant_ids))):
-            found.update(self.session.scalars(select(Participant.id).where(Participant.id.in_(batch))))
-        return [i for i in dict.fromkeys(participant_ids) if i not in found]
+    def remove_role(self, actor_id: int, role: Role) -> None:
+        """Take one role from an actor."""
+        self.session.execute(delete(ActorRole).where(ActorRole.actor_id == actor_id, ActorRole.role == role.value))
 
     def get(self, actor_id: int) -> Actor | None:
         """An actor by id, if there is one."""
@@ -169,13 +134,6 @@ class ActorRepository:
             roles.setdefault(actor_id, []).append(Role(role))
         return [(a, roles.get(a.id, [])) for a in self.session.scalars(select(Actor).order_by(Actor.id))]
 
-    def participants(self, village: str | None = None) -> Iterator[Participant]:
-        """Participants by id, of one village when given, streamed."""
-        stmt = select(Participant).order_by(Participant.id)
-        if village:
-            stmt = stmt.where(Participant.village == village)
-        yield from self.session.scalars(stmt.execution_options(yield_per=STREAM_ROWS))
-
     def count_people(self) -> int:
         """Registered people, not counting consultflow's own system actor and web portal."""
         stmt = (
@@ -186,33 +144,12 @@ class ActorRepository:
         )
         return int(self.session.scalar(stmt) or 0)
 
-    def participant(self, participant_id: int) -> Participant:
-        """A participant by id."""
-        found = self.session.get(Participant, participant_id)
-        if found is None:
-            msg = f"unknown participant {participant_id}; list them with 'consultflow participant list'"
-            raise NotFoundError(msg)
-        return found
-
-
-@dataclass(slots=True)
-class StoredWorkflow:
-    """A workflow version's row, kept in memory: such rows are never changed."""
-
-    id: int
-    name: str
-    version: int
-    digest: str
-    source: str
-
 
 class ConsultationRepository:
-    """Consultations, their workflows and rounds."""
+    """Consultations and their rounds."""
 
-    def __init__(self, session: Session, known_workflows: dict[int, StoredWorkflow] | None = None) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.read_workflows: dict[int, StoredWorkflow] = {}  # read in this transaction
-        self._known = known_workflows if known_workflows is not None else {}  # committed, shared
 
     def get(self, consultation_id: int, *, lock: bool = False) -> Consultation:
         """A consultation; `lock` serialises writers of its audit chain (PostgreSQL row lock)."""
@@ -233,40 +170,6 @@ class ConsultationRepository:
             owners = sorted(found)  # a consultation per county at most: a short list
         stmt = select(Consultation).where(Consultation.id.in_(owners)).order_by(Consultation.id).with_for_update()
         return list(self.session.scalars(stmt))
-
-    def workflow(self, workflow_id: int) -> StoredWorkflow:
-        """A stored workflow version.
-
-        Its row never changes, so once a transaction that read it has committed, every later one
-        of the same database takes it from memory: one statement fewer in each transition.
-        """
-        found = self._known.get(workflow_id) or self.read_workflows.get(workflow_id)
-        if found is None:
-            with self.session.no_autoflush:
-                row = self.session.get(Workflow, workflow_id)
-            if row is None:  # pragma: no cover - foreign keys make this impossible
-                msg = f"unknown workflow id {workflow_id}"
-                raise NotFoundError(msg)
-            found = StoredWorkflow(row.id, row.name, row.version, row.digest, row.source)
-            self.read_workflows[workflow_id] = found
-        return found
-
-    def workflow_as_stored(self, workflow_id: int) -> StoredWorkflow:
-        """A workflow version's row as the table holds it now, never from memory (verify checks it)."""
-        row = self.session.execute(
-            select(Workflow.id, Workflow.name, Workflow.version, Workflow.digest, Workflow.source).where(
-                Workflow.id == workflow_id
-            )
-        ).first()
-        if row is None:
-            msg = f"unknown workflow id {workflow_id}"
-            raise NotFoundError(msg)
-        return StoredWorkflow(*row)
-
-    def stored_workflow(self, name: str, version: int) -> Workflow | None:
-        """The stored copy of a workflow version, if any consultation used it."""
-        stmt = select(Workflow).where(Workflow.name == name, Workflow.version == version)
-        return self.session.scalar(stmt)
 
     def add(
         self,
@@ -330,20 +233,6 @@ class ConsultationRepository:
     def ids(self) -> list[int]:
         """Every consultation's id, in order."""
         return list(self.session.scalars(select(Consultation.id).order_by(Consultation.id)))
-
-    def stored_workflows(self, name: str | None = None) -> list[Workflow]:
-        """Stored workflow versions, of one name or all, by name and version."""
-        stmt = select(Workflow).order_by(Workflow.name, Workflow.version)
-        if name is not None:
-            stmt = stmt.where(Workflow.name == name)
-        return list(self.session.scalars(stmt))
-
-    def add_workflow(self, spec: WorkflowSpec, now: datetime) -> Workflow:
-        """Store a workflow version's text, which its consultations then run on."""
-        row = Workflow(name=spec.name, version=spec.version, digest=spec.digest, source=spec.source, registered_at=now)
-        self.session.add(row)
-        self.session.flush()
-        return row
 
     def last_round_number(self, consultation_id: int) -> int:
         """The highest round number so far (0 before the first round)."""

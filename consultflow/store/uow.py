@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from consultflow.store.accounts import AccountStore
+from consultflow.store.accounts import AccountLog, AccountStore, Throttle, TokenStore
 from consultflow.store.engine import shown_database
 from consultflow.store.errors import translate
 from consultflow.store.figures import Figures
@@ -20,14 +20,16 @@ from consultflow.store.logins import Logins
 from consultflow.store.models import Opinion, OpinionEntry
 from consultflow.store.opinions import OpinionRepository
 from consultflow.store.outbox import Outbox
+from consultflow.store.participants import ParticipantRepository
 from consultflow.store.personal_data import PersonalDataStore
 from consultflow.store.plans import PlanStore
 from consultflow.store.programmes import Participation, Programmes
 from consultflow.store.reminders import ReminderStore
-from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository, StoredWorkflow
+from consultflow.store.repositories import ActorRepository, AuditLog, ConsultationRepository
 from consultflow.store.texts import TextKeys
 from consultflow.store.themes import ThemeStore
 from consultflow.store.types import OPENER, TextOpener
+from consultflow.store.workflows import StoredWorkflow, WorkflowRepository
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -78,13 +80,23 @@ class UnitOfWork:
 
     @cached_property
     def actors(self) -> ActorRepository:
-        """People who act, and participants."""
-        return ActorRepository(self.session, self.texts)
+        """People who act, and their roles."""
+        return ActorRepository(self.session)
+
+    @cached_property
+    def participants(self) -> ParticipantRepository:
+        """People who give opinions."""
+        return ParticipantRepository(self.session, self.texts)
+
+    @cached_property
+    def workflows(self) -> WorkflowRepository:
+        """The workflow versions consultations run on (rows read once a database, then from memory)."""
+        return WorkflowRepository(self.session, self._known_workflows)
 
     @cached_property
     def consultations(self) -> ConsultationRepository:
-        """Consultations, workflows and rounds."""
-        return ConsultationRepository(self.session, self._known_workflows)
+        """Consultations and their rounds."""
+        return ConsultationRepository(self.session)
 
     @cached_property
     def opinions(self) -> OpinionRepository:
@@ -128,8 +140,23 @@ class UnitOfWork:
 
     @cached_property
     def accounts(self) -> AccountStore:
-        """Staff accounts and the account log."""
+        """Staff accounts' credentials."""
         return AccountStore(self.session)
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        """Personal access tokens."""
+        return TokenStore(self.session)
+
+    @cached_property
+    def throttle(self) -> Throttle:
+        """Failed sign-ins, counted."""
+        return Throttle(self.session)
+
+    @cached_property
+    def account_log(self) -> AccountLog:
+        """The account log's chain."""
+        return AccountLog(self.session)
 
     @cached_property
     def heads(self) -> SignedHeads:
@@ -187,8 +214,8 @@ class UnitOfWork:
     def commit(self) -> None:
         """Make the use case's changes permanent (and the workflow rows read, known to later ones)."""
         self.session.commit()
-        if "consultations" in self.__dict__:  # workflows are read only through it
-            self._known_workflows.update(self.consultations.read_workflows)
+        if "workflows" in self.__dict__:  # workflow rows are read only through it
+            self._known_workflows.update(self.workflows.read)
 
     def flush(self) -> None:
         """Send pending changes so generated ids are known, without committing."""

@@ -239,7 +239,7 @@ def test_failures_are_counted_once_each_when_processes_fail_at_the_same_moment(s
 
     def fail() -> None:
         with staff.uow() as uow:
-            uow.accounts.count_failure(
+            uow.throttle.count_failure(
                 "account:race", now, limit=100, window=timedelta(minutes=15), lock_for=timedelta()
             )
             uow.commit()
@@ -250,7 +250,7 @@ def test_failures_are_counted_once_each_when_processes_fail_at_the_same_moment(s
     for thread in threads:
         thread.join()
     with staff.uow() as uow:
-        failures, _ = uow.accounts.count_failure(
+        failures, _ = uow.throttle.count_failure(
             "account:race", now, limit=100, window=timedelta(minutes=15), lock_for=timedelta()
         )
     assert failures == 9

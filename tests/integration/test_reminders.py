@@ -237,7 +237,7 @@ def test_planning_twice_writes_nothing_twice(ctx: ServiceContext, clock: FixedCl
     with sql_uow(ctx) as uow:
         before = uow.session.scalar(select(func.count()).select_from(Reminder))
         spec_row = uow.opinions.get(oid)
-        spec = spec_for(uow.consultations.workflow(spec_row.workflow_id))
+        spec = spec_for(uow.workflows.get(spec_row.workflow_id))
         entry = StateEntry(oid, setup.consultation_id, 1, spec_row.state, spec_row.state_entered_at)
         uow.reminders.plan(spec, [entry, entry], None, clock.now())
         uow.commit()

@@ -13,16 +13,16 @@ def test_a_reused_unit_of_work_writes_in_its_new_transaction(ctx: ServiceContext
     uow = sql_uow(ctx)
     with uow:
         expert = uow.actors.require(EXPERT)[0]
-        uow.actors.add_participant(
+        uow.participants.add(
             name="李四", village="青龙村", contact=None, lang="zh", created_by=expert.id, now=ctx.clock.now()
         )  # not committed: rolled back when the block ends
     with uow:
-        added = uow.actors.add_participant(
+        added = uow.participants.add(
             name="王五", village="青龙村", contact=None, lang="zh", created_by=expert.id, now=ctx.clock.now()
         )
         uow.commit()
     with ctx.reading() as reader:
-        names = [p.name for p in reader.actors.participants()]
+        names = [p.name for p in reader.participants.listing()]
     assert names == ["张秀英", "王五"]
     assert added.id != setup.participant_id
 

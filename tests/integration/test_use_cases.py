@@ -209,7 +209,7 @@ def test_erasure_is_recorded_in_every_consultation_the_participant_took_part_in(
     personal_data.erase_participant(loop, acting=COORD, participant_id=1, reason="本人申请")
     with loop.reading() as uow:
         erased = [c for c in (1, 2) for e in uow.audit.chain(c) if e.kind == "participant_erased"]
-        participant = uow.actors.participant(1)
+        participant = uow.participants.get(1)
         assert (participant.name, participant.contact) == ("张某某", None)
     assert erased == [1, 2]
     assert verify.verify_chain(loop, 1).intact and verify.verify_chain(loop, 2).intact

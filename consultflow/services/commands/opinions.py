@@ -70,7 +70,7 @@ def _submit(ctx: ServiceContext, acting: str | None, given: SubmitOpinion) -> Op
         text=given.text,
     )
     with ctx.uow() as uow:  # the flag names the participant's own name too: read it, never show it
-        name = uow.actors.participant(view.participant_id).name
+        name = uow.participants.get(view.participant_id).name
     return replace(view, personal_data=personal_data_kinds(view.text, name))
 
 
