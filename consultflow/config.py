@@ -11,10 +11,8 @@ their defaults from the `Environment`, never from `os.environ`.
 from __future__ import annotations
 
 import os
-import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -322,13 +320,13 @@ class Settings:
 
 
 def load_zone(name: str) -> ZoneInfo:
-    """A time zone by IANA name, or one clear error (naming tzdata when the system has no zones at all)."""
+    """A time zone by IANA name, or one clear error (naming tzdata when the system's zones are missing)."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         if not zone_database():
             msg = (
-                f"time zone {name!r} cannot be read: this system has no time zone database; "
+                f"time zone {name!r} cannot be read: this system's time zone database is missing or incomplete; "
                 "install the system's tzdata package or pip install tzdata"
             )
         else:
@@ -337,12 +335,16 @@ def load_zone(name: str) -> ZoneInfo:
 
 
 def zone_database() -> bool:
-    """Whether any IANA zone can be read: the system's files (zoneinfo.TZPATH) or the tzdata package.
+    """Whether the IANA zones can be read here: the default zone loads (the system's files, or tzdata).
 
     The core installs tzdata on Windows only; Linux and macOS keep the zones in /usr/share/zoneinfo,
-    but a minimal container may have none.
+    but a minimal container may have none, or only UTC.
     """
-    return any(Path(folder, "UTC").is_file() for folder in zoneinfo.TZPATH) or find_spec("tzdata") is not None
+    try:
+        ZoneInfo(DEFAULT_TZ)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def head_publishing() -> HeadPublishing | None:

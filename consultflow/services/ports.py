@@ -85,7 +85,7 @@ from consultflow.services.programme_ports import Participation, Programmes
 class ActorRepository(Protocol):
     """People who act, and their roles.
 
-    Checked in tests/integration/test_use_cases.py.
+    Checked in tests/integration/test_use_cases.py (roles given and taken: test_accounts.py).
     """
 
     def by_name(self, name: str) -> ActorRow | None:

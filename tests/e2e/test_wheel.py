@@ -447,13 +447,18 @@ def test_without_an_extra_a_command_names_it_in_one_line(core: Path, tmp_path: P
     listed = subprocess.run([consultflow, "opinion", "list"], check=False, cwd=tmp_path, env=signed_in, **QUIET)
     assert _refused(listed) == remote
     assert not (tmp_path / "me" / "credentials.json").exists()
-    # A system without time zone files (a minimal container): the core has no tzdata off Windows.
-    no_zones = env | {"PYTHONTZPATH": str(tmp_path / "no-zones")}
-    listed = subprocess.run([consultflow, *db, "opinion", "list"], check=False, cwd=tmp_path, env=no_zones, **QUIET)
-    assert _refused(listed) == (
-        "Error: time zone 'Asia/Shanghai' cannot be read: this system has no time zone database; "
-        "install the system's tzdata package or pip install tzdata"
-    )
+    # A system without time zone files, or with UTC only (a minimal container): the core has no
+    # tzdata off Windows. Either way the line names tzdata (exit 1), not the --tz option.
+    only_utc = tmp_path / "only-utc"
+    only_utc.mkdir()
+    shutil.copy(Path("/usr/share/zoneinfo/UTC"), only_utc / "UTC")
+    for zones in (tmp_path / "no-zones", only_utc):
+        no_zones = env | {"PYTHONTZPATH": str(zones)}
+        listed = subprocess.run([consultflow, *db, "opinion", "list"], check=False, cwd=tmp_path, env=no_zones, **QUIET)
+        assert _refused(listed) == (
+            "Error: time zone 'Asia/Shanghai' cannot be read: this system's time zone database is missing or "
+            "incomplete; install the system's tzdata package or pip install tzdata"
+        )
 
 
 def test_the_brief_without_the_charts_extra_is_written_and_says_charts_were_left_out(
