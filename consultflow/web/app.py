@@ -127,7 +127,14 @@ def app_from_env() -> FastAPI:
         log_json=json_lines,
         chain_key_file=Path(key_file) if key_file else None,
     )
-    return create_app(build_context(settings, acting_proven=True), WebSettings.from_env())
+    try:
+        return create_app(build_context(settings, acting_proven=True), WebSettings.from_env())
+    except ConsultflowError as exc:
+        # `serve` checked all this before it started the workers; uvicorn starts a worker again when
+        # one dies, perhaps while the database is away. That is one line, and the process ends for
+        # uvicorn to try again (it does until the database answers), never a traceback.
+        get_logger(__name__).error("worker_start_refused", error=exc, exit_code=exc.exit_code)
+        raise SystemExit(exc.exit_code) from None
 
 
 async def _refused(request: Request, exc: Exception) -> Response:

@@ -69,13 +69,13 @@ def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[i
 class Server:
     """`consultflow web` in its own process, its stderr kept."""
 
-    def __init__(self, url: str, tmp_path: Path) -> None:
+    def __init__(self, url: str, tmp_path: Path, *options: str) -> None:
         self.port = _free_port()
         self.err = tmp_path / f"server-{self.port}.err"
         env = {**os.environ, "CONSULTFLOW_SERVER_JOBS": "0", "CONSULTFLOW_ERROR_LOG": str(tmp_path / "errors.log")}
         with self.err.open("w") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "consultflow", "--db", url, "web", "--port", str(self.port)],
+                [sys.executable, "-m", "consultflow", "--db", url, "web", "--port", str(self.port), *options],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
@@ -92,6 +92,16 @@ class Server:
 
     def stderr(self) -> str:
         return self.err.read_text(encoding="utf-8", errors="replace")
+
+    def workers(self) -> list[int]:
+        """The process ids of uvicorn's worker processes (with --workers N), from /proc."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == self.process.pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+        return sorted(found)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -252,6 +262,44 @@ def test_the_portal_answers_503_while_postgresql_is_away_and_recovers(pg_url: st
     err = server.stderr()
     assert "Traceback" not in err and "internal_error" not in err, err
     assert 1 <= err.count("database_unavailable") <= 6, err  # one line per kind of failure, rate-limited
+
+
+def test_a_worker_started_again_while_postgresql_is_away_says_so_in_one_line_and_serves_when_it_is_back(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """uvicorn starts a worker again when one dies; with the database away that is one line an attempt, no traceback.
+
+    Once PostgreSQL answers again, the server has its two workers and answers.
+    """
+    migrated(pg_url)
+    url = make_url(normalize_url(pg_url))
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    server = Server(relayed, tmp_path, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while len(first := server.workers()) < 2:
+            assert time.monotonic() < deadline, server.stderr()
+            time.sleep(0.2)
+        relay.cut()
+        os.kill(first[0], 9)  # a worker dies while the database is away: uvicorn starts another
+        while "worker_start_refused" not in server.stderr():
+            assert time.monotonic() < deadline + 60, server.stderr()
+            time.sleep(0.3)
+        relay.start()
+        deadline = time.monotonic() + 60
+        while _get(server.port, "/readyz")[0] != 200 or len(server.workers()) < 2 or first[0] in server.workers():
+            assert time.monotonic() < deadline, server.stderr()
+            time.sleep(0.5)
+        assert _get(server.port, "/api/v1/consultations")[0] == 200
+    finally:
+        server.stop()
+        if relay.listener is not None:
+            relay.cut()
+    err = server.stderr()
+    assert "Traceback" not in err and "internal_error" not in err, err
+    refused = [line for line in err.splitlines() if "worker_start_refused" in line]
+    assert refused and all("not reachable" in line and "exit_code=69" in line for line in refused), err
 
 
 def test_a_sqlite_file_with_a_zeroed_page_is_one_line_and_exit_code_65(tmp_path: Path) -> None:
