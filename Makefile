@@ -1,6 +1,6 @@
 # The two quick-start commands: `make demo` and `make test`. Each sets up its virtualenv on first use:
 # the demo's (.venv-demo) holds consultflow's core only (`pip install consultflow`: the CLI on SQLite),
-# the tests' (.venv) every extra and the test tools (`.[test]`).
+# the tests' (.venv) every extra (`.[all]`) and the test, lint and docs groups (pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
