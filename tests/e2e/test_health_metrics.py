@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -226,14 +227,25 @@ def _pg_url(db_url: str) -> str:
     return db_url
 
 
-def test_the_portal_answers_503_while_postgresql_is_away_and_recovers(pg_url: str, tmp_path: Path) -> None:
-    """Pages and API calls get 503 (exit code 69 in the API's body), never 500, and no traceback reaches stderr."""
+@contextlib.contextmanager
+def _behind_a_relay(pg_url: str, tmp_path: Path, *options: str) -> Iterator[tuple[Relay, Server]]:
+    """A migrated database and `consultflow web` reaching it through a relay; both stopped after the block."""
     migrated(pg_url)
     url = make_url(normalize_url(pg_url))
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
-    server = Server(relayed, tmp_path)
+    server = Server(relayed, tmp_path, *options)
     try:
+        yield relay, server
+    finally:
+        server.stop()
+        if relay.listener is not None:
+            relay.cut()
+
+
+def test_the_portal_answers_503_while_postgresql_is_away_and_recovers(pg_url: str, tmp_path: Path) -> None:
+    """Pages and API calls get 503 (exit code 69 in the API's body), never 500, and no traceback reaches stderr."""
+    with _behind_a_relay(pg_url, tmp_path) as (relay, server):
         assert _get(server.port, "/readyz")[0] == 200
         assert _get(server.port, "/api/v1/consultations")[0] == 200
         relay.cut()
@@ -255,10 +267,6 @@ def test_the_portal_answers_503_while_postgresql_is_away_and_recovers(pg_url: st
             assert time.monotonic() < deadline, "the server did not see the database come back"
             time.sleep(0.5)
         assert _get(server.port, "/api/v1/consultations")[0] == 200
-    finally:
-        server.stop()
-        if relay.listener is not None:
-            relay.cut()
     err = server.stderr()
     assert "Traceback" not in err and "internal_error" not in err, err
     assert 1 <= err.count("database_unavailable") <= 6, err  # one line per kind of failure, rate-limited
@@ -271,12 +279,7 @@ def test_a_worker_started_again_while_postgresql_is_away_says_so_in_one_line_and
 
     Once PostgreSQL answers again, the server has its two workers and answers.
     """
-    migrated(pg_url)
-    url = make_url(normalize_url(pg_url))
-    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
-    relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
-    server = Server(relayed, tmp_path, "--workers", "2")
-    try:
+    with _behind_a_relay(pg_url, tmp_path, "--workers", "2") as (relay, server):
         deadline = time.monotonic() + 60
         while len(first := server.workers()) < 2:
             assert time.monotonic() < deadline, server.stderr()
@@ -292,10 +295,6 @@ def test_a_worker_started_again_while_postgresql_is_away_says_so_in_one_line_and
             assert time.monotonic() < deadline, server.stderr()
             time.sleep(0.5)
         assert _get(server.port, "/api/v1/consultations")[0] == 200
-    finally:
-        server.stop()
-        if relay.listener is not None:
-            relay.cut()
     err = server.stderr()
     assert "Traceback" not in err and "internal_error" not in err, err
     refused = [line for line in err.splitlines() if "worker_start_refused" in line]
